@@ -1,0 +1,70 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WideValley.Data;
+
+/// <summary>
+/// Contiguous batching for truncated back-propagation through time. The token stream is cut into
+/// <see cref="BatchSize"/> equal rows (row b holds tokens [b*C, (b+1)*C)), and each minibatch is the next window of
+/// <see cref="Unroll"/> columns: inputs (B, u) and targets shifted by one token. Row b of window k+1 continues row b of
+/// window k, which is what lets a language model carry its hidden state from one minibatch to the next. The last
+/// window of a pass may be shorter. Passes repeat the same windows in the same order (no shuffling: order is the point).
+/// </summary>
+public sealed class BpttStream : IDisposable
+{
+    readonly Tensor _rows;
+
+    public int BatchSize { get; }
+    public int Unroll { get; }
+    /// <summary>Tokens per row.</summary>
+    public long Columns { get; }
+    /// <summary>Windows in one pass: ceil((Columns - 1) / Unroll).</summary>
+    public long WindowsPerPass { get; }
+    /// <summary>(pass, index of the next window within the pass).</summary>
+    public StreamPosition Position { get; set; }
+
+    public BpttStream(Tensor tokens, int batchSize, int unroll, string what = "token stream")
+    {
+        if (tokens.dim() != 1 || tokens.dtype != ScalarType.Int64)
+            throw new ArgumentException($"{what}: expected a 1-D int64 tensor of token ids");
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be at least 1");
+        if (unroll < 1) throw new ArgumentOutOfRangeException(nameof(unroll), unroll, "unroll length must be at least 1");
+        var columns = tokens.shape[0] / batchSize;
+        if (columns < 2)
+            throw new ArgumentException(
+                $"{what}: {tokens.shape[0]} tokens are too few for {batchSize} rows; each row needs at least 2 tokens (input and target)");
+        BatchSize = batchSize;
+        Unroll = unroll;
+        Columns = columns;
+        WindowsPerPass = (columns - 1 + unroll - 1) / unroll;
+        _rows = tokens.narrow(0, 0, columns * batchSize).view(batchSize, columns).contiguous().DetachFromDisposeScope();
+    }
+
+    /// <summary>
+    /// The next window. <c>StartsPass</c> is true for the first window of a pass, where a model should start from a
+    /// fresh hidden state. Tensors belong to the caller's dispose scope.
+    /// </summary>
+    public (Tensor Inputs, Tensor Targets, bool StartsPass) Next()
+    {
+        var (pass, window) = Position;
+        var start = window * Unroll;
+        var len = Math.Min(Unroll, Columns - 1 - start);
+        var inputs = _rows.narrow(1, start, len);
+        var targets = _rows.narrow(1, start + 1, len);
+        Position = window + 1 == WindowsPerPass ? new StreamPosition(pass + 1, 0) : new StreamPosition(pass, window + 1);
+        return (inputs, targets, window == 0);
+    }
+
+    /// <summary>All windows of one pass in order, for evaluation (does not move <see cref="Position"/>).</summary>
+    public IEnumerable<(Tensor Inputs, Tensor Targets)> OnePass()
+    {
+        for (long w = 0; w < WindowsPerPass; w++)
+        {
+            var start = w * Unroll;
+            var len = Math.Min(Unroll, Columns - 1 - start);
+            yield return (_rows.narrow(1, start, len), _rows.narrow(1, start + 1, len));
+        }
+    }
+
+    public void Dispose() => _rows.Dispose();
+}

@@ -1,0 +1,110 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WideValley.Data;
+
+/// <summary>Where a <see cref="MinibatchStream"/> or <see cref="BpttStream"/> is: which pass over the data, and how far into it.</summary>
+public readonly record struct StreamPosition(long Pass, long Offset);
+
+/// <summary>
+/// An endless stream of training minibatches drawn from tensors held in memory: the samples of each pass over the data
+/// follow a fresh permutation (randperm + index_select, which is far faster than a DataLoader), and minibatches are
+/// consecutive chunks of the concatenated permutations, so every minibatch has exactly <see cref="BatchSize"/> samples
+/// and a minibatch may straddle two passes. Pass p's permutation depends only on (seed, p): the order differs every
+/// pass, is reproducible, and a stream restored to a <see cref="StreamPosition"/> continues exactly as the original.
+/// </summary>
+public sealed class MinibatchStream : IDisposable
+{
+    readonly LabeledData _data;
+    readonly long _seed;
+    Tensor? _permutation;
+    long _permutationPass = -1;
+
+    public int BatchSize { get; }
+    public long Count => _data.Count;
+    /// <summary>Minibatches per pass over the data; fractional when the batch size does not divide the set size.</summary>
+    public double MinibatchesPerPass => (double)Count / BatchSize;
+    public StreamPosition Position { get; set; }
+
+    public MinibatchStream(LabeledData data, int batchSize, long seed)
+    {
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be at least 1");
+        if (data.Count < 1) throw new ArgumentException("cannot draw minibatches from an empty set", nameof(data));
+        _data = data;
+        _seed = seed;
+        BatchSize = batchSize;
+    }
+
+    /// <summary>Draws the next minibatch. The tensors belong to the caller's dispose scope.</summary>
+    public (Tensor Inputs, Tensor Labels) Next()
+    {
+        using var scope = NewDisposeScope();
+        Tensor indices;
+        var (pass, offset) = Position;
+        var n = Count;
+        if (offset + BatchSize <= n)
+        {
+            indices = PermutationFor(pass).narrow(0, offset, BatchSize);
+            Position = offset + BatchSize == n ? new StreamPosition(pass + 1, 0) : new StreamPosition(pass, offset + BatchSize);
+        }
+        else
+        {
+            // The batch straddles passes (possibly several, when the batch is larger than the set).
+            var parts = new List<Tensor>();
+            long need = BatchSize;
+            while (need > 0)
+            {
+                var take = Math.Min(need, n - offset);
+                parts.Add(PermutationFor(pass).narrow(0, offset, take).clone());
+                need -= take;
+                offset += take;
+                if (offset == n) { pass++; offset = 0; }
+            }
+            indices = cat(parts, 0);
+            Position = new StreamPosition(pass, offset);
+        }
+        var x = _data.Inputs.index_select(0, indices);
+        var y = _data.Labels.index_select(0, indices);
+        return (x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope());
+    }
+
+    Tensor PermutationFor(long pass)
+    {
+        if (pass != _permutationPass || _permutation is null)
+        {
+            _permutation?.Dispose();
+            using var gen = new Generator(MixSeed(_seed, pass));
+            _permutation = randperm(Count, generator: gen).to(_data.Inputs.device).DetachFromDisposeScope();
+            _permutationPass = pass;
+        }
+        return _permutation;
+    }
+
+    /// <summary>SplitMix64 of (seed, pass): distinct, well-spread generator seeds per pass.</summary>
+    internal static ulong MixSeed(long seed, long pass)
+    {
+        unchecked
+        {
+            var z = (ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)pass + 0x632BE59BD9B4E019UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+    }
+
+    public void Dispose() => _permutation?.Dispose();
+}
+
+/// <summary>Sequential, unshuffled minibatches over a set, for evaluation. Yields views (no copies).</summary>
+public static class Batches
+{
+    public static IEnumerable<(Tensor Inputs, Tensor Labels)> InOrder(LabeledData data, int batchSize)
+    {
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be at least 1");
+        for (long start = 0; start < data.Count; start += batchSize)
+        {
+            var len = Math.Min(batchSize, data.Count - start);
+            yield return (data.Inputs.narrow(0, start, len), data.Labels.narrow(0, start, len));
+        }
+    }
+}
