@@ -1,0 +1,92 @@
+using TorchSharp;
+using WideValley.Data;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace WideValley.Training;
+
+/// <summary>
+/// Supervised classification with cross-entropy: minibatches from an in-memory <see cref="MinibatchStream"/>,
+/// evaluation by error rate.
+/// </summary>
+public sealed class ClassificationTask : ITrainingTask
+{
+    readonly nn.Module<Tensor, Tensor> _model;
+    readonly ClassificationDataset _data;
+    readonly MinibatchStream _stream;
+    readonly int _evalBatchSize;
+    readonly bool _ownsData;
+
+    public ClassificationTask(nn.Module<Tensor, Tensor> model, ClassificationDataset data, int batchSize, long seed,
+        int evalBatchSize = 1000, bool ownsData = true)
+    {
+        _model = model;
+        _data = data;
+        _stream = new MinibatchStream(data.Train, batchSize, seed);
+        _evalBatchSize = evalBatchSize;
+        _ownsData = ownsData;
+    }
+
+    public nn.Module Model => _model;
+    public bool IsLanguageModel => false;
+    public double MinibatchesPerPass => _stream.MinibatchesPerPass;
+    public long TrainingSize => _data.Train.Count;
+    public bool HasValidation => _data.Validation is not null;
+    public ClassificationDataset Data => _data;
+    public MinibatchStream Stream => _stream;
+
+    public MinibatchLoss NextTrainingLoss()
+    {
+        var (x, y) = _stream.Next();
+        var logits = _model.forward(x);
+        var loss = F.cross_entropy(logits, y);
+        long errors;
+        using (no_grad())
+            errors = logits.argmax(1).ne(y).sum().item<long>();
+        return new MinibatchLoss(loss, loss.ToDouble(), errors, y.shape[0]);
+    }
+
+    public Evaluation Evaluate(EvaluationSplit split)
+    {
+        var set = split switch
+        {
+            EvaluationSplit.Train => _data.Train,
+            EvaluationSplit.Validation => _data.Validation ?? throw new InvalidOperationException("this dataset has no validation split"),
+            _ => _data.Test,
+        };
+        return TaskHelpers.Evaluating(_model, () =>
+        {
+            double lossSum = 0;
+            long errors = 0;
+            foreach (var (x, y) in Batches.InOrder(set, _evalBatchSize))
+            {
+                using var scope = NewDisposeScope();
+                var logits = _model.forward(x);
+                lossSum += F.cross_entropy(logits, y, reduction: nn.Reduction.Sum).ToDouble();
+                errors += logits.argmax(1).ne(y).sum().item<long>();
+            }
+            return new Evaluation(lossSum / set.Count, 100.0 * errors / set.Count, set.Count, null);
+        });
+    }
+
+    public void FeedTrainingData(int maxMinibatches)
+    {
+        using var noGrad = no_grad();
+        var fed = 0;
+        foreach (var (x, _) in Batches.InOrder(_data.Train, _stream.BatchSize))
+        {
+            if (maxMinibatches > 0 && fed++ >= maxMinibatches) break;
+            using var scope = NewDisposeScope();
+            _model.forward(x);
+        }
+    }
+
+    public void SaveState(BinaryWriter writer) => TaskHelpers.WritePosition(writer, _stream.Position);
+    public void LoadState(BinaryReader reader) => _stream.Position = TaskHelpers.ReadPosition(reader);
+
+    public void Dispose()
+    {
+        _stream.Dispose();
+        if (_ownsData) _data.Dispose();
+    }
+}

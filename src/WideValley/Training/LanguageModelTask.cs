@@ -1,0 +1,162 @@
+using TorchSharp;
+using WideValley.Data;
+using WideValley.Models;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace WideValley.Training;
+
+/// <summary>
+/// Next-token prediction with truncated back-propagation through time: contiguous BPTT windows, the hidden state carried
+/// (detached) from one window to the next and reset at the start of every pass. Loss is the mean cross-entropy per
+/// token; evaluation reports perplexity = exp(mean loss).
+/// </summary>
+public sealed class LanguageModelTask : ITrainingTask
+{
+    readonly nn.Module _module;
+    readonly IRecurrentLanguageModel _model;
+    readonly TokenCorpus _corpus;
+    readonly BpttStream _train;
+    readonly int _evalBatchSize;
+    readonly int _unroll;
+    readonly bool _ownsData;
+    readonly Device _device;
+    RecurrentState? _state;
+
+    public LanguageModelTask(nn.Module model, TokenCorpus corpus, int batchSize, int unroll, Device device,
+        int? evalBatchSize = null, bool ownsData = true)
+    {
+        _module = model;
+        _model = model as IRecurrentLanguageModel
+                 ?? throw new ArgumentException($"model {model.GetName()} is not a recurrent language model", nameof(model));
+        if (_model.VocabularySize != corpus.Vocabulary.Count)
+            throw new ArgumentException(
+                $"the model predicts {_model.VocabularySize} tokens but the corpus '{corpus.Name}' has a vocabulary of {corpus.Vocabulary.Count}");
+        _corpus = corpus;
+        _device = device;
+        _train = new BpttStream(corpus.Train.to(device), batchSize, unroll, $"{corpus.Name} training tokens");
+        _evalBatchSize = evalBatchSize ?? batchSize;
+        _unroll = unroll;
+        _ownsData = ownsData;
+    }
+
+    public nn.Module Model => _module;
+    public bool IsLanguageModel => true;
+    public double MinibatchesPerPass => _train.WindowsPerPass;
+    public long TrainingSize => _corpus.Train.shape[0];
+    public bool HasValidation => _corpus.Validation.shape[0] > 1;
+    public TokenCorpus Corpus => _corpus;
+
+    public MinibatchLoss NextTrainingLoss()
+    {
+        var (inputs, targets, startsPass) = _train.Next();
+        if (startsPass) { _state?.Dispose(); _state = null; }
+        var (logits, hidden, cell) = _model.Forward(inputs, _state);
+        var old = _state;
+        _state = new RecurrentState(hidden.detach().clone(), cell.detach().clone());
+        old?.Dispose();
+        var flatLogits = logits.reshape(-1, logits.shape[^1]);
+        var flatTargets = targets.reshape(-1);
+        var loss = F.cross_entropy(flatLogits, flatTargets);
+        long errors;
+        using (no_grad())
+            errors = flatLogits.argmax(1).ne(flatTargets).sum().item<long>();
+        return new MinibatchLoss(loss, loss.ToDouble(), errors, flatTargets.shape[0]);
+    }
+
+    public Evaluation Evaluate(EvaluationSplit split)
+    {
+        var tokens = split switch
+        {
+            EvaluationSplit.Train => _corpus.Train,
+            EvaluationSplit.Validation => _corpus.Validation,
+            _ => _corpus.Test,
+        };
+        return TaskHelpers.Evaluating(_module, () =>
+        {
+            // Small evaluation sets may not fill the training batch size; fall back to fewer rows.
+            var rows = (int)Math.Max(1, Math.Min(_evalBatchSize, (tokens.shape[0] - 1) / 2));
+            using var stream = new BpttStream(tokens.to(_device), rows, _unroll, $"{_corpus.Name} {split} tokens");
+            double nll = 0;
+            long count = 0, errors = 0;
+            RecurrentState? state = null;
+            try
+            {
+                foreach (var (x, y) in stream.OnePass())
+                {
+                    using var scope = NewDisposeScope();
+                    var (logits, hidden, cell) = _model.Forward(x, state);
+                    state?.Dispose();
+                    state = new RecurrentState(hidden.clone(), cell.clone());
+                    var flat = logits.reshape(-1, logits.shape[^1]);
+                    var target = y.reshape(-1);
+                    nll += F.cross_entropy(flat, target, reduction: nn.Reduction.Sum).ToDouble();
+                    errors += flat.argmax(1).ne(target).sum().item<long>();
+                    count += target.shape[0];
+                }
+            }
+            finally
+            {
+                state?.Dispose();
+            }
+            var mean = nll / count;
+            return new Evaluation(mean, 100.0 * errors / count, count, Math.Exp(mean));
+        });
+    }
+
+    /// <summary>Recurrent models here have no normalisation statistics, but feeding is still well defined.</summary>
+    public void FeedTrainingData(int maxMinibatches)
+    {
+        using var noGrad = no_grad();
+        RecurrentState? state = null;
+        var fed = 0;
+        try
+        {
+            foreach (var (x, _) in _train.OnePass())
+            {
+                if (maxMinibatches > 0 && fed++ >= maxMinibatches) break;
+                using var scope = NewDisposeScope();
+                var (_, h, c) = _model.Forward(x, state);
+                state?.Dispose();
+                state = new RecurrentState(h.clone(), c.clone());
+            }
+        }
+        finally
+        {
+            state?.Dispose();
+        }
+    }
+
+    public void SaveState(BinaryWriter writer)
+    {
+        TaskHelpers.WritePosition(writer, _train.Position);
+        writer.Write(_state is not null);
+        if (_state is not null)
+        {
+            _state.Hidden.cpu().Save(writer);
+            _state.Cell.cpu().Save(writer);
+        }
+    }
+
+    public void LoadState(BinaryReader reader)
+    {
+        _train.Position = TaskHelpers.ReadPosition(reader);
+        _state?.Dispose();
+        _state = null;
+        if (reader.ReadBoolean())
+        {
+            var h = torch.zeros(0);
+            var c = torch.zeros(0);
+            h.Load(reader);
+            c.Load(reader);
+            _state = new RecurrentState(h.to(_device), c.to(_device));
+        }
+    }
+
+    public void Dispose()
+    {
+        _state?.Dispose();
+        _train.Dispose();
+        if (_ownsData) _corpus.Dispose();
+    }
+}

@@ -1,0 +1,354 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using WideValley.Optim;
+using static TorchSharp.torch;
+
+namespace WideValley.Training;
+
+/// <summary>How a <see cref="Trainer"/> runs. Everything here is independent of which optimizer is used.</summary>
+public sealed record TrainerOptions
+{
+    /// <summary>Outer epochs: each takes ceil(training-set size / batch size) optimizer steps, whatever a step costs.</summary>
+    public int Epochs { get; init; } = 1;
+    /// <summary>Stop early once this many effective epochs (gradient evaluations x batch / set size) are done.</summary>
+    public double? MaxEffectiveEpochs { get; init; }
+    public LearningRateSchedule Schedule { get; init; } = new ConstantSchedule();
+    /// <summary>Clip the global gradient norm of every gradient evaluation to this (0 = off).</summary>
+    public double ClipGradNorm { get; init; }
+    /// <summary>Recollect BatchNorm statistics at the current weights before each evaluation.</summary>
+    public bool RecalibrateBatchNorm { get; init; }
+    /// <summary>Minibatches fed for the recalibration (0 = one full pass over the training set).</summary>
+    public int RecalibrationMinibatches { get; init; }
+    /// <summary>Also evaluate loss and error on the whole training set at the end of each epoch.</summary>
+    public bool EvaluateTrainingSet { get; init; }
+    public bool EvaluateTest { get; init; } = true;
+    /// <summary>Run folder for metrics.jsonl, summary.json, TensorBoard and the checkpoint; null writes nothing.</summary>
+    public string? OutputDirectory { get; init; }
+    public bool WriteCheckpoints { get; init; } = true;
+    public bool TensorBoard { get; init; } = true;
+    /// <summary>Names for the checkpoint and summary.</summary>
+    public string ModelName { get; init; } = "";
+    public string OptimizerName { get; init; } = "";
+    /// <summary>The caller's description of the run, stored in checkpoint and summary (e.g. the CLI options).</summary>
+    public JsonNode? RunConfig { get; init; }
+}
+
+public enum TrainingStatus { Completed, Interrupted, Diverged }
+
+/// <summary>Progress within an epoch, reported after every optimizer step.</summary>
+public readonly record struct StepProgress(int Epoch, int Epochs, long Step, long StepsPerEpoch, double MeanTrainLoss, double EffectiveEpochs);
+
+public sealed record TrainingResult(
+    TrainingStatus Status,
+    string? Message,
+    IReadOnlyList<EpochMetrics> Epochs,
+    long GradEvals,
+    double EffectiveEpochs,
+    double TotalSeconds)
+{
+    public EpochMetrics? Last => Epochs.Count > 0 ? Epochs[^1] : null;
+}
+
+/// <summary>Thrown (inside the closure) when a minibatch loss is not finite; caught by the trainer.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
+/// <summary>
+/// Trains any <see cref="ITrainingTask"/> with any TorchSharp optimizer. Each optimizer step receives a closure that
+/// draws a fresh minibatch, computes its loss, back-propagates and returns the loss; the trainer counts closure calls
+/// as gradient evaluations, so optimizers that evaluate several minibatches per step (Entropy-SGD) need no special
+/// handling, and runs of different optimizers can be compared at equal effective epochs.
+/// </summary>
+public sealed class Trainer
+{
+    public const string CheckpointFileName = "checkpoint.bin";
+    public const string SummaryFileName = "summary.json";
+
+    readonly ITrainingTask _task;
+    readonly optim.Optimizer _optimizer;
+    readonly TrainerOptions _options;
+    readonly List<TorchSharp.Modules.Parameter> _parameters;
+    volatile bool _stopRequested;
+
+    // Counters and accumulators of the current run (restored from a checkpoint on resume).
+    long _gradEvals, _outerSteps;
+    double _lossSum;
+    long _errors, _count;
+    int _currentEpoch;
+    long _currentStep;
+
+    public Action<StepProgress>? StepCompleted { get; set; }
+    public Action<EpochMetrics>? EpochCompleted { get; set; }
+
+    public Trainer(ITrainingTask task, optim.Optimizer optimizer, TrainerOptions options)
+    {
+        if (options.Epochs < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Epochs, "--epochs must be at least 1");
+        if (options.MaxEffectiveEpochs is double b && !(b > 0))
+            throw new ArgumentOutOfRangeException(nameof(options), b, "the effective-epoch budget must be positive");
+        if (options.ClipGradNorm < 0) throw new ArgumentOutOfRangeException(nameof(options), options.ClipGradNorm, "--clip-grad-norm must be 0 (off) or positive");
+        _task = task;
+        _optimizer = optimizer;
+        _options = options;
+        _parameters = task.Model.parameters().Where(p => p.requires_grad).ToList();
+    }
+
+    public long GradEvals => _gradEvals;
+    public double EffectiveEpochs => _gradEvals / _task.MinibatchesPerPass;
+
+    /// <summary>Optimizer steps per outer epoch: ceil(minibatches per pass).</summary>
+    public long StepsPerEpoch => (long)Math.Ceiling(_task.MinibatchesPerPass - 1e-9);
+
+    /// <summary>
+    /// Asks the run to stop after the current optimizer step; it then writes a checkpoint and returns
+    /// <see cref="TrainingStatus.Interrupted"/>. Safe to call from another thread (e.g. a Ctrl-C handler).
+    /// </summary>
+    public void RequestStop() => _stopRequested = true;
+
+    string? OutPath(string name) => _options.OutputDirectory is null ? null : Path.Combine(_options.OutputDirectory, name);
+
+    /// <summary>
+    /// Trains until the configured epochs (or effective-epoch budget) are done. With <paramref name="resume"/>, first
+    /// restores the checkpoint in the output folder and continues from exactly where it was written.
+    /// </summary>
+    public TrainingResult Run(bool resume = false)
+    {
+        var history = new List<EpochMetrics>();
+        double priorSeconds = 0, partialEpochSeconds = 0;
+        var startEpoch = 1;
+        if (resume)
+        {
+            var path = OutPath(CheckpointFileName) ?? throw new InvalidOperationException("resuming needs an output folder");
+            var meta = Checkpoint.Load(path, _task.Model, _optimizer, _task);
+            _gradEvals = meta.GradEvals;
+            _outerSteps = meta.OuterSteps;
+            priorSeconds = meta.ElapsedSeconds;
+            startEpoch = meta.CompletedEpochs + 1;
+            _currentStep = meta.StepInEpoch;
+            _lossSum = meta.PartialLossSum;
+            _errors = meta.PartialErrors;
+            _count = meta.PartialCount;
+            partialEpochSeconds = meta.PartialSeconds;
+            var metricsPath = OutPath("metrics.jsonl")!;
+            if (File.Exists(metricsPath))
+                history.AddRange(MetricsLog.Read(metricsPath).Where(m => m.Epoch <= meta.CompletedEpochs));
+        }
+
+        using var log = _options.OutputDirectory is null ? null
+            : new MetricsLog(_options.OutputDirectory, resume ? startEpoch - 1 : null, _options.TensorBoard);
+        var total = Stopwatch.StartNew();
+        double Elapsed() => priorSeconds + total.Elapsed.TotalSeconds;
+        var status = TrainingStatus.Completed;
+        string? message = null;
+        _task.Model.train();
+
+        try
+        {
+            for (var epoch = startEpoch; epoch <= _options.Epochs; epoch++)
+            {
+                if (BudgetReached()) break;
+                _currentEpoch = epoch;
+                var epochWatch = Stopwatch.StartNew();
+                var lr = SetLearningRates(epoch);
+                if (epoch != startEpoch) { _currentStep = 0; _lossSum = 0; _errors = 0; _count = 0; partialEpochSeconds = 0; }
+                _task.Model.train();
+                while (_currentStep < StepsPerEpoch && !BudgetReached())
+                {
+                    using (var scope = NewDisposeScope())
+                        _optimizer.step(Closure);
+                    _currentStep++;
+                    _outerSteps++;
+                    StepCompleted?.Invoke(new StepProgress(epoch, _options.Epochs, _currentStep, StepsPerEpoch,
+                        _count > 0 ? _lossSum / _count : double.NaN, EffectiveEpochs));
+                    if (_stopRequested && _currentStep < StepsPerEpoch)
+                    {
+                        RequireFiniteWeights(epoch);
+                        SaveCheckpoint(epoch - 1, _currentStep, Elapsed(), partialEpochSeconds + epochWatch.Elapsed.TotalSeconds, "interrupted");
+                        status = TrainingStatus.Interrupted;
+                        message = $"stopped on request in epoch {epoch} after step {_currentStep} of {StepsPerEpoch}; " +
+                                  (_options.OutputDirectory is null ? "no output folder, nothing saved" : $"resume with --resume (checkpoint: {OutPath(CheckpointFileName)})");
+                        return Finish(history, status, message, Elapsed());
+                    }
+                }
+
+                var metrics = EndOfEpoch(epoch, lr, partialEpochSeconds + epochWatch.Elapsed.TotalSeconds, Elapsed());
+                RequireFiniteWeights(epoch);
+                history.Add(metrics);
+                log?.Append(metrics);
+                SaveCheckpoint(epoch, 0, Elapsed(), 0, "epoch-end");
+                EpochCompleted?.Invoke(metrics);
+                WriteSummary(history, TrainingStatus.Completed, null, Elapsed(), finished: false);
+                if (_stopRequested && epoch < _options.Epochs)
+                {
+                    status = TrainingStatus.Interrupted;
+                    message = $"stopped on request after epoch {epoch}; resume with --resume";
+                    return Finish(history, status, message, Elapsed());
+                }
+            }
+        }
+        catch (TrainingDivergedException e)
+        {
+            status = TrainingStatus.Diverged;
+            var kept = history.Count > 0 ? $"the last good checkpoint (end of epoch {history[^1].Epoch}) is kept" : "no checkpoint was written";
+            message = $"{e.Message}. Training stopped; {kept}" +
+                      (_options.OutputDirectory is null ? "." : $" in {_options.OutputDirectory}.") +
+                      " Try a smaller --lr, --clip-grad-norm, or more weight decay.";
+        }
+        return Finish(history, status, message, Elapsed());
+    }
+
+    bool BudgetReached() => _options.MaxEffectiveEpochs is double budget && EffectiveEpochs >= budget - 1e-9;
+
+    double SetLearningRates(int epoch)
+    {
+        var factor = _options.Schedule.Factor(epoch);
+        double first = double.NaN;
+        foreach (var group in _optimizer.ParamGroups)
+        {
+            group.LearningRate = group.InitialLearningRate * factor;
+            if (double.IsNaN(first)) first = group.LearningRate;
+        }
+        return first;
+    }
+
+    /// <summary>The closure handed to the optimizer: one fresh minibatch, one gradient evaluation.</summary>
+    Tensor Closure()
+    {
+        _optimizer.zero_grad();
+        var mb = _task.NextTrainingLoss();
+        if (!double.IsFinite(mb.Value))
+            throw new TrainingDivergedException(
+                $"training diverged in epoch {_currentEpoch}, step {_currentStep + 1} of {StepsPerEpoch} " +
+                $"(gradient evaluation {_gradEvals + 1:N0}): the minibatch loss is {mb.Value}");
+        mb.Loss.backward();
+        if (_options.ClipGradNorm > 0)
+            nn.utils.clip_grad_norm_(_parameters, _options.ClipGradNorm);
+        _gradEvals++;
+        _lossSum += mb.Value * mb.Count;
+        _errors += mb.Errors;
+        _count += mb.Count;
+        return mb.Loss;
+    }
+
+    EpochMetrics EndOfEpoch(int epoch, double lr, double trainingSeconds, double elapsedBefore)
+    {
+        var watch = Stopwatch.StartNew();
+        if (_options.RecalibrateBatchNorm)
+            BatchNormRecalibration.Recalibrate(_task, _options.RecalibrationMinibatches);
+        var trainLoss = _count > 0 ? _lossSum / _count : double.NaN;
+        var m = new EpochMetrics
+        {
+            Epoch = epoch,
+            EffectiveEpochs = EffectiveEpochs,
+            GradEvals = _gradEvals,
+            OuterSteps = _outerSteps,
+            Lr = lr,
+            TrainLoss = trainLoss,
+            TrainError = _count > 0 ? 100.0 * _errors / _count : double.NaN,
+            TrainPerplexity = _task.IsLanguageModel ? Math.Exp(trainLoss) : null,
+        };
+        if (_task.HasValidation)
+        {
+            var v = _task.Evaluate(EvaluationSplit.Validation);
+            (m.ValLoss, m.ValError, m.ValPerplexity) = (v.Loss, v.ErrorPercent, v.Perplexity);
+        }
+        if (_options.EvaluateTest)
+        {
+            var t = _task.Evaluate(EvaluationSplit.Test);
+            (m.TestLoss, m.TestError, m.TestPerplexity) = (t.Loss, t.ErrorPercent, t.Perplexity);
+        }
+        if (_options.EvaluateTrainingSet)
+        {
+            var t = _task.Evaluate(EvaluationSplit.Train);
+            (m.TrainEvalLoss, m.TrainEvalError) = (t.Loss, t.ErrorPercent);
+        }
+        if (_optimizer is IOptimizerDiagnostics diagnostics)
+        {
+            var d = diagnostics.TakeDiagnostics();
+            if (d.Count > 0) m.Extra = d.ToDictionary(kv => kv.Key, kv => (object)kv.Value);
+        }
+        m.Seconds = trainingSeconds + watch.Elapsed.TotalSeconds;
+        m.TotalSeconds = elapsedBefore + watch.Elapsed.TotalSeconds;
+        return m;
+    }
+
+    void RequireFiniteWeights(int epoch)
+    {
+        foreach (var (name, p) in _task.Model.named_parameters())
+        {
+            using var finite = isfinite(p).all();
+            if (!finite.item<bool>())
+                throw new TrainingDivergedException($"training diverged in epoch {epoch}: parameter '{name}' has non-finite values");
+        }
+    }
+
+    void SaveCheckpoint(int completedEpochs, long stepInEpoch, double elapsed, double partialSeconds, string reason)
+    {
+        var path = OutPath(CheckpointFileName);
+        if (path is null || !_options.WriteCheckpoints) return;
+        var meta = new CheckpointMeta
+        {
+            CompletedEpochs = completedEpochs,
+            StepInEpoch = stepInEpoch,
+            GradEvals = _gradEvals,
+            OuterSteps = _outerSteps,
+            ElapsedSeconds = elapsed,
+            PartialLossSum = stepInEpoch > 0 ? _lossSum : 0,
+            PartialErrors = stepInEpoch > 0 ? _errors : 0,
+            PartialCount = stepInEpoch > 0 ? _count : 0,
+            PartialSeconds = partialSeconds,
+            Model = _options.ModelName,
+            Optimizer = _options.OptimizerName,
+            Parameters = Checkpoint.CountParameters(_task.Model),
+            Reason = reason,
+            SavedAtUtc = DateTime.UtcNow.ToString("O"),
+            WideValleyVersion = typeof(Trainer).Assembly.GetName().Version?.ToString() ?? "",
+            RunConfig = _options.RunConfig?.DeepClone(),
+        };
+        Checkpoint.Save(path, meta, _task.Model, _optimizer, _task);
+    }
+
+    TrainingResult Finish(List<EpochMetrics> history, TrainingStatus status, string? message, double elapsed)
+    {
+        WriteSummary(history, status, message, elapsed, finished: status == TrainingStatus.Completed);
+        return new TrainingResult(status, message, history, _gradEvals, EffectiveEpochs, elapsed);
+    }
+
+    void WriteSummary(List<EpochMetrics> history, TrainingStatus status, string? message, double elapsed, bool finished)
+    {
+        var path = OutPath(SummaryFileName);
+        if (path is null) return;
+        var last = history.Count > 0 ? history[^1] : null;
+        var best = history.Where(h => h.ValError is not null).OrderBy(h => h.ValError).FirstOrDefault();
+        var summary = new JsonObject
+        {
+            ["status"] = finished ? "finished" : status == TrainingStatus.Completed ? "running" : status.ToString().ToLowerInvariant(),
+            ["message"] = message,
+            ["model"] = _options.ModelName,
+            ["optimizer"] = _options.OptimizerName,
+            ["parameters"] = Checkpoint.CountParameters(_task.Model),
+            ["training_size"] = _task.TrainingSize,
+            ["epochs_planned"] = _options.Epochs,
+            ["epochs_completed"] = last?.Epoch ?? 0,
+            ["effective_epochs"] = EffectiveEpochs,
+            ["grad_evals"] = _gradEvals,
+            ["total_seconds"] = elapsed,
+            ["seconds_per_epoch"] = history.Count > 0 ? history.Average(h => h.Seconds) : null,
+            ["final"] = last is null ? null : JsonNode.Parse(last.ToJsonLine()),
+            ["best_val"] = best is null ? null : new JsonObject
+            {
+                ["epoch"] = best.Epoch,
+                ["val_error"] = best.ValError,
+                ["val_loss"] = best.ValLoss,
+                ["test_error"] = best.TestError,
+            },
+            ["threads"] = get_num_threads(),
+            ["config"] = _options.RunConfig?.DeepClone(),
+        };
+        AtomicFile.WriteAllText(path, summary.ToJsonString(new JsonSerializerOptions
+        {
+            WriteIndented = true,
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        }) + "\n");
+    }
+}
