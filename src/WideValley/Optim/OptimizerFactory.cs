@@ -23,6 +23,7 @@ public sealed record OptimizerSettings
 /// <param name="Name">Name on the command line, e.g. "sgd".</param>
 /// <param name="Description">One line for help text.</param>
 /// <param name="Create">Builds the optimizer over the given parameters (after the model is on its device).</param>
+/// <param name="DefaultLearningRate">The learning rate used when none is given.</param>
 /// <param name="RecalibratesBatchNormByDefault">
 /// True for optimizers that evaluate the network away from the current weights (the Langevin iterates of
 /// Entropy-SGD), so the BatchNorm running statistics must be recollected at the weights before evaluation.
@@ -31,6 +32,7 @@ public sealed record OptimizerDescriptor(
     string Name,
     string Description,
     Func<IEnumerable<Parameter>, OptimizerSettings, optim.Optimizer> Create,
+    double DefaultLearningRate = 0.1,
     bool RecalibratesBatchNormByDefault = false);
 
 /// <summary>
@@ -44,7 +46,7 @@ public static class OptimizerFactory
     static OptimizerFactory()
     {
         Register(new OptimizerDescriptor("sgd", "SGD with optional (Nesterov) momentum and weight decay", CreateSgd));
-        Register(new OptimizerDescriptor("adam", "Adam (Kingma & Ba) with optional L2 weight decay", CreateAdam));
+        Register(new OptimizerDescriptor("adam", "Adam (Kingma & Ba) with optional L2 weight decay", CreateAdam, DefaultLearningRate: 1e-3));
     }
 
     public static void Register(OptimizerDescriptor descriptor) => Descriptors[descriptor.Name] = descriptor;

@@ -1,0 +1,88 @@
+using System.CommandLine;
+using Spectre.Console;
+using WideValley.Cli.Commands;
+
+namespace WideValley.Cli;
+
+/// <summary>Process exit codes of the widevalley command.</summary>
+public static class ExitCodes
+{
+    public const int Ok = 0;
+    /// <summary>The work failed: bad data, diverged training, I/O error.</summary>
+    public const int Failure = 1;
+    /// <summary>Invalid command line or option values.</summary>
+    public const int Usage = 2;
+    /// <summary>Stopped by Ctrl-C / SIGTERM after saving a checkpoint (128 + SIGINT, as shells report it).</summary>
+    public const int Interrupted = 130;
+}
+
+/// <summary>Thrown by commands for option values that parse but make no sense; reported with exit code 2.</summary>
+public sealed class UsageException(string message) : Exception(message);
+
+/// <summary>What a command writes to: plain text writers plus a Spectre console over the same output.</summary>
+public sealed class CliContext
+{
+    public required TextWriter Out { get; init; }
+    public required TextWriter Error { get; init; }
+    public required IAnsiConsole Console { get; init; }
+    /// <summary>True when output goes to a terminal, where a live progress bar makes sense.</summary>
+    public bool Interactive { get; init; }
+}
+
+public static class CliApp
+{
+    /// <summary>Builds the command tree; used by Main and by the tests (in-process).</summary>
+    public static RootCommand BuildRoot(CliContext context)
+    {
+        var root = new RootCommand(
+            "WideValley: Entropy-SGD and loss-landscape tools for TorchSharp. " +
+            "Train the networks of Chaudhari et al. (ICLR 2017) and measure the geometry of what they find.");
+        root.Add(TrainCommand.Create(context));
+        root.Add(DemoCommand.Create(context));
+        root.Add(DataCommand.Create(context));
+        root.Add(ModelsCommand.Create(context));
+        return root;
+    }
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var interactive = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(stdout),
+            Interactive = interactive ? InteractionSupport.Yes : InteractionSupport.No,
+            Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        });
+        var context = new CliContext { Out = stdout, Error = stderr, Console = console, Interactive = interactive };
+        var root = BuildRoot(context);
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors) stderr.WriteLine($"widevalley: {error.Message}");
+            stderr.WriteLine("Run 'widevalley --help' (or '<command> --help') for usage.");
+            return ExitCodes.Usage;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration
+            {
+                Output = stdout,
+                Error = stderr,
+                EnableDefaultExceptionHandler = false,
+                // Ctrl-C is handled by the commands themselves: finish the step, save, exit.
+                ProcessTerminationTimeout = null,
+            });
+        }
+        catch (Exception e) when (e is UsageException or ArgumentException or FormatException)
+        {
+            stderr.WriteLine($"widevalley: {e.Message}");
+            return ExitCodes.Usage;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or NotSupportedException)
+        {
+            stderr.WriteLine($"widevalley: {e.Message}");
+            return ExitCodes.Failure;
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using System.CommandLine;
+using WideValley.Data;
+
+namespace WideValley.Cli.Commands;
+
+/// <summary>`widevalley data`: list, locate and download datasets.</summary>
+public static class DataCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var command = new Command("data", "List, inspect and download datasets.");
+
+        var list = new Command("list", "List the known datasets and where each would be read from.");
+        list.SetAction(_ =>
+        {
+            foreach (var name in DatasetCatalog.Names)
+            {
+                string where;
+                try { where = DatasetCatalog.ResolveFolder(name, null); }
+                catch (DataException) { where = "not found (see 'widevalley data download')"; }
+                ctx.Out.WriteLine($"{name,-14} {where}");
+                ctx.Out.WriteLine($"{"",-14} {DatasetCatalog.Describe(name)}");
+            }
+            ctx.Out.WriteLine($"{"ptb",-14} Penn Treebank words: --data ptb --data-dir DIR with ptb.train.txt, ptb.valid.txt, ptb.test.txt");
+            ctx.Out.WriteLine($"{"text",-14} any UTF-8 file as a character corpus: --data text --corpus FILE");
+            return ExitCodes.Ok;
+        });
+
+        var infoName = new Argument<string>("name") { Description = "Dataset name." };
+        var infoDir = new Option<string?>("--data-dir") { Description = "Folder holding the dataset's files." };
+        var info = new Command("info", "Load a dataset and print its sizes, shapes and preprocessing.") { infoName, infoDir };
+        info.SetAction(p =>
+        {
+            using var data = DatasetCatalog.LoadClassification(p.GetValue(infoName)!, new DataOptions { DataDir = p.GetValue(infoDir) });
+            ctx.Out.WriteLine($"{data.Name}: {data.Train.Count} training and {data.Test.Count} test samples of shape ({string.Join("x", data.SampleShape)}), {data.NumClasses} classes");
+            ctx.Out.WriteLine($"source: {data.Source}");
+            ctx.Out.WriteLine($"preprocessing: {data.Preprocessing}");
+            return ExitCodes.Ok;
+        });
+
+        var downloadName = new Argument<string>("name") { Description = "Dataset to download: " + string.Join(", ", DatasetCatalog.Names) };
+        var to = new Option<string?>("--to") { Description = "Target folder (default: the user data folder, ~/.local/share/widevalley/NAME)." };
+        var mirror = new Option<Uri?>("--mirror") { Description = "Base URL to fetch the files from instead of the official one." };
+        var download = new Command("download", "Download a dataset, verifying every file's MD5 checksum.") { downloadName, to, mirror };
+        download.SetAction(p =>
+        {
+            var name = p.GetValue(downloadName)!;
+            var target = Path.GetFullPath(p.GetValue(to) ?? DatasetCatalog.UserFolder(name));
+            DatasetDownloader.Download(name, target, p.GetValue(mirror), m => ctx.Out.WriteLine(m));
+            ctx.Out.WriteLine($"{name} is in {target}");
+            return ExitCodes.Ok;
+        });
+
+        command.Add(list);
+        command.Add(info);
+        command.Add(download);
+        return command;
+    }
+}
