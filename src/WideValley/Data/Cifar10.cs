@@ -158,7 +158,7 @@ public static class Cifar10
 
         if (preprocessing.Mode == CifarPreprocessing.GcnZca)
         {
-            options.Log?.Invoke($"cifar10: fitting ZCA whitening on {train.Count} x {ImageBytes} training features (takes about a minute for the full set)");
+            options.Log?.Invoke($"cifar10: fitting ZCA whitening on {train.Count} x {ImageBytes} training features (the full set takes tens of seconds; the result is cached)");
             using var zca = ZcaWhitening.Fit(normalised["train"], preprocessing.ZcaEpsilon);
             foreach (var (name, features) in normalised) result[name] = zca.Apply(features).view(expected[name]);
         }

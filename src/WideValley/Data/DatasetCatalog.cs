@@ -202,7 +202,7 @@ public static class DatasetCatalog
             ? $" (note: {Path.Combine(path, name)} has them; --data-dir names the folder holding the files, not its parent)"
             : "";
         return new DataException(path,
-            $"{name} data not found{hint}. Looked in: {string.Join("; ", looked)}. " +
+            $"{name} data not found{hint}. Searched: {string.Join("; ", looked)}. " +
             $"Expected files: {expected}. To fix, do one of: " + string.Join("; or ", fixes) + ".");
     }
 

@@ -16,7 +16,7 @@ internal static class ContrastNormalization
     /// Normalises the rows of <paramref name="features"/> (n, d) with d ≥ 2. The arithmetic is float64; the result is
     /// float32, computed a chunk of rows at a time so that no float64 copy of the whole set is ever held.
     /// </summary>
-    public static Tensor Global(Tensor features, long chunkRows = 8192)
+    public static Tensor Global(Tensor features, long chunkRows = ZcaWhitening.DefaultChunkRows)
     {
         if (features.dim() != 2 || features.shape[1] < 2)
             throw new ArgumentException($"expected an (n, d) matrix with d >= 2, got shape ({string.Join(", ", features.shape)})", nameof(features));
@@ -27,10 +27,9 @@ internal static class ContrastNormalization
         {
             using var chunkScope = NewDisposeScope();
             var len = Math.Min(chunkRows, n - start);
-            var rows = features.narrow(0, start, len).to(ScalarType.Float64);
+            var rows = features.narrow(0, start, len).to(ScalarType.Float64, copy: true);
             var (std, mean) = rows.std_mean(1, unbiased: true, keepdim: true);
-            var divisor = std.masked_fill(std < MinStd, 1.0);
-            output.narrow(0, start, len).copy_((rows - mean) / divisor);
+            output.narrow(0, start, len).copy_(rows.sub_(mean).div_(std.masked_fill(std < MinStd, 1.0)));
         }
         return output.MoveToOuterDisposeScope();
     }
@@ -47,6 +46,12 @@ internal static class ContrastNormalization
 internal sealed class ZcaWhitening : IDisposable
 {
     public const double DefaultEpsilon = 1e-5;
+
+    /// <summary>
+    /// Rows per float64 chunk (12 MB at d = 3072). Small on purpose: large temporaries are fresh memory each time and
+    /// first-touch page faults then cost more than the arithmetic; blocks this size are recycled by the allocator.
+    /// </summary>
+    public const long DefaultChunkRows = 512;
 
     /// <summary>Per-feature mean m of the fitting set, (d) float64.</summary>
     public Tensor Mean { get; }
@@ -70,7 +75,7 @@ internal sealed class ZcaWhitening : IDisposable
     /// accumulated in float64 over chunks of rows (two passes, so the covariance is of centred data and does not
     /// suffer the cancellation of E[x xᵀ] − m mᵀ).
     /// </summary>
-    public static ZcaWhitening Fit(Tensor features, double epsilon = DefaultEpsilon, long chunkRows = 4096)
+    public static ZcaWhitening Fit(Tensor features, double epsilon = DefaultEpsilon, long chunkRows = DefaultChunkRows)
     {
         if (features.dim() != 2)
             throw new ArgumentException($"expected an (n, d) matrix, got shape ({string.Join(", ", features.shape)})", nameof(features));
@@ -88,8 +93,8 @@ internal sealed class ZcaWhitening : IDisposable
         var covariance = zeros(d, d, ScalarType.Float64);
         foreach (var rows in Chunks(features, chunkRows))
         {
-            var centred = rows - mean;
-            covariance.add_(centred.t().matmul(centred));
+            var centred = rows.sub_(mean); // the chunk is a private float64 copy
+            covariance.addmm_(centred.t(), centred);
         }
         covariance.div_(n - 1);
 
@@ -108,7 +113,7 @@ internal sealed class ZcaWhitening : IDisposable
     /// (x − m) W for every row of <paramref name="features"/> (n, d), computed in float64 a chunk at a time and
     /// returned as <paramref name="outputType"/> (float32 by default, what the networks consume).
     /// </summary>
-    public Tensor Apply(Tensor features, ScalarType outputType = ScalarType.Float32, long chunkRows = 4096)
+    public Tensor Apply(Tensor features, ScalarType outputType = ScalarType.Float32, long chunkRows = DefaultChunkRows)
     {
         if (features.dim() != 2 || features.shape[1] != Dimension)
             throw new ArgumentException(
@@ -119,20 +124,23 @@ internal sealed class ZcaWhitening : IDisposable
         long start = 0;
         foreach (var rows in Chunks(features, chunkRows))
         {
-            output.narrow(0, start, rows.shape[0]).copy_((rows - Mean).matmul(Matrix));
+            output.narrow(0, start, rows.shape[0]).copy_(rows.sub_(Mean).matmul(Matrix));
             start += rows.shape[0];
         }
         return output.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Consecutive row blocks as float64; each block lives in its own dispose scope until the next is made.</summary>
+    /// <summary>
+    /// Consecutive row blocks as private float64 copies (callers may modify them in place); each block lives in its
+    /// own dispose scope until the next is made.
+    /// </summary>
     static IEnumerable<Tensor> Chunks(Tensor features, long chunkRows)
     {
         var n = features.shape[0];
         for (long start = 0; start < n; start += chunkRows)
         {
             using var chunkScope = NewDisposeScope();
-            yield return features.narrow(0, start, Math.Min(chunkRows, n - start)).to(ScalarType.Float64);
+            yield return features.narrow(0, start, Math.Min(chunkRows, n - start)).to(ScalarType.Float64, copy: true);
         }
     }
 
