@@ -16,6 +16,7 @@ public sealed record CifarPreprocessing
     /// <summary>Contrast normalisation, then ZCA whitening fitted on the training images. The paper's setting and the default.</summary>
     public const string GcnZca = "gcn-zca";
 
+    /// <summary>Every accepted value of <see cref="Mode"/>.</summary>
     public static IReadOnlyList<string> Modes { get; } = [None, Gcn, GcnZca];
 
     /// <summary>One of <see cref="Modes"/>.</summary>
@@ -27,6 +28,7 @@ public sealed record CifarPreprocessing
     /// </summary>
     public double ZcaEpsilon { get; init; } = ZcaWhitening.DefaultEpsilon;
 
+    /// <summary>Throws <see cref="ArgumentException"/> for an unknown mode or a negative or non-finite ε.</summary>
     public void Validate()
     {
         if (!Modes.Contains(Mode))
@@ -43,11 +45,15 @@ public sealed record CifarPreprocessing
 /// </summary>
 public static class Cifar10
 {
+    /// <summary>Pixel bytes per image: three 32x32 planes.</summary>
     public const int ImageBytes = 3 * 32 * 32;
+    /// <summary>Bytes per record: the label byte and the pixels.</summary>
     public const int RecordBytes = 1 + ImageBytes;
 
+    /// <summary>The training batch files, in the order their records are concatenated.</summary>
     public static IReadOnlyList<string> TrainFiles { get; } =
         ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+    /// <summary>The test batch file.</summary>
     public const string TestFile = "test_batch.bin";
 
     /// <summary>Class names by label.</summary>

@@ -17,6 +17,7 @@ public static class PixelScaling
     /// <summary>The raw values 0..255 as float32, which is what the Entropy-SGD reference code fed its MNIST networks.</summary>
     public const string Raw = "raw";
 
+    /// <summary>Every accepted value of <see cref="DataOptions.Scaling"/>.</summary>
     public static IReadOnlyList<string> All { get; } = [Unit, Standard, Raw];
 }
 
@@ -45,7 +46,12 @@ public sealed record DataOptions
     /// <summary>Seed of the validation split.</summary>
     public long Seed { get; init; }
 
-    /// <summary>One of <see cref="PixelScaling.All"/>; default <see cref="PixelScaling.Unit"/>.</summary>
+    /// <summary>
+    /// One of <see cref="PixelScaling.All"/>; default <see cref="PixelScaling.Unit"/>. For CIFAR-10 with contrast
+    /// normalisation (<see cref="CifarPreprocessing.Gcn"/>, <see cref="CifarPreprocessing.GcnZca"/>) the pixel scale
+    /// makes no difference, since each image is normalised by its own statistics, and
+    /// <see cref="PixelScaling.Standard"/> is rejected there.
+    /// </summary>
     public string Scaling { get; init; } = PixelScaling.Unit;
 
     /// <summary>Where preprocessed tensors are cached; null = $XDG_CACHE_HOME/widevalley or ~/.cache/widevalley.</summary>
@@ -87,8 +93,11 @@ public static class DatasetCatalog
     /// <summary>Environment variable naming a root folder with one subfolder per dataset name.</summary>
     public const string EnvironmentVariable = "WIDEVALLEY_DATA";
 
+    /// <summary>Name of Fashion-MNIST (Xiao et al. 2017).</summary>
     public const string FashionMnist = "fashion-mnist";
+    /// <summary>Name of MNIST (LeCun et al. 1998).</summary>
     public const string Mnist = "mnist";
+    /// <summary>Name of CIFAR-10 (Krizhevsky 2009).</summary>
     public const string Cifar10Name = "cifar10";
 
     /// <summary>Known dataset names.</summary>

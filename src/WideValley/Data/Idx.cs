@@ -25,12 +25,14 @@ public sealed class IdxArray
 {
     /// <summary>The file this array was read from.</summary>
     public string Path { get; }
+    /// <summary>Element type from the third magic byte.</summary>
     public IdxElementType ElementType { get; }
     /// <summary>Dimension sizes as stored in the header (empty for a scalar).</summary>
     public IReadOnlyList<long> Shape { get; }
     /// <summary>The elements, row-major, in host byte order.</summary>
     public byte[] Data { get; }
 
+    /// <summary>Number of elements (the product of <see cref="Shape"/>).</summary>
     public long ElementCount => Data.LongLength / Idx.ElementSize(ElementType);
 
     internal IdxArray(string path, IdxElementType elementType, long[] shape, byte[] data)
