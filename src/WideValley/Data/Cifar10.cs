@@ -95,6 +95,8 @@ public static class Cifar10
         var raw = ReadFolder(folder);
         using var rawTrain = ToLabeledData(raw.Train);
         using var rawTest = ToLabeledData([raw.Test]);
+        var cacheKey = CacheKey(raw.Digests, options);
+        raw = null; // the tensors hold copies; let the 180 MB of file bytes go before the heavy work
         if (preprocessing.Mode == CifarPreprocessing.None)
             return DatasetCatalog.Assemble(DatasetCatalog.Cifar10Name, folder, rawTrain, rawTest, options);
 
@@ -102,7 +104,7 @@ public static class Cifar10
         try
         {
             using var scope = NewDisposeScope();
-            var inputs = CachedOrComputed(raw, fitPart, heldOut, rawTest, options);
+            var inputs = CachedOrComputed(cacheKey, fitPart, heldOut, rawTest, options);
             var train = new LabeledData(inputs["train"], fitPart.Labels.clone(), 10);
             var (kept, truncationNote) = DatasetCatalog.Truncate(train, options);
             if (!ReferenceEquals(kept, train)) train.Dispose();
@@ -129,14 +131,13 @@ public static class Cifar10
     }
 
     /// <summary>Preprocessed float32 inputs named "train", "validation" (when split) and "test", from the cache if it holds them.</summary>
-    static Dictionary<string, Tensor> CachedOrComputed(RawFiles raw, LabeledData train, LabeledData? validation, LabeledData test,
+    static Dictionary<string, Tensor> CachedOrComputed(string key, LabeledData train, LabeledData? validation, LabeledData test,
         DataOptions options)
     {
         var preprocessing = options.CifarPreprocessing;
         var expected = new Dictionary<string, long[]> { ["train"] = train.Inputs.shape, ["test"] = test.Inputs.shape };
         if (validation is not null) expected["validation"] = validation.Inputs.shape;
 
-        var key = CacheKey(raw, options);
         var cachePath = Path.Combine(options.ResolvedCacheDir,
             $"cifar10-{preprocessing.Mode}-{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..16]}.wvcache");
         if (options.UseCache)
@@ -191,10 +192,10 @@ public static class Cifar10
     static Tensor Flat(Tensor images) => images.view(images.shape[0], ImageBytes);
 
     /// <summary>Everything that determines the preprocessed tensors: file contents, mode, ε, and the validation split.</summary>
-    static string CacheKey(RawFiles raw, DataOptions options)
+    static string CacheKey(IEnumerable<(string Name, string Sha256, long Length)> digests, DataOptions options)
     {
         var text = new StringBuilder(PreprocessingVersion);
-        foreach (var (name, digest, length) in raw.Digests) text.Append($"; {name} {length} bytes sha256 {digest}");
+        foreach (var (name, digest, length) in digests) text.Append($"; {name} {length} bytes sha256 {digest}");
         text.Append($"; mode {options.CifarPreprocessing.Mode}");
         if (options.CifarPreprocessing.Mode == CifarPreprocessing.GcnZca)
             text.Append(string.Create(CultureInfo.InvariantCulture, $"; zca-eps {options.CifarPreprocessing.ZcaEpsilon:R}"));
