@@ -84,7 +84,8 @@ public sealed record DataOptions
 /// <summary>
 /// The named image-classification datasets and where their files are looked for. A dataset's folder is, in order of
 /// precedence: the explicit <see cref="DataOptions.DataDir"/> (the folder holding the files); else
-/// $WIDEVALLEY_DATA/NAME when that folder exists; else the dataset's default folder (Fashion-MNIST:
+/// $WIDEVALLEY_DATA/NAME when that folder exists; else the user data folder (<see cref="UserFolder"/>, where
+/// downloads go by default) when it exists; else the system-wide default folder (Fashion-MNIST:
 /// /usr/share/datasets/fashion-mnist, where Debian's dataset-fashion-mnist package installs it; MNIST and CIFAR-10
 /// have none).
 /// </summary>
@@ -115,41 +116,60 @@ public static class DatasetCatalog
     public static IReadOnlyList<string> ExpectedFiles(string name) =>
         Canonical(name) == Cifar10Name ? [.. Cifar10.TrainFiles, Cifar10.TestFile] : IdxRoles.Select(r => r.Stem).ToArray();
 
-    /// <summary>The folder used when neither a data folder nor $WIDEVALLEY_DATA is given, or null.</summary>
+    /// <summary>The system-wide folder searched last, or null (only Fashion-MNIST has one, from its Debian package).</summary>
     public static string? DefaultFolder(string name) =>
         Canonical(name) == FashionMnist ? "/usr/share/datasets/fashion-mnist" : null;
 
     /// <summary>
-    /// The folder to read dataset <paramref name="name"/> from (see the class summary for the precedence). Throws a
-    /// <see cref="DataException"/> that lists every folder looked in, the files expected, and how to get them.
+    /// The per-user folder for dataset <paramref name="name"/>: $XDG_DATA_HOME/widevalley/NAME, or
+    /// ~/.local/share/widevalley/NAME. Downloads go there when no target is given, and it is searched after
+    /// $WIDEVALLEY_DATA, so a downloaded dataset is found without further options.
+    /// </summary>
+    public static string UserFolder(string name) => Path.Combine(UserDataRoot(), Canonical(name));
+
+    static string UserDataRoot()
+    {
+        var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+        var root = !string.IsNullOrWhiteSpace(xdg) && Path.IsPathRooted(xdg)
+            ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
+        return Path.Combine(root, "widevalley");
+    }
+
+    /// <summary>
+    /// The folder to read dataset <paramref name="name"/> from. Precedence: <paramref name="dataDir"/> when given (the
+    /// folder holding the files); else the first of $WIDEVALLEY_DATA/NAME, <see cref="UserFolder"/> and
+    /// <see cref="DefaultFolder"/> that exists. The folder chosen must hold every file (an incomplete folder is an
+    /// error, not a reason to look further, so a half-finished copy is noticed). Throws a <see cref="DataException"/>
+    /// that lists every place searched, the files expected, and how to get them.
     /// </summary>
     public static string ResolveFolder(string name, string? dataDir) =>
-        ResolveFolder(name, dataDir, Environment.GetEnvironmentVariable(EnvironmentVariable));
+        ResolveFolder(name, dataDir, Environment.GetEnvironmentVariable(EnvironmentVariable), UserDataRoot());
 
-    /// <summary><see cref="ResolveFolder(string, string?)"/> with the value of $WIDEVALLEY_DATA given, so tests need not change the process environment.</summary>
-    internal static string ResolveFolder(string name, string? dataDir, string? root)
+    /// <summary>
+    /// <see cref="ResolveFolder(string, string?)"/> with $WIDEVALLEY_DATA and the user data root given (null: not
+    /// searched), so tests need not depend on the process environment or the home folder.
+    /// </summary>
+    internal static string ResolveFolder(string name, string? dataDir, string? root, string? userDataRoot = null)
     {
         name = Canonical(name);
         var looked = new List<string>();
         if (!string.IsNullOrWhiteSpace(dataDir))
             return Check(Path.GetFullPath(dataDir), "--data-dir") ?? throw NotFound(name, looked, dataDir);
 
-        if (!string.IsNullOrWhiteSpace(root))
-        {
-            var folder = Path.GetFullPath(Path.Combine(root, name));
-            if (Directory.Exists(folder)) return Check(folder, $"${EnvironmentVariable}/{name}") ?? throw NotFound(name, looked, folder);
-            looked.Add($"{folder} (from ${EnvironmentVariable}): folder does not exist");
-        }
+        var candidates = new List<(string Folder, string Origin)>();
+        if (!string.IsNullOrWhiteSpace(root)) candidates.Add((Path.GetFullPath(Path.Combine(root, name)), $"${EnvironmentVariable}"));
         else looked.Add($"${EnvironmentVariable} is not set");
+        if (userDataRoot is not null) candidates.Add((Path.GetFullPath(Path.Combine(userDataRoot, name)), "user data folder"));
+        if (DefaultFolder(name) is { } fallback) candidates.Add((fallback, "default folder"));
+        else looked.Add($"{name} has no system-wide default folder");
 
-        var fallback = DefaultFolder(name);
-        if (fallback is not null)
+        foreach (var (folder, origin) in candidates)
         {
-            if (Directory.Exists(fallback)) return Check(fallback, "default folder") ?? throw NotFound(name, looked, fallback);
-            looked.Add($"{fallback} (default folder): folder does not exist");
+            if (Directory.Exists(folder)) return Check(folder, origin) ?? throw NotFound(name, looked, folder);
+            looked.Add($"{folder} (from {origin}): folder does not exist");
         }
-        else looked.Add($"{name} has no default folder");
-        throw NotFound(name, looked, fallback ?? root ?? name);
+        throw NotFound(name, looked, candidates.Count > 0 ? candidates[^1].Folder : name);
 
         string? Check(string folder, string origin)
         {
@@ -205,7 +225,8 @@ public static class DatasetCatalog
         var fixes = new List<string>();
         if (name == FashionMnist)
             fixes.Add($"install the Debian package: sudo apt-get install dataset-fashion-mnist (it puts the files in {DefaultFolder(name)})");
-        fixes.Add($"download them: widevalley data download {name} --to DIR, then pass --data-dir DIR");
+        fixes.Add($"download them: widevalley data download {name} --to DIR, then pass --data-dir DIR " +
+                  $"(without --to they go to {UserFolder(name)}, which is searched automatically)");
         fixes.Add($"pass --data-dir DIR naming the folder that holds the files, or set {EnvironmentVariable}=ROOT with the files in ROOT/{name}/");
         var hint = looked.Count > 0 && Directory.Exists(Path.Combine(path, name)) && MissingFiles(name, Path.Combine(path, name)).Count == 0
             ? $" (note: {Path.Combine(path, name)} has them; --data-dir names the folder holding the files, not its parent)"

@@ -222,7 +222,35 @@ public class DatasetCatalogTests
     {
         var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", null, root: null));
         Assert.Contains("$WIDEVALLEY_DATA is not set", e.Message);
-        Assert.Contains("mnist has no default folder", e.Message);
+        Assert.Contains("mnist has no system-wide default folder", e.Message);
+    }
+
+    [Fact]
+    public void UserFolderComesAfterTheEnvironmentAndBeforeTheSystemFolder()
+    {
+        using var user = new TempFolder();
+        using var root = new TempFolder();
+        Assert.Equal("/usr/share/datasets/fashion-mnist", DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path, user.Path));
+        var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", null, root.Path, user.Path));
+        Assert.Contains($"{user.File("mnist")} (from user data folder): folder does not exist", e.Message);
+
+        using (var staged = new TempFolder())
+        {
+            WriteMnistFolder(staged, 2, 2);
+            Directory.Move(staged.Path, user.File("fashion-mnist"));
+            Directory.CreateDirectory(staged.Path);
+        }
+        Assert.Equal(user.File("fashion-mnist"), DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path, user.Path));
+
+        using (var staged = new TempFolder())
+        {
+            WriteMnistFolder(staged, 2, 2);
+            Directory.Move(staged.Path, root.File("fashion-mnist"));
+            Directory.CreateDirectory(staged.Path);
+        }
+        Assert.Equal(root.File("fashion-mnist"), DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path, user.Path));
+
+        Assert.EndsWith(Path.Combine("widevalley", "cifar10"), DatasetCatalog.UserFolder("CIFAR10"));
     }
 
     [Fact]
