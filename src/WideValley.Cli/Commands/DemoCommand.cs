@@ -12,7 +12,7 @@ public static class DemoCommand
 {
     public static Command Create(CliContext ctx)
     {
-        var epochs = new Option<int>("--epochs") { Description = "Epochs to train.", DefaultValueFactory = _ => 4 };
+        var epochs = new Option<int>("--epochs") { Description = "Epochs to train (about 13 s each on 2 cores).", DefaultValueFactory = _ => 8 };
         var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
         var dataDir = new Option<string?>("--data-dir") { Description = "Folder with the Fashion-MNIST IDX files." };
         var output = new Option<string?>("--out") { Description = "Run folder (default: runs/demo-TIME)." };
