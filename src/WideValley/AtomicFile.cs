@@ -9,12 +9,11 @@ namespace WideValley;
 /// </summary>
 public static class AtomicFile
 {
-    public static void Write(string path, Action<Stream> write)
+    public static void Write(string path, Action<FileStream> write)
     {
         var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var temp = TempPathNextTo(full);
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
@@ -26,9 +25,26 @@ public static class AtomicFile
         }
         catch
         {
-            try { File.Delete(temp); } catch (IOException) { /* best effort: the target is untouched either way */ }
+            TryDelete(temp);
             throw;
         }
+    }
+
+    /// <summary>
+    /// A fresh hidden name in the folder of <paramref name="path"/> (".name.GUID.part"), for writers that fill the
+    /// temporary file themselves before the rename (downloads verify a checksum first).
+    /// </summary>
+    public static string TempPathNextTo(string path)
+    {
+        var full = Path.GetFullPath(path);
+        return Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.part");
+    }
+
+    /// <summary>Deletes a file if it can; used to clean up temporaries, where failing to delete must not mask the real error.</summary>
+    public static void TryDelete(string path)
+    {
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     public static void WriteAllText(string path, string text) =>

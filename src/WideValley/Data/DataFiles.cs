@@ -63,46 +63,6 @@ internal static class DataFiles
         }
     }
 
-    /// <summary>
-    /// Writes a file so that readers only ever see the old complete file or the new complete one: the content goes to
-    /// a temporary file in the same folder (same file system, so the final rename is atomic), is flushed to disk, and
-    /// then replaces <paramref name="path"/>. On failure the temporary file is removed and <paramref name="path"/> is
-    /// untouched.
-    /// </summary>
-    public static void WriteAtomically(string path, Action<FileStream> write)
-    {
-        var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(folder);
-        var temp = TempPathNextTo(path);
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            TryDelete(temp);
-            throw;
-        }
-    }
-
-    /// <summary>A fresh hidden file name in the folder of <paramref name="path"/>, for write-then-rename.</summary>
-    public static string TempPathNextTo(string path)
-    {
-        var full = Path.GetFullPath(path);
-        return Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.part");
-    }
-
-    public static void TryDelete(string path)
-    {
-        try { File.Delete(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-    }
-
     /// <summary>$XDG_CACHE_HOME/widevalley if that variable is set, else ~/.cache/widevalley.</summary>
     public static string DefaultCacheDir()
     {

@@ -96,7 +96,7 @@ public static class DatasetDownloader
 
         log?.Invoke($"downloading {url}");
         var clock = Stopwatch.StartNew();
-        var temp = DataFiles.TempPathNextTo(target);
+        var temp = AtomicFile.TempPathNextTo(target);
         try
         {
             long length;
@@ -122,7 +122,7 @@ public static class DatasetDownloader
         finally
         {
             // After a successful move the temporary name no longer exists; otherwise this removes the partial file.
-            DataFiles.TryDelete(temp);
+            AtomicFile.TryDelete(temp);
         }
     }
 
@@ -183,7 +183,7 @@ public static class DatasetDownloader
                     continue;
                 var name = Path.GetFileName(entry.Name);
                 if (!wanted.Contains(name)) continue;
-                DataFiles.WriteAtomically(Path.Combine(folder, name), output => entry.DataStream.CopyTo(output));
+                AtomicFile.Write(Path.Combine(folder, name), output => entry.DataStream.CopyTo(output));
                 extracted.Add(name);
             }
         }

@@ -37,7 +37,7 @@ internal static class TensorCache
             return (t.Name, Tensor: t.Tensor.cpu().contiguous());
         }).ToList();
 
-        DataFiles.WriteAtomically(path, stream =>
+        AtomicFile.Write(path, stream =>
         {
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             var header = new MemoryStream();

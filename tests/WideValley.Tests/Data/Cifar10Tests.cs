@@ -2,6 +2,8 @@ using TorchSharp;
 using WideValley.Data;
 using static TorchSharp.torch;
 
+using WideValley.Tests.Support;
+
 namespace WideValley.Tests.Data;
 
 public class Cifar10Tests
@@ -44,7 +46,7 @@ public class Cifar10Tests
     [Fact]
     public void ReadsRecordsExactlyInFileOrder()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var (train, test) = WriteCifarFolder(folder.Path);
         var (rawTrain, rawTest) = Cifar10.ReadRaw(folder.Path);
         using (rawTrain)
@@ -65,7 +67,7 @@ public class Cifar10Tests
     [Fact]
     public void ReadBatchReadsOneFile()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var records = Records(2, seed: 3);
         var path = folder.Write("one.bin", records.SelectMany(r => r).ToArray());
         using var batch = Cifar10.ReadBatch(path);
@@ -76,7 +78,7 @@ public class Cifar10Tests
     [Fact]
     public void SizeThatIsNotWholeRecordsIsReported()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var path = folder.Write("data_batch_1.bin", new byte[2 * 3073 + 5]);
         var e = Assert.Throws<DataException>(() => Cifar10.ReadBatch(path));
         Assert.Equal(path, e.Path);
@@ -87,7 +89,7 @@ public class Cifar10Tests
     [Fact]
     public void EmptyFileIsReported()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var path = folder.Write("test_batch.bin", []);
         var e = Assert.Throws<DataException>(() => Cifar10.ReadBatch(path));
         Assert.Contains("is empty", e.Message);
@@ -96,7 +98,7 @@ public class Cifar10Tests
     [Fact]
     public void LabelOutOfRangeNamesFileRecordAndValue()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var records = Records(3, seed: 1);
         records[1][0] = 10;
         records[2][0] = 250;
@@ -109,7 +111,7 @@ public class Cifar10Tests
     [Fact]
     public void MissingFilesAreListed()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteCifarFolder(folder.Path);
         File.Delete(folder.File("data_batch_3.bin"));
         File.Delete(folder.File("test_batch.bin"));
@@ -126,7 +128,7 @@ public class Cifar10Tests
     [Fact]
     public void ArchiveLayoutSubfolderIsFound()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteCifarFolder(folder.File("cifar-10-batches-bin"));
         Assert.Equal(folder.File("cifar-10-batches-bin"), DatasetCatalog.ResolveFolder("cifar10", folder.Path, root: null));
     }
@@ -134,7 +136,7 @@ public class Cifar10Tests
     [Fact]
     public void NoPreprocessingIsPlainPixelScaling()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var (train, _) = WriteCifarFolder(folder.Path);
         var options = new DataOptions { DataDir = folder.Path, CifarPreprocessing = new() { Mode = CifarPreprocessing.None } };
         using var data = DatasetCatalog.LoadClassification("cifar10", options);
@@ -151,7 +153,7 @@ public class Cifar10Tests
     [Fact]
     public void StandardScalingCannotBeCombinedWithContrastNormalisation()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteCifarFolder(folder.Path);
         var e = Assert.Throws<ArgumentException>(() => DatasetCatalog.LoadClassification("cifar10",
             new DataOptions { DataDir = folder.Path, Scaling = PixelScaling.Standard, UseCache = false }));
@@ -169,8 +171,8 @@ public class Cifar10Tests
     [Fact]
     public void ContrastNormalisedInputsAreCachedAndACorruptCacheIsRecomputed()
     {
-        using var folder = new TempFolder();
-        using var cache = new TempFolder();
+        using var folder = new TempDir();
+        using var cache = new TempDir();
         WriteCifarFolder(folder.Path);
         var messages = new List<string>();
         var options = new DataOptions
@@ -219,8 +221,8 @@ public class Cifar10Tests
     [Fact]
     public void ChangedInputFilesAreNotServedFromCache()
     {
-        using var folder = new TempFolder();
-        using var cache = new TempFolder();
+        using var folder = new TempDir();
+        using var cache = new TempDir();
         WriteCifarFolder(folder.Path);
         var messages = new List<string>();
         var options = new DataOptions
@@ -248,8 +250,8 @@ public class Cifar10Tests
     [Fact]
     public void GcnZcaFitsOnTheTrainingPartAndAppliesTheSameTransformEverywhere()
     {
-        using var folder = new TempFolder();
-        using var cache = new TempFolder();
+        using var folder = new TempDir();
+        using var cache = new TempDir();
         WriteCifarFolder(folder.Path);
         var messages = new List<string>();
         var options = new DataOptions { DataDir = folder.Path, CacheDir = cache.Path, Log = messages.Add, ValidationSize = 3, Seed = 5 };

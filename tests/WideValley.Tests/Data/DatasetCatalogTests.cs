@@ -2,6 +2,8 @@ using TorchSharp;
 using WideValley.Data;
 using static TorchSharp.torch;
 
+using WideValley.Tests.Support;
+
 namespace WideValley.Tests.Data;
 
 /// <summary>Folder resolution, options and the IDX image loader, on small synthetic MNIST-format folders.</summary>
@@ -25,10 +27,10 @@ public class DatasetCatalogTests
         IdxTests.IdxBytes(0x08, [count], Enumerable.Range(0, count).Select(i => label?.Invoke(i) ?? (byte)(i % 10)).ToArray());
 
     /// <summary>A complete MNIST-format folder with <paramref name="train"/> and <paramref name="test"/> images.</summary>
-    internal static void WriteMnistFolder(TempFolder folder, int train, int test, bool alternativeSpellingGzip = false)
+    internal static void WriteMnistFolder(TempDir folder, int train, int test, bool alternativeSpellingGzip = false)
     {
         string Name(string stem, string alternative) => alternativeSpellingGzip ? alternative + ".gz" : stem;
-        byte[] Content(byte[] bytes) => alternativeSpellingGzip ? TempFolder.Gzip(bytes) : bytes;
+        byte[] Content(byte[] bytes) => alternativeSpellingGzip ? TempDir.Gzip(bytes) : bytes;
         folder.Write(Name("train-images-idx3-ubyte", "train-images.idx3-ubyte"), Content(Images(train)));
         folder.Write(Name("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"), Content(Labels(train)));
         folder.Write(Name("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"), Content(Images(test)));
@@ -47,7 +49,7 @@ public class DatasetCatalogTests
     [Fact]
     public void LoadsSyntheticMnistWithUnitScaling()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 12, test: 5);
         using var data = DatasetCatalog.LoadClassification("mnist", new DataOptions { DataDir = folder.Path });
 
@@ -68,7 +70,7 @@ public class DatasetCatalogTests
     [Fact]
     public void AcceptsLeCunSpellingAndGzip()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 3, test: 2, alternativeSpellingGzip: true);
         using var data = DatasetCatalog.LoadClassification("MNIST", new DataOptions { DataDir = folder.Path, Scaling = PixelScaling.Raw });
         Assert.Equal(ExpectedPixels(3, b => b), data.Train.Inputs.data<float>().ToArray());
@@ -78,7 +80,7 @@ public class DatasetCatalogTests
     [Fact]
     public void StandardScalingUsesTrainingStatisticsForEverySet()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 9, test: 4);
         using var data = DatasetCatalog.LoadClassification("mnist", new DataOptions { DataDir = folder.Path, Scaling = PixelScaling.Standard });
 
@@ -105,7 +107,7 @@ public class DatasetCatalogTests
     [Fact]
     public void ValidationIsCarvedFromTrainingThenTrainingIsTruncated()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 20, test: 3);
         var options = new DataOptions { DataDir = folder.Path, ValidationSize = 5, Seed = 3, Scaling = PixelScaling.Raw };
 
@@ -134,7 +136,7 @@ public class DatasetCatalogTests
     [Fact]
     public void TruncatedRunsSeeTheSameStandardisedInputsAsFullRuns()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 10, test: 2);
         var options = new DataOptions { DataDir = folder.Path, Scaling = PixelScaling.Standard };
         using var full = DatasetCatalog.LoadClassification("mnist", options);
@@ -146,7 +148,7 @@ public class DatasetCatalogTests
     [Fact]
     public void CountMismatchNamesBothFiles()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 6, test: 2);
         var labels = folder.Write("train-labels-idx1-ubyte", Labels(5));
         var e = Assert.Throws<DataException>(() => DatasetCatalog.LoadClassification("mnist", new DataOptions { DataDir = folder.Path }));
@@ -157,7 +159,7 @@ public class DatasetCatalogTests
     [Fact]
     public void WrongImageSizeIsNamed()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 2, test: 2);
         var images = folder.Write("t10k-images-idx3-ubyte", Images(2, rows: 27));
         var e = Assert.Throws<DataException>(() => DatasetCatalog.LoadClassification("mnist", new DataOptions { DataDir = folder.Path }));
@@ -169,7 +171,7 @@ public class DatasetCatalogTests
     [Fact]
     public void FirstOutOfRangeLabelIsNamedWithItsIndex()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 12, test: 2);
         var labels = folder.Write("train-labels-idx1-ubyte", Labels(12, i => i switch { 7 => 10, 9 => 200, _ => 1 }));
         var e = Assert.Throws<DataException>(() => DatasetCatalog.LoadClassification("mnist", new DataOptions { DataDir = folder.Path }));
@@ -180,7 +182,7 @@ public class DatasetCatalogTests
     [Fact]
     public void NonByteLabelsAreRejected()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 2, test: 2);
         folder.Write("t10k-labels-idx1-ubyte", IdxTests.IdxBytes(0x0C, [2], new byte[8]));
         var e = Assert.Throws<DataException>(() => DatasetCatalog.LoadClassification("mnist", new DataOptions { DataDir = folder.Path }));
@@ -190,7 +192,7 @@ public class DatasetCatalogTests
     [Fact]
     public void MissingDataSaysWhereItLookedWhatItExpectsAndWhatToDo()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", folder.Path, root: null));
         Assert.Equal(folder.Path, e.Path);
         foreach (var expected in new[]
@@ -209,7 +211,7 @@ public class DatasetCatalogTests
     [Fact]
     public void PartialFolderListsWhatIsMissing()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, train: 2, test: 2);
         File.Delete(folder.File("t10k-labels-idx1-ubyte"));
         var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", folder.Path, root: null));
@@ -228,13 +230,13 @@ public class DatasetCatalogTests
     [Fact]
     public void UserFolderComesAfterTheEnvironmentAndBeforeTheSystemFolder()
     {
-        using var user = new TempFolder();
-        using var root = new TempFolder();
+        using var user = new TempDir();
+        using var root = new TempDir();
         Assert.Equal("/usr/share/datasets/fashion-mnist", DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path, user.Path));
         var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", null, root.Path, user.Path));
         Assert.Contains($"{user.File("mnist")} (from user data folder): folder does not exist", e.Message);
 
-        using (var staged = new TempFolder())
+        using (var staged = new TempDir())
         {
             WriteMnistFolder(staged, 2, 2);
             Directory.Move(staged.Path, user.File("fashion-mnist"));
@@ -242,7 +244,7 @@ public class DatasetCatalogTests
         }
         Assert.Equal(user.File("fashion-mnist"), DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path, user.Path));
 
-        using (var staged = new TempFolder())
+        using (var staged = new TempDir())
         {
             WriteMnistFolder(staged, 2, 2);
             Directory.Move(staged.Path, root.File("fashion-mnist"));
@@ -256,14 +258,14 @@ public class DatasetCatalogTests
     [Fact]
     public void EnvironmentRootIsUsedAndExplicitFolderWins()
     {
-        using var root = new TempFolder();
-        using var mnist = new TempFolder();
+        using var root = new TempDir();
+        using var mnist = new TempDir();
         WriteMnistFolder(mnist, 2, 2);
         Directory.Move(mnist.Path, root.File("mnist"));
         Directory.CreateDirectory(mnist.Path); // so that dispose has something to delete
         Assert.Equal(root.File("mnist"), DatasetCatalog.ResolveFolder("mnist", null, root.Path));
 
-        using var explicitFolder = new TempFolder();
+        using var explicitFolder = new TempDir();
         WriteMnistFolder(explicitFolder, 2, 2);
         Assert.Equal(explicitFolder.Path, DatasetCatalog.ResolveFolder("mnist", explicitFolder.Path, root.Path));
     }
@@ -271,7 +273,7 @@ public class DatasetCatalogTests
     [Fact]
     public void EnvironmentRootWithoutTheDatasetFallsBackToTheDefault()
     {
-        using var root = new TempFolder();
+        using var root = new TempDir();
         Assert.Equal("/usr/share/datasets/fashion-mnist", DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path));
         var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", null, root.Path));
         Assert.Contains($"{root.File("mnist")} (from $WIDEVALLEY_DATA): folder does not exist", e.Message);
@@ -280,7 +282,7 @@ public class DatasetCatalogTests
     [Fact]
     public void IncompleteEnvironmentFolderIsAnErrorNotASilentFallback()
     {
-        using var root = new TempFolder();
+        using var root = new TempDir();
         Directory.CreateDirectory(root.File("fashion-mnist"));
         var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path));
         Assert.Equal(root.File("fashion-mnist"), e.Path);
@@ -290,8 +292,8 @@ public class DatasetCatalogTests
     [Fact]
     public void ParentFolderGivenAsDataDirGetsAHint()
     {
-        using var root = new TempFolder();
-        using var mnist = new TempFolder();
+        using var root = new TempDir();
+        using var mnist = new TempDir();
         WriteMnistFolder(mnist, 2, 2);
         Directory.Move(mnist.Path, root.File("mnist"));
         Directory.CreateDirectory(mnist.Path);
@@ -309,7 +311,7 @@ public class DatasetCatalogTests
         Assert.Throws<ArgumentOutOfRangeException>(() => DatasetCatalog.LoadClassification("mnist", new DataOptions { ValidationSize = -1 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => DatasetCatalog.LoadClassification("mnist", new DataOptions { MaxTrainSamples = 0 }));
 
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WriteMnistFolder(folder, 4, 2);
         var tooMany = Assert.Throws<ArgumentOutOfRangeException>(() =>
             DatasetCatalog.LoadClassification("mnist", new DataOptions { DataDir = folder.Path, ValidationSize = 4 }));

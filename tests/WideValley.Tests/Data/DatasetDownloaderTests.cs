@@ -7,6 +7,8 @@ using System.Security.Cryptography;
 using WideValley.Data;
 using static WideValley.Data.DatasetDownloader;
 
+using WideValley.Tests.Support;
+
 namespace WideValley.Tests.Data;
 
 /// <summary>An HTTP server on 127.0.0.1 serving fixed bytes per path (404 otherwise) and counting requests.</summary>
@@ -81,7 +83,7 @@ public class DatasetDownloaderTests
     public void DownloadsVerifiesAndSkipsFilesAlreadyPresent()
     {
         using var server = new LocalHttpServer();
-        using var target = new TempFolder();
+        using var target = new TempDir();
         var a = RandomBytes(10_000, 1);
         var b = RandomBytes(300_000, 2);
         server.Serve("/a.gz", a);
@@ -105,7 +107,7 @@ public class DatasetDownloaderTests
     public void ChecksumMismatchKeepsWhatWasThereAndLeavesNoPartialFile()
     {
         using var server = new LocalHttpServer();
-        using var target = new TempFolder();
+        using var target = new TempDir();
         var good = RandomBytes(5_000, 3);
         var expectedB = RandomBytes(20_000, 4);
         var corruptedB = (byte[])expectedB.Clone();
@@ -133,7 +135,7 @@ public class DatasetDownloaderTests
     public void FileWithWrongChecksumIsReplacedByAVerifiedDownload()
     {
         using var server = new LocalHttpServer();
-        using var target = new TempFolder();
+        using var target = new TempDir();
         var content = RandomBytes(4_000, 5);
         server.Serve("/x.gz", content);
         target.Write("x.gz", content[..100]); // e.g. an interrupted copy made by hand
@@ -147,7 +149,7 @@ public class DatasetDownloaderTests
     public void HttpErrorsNameTheUrl()
     {
         using var server = new LocalHttpServer();
-        using var target = new TempFolder();
+        using var target = new TempDir();
         var e = Assert.Throws<DataException>(() => Download(Spec(("missing.gz", [1, 2, 3])), target.Path, server.Root, null));
         Assert.Contains("missing.gz", e.Path);
         Assert.Contains("HTTP 404", e.Message);
@@ -157,7 +159,7 @@ public class DatasetDownloaderTests
     [Fact]
     public void UnreachableServerIsADataException()
     {
-        using var target = new TempFolder();
+        using var target = new TempDir();
         var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
         var port = ((IPEndPoint)probe.LocalEndpoint).Port;
@@ -172,7 +174,7 @@ public class DatasetDownloaderTests
     public void MirrorWithAPathKeepsItsPath()
     {
         using var server = new LocalHttpServer();
-        using var target = new TempFolder();
+        using var target = new TempDir();
         var content = RandomBytes(100, 6);
         server.Serve("/some/mirror/f.gz", content);
         Download(Spec(("f.gz", content)), target.Path, new Uri(server.Root, "some/mirror"), null);
@@ -183,13 +185,13 @@ public class DatasetDownloaderTests
     public void DownloadedMnistFolderLoads()
     {
         using var server = new LocalHttpServer();
-        using var target = new TempFolder();
+        using var target = new TempDir();
         var files = new Dictionary<string, byte[]>
         {
-            ["train-images-idx3-ubyte.gz"] = TempFolder.Gzip(DatasetCatalogTests.Images(5)),
-            ["train-labels-idx1-ubyte.gz"] = TempFolder.Gzip(DatasetCatalogTests.Labels(5)),
-            ["t10k-images-idx3-ubyte.gz"] = TempFolder.Gzip(DatasetCatalogTests.Images(2)),
-            ["t10k-labels-idx1-ubyte.gz"] = TempFolder.Gzip(DatasetCatalogTests.Labels(2)),
+            ["train-images-idx3-ubyte.gz"] = TempDir.Gzip(DatasetCatalogTests.Images(5)),
+            ["train-labels-idx1-ubyte.gz"] = TempDir.Gzip(DatasetCatalogTests.Labels(5)),
+            ["t10k-images-idx3-ubyte.gz"] = TempDir.Gzip(DatasetCatalogTests.Images(2)),
+            ["t10k-labels-idx1-ubyte.gz"] = TempDir.Gzip(DatasetCatalogTests.Labels(2)),
         };
         foreach (var (name, content) in files) server.Serve("/mnist/" + name, content);
         var official = SpecFor("mnist");
@@ -207,7 +209,7 @@ public class DatasetDownloaderTests
     [InlineData("mnist")]
     public void DownloadedFileNamesAreWhatTheCatalogLooksFor(string name)
     {
-        using var target = new TempFolder();
+        using var target = new TempDir();
         foreach (var file in SpecFor(name).Files) target.Write(file.FileName, []);
         Assert.Equal(target.Path, DatasetCatalog.ResolveFolder(name, target.Path, root: null));
         Assert.All(SpecFor(name).Files, f => Assert.Matches("^[0-9a-f]{32}$", f.Md5));
@@ -230,8 +232,8 @@ public class DatasetDownloaderTests
     public void CifarArchiveIsVerifiedKeptAndItsBatchesExtracted()
     {
         using var server = new LocalHttpServer();
-        using var source = new TempFolder();
-        using var target = new TempFolder();
+        using var source = new TempDir();
+        using var target = new TempDir();
         Cifar10Tests.WriteCifarFolder(source.Path);
         var entries = Cifar10.TrainFiles.Append(Cifar10.TestFile)
             .Select(f => ("cifar-10-batches-bin/" + f, File.ReadAllBytes(source.File(f))))
@@ -262,7 +264,7 @@ public class DatasetDownloaderTests
     public void CifarArchiveWithoutAllBatchesIsAnError()
     {
         using var server = new LocalHttpServer();
-        using var target = new TempFolder();
+        using var target = new TempDir();
         var archive = TarGz([("cifar-10-batches-bin/data_batch_1.bin", new byte[3073])]);
         server.Serve("/" + CifarArchive, archive);
         var spec = SpecFor("cifar10") with { Files = [new RemoteFile(CifarArchive, Md5(archive))] };
@@ -275,8 +277,8 @@ public class DatasetDownloaderTests
     public void CorruptArchiveIsAnError()
     {
         using var server = new LocalHttpServer();
-        using var target = new TempFolder();
-        var archive = TempFolder.Gzip("this is not a tar archive at all, just some text that is long enough"u8.ToArray().Concat(new byte[600]).ToArray());
+        using var target = new TempDir();
+        var archive = TempDir.Gzip("this is not a tar archive at all, just some text that is long enough"u8.ToArray().Concat(new byte[600]).ToArray());
         server.Serve("/" + CifarArchive, archive);
         var spec = SpecFor("cifar10") with { Files = [new RemoteFile(CifarArchive, Md5(archive))] };
         var e = Assert.Throws<DataException>(() => Download(spec, target.Path, server.Root, null));

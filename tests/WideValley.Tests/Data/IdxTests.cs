@@ -3,6 +3,8 @@ using TorchSharp;
 using WideValley.Data;
 using static TorchSharp.torch;
 
+using WideValley.Tests.Support;
+
 namespace WideValley.Tests.Data;
 
 public class IdxTests
@@ -23,7 +25,7 @@ public class IdxTests
     [Fact]
     public void ReadsUnsignedBytesWithShapeAndExactValues()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var path = folder.Write("a-idx2-ubyte", IdxBytes(0x08, [2, 3], TwoByThreeBytes));
         var array = Idx.Read(path);
         Assert.Equal(IdxElementType.UnsignedByte, array.ElementType);
@@ -39,10 +41,10 @@ public class IdxTests
     [Fact]
     public void DetectsGzipByMagicBytesNotByName()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var raw = IdxBytes(0x08, [2, 3], TwoByThreeBytes);
-        var gzipNamedPlain = folder.Write("compressed-without-suffix", TempFolder.Gzip(raw));
-        var gzipNamedGz = folder.Write("compressed.gz", TempFolder.Gzip(raw));
+        var gzipNamedPlain = folder.Write("compressed-without-suffix", TempDir.Gzip(raw));
+        var gzipNamedGz = folder.Write("compressed.gz", TempDir.Gzip(raw));
         var plainNamedGz = folder.Write("plain-but-named.gz", raw);
         foreach (var path in new[] { gzipNamedPlain, gzipNamedGz, plainNamedGz })
         {
@@ -55,7 +57,7 @@ public class IdxTests
     [Fact]
     public void ConvertsBigEndianMultiByteTypes()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         using var scope = NewDisposeScope();
 
         short[] shorts = [-2, 300, short.MaxValue];
@@ -95,7 +97,7 @@ public class IdxTests
     [Fact]
     public void EncodeWritesWhatReadReads()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         int[] values = [1, -2, 3_000_000];
         var host = new byte[12];
         Buffer.BlockCopy(values, 0, host, 0, 12);
@@ -115,14 +117,14 @@ public class IdxTests
     [Fact]
     public void MissingFileIsNamed()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         Assert.Contains("file not found", ReadFails(folder.File("absent-idx1-ubyte")).Message);
     }
 
     [Fact]
     public void WrongMagicShowsTheBytesFound()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var e = ReadFails(folder.Write("text", "hello world"u8.ToArray()));
         Assert.Contains("not an IDX file", e.Message);
         Assert.Contains("68656C6C", e.Message); // "hell"
@@ -131,7 +133,7 @@ public class IdxTests
     [Fact]
     public void TooShortForMagic()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var e = ReadFails(folder.Write("short", [0, 0]));
         Assert.Contains("not an IDX file", e.Message);
         Assert.Contains("only 2 byte(s)", e.Message);
@@ -140,7 +142,7 @@ public class IdxTests
     [Fact]
     public void UnsupportedTypeIsNamed()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var e = ReadFails(folder.Write("t", IdxBytes(0x0A, [1], [0])));
         Assert.Contains("unsupported IDX element type 0x0A", e.Message);
     }
@@ -148,7 +150,7 @@ public class IdxTests
     [Fact]
     public void TruncatedHeader()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var bytes = IdxBytes(0x08, [2, 3], []);
         var e = ReadFails(folder.Write("h", bytes[..9]));
         Assert.Contains("truncated header", e.Message);
@@ -158,7 +160,7 @@ public class IdxTests
     [Fact]
     public void TruncatedDataSaysExpectedAndFound()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var e = ReadFails(folder.Write("cut", IdxBytes(0x08, [2, 3], TwoByThreeBytes[..4])));
         Assert.Contains("truncated", e.Message);
         Assert.Contains("announces 6 bytes of data, found 4", e.Message);
@@ -171,10 +173,10 @@ public class IdxTests
     [Fact]
     public void TruncatedGzipIsReportedAsTruncated()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var payload = new byte[50_000];
         new Random(1).NextBytes(payload); // incompressible, so cutting the stream cuts the data
-        var gz = TempFolder.Gzip(IdxBytes(0x08, [50_000], payload));
+        var gz = TempDir.Gzip(IdxBytes(0x08, [50_000], payload));
         var e = ReadFails(folder.Write("cut.gz", gz[..(gz.Length / 2)]));
         Assert.Contains("truncated", e.Message);
         Assert.Contains("announces 50000 bytes of data", e.Message);
@@ -183,7 +185,7 @@ public class IdxTests
     [Fact]
     public void TrailingGarbageIsCounted()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var e = ReadFails(folder.Write("long", IdxBytes(0x08, [2, 3], [.. TwoByThreeBytes, 7, 7, 7])));
         Assert.Contains("trailing garbage: 3 byte(s) after the 6 bytes of data", e.Message);
     }
@@ -191,8 +193,8 @@ public class IdxTests
     [Fact]
     public void CorruptGzipStream()
     {
-        using var folder = new TempFolder();
-        var gz = TempFolder.Gzip(IdxBytes(0x08, [2, 3], TwoByThreeBytes));
+        using var folder = new TempDir();
+        var gz = TempDir.Gzip(IdxBytes(0x08, [2, 3], TwoByThreeBytes));
         gz[2] = 0x07; // compression method: only 8 (deflate) exists
         var e = ReadFails(folder.Write("bad.gz", gz));
         Assert.Contains("corrupt gzip stream", e.Message);
@@ -201,7 +203,7 @@ public class IdxTests
     [Fact]
     public void NegativeDimension()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var e = ReadFails(folder.Write("neg", IdxBytes(0x08, [-1], [])));
         Assert.Contains("negative size", e.Message);
     }
@@ -209,7 +211,7 @@ public class IdxTests
     [Fact]
     public void HugeShapeIsRejectedBeforeAllocating()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var e = ReadFails(folder.Write("huge", IdxBytes(0x0E, [1 << 20, 1 << 20], [])));
         Assert.Contains("more than this reader can hold", e.Message);
     }

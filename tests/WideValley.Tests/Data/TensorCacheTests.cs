@@ -2,6 +2,8 @@ using TorchSharp;
 using WideValley.Data;
 using static TorchSharp.torch;
 
+using WideValley.Tests.Support;
+
 namespace WideValley.Tests.Data;
 
 public class TensorCacheTests
@@ -17,7 +19,7 @@ public class TensorCacheTests
     [Fact]
     public void RoundTripsTensorsExactly()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         using var scope = NewDisposeScope();
         var path = folder.File("a.wvcache");
         var written = Sample();
@@ -37,7 +39,7 @@ public class TensorCacheTests
     [Fact]
     public void AbsentFileIsASilentMiss()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var messages = new List<string>();
         Assert.Null(TensorCache.TryRead(folder.File("none.wvcache"), "k", messages.Add));
         Assert.Empty(messages);
@@ -53,7 +55,7 @@ public class TensorCacheTests
     [InlineData("other-key", "key mismatch")]
     public void DamageIsDetectedReportedAndTreatedAsAMiss(string damage, string reported)
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         using var scope = NewDisposeScope();
         var path = folder.File("c.wvcache");
         TensorCache.Write(path, "key-1", Sample());
@@ -79,12 +81,12 @@ public class TensorCacheTests
     [Fact]
     public void AFailedWriteLeavesTheOldFileAndNoTemporary()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         using var scope = NewDisposeScope();
         var path = folder.File("d.wvcache");
         TensorCache.Write(path, "old", [("x", ones(3))]);
         var before = File.ReadAllBytes(path);
-        Assert.Throws<IOException>(() => DataFiles.WriteAtomically(path, stream =>
+        Assert.Throws<IOException>(() => AtomicFile.Write(path, stream =>
         {
             stream.Write(new byte[1000]);
             throw new IOException("disk full (simulated)");

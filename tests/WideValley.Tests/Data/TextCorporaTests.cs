@@ -1,6 +1,8 @@
 using System.Text;
 using WideValley.Data;
 
+using WideValley.Tests.Support;
+
 namespace WideValley.Tests.Data;
 
 public class TextCorporaTests
@@ -13,7 +15,7 @@ public class TextCorporaTests
     [Fact]
     public void CharactersAreSortedTokensWithAContiguous80_10_10Split()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var path = folder.WriteText("t.txt", "hello world, hello!!");
         using var corpus = TextCorpora.LoadCharacters(path);
         Assert.Equal("char", corpus.Level);
@@ -29,7 +31,7 @@ public class TextCorporaTests
     [Fact]
     public void SplitFractionsAreConfigurable()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var path = folder.WriteText("t.txt", new string('a', 50) + new string('b', 50));
         using var corpus = TextCorpora.LoadCharacters(path, trainFraction: 0.5, validationFraction: 0.3);
         Assert.Equal(50, corpus.Train.shape[0]);
@@ -43,7 +45,7 @@ public class TextCorporaTests
     [Fact]
     public void SurrogatePairsAreOneTokenAndOrderIsByCodePoint()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         // U+1F600 is a surrogate pair in UTF-16; U+FF21 sorts after it in UTF-16 order but before it by code point.
         const string text = "a😀Ａé€a😀Ａé€a😀Ａé€a😀Ａé€"; // 20 tokens, 24 UTF-16 code units
         var path = folder.WriteText("emoji.txt", text);
@@ -56,7 +58,7 @@ public class TextCorporaTests
     [Fact]
     public void ByteOrderMarkIsNotAToken()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var path = folder.Write("bom.txt", [0xEF, 0xBB, 0xBF, .. "abcdefghijabcdefghij"u8.ToArray()]);
         using var corpus = TextCorpora.LoadCharacters(path);
         Assert.Equal(10, corpus.Vocabulary.Count);
@@ -66,7 +68,7 @@ public class TextCorporaTests
     [Fact]
     public void InvalidUtf8GivesTheByteOffset()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var path = folder.Write("bad.txt", [.. "abc"u8.ToArray(), 0xFF, .. "defghijk"u8.ToArray()]);
         var e = Assert.Throws<DataException>(() => TextCorpora.LoadCharacters(path));
         Assert.Equal(path, e.Path);
@@ -86,7 +88,7 @@ public class TextCorporaTests
     [Fact]
     public void EmptyAndTooShortFilesAreErrors()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         var empty = folder.Write("empty.txt", []);
         Assert.Contains("is empty", Assert.Throws<DataException>(() => TextCorpora.LoadCharacters(empty)).Message);
         var bomOnly = folder.Write("bom-only.txt", [0xEF, 0xBB, 0xBF]);
@@ -104,7 +106,7 @@ public class TextCorporaTests
     [Fact]
     public void FortuneFilesAreJustText()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         const string text = "A fortune.\n%\nAnother one,\n\twith a tab.\n%\n";
         var path = folder.WriteText("fortunes", text);
         using var corpus = TextCorpora.LoadCharacters(path);
@@ -123,7 +125,7 @@ public class TextCorporaTests
         Assert.Equal(corpus.Vocabulary.Tokens.Order(StringComparer.Ordinal), corpus.Vocabulary.Tokens);
     }
 
-    static void WritePtb(TempFolder folder, string train, string valid, string test)
+    static void WritePtb(TempDir folder, string train, string valid, string test)
     {
         folder.WriteText("ptb.train.txt", train);
         folder.WriteText("ptb.valid.txt", valid);
@@ -133,7 +135,7 @@ public class TextCorporaTests
     [Fact]
     public void PtbVocabularyIsFirstAppearanceAndEveryLineEndsWithEos()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WritePtb(folder,
             train: " the cat  sat \n the <unk> ran\r\n\nend\n",
             valid: "the dog sat\n",
@@ -153,7 +155,7 @@ public class TextCorporaTests
     [Fact]
     public void UnknownWordWithoutUnkTokenNamesFileLineAndWord()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WritePtb(folder, train: "a b\nb c\n", valid: "a b\n", test: "a\nb c\nc zebra a\n");
         var e = Assert.Throws<DataException>(() => TextCorpora.LoadPtb(folder.Path));
         Assert.Equal(folder.File("ptb.test.txt"), e.Path);
@@ -164,7 +166,7 @@ public class TextCorporaTests
     [Fact]
     public void MissingPtbFilesAreListed()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         folder.WriteText("ptb.train.txt", "a b\n");
         var e = Assert.Throws<DataException>(() => TextCorpora.LoadPtb(folder.Path));
         Assert.Equal(folder.Path, e.Path);
@@ -177,7 +179,7 @@ public class TextCorporaTests
     [Fact]
     public void EmptyPtbFilesAndInvalidUtf8AreErrors()
     {
-        using var folder = new TempFolder();
+        using var folder = new TempDir();
         WritePtb(folder, train: "", valid: "a\n", test: "a\n");
         var e = Assert.Throws<DataException>(() => TextCorpora.LoadPtb(folder.Path));
         Assert.Equal(folder.File("ptb.train.txt"), e.Path);
