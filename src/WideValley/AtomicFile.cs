@@ -47,6 +47,7 @@ public static class AtomicFile
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
+    /// <summary>Writes UTF-8 text (no byte-order mark) atomically.</summary>
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { var bytes = new UTF8Encoding(false).GetBytes(text); s.Write(bytes, 0, bytes.Length); });
 }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,4 +45,73 @@ public static class TorchRuntime
 
     /// <summary>Seeds libtorch's global generator (dropout masks, initialisation).</summary>
     public static void Seed(long seed) => random.manual_seed(seed);
+
+    /// <summary>Environment variable that, set to 1, keeps libtorch's oneDNN (mkldnn) CPU kernels switched on.</summary>
+    public const string OneDnnVariable = "WIDEVALLEY_ONEDNN";
+
+    static int _initialized;
+
+    /// <summary>What <see cref="EnsureInitialized"/> did, for logs and reports.</summary>
+    public static string CpuBackendNote { get; private set; } = "not configured";
+
+    /// <summary>
+    /// Makes libtorch's CPU backend choices that WideValley relies on; safe to call many times (only the first call acts).
+    /// </summary>
+    /// <remarks>
+    /// libtorch 2.10's oneDNN (mkldnn) convolutions, which TorchSharp 0.107 uses for CPU float32 conv2d, now and then
+    /// return an output channel of NaN for finite inputs and weights on our AMD EPYC machines; re-running the same call
+    /// gives finite values, so the kernel reads memory it never wrote. LeNet training hit it every few hundred steps;
+    /// with oneDNN off, four 2,500-step runs that had failed were clean. TorchSharp has no switch for this, so we call
+    /// libtorch's own at::Context setters (exported C++ functions). NNPACK is switched off as well: it cannot initialise
+    /// on these CPUs and libtorch would print a warning on every convolution instead. Set WIDEVALLEY_ONEDNN=1 to keep
+    /// oneDNN on (for example on hardware where it is known to behave).
+    /// </remarks>
+    public static void EnsureInitialized()
+    {
+        if (Interlocked.Exchange(ref _initialized, 1) == 1) return;
+        _ = get_num_threads(); // loads TorchSharp's native libraries before we look up libtorch's symbols
+        var keepOneDnn = Environment.GetEnvironmentVariable(OneDnnVariable) == "1";
+        try
+        {
+            var context = LibTorchContext.GlobalContext();
+            if (!keepOneDnn) LibTorchContext.SetUserEnabledMkldnn(context, false);
+            LibTorchContext.SetUserEnabledNnpack(context, false);
+            CpuBackendNote = LibTorchContext.UserEnabledMkldnn(context)
+                ? $"oneDNN on ({OneDnnVariable}=1), NNPACK off"
+                : "oneDNN off (see TorchRuntime.EnsureInitialized), NNPACK off";
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            CpuBackendNote = $"libtorch's backend switches are not available ({e.GetType().Name}); libtorch defaults in use";
+        }
+    }
+
+    /// <summary>Whether libtorch will use oneDNN for CPU operators (null if that cannot be asked).</summary>
+    public static bool? OneDnnEnabled
+    {
+        get
+        {
+            try { return LibTorchContext.UserEnabledMkldnn(LibTorchContext.GlobalContext()); }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return null; }
+        }
+    }
+
+    /// <summary>at::globalContext() and two of its setters, by their Itanium-ABI names (libtorch exports them).</summary>
+    static class LibTorchContext
+    {
+        const string Library = "torch_cpu";
+
+        [DllImport(Library, EntryPoint = "_ZN2at13globalContextEv")]
+        public static extern IntPtr GlobalContext();
+
+        [DllImport(Library, EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
+        public static extern void SetUserEnabledMkldnn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
+
+        [DllImport(Library, EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
+        [return: MarshalAs(UnmanagedType.U1)]
+        public static extern bool UserEnabledMkldnn(IntPtr context);
+
+        [DllImport(Library, EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
+        public static extern void SetUserEnabledNnpack(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
+    }
 }

@@ -30,4 +30,17 @@ public class TorchLoadsTests
         var hv = autograd.grad(new[] { (g * v).sum() }, new[] { w })[0];
         Assert.Equal(new[] { 6.0, 12.0 }, hv.data<double>().ToArray());
     }
+
+    [Fact]
+    public void OneDnnIsSwitchedOffAndConvolutionsStillWork()
+    {
+        TorchRuntime.EnsureInitialized();
+        if (Environment.GetEnvironmentVariable(TorchRuntime.OneDnnVariable) != "1")
+            Assert.False(TorchRuntime.OneDnnEnabled, TorchRuntime.CpuBackendNote);
+        using var scope = NewDisposeScope();
+        // A 3x3 box filter over ones: every interior output is 9.
+        var y = nn.functional.conv2d(ones(2, 1, 5, 5), ones(4, 1, 3, 3));
+        Assert.Equal(new long[] { 2, 4, 3, 3 }, y.shape);
+        Assert.True(y.eq(9f).all().item<bool>());
+    }
 }

@@ -85,12 +85,47 @@ public static class TrainCommand
         public readonly Option<int?> EvalBatchSize = new("--eval-batch-size") { Description = "Batch size for evaluation." };
         public readonly Option<bool> NoTensorBoard = new("--no-tensorboard") { Description = "Do not write TensorBoard event files." };
 
+        // Local-entropy optimizers (entropy-sgd, entropy-adam); defaults are the paper's MNIST settings.
+        public readonly Option<int> L = new("-L", "--langevin-steps") { Description = "Langevin steps per outer update (closure calls per step).", DefaultValueFactory = _ => 20 };
+        public readonly Option<double> Gamma = new("--gamma") { Description = "Initial scope gamma0.", DefaultValueFactory = _ => 1e-4 };
+        public readonly Option<double> Scoping = new("--scoping") { Description = "Scoping rate gamma1 (tau for the bounded schedule).", DefaultValueFactory = _ => 1e-3 };
+        public readonly Option<string> ScopingSchedule = new("--scoping-schedule")
+        {
+            Description = "gamma(t): exp (gamma0 (1+gamma1)^t, the paper's), const, linear (gamma0 (1+gamma1 t)), quadratic (gamma0 (1+gamma1 t)^2), bounded (gamma0 (1-exp(-tau t))).",
+            DefaultValueFactory = _ => "exp",
+        };
+        public readonly Option<double> LangevinLr = new("--langevin-lr") { Description = "Langevin step size eta'.", DefaultValueFactory = _ => 0.1 };
+        public readonly Option<double> Noise = new("--noise") { Description = "Thermal noise eps of the Langevin steps.", DefaultValueFactory = _ => 1e-3 };
+        public readonly Option<double> Alpha = new("--alpha") { Description = "Weight of the new sample in the running average mu.", DefaultValueFactory = _ => 0.75 };
+        public readonly Option<double> LangevinMomentum = new("--langevin-momentum") { Description = "Momentum of the Langevin steps.", DefaultValueFactory = _ => 0.0 };
+        public readonly Option<bool> LangevinNesterov = new("--langevin-nesterov") { Description = "Nesterov momentum in the Langevin steps." };
+        public readonly Option<double> LangevinWeightDecay = new("--langevin-weight-decay") { Description = "Weight decay inside the Langevin loop.", DefaultValueFactory = _ => 0.0 };
+        public readonly Option<string> NoiseScaling = new("--noise-scaling") { Description = "paper: sqrt(eta') eps; reference: sqrt(2 eta') eps (the public code).", DefaultValueFactory = _ => "paper" };
+        public readonly Option<string> MuAverage = new("--mu-average") { Description = "paper: mu = (1-alpha) mu + alpha x'; reference: mu = alpha mu + (1-alpha) x'.", DefaultValueFactory = _ => "paper" };
+        public readonly Option<string> LangevinMomentumOn = new("--langevin-momentum-on") { Description = "drift: the whole dx' (paper); gradient: the loss gradient only (reference).", DefaultValueFactory = _ => "drift" };
+        public readonly Option<string> LeGradient = new("--le-gradient") { Description = "unscaled: x - mu (Sec. 4.3, the experiments'); scaled: gamma (x - mu) (Alg. 1).", DefaultValueFactory = _ => "unscaled" };
+        public readonly Option<string> ScopeCounter = new("--scope-counter") { Description = "paper: t counts outer updates; frozen: gamma stays gamma0 (the reference's bug).", DefaultValueFactory = _ => "paper" };
+        public readonly Option<bool> ExtraClosure = new("--extra-closure") { Description = "Evaluate one extra, discarded minibatch per step, as the reference code does." };
+        public readonly Option<bool> ReferenceCode = new("--reference-code") { Description = "All of the reference code's behaviours at once (noise, mu average, momentum target, frozen scope, extra closure)." };
+        public readonly Option<int> DiagnosticsEvery = new("--diagnostics-every") { Description = "Log gamma, ||x - mu||, gradient norms and their cosine every K outer steps (0 = off).", DefaultValueFactory = _ => 10 };
+        public readonly Option<string> LangevinKernel = new("--langevin-kernel") { Description = "auto, fused (CPU float32, vectorised) or tensor-ops (any device).", DefaultValueFactory = _ => "auto" };
+        // SGLD.
+        public readonly Option<double> SgldDecay = new("--sgld-decay") { Description = "SGLD step-size decay exponent b in lr / (1 + t)^b.", DefaultValueFactory = _ => 0.55 };
+        public readonly Option<double> SgldTemperature = new("--sgld-temperature") { Description = "SGLD temperature T (1 = Bayesian posterior).", DefaultValueFactory = _ => 1.0 };
+
         public RunOptions()
         {
             Model.AcceptOnlyFromAmong([.. ModelZoo.Names]);
             Optimizer.AcceptOnlyFromAmong([.. OptimizerFactory.Names]);
             BnRecalibrate.AcceptOnlyFromAmong("auto", "on", "off");
             Scaling.AcceptOnlyFromAmong([.. PixelScaling.All]);
+            ScopingSchedule.AcceptOnlyFromAmong("exp", "const", "linear", "quadratic", "bounded");
+            NoiseScaling.AcceptOnlyFromAmong("paper", "reference");
+            MuAverage.AcceptOnlyFromAmong("paper", "reference");
+            LangevinMomentumOn.AcceptOnlyFromAmong("drift", "gradient");
+            LeGradient.AcceptOnlyFromAmong("unscaled", "scaled");
+            ScopeCounter.AcceptOnlyFromAmong("paper", "frozen");
+            LangevinKernel.AcceptOnlyFromAmong("auto", "fused", "tensor-ops");
         }
 
         public IEnumerable<Option> All =>
@@ -98,7 +133,9 @@ public static class TrainCommand
             Model, Data, DataDir, Corpus, Optimizer, Lr, Momentum, Nesterov, WeightDecay, Beta1, Beta2, AdamEps, BatchSize,
             Epochs, EffectiveEpochs, LrSchedule, Dropout, InputDropout, HiddenSize, Layers, Seed, Threads, Device,
             MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain, Scaling, Unroll,
-            EvalBatchSize, NoTensorBoard,
+            EvalBatchSize, NoTensorBoard, L, Gamma, Scoping, ScopingSchedule, LangevinLr, Noise, Alpha, LangevinMomentum,
+            LangevinNesterov, LangevinWeightDecay, NoiseScaling, MuAverage, LangevinMomentumOn, LeGradient, ScopeCounter,
+            ExtraClosure, ReferenceCode, DiagnosticsEvery, LangevinKernel, SgldDecay, SgldTemperature,
         ];
 
         public RunConfig ToConfig(ParseResult p) => new()
@@ -136,6 +173,27 @@ public static class TrainCommand
             Unroll = p.GetValue(Unroll),
             EvalBatchSize = p.GetValue(EvalBatchSize),
             TensorBoard = !p.GetValue(NoTensorBoard),
+            L = p.GetValue(L),
+            Gamma = p.GetValue(Gamma),
+            Scoping = p.GetValue(Scoping),
+            ScopingSchedule = p.GetValue(ScopingSchedule)!,
+            LangevinLr = p.GetValue(LangevinLr),
+            Noise = p.GetValue(Noise),
+            Alpha = p.GetValue(Alpha),
+            LangevinMomentum = p.GetValue(LangevinMomentum),
+            LangevinNesterov = p.GetValue(LangevinNesterov),
+            LangevinWeightDecay = p.GetValue(LangevinWeightDecay),
+            NoiseScaling = p.GetValue(NoiseScaling)!,
+            MuAverage = p.GetValue(MuAverage)!,
+            LangevinMomentumOn = p.GetValue(LangevinMomentumOn)!,
+            LocalEntropyGradient = p.GetValue(LeGradient)!,
+            ScopeCounter = p.GetValue(ScopeCounter)!,
+            ExtraClosure = p.GetValue(ExtraClosure),
+            ReferenceCode = p.GetValue(ReferenceCode),
+            DiagnosticsEvery = p.GetValue(DiagnosticsEvery),
+            LangevinKernel = p.GetValue(LangevinKernel)!,
+            SgldDecay = p.GetValue(SgldDecay),
+            SgldTemperature = p.GetValue(SgldTemperature),
         };
 
         /// <summary>Names of the options the user typed (not defaults).</summary>
@@ -186,7 +244,7 @@ public static class TrainCommand
     public static int RunAndReport(CliContext ctx, RunConfig config, string outDir, bool resume, string label)
     {
         using var run = RunSetup.Prepare(config, outDir, message => ctx.Out.WriteLine(message));
-        ctx.Out.WriteLine($"model {config.Model} ({run.Parameters:N0} parameters), optimizer {config.Optimizer}, device {run.Device}, threads {TorchSharp.torch.get_num_threads()}");
+        ctx.Out.WriteLine($"model {config.Model} ({run.Parameters:N0} parameters), optimizer {config.Optimizer}, device {run.Device}, threads {TorchSharp.torch.get_num_threads()}, {TorchRuntime.CpuBackendNote}");
         ctx.Out.WriteLine($"data {run.DataDescription}");
         ctx.Out.WriteLine($"run folder {outDir}{(resume ? " (resuming)" : "")}");
         var result = TrainingConsole.Train(ctx, run, resume, label);
@@ -235,7 +293,14 @@ public static class TrainCommand
         foreach (var option in explicitOptions.Where(o => !ResumeOverridable.Contains(o)))
         {
             var key = option.TrimStart('-').Replace('-', '_');
-            key = key switch { "no_tensorboard" => "tensorboard", "effective_epochs" => "effective_epoch_budget", _ => key };
+            key = key switch
+            {
+                "no_tensorboard" => "tensorboard",
+                "effective_epochs" => "effective_epoch_budget",
+                "langevin_steps" => "l",
+                "le_gradient" => "local_entropy_gradient",
+                _ => key,
+            };
             if (!storedJson.ContainsKey(key)) continue;
             var a = storedJson[key]?.ToJsonString() ?? "null";
             var b = givenJson[key]?.ToJsonString() ?? "null";

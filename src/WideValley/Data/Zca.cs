@@ -29,7 +29,7 @@ internal static class ContrastNormalization
             var len = Math.Min(chunkRows, n - start);
             var rows = features.narrow(0, start, len).to(ScalarType.Float64, copy: true);
             var (std, mean) = rows.std_mean(1, unbiased: true, keepdim: true);
-            output.narrow(0, start, len).copy_(rows.sub_(mean).div_(std.masked_fill(std < MinStd, 1.0)));
+            output.narrow(0, start, len).copy_(rows.sub_(mean).div_(std.Where(std.LessThan(MinStd), 1.0)));
         }
         return output.MoveToOuterDisposeScope();
     }
@@ -96,15 +96,15 @@ internal sealed class ZcaWhitening : IDisposable
             var centred = rows.sub_(mean); // the chunk is a private float64 copy
             covariance.addmm_(centred.t(), centred);
         }
-        covariance.div_(n - 1);
+        covariance.DivideBy_(n - 1);
 
         var (eigenvalues, eigenvectors) = linalg.eigh(covariance);
-        eigenvalues = eigenvalues.clamp_min(0.0);
+        eigenvalues = eigenvalues.AtLeast(0.0);
         var singular = eigenvalues.sqrt();
         if (epsilon == 0 && singular.min().item<double>() == 0)
             throw new ArgumentException(
                 "the covariance of the fitting set is singular (fewer independent samples than features, or constant features); use a ZCA epsilon > 0");
-        var scale = (singular + epsilon).reciprocal();
+        var scale = singular.Plus(epsilon).reciprocal();
         var matrix = (eigenvectors * scale).matmul(eigenvectors.t());
         return new ZcaWhitening(mean, matrix, eigenvalues, epsilon);
     }

@@ -17,6 +17,16 @@ public sealed record OptimizerSettings
     public double Beta1 { get; init; } = 0.9;
     public double Beta2 { get; init; } = 0.999;
     public double Epsilon { get; init; } = 1e-8;
+    /// <summary>The local-entropy estimator's settings (entropy-sgd, entropy-adam).</summary>
+    public LocalEntropyOptions LocalEntropy { get; init; } = new();
+    /// <summary>SGLD's step-size decay exponent b in eta / (1 + t)^b.</summary>
+    public double SgldDecay { get; init; } = 0.55;
+    /// <summary>SGLD's temperature T (1 = the Bayesian posterior).</summary>
+    public double SgldTemperature { get; init; } = 1;
+    /// <summary>Training-set size N (SGLD scales its noise by it); set by whoever knows the data.</summary>
+    public long TrainingSetSize { get; init; }
+    /// <summary>Seed of an optimizer's own random generator (SGLD noise).</summary>
+    public long Seed { get; init; }
 }
 
 /// <summary>How to build one named optimizer, and what the trainer should do by default when it is used.</summary>
@@ -45,8 +55,20 @@ public static class OptimizerFactory
 
     static OptimizerFactory()
     {
-        Register(new OptimizerDescriptor("sgd", "SGD with optional (Nesterov) momentum and weight decay", CreateSgd));
+        Register(new OptimizerDescriptor("sgd", "SGD with optional (Nesterov) momentum and weight decay (PyTorch's rule)", CreateSgd));
         Register(new OptimizerDescriptor("adam", "Adam (Kingma & Ba) with optional L2 weight decay", CreateAdam, DefaultLearningRate: 1e-3));
+        Register(new OptimizerDescriptor("entropy-sgd",
+            "Entropy-SGD: L Langevin steps estimate the local-entropy gradient, SGD (Nesterov) steps with it",
+            (p, s) => new EntropySgd(p, Positive(s.LearningRate), s.LocalEntropy, Momentum(s), s.Nesterov, s.WeightDecay),
+            DefaultLearningRate: 1, RecalibratesBatchNormByDefault: true));
+        Register(new OptimizerDescriptor("entropy-adam",
+            "Entropy-Adam: the local-entropy gradient fed to Adam",
+            (p, s) => new EntropyAdam(p, Positive(s.LearningRate), s.LocalEntropy, Unit(s.Beta1, "beta1 (--beta1)"), Unit(s.Beta2, "beta2 (--beta2)"), s.Epsilon, s.WeightDecay),
+            DefaultLearningRate: 0.01, RecalibratesBatchNormByDefault: true));
+        Register(new OptimizerDescriptor("sgld",
+            "SGLD (Welling & Teh): gradient steps eta/(1+t)^b plus Gaussian noise sqrt(2 eta_t T / N)",
+            (p, s) => new Sgld(p, s.LearningRate, s.TrainingSetSize, s.SgldDecay, s.SgldTemperature, s.WeightDecay, s.Seed),
+            DefaultLearningRate: 0.1));
     }
 
     public static void Register(OptimizerDescriptor descriptor) => Descriptors[descriptor.Name] = descriptor;
@@ -68,7 +90,7 @@ public static class OptimizerFactory
         RequireNonNegative(s.WeightDecay, "weight decay (--weight-decay)");
         if (s.Nesterov && s.Momentum <= 0)
             throw new ArgumentException("Nesterov momentum (--nesterov) needs --momentum greater than 0");
-        return optim.SGD(parameters, s.LearningRate, momentum: s.Momentum, weight_decay: s.WeightDecay, nesterov: s.Nesterov);
+        return new SgdOptimizer(parameters, s.LearningRate, s.Momentum, weightDecay: s.WeightDecay, nesterov: s.Nesterov);
     }
 
     static optim.Optimizer CreateAdam(IEnumerable<Parameter> parameters, OptimizerSettings s)
@@ -78,7 +100,17 @@ public static class OptimizerFactory
         RequireUnitInterval(s.Beta2, "beta2 (--beta2)");
         RequirePositive(s.Epsilon, "epsilon (--adam-eps)");
         RequireNonNegative(s.WeightDecay, "weight decay (--weight-decay)");
-        return optim.Adam(parameters, s.LearningRate, s.Beta1, s.Beta2, s.Epsilon, s.WeightDecay);
+        return new AdamOptimizer(parameters, s.LearningRate, s.Beta1, s.Beta2, s.Epsilon, s.WeightDecay);
+    }
+
+    static double Positive(double lr) { RequirePositive(lr, "learning rate (--lr)"); return lr; }
+    static double Unit(double v, string what) { RequireUnitInterval(v, what); return v; }
+    static double Momentum(OptimizerSettings s)
+    {
+        RequireUnitInterval(s.Momentum, "momentum (--momentum)");
+        RequireNonNegative(s.WeightDecay, "weight decay (--weight-decay)");
+        if (s.Nesterov && s.Momentum <= 0) throw new ArgumentException("Nesterov momentum (--nesterov) needs --momentum greater than 0");
+        return s.Momentum;
     }
 
     public static void RequirePositive(double value, string what)
@@ -115,4 +147,14 @@ public interface IExtraOptimizerState
 {
     void SaveExtraState(BinaryWriter writer);
     void LoadExtraState(BinaryReader reader);
+}
+
+/// <summary>
+/// Implemented by optimizers that can say how much state they keep, so that benchmarks and reports can state the
+/// memory an optimizer costs beyond the model and its gradients.
+/// </summary>
+public interface IOptimizerMemory
+{
+    /// <summary>Elements held in the optimizer's own tensors (momentum buffers, moment estimates, Langevin buffers).</summary>
+    long StateElements { get; }
 }

@@ -57,6 +57,75 @@ public sealed record RunConfig
     public int? EvalBatchSize { get; init; }
     public bool TensorBoard { get; init; } = true;
 
+    // Local-entropy optimizers (entropy-sgd, entropy-adam). Defaults: the paper's MNIST settings.
+    /// <summary>Langevin steps per outer update.</summary>
+    public int L { get; init; } = 20;
+    /// <summary>gamma0 of the scope schedule.</summary>
+    public double Gamma { get; init; } = 1e-4;
+    /// <summary>gamma1 (or tau for "bounded") of the scope schedule.</summary>
+    public double Scoping { get; init; } = 1e-3;
+    /// <summary>exp (the paper's), const, linear, quadratic or bounded.</summary>
+    public string ScopingSchedule { get; init; } = "exp";
+    public double LangevinLr { get; init; } = 0.1;
+    public double Noise { get; init; } = 1e-3;
+    public double Alpha { get; init; } = 0.75;
+    public double LangevinMomentum { get; init; }
+    public bool LangevinNesterov { get; init; }
+    public double LangevinWeightDecay { get; init; }
+    /// <summary>paper (sqrt(eta') eps) or reference (sqrt(2 eta') eps).</summary>
+    public string NoiseScaling { get; init; } = "paper";
+    /// <summary>paper (weight alpha on the new sample) or reference (weight 1 - alpha).</summary>
+    public string MuAverage { get; init; } = "paper";
+    /// <summary>drift (the paper's line 5) or gradient (the reference: loss gradient only).</summary>
+    public string LangevinMomentumOn { get; init; } = "drift";
+    /// <summary>unscaled (x - mu, Sec. 4.3) or scaled (gamma (x - mu), Alg. 1).</summary>
+    public string LocalEntropyGradient { get; init; } = "unscaled";
+    /// <summary>paper (t counts outer updates) or frozen (the reference: gamma stays gamma0).</summary>
+    public string ScopeCounter { get; init; } = "paper";
+    /// <summary>Evaluate the closure once more per step and discard it, as the reference does.</summary>
+    public bool ExtraClosure { get; init; }
+    /// <summary>Switch on every reference-code behaviour at once.</summary>
+    public bool ReferenceCode { get; init; }
+    /// <summary>Collect local-entropy diagnostics every K outer steps (0 = off).</summary>
+    public int DiagnosticsEvery { get; init; } = 10;
+    /// <summary>auto, fused or tensor-ops.</summary>
+    public string LangevinKernel { get; init; } = "auto";
+    // SGLD.
+    public double SgldDecay { get; init; } = 0.55;
+    public double SgldTemperature { get; init; } = 1;
+
+    /// <summary>The local-entropy options these settings describe (the seed is the run's, decorrelated).</summary>
+    public LocalEntropyOptions ToLocalEntropyOptions()
+    {
+        static T Pick<T>(string option, string value, params (string Name, T Value)[] choices) =>
+            choices.FirstOrDefault(c => c.Name == value) is var hit && hit.Name is not null
+                ? hit.Value
+                : throw new ArgumentException($"{option} must be one of {string.Join(", ", choices.Select(c => c.Name))}, got '{value}'");
+        var options = new LocalEntropyOptions
+        {
+            L = L,
+            Scope = ScopeSchedule.From(ScopingSchedule, Gamma, Scoping),
+            LangevinLr = LangevinLr,
+            Noise = Noise,
+            Alpha = Alpha,
+            LangevinMomentum = LangevinMomentum,
+            LangevinNesterov = LangevinNesterov,
+            LangevinWeightDecay = LangevinWeightDecay,
+            NoiseScaling = Pick("--noise-scaling", NoiseScaling, ("paper", LangevinNoiseScaling.Paper), ("reference", LangevinNoiseScaling.Reference)),
+            Average = Pick("--mu-average", MuAverage, ("paper", LangevinAverage.Paper), ("reference", LangevinAverage.Reference)),
+            MomentumTarget = Pick("--langevin-momentum-on", LangevinMomentumOn, ("drift", LangevinMomentumTarget.Drift), ("gradient", LangevinMomentumTarget.LossGradient)),
+            Gradient = Pick("--le-gradient", LocalEntropyGradient, ("unscaled", Optim.LocalEntropyGradient.Unscaled), ("scaled", Optim.LocalEntropyGradient.ScaledByGamma)),
+            ScopeCounting = Pick("--scope-counter", ScopeCounter, ("paper", ScopeCounting.Paper), ("frozen", ScopeCounting.FrozenAsReference)),
+            ExtraClosureEvaluation = ExtraClosure,
+            Seed = unchecked(Seed * 7919 + 17),
+            DiagnosticsEvery = DiagnosticsEvery,
+            Kernel = Pick("--langevin-kernel", LangevinKernel, ("auto", Optim.LangevinKernel.Auto), ("fused", Optim.LangevinKernel.FusedCpu), ("tensor-ops", Optim.LangevinKernel.TensorOps)),
+        };
+        if (ReferenceCode) options = options.AsReferenceCode();
+        options.Validate();
+        return options;
+    }
+
     public static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -146,6 +215,7 @@ public static class RunSetup
         if (c.Dropout is double d && !(d >= 0 && d < 1)) throw new ArgumentException($"--dropout must be in [0, 1), got {d}");
         if (c.InputDropout is double di && !(di >= 0 && di < 1)) throw new ArgumentException($"--input-dropout must be in [0, 1), got {di}");
         LearningRateSchedule.Parse(c.LrSchedule);
+        if (c.Optimizer.StartsWith("entropy-", StringComparison.Ordinal)) c.ToLocalEntropyOptions();
         TorchRuntime.ResolveDevice(c.Device);
     }
 
@@ -156,6 +226,7 @@ public static class RunSetup
     public static PreparedRun Prepare(RunConfig c, string? outputDirectory, Action<string>? log = null)
     {
         Validate(c);
+        TorchRuntime.EnsureInitialized();
         TorchRuntime.SetThreads(c.Threads);
         var device = TorchRuntime.ResolveDevice(c.Device);
         var info = ModelZoo.Describe(c.Model);
@@ -220,6 +291,11 @@ public static class RunSetup
             Beta1 = c.Beta1,
             Beta2 = c.Beta2,
             Epsilon = c.AdamEps,
+            LocalEntropy = c.Optimizer.StartsWith("entropy-", StringComparison.Ordinal) ? c.ToLocalEntropyOptions() : new LocalEntropyOptions(),
+            SgldDecay = c.SgldDecay,
+            SgldTemperature = c.SgldTemperature,
+            TrainingSetSize = task.TrainingSize,
+            Seed = unchecked(c.Seed * 104729 + 3),
         };
         optim.Optimizer optimizer;
         try

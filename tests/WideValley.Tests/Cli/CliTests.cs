@@ -109,4 +109,107 @@ public class CliTests
         Assert.Contains("50,890", output);
         Assert.Contains("32,640", output);
     }
+
+    [Theory]
+    [InlineData(new[] { "-L", "0" }, "L (Langevin steps, -L) must be at least 1, got 0")]
+    [InlineData(new[] { "--scoping-schedule", "cubic" }, "cubic")]
+    [InlineData(new[] { "--noise-scaling", "double" }, "Argument 'double' not recognized")]
+    [InlineData(new[] { "--alpha", "1.5" }, "alpha")]
+    [InlineData(new[] { "--langevin-nesterov" }, "--langevin-momentum")]
+    [InlineData(new[] { "--diagnostics-every", "-1" }, "--diagnostics-every")]
+    public void InvalidLocalEntropyOptionsExitWithCode2(string[] args, string expected)
+    {
+        using var dir = new TempDir();
+        var (code, _, err) = Run(["train", "--model", "small-mnistfc", "--optimizer", "entropy-sgd", .. args,
+            "--max-train-samples", "256", "--no-tensorboard", "--out", dir.File("run")]);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains(expected, err);
+        Assert.False(Directory.Exists(dir.File("run")));
+    }
+
+    [Fact]
+    public void EntropySgdFromTheCommandLineLogsDiagnosticsAndEffectiveEpochs()
+    {
+        using var dir = new TempDir();
+        var run = dir.File("run");
+        var (code, output, err) = Run("train", "--model", "small-mnistfc", "--optimizer", "entropy-sgd", "-L", "3",
+            "--lr", "0.5", "--momentum", "0.9", "--nesterov", "--langevin-momentum", "0.9", "--langevin-nesterov",
+            "--gamma", "0.03", "--scoping", "0.01", "--diagnostics-every", "2", "--max-train-samples", "1000",
+            "--batch-size", "100", "--epochs", "2", "--threads", "2", "--out", run);
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Contains("finished: test error", output);
+        var lines = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToArray();
+        Assert.Equal(2, lines.Length);
+        // 10 outer steps per epoch, each 3 Langevin evaluations, plus one diagnostic evaluation every 2nd step.
+        Assert.Equal(2 * (10 * 3 + 5), (long)lines[1]["grad_evals"]!);
+        Assert.Equal(2 * (10 * 3 + 5) * 100 / 1000.0, (double)lines[1]["effective_epochs"]!, 9);
+        foreach (var key in new[] { "gamma", "local_entropy_distance", "local_entropy_grad_norm", "sgd_grad_norm", "grad_cosine" })
+            Assert.True(double.IsFinite((double)lines[1][key]!), key);
+        // gamma grows as 0.03 (1.01)^t with t = outer steps made: 20 after two epochs.
+        Assert.Equal(0.03 * Math.Pow(1.01, 20), (double)lines[1]["gamma"]!, 9);
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "summary.json")))!;
+        Assert.Equal("entropy-sgd", (string?)summary["config"]!["optimizer"]);
+        Assert.Equal(3, (int)summary["config"]!["l"]!);
+
+        // An effective-epoch budget stops the run early, mid-epoch, with the epoch still evaluated.
+        var budget = Run("train", "--out", run, "--resume", "--epochs", "4", "--effective-epochs", "8");
+        Assert.True(budget.Code == ExitCodes.Ok, budget.Err);
+        var last = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[^1])!;
+        Assert.Equal(3, (int)last["epoch"]!);
+        Assert.InRange((double)last["effective_epochs"]!, 8.0, 8.4);
+    }
+
+    [Fact]
+    public void BenchOptimizerPrintsOneJsonObjectWithTheIssueFields()
+    {
+        using var dir = new TempDir();
+        var file = dir.File("bench.json");
+        var (code, output, err) = Run("bench", "optimizer", "--model", "small-mnistfc", "-L", "4", "--rounds", "3",
+            "--warmup", "1", "--threads", "2", "--json", "--out", file);
+        Assert.True(code == ExitCodes.Ok, err);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        var json = JsonNode.Parse(lines[0])!;
+        Assert.Equal("small-mnistfc", (string?)json["model"]);
+        Assert.Equal(4, (int)json["L"]!);
+        var sgd = (double)json["sgd_step_ms"]!;
+        var esgd = (double)json["entropy_sgd_step_ms"]!;
+        Assert.True(sgd > 0 && esgd > 0);
+        Assert.Equal(esgd / (4 * sgd), (double)json["ratio"]!, 2);
+        // x0, mu, the Langevin momentum and the outer momentum: four parameter-sized buffers, no more.
+        Assert.Equal(4.0, (double)json["entropy_sgd_state_buffers"]!, 9);
+        Assert.Equal(1.0, (double)json["sgd_state_buffers"]!, 9);
+        Assert.Equal(lines[0], File.ReadAllText(file).Trim());
+    }
+
+    [Theory]
+    [InlineData(new[] { "--model", "char-lstm" }, "image classifier")]
+    [InlineData(new[] { "-L", "0" }, "-L must be at least 1")]
+    [InlineData(new[] { "--rounds", "1" }, "--rounds")]
+    public void BenchRejectsBadOptions(string[] args, string expected)
+    {
+        var (code, _, err) = Run(["bench", "optimizer", .. args]);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains(expected, err);
+    }
+
+    [Fact]
+    public void DemoComparesAdamWithEntropySgdAtTheSameBudget()
+    {
+        using var dir = new TempDir();
+        var (code, output, err) = Run("demo", "--effective-epochs", "0.2", "-L", "2", "--threads", "2", "--out", dir.Path);
+        Assert.True(code == ExitCodes.Ok, err);
+        var table = output.Split('\n').SkipWhile(l => !l.StartsWith("optimizer", StringComparison.Ordinal)).ToArray();
+        Assert.StartsWith("adam", table[1]);
+        Assert.StartsWith("entropy-sgd", table[2]);
+        foreach (var row in table[1..3])
+        {
+            var cells = row.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            Assert.InRange(double.Parse(cells[1], System.Globalization.CultureInfo.InvariantCulture), 0.2, 0.25);
+            var error = double.Parse(cells[2].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(error, 0, 60);    // both learn something in a fifth of an epoch (chance is 90%)
+        }
+        Assert.True(File.Exists(Path.Combine(dir.Path, "adam", "summary.json")));
+        Assert.True(File.Exists(Path.Combine(dir.Path, "entropy-sgd", "summary.json")));
+    }
 }

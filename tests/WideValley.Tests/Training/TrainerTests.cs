@@ -18,9 +18,18 @@ public class TrainerTests
         var model = Synthetic.Mlp();
         var data = Synthetic.Blobs(train: 320, validation: validation);
         var task = new ClassificationTask(model, data, Batch, seed: 11, evalBatchSize: 100);
-        var settings = optimizer == "sgd"
-            ? new OptimizerSettings { LearningRate = 0.05, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-4 }
-            : new OptimizerSettings { LearningRate = 1e-2 };
+        var localEntropy = new LocalEntropyOptions
+        {
+            L = 3, LangevinLr = 0.05, Noise = 1e-3, LangevinMomentum = 0.9, LangevinNesterov = true, DiagnosticsEvery = 2, Seed = 5,
+        };
+        var settings = optimizer switch
+        {
+            "sgd" => new OptimizerSettings { LearningRate = 0.05, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-4 },
+            "entropy-sgd" => new OptimizerSettings { LearningRate = 0.5, Momentum = 0.9, Nesterov = true, LocalEntropy = localEntropy },
+            "entropy-adam" => new OptimizerSettings { LearningRate = 1e-2, LocalEntropy = localEntropy },
+            "sgld" => new OptimizerSettings { LearningRate = 0.05, TrainingSetSize = 320, Seed = 9 },
+            _ => new OptimizerSettings { LearningRate = 1e-2 },
+        };
         return (task, OptimizerFactory.Create(optimizer, model.parameters(), settings));
     }
 
@@ -38,6 +47,9 @@ public class TrainerTests
     [Theory]
     [InlineData("sgd")]
     [InlineData("adam")]
+    [InlineData("entropy-sgd")]
+    [InlineData("entropy-adam")]
+    [InlineData("sgld")]
     public void ResumeAfterAnEpochEndsBitIdentical(string optimizer)
     {
         using var dirA = new TempDir();
@@ -69,22 +81,24 @@ public class TrainerTests
         }
         var a = MetricsLog.Read(Path.Combine(dirA.Path, "metrics.jsonl"));
         var b = MetricsLog.Read(Path.Combine(dirB.Path, "metrics.jsonl"));
-        Assert.Equal(a.Select(m => (m.Epoch, m.TrainLoss, m.TestError, m.GradEvals)), b.Select(m => (m.Epoch, m.TrainLoss, m.TestError, m.GradEvals)));
+        Assert.Equal(a.Select(m => (m.Epoch, m.TrainLoss, m.TestError, m.GradEvals, ExtraText(m))), b.Select(m => (m.Epoch, m.TrainLoss, m.TestError, m.GradEvals, ExtraText(m))));
     }
 
-    [Fact]
-    public void ResumeFromTheMiddleOfAnEpochEndsBitIdentical()
+    [Theory]
+    [InlineData("sgd")]
+    [InlineData("entropy-sgd")]
+    public void ResumeFromTheMiddleOfAnEpochEndsBitIdentical(string optimizer)
     {
         using var dirA = new TempDir();
         using var dirB = new TempDir();
-        var (taskA, optA) = Build();
+        var (taskA, optA) = Build(optimizer);
         double[] uninterrupted;
         using (taskA)
         {
             new Trainer(taskA, optA, Options(dirA.Path)).Run();
             uninterrupted = Synthetic.Flatten(taskA.Model);
         }
-        var (taskB, optB) = Build();
+        var (taskB, optB) = Build(optimizer);
         using (taskB)
         {
             var trainer = new Trainer(taskB, optB, Options(dirB.Path));
@@ -96,7 +110,7 @@ public class TrainerTests
             Assert.Equal(1, meta.CompletedEpochs);
             Assert.Equal(4, meta.StepInEpoch);
         }
-        var (taskC, optC) = Build();
+        var (taskC, optC) = Build(optimizer);
         using (taskC)
         {
             var r = new Trainer(taskC, optC, Options(dirB.Path)).Run(resume: true);
@@ -105,8 +119,13 @@ public class TrainerTests
         }
         var a = MetricsLog.Read(Path.Combine(dirA.Path, "metrics.jsonl"));
         var b = MetricsLog.Read(Path.Combine(dirB.Path, "metrics.jsonl"));
-        Assert.Equal(a.Select(m => (m.Epoch, m.TrainLoss, m.TrainError, m.ValError)), b.Select(m => (m.Epoch, m.TrainLoss, m.TrainError, m.ValError)));
+        Assert.Equal(a.Select(m => (m.Epoch, m.TrainLoss, m.TrainError, m.ValError, ExtraText(m))), b.Select(m => (m.Epoch, m.TrainLoss, m.TrainError, m.ValError, ExtraText(m))));
+        if (optimizer == "entropy-sgd") Assert.All(b, m => Assert.Contains("grad_cosine=", ExtraText(m)));
     }
+
+    /// <summary>The optimizer diagnostics of an epoch as text, for comparing runs.</summary>
+    static string ExtraText(EpochMetrics m) =>
+        m.Extra is null ? "" : string.Join(";", m.Extra.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
 
     /// <summary>An optimizer that evaluates three minibatches per step, like a miniature Entropy-SGD.</summary>
     sealed class ThreeEvaluationSgd(IEnumerable<TorchSharp.Modules.Parameter> p) : TorchSharp.Modules.SGD(p, 0.01)

@@ -1,0 +1,99 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using WideValley.Benchmarks;
+
+namespace WideValley.Cli.Commands;
+
+/// <summary>
+/// `widevalley bench ...`: speed and memory benchmarks, each in one process with warm-up and medians. Benchmarks, not
+/// timed unit tests, check the performance targets, because shared machines are too noisy for pass/fail timings.
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var command = new Command("bench", "Benchmarks: medians after warm-up, in one process.");
+        command.Add(OptimizerCommand(ctx));
+        return command;
+    }
+
+    static Command OptimizerCommand(CliContext ctx)
+    {
+        var model = new Option<string>("--model") { Description = "Image classifier to step (mnistfc, lenet, small-lenet, small-mnistfc).", DefaultValueFactory = _ => "mnistfc" };
+        var l = new Option<int>("-L", "--langevin-steps") { Description = "Langevin steps per Entropy-SGD step.", DefaultValueFactory = _ => 20 };
+        var batch = new Option<int>("--batch-size") { Description = "Minibatch size.", DefaultValueFactory = _ => 128 };
+        var rounds = new Option<int>("--rounds") { Description = "Timed rounds (each: L SGD steps, then one Entropy-SGD step).", DefaultValueFactory = _ => 30 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => 3 };
+        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
+        var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
+        var command = new Command("optimizer",
+            "Time an Entropy-SGD step against L SGD steps on the same network (ratio = entropy_sgd_step / (L x sgd_step)) " +
+            "and report the optimizer state in parameter-sized buffers.")
+        {
+            model, l, batch, rounds, warmup, threads, device, json, output,
+        };
+        command.SetAction(p =>
+        {
+            var options = new OptimizerBenchmarkOptions
+            {
+                Model = p.GetValue(model)!,
+                L = p.GetValue(l),
+                BatchSize = p.GetValue(batch),
+                Rounds = p.GetValue(rounds),
+                WarmupRounds = p.GetValue(warmup),
+                Threads = p.GetValue(threads),
+                Device = p.GetValue(device)!,
+            };
+            options.Validate();
+            var asJson = p.GetValue(json);
+            if (!asJson)
+                ctx.Out.WriteLine($"bench optimizer: {options.Model}, L = {options.L}, batch {options.BatchSize}, {options.WarmupRounds} warm-up + {options.Rounds} timed rounds");
+            var result = OptimizerBenchmark.Run(options, asJson ? null : message => ctx.Out.WriteLine("  " + message));
+            var text = ToJson(result).ToJsonString(new JsonSerializerOptions { WriteIndented = false });
+            if (p.GetValue(output) is string file)
+                AtomicFile.WriteAllText(Path.GetFullPath(file), text + "\n");
+            if (asJson)
+            {
+                ctx.Out.WriteLine(text);
+            }
+            else
+            {
+                var c = CultureInfo.InvariantCulture;
+                ctx.Out.WriteLine(string.Format(c, "sgd step {0:0.000} ms, entropy-sgd step {1:0.000} ms, ratio {2:0.000} (entropy-sgd / (L x sgd))",
+                    result.SgdStepMs, result.EntropySgdStepMs, result.Ratio));
+                ctx.Out.WriteLine(string.Format(c, "langevin update {0:0.000} ms per step; optimizer state {1:0.##} parameter buffers (sgd: {2:0.##}); resident memory growth {3:0.0} MiB",
+                    result.LangevinUpdateMs, result.EntropySgdStateBuffers, result.SgdStateBuffers, result.ResidentGrowthMiB));
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>The result with the key names the issue tracker and reports use (snake_case, L as in the paper).</summary>
+    public static JsonObject ToJson(OptimizerBenchmarkResult r) => new()
+    {
+        ["benchmark"] = "optimizer",
+        ["model"] = r.Model,
+        ["L"] = r.L,
+        ["parameters"] = r.Parameters,
+        ["batch_size"] = r.BatchSize,
+        ["sgd_step_ms"] = Math.Round(r.SgdStepMs, 4),
+        ["entropy_sgd_step_ms"] = Math.Round(r.EntropySgdStepMs, 4),
+        ["ratio"] = Math.Round(r.Ratio, 4),
+        ["langevin_update_ms"] = Math.Round(r.LangevinUpdateMs, 4),
+        ["entropy_sgd_state_buffers"] = Math.Round(r.EntropySgdStateBuffers, 3),
+        ["sgd_state_buffers"] = Math.Round(r.SgdStateBuffers, 3),
+        ["resident_growth_mib"] = Math.Round(r.ResidentGrowthMiB, 2),
+        ["rounds"] = r.Rounds,
+        ["warmup_rounds"] = r.WarmupRounds,
+        ["threads"] = r.Threads,
+        ["device"] = r.Device,
+        ["data"] = r.Data,
+        ["langevin_kernel"] = r.Kernel,
+        ["processors"] = Environment.ProcessorCount,
+    };
+}

@@ -1,0 +1,229 @@
+using System.Diagnostics;
+using TorchSharp;
+using WideValley.Data;
+using WideValley.Models;
+using WideValley.Optim;
+using WideValley.Training;
+using static TorchSharp.torch;
+
+namespace WideValley.Benchmarks;
+
+/// <summary>What to measure in <see cref="OptimizerBenchmark"/>.</summary>
+public sealed record OptimizerBenchmarkOptions
+{
+    /// <summary>An image classifier from the model zoo (mnistfc, lenet, small-lenet, ...).</summary>
+    public string Model { get; init; } = "mnistfc";
+    /// <summary>Langevin steps per Entropy-SGD step.</summary>
+    public int L { get; init; } = 20;
+    public int BatchSize { get; init; } = 128;
+    /// <summary>Timed rounds; each times L SGD steps one by one, then one Entropy-SGD step.</summary>
+    public int Rounds { get; init; } = 30;
+    /// <summary>Untimed rounds first (allocator, thread pool and JIT warm-up).</summary>
+    public int WarmupRounds { get; init; } = 3;
+    public int Threads { get; init; }
+    public string Device { get; init; } = "cpu";
+    public long Seed { get; init; } = 1;
+    /// <summary>Samples in the synthetic training set the minibatches are drawn from.</summary>
+    public int Samples { get; init; } = 8192;
+
+    public void Validate()
+    {
+        var info = ModelZoo.Describe(Model);
+        if (info.Kind != ModelKind.Classifier)
+            throw new ArgumentException($"--model {Model}: the optimizer benchmark needs an image classifier, e.g. mnistfc or lenet");
+        if (L < 1) throw new ArgumentException($"-L must be at least 1, got {L}");
+        if (BatchSize < 1) throw new ArgumentException($"--batch-size must be positive, got {BatchSize}");
+        if (Rounds < 3) throw new ArgumentException($"--rounds must be at least 3 for a median, got {Rounds}");
+        if (WarmupRounds < 0) throw new ArgumentException($"--warmup must be zero or positive, got {WarmupRounds}");
+        if (Samples < BatchSize) throw new ArgumentException($"--samples ({Samples}) must be at least the batch size ({BatchSize})");
+    }
+}
+
+/// <summary>
+/// Result of <see cref="OptimizerBenchmark"/>. Times are medians in milliseconds; <see cref="Ratio"/> is the
+/// Entropy-SGD step over L SGD steps, i.e. what the Langevin loop costs on top of the L gradient evaluations it must make.
+/// </summary>
+public sealed record OptimizerBenchmarkResult
+{
+    public required string Model { get; init; }
+    public required int L { get; init; }
+    public required long Parameters { get; init; }
+    public required int BatchSize { get; init; }
+    public required double SgdStepMs { get; init; }
+    public required double EntropySgdStepMs { get; init; }
+    public required double Ratio { get; init; }
+    /// <summary>Median ms of the Langevin update alone (one step over all parameters), measured separately.</summary>
+    public required double LangevinUpdateMs { get; init; }
+    /// <summary>Entropy-SGD's optimizer state in parameter-sized buffers (x0, mu, Langevin momentum, outer momentum).</summary>
+    public required double EntropySgdStateBuffers { get; init; }
+    public required double SgdStateBuffers { get; init; }
+    /// <summary>Growth of the process's resident memory over the timed rounds, in MiB (allocator noise aside, 0).</summary>
+    public required double ResidentGrowthMiB { get; init; }
+    public required int Rounds { get; init; }
+    public required int WarmupRounds { get; init; }
+    public required int Threads { get; init; }
+    public required string Device { get; init; }
+    public required string Data { get; init; }
+    public required string Kernel { get; init; }
+}
+
+/// <summary>
+/// Measures the cost of an Entropy-SGD step against the L plain SGD steps whose gradient evaluations it contains, in
+/// one process, on the same network and minibatch pipeline the trainer uses. SGD and Entropy-SGD steps are interleaved
+/// round by round, so that load from elsewhere on a shared machine affects both alike, and medians are reported.
+/// </summary>
+/// <remarks>
+/// The data are synthetic (standard normal images with uniform labels): the cost of a step does not depend on the
+/// pixel values, and the benchmark then runs anywhere. SGD and Entropy-SGD use the paper's MNIST settings (Nesterov
+/// momentum 0.9 in both loops, eta' = 0.1, eps = 1e-3, gamma0 = 1e-4, gamma1 = 1e-3) with diagnostics off.
+/// </remarks>
+public static class OptimizerBenchmark
+{
+    public static OptimizerBenchmarkResult Run(OptimizerBenchmarkOptions options, Action<string>? progress = null)
+    {
+        options.Validate();
+        TorchRuntime.EnsureInitialized();
+        TorchRuntime.SetThreads(options.Threads);
+        var device = TorchRuntime.ResolveDevice(options.Device);
+        TorchRuntime.Seed(options.Seed);
+
+        var info = ModelZoo.Describe(options.Model);
+        nn.Module<Tensor, Tensor> NewModel()
+        {
+            TorchRuntime.Seed(options.Seed);
+            var m = (nn.Module<Tensor, Tensor>)ModelZoo.Create(options.Model, new ModelOptions());
+            m.to(device);
+            m.train();
+            return m;
+        }
+
+        using var sgdModel = NewModel();
+        using var esgdModel = NewModel();
+        var parameters = ModelZoo.CountParameters(sgdModel);
+        // Each task owns an identical copy of the data.
+        using var sgdTask = new ClassificationTask(sgdModel, SyntheticImages(options, device), options.BatchSize, options.Seed);
+        using var esgdTask = new ClassificationTask(esgdModel, SyntheticImages(options, device), options.BatchSize, options.Seed);
+        var sampleShape = sgdTask.Data.SampleShape;
+        using var sgd = new SgdOptimizer(sgdModel.parameters(), 0.1, momentum: 0.9, nesterov: true);
+        var le = new LocalEntropyOptions
+        {
+            L = options.L,
+            Scope = new ExponentialScope(1e-4, 1e-3),
+            LangevinLr = 0.1,
+            Noise = 1e-3,
+            LangevinMomentum = 0.9,
+            LangevinNesterov = true,
+            Seed = options.Seed,
+        };
+        using var esgd = new EntropySgd(esgdModel.parameters(), 0.1, le, momentum: 0.9, nesterov: true);
+        var sgdClosure = Closure(sgd, sgdTask);
+        var esgdClosure = Closure(esgd, esgdTask);
+
+        var sgdTimes = new List<double>();
+        var esgdTimes = new List<double>();
+        var watch = new Stopwatch();
+        long residentBefore = 0;
+        for (var round = 0; round < options.WarmupRounds + options.Rounds; round++)
+        {
+            var timed = round >= options.WarmupRounds;
+            if (round == options.WarmupRounds) residentBefore = ResidentBytes();
+            for (var l = 0; l < options.L; l++)
+            {
+                watch.Restart();
+                using (NewDisposeScope()) sgd.step(sgdClosure);
+                watch.Stop();
+                if (timed) sgdTimes.Add(watch.Elapsed.TotalMilliseconds);
+            }
+            watch.Restart();
+            using (NewDisposeScope()) esgd.step(esgdClosure);
+            watch.Stop();
+            if (timed) esgdTimes.Add(watch.Elapsed.TotalMilliseconds);
+            progress?.Invoke($"round {round + 1}/{options.WarmupRounds + options.Rounds}{(timed ? "" : " (warm-up)")}");
+        }
+        var residentGrowth = (ResidentBytes() - residentBefore) / (1024.0 * 1024.0);
+        var langevinMs = LangevinUpdateMilliseconds(esgdModel, le, options);
+
+        var sgdMs = Median(sgdTimes);
+        var esgdMs = Median(esgdTimes);
+        return new OptimizerBenchmarkResult
+        {
+            Model = info.Name,
+            L = options.L,
+            Parameters = parameters,
+            BatchSize = options.BatchSize,
+            SgdStepMs = sgdMs,
+            EntropySgdStepMs = esgdMs,
+            Ratio = esgdMs / (options.L * sgdMs),
+            LangevinUpdateMs = langevinMs,
+            EntropySgdStateBuffers = (double)esgd.StateElements / parameters,
+            SgdStateBuffers = (double)sgd.StateElements / parameters,
+            ResidentGrowthMiB = residentGrowth,
+            Rounds = options.Rounds,
+            WarmupRounds = options.WarmupRounds,
+            Threads = get_num_threads(),
+            Device = device.ToString(),
+            Data = $"synthetic {options.Samples} x {string.Join("x", sampleShape)}",
+            Kernel = esgd.Estimator.KernelName,
+        };
+    }
+
+    /// <summary>What the trainer's closure does, minus its bookkeeping: zero, draw a minibatch, forward, backward.</summary>
+    static Func<Tensor> Closure(optim.Optimizer optimizer, ClassificationTask task) => () =>
+    {
+        optimizer.zero_grad();
+        var mb = task.NextTrainingLoss();
+        mb.Loss.backward();
+        return mb.Loss;
+    };
+
+    /// <summary>
+    /// The Langevin update alone: L estimator steps whose closure only leaves a fixed gradient in .grad, so that what
+    /// remains is the per-element work over x', x0, mu, v and the noise.
+    /// </summary>
+    static double LangevinUpdateMilliseconds(nn.Module model, LocalEntropyOptions options, OptimizerBenchmarkOptions bench)
+    {
+        var parameters = model.parameters().ToList();
+        using var estimator = new LocalEntropy(parameters, options);
+        Tensor NoGradientWork() => zeros(1);
+        var times = new List<double>();
+        var watch = new Stopwatch();
+        for (var r = 0; r < bench.WarmupRounds + bench.Rounds; r++)
+        {
+            watch.Restart();
+            using (NewDisposeScope()) estimator.Estimate(NoGradientWork);
+            watch.Stop();
+            if (r >= bench.WarmupRounds) times.Add(watch.Elapsed.TotalMilliseconds / options.L);
+        }
+        return Median(times);
+    }
+
+    static ClassificationDataset SyntheticImages(OptimizerBenchmarkOptions o, Device device)
+    {
+        using var generator = new Generator((ulong)o.Seed);
+        var inputs = randn([o.Samples, 1, 28, 28], generator: generator);
+        var labels = randint(0, 10, [o.Samples], dtype: ScalarType.Int64, generator: generator);
+        var testInputs = randn([o.BatchSize, 1, 28, 28], generator: generator);
+        var testLabels = randint(0, 10, [o.BatchSize], dtype: ScalarType.Int64, generator: generator);
+        return new ClassificationDataset
+        {
+            Name = "synthetic",
+            Train = new LabeledData(inputs.to(device), labels.to(device), 10),
+            Test = new LabeledData(testInputs.to(device), testLabels.to(device), 10),
+            Source = "generated",
+        };
+    }
+
+    static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        var n = sorted.Length;
+        return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    }
+
+    static long ResidentBytes()
+    {
+        using var process = Process.GetCurrentProcess();
+        process.Refresh();
+        return process.WorkingSet64;
+    }
+}
