@@ -1,0 +1,88 @@
+using System.Runtime.Intrinsics;
+using MathNet.Numerics.Distributions;
+using WideValley.Optim;
+
+namespace WideValley.Tests.Optim;
+
+/// <summary>The fused kernel's counter-based Gaussian noise and its vectorised logarithm.</summary>
+public class LangevinNoiseTests
+{
+    [Fact]
+    public void VectorisedLogIsAccurateOverTheUniformsItSees()
+    {
+        // The uniforms lie in [2^-25, 1): 24-bit values plus half a step.
+        double worst = 0;
+        for (var k = 0; k < 1 << 24; k += 3)
+        {
+            var x = (k + 0.5f) / 16777216f;
+            var got = FusedCpuLangevinKernel.Log(Vector256.Create(x)).GetElement(0);
+            var exact = Math.Log(x);
+            worst = Math.Max(worst, Math.Abs(got - exact) / Math.Max(Math.Abs(exact), 1e-3));
+        }
+        Assert.True(worst < 3e-7, $"worst relative error {worst:E2}");
+        foreach (var x in new[] { 1e-30f, 0.5f, 1.5f, 2f, 1000f, float.MaxValue })
+            Assert.Equal(Math.Log(x), FusedCpuLangevinKernel.Log(Vector256.Create(x)).GetElement(0), Math.Abs(Math.Log(x)) * 3e-7 + 1e-7);
+    }
+
+    const int N = 1 << 20;
+
+    static float[] Normals(ulong key, long step, long start = 0, long count = N)
+    {
+        var z = new float[count];
+        FusedCpuLangevinKernel.FillNormalsFor(key, N / 16, z, start, start + count, step);
+        return z;
+    }
+
+    [Fact]
+    public void NoiseIsStandardNormal()
+    {
+        var z = Normals(12345, 7);
+        double mean = z.Average(v => (double)v);
+        double variance = z.Sum(v => (v - mean) * (v - mean)) / (N - 1);
+        double kurtosis = z.Sum(v => Math.Pow(v - mean, 4)) / N / (variance * variance);
+        Assert.InRange(mean, -5 / Math.Sqrt(N), 5 / Math.Sqrt(N));
+        Assert.InRange(variance, 1 - 5 * Math.Sqrt(2.0 / N), 1 + 5 * Math.Sqrt(2.0 / N));
+        Assert.InRange(kurtosis, 3 - 5 * Math.Sqrt(24.0 / N), 3 + 5 * Math.Sqrt(24.0 / N));
+        // Kolmogorov-Smirnov against N(0, 1): the 0.1% critical value is 1.95 / sqrt(n).
+        var sorted = z.Select(v => (double)v).Order().ToArray();
+        double d = 0;
+        for (var i = 0; i < N; i++)
+        {
+            var cdf = Normal.CDF(0, 1, sorted[i]);
+            d = Math.Max(d, Math.Max((i + 1.0) / N - cdf, cdf - (double)i / N));
+        }
+        Assert.True(d < 1.95 / Math.Sqrt(N), $"KS distance {d:E3}");
+    }
+
+    [Fact]
+    public void NoiseIsUncorrelatedAcrossElementsStepsAndSeeds()
+    {
+        var a = Normals(12345, 7);
+        var nextStep = Normals(12345, 8);
+        var otherSeed = Normals(54321, 7);
+        static double Correlation(float[] x, float[] y, int lag = 0)
+        {
+            double s = 0;
+            for (var i = 0; i + lag < x.Length; i++) s += (double)x[i] * y[i + lag];
+            return s / (x.Length - lag);
+        }
+        var bound = 5 / Math.Sqrt(N);
+        foreach (var lag in new[] { 1, 8, 16 })   // 8: the cosine/sine partners of Box-Muller
+            Assert.InRange(Correlation(a, a, lag), -bound, bound);
+        Assert.InRange(Correlation(a, nextStep), -bound, bound);
+        Assert.InRange(Correlation(a, otherSeed), -bound, bound);
+        // Box-Muller partners are uncorrelated but their squares sum to an exponential: check E[z_j^2 z_(j+8)^2] = 1.
+        double products = 0;
+        for (var b = 0; b < N; b += 16)
+            for (var j = 0; j < 8; j++) products += (double)a[b + j] * a[b + j] * a[b + j + 8] * a[b + j + 8];
+        Assert.InRange(products / (N / 2), 1 - 10 * Math.Sqrt(8.0 / N), 1 + 10 * Math.Sqrt(8.0 / N));
+    }
+
+    [Fact]
+    public void AnElementsNoiseDoesNotDependOnHowTheWorkIsSplit()
+    {
+        var whole = Normals(99, 3);
+        var tail = Normals(99, 3, start: 16 * 1000, count: N - 16 * 1000);
+        Assert.Equal(whole[(16 * 1000)..], tail);
+    }
+}
