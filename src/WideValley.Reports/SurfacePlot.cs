@@ -80,7 +80,8 @@ public sealed record SurfacePlotOptions : PlotOptions
     /// </summary>
     public bool LogScale { get; init; }
 
-    /// <summary>Number of contour lines, evenly spaced in colour scale between the smallest and largest value; 0 for none.</summary>
+    /// <summary>Number of contour levels, evenly spaced (in colour scale) strictly between the smallest and largest
+    /// value; 0 for none.</summary>
     public int ContourCount { get; init; } = 10;
 
     /// <summary>Points to mark and label.</summary>
@@ -134,7 +135,16 @@ public static class SurfacePlot
             for (var i = 0; i < nAlpha; i++)
                 for (var j = 0; j < nBeta; j++)
                     points[j, i] = new Coordinates3d(surface.Alphas[i], surface.Betas[j], scaled[i, j]);
-            var contours = plot.Add.ContourLines(points, options.ContourCount);
+            // Levels strictly inside the value range: ScottPlot's own choice includes the minimum, which draws a
+            // degenerate line at the lowest grid point and one level fewer than asked for.
+            var range = heatmap.GetRange();
+            var contours = new ScottPlot.Plottables.ContourLines
+            {
+                ContourLineLevels = Enumerable.Range(1, options.ContourCount)
+                    .Select(k => range.Min + k * (range.Max - range.Min) / (options.ContourCount + 1)).ToArray(),
+            };
+            contours.Update(points);
+            plot.Add.Plottable(contours);
             contours.LineColor = Colors.White.WithAlpha(0.8);
             contours.LineWidth = 1;
             // The labels would print log10 values in log mode; the colour bar carries the scale instead.

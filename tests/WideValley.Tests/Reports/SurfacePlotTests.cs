@@ -38,6 +38,19 @@ public class SurfacePlotTests
     }
 
     [Fact]
+    public void ContoursAreDrawnAtTheRequestedNumberOfInteriorLevels()
+    {
+        var figure = SurfacePlot.Create(Bowl(), new SurfacePlotOptions { ContourCount = 7 });
+        var contours = figure.Panels[0].Plot.GetPlottables<ScottPlot.Plottables.ContourLines>().Single();
+        var levels = contours.Lines.Select(l => l.Z).Distinct().Order().ToArray();
+        Assert.Equal(7, levels.Length);
+        // Values run from 0.05 to 2.55: levels at 0.05 + k * 2.5 / 8.
+        for (var k = 0; k < 7; k++) Assert.Equal(0.05 + (k + 1) * 2.5 / 8, levels[k], 9);
+        Assert.Empty(SurfacePlot.Create(Bowl(), new SurfacePlotOptions { ContourCount = 0 })
+            .Panels[0].Plot.GetPlottables<ScottPlot.Plottables.ContourLines>());
+    }
+
+    [Fact]
     public void TheLowValueCornerIsWhereTheGridSaysItIs()
     {
         // Loss grows with alpha and beta: the darkest (viridis: purple) cell must be at the lower left, not flipped.
