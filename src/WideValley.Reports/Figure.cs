@@ -1,0 +1,153 @@
+using ScottPlot;
+using SkiaSharp;
+
+namespace WideValley.Reports;
+
+/// <summary>
+/// A finished chart of a fixed pixel size: one or more ScottPlot panels under an optional figure title. Nothing is
+/// drawn until it is saved or encoded, and every save is atomic (a temporary file next to the target, renamed over it),
+/// so a report folder never holds a half-written image.
+/// </summary>
+public sealed class Figure
+{
+    /// <summary>Height in pixels of the band that holds the figure title, when there is one.</summary>
+    private const float TitleBandHeight = 44;
+    private const float TitleFontSize = 20;
+
+    private readonly IReadOnlyList<FigurePanel> _panels;
+
+    internal Figure(string? title, int width, int height, IReadOnlyList<FigurePanel> panels)
+    {
+        if (width < 50 || height < 50)
+            throw new ArgumentOutOfRangeException(nameof(width), $"A figure must be at least 50 x 50 pixels; got {width} x {height}.");
+        if (panels.Count == 0) throw new ArgumentException("A figure needs at least one panel.", nameof(panels));
+        Title = string.IsNullOrWhiteSpace(title) ? null : title;
+        Width = width;
+        Height = height;
+        _panels = panels;
+    }
+
+    /// <summary>The title drawn above all panels, or null.</summary>
+    public string? Title { get; }
+
+    /// <summary>Width of the image in pixels.</summary>
+    public int Width { get; }
+
+    /// <summary>Height of the image in pixels.</summary>
+    public int Height { get; }
+
+    /// <summary>The panels, for tests that need to reach into ScottPlot (fixed layouts, failing plottables).</summary>
+    internal IReadOnlyList<FigurePanel> Panels => _panels;
+
+    /// <summary>Encodes the figure as PNG.</summary>
+    public byte[] ToPng()
+    {
+        using var buffer = new MemoryStream();
+        WritePng(buffer);
+        return buffer.ToArray();
+    }
+
+    /// <summary>Encodes the figure as an SVG document (text stays text, in font <see cref="PlotFonts.Family"/>).</summary>
+    public string ToSvg()
+    {
+        using var buffer = new MemoryStream();
+        WriteSvg(buffer);
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>Writes a PNG atomically; missing folders are created, an existing file is replaced.</summary>
+    public void SavePng(string path) => AtomicFile.Write(CheckPath(path), WritePng);
+
+    /// <summary>Writes an SVG atomically; missing folders are created, an existing file is replaced.</summary>
+    public void SaveSvg(string path) => AtomicFile.Write(CheckPath(path), WriteSvg);
+
+    /// <summary>Writes PNG or SVG, chosen by the extension of <paramref name="path"/> (<c>.png</c> or <c>.svg</c>).</summary>
+    public void Save(string path)
+    {
+        switch (Path.GetExtension(CheckPath(path)).ToLowerInvariant())
+        {
+            case ".png": SavePng(path); break;
+            case ".svg": SaveSvg(path); break;
+            default:
+                throw new ArgumentException(
+                    $"Cannot tell the image format of \"{path}\": the extension must be .png or .svg.", nameof(path));
+        }
+    }
+
+    /// <summary>Writes <c>{basePath}.png</c> and <c>{basePath}.svg</c> and returns both paths.</summary>
+    public (string PngPath, string SvgPath) SavePngAndSvg(string basePath)
+    {
+        CheckPath(basePath);
+        string png = basePath + ".png", svg = basePath + ".svg";
+        SavePng(png);
+        SaveSvg(svg);
+        return (png, svg);
+    }
+
+    private static string CheckPath(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        return path;
+    }
+
+    private void WritePng(Stream output)
+    {
+        using var surface = SKSurface.Create(new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Premul))
+            ?? throw new InvalidOperationException($"Skia could not allocate a {Width} x {Height} drawing surface.");
+        Draw(surface.Canvas);
+        using var image = surface.Snapshot();
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100)
+            ?? throw new InvalidOperationException("Skia could not encode the figure as PNG.");
+        data.SaveTo(output);
+    }
+
+    private void WriteSvg(Stream output)
+    {
+        // The SVG canvas only writes the closing tags when it is disposed, so it must be disposed before the stream
+        // is flushed and renamed into place.
+        using var managed = new SKManagedWStream(output, disposeManagedStream: false);
+        using (var canvas = SKSvgCanvas.Create(SKRect.Create(Width, Height), managed))
+            Draw(canvas);
+        managed.Flush();
+    }
+
+    private void Draw(SKCanvas canvas)
+    {
+        PlotFonts.EnsureAvailable();
+        canvas.Clear(SKColors.White);
+        float top = 0;
+        if (Title is not null)
+        {
+            using var font = new SKFont(PlotFonts.Typeface(bold: true), TitleFontSize);
+            using var paint = new SKPaint { Color = SKColors.Black, IsAntialias = true };
+            // Baseline placed so the cap height sits centred in the band.
+            canvas.DrawText(Title, Width / 2f, TitleBandHeight / 2f + TitleFontSize * 0.36f, SKTextAlign.Center, font, paint);
+            top = TitleBandHeight;
+        }
+
+        float areaWidth = Width, areaHeight = Height - top;
+        foreach (var panel in _panels)
+        {
+            var rect = new PixelRect(
+                left: panel.Left * areaWidth,
+                right: (panel.Left + panel.Width) * areaWidth,
+                bottom: top + (panel.Top + panel.Height) * areaHeight,
+                top: top + panel.Top * areaHeight);
+            // ScottPlot clears the canvas before drawing a plot; the clip keeps that to the panel's own rectangle,
+            // or every panel would erase the title and the panels drawn before it.
+            canvas.Save();
+            canvas.ClipRect(new SKRect(rect.Left, rect.Top, rect.Right, rect.Bottom));
+            panel.Plot.Render(canvas, rect);
+            canvas.Restore();
+        }
+    }
+}
+
+/// <summary>
+/// One ScottPlot plot and the part of the figure it occupies, as fractions (0..1) of the area below the title.
+/// </summary>
+internal sealed record FigurePanel(Plot Plot, float Left, float Top, float Width, float Height)
+{
+    /// <summary>A panel that fills the whole area.</summary>
+    public static FigurePanel Full(Plot plot) => new(plot, 0, 0, 1, 1);
+}
