@@ -159,7 +159,7 @@ public static class Hutchinson
         var output = apply(input);
         if (output.dim() != 1 || output.shape[0] != v.shape[0])
             throw new InvalidOperationException($"The operator returned shape ({string.Join(", ", output.shape)}) for a vector of length {v.shape[0]}.");
-        if (output.dtype == ScalarType.Float64 && output.device == device) return output;
+        if (output.dtype == ScalarType.Float64 && output.IsOn(device)) return output;
         using (output) return output.to(ScalarType.Float64, device);
     }
 }

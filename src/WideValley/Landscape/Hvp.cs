@@ -76,7 +76,7 @@ public sealed class Hvp : IDisposable
     public void Apply(Tensor v, Tensor result)
     {
         loss.Layout.CheckVector(result, nameof(result), "Hvp.Apply");
-        if (result.dtype != Dtype || result.device != Device)
+        if (result.dtype != Dtype || !result.IsOn(Device))
             throw new ArgumentException($"Hvp.Apply: result must be {Dtype} on {Device}; got {result.dtype} on {result.device}.", nameof(result));
         using var scope = NewDisposeScope();
         var conformed = loss.Conform(v, nameof(v), "Hvp.Apply");

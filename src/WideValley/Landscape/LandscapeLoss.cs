@@ -82,9 +82,9 @@ internal sealed class LandscapeLoss : IDisposable
             for (var i = 0; i < evaluationSet.Count; i++)
             {
                 var (x, y) = evaluationSet[i];
-                var convert = x.is_floating_point() && x.dtype != Dtype || x.device != Device;
+                var convert = x.is_floating_point() && x.dtype != Dtype || !x.IsOn(Device);
                 var inputs = convert ? x.to(x.is_floating_point() ? Dtype : x.dtype, Device).DetachFromDisposeScope() : x;
-                var labels = y.device != Device ? y.to(Device).DetachFromDisposeScope() : y;
+                var labels = !y.IsOn(Device) ? y.to(Device).DetachFromDisposeScope() : y;
                 if (convert) ownedTensors.Add(inputs);
                 if (!ReferenceEquals(labels, y)) ownedTensors.Add(labels);
                 var n = x.shape[0];
@@ -112,7 +112,7 @@ internal sealed class LandscapeLoss : IDisposable
     public Tensor Conform(Tensor v, string what, string where)
     {
         Layout.CheckVector(v, what, where);
-        return v.dtype == Dtype && v.device == Device ? v : v.to(Dtype, Device);
+        return v.dtype == Dtype && v.IsOn(Device) ? v : v.to(Dtype, Device);
     }
 
     /// <summary>
@@ -398,4 +398,11 @@ internal sealed class LandscapeLoss : IDisposable
         foreach (var t in ownedTensors) t.Dispose();
         if (ownsWorkingModel) Model.Dispose();
     }
+}
+
+internal static class DeviceChecks
+{
+    /// <summary>Whether the tensor lives on <paramref name="device"/> (Device objects compare by reference, so compare type and index).</summary>
+    public static bool IsOn(this Tensor t, Device device) =>
+        t.device_type == device.type && (device.index < 0 || t.device_index == device.index);
 }
