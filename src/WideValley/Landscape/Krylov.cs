@@ -134,6 +134,10 @@ internal sealed class LanczosProcess : IDisposable
     public long OperatorApplications { get; private set; }
     public IReadOnlyList<double> Alpha => alpha;
     public IReadOnlyList<double> Beta => beta;
+    /// <summary>How many times the space became invariant and a fresh sequence was started.</summary>
+    public int Restarts { get; private set; }
+    /// <summary>Whether the last step ended an invariant block (its coupling beta is exactly 0).</summary>
+    public bool LastStepEndedBlock { get; private set; }
 
     /// <summary>Runs one step: adds one basis vector and one row of T. False once the basis spans the whole space.</summary>
     public bool Step()
@@ -156,6 +160,7 @@ internal sealed class LanczosProcess : IDisposable
         alpha.Add(a);
         w.AddScaled_(q, -a);
         if (Steps > 1) w.AddScaled_(Basis.Row(Steps - 2), -beta[^1]);
+        LastStepEndedBlock = false;
         if (Steps == N)
         {
             // The basis spans the whole space: T is similar to A and there is nothing left to couple to.
@@ -169,6 +174,8 @@ internal sealed class LanczosProcess : IDisposable
         {
             // Invariant subspace: start a new Krylov sequence orthogonal to everything so far, coupled by beta = 0.
             b = 0;
+            Restarts++;
+            LastStepEndedBlock = true;
             for (var attempt = 0; attempt < 3; attempt++)
             {
                 w = RandomVectors.Draw(restartGenerator, N, ProbeDistribution.Gaussian, device);

@@ -52,7 +52,10 @@ public sealed record LanczosResult(double[] Eigenvalues, double[] Residuals, Ten
 /// reorthogonalisation (float64 Krylov basis, two Gram-Schmidt passes), a residual-based stopping rule and a seeded
 /// start vector. Works on any symmetric linear operator on flat vectors, so it is testable on explicit matrices; for a
 /// network, pass an <see cref="Hvp"/>. Unlike power iteration (PyHessian), it returns the algebraically largest
-/// eigenvalues, not the largest in magnitude, and the most negative ones on request.
+/// eigenvalues, not the largest in magnitude, and the most negative ones on request. A single Krylov sequence sees
+/// each distinct eigenvalue once; when it becomes invariant (beta = 0), a fresh orthogonal sequence is started and the
+/// run ends only when a whole new block leaves the wanted values unchanged, so multiple eigenvalues are counted with
+/// their multiplicity.
 /// </summary>
 public static class Lanczos
 {
@@ -98,13 +101,14 @@ public static class Lanczos
         int[] picked = [];
         Tensor? ritzVectors = null;
         var converged = false;
+        double[]? previousBlockValues = null;
         try
         {
             while (process.Step())
             {
                 var m = process.Steps;
                 var last = m == steps || m == n;
-                if (m < k || (!last && m % o.CheckEvery != 0)) continue;
+                if (m < k || (!last && !process.LastStepEndedBlock && m % o.CheckEvery != 0)) continue;
                 ritzVectors?.Dispose();
                 (values, ritzVectors) = process.Ritz();
                 picked = which == SpectrumEnd.Largest
@@ -115,6 +119,21 @@ public static class Lanczos
                 residuals = picked.Select(i => Math.Abs(beta * lastRow[i])).ToArray();
                 var scale = Math.Max(Math.Abs(values[0]), Math.Abs(values[^1]));
                 converged = residuals.All(r => r <= o.Tolerance * scale) || beta == 0 && m == n;
+                if (process.Restarts > 0 && m < n)
+                {
+                    // An invariant subspace was found, so eigenvalues may be multiple, and one Krylov sequence holds
+                    // only one copy of each. Judge only at block ends, and only once a whole new block left the
+                    // wanted values unchanged.
+                    if (!process.LastStepEndedBlock) converged = false;
+                    else
+                    {
+                        var wanted = picked.Select(i => values[i]).ToArray();
+                        var unchanged = previousBlockValues is not null
+                            && previousBlockValues.Zip(wanted).All(p => Math.Abs(p.First - p.Second) <= o.Tolerance * scale);
+                        previousBlockValues = wanted;
+                        converged &= unchanged;
+                    }
+                }
                 if (converged || last) break;
             }
             var eigenvalues = picked.Select(i => values[i]).ToArray();

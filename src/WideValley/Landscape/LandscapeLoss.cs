@@ -289,7 +289,11 @@ internal sealed class LandscapeLoss : IDisposable
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        return cat(parameters.Select(p => p.detach().reshape(-1)).ToArray(), 0).MoveToOuterDisposeScope();
+        // Copied into a fresh buffer: TorchSharp's cat of a single tensor may hand back a view of the parameter itself.
+        var flat = empty(Layout.Dimension, Dtype, Device);
+        var views = Layout.Views(flat);
+        for (var p = 0; p < parameters.Length; p++) views[p].copy_(parameters[p]);
+        return flat.MoveToOuterDisposeScope();
     }
 
     /// <summary>Writes a flat vector into the selected parameters of the working model.</summary>

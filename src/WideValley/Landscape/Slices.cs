@@ -62,7 +62,8 @@ public static class Slices
         var byName = model.named_parameters().ToDictionary(np => np.name, np => np.parameter);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        return cat(names.Select(n => byName[n].detach().reshape(-1)).ToArray(), 0).MoveToOuterDisposeScope();
+        // clone(): TorchSharp's cat of a single tensor may hand back a view of the parameter itself.
+        return cat(names.Select(n => byName[n].detach().reshape(-1)).ToArray(), 0).clone().MoveToOuterDisposeScope();
     }
 
     /// <summary>Loss and error at w(t) = from + t (to - from) for <paramref name="points"/> values of t in [start, end].</summary>
