@@ -1,0 +1,420 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WideValley.Landscape;
+
+/// <summary>Settings of <see cref="ExactHessian.Compute"/>.</summary>
+public sealed record ExactHessianOptions
+{
+    /// <summary>Largest number of parameters accepted (default 60,000: small-LeNet's 47,658 fit).</summary>
+    public long MaxDimension { get; init; } = 60_000;
+
+    /// <summary>Memory the computation may use, in bytes. Null (default): MemAvailable of /proc/meminfo minus <see cref="MemoryMarginBytes"/>.</summary>
+    public long? MemoryLimitBytes { get; init; }
+
+    /// <summary>Memory left for everything else when the limit is taken from the system (default 1 GiB).</summary>
+    public long MemoryMarginBytes { get; init; } = 1L << 30;
+
+    /// <summary>Floating type of the eigen-solver the plan must leave room for (null: <see cref="ExactHessian.DefaultEigenType"/>).</summary>
+    public ScalarType? EigenType { get; init; }
+
+    /// <summary>
+    /// Folder that keeps finished columns (blocks written atomically) and a manifest (n, type, fingerprint of model,
+    /// data and options). A run finds the blocks already there and computes only the rest; a folder written for a
+    /// different model, data or settings is refused. Null: no checkpointing.
+    /// </summary>
+    public string? CheckpointFolder { get; init; }
+
+    /// <summary>Columns per checkpoint block (0, the default: about 64 MiB of columns per block).</summary>
+    public int ColumnsPerBlock { get; init; }
+
+    /// <summary>Called after every column (and once at the start with the resumed count).</summary>
+    public Action<ExactHessianProgress>? Progress { get; init; }
+
+    /// <summary>Stops the computation between columns (finished blocks stay on disk); throws <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken Cancellation { get; init; }
+}
+
+/// <summary>Progress of a dense Hessian computation.</summary>
+/// <param name="ColumnsDone">Columns available (computed or resumed).</param>
+/// <param name="Columns">n.</param>
+/// <param name="ResumedColumns">Columns read from the checkpoint folder.</param>
+/// <param name="Elapsed">Time spent in this call.</param>
+/// <param name="Remaining">Estimated time to finish (null until one column was computed).</param>
+public sealed record ExactHessianProgress(long ColumnsDone, long Columns, long ResumedColumns, TimeSpan Elapsed, TimeSpan? Remaining);
+
+/// <summary>Memory needed by a dense Hessian and its eigenvalues, against the limit.</summary>
+/// <param name="Dimension">n.</param>
+/// <param name="StorageType">Type of the stored Hessian.</param>
+/// <param name="EigenType">Type the eigen-solver works in.</param>
+/// <param name="HessianBytes">n^2 x element size.</param>
+/// <param name="EigenSolverBytes">The solver's copy of the matrix (LAPACK overwrites its input), a converted copy when the types differ, and O(n) workspace.</param>
+/// <param name="LimitBytes">What may be used.</param>
+public sealed record HessianMemoryPlan(long Dimension, ScalarType StorageType, ScalarType EigenType, long HessianBytes, long EigenSolverBytes, long LimitBytes)
+{
+    /// <summary>Hessian plus eigen-solver.</summary>
+    public long TotalBytes => HessianBytes + EigenSolverBytes;
+
+    /// <summary>Whether <see cref="TotalBytes"/> is within <see cref="LimitBytes"/>.</summary>
+    public bool Fits => TotalBytes <= LimitBytes;
+
+    /// <summary>One line with the numbers.</summary>
+    public override string ToString() =>
+        $"n = {Dimension:N0}: Hessian {Gib(HessianBytes)} ({StorageType}) + eigen-solver {Gib(EigenSolverBytes)} ({EigenType}) = {Gib(TotalBytes)}; limit {Gib(LimitBytes)}";
+
+    internal static string Gib(long bytes) => $"{bytes / (double)(1L << 30):F2} GiB";
+}
+
+/// <summary>A dense Hessian (symmetric, n x n) and facts about its computation. Dispose to free the matrix.</summary>
+/// <param name="Hessian">The symmetrised matrix (H + H^T) / 2.</param>
+/// <param name="MaxAsymmetry">max |H_ij - H_ji| before symmetrising: round-off of the products (a large value signals a bug or a random loss).</param>
+/// <param name="ComputedColumns">Columns computed in this call.</param>
+/// <param name="ResumedColumns">Columns read from the checkpoint folder.</param>
+/// <param name="Elapsed">Wall time of this call.</param>
+/// <param name="Memory">The memory plan that was checked.</param>
+public sealed record ExactHessianResult(Tensor Hessian, double MaxAsymmetry, long ComputedColumns, long ResumedColumns, TimeSpan Elapsed, HessianMemoryPlan Memory) : IDisposable
+{
+    /// <summary>Frees the matrix.</summary>
+    public void Dispose() => Hessian.Dispose();
+}
+
+/// <summary>
+/// The dense Hessian of a network's loss, column by column (H e_j by one Hessian-vector product each), with a memory
+/// plan checked before any work, progress reports, and resumable on-disk checkpoints of finished columns; then all of
+/// its eigenvalues, or, faster, exact counts of eigenvalues in a band from the inertia of H - sigma I.
+/// </summary>
+public static class ExactHessian
+{
+    private const string ManifestName = "manifest.json";
+    private const string Format = "widevalley-exact-hessian";
+    private static readonly byte[] BlockMagic = Encoding.ASCII.GetBytes("WVHCOL1\0");
+
+    /// <summary>Largest n whose eigenvalues are computed in float64 by default (512 MiB for the matrix).</summary>
+    public const long Float64EigenLimit = 8192;
+
+    /// <summary>Float64 up to <see cref="Float64EigenLimit"/>, the storage type above (a float64 copy of a big matrix may not fit).</summary>
+    public static ScalarType DefaultEigenType(long n, ScalarType storage) => n <= Float64EigenLimit ? ScalarType.Float64 : storage;
+
+    /// <summary>MemAvailable from /proc/meminfo in bytes (elsewhere: what the .NET runtime reports as available).</summary>
+    public static long AvailableMemoryBytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/meminfo"))
+            {
+                if (!line.StartsWith("MemAvailable:", StringComparison.Ordinal)) continue;
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
+        return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+    }
+
+    /// <summary>The memory a dense n x n Hessian and its eigenvalues need, against the limit the options give.</summary>
+    public static HessianMemoryPlan PlanMemory(long n, ScalarType storage, ExactHessianOptions? options = null)
+    {
+        var o = options ?? new ExactHessianOptions();
+        var eigen = o.EigenType ?? DefaultEigenType(n, storage);
+        var hessian = checked(n * n * ElementSize(storage));
+        var solverCopy = checked(n * n * ElementSize(eigen));
+        var conversion = eigen == storage ? 0 : solverCopy;
+        // syevd without vectors: 2n + 1 reals of work, plus eigenvalues and the tridiagonal (about 4n); round up generously.
+        var workspace = 16 * n * ElementSize(eigen);
+        var limit = o.MemoryLimitBytes ?? AvailableMemoryBytes() - o.MemoryMarginBytes;
+        return new HessianMemoryPlan(n, storage, eigen, hessian, solverCopy + conversion + workspace, limit);
+    }
+
+    /// <summary>
+    /// Computes the dense Hessian behind <paramref name="hvp"/> (one product per column, in <see cref="Hvp.Dtype"/>),
+    /// after checking size and memory, resuming from and writing to the checkpoint folder if one is given.
+    /// </summary>
+    /// <exception cref="ArgumentException">n above MaxDimension, or the memory plan above the limit (message has the numbers).</exception>
+    /// <exception cref="InvalidOperationException">The checkpoint folder belongs to another model, data set or settings.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; finished blocks are on disk.</exception>
+    public static ExactHessianResult Compute(Hvp hvp, ExactHessianOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(hvp);
+        var o = options ?? new ExactHessianOptions();
+        var n = hvp.Dimension;
+        if (n > o.MaxDimension)
+            throw new ArgumentException(
+                $"ExactHessian: the selection has n = {n:N0} parameters, above MaxDimension = {o.MaxDimension:N0}. A dense Hessian needs n^2 = " +
+                $"{HessianMemoryPlan.Gib(n * n * ElementSize(hvp.Dtype))} in {hvp.Dtype}; use Lanczos or Slq, select fewer parameters, or raise MaxDimension.");
+        if (o.ColumnsPerBlock < 0) throw new ArgumentException($"ExactHessian: ColumnsPerBlock must be 0 (automatic) or positive; got {o.ColumnsPerBlock}.", nameof(options));
+        var plan = PlanMemory(n, hvp.Dtype, o);
+        if (!plan.Fits)
+            throw new InsufficientMemoryException(
+                $"ExactHessian: not enough memory. {plan}. Free memory, compute in float32, select fewer parameters, or set MemoryLimitBytes if the limit is wrong.");
+
+        var watch = Stopwatch.StartNew();
+        var rowBytes = n * ElementSize(hvp.Dtype);
+        var perBlock = o.ColumnsPerBlock > 0 ? o.ColumnsPerBlock : (int)Math.Clamp((64L << 20) / rowBytes, 1, n);
+        if (perBlock * rowBytes > int.MaxValue)
+            throw new ArgumentException($"ExactHessian: a block of {perBlock} columns is {HessianMemoryPlan.Gib(perBlock * rowBytes)}, above 2 GiB; use fewer ColumnsPerBlock.", nameof(options));
+        var blockCount = (n + perBlock - 1) / perBlock;
+
+        var hessian = zeros(n, n, hvp.Dtype, hvp.Device).DetachFromDisposeScope();
+        try
+        {
+            var done = new bool[blockCount];
+            if (o.CheckpointFolder is { } folder)
+                PrepareCheckpoint(folder, hvp, n, perBlock, hessian, done);
+            var resumed = Enumerable.Range(0, (int)blockCount).Where(b => done[b]).Sum(b => BlockLength(b, perBlock, n));
+            o.Progress?.Invoke(new ExactHessianProgress(resumed, n, resumed, watch.Elapsed, null));
+            long computed = 0;
+            using var unit = zeros(n, hvp.Dtype, hvp.Device);
+            using var one = 1.0.ToScalar();
+            for (long b = 0; b < blockCount; b++)
+            {
+                if (done[b]) continue;
+                var start = b * perBlock;
+                var length = BlockLength(b, perBlock, n);
+                for (var j = start; j < start + length; j++)
+                {
+                    o.Cancellation.ThrowIfCancellationRequested();
+                    using (var e = unit.narrow(0, j, 1)) e.fill_(one);
+                    // H e_j is column j; it is stored as row j (contiguous) and the matrix is symmetrised at the end.
+                    using (var row = hessian[j]) hvp.Apply(unit, row);
+                    using (var e = unit.narrow(0, j, 1)) e.zero_();
+                    computed++;
+                    var available = resumed + computed;
+                    var perColumn = watch.Elapsed / computed;
+                    o.Progress?.Invoke(new ExactHessianProgress(available, n, resumed, watch.Elapsed, perColumn * (n - available)));
+                }
+                if (o.CheckpointFolder is { } f) WriteBlock(f, b, start, length, n, hessian);
+            }
+            var asymmetry = Symmetrise(hessian);
+            return new ExactHessianResult(hessian, asymmetry, computed, resumed, watch.Elapsed, plan);
+        }
+        catch
+        {
+            hessian.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// All eigenvalues of a symmetric matrix, ascending, as a float64 CPU vector (torch.linalg.eigvalsh in
+    /// <paramref name="eigenType"/>; default <see cref="DefaultEigenType"/>).
+    /// </summary>
+    public static Tensor Eigenvalues(Tensor symmetric, ScalarType? eigenType = null)
+    {
+        CheckSquare(symmetric, "ExactHessian.Eigenvalues");
+        var type = eigenType ?? DefaultEigenType(symmetric.shape[0], symmetric.dtype);
+        using var scope = NewDisposeScope();
+        var matrix = symmetric.dtype == type ? symmetric : symmetric.to(type);
+        return linalg.eigvalsh(matrix).to(ScalarType.Float64, CPU).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Number of eigenvalues of the symmetric matrix strictly below <paramref name="sigma"/>, exactly, by Sylvester's law
+    /// of inertia: with H - sigma I = L D L^T (Bunch-Kaufman, torch.linalg.ldl_factor), it is the number of negative
+    /// eigenvalues of the block-diagonal D (1x1 and 2x2 blocks). One factorisation costs about n^3/3 flops against
+    /// about 4n^3/3 for the tridiagonal reduction inside eigvalsh, and LAPACK's sytrf is blocked (level-3) throughout.
+    /// Needs one extra n^2 matrix (the factor). The diagonal is shifted in place and restored bit for bit.
+    /// Eigenvalues within round-off of sigma may fall on either side, as they may with eigvalsh.
+    /// </summary>
+    public static long CountBelow(Tensor symmetric, double sigma)
+    {
+        CheckSquare(symmetric, "ExactHessian.CountBelow");
+        if (!double.IsFinite(sigma)) throw new ArgumentException($"ExactHessian.CountBelow: sigma must be finite; got {sigma}.", nameof(sigma));
+        var n = symmetric.shape[0];
+        using var scope = NewDisposeScope();
+        var diagonal = symmetric.diagonal();
+        var saved = diagonal.clone();
+        try
+        {
+            diagonal.Shift_(-sigma);
+            var (ld, pivots, info) = linalg.ldl_factor_ex(symmetric, hermitian: false, check_errors: false);
+            // info > 0 means D has an exact zero pivot (an eigenvalue equal to sigma): the factorisation is still valid.
+            _ = info;
+            var d = ld.diagonal().to(ScalarType.Float64, CPU).data<double>().ToArray();
+            var sub = n > 1 ? ld.diagonal(-1).to(ScalarType.Float64, CPU).data<double>().ToArray() : [];
+            var piv = pivots!.to(ScalarType.Int64, CPU).data<long>().ToArray();
+            ld.Dispose();
+            long negative = 0;
+            for (var k = 0; k < n;)
+            {
+                if (piv[k] > 0 || k == n - 1)
+                {
+                    if (d[k] < 0) negative++;
+                    k++;
+                }
+                else
+                {
+                    // A 2x2 block [[a, b], [b, c]] (LAPACK, lower storage: both pivots negative).
+                    var a = d[k];
+                    var b = sub[k];
+                    var c = d[k + 1];
+                    var det = a * c - b * b;
+                    if (det < 0) negative += 1;
+                    else if (det > 0 && a + c < 0) negative += 2;
+                    else if (det == 0 && a + c < 0) negative += 1;
+                    k += 2;
+                }
+            }
+            return negative;
+        }
+        finally
+        {
+            diagonal.copy_(saved);
+        }
+    }
+
+    /// <summary>
+    /// Number of eigenvalues in the open band (-t, t), exactly, from two inertia counts:
+    /// #(lambda &lt; t) - #(lambda &lt;= -t). See <see cref="CountBelow"/>.
+    /// </summary>
+    public static long CountInBand(Tensor symmetric, double halfWidth)
+    {
+        if (!(halfWidth > 0)) throw new ArgumentException($"ExactHessian.CountInBand: the half-width must be positive; got {halfWidth}.", nameof(halfWidth));
+        // #(lambda <= -t) = #(lambda < -t) up to eigenvalues exactly at -t, which round-off decides either way.
+        return CountBelow(symmetric, halfWidth) - CountBelow(symmetric, -halfWidth);
+    }
+
+    /// <summary>Fraction of eigenvalues (ascending float64 vector) with |lambda| &lt; t.</summary>
+    public static double FractionAbsBelow(Tensor eigenvalues, double threshold)
+    {
+        using var scope = NewDisposeScope();
+        return eigenvalues.abs().LessThan(threshold).sum().ToDouble() / eigenvalues.numel();
+    }
+
+    private static void CheckSquare(Tensor m, string where)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        if (m.dim() != 2 || m.shape[0] != m.shape[1] || m.shape[0] == 0)
+            throw new ArgumentException($"{where}: expected a non-empty square matrix; got shape ({string.Join(", ", m.shape)}).");
+        if (!m.is_floating_point()) throw new ArgumentException($"{where}: expected a floating-point matrix; got {m.dtype}.");
+    }
+
+    /// <summary>H = (H + H^T) / 2 in place, in tiles (no n^2 temporary); returns max |H_ij - H_ji| before.</summary>
+    private static double Symmetrise(Tensor h)
+    {
+        const long tile = 1024;
+        var n = h.shape[0];
+        double asymmetry = 0;
+        using var half = 0.5.ToScalar();
+        for (long i = 0; i < n; i += tile)
+        {
+            var ri = Math.Min(tile, n - i);
+            for (var j = i; j < n; j += tile)
+            {
+                using var scope = NewDisposeScope();
+                var rj = Math.Min(tile, n - j);
+                var upper = h.narrow(0, i, ri).narrow(1, j, rj);
+                var lower = h.narrow(0, j, rj).narrow(1, i, ri);
+                var lowerT = lower.T;
+                asymmetry = Math.Max(asymmetry, upper.sub(lowerT).abs().max().ToDouble());
+                var average = upper.add(lowerT).mul_(half);
+                upper.copy_(average);
+                lower.copy_(average.T);
+            }
+        }
+        return asymmetry;
+    }
+
+    private static long BlockLength(long block, int perBlock, long n) => Math.Min(perBlock, n - block * perBlock);
+
+    private static long ElementSize(ScalarType type) => type switch
+    {
+        ScalarType.Float64 => 8,
+        ScalarType.Float32 => 4,
+        ScalarType.Float16 or ScalarType.BFloat16 => 2,
+        _ => throw new ArgumentException($"ExactHessian: unsupported type {type}; use Float32 or Float64."),
+    };
+
+    private sealed record Manifest(string Format, int Version, long N, string Dtype, int ColumnsPerBlock, string Fingerprint);
+
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+
+    private static string BlockPath(string folder, long block) => Path.Combine(folder, $"columns-{block:D6}.bin");
+
+    /// <summary>Checks or writes the manifest and loads every intact block into the matrix.</summary>
+    private static void PrepareCheckpoint(string folder, Hvp hvp, long n, int perBlock, Tensor hessian, bool[] done)
+    {
+        Directory.CreateDirectory(folder);
+        var expected = new Manifest(Format, 1, n, hvp.Dtype.ToString(), perBlock, hvp.Fingerprint());
+        var path = Path.Combine(folder, ManifestName);
+        if (File.Exists(path))
+        {
+            Manifest? found;
+            try { found = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(path), Json); }
+            catch (JsonException e)
+            {
+                throw new InvalidOperationException($"ExactHessian: {path} is not a readable manifest ({e.Message}); use an empty checkpoint folder.", e);
+            }
+            if (found is null || found.Format != Format)
+                throw new InvalidOperationException($"ExactHessian: {path} is not an exact-Hessian manifest; use an empty checkpoint folder.");
+            if (found.N != n || found.Dtype != expected.Dtype || found.ColumnsPerBlock != perBlock)
+                throw new InvalidOperationException(
+                    $"ExactHessian: checkpoint folder {folder} holds a run with n = {found.N}, {found.Dtype}, {found.ColumnsPerBlock} columns per block; " +
+                    $"this run has n = {n}, {expected.Dtype}, {perBlock} columns per block. Use another folder (or the original settings).");
+            if (found.Fingerprint != expected.Fingerprint)
+                throw new InvalidOperationException(
+                    $"ExactHessian: checkpoint folder {folder} was written for a different model, data set or options " +
+                    $"(fingerprint {found.Fingerprint[..12]}... there, {expected.Fingerprint[..12]}... now); refusing to mix their columns. Use another folder.");
+        }
+        else
+        {
+            AtomicFile.WriteAllText(path, JsonSerializer.Serialize(expected, Json));
+        }
+        for (long b = 0; b < done.Length; b++)
+            done[b] = TryReadBlock(BlockPath(folder, b), b * perBlock, BlockLength(b, perBlock, n), n, hessian);
+    }
+
+    private static void WriteBlock(string folder, long block, long start, long length, long n, Tensor hessian)
+    {
+        using var scope = NewDisposeScope();
+        var rows = hessian.narrow(0, start, length).cpu().contiguous();
+        var bytes = rows.bytes;
+        var hash = SHA256.HashData(bytes);
+        AtomicFile.Write(BlockPath(folder, block), stream =>
+        {
+            using var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
+            w.Write(BlockMagic);
+            w.Write(n);
+            w.Write(start);
+            w.Write(length);
+            w.Write((int)hessian.dtype);
+            w.Write(hash);
+            w.Flush();
+            stream.Write(rows.bytes);
+        });
+    }
+
+    /// <summary>Reads a block into the matrix if it exists and is intact (header and checksum); otherwise it will be recomputed.</summary>
+    private static bool TryReadBlock(string path, long start, long length, long n, Tensor hessian)
+    {
+        if (!File.Exists(path)) return false;
+        using var scope = NewDisposeScope();
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            using var r = new BinaryReader(stream, Encoding.UTF8);
+            if (!r.ReadBytes(BlockMagic.Length).AsSpan().SequenceEqual(BlockMagic)) return false;
+            if (r.ReadInt64() != n || r.ReadInt64() != start || r.ReadInt64() != length || r.ReadInt32() != (int)hessian.dtype) return false;
+            var hash = r.ReadBytes(32);
+            var rows = empty(length, n, hessian.dtype);
+            var span = rows.bytes;
+            var total = 0;
+            while (total < span.Length)
+            {
+                var read = stream.Read(span[total..]);
+                if (read == 0) return false;
+                total += read;
+            }
+            if (!SHA256.HashData(rows.bytes).AsSpan().SequenceEqual(hash)) return false;
+            hessian.narrow(0, start, length).copy_(rows);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or EndOfStreamException)
+        {
+            return false;
+        }
+    }
+}

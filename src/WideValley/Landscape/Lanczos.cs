@@ -1,0 +1,155 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WideValley.Landscape;
+
+/// <summary>Which end of the spectrum to compute, by algebraic value (not by magnitude).</summary>
+public enum SpectrumEnd
+{
+    /// <summary>The k algebraically largest eigenvalues, in descending order.</summary>
+    Largest,
+    /// <summary>The k algebraically smallest (most negative) eigenvalues, in ascending order.</summary>
+    Smallest,
+}
+
+/// <summary>Settings of <see cref="Lanczos"/>.</summary>
+public sealed record LanczosOptions
+{
+    /// <summary>Most Lanczos steps (operator applications); capped at the dimension. Default 300.</summary>
+    public int MaxIterations { get; init; } = 300;
+
+    /// <summary>
+    /// A Ritz pair (theta, y) counts as converged when its residual norm ||A y - theta y|| = |beta_m s_m| is at most
+    /// Tolerance x the largest |Ritz value| (a relative measure that does not demand the impossible of eigenvalues
+    /// near zero). The eigenvalue error is bounded by the residual and, for well separated eigenvalues, by its square
+    /// over the gap. Default 1e-8.
+    /// </summary>
+    public double Tolerance { get; init; } = 1e-8;
+
+    /// <summary>Seed of the Gaussian start vector (and of restarts after an invariant subspace). Default 0.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Also return the Ritz vectors (n x k, float64). Default false.</summary>
+    public bool ComputeEigenvectors { get; init; }
+
+    /// <summary>Steps between convergence checks (each check decomposes the small tridiagonal matrix). Default 1.</summary>
+    public int CheckEvery { get; init; } = 1;
+}
+
+/// <summary>Extreme eigenvalues found by <see cref="Lanczos"/>.</summary>
+/// <param name="Eigenvalues">The k eigenvalues: descending for <see cref="SpectrumEnd.Largest"/>, ascending for <see cref="SpectrumEnd.Smallest"/>.</param>
+/// <param name="Residuals">||A y - theta y|| for each (same order).</param>
+/// <param name="Eigenvectors">Unit Ritz vectors as columns (n x k, float64), when requested; the caller disposes it.</param>
+/// <param name="Iterations">Lanczos steps taken.</param>
+/// <param name="OperatorApplications">Operator (e.g. Hessian-vector product) applications.</param>
+/// <param name="Converged">Whether every residual met the tolerance (false: stopped at MaxIterations).</param>
+/// <param name="Which">The requested end of the spectrum.</param>
+public sealed record LanczosResult(double[] Eigenvalues, double[] Residuals, Tensor? Eigenvectors, int Iterations,
+    long OperatorApplications, bool Converged, SpectrumEnd Which);
+
+/// <summary>
+/// The k largest or smallest algebraic eigenvalues of a symmetric operator by the Lanczos method with full
+/// reorthogonalisation (float64 Krylov basis, two Gram-Schmidt passes), a residual-based stopping rule and a seeded
+/// start vector. Works on any symmetric linear operator on flat vectors, so it is testable on explicit matrices; for a
+/// network, pass an <see cref="Hvp"/>. Unlike power iteration (PyHessian), it returns the algebraically largest
+/// eigenvalues, not the largest in magnitude, and the most negative ones on request. A single Krylov sequence sees
+/// each distinct eigenvalue once; when it becomes invariant (beta = 0), a fresh orthogonal sequence is started and the
+/// run ends only when a whole new block leaves the wanted values unchanged, so multiple eigenvalues are counted with
+/// their multiplicity.
+/// </summary>
+public static class Lanczos
+{
+    /// <summary>Extreme eigenvalues of the Hessian behind <paramref name="hvp"/>; its <see cref="Hvp.HvpCount"/> grows by the steps taken.</summary>
+    public static LanczosResult Run(Hvp hvp, int k, SpectrumEnd which = SpectrumEnd.Largest, LanczosOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(hvp);
+        return Run(hvp.AsOperator(), hvp.Dimension, k, which, options, hvp.Dtype, hvp.Device);
+    }
+
+    /// <summary>
+    /// Extreme eigenvalues of the symmetric operator <paramref name="apply"/> on vectors of length <paramref name="n"/>.
+    /// The operator receives a flat vector of <paramref name="operatorType"/> on <paramref name="device"/> and returns a
+    /// new flat tensor (any floating type), which this method disposes.
+    /// </summary>
+    /// <exception cref="ArgumentException">k not in [1, n], k above MaxIterations, or invalid options.</exception>
+    public static LanczosResult Run(Func<Tensor, Tensor> apply, long n, int k, SpectrumEnd which = SpectrumEnd.Largest,
+        LanczosOptions? options = null, ScalarType operatorType = ScalarType.Float64, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(apply);
+        var o = options ?? new LanczosOptions();
+        if (n < 1) throw new ArgumentException($"Lanczos: the operator dimension must be positive; got n = {n}.", nameof(n));
+        if (k < 1 || k > n)
+            throw new ArgumentException($"Lanczos: asked for k = {k} eigenvalues, but the operator has dimension n = {n}; k must be between 1 and n.", nameof(k));
+        if (o.MaxIterations < 1)
+            throw new ArgumentException($"Lanczos: MaxIterations must be positive; got {o.MaxIterations}.", nameof(options));
+        var steps = (int)Math.Min(o.MaxIterations, n);
+        if (k > steps)
+            throw new ArgumentException(
+                $"Lanczos: asked for k = {k} eigenvalues with at most {steps} steps (MaxIterations = {o.MaxIterations}, n = {n}); k Ritz values need at least k steps. Raise MaxIterations.", nameof(k));
+        if (!(o.Tolerance > 0)) throw new ArgumentException($"Lanczos: Tolerance must be positive; got {o.Tolerance}.", nameof(options));
+        if (o.CheckEvery < 1) throw new ArgumentException($"Lanczos: CheckEvery must be positive; got {o.CheckEvery}.", nameof(options));
+        var dev = device ?? CPU;
+
+        Tensor start;
+        using (var generator = new Generator((ulong)o.Seed))
+            start = RandomVectors.Draw(generator, n, ProbeDistribution.Gaussian, dev);
+        using var process = new LanczosProcess(apply, n, start, operatorType, dev, unchecked(o.Seed * 31 + 17));
+        start.Dispose();
+
+        double[] values = [];
+        double[] residuals = [];
+        int[] picked = [];
+        Tensor? ritzVectors = null;
+        var converged = false;
+        double[]? previousBlockValues = null;
+        try
+        {
+            while (process.Step())
+            {
+                var m = process.Steps;
+                var last = m == steps || m == n;
+                if (m < k || (!last && !process.LastStepEndedBlock && m % o.CheckEvery != 0)) continue;
+                ritzVectors?.Dispose();
+                (values, ritzVectors) = process.Ritz();
+                picked = which == SpectrumEnd.Largest
+                    ? Enumerable.Range(0, m).Reverse().Take(k).ToArray()
+                    : Enumerable.Range(0, m).Take(k).ToArray();
+                var lastRow = ritzVectors[m - 1].data<double>().ToArray();
+                var beta = process.LastBeta;
+                residuals = picked.Select(i => Math.Abs(beta * lastRow[i])).ToArray();
+                var scale = Math.Max(Math.Abs(values[0]), Math.Abs(values[^1]));
+                converged = residuals.All(r => r <= o.Tolerance * scale) || beta == 0 && m == n;
+                if (process.Restarts > 0 && m < n)
+                {
+                    // An invariant subspace was found, so eigenvalues may be multiple, and one Krylov sequence holds
+                    // only one copy of each. Judge only at block ends, and only once a whole new block left the
+                    // wanted values unchanged.
+                    if (!process.LastStepEndedBlock) converged = false;
+                    else
+                    {
+                        var wanted = picked.Select(i => values[i]).ToArray();
+                        var unchanged = previousBlockValues is not null
+                            && previousBlockValues.Zip(wanted).All(p => Math.Abs(p.First - p.Second) <= o.Tolerance * scale);
+                        previousBlockValues = wanted;
+                        converged &= unchanged;
+                    }
+                }
+                if (converged || last) break;
+            }
+            var eigenvalues = picked.Select(i => values[i]).ToArray();
+            Tensor? eigenvectors = null;
+            if (o.ComputeEigenvectors && ritzVectors is not null)
+            {
+                using var scope = NewDisposeScope();
+                using var index = tensor(picked.Select(i => (long)i).ToArray());
+                var coefficients = ritzVectors.index_select(1, index);
+                eigenvectors = process.Basis.Combine(coefficients).MoveToOuterDisposeScope();
+            }
+            return new LanczosResult(eigenvalues, residuals, eigenvectors, process.Steps, process.OperatorApplications, converged, which);
+        }
+        finally
+        {
+            ritzVectors?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,412 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using WideValley.Models;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace WideValley.Landscape;
+
+/// <summary>
+/// The mean loss of a model over a fixed evaluation set, as a function of the selected parameters: the object every
+/// landscape measurement differentiates. Owns the mode handling (BatchNorm, dropout, restoring the caller's per-module
+/// train/eval flags and BatchNorm buffers), the optional copy of the model in another floating type, and the flat
+/// layout of the selected parameters.
+/// </summary>
+internal sealed class LandscapeLoss : IDisposable
+{
+    private readonly nn.Module<Tensor, Tensor> original;
+    private readonly bool ownsWorkingModel;
+    private readonly Parameter[] parameters;
+    private readonly List<(Tensor Inputs, Tensor Labels, Tensor Weight, long Count)> batches = [];
+    // Converted copies of the caller's batches (other type or device) are ours to dispose; the caller's are not.
+    private readonly List<Tensor> ownedTensors = [];
+    private readonly Func<Tensor, Tensor, Tensor> loss;
+
+    public LandscapeLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
+        LandscapeOptions? options, string where)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(evaluationSet);
+        Options = options ?? new LandscapeOptions();
+        TorchRuntime.EnsureInitialized();
+        original = model;
+        var first = model.parameters().FirstOrDefault()
+                    ?? throw new ArgumentException($"{where}: the model has no parameters.", nameof(model));
+        var modelType = first.dtype;
+        Dtype = Options.ComputeType ?? modelType;
+        if (!is_floating_point(Dtype))
+            throw new ArgumentException($"{where}: ComputeType must be a floating type; got {Dtype}.", nameof(options));
+        Device = first.device;
+        if (Dtype != modelType)
+        {
+            Model = BuildCopy(model, Dtype, Options.ModelFactory, where);
+            ownsWorkingModel = true;
+        }
+        else
+        {
+            Model = model;
+        }
+
+        var names = Options.Parameters.ResolveNames(model);
+        var byName = Model.named_parameters().ToDictionary(np => np.name, np => np.parameter);
+        var blocks = new List<ParameterBlock>();
+        var selected = new List<Parameter>();
+        long offset = 0;
+        foreach (var name in names)
+        {
+            var p = byName[name];
+            if (!p.requires_grad)
+                throw new ArgumentException($"{where}: parameter '{name}' does not require gradients (frozen); leave it out of the selection.");
+            blocks.Add(new ParameterBlock(name, offset, p.numel(), p.shape));
+            selected.Add(p);
+            offset += p.numel();
+        }
+        parameters = selected.ToArray();
+        Layout = new ParameterLayout(blocks);
+
+        if (evaluationSet.Count == 0) throw new ArgumentException($"{where}: the evaluation set has no batches.", nameof(evaluationSet));
+        long total = 0;
+        for (var i = 0; i < evaluationSet.Count; i++)
+        {
+            var (x, y) = evaluationSet[i];
+            if (x is null || y is null) throw new ArgumentException($"{where}: batch {i} has a null tensor.", nameof(evaluationSet));
+            if (x.dim() == 0 || y.dim() == 0 || x.shape[0] != y.shape[0] || x.shape[0] == 0)
+                throw new ArgumentException(
+                    $"{where}: batch {i} has inputs ({string.Join(", ", x.shape)}) and labels ({string.Join(", ", y.shape)}); " +
+                    "both need the same non-zero first dimension.", nameof(evaluationSet));
+            total += x.shape[0];
+        }
+        SampleCount = total;
+        using (no_grad())
+        {
+            for (var i = 0; i < evaluationSet.Count; i++)
+            {
+                var (x, y) = evaluationSet[i];
+                var convert = x.is_floating_point() && x.dtype != Dtype || !x.IsOn(Device);
+                var inputs = convert ? x.to(x.is_floating_point() ? Dtype : x.dtype, Device).DetachFromDisposeScope() : x;
+                var labels = !y.IsOn(Device) ? y.to(Device).DetachFromDisposeScope() : y;
+                if (convert) ownedTensors.Add(inputs);
+                if (!ReferenceEquals(labels, y)) ownedTensors.Add(labels);
+                var n = x.shape[0];
+                batches.Add((inputs, labels, tensor((double)n / total, Dtype, Device).DetachFromDisposeScope(), n));
+            }
+        }
+        loss = Options.Loss ?? ((output, labels) => F.cross_entropy(output, labels));
+    }
+
+    public LandscapeOptions Options { get; }
+    /// <summary>The model that is evaluated: the caller's, or the copy in <see cref="Dtype"/>.</summary>
+    public nn.Module<Tensor, Tensor> Model { get; }
+    public ParameterLayout Layout { get; }
+    public IReadOnlyList<Parameter> Parameters => parameters;
+    public ScalarType Dtype { get; }
+    public Device Device { get; }
+    public long SampleCount { get; }
+    public int BatchCount => batches.Count;
+    public long BatchSize(int index) => batches[index].Count;
+
+    /// <summary>A new zero vector of the layout's length, in the working type and device.</summary>
+    public Tensor NewVector() => zeros(Layout.Dimension, Dtype, Device);
+
+    /// <summary>Converts a caller's vector to the working type and device (no copy when it already matches).</summary>
+    public Tensor Conform(Tensor v, string what, string where)
+    {
+        Layout.CheckVector(v, what, where);
+        return v.dtype == Dtype && v.IsOn(Device) ? v : v.to(Dtype, Device);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with BatchNorm and dropout set as the options say and every other module in eval
+    /// mode; afterwards every module gets back its own train/eval flag, and BatchNorm buffers that train mode would
+    /// have updated are restored.
+    /// </summary>
+    public T InMode<T>(Func<T> body)
+    {
+        var modules = AllModules(Model);
+        var flags = modules.Select(m => m.training).ToArray();
+        var savedBuffers = Options.BatchNorm == BatchNormMode.BatchStatistics
+            ? Model.named_buffers().Select(nb => (nb.buffer, Saved: nb.buffer.detach().clone().DetachFromDisposeScope())).ToArray()
+            : [];
+        try
+        {
+            foreach (var m in modules)
+            {
+                var on = m switch
+                {
+                    BatchNorm => Options.BatchNorm == BatchNormMode.BatchStatistics,
+                    Dropout or Dropout1d or Dropout2d or Dropout3d or AlphaDropout or FeatureAlphaDropout => Options.Dropout == DropoutMode.On,
+                    _ => false,
+                };
+                SetOwnFlag(m, on);
+            }
+            return body();
+        }
+        finally
+        {
+            // Parents come before their children in this list and train() recurses, so setting each module in order
+            // leaves every module with exactly its own saved flag.
+            for (var i = 0; i < modules.Count; i++) modules[i].train(flags[i]);
+            using (no_grad())
+            {
+                foreach (var (buffer, saved) in savedBuffers)
+                {
+                    buffer.copy_(saved);
+                    saved.Dispose();
+                }
+            }
+        }
+    }
+
+    private static void SetOwnFlag(nn.Module module, bool on)
+    {
+        // train() recurses into children; the loop visits children later and sets them again, so only the order matters.
+        if (module.training != on) module.train(on);
+    }
+
+    private static List<nn.Module> AllModules(nn.Module model)
+    {
+        var list = new List<nn.Module> { model };
+        list.AddRange(model.modules());
+        return list;
+    }
+
+    /// <summary>Weighted (n_b / N) mean loss of batch <paramref name="index"/>, with its graph; also the output.</summary>
+    private (Tensor Loss, Tensor Output) WeightedBatchLoss(int index, bool weighted)
+    {
+        var (x, y, weight, _) = batches[index];
+        var output = Model.call(x);
+        var l = loss(output, y);
+        if (l.dim() != 0)
+            throw new ArgumentException(
+                $"The loss function must return a scalar (the mean over the batch); it returned shape ({string.Join(", ", l.shape)}).");
+        return (weighted ? l.mul(weight) : l, output);
+    }
+
+    /// <summary>Mean loss and error rate (percent; NaN when the output is not (N, C) logits) over the set, without gradients.</summary>
+    public (double Loss, double ErrorPercent) Evaluate() => InMode(() =>
+    {
+        using var noGrad = no_grad();
+        double sum = 0;
+        long errors = 0;
+        var classification = true;
+        for (var i = 0; i < batches.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var (l, output) = WeightedBatchLoss(i, weighted: true);
+            sum += l.ToDouble();
+            var labels = batches[i].Labels;
+            if (classification && output.dim() == 2 && labels.dim() == 1 && labels.dtype == ScalarType.Int64)
+                errors += output.argmax(1).ne(labels).sum().ToInt64();
+            else
+                classification = false;
+        }
+        return (sum, classification ? 100.0 * errors / SampleCount : double.NaN);
+    });
+
+    /// <summary>Gradient of the mean loss over the whole set into <paramref name="result"/>; returns the loss.</summary>
+    public double Gradient(Tensor result) => InMode(() =>
+    {
+        using var grad = enable_grad();
+        result.zero_();
+        var views = Layout.Views(result);
+        double total = 0;
+        for (var i = 0; i < batches.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var (l, _) = WeightedBatchLoss(i, weighted: true);
+            total += AccumulateGradient(l, views);
+        }
+        return total;
+    });
+
+    /// <summary>Gradient of batch <paramref name="index"/>'s own mean loss into <paramref name="result"/>; returns that loss.</summary>
+    public double BatchGradient(int index, Tensor result) => InMode(() =>
+    {
+        using var grad = enable_grad();
+        result.zero_();
+        using var scope = NewDisposeScope();
+        var (l, _) = WeightedBatchLoss(index, weighted: false);
+        return AccumulateGradient(l, Layout.Views(result));
+    });
+
+    private double AccumulateGradient(Tensor l, Tensor[] views)
+    {
+        CheckDifferentiable(l);
+        var grads = autograd.grad([l], parameters, allow_unused: true);
+        for (var p = 0; p < grads.Count; p++)
+        {
+            if (!grads[p].IsInvalid) views[p].add_(grads[p]);
+        }
+        return l.ToDouble();
+    }
+
+    private void CheckDifferentiable(Tensor l)
+    {
+        // autograd.grad aborts the process (no managed exception) when the output has no graph: check first.
+        if (!l.requires_grad)
+            throw new InvalidOperationException(
+                "The loss does not depend on any selected parameter (no gradient graph); check the parameter selection and that gradients are enabled for them.");
+    }
+
+    /// <summary>
+    /// Hessian-vector product of the mean loss over the set: result = H v, by double backward per batch. Both vectors
+    /// are flat, in the working type and device.
+    /// </summary>
+    public void HessianVectorProduct(Tensor v, Tensor result) => InMode(() =>
+    {
+        using var grad = enable_grad();
+        result.zero_();
+        var vViews = Layout.Views(v);
+        var resultViews = Layout.Views(result);
+        for (var i = 0; i < batches.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var (l, _) = WeightedBatchLoss(i, weighted: true);
+            CheckDifferentiable(l);
+            // create_graph needs retain_graph as well in TorchSharp; an error inside grad aborts the process, so every
+            // shape was checked before (vectors by the layout, the loss is a scalar).
+            var grads = autograd.grad([l], parameters, create_graph: true, retain_graph: true, allow_unused: true);
+            Tensor? dot = null;
+            for (var p = 0; p < grads.Count; p++)
+            {
+                if (grads[p].IsInvalid || !grads[p].requires_grad) continue;
+                var term = grads[p].mul(vViews[p]).sum();
+                dot = dot is null ? term : dot.add(term);
+            }
+            // A gradient that does not depend on the parameters (a loss linear in them) has a zero Hessian.
+            if (dot is null || !dot.requires_grad) continue;
+            var hv = autograd.grad([dot], parameters, allow_unused: true);
+            for (var p = 0; p < hv.Count; p++)
+            {
+                if (!hv[p].IsInvalid) resultViews[p].add_(hv[p]);
+            }
+        }
+        return 0;
+    });
+
+    /// <summary>The selected parameters of the working model as one new flat vector.</summary>
+    public Tensor GetFlat()
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        // Copied into a fresh buffer: TorchSharp's cat of a single tensor may hand back a view of the parameter itself.
+        var flat = empty(Layout.Dimension, Dtype, Device);
+        var views = Layout.Views(flat);
+        for (var p = 0; p < parameters.Length; p++) views[p].copy_(parameters[p]);
+        return flat.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Writes a flat vector into the selected parameters of the working model.</summary>
+    public void SetFlat(Tensor flat)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var views = Layout.Views(flat);
+        for (var p = 0; p < parameters.Length; p++) parameters[p].copy_(views[p]);
+    }
+
+    /// <summary>
+    /// Bytes that identify the model's parameters and buffers, the evaluation set and the options: a resumed
+    /// computation refuses a checkpoint written for anything else.
+    /// </summary>
+    public string Fingerprint()
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        void Add(Tensor t)
+        {
+            using var scope = NewDisposeScope();
+            var c = t.detach().cpu().contiguous();
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{c.dtype}:{string.Join("x", c.shape)};"));
+            // Span lengths are int: hash large tensors in slices.
+            var flat = c.reshape(-1);
+            const long chunk = 1 << 26;
+            for (long start = 0; start < flat.shape[0]; start += chunk)
+            {
+                using var part = flat.narrow(0, start, Math.Min(chunk, flat.shape[0] - start)).contiguous();
+                hash.AppendData(part.bytes);
+            }
+        }
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(Options.Describe() + ";" + string.Join(",", Layout.Blocks.Select(b => b.Name))));
+        foreach (var (name, t) in Model.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(name));
+            Add(t);
+        }
+        foreach (var (x, y, _, _) in batches)
+        {
+            Add(x);
+            Add(y);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="model"/> in <paramref name="dtype"/>: a new instance (from the factory or the zoo),
+    /// converted, with every parameter and buffer copied and the per-module train/eval flags taken over.
+    /// </summary>
+    private static nn.Module<Tensor, Tensor> BuildCopy(nn.Module<Tensor, Tensor> model, ScalarType dtype,
+        Func<nn.Module<Tensor, Tensor>>? factory, string where)
+    {
+        // Building a network draws its initial weights from the global generator; keep the caller's random stream intact.
+        using var rngState = random.get_rng_state();
+        nn.Module<Tensor, Tensor> copy;
+        try
+        {
+            if (factory is not null)
+                copy = factory();
+            else if (model is ImageClassifier classifier)
+                copy = (nn.Module<Tensor, Tensor>)ModelZoo.Create(classifier.ZooName, new ModelOptions
+                {
+                    InputChannels = classifier.InputChannels,
+                    ImageSize = classifier.ImageSize,
+                    NumClasses = classifier.NumClasses,
+                    Dropout = classifier.HiddenDropout,
+                    InputDropout = classifier.InputDropout,
+                });
+            else
+                throw new ArgumentException(
+                    $"{where}: computing in {dtype} needs a copy of the model in that type; for a model that is not from the zoo " +
+                    $"({model.GetType().Name}) set LandscapeOptions.ModelFactory to a function that builds the same architecture.");
+        }
+        finally
+        {
+            random.set_rng_state(rngState);
+        }
+        var device = model.parameters().First().device;
+        copy.to(dtype).to(device);
+        var source = model.state_dict();
+        var target = copy.state_dict();
+        if (source.Count != target.Count || source.Keys.Any(k => !target.ContainsKey(k)))
+            throw new ArgumentException(
+                $"{where}: the model built for the {dtype} copy has state [{string.Join(", ", target.Keys)}] but the measured model has " +
+                $"[{string.Join(", ", source.Keys)}]; ModelFactory must build the same architecture.");
+        using (no_grad())
+        {
+            foreach (var (name, t) in source)
+            {
+                if (!t.shape.SequenceEqual(target[name].shape))
+                    throw new ArgumentException(
+                        $"{where}: '{name}' has shape ({string.Join(", ", t.shape)}) in the measured model but ({string.Join(", ", target[name].shape)}) in the copy.");
+                target[name].copy_(t);
+            }
+        }
+        var from = AllModules(model);
+        var to = AllModules(copy);
+        for (var i = 0; i < Math.Min(from.Count, to.Count); i++) to[i].train(from[i].training);
+        return copy;
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, _, weight, _) in batches) weight.Dispose();
+        foreach (var t in ownedTensors) t.Dispose();
+        if (ownsWorkingModel) Model.Dispose();
+    }
+}
+
+internal static class DeviceChecks
+{
+    /// <summary>Whether the tensor lives on <paramref name="device"/> (Device objects compare by reference, so compare type and index).</summary>
+    public static bool IsOn(this Tensor t, Device device) =>
+        t.device_type == device.type && (device.index < 0 || t.device_index == device.index);
+}
