@@ -41,6 +41,7 @@ public static class CliApp
         root.Add(DemoCommand.Create(context));
         root.Add(DataCommand.Create(context));
         root.Add(ModelsCommand.Create(context));
+        root.Add(EvaluateCommand.Create(context));
         root.Add(BenchCommand.Create(context));
         return root;
     }

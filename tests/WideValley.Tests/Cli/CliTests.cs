@@ -82,6 +82,22 @@ public class CliTests
         Assert.Equal("finished", (string?)summary["status"]);
         Assert.Equal("adam", (string?)summary["config"]!["optimizer"]);
         Assert.Equal(2, (int)summary["config"]!["epochs"]!);
+
+        // evaluate rebuilds the network and data from the checkpoint: the test split gives the logged numbers again.
+        var evaluated = Run("evaluate", run, "--splits", "train,test", "--json");
+        Assert.True(evaluated.Code == ExitCodes.Ok, evaluated.Err);
+        var e = JsonNode.Parse(evaluated.Out)!;
+        var logged = JsonNode.Parse(lines[^1])!;
+        Assert.Equal((double)logged["test_error"]!, (double)e["test_error"]!, 9);
+        Assert.Equal((double)logged["test_loss"]!, (double)e["test_loss"]!, 9);
+        Assert.InRange((double)e["train_error"]!, 0, 100);
+        Assert.Equal(2, (int)e["epoch"]!);
+        var noCheckpoint = Run("evaluate", dir.File("nothing-here"));
+        Assert.Equal(ExitCodes.Usage, noCheckpoint.Code);
+        Assert.Contains("holds no checkpoint", noCheckpoint.Err);
+        var badSplit = Run("evaluate", run, "--splits", "holdout");
+        Assert.Equal(ExitCodes.Usage, badSplit.Code);
+        Assert.Contains("unknown split 'holdout'", badSplit.Err);
     }
 
     [Fact]
