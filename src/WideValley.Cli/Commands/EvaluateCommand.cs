@@ -37,7 +37,7 @@ public static class EvaluateCommand
             if (p.GetValue(dataDir) is string dir) config = config with { DataDir = dir };
 
             using var prepared = RunSetup.Prepare(config, outputDirectory: null);
-            Checkpoint.Load(checkpoint, prepared.Task.Model, prepared.Optimizer, prepared.Task);
+            Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);
             var result = new JsonObject
             {
                 ["run"] = folder,

@@ -127,12 +127,17 @@ public sealed class LocalEntropy : IDisposable, IStateOwner
         return d;
     }
 
+    /// <summary>Layout of <see cref="Save"/>: 2 added the diagnostics gathered so far.</summary>
+    const long StateVersion = 2;
+
     /// <summary>
     /// Everything needed to continue identically: counters, the noise generator's state and the diagnostics gathered
     /// so far (a run resumed mid-epoch reports the same epoch averages).
     /// </summary>
     public void Save(BinaryWriter writer)
     {
+        // A negative first number marks a versioned layout; version 1 (no marker) began with the non-negative t.
+        writer.Write(-StateVersion);
         writer.Write(OuterSteps);
         writer.Write(LangevinSteps);
         writer.Write(_samples);
@@ -147,13 +152,20 @@ public sealed class LocalEntropy : IDisposable, IStateOwner
 
     public void Load(BinaryReader reader)
     {
-        OuterSteps = reader.ReadInt64();
+        var first = reader.ReadInt64();
+        var version = first < 0 ? -first : 1;
+        if (version > StateVersion)
+            throw new InvalidDataException($"local-entropy state version {version} is newer than this WideValley reads ({StateVersion})");
+        OuterSteps = version == 1 ? first : reader.ReadInt64();
         LangevinSteps = reader.ReadInt64();
-        _samples = reader.ReadInt32();
-        _distanceSum = reader.ReadDouble();
-        _leNormSum = reader.ReadDouble();
-        _sgdNormSum = reader.ReadDouble();
-        _cosineSum = reader.ReadDouble();
+        if (version >= 2)
+        {
+            _samples = reader.ReadInt32();
+            _distanceSum = reader.ReadDouble();
+            _leNormSum = reader.ReadDouble();
+            _sgdNormSum = reader.ReadDouble();
+            _cosineSum = reader.ReadDouble();
+        }
         var n = reader.ReadInt32();
         var state = reader.ReadBytes(n);
         if (state.Length != n) throw new EndOfStreamException("local-entropy state is truncated");

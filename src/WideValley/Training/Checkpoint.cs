@@ -84,6 +84,33 @@ public static class Checkpoint
     }
 
     /// <summary>
+    /// Restores only the network's weights (and buffers such as BatchNorm statistics) from <paramref name="path"/>,
+    /// for evaluation and landscape measurements, which need neither the optimizer nor the data stream.
+    /// </summary>
+    public static CheckpointMeta LoadWeights(string path, nn.Module model)
+    {
+        using var stream = OpenChecked(path);
+        using var r = new BinaryReader(stream, Encoding.UTF8);
+        var meta = ReadHeader(path, r);
+        LoadModel(path, r, meta, model);
+        return meta;
+    }
+
+    static void LoadModel(string path, BinaryReader r, CheckpointMeta meta, nn.Module model)
+    {
+        try
+        {
+            model.load(r, strict: true);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException or EndOfStreamException)
+        {
+            throw new InvalidDataException(
+                $"{path}: the checkpoint's weights do not fit this network (checkpoint model '{meta.Model}', " +
+                $"{meta.Parameters:N0} parameters; this network has {CountParameters(model):N0}): {e.Message}", e);
+        }
+    }
+
+    /// <summary>
     /// Restores model, optimizer, random generator and task state from <paramref name="path"/>. The model and
     /// optimizer must have been built the same way as when the checkpoint was written.
     /// </summary>
@@ -94,16 +121,7 @@ public static class Checkpoint
         using var stream = OpenChecked(path);
         using var r = new BinaryReader(stream, Encoding.UTF8);
         var meta = ReadHeader(path, r);
-        try
-        {
-            model.load(r, strict: true);
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException)
-        {
-            throw new InvalidDataException(
-                $"{path}: the checkpoint's weights do not fit this network (checkpoint model '{meta.Model}', " +
-                $"{meta.Parameters:N0} parameters; this network has {CountParameters(model):N0}): {e.Message}", e);
-        }
+        LoadModel(path, r, meta, model);
         try
         {
             helper.load_state_dict(r);

@@ -212,6 +212,33 @@ public class EntropySgdTests
         Assert.Null(estimator2.TakeDiagnostics());
     }
 
+    [Fact]
+    public void EstimatorStateWrittenBeforeVersioningStillLoads()
+    {
+        using var q = new QuadraticProblem(8, 0.5, 4, ScalarType.Float32);
+        using var estimator = new LocalEntropy([q.X], new LocalEntropyOptions { L = 2, Kernel = LangevinKernel.FusedCpu });
+        // Layout 1: t, Langevin steps, generator state (none for the fused kernel); no diagnostics.
+        using var legacy = new MemoryStream();
+        using (var w = new BinaryWriter(legacy, System.Text.Encoding.UTF8, leaveOpen: true)) { w.Write(37L); w.Write(740L); w.Write(0); }
+        legacy.Position = 0;
+        using (var r = new BinaryReader(legacy)) estimator.Load(r);
+        Assert.Equal(37, estimator.OuterSteps);
+        Assert.Equal(740, estimator.LangevinSteps);
+
+        using var current = new MemoryStream();
+        using (var w = new BinaryWriter(current, System.Text.Encoding.UTF8, leaveOpen: true)) estimator.Save(w);
+        current.Position = 0;
+        using var copy = new LocalEntropy([q.X], new LocalEntropyOptions { L = 2, Kernel = LangevinKernel.FusedCpu });
+        using (var r = new BinaryReader(current)) copy.Load(r);
+        Assert.Equal((37L, 740L), (copy.OuterSteps, copy.LangevinSteps));
+
+        using var future = new MemoryStream();
+        using (var w = new BinaryWriter(future, System.Text.Encoding.UTF8, leaveOpen: true)) w.Write(-99L);
+        future.Position = 0;
+        using var reader = new BinaryReader(future);
+        Assert.Contains("version 99", Assert.Throws<InvalidDataException>(() => copy.Load(reader)).Message);
+    }
+
     static double[] ValuesOf(Tensor t)
     {
         using var d = t.detach().to(ScalarType.Float64).cpu();
