@@ -82,6 +82,7 @@ public static class BenchCommand
         ["parameters"] = r.Parameters,
         ["batch_size"] = r.BatchSize,
         ["sgd_step_ms"] = Math.Round(r.SgdStepMs, 4),
+        ["sgd_single_step_median_ms"] = Math.Round(r.SgdSingleStepMedianMs, 4),
         ["entropy_sgd_step_ms"] = Math.Round(r.EntropySgdStepMs, 4),
         ["ratio"] = Math.Round(r.Ratio, 4),
         ["langevin_update_ms"] = Math.Round(r.LangevinUpdateMs, 4),
