@@ -104,13 +104,16 @@ public static class DemoCommand
     {
         var c = CultureInfo.InvariantCulture;
         ctx.Out.WriteLine();
-        ctx.Out.WriteLine($"{"optimizer",-12} {"eff. epochs",11} {"test error",10} {"train loss",10} {"seconds",8}");
+        ctx.Out.WriteLine($"{"optimizer",-12} {"eff. epochs",11} {"test error",10} {"test loss",10} {"train loss*",11} {"seconds",8}");
         foreach (var (label, _, result) in results)
         {
             var last = result.Last;
-            ctx.Out.WriteLine(string.Format(c, "{0,-12} {1,11:0.00} {2,9:0.00}% {3,10:0.0000} {4,8:0.0}",
-                label, result.EffectiveEpochs, last?.TestError ?? double.NaN, last?.TrainLoss ?? double.NaN, result.TotalSeconds));
+            ctx.Out.WriteLine(string.Format(c, "{0,-12} {1,11:0.00} {2,9:0.00}% {3,10:0.0000} {4,11:0.0000} {5,8:0.0}",
+                label, result.EffectiveEpochs, last?.TestError ?? double.NaN, last?.TestLoss ?? double.NaN,
+                last?.TrainLoss ?? double.NaN, result.TotalSeconds));
         }
+        ctx.Out.WriteLine("* mean minibatch loss over the last epoch, dropout on; for Entropy-SGD at the Langevin iterates x'.");
+        ctx.Out.WriteLine("  'widevalley evaluate RUN' measures the loss at the weights on the whole training set.");
         ctx.Out.WriteLine();
     }
 
