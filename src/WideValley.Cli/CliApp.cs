@@ -44,6 +44,7 @@ public static class CliApp
         root.Add(EvaluateCommand.Create(context));
         root.Add(BenchCommand.Create(context));
         root.Add(HessianCommand.Create(context));
+        root.Add(LandscapeCommand.Create(context));
         return root;
     }
 
