@@ -207,7 +207,7 @@ public static class HessianCommand
             }
             catch (OperationCanceledException)
             {
-                ctx.Error.WriteLine($"widevalley: interrupted; the finished columns are kept in {ColumnsFolder(s, outDir)}. Run the same command again to resume.");
+                ctx.Error.WriteLine($"widevalley: interrupted; every finished block of columns is kept in {ColumnsFolder(s, outDir)}. Run the same command again to resume.");
                 return ExitCodes.Interrupted;
             }
             catch (InsufficientMemoryException e)
@@ -309,8 +309,12 @@ public static class HessianCommand
         var columns = ColumnsFolder(s, outDir);
         using var stop = new StopOnSignal(log);
         long lastTwentieth = -1;
+        // Columns are saved in whole blocks; at most 2% of them per block, so an interruption loses little work.
+        var rowBytes = n * (hvp.Dtype == ScalarType.Float64 ? 8L : 4L);
+        var perBlock = (int)Math.Max(1, Math.Min(Math.Clamp((64L << 20) / rowBytes, 1, n), (n + 49) / 50));
         var options = new ExactHessianOptions
         {
+            ColumnsPerBlock = perBlock,
             MemoryLimitBytes = s.MemoryLimitGib is double gib ? (long)(gib * (1L << 30)) : null,
             CheckpointFolder = columns,
             Cancellation = stop.Token,
@@ -337,7 +341,7 @@ public static class HessianCommand
             throw new InsufficientMemoryException(
                 $"--method exact does not fit in memory: {plan}. Select fewer parameters with --params PREFIX, " +
                 (hvp.Dtype == ScalarType.Float64 ? "use --dtype float32, " : "") + "use --method lanczos or slq, or set --memory-limit GIB if the limit is wrong");
-        log.WriteLine($"exact: {n:N0} columns, one Hessian-vector product each; finished columns are kept in {columns}");
+        log.WriteLine($"exact: {n:N0} columns, one Hessian-vector product each; blocks of {perBlock:N0} finished columns are kept in {columns}");
 
         ExactHessianResult dense;
         try
@@ -624,6 +628,7 @@ public static class HessianCommand
                 {
                     c.Cancel = true;
                     source.Cancel();
+                    log.WriteLine("exact: SIGTERM received; stopping after the current column");
                 });
         }
 

@@ -55,9 +55,8 @@ public static class LandscapeCommand
             if (kind == "interp" && otherPath is null) throw new UsageException("--slice interp needs --other B, the checkpoint at the other end of the line");
             if (kind != "interp" && otherPath is not null) throw new UsageException($"--other applies to --slice interp; --slice {kind} explores random directions around --checkpoint");
             var count = p.GetValue(points) ?? (kind == "2d" ? 21 : 41);
-            if (count < (kind == "2d" ? 2 : 1)) throw new UsageException($"--points must be at least {(kind == "2d" ? 2 : 1)} for --slice {kind}, got {count}");
+            if (count < 2) throw new UsageException($"--points must be at least 2, got {count}");
             var (from, to) = ParseRange(p.GetValue(range), kind == "interp" ? (-0.5, 1.5) : (-1.0, 1.0));
-            if (count == 1 && from != to && p.GetValue(range) is null) (from, to) = (0, 0);
             var options = new LandscapeOptions
             {
                 Parameters = ParseParams(p.GetValue(parameters)),
@@ -106,12 +105,20 @@ public static class LandscapeCommand
             columns.Add(new CsvColumn("error_percent", result.Select(r => r.ErrorPercent).ToArray()));
             SeriesCsv.WriteColumns(csv, columns);
             files.Add($"{kind}.csv");
-            var figure = Plot(kind, result, run, otherPath, count);
-            figure.SavePngAndSvg(Path.Combine(outDir, kind));
-            files.Add($"{kind}.png");
-            files.Add($"{kind}.svg");
+            // Far from a minimum the loss can overflow; the CSV keeps every point, the plot only what can be drawn.
+            var finite = result.Where(r => double.IsFinite(r.Loss) && double.IsFinite(r.ErrorPercent)).ToList();
+            if (kind == "2d" ? finite.Count == result.Count : finite.Count >= 2)
+            {
+                Plot(kind, finite, run, otherPath, count).SavePngAndSvg(Path.Combine(outDir, kind));
+                files.Add($"{kind}.png");
+                files.Add($"{kind}.svg");
+            }
+            else
+            {
+                ctx.Error.WriteLine($"widevalley: {result.Count - finite.Count} of {result.Count} points have a non-finite loss; no plot was drawn (see {kind}.csv)");
+            }
 
-            var best = result.MinBy(r => r.Loss)!;
+            var best = (finite.Count > 0 ? finite : result).MinBy(r => r.Loss)!;
             var summary = new JsonObject
             {
                 ["slice"] = kind,
@@ -152,7 +159,7 @@ public static class LandscapeCommand
                         ctx.Out.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,8:0.####} {1,12:0.000000} {2,9:0.00}", r.Alpha, r.Loss, r.ErrorPercent));
                 }
                 ctx.Out.WriteLine(kind == "2d"
-                    ? $"lowest loss {F(best.Loss)} at (alpha, beta) = ({F(best.Alpha)}, {F(best.Beta)}); highest {F(result.Max(r => r.Loss))}"
+                    ? $"lowest loss {F(best.Loss)} at (alpha, beta) = ({F(best.Alpha)}, {F(best.Beta)}); highest {F(finite.Count > 0 ? finite.Max(r => r.Loss) : double.NaN)}"
                     : $"lowest loss {F(best.Loss)} at {axisName} = {F(best.Alpha)}");
                 ctx.Out.WriteLine($"{result.Count:N0} evaluations in {F(seconds, "0.0")} s; wrote {outDir}: {string.Join(", ", files)}");
             }

@@ -248,6 +248,21 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     }
 
     [Fact]
+    public void OneDimensionalSliceIsCentredOnTheCheckpoint()
+    {
+        var outDir = runs.NewFolder("slice1d");
+        var json = RunJson("landscape", "--checkpoint", runs.A, "--slice", "1d", "--points", "3", "--samples", "500", "--threads", "1", "--out", outDir, "--json");
+        Assert.Equal([-1.0, 0, 1], Doubles(json["alpha"]));
+        var loss = Doubles(json["loss"]);
+        var evaluate = RunJson("evaluate", runs.A, "--splits", "train", "--threads", "1", "--json");
+        Assert.True(Math.Abs(loss[1] - (double)evaluate["train_loss"]!) <= 1e-5 * loss[1]);
+        // A unit step along a filter-normalised direction moves each filter by its own norm: the loss changes.
+        Assert.NotEqual(loss[1], loss[0]);
+        Assert.Equal("alpha,loss,error_percent", File.ReadLines(Path.Combine(outDir, "1d.csv")).First());
+        AssertPngAndSvg(Path.Combine(outDir, "1d"), "loss");
+    }
+
+    [Fact]
     public void TwoDimensionalSliceWritesAGridAndAHeatmap()
     {
         var outDir = runs.NewFolder("slice2d");
@@ -279,6 +294,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     [InlineData(2, "--other applies to --slice interp", "landscape", "--checkpoint", "{A}", "--other", "{B}", "--slice", "1d")]
     [InlineData(2, "--slice must be one of interp, 1d, 2d, got '3d'", "landscape", "--checkpoint", "{A}", "--slice", "3d")]
     [InlineData(2, "--range 1:0: FROM must be below TO", "landscape", "--checkpoint", "{A}", "--slice", "1d", "--range", "1:0")]
+    [InlineData(2, "--points must be at least 2, got 1", "landscape", "--checkpoint", "{A}", "--slice", "1d", "--points", "1")]
     [InlineData(2, "--range must be FROM:TO", "landscape", "--checkpoint", "{A}", "--slice", "1d", "--range", "wide")]
     [InlineData(2, "--other {missing}: no such run folder", "landscape", "--checkpoint", "{A}", "--other", "{missing}", "--slice", "interp")]
     public void InvalidInputsExitWithASpecificMessage(int expectedCode, string expected, params string[] args)
