@@ -199,8 +199,8 @@ public static class HessianCommand
             {
                 m = s.Method switch
                 {
-                    "exact" => Exact(hvp, s, outDir, log),
-                    "lanczos" => LanczosExtremes(hvp, s, log),
+                    "exact" => Exact(hvp, s, outDir, run.Meta.Model, log),
+                    "lanczos" => LanczosExtremes(hvp, s, run.Meta.Model, log),
                     "slq" => Density(hvp, s, run.Meta.Model),
                     _ => Trace(hvp, s),
                 };
@@ -298,7 +298,7 @@ public static class HessianCommand
 
     // ---- exact -------------------------------------------------------------------------------------------------
 
-    private static Measurement Exact(Hvp hvp, HessianSettings s, string outDir, TextWriter log)
+    private static Measurement Exact(Hvp hvp, HessianSettings s, string outDir, string model, TextWriter log)
     {
         var n = hvp.Dimension;
         var defaults = new ExactHessianOptions();
@@ -397,7 +397,7 @@ public static class HessianCommand
             m.Files.Add(("eigenvalues.csv", path => SeriesCsv.WriteColumns(path,
                 [new CsvColumn("index", Enumerable.Range(0, eigenvalues.Length).Select(i => (double)i).ToArray()), new CsvColumn("eigenvalue", eigenvalues)])));
             m.Files.Add(("spectrum", path => SpectrumPlot.FromEigenvalues(eigenvalues,
-                new SpectrumPlotOptions { Title = $"Hessian spectrum (exact, n = {n:N0})" }).SavePngAndSvg(path)));
+                new SpectrumPlotOptions { Title = $"{model}: Hessian spectrum (exact, n = {n:N0})" }).SavePngAndSvg(path)));
             // The column store holds n^2 numbers (9 GB for small-LeNet in float32): drop it once the results are safe.
             if (!s.KeepColumns) m.AfterOutputs = () => DeleteColumnStore(columns);
             return m;
@@ -416,7 +416,7 @@ public static class HessianCommand
 
     // ---- lanczos -----------------------------------------------------------------------------------------------
 
-    private static Measurement LanczosExtremes(Hvp hvp, HessianSettings s, TextWriter log)
+    private static Measurement LanczosExtremes(Hvp hvp, HessianSettings s, string model, TextWriter log)
     {
         var n = hvp.Dimension;
         var k = s.Top ?? (int)Math.Min(10, n);
@@ -467,7 +467,7 @@ public static class HessianCommand
         if (bottom is not null)
             series.Add(new LineSeries("smallest", Enumerable.Range(1, bottom.Eigenvalues.Length).Select(i => (double)i).ToArray(), bottom.Eigenvalues) { ShowMarkers = true });
         m.Files.Add(("eigenvalues", path => LinePlot.Create(series, "rank from the end of the spectrum", "eigenvalue",
-            new LinePlotOptions { Title = $"Hessian extreme eigenvalues (Lanczos, n = {n:N0})" }).SavePngAndSvg(path)));
+            new LinePlotOptions { Title = $"{model}: Hessian extreme eigenvalues (Lanczos, n = {n:N0})" }).SavePngAndSvg(path)));
         return m;
     }
 

@@ -186,14 +186,16 @@ public static class LandscapeCommand
 
     private static Figure Plot(string kind, IReadOnlyList<SlicePoint> result, MeasuredRun run, string? other, int count)
     {
-        var label = $"{run.Samples:N0} training samples";
+        // One curve per panel: the sample count goes in the title instead of a legend that would hide the curve.
+        const string label = "";
+        var samples = $"{run.Samples:N0} training samples";
         if (kind == "interp")
         {
             var t = result.Select(r => r.Alpha).ToArray();
             return LinePlot.Interpolation(
                 [new LineSeries(label, t, result.Select(r => r.Loss).ToArray()) { ShowMarkers = count <= 25 }],
                 [new LineSeries(label, t, result.Select(r => r.ErrorPercent).ToArray()) { ShowMarkers = count <= 25 }],
-                new LinePlotOptions { Title = $"{run.Meta.Model}: loss between two checkpoints" },
+                new LinePlotOptions { Title = $"{run.Meta.Model}: loss between two checkpoints ({samples})" },
                 startName: ShortName(run.CheckpointPath), endName: ShortName(other!));
         }
         if (kind == "1d")
@@ -205,7 +207,7 @@ public static class LandscapeCommand
                 new LinePanel("error (%)", [new LineSeries(label, alpha, result.Select(r => r.ErrorPercent).ToArray())]),
             ], "α (filter-normalised random direction)", new LinePlotOptions
             {
-                Title = $"{run.Meta.Model}: 1-D slice around the checkpoint",
+                Title = $"{run.Meta.Model}: 1-D slice around the checkpoint ({samples})",
                 Markers = alpha[0] <= 0 && alpha[^1] >= 0 ? [new VerticalMarker(0, "checkpoint")] : [],
             });
         }
@@ -217,7 +219,7 @@ public static class LandscapeCommand
         var inside = axis[0] <= 0 && axis[^1] >= 0;
         return SurfacePlot.Create(new LossSurface(axis, betas, values), new SurfacePlotOptions
         {
-            Title = $"{run.Meta.Model}: 2-D slice around the checkpoint",
+            Title = $"{run.Meta.Model}: 2-D slice around the checkpoint ({samples})",
             LogScale = result.All(r => r.Loss > 0),
             Markers = inside ? [new SurfaceMarker(0, 0, "checkpoint")] : [],
         });
