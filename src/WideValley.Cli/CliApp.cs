@@ -43,6 +43,8 @@ public static class CliApp
         root.Add(ModelsCommand.Create(context));
         root.Add(EvaluateCommand.Create(context));
         root.Add(BenchCommand.Create(context));
+        root.Add(HessianCommand.Create(context));
+        root.Add(LandscapeCommand.Create(context));
         return root;
     }
 

@@ -1,0 +1,237 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using WideValley.Landscape;
+using WideValley.Reports;
+using static WideValley.Cli.Commands.MeasurementOptions;
+
+namespace WideValley.Cli.Commands;
+
+/// <summary>
+/// `widevalley landscape --checkpoint A [--other B] --slice interp|1d|2d`: loss and error of a trained run along the
+/// line to another checkpoint of the same network (w(t) = A + t (B - A)), or along one or two filter-normalised random
+/// directions (Li et al. 2018), over the run's first N training samples. Writes CSV, PNG + SVG and a JSON summary.
+/// </summary>
+public static class LandscapeCommand
+{
+    /// <summary>Default size of the evaluation set.</summary>
+    public const long DefaultSamples = 1000;
+
+    /// <summary>The slices, as spelled on the command line.</summary>
+    public static readonly string[] SliceKinds = ["interp", "1d", "2d"];
+
+    /// <summary>Builds the command.</summary>
+    public static Command Create(CliContext ctx)
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Run folder (holding checkpoint.bin) or a checkpoint file: the point A.", Required = true };
+        var other = new Option<string?>("--other") { Description = "interp: the end point B, a checkpoint of the same network." };
+        var slice = new Option<string>("--slice") { Description = "interp (A to B), 1d or 2d (filter-normalised random directions around A).", Required = true };
+        var points = new Option<int?>("--points") { Description = "Points along each axis (default 41 for interp and 1d, 21 for 2d)." };
+        var range = new Option<string?>("--range") { Description = "FROM:TO along each axis (default -0.5:1.5 for interp, -1:1 for random directions); write --range=-1:1." };
+        var samples = Samples(DefaultSamples);
+        var batch = BatchSize("default 500");
+        var dtype = Dtype();
+        var bn = MeasurementOptions.BatchNorm();
+        var dropout = MeasurementOptions.Dropout();
+        var parameters = Params();
+        var seed = Seed();
+        var threads = Threads();
+        var device = Device();
+        var dataDir = DataDir();
+        var output = Out("A/landscape-SLICE");
+        var json = Json();
+        var command = new Command("landscape",
+            "Loss and error along the line between two checkpoints (interp) or along random filter-normalised directions (1d, 2d).")
+        {
+            checkpoint, other, slice, points, range, samples, batch, dtype, bn, dropout, parameters, seed, threads, device, dataDir, output, json,
+        };
+        command.SetAction(p =>
+        {
+            var kind = p.GetValue(slice)!.ToLowerInvariant();
+            if (!SliceKinds.Contains(kind)) throw new UsageException($"--slice must be one of {string.Join(", ", SliceKinds)}, got '{p.GetValue(slice)}'");
+            var otherPath = p.GetValue(other);
+            if (kind == "interp" && otherPath is null) throw new UsageException("--slice interp needs --other B, the checkpoint at the other end of the line");
+            if (kind != "interp" && otherPath is not null) throw new UsageException($"--other applies to --slice interp; --slice {kind} explores random directions around --checkpoint");
+            var count = p.GetValue(points) ?? (kind == "2d" ? 21 : 41);
+            if (count < 2) throw new UsageException($"--points must be at least 2, got {count}");
+            var (from, to) = ParseRange(p.GetValue(range), kind == "interp" ? (-0.5, 1.5) : (-1.0, 1.0));
+            var options = new LandscapeOptions
+            {
+                Parameters = ParseParams(p.GetValue(parameters)),
+                BatchNorm = ParseBatchNorm(p.GetValue(bn)!),
+                Dropout = ParseDropout(p.GetValue(dropout)!),
+                ComputeType = ParseDtype(p.GetValue(dtype)!),
+            };
+            var overrides = new RunOverrides(p.GetValue(threads), p.GetValue(device), p.GetValue(dataDir));
+            var log = p.GetValue(json) ? ctx.Error : ctx.Out;
+
+            var checkpointArgument = p.GetValue(checkpoint)!;
+            // Check B's path before A's data is loaded: a typo should not cost a data load.
+            var otherCheckpoint = otherPath is null ? null : MeasuredRun.ResolveCheckpoint(otherPath, "--other");
+            using var run = MeasuredRun.Open(checkpointArgument, "--checkpoint", p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides);
+            var outDir = Path.GetFullPath(p.GetValue(output) ?? Path.Combine(run.Folder, $"landscape-{kind}"));
+            var seedValue = p.GetValue(seed);
+            log.WriteLine($"landscape {kind}: {run.Meta.Model}, {run.Samples:N0} samples, {count} points per axis on [{F(from)}, {F(to)}]");
+
+            var watch = Stopwatch.StartNew();
+            IReadOnlyList<SlicePoint> result;
+            if (kind == "interp")
+            {
+                using var start = Slices.FlatParameters(run.Model, options.Parameters);
+                run.LoadOtherWeights(otherCheckpoint!, otherPath!, checkpointArgument);
+                using var end = Slices.FlatParameters(run.Model, options.Parameters);
+                // Back to A, weights and buffers: BatchNorm running statistics along the line are A's.
+                run.ReloadOwnWeights();
+                result = Slices.Interpolation(run.Model, run.EvaluationSet, start, end, count, from, to, options);
+            }
+            else
+            {
+                var sliceOptions = new SliceOptions { Points = count, From = from, To = to, Seed = seedValue, Landscape = options };
+                result = kind == "1d"
+                    ? Slices.RandomDirection1D(run.Model, run.EvaluationSet, sliceOptions)
+                    : Slices.RandomDirections2D(run.Model, run.EvaluationSet, sliceOptions);
+            }
+            var seconds = watch.Elapsed.TotalSeconds;
+
+            Directory.CreateDirectory(outDir);
+            var files = new List<string>();
+            var axisName = kind == "interp" ? "t" : "alpha";
+            var csv = Path.Combine(outDir, $"{kind}.csv");
+            var columns = new List<CsvColumn> { new(axisName, result.Select(r => r.Alpha).ToArray()) };
+            if (kind == "2d") columns.Add(new CsvColumn("beta", result.Select(r => r.Beta).ToArray()));
+            columns.Add(new CsvColumn("loss", result.Select(r => r.Loss).ToArray()));
+            columns.Add(new CsvColumn("error_percent", result.Select(r => r.ErrorPercent).ToArray()));
+            SeriesCsv.WriteColumns(csv, columns);
+            files.Add($"{kind}.csv");
+            // Far from a minimum the loss can overflow; the CSV keeps every point, the plot only what can be drawn.
+            var finite = result.Where(r => double.IsFinite(r.Loss) && double.IsFinite(r.ErrorPercent)).ToList();
+            if (kind == "2d" ? finite.Count == result.Count : finite.Count >= 2)
+            {
+                Plot(kind, finite, run, otherPath, count).SavePngAndSvg(Path.Combine(outDir, kind));
+                files.Add($"{kind}.png");
+                files.Add($"{kind}.svg");
+            }
+            else
+            {
+                ctx.Error.WriteLine($"widevalley: {result.Count - finite.Count} of {result.Count} points have a non-finite loss; no plot was drawn (see {kind}.csv)");
+            }
+
+            var best = (finite.Count > 0 ? finite : result).MinBy(r => r.Loss)!;
+            var summary = new JsonObject
+            {
+                ["slice"] = kind,
+                ["points"] = count,
+                ["samples"] = run.Samples,
+                ["range"] = Numbers([from, to]),
+                [axisName] = Numbers(result.Select(r => r.Alpha)),
+                ["beta"] = kind == "2d" ? Numbers(result.Select(r => r.Beta)) : null,
+                ["loss"] = Numbers(result.Select(r => r.Loss)),
+                ["error_percent"] = Numbers(result.Select(r => r.ErrorPercent)),
+                ["min_loss"] = Number(best.Loss),
+                ["min_at"] = kind == "2d" ? Numbers([best.Alpha, best.Beta]) : Number(best.Alpha),
+                ["seconds"] = Math.Round(seconds, 3),
+                ["seed"] = kind == "interp" ? null : seedValue,
+                ["dtype"] = options.ComputeType is null ? "float32" : "float64",
+                ["bn"] = options.BatchNorm == BatchNormMode.RunningStatistics ? "running" : "batch",
+                ["params"] = p.GetValue(parameters) ?? "all",
+                ["model"] = run.Meta.Model,
+                ["checkpoint"] = run.CheckpointPath,
+                ["other"] = otherCheckpoint,
+                ["out"] = outDir,
+            };
+            files.Add("landscape.json");
+            summary["files"] = new JsonArray(files.Select(f => (JsonNode?)JsonValue.Create(f)).ToArray());
+            var text = summary.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
+            AtomicFile.WriteAllText(Path.Combine(outDir, "landscape.json"), text + "\n");
+
+            if (p.GetValue(json))
+            {
+                ctx.Out.WriteLine(text);
+            }
+            else
+            {
+                if (kind != "2d")
+                {
+                    ctx.Out.WriteLine($"{axisName,8} {"loss",12} {"error %",9}");
+                    foreach (var r in result)
+                        ctx.Out.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,8:0.####} {1,12:0.000000} {2,9:0.00}", r.Alpha, r.Loss, r.ErrorPercent));
+                }
+                ctx.Out.WriteLine(kind == "2d"
+                    ? $"lowest loss {F(best.Loss)} at (alpha, beta) = ({F(best.Alpha)}, {F(best.Beta)}); highest {F(finite.Count > 0 ? finite.Max(r => r.Loss) : double.NaN)}"
+                    : $"lowest loss {F(best.Loss)} at {axisName} = {F(best.Alpha)}");
+                ctx.Out.WriteLine($"{result.Count:N0} evaluations in {F(seconds, "0.0")} s; wrote {outDir}: {string.Join(", ", files)}");
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>"FROM:TO" into two finite numbers with FROM &lt; TO.</summary>
+    public static (double From, double To) ParseRange(string? text, (double, double) fallback)
+    {
+        if (text is null) return fallback;
+        var parts = text.Split(':');
+        if (parts.Length == 2
+            && double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var from)
+            && double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var to)
+            && double.IsFinite(from) && double.IsFinite(to))
+        {
+            if (!(to > from)) throw new UsageException($"--range {text}: FROM must be below TO");
+            return (from, to);
+        }
+        throw new UsageException($"--range must be FROM:TO with two numbers, e.g. --range=-0.5:1.5; got '{text}'");
+    }
+
+    private static Figure Plot(string kind, IReadOnlyList<SlicePoint> result, MeasuredRun run, string? other, int count)
+    {
+        // One curve per panel: the sample count goes in the title instead of a legend that would hide the curve.
+        const string label = "";
+        var samples = $"{run.Samples:N0} training samples";
+        if (kind == "interp")
+        {
+            var t = result.Select(r => r.Alpha).ToArray();
+            return LinePlot.Interpolation(
+                [new LineSeries(label, t, result.Select(r => r.Loss).ToArray()) { ShowMarkers = count <= 25 }],
+                [new LineSeries(label, t, result.Select(r => r.ErrorPercent).ToArray()) { ShowMarkers = count <= 25 }],
+                new LinePlotOptions { Title = $"{run.Meta.Model}: loss between two checkpoints ({samples})" },
+                startName: ShortName(run.CheckpointPath), endName: ShortName(other!));
+        }
+        if (kind == "1d")
+        {
+            var alpha = result.Select(r => r.Alpha).ToArray();
+            return LinePlot.Stacked(
+            [
+                new LinePanel("loss", [new LineSeries(label, alpha, result.Select(r => r.Loss).ToArray())]),
+                new LinePanel("error (%)", [new LineSeries(label, alpha, result.Select(r => r.ErrorPercent).ToArray())]),
+            ], "α (filter-normalised random direction)", new LinePlotOptions
+            {
+                Title = $"{run.Meta.Model}: 1-D slice around the checkpoint ({samples})",
+                Markers = alpha[0] <= 0 && alpha[^1] >= 0 ? [new VerticalMarker(0, "checkpoint")] : [],
+            });
+        }
+        var axis = result.Take(count).Select(r => r.Alpha).ToArray();
+        var betas = result.Where((_, i) => i % count == 0).Select(r => r.Beta).ToArray();
+        var values = new double[count, count];
+        // The sweep runs over alpha fastest, beta slowest.
+        for (var i = 0; i < result.Count; i++) values[i % count, i / count] = result[i].Loss;
+        var inside = axis[0] <= 0 && axis[^1] >= 0;
+        return SurfacePlot.Create(new LossSurface(axis, betas, values), new SurfacePlotOptions
+        {
+            Title = $"{run.Meta.Model}: 2-D slice around the checkpoint ({samples})",
+            LogScale = result.All(r => r.Loss > 0),
+            Markers = inside ? [new SurfaceMarker(0, 0, "checkpoint")] : [],
+        });
+    }
+
+    /// <summary>The run folder's name (or the file's, for a checkpoint named directly), for plot labels.</summary>
+    private static string ShortName(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var name = File.Exists(full) && Path.GetFileName(full) == Training.Trainer.CheckpointFileName
+            ? Path.GetFileName(Path.GetDirectoryName(full))
+            : Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar));
+        return string.IsNullOrEmpty(name) ? path : name;
+    }
+}

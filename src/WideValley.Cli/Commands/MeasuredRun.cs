@@ -1,0 +1,264 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using WideValley.Data;
+using WideValley.Landscape;
+using WideValley.Models;
+using WideValley.Training;
+using static TorchSharp.torch;
+
+namespace WideValley.Cli.Commands;
+
+/// <summary>
+/// A trained run opened for a landscape measurement (`hessian`, `landscape`): its checkpoint, the network rebuilt from
+/// the stored run configuration with the checkpoint's weights, and the evaluation set, the first N training samples
+/// of the run's own data in their stored order. Owns everything it loads.
+/// </summary>
+internal sealed class MeasuredRun : IDisposable
+{
+    private readonly PreparedRun prepared;
+    private readonly List<(Tensor Inputs, Tensor Labels)> evaluationSet;
+
+    private MeasuredRun(string folder, string checkpointPath, CheckpointMeta meta, RunConfig config, PreparedRun prepared,
+        List<(Tensor Inputs, Tensor Labels)> evaluationSet, long samples)
+    {
+        Folder = folder;
+        CheckpointPath = checkpointPath;
+        Meta = meta;
+        Config = config;
+        this.prepared = prepared;
+        this.evaluationSet = evaluationSet;
+        Samples = samples;
+    }
+
+    /// <summary>The run folder (the checkpoint's folder when a file was named).</summary>
+    public string Folder { get; }
+
+    /// <summary>Full path of the checkpoint file.</summary>
+    public string CheckpointPath { get; }
+
+    /// <summary>The checkpoint's metadata.</summary>
+    public CheckpointMeta Meta { get; }
+
+    /// <summary>The stored run configuration (with the command's thread, device and data overrides).</summary>
+    public RunConfig Config { get; }
+
+    /// <summary>The network at the checkpoint's weights.</summary>
+    public nn.Module<Tensor, Tensor> Model => (nn.Module<Tensor, Tensor>)prepared.Task.Model;
+
+    /// <summary>The evaluation set: the first <see cref="Samples"/> training samples, in order, as batches.</summary>
+    public IReadOnlyList<(Tensor Inputs, Tensor Labels)> EvaluationSet => evaluationSet;
+
+    /// <summary>Number of samples in the evaluation set.</summary>
+    public long Samples { get; }
+
+    /// <summary>Number of trainable parameters of the whole network.</summary>
+    public long Parameters => prepared.Parameters;
+
+    /// <summary>
+    /// The checkpoint file that <paramref name="path"/> names: a run folder holding checkpoint.bin, or the file itself.
+    /// </summary>
+    /// <exception cref="UsageException">Neither exists.</exception>
+    public static string ResolveCheckpoint(string path, string option)
+    {
+        var full = Path.GetFullPath(path);
+        if (Directory.Exists(full))
+        {
+            var file = Path.Combine(full, Trainer.CheckpointFileName);
+            if (!File.Exists(file))
+                throw new UsageException($"{option} {path}: the folder holds no {Trainer.CheckpointFileName}; expected the folder of a 'widevalley train' run (or its checkpoint file)");
+            return file;
+        }
+        if (File.Exists(full)) return full;
+        throw new UsageException($"{option} {path}: no such run folder or checkpoint file");
+    }
+
+    /// <summary>Reads a checkpoint's metadata and stored configuration, refusing files that cannot be rebuilt.</summary>
+    public static (CheckpointMeta Meta, RunConfig Config) ReadConfig(string checkpointPath)
+    {
+        var meta = Checkpoint.ReadMeta(checkpointPath);
+        if (meta.RunConfig is not JsonNode stored)
+            throw new InvalidDataException($"{checkpointPath} stores no run configuration, so its network and data cannot be rebuilt");
+        return (meta, RunConfig.FromJson(stored));
+    }
+
+    /// <summary>
+    /// Opens the run at <paramref name="path"/>: rebuilds its data and network, loads the weights and takes the first
+    /// <paramref name="samples"/> training samples (all of them, up to <paramref name="defaultSamples"/>, when null) in
+    /// batches of <paramref name="batchSize"/>.
+    /// </summary>
+    public static MeasuredRun Open(string path, string option, int? samples, long defaultSamples, int batchSize, RunOverrides overrides)
+    {
+        if (samples is < 1) throw new UsageException($"--samples must be at least 1, got {samples}");
+        if (batchSize < 1) throw new UsageException($"--batch-size must be at least 1, got {batchSize}");
+        var checkpoint = ResolveCheckpoint(path, option);
+        var (meta, stored) = ReadConfig(checkpoint);
+        if (ModelZoo.Describe(stored.Model).Kind != ModelKind.Classifier)
+            throw new UsageException(
+                $"{option} {path}: the run trained '{stored.Model}', a language model; landscape measurements take image classifiers (cross-entropy on labelled images)");
+        var config = overrides.Apply(stored);
+        var prepared = RunSetup.Prepare(config, outputDirectory: null);
+        try
+        {
+            Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);
+            var train = ((ClassificationTask)prepared.Task).Data.Train;
+            var available = train.Count;
+            if (samples is int wanted && wanted > available)
+                throw new UsageException(
+                    $"--samples {wanted}: the run's training set has only {available:N0} samples (it was trained with {(config.MaxTrainSamples is long m ? $"--max-train-samples {m}" : "the whole set")}); ask for at most {available:N0}");
+            var count = samples ?? Math.Min(defaultSamples, available);
+            var batches = new List<(Tensor, Tensor)>();
+            for (long start = 0; start < count; start += batchSize)
+            {
+                var length = Math.Min(batchSize, count - start);
+                batches.Add((train.Inputs.narrow(0, start, length), train.Labels.narrow(0, start, length)));
+            }
+            return new MeasuredRun(Path.GetDirectoryName(checkpoint)!, checkpoint, meta, config, prepared, batches, count);
+        }
+        catch
+        {
+            prepared.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Loads the weights of another checkpoint into this run's network, after checking that it was written for the same
+    /// architecture; the message names both runs when it was not.
+    /// </summary>
+    public void LoadOtherWeights(string otherCheckpoint, string otherArgument, string thisArgument)
+    {
+        var (meta, config) = ReadConfig(otherCheckpoint);
+        string Describe(string argument, string model, long parameters, RunConfig c) =>
+            $"{argument} ('{model}', {parameters:N0} parameters{(c.HiddenSize is int h ? $", hidden size {h}" : "")})";
+        var mine = Describe(thisArgument, Meta.Model, Meta.Parameters, Config);
+        var theirs = Describe(otherArgument, meta.Model, meta.Parameters, config);
+        if (meta.Model != Meta.Model || meta.Parameters != Meta.Parameters || config.HiddenSize != Config.HiddenSize || config.Layers != Config.Layers)
+            throw new UsageException($"--other {theirs} is not the same architecture as --checkpoint {mine}; both checkpoints must hold the same network");
+        try
+        {
+            Checkpoint.LoadWeights(otherCheckpoint, prepared.Task.Model);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new UsageException($"--other {theirs} does not fit the network of --checkpoint {mine}: {e.Message}");
+        }
+    }
+
+    /// <summary>Puts this run's own weights (and buffers) back.</summary>
+    public void ReloadOwnWeights() => Checkpoint.LoadWeights(CheckpointPath, prepared.Task.Model);
+
+    /// <summary>Frees the data, the network and the optimizer built with them.</summary>
+    public void Dispose() => prepared.Dispose();
+}
+
+/// <summary>Settings a measurement may change in the stored run configuration: threads, device, data folder.</summary>
+/// <param name="Threads">libtorch threads (0: default).</param>
+/// <param name="Device">Device to compute on (null: the run's).</param>
+/// <param name="DataDir">Where to read the data (null: where the run found it).</param>
+internal sealed record RunOverrides(int Threads, string? Device, string? DataDir)
+{
+    /// <summary>The stored configuration with these overrides and without TensorBoard output.</summary>
+    public RunConfig Apply(RunConfig stored)
+    {
+        if (Threads < 0) throw new UsageException($"--threads must be 0 (libtorch's default) or positive, got {Threads}");
+        var config = stored with { Threads = Threads, TensorBoard = false };
+        if (Device is string device) config = config with { Device = device };
+        if (DataDir is string dir) config = config with { DataDir = dir };
+        return config;
+    }
+}
+
+/// <summary>Options shared by the landscape commands, and their parsing into library settings.</summary>
+internal static class MeasurementOptions
+{
+    public static Option<int?> Samples(long defaultSamples) => new("--samples")
+    {
+        Description = $"Evaluation set: the first N training samples of the run, in order (default {defaultSamples:N0}, or all if fewer).",
+    };
+
+    public static Option<int?> BatchSize(string defaultText) => new("--batch-size") { Description = $"Samples per forward pass ({defaultText})." };
+
+    public static Option<string> Dtype() => new("--dtype")
+    {
+        Description = "float32 (the network's type) or float64 (a float64 copy of the network; reference quality).",
+        DefaultValueFactory = _ => "float32",
+    };
+
+    public static Option<string> BatchNorm() => new("--bn")
+    {
+        Description = "BatchNorm during the measurement: running (eval-mode statistics, default) or batch (each batch's own statistics).",
+        DefaultValueFactory = _ => "running",
+    };
+
+    public static Option<string> Dropout() => new("--dropout")
+    {
+        Description = "Dropout during the measurement: off (default; a deterministic loss) or on (a random loss).",
+        DefaultValueFactory = _ => "off",
+    };
+
+    public static Option<string?> Params() => new("--params")
+    {
+        Description = "Measure with respect to the parameters whose names start with these comma-separated prefixes (e.g. body.fc2); default all.",
+    };
+
+    public static Option<long> Seed() => new("--seed") { Description = "Seed of the random probes and directions.", DefaultValueFactory = _ => 0 };
+
+    public static Option<int> Threads() => new("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
+
+    public static Option<string?> Device() => new("--device") { Description = "cpu, cuda or cuda:N (default: the run's device)." };
+
+    public static Option<string?> DataDir() => new("--data-dir") { Description = "Read the data from here instead of where the run found it." };
+
+    public static Option<string?> Out(string defaultText) => new("--out") { Description = $"Output folder (default {defaultText})." };
+
+    public static Option<bool> Json() => new("--json") { Description = "Print one JSON object (progress goes to stderr)." };
+
+    /// <summary>Float32 (null: compute in the model's own type) or Float64.</summary>
+    public static ScalarType? ParseDtype(string text) => text.ToLowerInvariant() switch
+    {
+        "float32" or "fp32" => null,
+        "float64" or "fp64" or "double" => ScalarType.Float64,
+        _ => throw new UsageException($"--dtype must be float32 or float64, got '{text}'"),
+    };
+
+    public static BatchNormMode ParseBatchNorm(string text) => text.ToLowerInvariant() switch
+    {
+        "running" => BatchNormMode.RunningStatistics,
+        "batch" => BatchNormMode.BatchStatistics,
+        _ => throw new UsageException($"--bn must be running or batch, got '{text}'"),
+    };
+
+    public static DropoutMode ParseDropout(string text) => text.ToLowerInvariant() switch
+    {
+        "off" => DropoutMode.Off,
+        "on" => DropoutMode.On,
+        _ => throw new UsageException($"--dropout must be off or on, got '{text}'"),
+    };
+
+    public static ParameterSelection ParseParams(string? text)
+    {
+        if (text is null) return ParameterSelection.All;
+        var prefixes = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (prefixes.Length == 0) throw new UsageException("--params: give at least one parameter-name prefix, e.g. body.fc2");
+        return ParameterSelection.ByPrefix(prefixes);
+    }
+
+    /// <summary>"float32" or "float64": the type the measurement actually ran in.</summary>
+    public static string DtypeName(ScalarType type) => type switch
+    {
+        ScalarType.Float64 => "float64",
+        ScalarType.Float32 => "float32",
+        _ => type.ToString().ToLowerInvariant(),
+    };
+
+    /// <summary>A JSON number, or null for NaN and infinities (which JSON cannot hold).</summary>
+    public static JsonNode? Number(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
+
+    /// <summary>A JSON array of numbers (non-finite entries as null).</summary>
+    public static JsonArray Numbers(IEnumerable<double> values) => new(values.Select(Number).ToArray());
+
+    /// <summary>Invariant-culture formatting for the readable output lines.</summary>
+    public static string F(double value, string format = "G6") => value.ToString(format, CultureInfo.InvariantCulture);
+}
