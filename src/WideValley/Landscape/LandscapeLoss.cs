@@ -258,6 +258,21 @@ internal sealed class LandscapeLoss : IDisposable
         result.zero_();
         var vViews = Layout.Views(v);
         var resultViews = Layout.Views(result);
+        if (Options.ReuseGradientGraph && Options.Dropout == DropoutMode.Off)
+        {
+            var gradients = GradientGraph();
+            for (var i = 0; i < gradients.Count; i++)
+            {
+                using var scope = NewDisposeScope();
+                var hv = SecondBackward(gradients[i], vViews, retain: true);
+                if (hv is null) continue;
+                for (var p = 0; p < hv.Count; p++)
+                {
+                    if (!hv[p].IsInvalid) resultViews[p].add_(hv[p]);
+                }
+            }
+            return 0;
+        }
         for (var i = 0; i < batches.Count; i++)
         {
             using var scope = NewDisposeScope();
@@ -266,16 +281,8 @@ internal sealed class LandscapeLoss : IDisposable
             // create_graph needs retain_graph as well in TorchSharp; an error inside grad aborts the process, so every
             // shape was checked before (vectors by the layout, the loss is a scalar).
             var grads = autograd.grad([l], parameters, create_graph: true, retain_graph: true, allow_unused: true);
-            Tensor? dot = null;
-            for (var p = 0; p < grads.Count; p++)
-            {
-                if (grads[p].IsInvalid || !grads[p].requires_grad) continue;
-                var term = grads[p].mul(vViews[p]).sum();
-                dot = dot is null ? term : dot.add(term);
-            }
-            // A gradient that does not depend on the parameters (a loss linear in them) has a zero Hessian.
-            if (dot is null || !dot.requires_grad) continue;
-            var hv = autograd.grad([dot], parameters, allow_unused: true);
+            var hv = SecondBackward(grads, vViews, retain: false);
+            if (hv is null) continue;
             for (var p = 0; p < hv.Count; p++)
             {
                 if (!hv[p].IsInvalid) resultViews[p].add_(hv[p]);
@@ -283,6 +290,80 @@ internal sealed class LandscapeLoss : IDisposable
         }
         return 0;
     });
+
+    /// <summary>d/dx (g . v) for gradients g that carry their graph; null when g does not depend on the parameters.</summary>
+    private IList<Tensor>? SecondBackward(IList<Tensor> grads, Tensor[] vViews, bool retain)
+    {
+        Tensor? dot = null;
+        for (var p = 0; p < grads.Count; p++)
+        {
+            if (grads[p].IsInvalid || !grads[p].requires_grad) continue;
+            var term = grads[p].mul(vViews[p]).sum();
+            dot = dot is null ? term : dot.add(term);
+        }
+        // A gradient that does not depend on the parameters (a loss linear in them) has a zero Hessian.
+        if (dot is null || !dot.requires_grad) return null;
+        return autograd.grad([dot], parameters, retain_graph: retain, allow_unused: true);
+    }
+
+    // The per-batch gradients with their graphs (see LandscapeOptions.ReuseGradientGraph), and the parameters and
+    // buffers they were computed at: an in-place change to a saved tensor would make the next backward fail inside
+    // libtorch, which TorchSharp cannot turn into an exception, so every use compares first.
+    private List<IList<Tensor>>? gradientGraph;
+    private Tensor[]? graphState;
+
+    /// <summary>Per-batch weighted-loss gradients that keep their graph, rebuilt when the weights or buffers changed.</summary>
+    private List<IList<Tensor>> GradientGraph()
+    {
+        if (gradientGraph is not null && StateUnchanged()) return gradientGraph;
+        DropGradientGraph();
+        using (no_grad())
+            graphState = Model.parameters().Select(t => (Tensor)t).Concat(Model.buffers())
+                .Select(t => t.detach().clone().DetachFromDisposeScope()).ToArray();
+        var graphs = new List<IList<Tensor>>();
+        try
+        {
+            for (var i = 0; i < batches.Count; i++)
+            {
+                using var scope = NewDisposeScope();
+                var (l, _) = WeightedBatchLoss(i, weighted: true);
+                CheckDifferentiable(l);
+                var grads = autograd.grad([l], parameters, create_graph: true, retain_graph: true, allow_unused: true);
+                foreach (var g in grads)
+                    if (!g.IsInvalid) g.DetachFromDisposeScope();
+                graphs.Add(grads);
+            }
+        }
+        catch
+        {
+            foreach (var g in graphs.SelectMany(x => x)) if (!g.IsInvalid) g.Dispose();
+            DropGradientGraph();
+            throw;
+        }
+        gradientGraph = graphs;
+        return graphs;
+    }
+
+    private bool StateUnchanged()
+    {
+        using var noGrad = no_grad();
+        var current = Model.parameters().Select(t => (Tensor)t).Concat(Model.buffers()).ToArray();
+        if (graphState is null || current.Length != graphState.Length) return false;
+        for (var i = 0; i < current.Length; i++)
+            if (!current[i].shape.SequenceEqual(graphState[i].shape) || !current[i].allclose(graphState[i], 0, 0, equal_nan: true)) return false;
+        return true;
+    }
+
+    /// <summary>Frees the kept gradient graph (it is rebuilt on the next product).</summary>
+    public void DropGradientGraph()
+    {
+        if (gradientGraph is not null)
+            foreach (var g in gradientGraph.SelectMany(x => x)) if (!g.IsInvalid) g.Dispose();
+        gradientGraph = null;
+        if (graphState is not null)
+            foreach (var t in graphState) t.Dispose();
+        graphState = null;
+    }
 
     /// <summary>The selected parameters of the working model as one new flat vector.</summary>
     public Tensor GetFlat()
@@ -299,6 +380,7 @@ internal sealed class LandscapeLoss : IDisposable
     /// <summary>Writes a flat vector into the selected parameters of the working model.</summary>
     public void SetFlat(Tensor flat)
     {
+        DropGradientGraph();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var views = Layout.Views(flat);
@@ -398,6 +480,7 @@ internal sealed class LandscapeLoss : IDisposable
 
     public void Dispose()
     {
+        DropGradientGraph();
         foreach (var (_, _, weight, _) in batches) weight.Dispose();
         foreach (var t in ownedTensors) t.Dispose();
         if (ownsWorkingModel) Model.Dispose();

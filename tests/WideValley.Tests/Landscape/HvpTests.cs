@@ -111,6 +111,29 @@ public sealed class HvpTests
     }
 
     [Fact]
+    public void ReusingTheGradientGraphGivesTheSameProductsAndFollowsWeightChanges()
+    {
+        var model = TanhNet();
+        var data = RandomSet([20, 13]);
+        using var reused = new Hvp(model, data);
+        using var fresh = new Hvp(model, data, new LandscapeOptions { ReuseGradientGraph = false });
+        using var gen = new Generator(4);
+        using var v = randn(reused.Dimension, ScalarType.Float64, generator: gen);
+        using var w = randn(reused.Dimension, ScalarType.Float64, generator: gen);
+        using var a1 = reused.Apply(v);
+        using var a2 = reused.Apply(w);
+        Assert.True(MaxAbsDiff(a1, fresh.Apply(v)) < 1e-14);
+        Assert.True(MaxAbsDiff(a2, fresh.Apply(w)) < 1e-14);
+        // Change the weights in place (as a training step would): the kept graph is stale and must be rebuilt.
+        using (no_grad())
+            foreach (var p in model.parameters()) p.mul_(1.5);
+        using var b = reused.Apply(v);
+        using var expected = fresh.Apply(v);
+        Assert.True(MaxAbsDiff(b, expected) < 1e-12, $"after a weight change: {MaxAbsDiff(b, expected):E2}");
+        Assert.True(MaxAbsDiff(a1, b) > 1e-6, "the Hessian changed with the weights");
+    }
+
+    [Fact]
     public void BatchNormRunningStatisticsAndBatchStatisticsGiveDifferentHessians()
     {
         var model = Synthetic.Mlp(dropout: 0);
