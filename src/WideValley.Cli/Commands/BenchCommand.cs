@@ -16,6 +16,7 @@ public static class BenchCommand
     {
         var command = new Command("bench", "Benchmarks: medians after warm-up, in one process.");
         command.Add(OptimizerCommand(ctx));
+        command.Add(HessianCommand(ctx));
         return command;
     }
 
@@ -68,6 +69,69 @@ public static class BenchCommand
                 ctx.Out.WriteLine(string.Format(c, "langevin update {0:0.000} ms per step; optimizer state {1:0.##} parameter buffers (sgd: {2:0.##}); resident memory growth {3:0.0} MiB",
                     result.LangevinUpdateMs, result.EntropySgdStateBuffers, result.SgdStateBuffers, result.ResidentGrowthMiB));
             }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    static Command HessianCommand(CliContext ctx)
+    {
+        var model = new Option<string>("--model") { Description = "Image classifier (mnistfc, lenet, small-lenet, small-mnistfc).", DefaultValueFactory = _ => "mnistfc" };
+        var samples = new Option<int>("--samples") { Description = "Samples in the evaluation set.", DefaultValueFactory = _ => 1000 };
+        var batch = new Option<int>("--batch-size") { Description = "Samples per forward pass.", DefaultValueFactory = _ => 500 };
+        var rounds = new Option<int>("--rounds") { Description = "Timed gradient and HVP repetitions.", DefaultValueFactory = _ => 7 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed repetitions first.", DefaultValueFactory = _ => 2 };
+        var top = new Option<int>("--top") { Description = "Largest eigenvalues Lanczos is asked for.", DefaultValueFactory = _ => 20 };
+        var tolerance = new Option<double>("--tolerance") { Description = "Lanczos residual tolerance relative to the largest Ritz value.", DefaultValueFactory = _ => 1e-3 };
+        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
+        var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
+        var command = new Command("hessian",
+            "Time a Hessian-vector product against a gradient over the same evaluation set, and count the products Lanczos needs for the top eigenvalues.")
+        {
+            model, samples, batch, rounds, warmup, top, tolerance, threads, json, output,
+        };
+        command.SetAction(p =>
+        {
+            var options = new HessianBenchmarkOptions
+            {
+                Model = p.GetValue(model)!,
+                Samples = p.GetValue(samples),
+                BatchSize = p.GetValue(batch),
+                Rounds = p.GetValue(rounds),
+                WarmupRounds = p.GetValue(warmup),
+                Top = p.GetValue(top),
+                Tolerance = p.GetValue(tolerance),
+                Threads = p.GetValue(threads),
+            };
+            options.Validate();
+            var r = HessianBenchmark.Run(options);
+            var text = new JsonObject
+            {
+                ["benchmark"] = "hessian",
+                ["model"] = r.Model,
+                ["parameters"] = r.Parameters,
+                ["samples"] = r.Samples,
+                ["grad_ms"] = Math.Round(r.GradMs, 3),
+                ["hvp_ms"] = Math.Round(r.HvpMs, 3),
+                ["hvp_over_grad"] = Math.Round(r.HvpOverGrad, 3),
+                ["top"] = r.Top,
+                ["tolerance"] = r.Tolerance,
+                ["lanczos_hvps"] = r.LanczosHvps,
+                ["lanczos_converged"] = r.LanczosConverged,
+                ["lanczos_seconds"] = Math.Round(r.LanczosSeconds, 2),
+                ["lambda_max"] = r.LambdaMax,
+                ["threads"] = r.Threads,
+                ["data"] = r.Data,
+                ["processors"] = Environment.ProcessorCount,
+            }.ToJsonString();
+            if (p.GetValue(output) is string file) AtomicFile.WriteAllText(Path.GetFullPath(file), text + "\n");
+            if (p.GetValue(json))
+                ctx.Out.WriteLine(text);
+            else
+                ctx.Out.WriteLine(string.Format(CultureInfo.InvariantCulture,
+                    "{0}: gradient {1:0.0} ms, HVP {2:0.0} ms (x{3:0.00}); Lanczos top {4}: {5} HVPs, {6}converged, {7:0.0} s, lambda_max {8:0.####}",
+                    r.Model, r.GradMs, r.HvpMs, r.HvpOverGrad, r.Top, r.LanczosHvps, r.LanczosConverged ? "" : "not ", r.LanczosSeconds, r.LambdaMax));
             return ExitCodes.Ok;
         });
         return command;

@@ -198,6 +198,26 @@ public class CliTests
         Assert.Equal(lines[0], File.ReadAllText(file).Trim());
     }
 
+    [Fact]
+    public void BenchHessianPrintsCostsAndLanczosProductCount()
+    {
+        var (code, output, err) = Run("bench", "hessian", "--model", "small-mnistfc", "--samples", "200", "--batch-size", "100",
+            "--rounds", "3", "--warmup", "1", "--top", "3", "--threads", "2", "--json");
+        Assert.True(code == ExitCodes.Ok, err);
+        var json = JsonNode.Parse(output.Trim())!;
+        var grad = (double)json["grad_ms"]!;
+        var hvp = (double)json["hvp_ms"]!;
+        Assert.True(grad > 0 && hvp > 0);
+        Assert.Equal(hvp / grad, (double)json["hvp_over_grad"]!, 2);
+        Assert.Equal(50_890, (long)json["parameters"]!);
+        Assert.True((bool)json["lanczos_converged"]!);
+        Assert.InRange((long)json["lanczos_hvps"]!, 3, 1000);
+        Assert.True((double)json["lambda_max"]! > 0);
+        var bad = Run("bench", "hessian", "--top", "0");
+        Assert.Equal(ExitCodes.Usage, bad.Code);
+        Assert.Contains("--top must be at least 1", bad.Err);
+    }
+
     [Theory]
     [InlineData(new[] { "--model", "char-lstm" }, "image classifier")]
     [InlineData(new[] { "-L", "0" }, "-L must be at least 1")]
