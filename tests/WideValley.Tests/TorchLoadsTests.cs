@@ -43,4 +43,13 @@ public class TorchLoadsTests
         Assert.Equal(new long[] { 2, 4, 3, 3 }, y.shape);
         Assert.True(y.eq(9f).all().item<bool>());
     }
+
+    [Fact]
+    public void GlibcAllocatorIsTunedForLargeTemporaries()
+    {
+        TorchRuntime.EnsureInitialized();
+        if (Environment.GetEnvironmentVariable(TorchRuntime.AllocatorVariable) == "0") return;
+        Assert.Equal("glibc malloc: 32 MB mmap threshold, no trimming", TorchRuntime.AllocatorNote);
+        Assert.Contains(TorchRuntime.AllocatorNote, TorchRuntime.CpuBackendNote);
+    }
 }
