@@ -30,10 +30,8 @@ public static class EvaluateCommand
             var checkpoint = Path.Combine(folder, Trainer.CheckpointFileName);
             if (!File.Exists(checkpoint))
                 throw new UsageException($"{folder} holds no checkpoint ({Trainer.CheckpointFileName}); expected the folder of a 'widevalley train' run");
-            var meta = Checkpoint.ReadMeta(checkpoint);
-            if (meta.RunConfig is not JsonNode stored)
-                throw new InvalidDataException($"{checkpoint} stores no run configuration, so its network and data cannot be rebuilt");
-            var config = RunConfig.FromJson(stored) with { Threads = p.GetValue(threads), TensorBoard = false };
+            var (meta, stored) = MeasuredRun.ReadConfig(checkpoint);
+            var config = stored with { Threads = p.GetValue(threads), TensorBoard = false };
             if (p.GetValue(dataDir) is string dir) config = config with { DataDir = dir };
 
             using var prepared = RunSetup.Prepare(config, outputDirectory: null);

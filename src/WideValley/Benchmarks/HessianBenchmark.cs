@@ -88,18 +88,11 @@ public static class HessianBenchmark
         var lanczos = Lanczos.Run(hvp, options.Top, SpectrumEnd.Largest,
             new LanczosOptions { Tolerance = options.Tolerance, Seed = options.Seed, MaxIterations = 1000 });
         watch.Stop();
-        var gradMs = Median(gradTimes);
-        var hvpMs = Median(hvpTimes);
+        var gradMs = Medians.Of(gradTimes);
+        var hvpMs = Medians.Of(hvpTimes);
         foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
         return new HessianBenchmarkResult(options.Model, hvp.Dimension, options.Samples, gradMs, hvpMs, hvpMs / gradMs,
             options.Top, options.Tolerance, hvp.HvpCount - before, lanczos.Converged, watch.Elapsed.TotalSeconds,
             lanczos.Eigenvalues[0], get_num_threads(), $"synthetic {options.Samples} x 1x28x28, seeded initialisation");
-    }
-
-    static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        var n = sorted.Length;
-        return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
     }
 }

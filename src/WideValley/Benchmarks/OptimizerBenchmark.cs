@@ -157,8 +157,8 @@ public static class OptimizerBenchmark
         // Like with like: one stopwatch around L SGD steps against one around an Entropy-SGD step (which makes L
         // gradient evaluations). The median of single steps drops the occasional slow step (GC, OS jitter) that a
         // 20-evaluation Entropy-SGD step almost always contains, and would bias the ratio upwards.
-        var sgdMs = Median(sgdBlockTimes);
-        var esgdMs = Median(esgdTimes);
+        var sgdMs = Medians.Of(sgdBlockTimes);
+        var esgdMs = Medians.Of(esgdTimes);
         return new OptimizerBenchmarkResult
         {
             Model = info.Name,
@@ -166,7 +166,7 @@ public static class OptimizerBenchmark
             Parameters = parameters,
             BatchSize = options.BatchSize,
             SgdStepMs = sgdMs,
-            SgdSingleStepMedianMs = Median(sgdSingleTimes),
+            SgdSingleStepMedianMs = Medians.Of(sgdSingleTimes),
             EntropySgdStepMs = esgdMs,
             Ratio = esgdMs / (options.L * sgdMs),
             LangevinUpdateMs = langevinMs,
@@ -209,7 +209,7 @@ public static class OptimizerBenchmark
             watch.Stop();
             if (r >= bench.WarmupRounds) times.Add(watch.Elapsed.TotalMilliseconds / options.L);
         }
-        return Median(times);
+        return Medians.Of(times);
     }
 
     static ClassificationDataset SyntheticImages(OptimizerBenchmarkOptions o, Device device)
@@ -226,13 +226,6 @@ public static class OptimizerBenchmark
             Test = new LabeledData(testInputs.to(device), testLabels.to(device), 10),
             Source = "generated",
         };
-    }
-
-    static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        var n = sorted.Length;
-        return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
     }
 
     static long ResidentBytesAfterCollection()
