@@ -82,7 +82,7 @@ public static class BenchCommand
         var rounds = new Option<int>("--rounds") { Description = "Timed gradient and HVP repetitions.", DefaultValueFactory = _ => 7 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed repetitions first.", DefaultValueFactory = _ => 2 };
         var top = new Option<int>("--top") { Description = "Largest eigenvalues Lanczos is asked for.", DefaultValueFactory = _ => 20 };
-        var tolerance = new Option<double>("--tolerance") { Description = "Lanczos residual tolerance relative to the largest Ritz value.", DefaultValueFactory = _ => 1e-3 };
+        var tolerance = new Option<double>("--tolerance") { Description = "Lanczos tolerance on each eigenvalue's error bound min(r, r^2/gap), relative to the largest Ritz value.", DefaultValueFactory = _ => 1e-3 };
         var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
         var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
@@ -120,6 +120,10 @@ public static class BenchCommand
                 ["lanczos_hvps"] = r.LanczosHvps,
                 ["lanczos_converged"] = r.LanczosConverged,
                 ["lanczos_seconds"] = Math.Round(r.LanczosSeconds, 2),
+                ["lanczos_rule"] = "error-bound",
+                ["lanczos_max_error_bound"] = r.LanczosMaxErrorBound,
+                ["lanczos_hvps_residual_rule"] = r.LanczosHvpsResidualRule,
+                ["lanczos_residual_rule_converged"] = r.LanczosResidualRuleConverged,
                 ["lambda_max"] = r.LambdaMax,
                 ["threads"] = r.Threads,
                 ["data"] = r.Data,
@@ -130,8 +134,9 @@ public static class BenchCommand
                 ctx.Out.WriteLine(text);
             else
                 ctx.Out.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                    "{0}: gradient {1:0.0} ms, HVP {2:0.0} ms (x{3:0.00}); Lanczos top {4}: {5} HVPs, {6}converged, {7:0.0} s, lambda_max {8:0.####}",
-                    r.Model, r.GradMs, r.HvpMs, r.HvpOverGrad, r.Top, r.LanczosHvps, r.LanczosConverged ? "" : "not ", r.LanczosSeconds, r.LambdaMax));
+                    "{0}: gradient {1:0.0} ms, HVP {2:0.0} ms (x{3:0.00}); Lanczos top {4}: {5} HVPs to error bound, {6}converged, {7:0.0} s, lambda_max {8:0.####}; {9} HVPs to residual",
+                    r.Model, r.GradMs, r.HvpMs, r.HvpOverGrad, r.Top, r.LanczosHvps, r.LanczosConverged ? "" : "not ", r.LanczosSeconds, r.LambdaMax,
+                    r.LanczosHvpsResidualRule));
             return ExitCodes.Ok;
         });
         return command;

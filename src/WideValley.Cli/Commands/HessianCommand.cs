@@ -63,11 +63,26 @@ public static class HessianCommand
         var checkpointDir = new Option<string?>("--checkpoint-dir") { Description = "exact: folder of finished columns, for resuming (default OUT/hessian-columns)." };
         var keepColumns = new Option<bool>("--keep-columns") { Description = "exact: keep the column folder after success (default: delete it; it holds n^2 numbers)." };
         var memoryLimit = new Option<double?>("--memory-limit") { Description = "exact: memory it may use, in GiB (default: available memory minus 1 GiB)." };
+        var eigen = new Option<string>("--eigen")
+        {
+            Description = "exact: full (all eigenvalues, LAPACK syevd) or inertia (exact counts of |lambda| < t for the --bands thresholds from two " +
+                          "LDL^T factorisations each, lambda_max and lambda_min by Lanczos on the dense matrix; no full spectrum, several times faster for large n).",
+            DefaultValueFactory = _ => "full",
+        };
+        var bands = new Option<string>("--bands")
+        {
+            Description = "exact --eigen inertia: thresholds t to count |lambda| < t for, comma-separated, among 1e-5,1e-4,1e-3,1e-2.",
+            DefaultValueFactory = _ => "1e-4",
+        };
+        var workers = new Option<int?>("--workers")
+        {
+            Description = "exact: threads computing columns at once, each on its own model copy with one libtorch thread (default: the libtorch thread count on CPU, 1 on CUDA).",
+        };
         var command = new Command("hessian",
             "Hessian of a run's loss over its first N training samples: exact spectrum, Lanczos extremes, SLQ density, Hutchinson trace or diagonal Fisher.")
         {
             checkpoint, method, top, which, layerwise, samples, batch, dtype, bn, dropout, parameters, seed, threads, device, dataDir, output, json,
-            tolerance, steps, probes, hutchPlusPlus, checkpointDir, keepColumns, memoryLimit,
+            tolerance, steps, probes, hutchPlusPlus, checkpointDir, keepColumns, memoryLimit, workers, eigen, bands,
         };
         command.SetAction(p =>
         {
@@ -95,6 +110,10 @@ public static class HessianCommand
                 ColumnsDir = p.GetValue(checkpointDir),
                 KeepColumns = p.GetValue(keepColumns),
                 MemoryLimitGib = p.GetValue(memoryLimit),
+                Workers = p.GetValue(workers),
+                Eigen = p.GetValue(eigen)!.ToLowerInvariant(),
+                BandsText = p.GetValue(bands)!,
+                BandsGiven = p.GetResult(bands) is { Implicit: false },
             };
             return Execute(ctx, settings);
         });
@@ -125,6 +144,26 @@ public static class HessianCommand
         public string? ColumnsDir { get; init; }
         public bool KeepColumns { get; init; }
         public double? MemoryLimitGib { get; init; }
+        public int? Workers { get; init; }
+        public string Eigen { get; init; } = "full";
+        public string BandsText { get; init; } = "1e-4";
+        public bool BandsGiven { get; init; }
+
+        /// <summary>Indices into <see cref="Thresholds"/> of the --bands values.</summary>
+        public int[] BandIndices()
+        {
+            var indices = new List<int>();
+            foreach (var part in BandsText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (!double.TryParse(part, NumberStyles.Float, CultureInfo.InvariantCulture, out var t))
+                    throw new UsageException($"--bands: '{part}' is not a number; give thresholds among 1e-5,1e-4,1e-3,1e-2");
+                var i = Array.FindIndex(Thresholds, x => Math.Abs(x - t) <= 1e-9 * x);
+                if (i < 0) throw new UsageException($"--bands: {part} is not one of the reported thresholds 1e-5, 1e-4, 1e-3, 1e-2");
+                if (!indices.Contains(i)) indices.Add(i);
+            }
+            if (indices.Count == 0) throw new UsageException("--bands: give at least one threshold, e.g. 1e-4");
+            return [.. indices.Order()];
+        }
 
         /// <summary>Rejects option values that make no sense before anything is loaded.</summary>
         public void Validate()
@@ -143,8 +182,13 @@ public static class HessianCommand
                 throw new UsageException($"--layerwise applies to --method trace, exact and diag-fisher; for one layer's spectrum by {Method}, select it with --params PREFIX");
             if (HutchPlusPlus && Method != "trace") throw new UsageException($"--hutch++ applies to --method trace, not {Method}");
             if (HutchPlusPlus && Probes is < 3) throw new UsageException($"--hutch++ splits --probes in three; give at least 3, got {Probes}");
-            if ((ColumnsDir is not null || KeepColumns || MemoryLimitGib is not null) && Method != "exact")
-                throw new UsageException($"--checkpoint-dir, --keep-columns and --memory-limit apply to --method exact, not {Method}");
+            if (Workers is < 1) throw new UsageException($"--workers must be at least 1, got {Workers}");
+            if (Eigen is not ("full" or "inertia")) throw new UsageException($"--eigen must be full or inertia, got '{Eigen}'");
+            if (Eigen != "full" && Method != "exact") throw new UsageException($"--eigen applies to --method exact, not {Method}");
+            if (BandsGiven && Eigen != "inertia") throw new UsageException("--bands applies to --method exact --eigen inertia (full spectra report every threshold)");
+            if (Eigen == "inertia") _ = BandIndices();
+            if ((ColumnsDir is not null || KeepColumns || MemoryLimitGib is not null || Workers is not null) && Method != "exact")
+                throw new UsageException($"--checkpoint-dir, --keep-columns, --memory-limit and --workers apply to --method exact, not {Method}");
         }
     }
 
@@ -291,7 +335,8 @@ public static class HessianCommand
     }
 
     private static string FractionLine(double[] fractions) =>
-        "fraction |lambda| < t: " + string.Join("  ", Thresholds.Select((t, i) => $"{F(t, "0.#####")}: {F(100 * fractions[i], "0.00")}%"));
+        "fraction |lambda| < t: " + string.Join("  ", Thresholds.Select((t, i) => (t, i)).Where(x => !double.IsNaN(fractions[x.i]))
+            .Select(x => $"{F(x.t, "0.#####")}: {F(100 * fractions[x.i], "0.00")}%"));
 
     private static string ColumnsFolder(HessianSettings s, string outDir) =>
         Path.GetFullPath(s.ColumnsDir ?? Path.Combine(outDir, "hessian-columns"));
@@ -312,8 +357,13 @@ public static class HessianCommand
         // Columns are saved in whole blocks; at most 2% of them per block, so an interruption loses little work.
         var rowBytes = n * (hvp.Dtype == ScalarType.Float64 ? 8L : 4L);
         var perBlock = (int)Math.Max(1, Math.Min(Math.Clamp((64L << 20) / rowBytes, 1, n), (n + 49) / 50));
+        var onCpu = hvp.Device.type == TorchSharp.DeviceType.CPU;
+        if (s.Workers is > 1 && !onCpu)
+            throw new UsageException($"--workers applies on the CPU; on {hvp.Device} each product already runs in parallel, so leave it out");
+        var workers = s.Workers ?? (onCpu ? Math.Max(1, get_num_threads()) : 1);
         var options = new ExactHessianOptions
         {
+            Workers = workers,
             ColumnsPerBlock = perBlock,
             MemoryLimitBytes = s.MemoryLimitGib is double gib ? (long)(gib * (1L << 30)) : null,
             CheckpointFolder = columns,
@@ -341,7 +391,8 @@ public static class HessianCommand
             throw new InsufficientMemoryException(
                 $"--method exact does not fit in memory: {plan}. Select fewer parameters with --params PREFIX, " +
                 (hvp.Dtype == ScalarType.Float64 ? "use --dtype float32, " : "") + "use --method lanczos or slq, or set --memory-limit GIB if the limit is wrong");
-        log.WriteLine($"exact: {n:N0} columns, one Hessian-vector product each; blocks of {perBlock:N0} finished columns are kept in {columns}");
+        log.WriteLine($"exact: {n:N0} columns, one Hessian-vector product each, {(workers == 1 ? "one worker" : $"{workers} workers (one libtorch thread each)")}; " +
+            $"blocks of {perBlock:N0} finished columns are kept in {columns}");
 
         ExactHessianResult dense;
         try
@@ -358,28 +409,42 @@ public static class HessianCommand
         using (dense)
         {
             var eigenWatch = Stopwatch.StartNew();
-            using var eigenvalueTensor = ExactHessian.Eigenvalues(dense.Hessian, plan.EigenType);
-            var eigenSeconds = eigenWatch.Elapsed.TotalSeconds;
-            var eigenvalues = eigenvalueTensor.data<double>().ToArray();
-            log.WriteLine(string.Format(CultureInfo.InvariantCulture, "exact: Hessian in {0:0.0} s ({1:N0} columns computed, {2:N0} resumed), eigenvalues ({3}) in {4:0.0} s",
-                dense.Elapsed.TotalSeconds, dense.ComputedColumns, dense.ResumedColumns, DtypeName(plan.EigenType), eigenSeconds));
-
-            var m = new Measurement
+            Measurement m;
+            double[]? eigenvalues = null;
+            if (s.Eigen == "inertia")
             {
-                Eigenvalues = eigenvalues,
-                LambdaMax = eigenvalues[^1],
-                LambdaMin = eigenvalues[0],
-                Fractions = Thresholds.Select(t => ExactHessian.FractionAbsBelow(eigenvalueTensor, t)).ToArray(),
-            };
+                // Small matrices are factorised in float64, as eigvalsh would be (the plan counted the copy).
+                using var converted = dense.Hessian.dtype == plan.EigenType ? null : dense.Hessian.to(plan.EigenType);
+                m = InertiaRoute(converted ?? dense.Hessian, s.BandIndices(), s.Seed, log);
+            }
+            else
+            {
+                using var eigenvalueTensor = ExactHessian.Eigenvalues(dense.Hessian, plan.EigenType);
+                eigenvalues = eigenvalueTensor.data<double>().ToArray();
+                m = new Measurement
+                {
+                    Eigenvalues = eigenvalues,
+                    LambdaMax = eigenvalues[^1],
+                    LambdaMin = eigenvalues[0],
+                    Fractions = Thresholds.Select(t => ExactHessian.FractionAbsBelow(eigenvalueTensor, t)).ToArray(),
+                };
+            }
+            var eigenSeconds = eigenWatch.Elapsed.TotalSeconds;
+            log.WriteLine(string.Format(CultureInfo.InvariantCulture, "exact: Hessian in {0:0.0} s ({1:N0} columns computed, {2:N0} resumed), {3} ({4}) in {5:0.0} s",
+                dense.Elapsed.TotalSeconds, dense.ComputedColumns, dense.ResumedColumns,
+                s.Eigen == "inertia" ? "inertia counts and extremes" : "eigenvalues", DtypeName(plan.EigenType), eigenSeconds));
+
             using var diagonal = dense.Hessian.diagonal().to(ScalarType.Float64).cpu();
             var diag = diagonal.data<double>().ToArray();
             m.Trace = diag.Sum();
+            m.Extras["eigen_route"] = s.Eigen;
             m.Extras["max_asymmetry"] = Number(dense.MaxAsymmetry);
             m.Extras["computed_columns"] = dense.ComputedColumns;
             m.Extras["resumed_columns"] = dense.ResumedColumns;
             m.Extras["hessian_seconds"] = Math.Round(dense.Elapsed.TotalSeconds, 3);
             m.Extras["eigen_seconds"] = Math.Round(eigenSeconds, 3);
             m.Extras["eigen_dtype"] = DtypeName(plan.EigenType);
+            m.Extras["workers"] = workers;
             m.Extras["memory_bytes"] = plan.TotalBytes;
             m.Extras["memory_limit_bytes"] = plan.LimitBytes;
             m.Extras["columns_dir"] = s.KeepColumns ? columns : null;
@@ -392,16 +457,62 @@ public static class HessianCommand
                 m.Files.Add(("layers.csv", path => WriteLayersCsv(path, layers, m.Trace.Value, 0)));
                 m.Lines.AddRange(layers.Select(l => $"  {l.Name,-16} {l.Count,9:N0} parameters  trace {F(l.Trace)}"));
             }
-            m.Lines.Insert(0, $"exact spectrum: n = {n:N0}, lambda_max {F(m.LambdaMax.Value)}, lambda_min {F(m.LambdaMin.Value)}, trace {F(m.Trace.Value)}");
-            m.Lines.Insert(1, FractionLine(m.Fractions));
-            m.Files.Add(("eigenvalues.csv", path => SeriesCsv.WriteColumns(path,
-                [new CsvColumn("index", Enumerable.Range(0, eigenvalues.Length).Select(i => (double)i).ToArray()), new CsvColumn("eigenvalue", eigenvalues)])));
-            m.Files.Add(("spectrum", path => SpectrumPlot.FromEigenvalues(eigenvalues,
-                new SpectrumPlotOptions { Title = $"{model}: Hessian spectrum (exact, n = {n:N0})" }).SavePngAndSvg(path)));
+            m.Lines.Insert(0, $"exact {(s.Eigen == "inertia" ? "inertia" : "spectrum")}: n = {n:N0}, lambda_max {F(m.LambdaMax!.Value)}, lambda_min {F(m.LambdaMin!.Value)}, trace {F(m.Trace.Value)}");
+            m.Lines.Insert(1, FractionLine(m.Fractions!));
+            if (eigenvalues is not null)
+            {
+                m.Files.Add(("eigenvalues.csv", path => SeriesCsv.WriteColumns(path,
+                    [new CsvColumn("index", Enumerable.Range(0, eigenvalues.Length).Select(i => (double)i).ToArray()), new CsvColumn("eigenvalue", eigenvalues)])));
+                m.Files.Add(("spectrum", path => SpectrumPlot.FromEigenvalues(eigenvalues,
+                    new SpectrumPlotOptions { Title = $"{model}: Hessian spectrum (exact, n = {n:N0})" }).SavePngAndSvg(path)));
+            }
             // The column store holds n^2 numbers (9 GB for small-LeNet in float32): drop it once the results are safe.
             if (!s.KeepColumns) m.AfterOutputs = () => DeleteColumnStore(columns);
             return m;
         }
+    }
+
+    /// <summary>
+    /// The paper's statistic without the full decomposition: exact counts of |lambda| &lt; t from the inertia of
+    /// H -+ t I (Sylvester), and the extreme eigenvalues by Lanczos on the dense matrix (cheap products, error bounds).
+    /// </summary>
+    private static Measurement InertiaRoute(Tensor hessian, int[] bandIndices, long seed, TextWriter log)
+    {
+        var n = hessian.shape[0];
+        var fractions = Thresholds.Select(_ => double.NaN).ToArray();
+        var counts = new JsonObject();
+        foreach (var i in bandIndices)
+        {
+            var watch = Stopwatch.StartNew();
+            var count = ExactHessian.CountInBand(hessian, Thresholds[i]);
+            fractions[i] = count / (double)n;
+            counts[ThresholdKeys[i]] = count;
+            log.WriteLine(string.Format(CultureInfo.InvariantCulture, "exact: {0:N0} eigenvalues with |lambda| < {1} (two LDL^T factorisations, {2:0.0} s)",
+                count, F(Thresholds[i], "0.#####"), watch.Elapsed.TotalSeconds));
+        }
+        // Products with the stored matrix cost one pass over it; its own round-off (float32: about 1e-7 of the largest
+        // eigenvalue) is the floor for residuals, so the tolerance bounds the eigenvalue error instead.
+        var options = new LanczosOptions
+        {
+            Seed = seed, MaxIterations = (int)Math.Min(n, 600),
+            Tolerance = hessian.dtype == ScalarType.Float64 ? 1e-10 : 1e-6,
+            StoppingRule = LanczosStoppingRule.ErrorBound,
+        };
+        Tensor Product(Tensor v)
+        {
+            using var scope = NewDisposeScope();
+            return hessian.mv(v.to(hessian.dtype)).MoveToOuterDisposeScope();
+        }
+        var top = Lanczos.Run(Product, n, 1, SpectrumEnd.Largest, options, hessian.dtype, hessian.device);
+        var bottom = Lanczos.Run(Product, n, 1, SpectrumEnd.Smallest, options, hessian.dtype, hessian.device);
+        log.WriteLine(string.Format(CultureInfo.InvariantCulture, "exact: lambda_max {0} (error bound {1}, {2} products), lambda_min {3} (error bound {4}, {5} products)",
+            F(top.Eigenvalues[0]), F(top.ErrorBounds[0], "0.##E+0"), top.OperatorApplications, F(bottom.Eigenvalues[0]), F(bottom.ErrorBounds[0], "0.##E+0"), bottom.OperatorApplications));
+        var m = new Measurement { LambdaMax = top.Eigenvalues[0], LambdaMin = bottom.Eigenvalues[0], Fractions = fractions };
+        m.Extras["band_counts"] = counts;
+        m.Extras["lambda_max_error_bound"] = Number(top.ErrorBounds[0]);
+        m.Extras["lambda_min_error_bound"] = Number(bottom.ErrorBounds[0]);
+        m.Extras["extremes_converged"] = top.Converged && bottom.Converged;
+        return m;
     }
 
     private static void DeleteColumnStore(string folder)

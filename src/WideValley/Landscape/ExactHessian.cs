@@ -32,7 +32,23 @@ public sealed record ExactHessianOptions
     /// <summary>Columns per checkpoint block (0, the default: about 64 MiB of columns per block).</summary>
     public int ColumnsPerBlock { get; init; }
 
-    /// <summary>Called after every column (and once at the start with the resumed count).</summary>
+    /// <summary>
+    /// Threads computing columns at once (default 1: the calling thread, with libtorch's intra-op threads). With more,
+    /// each thread works on its own copy of the model (<see cref="Hvp.Replicate"/>) with one libtorch thread, taking
+    /// whole blocks of columns in turn. CPU only; set it to the number of cores for small networks, whose products are
+    /// too short to keep intra-op threads busy.
+    /// </summary>
+    public int Workers { get; init; } = 1;
+
+    /// <summary>
+    /// Compute each column only from its own parameter tensor's rows on and take the rest from symmetry (default
+    /// true). A column of a late layer then differentiates only the late part of the network: for small-LeNet, whose
+    /// fully connected layers hold 89% of the parameters, this is several times faster than full columns. False:
+    /// every column in full, and the measured asymmetry covers the whole matrix instead of the diagonal blocks.
+    /// </summary>
+    public bool UseSymmetry { get; init; } = true;
+
+    /// <summary>Called after every column (and once at the start with the resumed count); from the worker threads when <see cref="Workers"/> &gt; 1, one call at a time.</summary>
     public Action<ExactHessianProgress>? Progress { get; init; }
 
     /// <summary>Stops the computation between columns (finished blocks stay on disk); throws <see cref="OperationCanceledException"/>.</summary>
@@ -71,7 +87,8 @@ public sealed record HessianMemoryPlan(long Dimension, ScalarType StorageType, S
 
 /// <summary>A dense Hessian (symmetric, n x n) and facts about its computation. Dispose to free the matrix.</summary>
 /// <param name="Hessian">The symmetrised matrix (H + H^T) / 2.</param>
-/// <param name="MaxAsymmetry">max |H_ij - H_ji| before symmetrising: round-off of the products (a large value signals a bug or a random loss).</param>
+/// <param name="MaxAsymmetry">max |H_ij - H_ji| before symmetrising, over the entries computed twice (the whole matrix, or
+/// with <see cref="ExactHessianOptions.UseSymmetry"/> the diagonal blocks): round-off of the products (a large value signals a bug or a random loss).</param>
 /// <param name="ComputedColumns">Columns computed in this call.</param>
 /// <param name="ResumedColumns">Columns read from the checkpoint folder.</param>
 /// <param name="Elapsed">Wall time of this call.</param>
@@ -146,6 +163,9 @@ public static class ExactHessian
                 $"ExactHessian: the selection has n = {n:N0} parameters, above MaxDimension = {o.MaxDimension:N0}. A dense Hessian needs n^2 = " +
                 $"{HessianMemoryPlan.Gib(n * n * ElementSize(hvp.Dtype))} in {hvp.Dtype}; use Lanczos or Slq, select fewer parameters, or raise MaxDimension.");
         if (o.ColumnsPerBlock < 0) throw new ArgumentException($"ExactHessian: ColumnsPerBlock must be 0 (automatic) or positive; got {o.ColumnsPerBlock}.", nameof(options));
+        if (o.Workers < 1) throw new ArgumentException($"ExactHessian: Workers must be at least 1; got {o.Workers}.", nameof(options));
+        if (o.Workers > 1 && hvp.Device.type != DeviceType.CPU)
+            throw new ArgumentException($"ExactHessian: parallel workers are for CPU; on {hvp.Device} use Workers = 1 (the device already runs each product in parallel).", nameof(options));
         var plan = PlanMemory(n, hvp.Dtype, o);
         if (!plan.Fits)
             throw new InsufficientMemoryException(
@@ -159,42 +179,133 @@ public static class ExactHessian
         var blockCount = (n + perBlock - 1) / perBlock;
 
         var hessian = zeros(n, n, hvp.Dtype, hvp.Device).DetachFromDisposeScope();
+        var replicas = new List<Hvp>();
         try
         {
             var done = new bool[blockCount];
             if (o.CheckpointFolder is { } folder)
-                PrepareCheckpoint(folder, hvp, n, perBlock, hessian, done);
+                PrepareCheckpoint(folder, hvp, n, perBlock, o.UseSymmetry, hessian, done);
             var resumed = Enumerable.Range(0, (int)blockCount).Where(b => done[b]).Sum(b => BlockLength(b, perBlock, n));
             o.Progress?.Invoke(new ExactHessianProgress(resumed, n, resumed, watch.Elapsed, null));
-            long computed = 0;
-            using var unit = zeros(n, hvp.Dtype, hvp.Device);
-            using var one = 1.0.ToScalar();
-            for (long b = 0; b < blockCount; b++)
+            var pending = Enumerable.Range(0, (int)blockCount).Where(b => !done[b]).ToArray();
+            var workers = (int)Math.Min(o.Workers, Math.Max(1, pending.Length));
+            for (var w = 1; w < workers; w++) replicas.Add(hvp.Replicate());
+            var work = new ColumnWork(hessian, n, perBlock, pending, resumed, o, watch, hvp.Layout);
+            if (workers == 1)
             {
-                if (done[b]) continue;
-                var start = b * perBlock;
-                var length = BlockLength(b, perBlock, n);
-                for (var j = start; j < start + length; j++)
-                {
-                    o.Cancellation.ThrowIfCancellationRequested();
-                    using (var e = unit.narrow(0, j, 1)) e.fill_(one);
-                    // H e_j is column j; it is stored as row j (contiguous) and the matrix is symmetrised at the end.
-                    using (var row = hessian[j]) hvp.Apply(unit, row);
-                    using (var e = unit.narrow(0, j, 1)) e.zero_();
-                    computed++;
-                    var available = resumed + computed;
-                    var perColumn = watch.Elapsed / computed;
-                    o.Progress?.Invoke(new ExactHessianProgress(available, n, resumed, watch.Elapsed, perColumn * (n - available)));
-                }
-                if (o.CheckpointFolder is { } f) WriteBlock(f, b, start, length, n, hessian);
+                work.Run(hvp, singleThreaded: false);
             }
+            else
+            {
+                RunInParallel(work, [hvp, .. replicas]);
+            }
+            foreach (var r in replicas) hvp.CountProducts(r.HvpCount);
+            if (o.UseSymmetry) FillFromSymmetry(hessian, hvp.Layout);
             var asymmetry = Symmetrise(hessian);
-            return new ExactHessianResult(hessian, asymmetry, computed, resumed, watch.Elapsed, plan);
+            return new ExactHessianResult(hessian, asymmetry, work.Computed, resumed, watch.Elapsed, plan);
         }
         catch
         {
             hessian.Dispose();
             throw;
+        }
+        finally
+        {
+            foreach (var r in replicas) r.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// One thread per product source, each with a single libtorch thread: the products of a small network are too
+    /// short for libtorch's intra-op threads to share well, while whole columns on separate model copies share nothing.
+    /// </summary>
+    private static void RunInParallel(ColumnWork work, IReadOnlyList<Hvp> sources)
+    {
+        var savedThreads = torch.get_num_threads();
+        var errors = new List<Exception>();
+        var threads = sources.Select(source => new Thread(() =>
+        {
+            try
+            {
+                work.Run(source, singleThreaded: true);
+            }
+            catch (Exception e)
+            {
+                work.Abort();
+                lock (errors) errors.Add(e);
+            }
+        }) { IsBackground = true, Name = "exact-hessian-columns" }).ToList();
+        try
+        {
+            foreach (var t in threads) t.Start();
+        }
+        finally
+        {
+            foreach (var t in threads.Where(t => t.ThreadState != System.Threading.ThreadState.Unstarted)) t.Join();
+            // set_num_threads(1) on a worker also changes libtorch's process-wide default for new threads; restore it.
+            torch.set_num_threads(savedThreads);
+        }
+        if (errors.Count == 0) return;
+        // A cancellation is what the caller asked for; any other failure is the real news.
+        var failure = errors.FirstOrDefault(e => e is not OperationCanceledException) ?? errors[0];
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+    }
+
+    /// <summary>The pending blocks of columns, handed out one at a time to whichever product source asks next.</summary>
+    private sealed class ColumnWork(Tensor hessian, long n, int perBlock, int[] pending, long resumed, ExactHessianOptions options, Stopwatch watch,
+        ParameterLayout layout)
+    {
+        private int next = -1;
+        private long computed;
+        private volatile bool aborted;
+        private readonly Lock progressLock = new();
+
+        public long Computed => Interlocked.Read(ref computed);
+
+        /// <summary>Makes every worker stop before its next column (another worker failed).</summary>
+        public void Abort() => aborted = true;
+
+        public void Run(Hvp source, bool singleThreaded)
+        {
+            if (singleThreaded) torch.set_num_threads(1);
+            using var unit = zeros(n, source.Dtype, source.Device);
+            using var one = 1.0.ToScalar();
+            while (true)
+            {
+                var index = Interlocked.Increment(ref next);
+                if (index >= pending.Length || aborted) return;
+                long block = pending[index];
+                var start = block * perBlock;
+                var length = BlockLength(block, perBlock, n);
+                for (var j = start; j < start + length; j++)
+                {
+                    options.Cancellation.ThrowIfCancellationRequested();
+                    if (aborted) return;
+                    // Column j is stored as row j (contiguous); the matrix is completed and symmetrised at the end.
+                    if (options.UseSymmetry)
+                    {
+                        var own = layout.BlockOf(j);
+                        var offset = layout.Blocks[own].Offset;
+                        using var row = hessian[j];
+                        using var tail = row.narrow(0, offset, n - offset);
+                        source.ColumnTail(j, own, tail);
+                    }
+                    else
+                    {
+                        using (var e = unit.narrow(0, j, 1)) e.fill_(one);
+                        using (var row = hessian[j]) source.Apply(unit, row);
+                        using (var e = unit.narrow(0, j, 1)) e.zero_();
+                    }
+                    var count = Interlocked.Increment(ref computed);
+                    if (options.Progress is { } report)
+                    {
+                        var available = resumed + count;
+                        var elapsed = watch.Elapsed;
+                        lock (progressLock) report(new ExactHessianProgress(available, n, resumed, elapsed, elapsed / count * (n - available)));
+                    }
+                }
+                if (options.CheckpointFolder is { } f) WriteBlock(f, block, start, length, n, hessian);
+            }
         }
     }
 
@@ -292,6 +403,27 @@ public static class ExactHessian
         if (!m.is_floating_point()) throw new ArgumentException($"{where}: expected a floating-point matrix; got {m.dtype}.");
     }
 
+    /// <summary>
+    /// Completes a matrix whose row j holds column j of H only from the offset of j's own parameter tensor on: the
+    /// missing entries H[j, k] (k in an earlier tensor) are H[k, j], which row k has. Tiled, no n^2 temporary.
+    /// </summary>
+    private static void FillFromSymmetry(Tensor h, ParameterLayout layout)
+    {
+        const long tile = 1024;
+        foreach (var block in layout.Blocks)
+        {
+            var offset = block.Offset;
+            if (offset == 0) continue;
+            for (var r = offset; r < offset + block.Count; r += tile)
+            {
+                using var scope = NewDisposeScope();
+                var rows = Math.Min(tile, offset + block.Count - r);
+                // Rows r.. of the earlier-columns part are the transpose of columns r.. of the earlier rows.
+                h.narrow(0, r, rows).narrow(1, 0, offset).copy_(h.narrow(0, 0, offset).narrow(1, r, rows).T);
+            }
+        }
+    }
+
     /// <summary>H = (H + H^T) / 2 in place, in tiles (no n^2 temporary); returns max |H_ij - H_ji| before.</summary>
     private static double Symmetrise(Tensor h)
     {
@@ -328,17 +460,19 @@ public static class ExactHessian
         _ => throw new ArgumentException($"ExactHessian: unsupported type {type}; use Float32 or Float64."),
     };
 
-    private sealed record Manifest(string Format, int Version, long N, string Dtype, int ColumnsPerBlock, string Fingerprint);
+    // Rows: "all" (full columns) or "own-block-on" (UseSymmetry); absent in manifests written before the option existed.
+    private sealed record Manifest(string Format, int Version, long N, string Dtype, int ColumnsPerBlock, string Fingerprint, string? Rows = null);
 
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
 
     private static string BlockPath(string folder, long block) => Path.Combine(folder, $"columns-{block:D6}.bin");
 
     /// <summary>Checks or writes the manifest and loads every intact block into the matrix.</summary>
-    private static void PrepareCheckpoint(string folder, Hvp hvp, long n, int perBlock, Tensor hessian, bool[] done)
+    private static void PrepareCheckpoint(string folder, Hvp hvp, long n, int perBlock, bool useSymmetry, Tensor hessian, bool[] done)
     {
         Directory.CreateDirectory(folder);
-        var expected = new Manifest(Format, 1, n, hvp.Dtype.ToString(), perBlock, hvp.Fingerprint());
+        var rows = useSymmetry ? "own-block-on" : "all";
+        var expected = new Manifest(Format, 1, n, hvp.Dtype.ToString(), perBlock, hvp.Fingerprint(), rows);
         var path = Path.Combine(folder, ManifestName);
         if (File.Exists(path))
         {
@@ -354,6 +488,10 @@ public static class ExactHessian
                 throw new InvalidOperationException(
                     $"ExactHessian: checkpoint folder {folder} holds a run with n = {found.N}, {found.Dtype}, {found.ColumnsPerBlock} columns per block; " +
                     $"this run has n = {n}, {expected.Dtype}, {perBlock} columns per block. Use another folder (or the original settings).");
+            if ((found.Rows ?? "all") != rows)
+                throw new InvalidOperationException(
+                    $"ExactHessian: checkpoint folder {folder} holds columns with rows '{found.Rows ?? "all"}', this run computes '{rows}' " +
+                    "(UseSymmetry differs); use another folder or the original setting.");
             if (found.Fingerprint != expected.Fingerprint)
                 throw new InvalidOperationException(
                     $"ExactHessian: checkpoint folder {folder} was written for a different model, data set or options " +

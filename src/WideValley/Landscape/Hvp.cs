@@ -30,6 +30,19 @@ public sealed class Hvp : IDisposable
         loss = new LandscapeLoss(model, evaluationSet, options, nameof(Hvp));
     }
 
+    private Hvp(LandscapeLoss replica) => loss = replica;
+
+    /// <summary>
+    /// The same products on a copy of the model (built by <see cref="LandscapeOptions.ModelFactory"/> or, for the
+    /// zoo's networks, automatically) over the same evaluation batches, shared read-only. Each thread of a parallel
+    /// computation differentiates its own replica. Dispose it when done; the caller's model is untouched.
+    /// </summary>
+    /// <exception cref="ArgumentException">The model is not from the zoo and no ModelFactory is set.</exception>
+    public Hvp Replicate() => new(loss.Replicate("Hvp.Replicate"));
+
+    /// <summary>Adds products computed on replicas to <see cref="HvpCount"/>, so the total stays in one place.</summary>
+    internal void CountProducts(long products) => HvpCount += products;
+
     internal LandscapeLoss Loss => loss;
 
     /// <summary>Number of selected scalar parameters: the Hessian is Dimension x Dimension.</summary>
@@ -81,6 +94,18 @@ public sealed class Hvp : IDisposable
         using var scope = NewDisposeScope();
         var conformed = loss.Conform(v, nameof(v), "Hvp.Apply");
         loss.HessianVectorProduct(conformed, result);
+        HvpCount++;
+    }
+
+    /// <summary>
+    /// Column <paramref name="index"/> of H, but only its rows from parameter tensor <paramref name="firstBlock"/>
+    /// (of <see cref="Layout"/>) on, into <paramref name="tail"/>: the entries a dense computation cannot take from
+    /// symmetry. Cheaper than <see cref="Apply(Tensor, Tensor)"/> for columns of late layers, because autograd skips
+    /// the branches to earlier layers. Counted as one product.
+    /// </summary>
+    internal void ColumnTail(long index, int firstBlock, Tensor tail)
+    {
+        loss.HessianColumnTail(index, firstBlock, tail);
         HvpCount++;
     }
 

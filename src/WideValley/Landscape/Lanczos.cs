@@ -12,6 +12,22 @@ public enum SpectrumEnd
     Smallest,
 }
 
+/// <summary>What <see cref="LanczosOptions.Tolerance"/> bounds.</summary>
+public enum LanczosStoppingRule
+{
+    /// <summary>The residual norm ||A y - theta y|| of each wanted Ritz pair: a bound on its eigenvalue error that needs no assumption.</summary>
+    Residual,
+
+    /// <summary>
+    /// The eigenvalue error bound min(r, r^2 / gap) of each wanted Ritz value (Parlett, The Symmetric Eigenvalue
+    /// Problem, Sec. 11.7; the refined bound ARPACK-style codes use), with gap the distance to the nearest other Ritz
+    /// value less that value's residual. It stops far earlier than <see cref="Residual"/> once eigenvalues are
+    /// separated, because eigenvalue errors shrink with the square of the residual. It assumes every eigenvalue near
+    /// a wanted one is already represented by a Ritz value, as holds for a random start once the Ritz values settle.
+    /// </summary>
+    ErrorBound,
+}
+
 /// <summary>Settings of <see cref="Lanczos"/>.</summary>
 public sealed record LanczosOptions
 {
@@ -26,6 +42,9 @@ public sealed record LanczosOptions
     /// </summary>
     public double Tolerance { get; init; } = 1e-8;
 
+    /// <summary>What the tolerance bounds: the residual (default, assumption-free) or the eigenvalue error.</summary>
+    public LanczosStoppingRule StoppingRule { get; init; } = LanczosStoppingRule.Residual;
+
     /// <summary>Seed of the Gaussian start vector (and of restarts after an invariant subspace). Default 0.</summary>
     public long Seed { get; init; }
 
@@ -39,12 +58,13 @@ public sealed record LanczosOptions
 /// <summary>Extreme eigenvalues found by <see cref="Lanczos"/>.</summary>
 /// <param name="Eigenvalues">The k eigenvalues: descending for <see cref="SpectrumEnd.Largest"/>, ascending for <see cref="SpectrumEnd.Smallest"/>.</param>
 /// <param name="Residuals">||A y - theta y|| for each (same order).</param>
+/// <param name="ErrorBounds">Bounds on |theta - lambda| for each (same order): min(r, r^2 / gap) where the Ritz gap exceeds the residual, else r.</param>
 /// <param name="Eigenvectors">Unit Ritz vectors as columns (n x k, float64), when requested; the caller disposes it.</param>
 /// <param name="Iterations">Lanczos steps taken.</param>
 /// <param name="OperatorApplications">Operator (e.g. Hessian-vector product) applications.</param>
 /// <param name="Converged">Whether every residual met the tolerance (false: stopped at MaxIterations).</param>
 /// <param name="Which">The requested end of the spectrum.</param>
-public sealed record LanczosResult(double[] Eigenvalues, double[] Residuals, Tensor? Eigenvectors, int Iterations,
+public sealed record LanczosResult(double[] Eigenvalues, double[] Residuals, double[] ErrorBounds, Tensor? Eigenvectors, int Iterations,
     long OperatorApplications, bool Converged, SpectrumEnd Which);
 
 /// <summary>
@@ -98,6 +118,7 @@ public static class Lanczos
 
         double[] values = [];
         double[] residuals = [];
+        double[] bounds = [];
         int[] picked = [];
         Tensor? ritzVectors = null;
         var converged = false;
@@ -116,9 +137,12 @@ public static class Lanczos
                     : Enumerable.Range(0, m).Take(k).ToArray();
                 var lastRow = ritzVectors[m - 1].data<double>().ToArray();
                 var beta = process.LastBeta;
-                residuals = picked.Select(i => Math.Abs(beta * lastRow[i])).ToArray();
+                var allResiduals = lastRow.Select(x => Math.Abs(beta * x)).ToArray();
+                residuals = picked.Select(i => allResiduals[i]).ToArray();
+                bounds = picked.Select(i => ErrorBound(values, allResiduals, i)).ToArray();
                 var scale = Math.Max(Math.Abs(values[0]), Math.Abs(values[^1]));
-                converged = residuals.All(r => r <= o.Tolerance * scale) || beta == 0 && m == n;
+                var measured = o.StoppingRule == LanczosStoppingRule.ErrorBound ? bounds : residuals;
+                converged = measured.All(r => r <= o.Tolerance * scale) || beta == 0 && m == n;
                 if (process.Restarts > 0 && m < n)
                 {
                     // An invariant subspace was found, so eigenvalues may be multiple, and one Krylov sequence holds
@@ -145,11 +169,26 @@ public static class Lanczos
                 var coefficients = ritzVectors.index_select(1, index);
                 eigenvectors = process.Basis.Combine(coefficients).MoveToOuterDisposeScope();
             }
-            return new LanczosResult(eigenvalues, residuals, eigenvectors, process.Steps, process.OperatorApplications, converged, which);
+            return new LanczosResult(eigenvalues, residuals, bounds, eigenvectors, process.Steps, process.OperatorApplications, converged, which);
         }
         finally
         {
             ritzVectors?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// min(r_i, r_i^2 / gap_i), gap_i = min over j != i of |theta_i - theta_j| - r_j: each other Ritz interval
+    /// [theta_j - r_j, theta_j + r_j] holds an eigenvalue, so the one near theta_i is at least gap_i from the rest.
+    /// </summary>
+    internal static double ErrorBound(double[] ritz, double[] residuals, int i)
+    {
+        var r = residuals[i];
+        // A lone Ritz value says nothing about where the rest of the spectrum is.
+        if (ritz.Length < 2) return r;
+        var gap = double.PositiveInfinity;
+        for (var j = 0; j < ritz.Length; j++)
+            if (j != i) gap = Math.Min(gap, Math.Abs(ritz[i] - ritz[j]) - residuals[j]);
+        return gap > r ? Math.Min(r, r * r / gap) : r;
     }
 }

@@ -24,6 +24,12 @@ internal sealed class LandscapeLoss : IDisposable
 
     public LandscapeLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
         LandscapeOptions? options, string where)
+        : this(model, evaluationSet, options, where, ownsModel: false)
+    {
+    }
+
+    private LandscapeLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
+        LandscapeOptions? options, string where, bool ownsModel)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(evaluationSet);
@@ -39,12 +45,14 @@ internal sealed class LandscapeLoss : IDisposable
         Device = first.device;
         if (Dtype != modelType)
         {
-            Model = BuildCopy(model, Dtype, Options.ModelFactory, where);
+            Model = BuildCopy(model, Dtype, Options.ModelFactory, where, $"computing in {Dtype}");
             ownsWorkingModel = true;
+            if (ownsModel) model.Dispose();
         }
         else
         {
             Model = model;
+            ownsWorkingModel = ownsModel;
         }
 
         var names = Options.Parameters.ResolveNames(model);
@@ -291,6 +299,50 @@ internal sealed class LandscapeLoss : IDisposable
         return 0;
     });
 
+    /// <summary>
+    /// Column <paramref name="index"/> of H restricted to the rows of the parameter tensors from
+    /// <paramref name="firstBlock"/> on: d g_index / d w_q for every selected tensor q &gt;= firstBlock, written into
+    /// <paramref name="tail"/> (length n - offset of firstBlock). Differentiating the one gradient entry, and only with
+    /// respect to those tensors, lets autograd skip every branch that leads only to earlier layers: for a column of a
+    /// late layer this is a small fraction of a full Hessian-vector product.
+    /// </summary>
+    public void HessianColumnTail(long index, int firstBlock, Tensor tail) => InMode(() =>
+    {
+        using var grad = enable_grad();
+        tail.zero_();
+        var block = Layout.BlockOf(index);
+        var local = index - Layout.Blocks[block].Offset;
+        var wanted = parameters[firstBlock..];
+        var tailOffset = Layout.Blocks[firstBlock].Offset;
+        var tailViews = Layout.Views(tail, firstBlock);
+        if (Options.ReuseGradientGraph && Options.Dropout == DropoutMode.Off)
+        {
+            foreach (var gradients in GradientGraph())
+            {
+                using var scope = NewDisposeScope();
+                var g = gradients[block];
+                if (g.IsInvalid || !g.requires_grad) continue;
+                var entry = g.reshape(-1)[local];
+                // An entry that no longer depends on the parameters (a loss linear in this tensor) has a zero column.
+                if (!entry.requires_grad) continue;
+                var rows = autograd.grad([entry], wanted, retain_graph: true, allow_unused: true);
+                for (var q = 0; q < rows.Count; q++)
+                    if (!rows[q].IsInvalid) tailViews[q].add_(rows[q]);
+            }
+            return 0;
+        }
+        // Without a kept graph (dropout on, or the option off) a full product does the work.
+        using var unit = NewVector();
+        using var column = NewVector();
+        using (var one = 1.0.ToScalar())
+        using (var e = unit.narrow(0, index, 1))
+            e.fill_(one);
+        HessianVectorProduct(unit, column);
+        using var part = column.narrow(0, tailOffset, Layout.Dimension - tailOffset);
+        tail.copy_(part);
+        return 0;
+    });
+
     /// <summary>d/dx (g . v) for gradients g that carry their graph; null when g does not depend on the parameters.</summary>
     private IList<Tensor>? SecondBackward(IList<Tensor> grads, Tensor[] vViews, bool retain)
     {
@@ -423,11 +475,30 @@ internal sealed class LandscapeLoss : IDisposable
     }
 
     /// <summary>
+    /// The same loss on a copy of the working model (its own parameters, buffers and gradient graph) over the same
+    /// evaluation batches, which are shared read-only: threads can each differentiate their own replica at once.
+    /// </summary>
+    public LandscapeLoss Replicate(string where)
+    {
+        var copy = BuildCopy(Model, Dtype, Options.ModelFactory, where, "a replica for a parallel worker");
+        try
+        {
+            // The copy and the batches are already in the working type and device, so the replica converts nothing.
+            return new LandscapeLoss(copy, batches.Select(b => (b.Inputs, b.Labels)).ToList(), Options, where, ownsModel: true);
+        }
+        catch
+        {
+            copy.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// A copy of <paramref name="model"/> in <paramref name="dtype"/>: a new instance (from the factory or the zoo),
     /// converted, with every parameter and buffer copied and the per-module train/eval flags taken over.
     /// </summary>
     private static nn.Module<Tensor, Tensor> BuildCopy(nn.Module<Tensor, Tensor> model, ScalarType dtype,
-        Func<nn.Module<Tensor, Tensor>>? factory, string where)
+        Func<nn.Module<Tensor, Tensor>>? factory, string where, string purpose)
     {
         // Building a network draws its initial weights from the global generator; keep the caller's random stream intact.
         using var rngState = random.get_rng_state();
@@ -447,7 +518,7 @@ internal sealed class LandscapeLoss : IDisposable
                 });
             else
                 throw new ArgumentException(
-                    $"{where}: computing in {dtype} needs a copy of the model in that type; for a model that is not from the zoo " +
+                    $"{where}: {purpose} needs a copy of the model; for a model that is not from the zoo " +
                     $"({model.GetType().Name}) set LandscapeOptions.ModelFactory to a function that builds the same architecture.");
         }
         finally
@@ -460,7 +531,7 @@ internal sealed class LandscapeLoss : IDisposable
         var target = copy.state_dict();
         if (source.Count != target.Count || source.Keys.Any(k => !target.ContainsKey(k)))
             throw new ArgumentException(
-                $"{where}: the model built for the {dtype} copy has state [{string.Join(", ", target.Keys)}] but the measured model has " +
+                $"{where}: the model built as a copy ({purpose}) has state [{string.Join(", ", target.Keys)}] but the measured model has " +
                 $"[{string.Join(", ", source.Keys)}]; ModelFactory must build the same architecture.");
         using (no_grad())
         {

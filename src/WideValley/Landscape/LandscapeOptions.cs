@@ -221,6 +221,32 @@ public sealed class ParameterLayout
     public Tensor[] Views(Tensor flat) =>
         Blocks.Select(b => flat.narrow(0, b.Offset, b.Count).view(b.Shape)).ToArray();
 
+    /// <summary>
+    /// Views of <paramref name="tail"/>, a flat vector holding only the blocks from <paramref name="firstBlock"/> on
+    /// (length Dimension - Offset of that block), shaped like each of those parameters.
+    /// </summary>
+    public Tensor[] Views(Tensor tail, int firstBlock)
+    {
+        var start = Blocks[firstBlock].Offset;
+        return Blocks.Skip(firstBlock).Select(b => tail.narrow(0, b.Offset - start, b.Count).view(b.Shape)).ToArray();
+    }
+
+    /// <summary>Index of the block holding flat position <paramref name="index"/>.</summary>
+    public int BlockOf(long index)
+    {
+        if (index < 0 || index >= Dimension)
+            throw new ArgumentOutOfRangeException(nameof(index), $"ParameterLayout: position {index} is outside [0, {Dimension}).");
+        var lo = 0;
+        var hi = Blocks.Count - 1;
+        while (lo < hi)
+        {
+            var mid = (lo + hi + 1) / 2;
+            if (Blocks[mid].Offset <= index) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo;
+    }
+
     /// <summary>Checks that <paramref name="vector"/> is a flat vector of this layout's length.</summary>
     public void CheckVector(Tensor vector, string what, string where)
     {

@@ -115,8 +115,9 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     {
         var outDir = runs.NewFolder("exact");
         string[] common = ["--checkpoint", runs.A, "--params", "body.fc2", "--dtype", "float64", "--samples", "200", "--threads", "1", "--json"];
-        var exact = RunJson(["hessian", .. common, "--method", "exact", "--out", outDir, "--keep-columns"]);
+        var exact = RunJson(["hessian", .. common, "--method", "exact", "--out", outDir, "--keep-columns", "--workers", "2"]);
         Assert.Equal(650, (long)exact["n_params"]!);
+        Assert.Equal(2, (int)exact["workers"]!);
         Assert.Equal("float64", (string)exact["dtype"]!);
         var eigenvalues = Doubles(exact["eigenvalues"]);
         Assert.Equal(650, eigenvalues.Length);
@@ -140,6 +141,27 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
         AssertPngAndSvg(Path.Combine(outDir, "spectrum"), "eigenvalue");
         var columns = Path.Combine(outDir, "hessian-columns");
         Assert.True(File.Exists(Path.Combine(columns, "manifest.json")));
+
+        // The inertia route on the same columns: exact band counts and Lanczos extremes, no full spectrum.
+        var inertiaDir = runs.NewFolder("exact-inertia");
+        var inertia = RunJson(["hessian", .. common, "--method", "exact", "--eigen", "inertia", "--bands", "1e-4,1e-2", "--checkpoint-dir", columns,
+            "--keep-columns", "--out", inertiaDir]);
+        Assert.Equal("inertia", (string)inertia["eigen_route"]!);
+        Assert.Equal(0, (long)inertia["computed_columns"]!);
+        Assert.Null(inertia["eigenvalues"]);
+        var inertiaFractions = inertia["fraction_abs_below"]!.AsObject();
+        Assert.Null(inertiaFractions["1e-05"]);
+        Assert.Null(inertiaFractions["0.001"]);
+        Assert.Equal((double)fractions["0.0001"]!, (double)inertiaFractions["0.0001"]!);
+        Assert.Equal((double)fractions["0.01"]!, (double)inertiaFractions["0.01"]!);
+        Assert.Equal(eigenvalues.Count(v => Math.Abs(v) < 1e-4), (long)inertia["band_counts"]!["0.0001"]!);
+        Assert.Equal(exactMax, (double)inertia["lambda_max"]!, 1e-8 * Math.Abs(exactMax));
+        var exactMin = (double)exact["lambda_min"]!;
+        Assert.Equal(exactMin, (double)inertia["lambda_min"]!, 1e-8 * Math.Abs(exactMax));
+        Assert.False(File.Exists(Path.Combine(inertiaDir, "spectrum.png")));
+        var refused = Run(["hessian", .. common, "--method", "lanczos", "--bands", "1e-4"]);
+        Assert.Equal(ExitCodes.Usage, refused.Code);
+        Assert.Contains("--bands applies to --method exact --eigen inertia", refused.Err);
 
         // Run again on the kept columns: nothing is recomputed and the spectrum is the same; this time the store is removed.
         var (code, output, err) = Run(["hessian", .. common, "--method", "exact", "--out", outDir]);

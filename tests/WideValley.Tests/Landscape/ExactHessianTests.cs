@@ -105,6 +105,130 @@ public sealed class ExactHessianTests
     }
 
     [Fact]
+    public void ColumnsFromSymmetryMatchFullColumnsOnAConvolutionalNetwork()
+    {
+        TorchRuntime.EnsureInitialized();
+        random.manual_seed(31);
+        // conv, ReLU, max-pool, fc: the pieces of small-LeNet, small enough for a float64 dense Hessian (n = 4 * 9 + 4 + 4 * 9 * 3 + 3 = 151).
+        var model = nn.Sequential(("conv", nn.Conv2d(1, 4, 3)), ("relu", nn.ReLU()), ("pool", nn.MaxPool2d(2, 2)),
+            ("flatten", nn.Flatten()), ("fc", nn.Linear(36, 3)));
+        model.to(ScalarType.Float64);
+        using var gen = new Generator(9);
+        var x = randn([40, 1, 8, 8], ScalarType.Float64, generator: gen);
+        var y = randint(0, 3, [40], generator: gen).to(ScalarType.Int64);
+        var data = new List<(Tensor, Tensor)> { (x.narrow(0, 0, 25), y.narrow(0, 0, 25)), (x.narrow(0, 25, 15), y.narrow(0, 25, 15)) };
+        using var hvp = new Hvp(model, data);
+        Assert.Equal(151, hvp.Dimension);
+        using var full = ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, UseSymmetry = false });
+        using var halves = ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30 });
+        var scale = Math.Max(1, MaxAbs(full.Hessian));
+        Assert.True(MaxAbsDiff(halves.Hessian, full.Hessian) < 1e-13 * scale, $"{MaxAbsDiff(halves.Hessian, full.Hessian):E2}");
+        Assert.True(MaxAbsDiff(halves.Hessian, halves.Hessian.T) == 0, "completed matrix must be exactly symmetric");
+        Assert.True(full.MaxAsymmetry < 1e-12 * scale && halves.MaxAsymmetry < 1e-12 * scale);
+        // The cross-layer block is not zero (else the symmetry fill would go untested).
+        Assert.True(MaxAbs(full.Hessian.narrow(0, 40, 111).narrow(1, 0, 40)) > 1e-3);
+    }
+
+    [Fact]
+    public void ACheckpointFolderOfFullColumnsIsNotResumedAsHalfColumns()
+    {
+        var model = TanhNet(hidden: 4);
+        var data = RandomSet([12]);
+        using var dir = new TempDir();
+        using var hvp = new Hvp(model, data);
+        using (ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, CheckpointFolder = dir.Path, UseSymmetry = false })) { }
+        var e = Assert.Throws<InvalidOperationException>(() => ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, CheckpointFolder = dir.Path }));
+        Assert.Contains("UseSymmetry", e.Message);
+    }
+
+    [Fact]
+    public void ParallelWorkersOnReplicasGiveTheSameMatrixAndCountEveryProduct()
+    {
+        var model = TanhNet(hidden: 7);
+        var data = RandomSet([13, 20]);
+        var options = new LandscapeOptions { ModelFactory = () => TanhNet(hidden: 7, seed: 99) };
+        using var hvp = new Hvp(model, data, options);
+        using var before = hvp.Parameters();
+        using var sequential = ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, ColumnsPerBlock = 5 });
+        var threadsBefore = get_num_threads();
+        var calls = 0;
+        using var parallel = ExactHessian.Compute(hvp, new ExactHessianOptions
+        {
+            MemoryLimitBytes = 1L << 30,
+            ColumnsPerBlock = 5,
+            Workers = 3,
+            Progress = _ => Interlocked.Increment(ref calls),
+        });
+        // The replicas start from the caller's weights (not the factory's seed 99), so every column is the same product.
+        Assert.True(MaxAbsDiff(parallel.Hessian, sequential.Hessian) < 1e-14 * Math.Max(1, MaxAbs(sequential.Hessian)),
+            $"{MaxAbsDiff(parallel.Hessian, sequential.Hessian):E2}");
+        Assert.Equal(hvp.Dimension, parallel.ComputedColumns);
+        Assert.Equal(2 * hvp.Dimension, hvp.HvpCount); // both runs, the replicas' products included
+        Assert.Equal(hvp.Dimension + 1, calls);
+        Assert.Equal(threadsBefore, get_num_threads());
+        using var after = hvp.Parameters();
+        Assert.True(after.eq(before).all().ToBoolean(), "the caller's model must be untouched");
+    }
+
+    [Fact]
+    public void ParallelRunInterruptedMidwayResumesToTheSameMatrix()
+    {
+        var model = TanhNet(hidden: 6);
+        var data = RandomSet([30]);
+        using var dir = new TempDir();
+        using var hvp = new Hvp(model, data, new LandscapeOptions { ModelFactory = () => TanhNet(hidden: 6) });
+        using var reference = ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30 });
+        using var cts = new CancellationTokenSource();
+        var options = new ExactHessianOptions
+        {
+            MemoryLimitBytes = 1L << 30,
+            ColumnsPerBlock = 4,
+            Workers = 2,
+            CheckpointFolder = dir.Path,
+            Cancellation = cts.Token,
+            Progress = p => { if (p.ColumnsDone >= 17) cts.Cancel(); },
+        };
+        Assert.Throws<OperationCanceledException>(() => ExactHessian.Compute(hvp, options));
+        Assert.Empty(dir.Leftovers());
+        var blocks = Directory.GetFiles(dir.Path, "columns-*.bin").Length;
+        Assert.InRange(blocks, 2, 5); // each worker finishes or drops the block it holds; whole blocks only
+        using var resumed = ExactHessian.Compute(hvp, options with { Cancellation = default, Progress = null });
+        Assert.Equal(4L * blocks, resumed.ResumedColumns);
+        Assert.True(MaxAbsDiff(resumed.Hessian, reference.Hessian) < 1e-14 * Math.Max(1, MaxAbs(reference.Hessian)));
+    }
+
+    [Fact]
+    public void ReplicasNeedAWayToBuildTheModelAndWorkersNeedACount()
+    {
+        using var hvp = new Hvp(TanhNet(), RandomSet([10]));
+        var e = Assert.Throws<ArgumentException>(() => ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, Workers = 2, ColumnsPerBlock = 5 }));
+        Assert.Contains("ModelFactory", e.Message);
+        Assert.Contains("parallel worker", e.Message);
+        var zero = Assert.Throws<ArgumentException>(() => ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, Workers = 0 }));
+        Assert.Contains("Workers must be at least 1", zero.Message);
+        Assert.Equal(0, hvp.HvpCount);
+    }
+
+    [Fact]
+    public void AZooNetworkReplicatesWithoutAFactoryAndGivesBitIdenticalProducts()
+    {
+        TorchRuntime.EnsureInitialized();
+        random.manual_seed(8);
+        var model = (nn.Module<Tensor, Tensor>)WideValley.Models.ModelZoo.Create("small-lenet", new WideValley.Models.ModelOptions());
+        using var gen = new Generator(3);
+        var x = randn([6, 1, 28, 28], generator: gen);
+        var y = randint(0, 10, [6], generator: gen).to(ScalarType.Int64);
+        using var hvp = new Hvp(model, [(x, y)], new LandscapeOptions { Parameters = ParameterSelection.ByPrefix("body.fc4") });
+        using var replica = hvp.Replicate();
+        Assert.Equal(hvp.Dimension, replica.Dimension);
+        using var v = randn(hvp.Dimension, generator: gen);
+        using var a = hvp.Apply(v);
+        using var b = replica.Apply(v);
+        Assert.True(a.eq(b).all().ToBoolean());
+        Assert.Equal(hvp.Fingerprint(), replica.Fingerprint());
+    }
+
+    [Fact]
     public void TooLittleMemoryAndTooManyParametersAreRefusedWithNumbers()
     {
         using var hvp = new Hvp(TanhNet(), RandomSet([10]));

@@ -67,6 +67,30 @@ public sealed class LanczosTests
     }
 
     [Fact]
+    public void ErrorBoundRuleStopsEarlierAndItsBoundsHoldOnAKnownSpectrum()
+    {
+        // A Hessian-like spectrum: a bulk near zero, a few negative values and a long right tail.
+        var rng = new Random(21);
+        var spectrum = Enumerable.Range(0, 400).Select(_ => 1e-3 * (rng.NextDouble() - 0.3))
+            .Concat(Enumerable.Range(0, 40).Select(i => 0.5 + 40.0 * Math.Pow(0.9, i))).Concat([-0.4, -0.2]).ToArray();
+        using var m = MatrixWithSpectrum(spectrum, seed: 5);
+        var sorted = spectrum.OrderByDescending(x => x).ToArray();
+        const double tolerance = 1e-6;
+        var residualRule = Lanczos.Run(v => m.mv(v), spectrum.Length, 10, options: new LanczosOptions { Seed = 2, Tolerance = tolerance });
+        var boundRule = Lanczos.Run(v => m.mv(v), spectrum.Length, 10,
+            options: new LanczosOptions { Seed = 2, Tolerance = tolerance, StoppingRule = LanczosStoppingRule.ErrorBound });
+        Assert.True(residualRule.Converged && boundRule.Converged);
+        Assert.True(boundRule.Iterations < residualRule.Iterations, $"{boundRule.Iterations} vs {residualRule.Iterations}");
+        for (var i = 0; i < 10; i++)
+        {
+            var error = Math.Abs(boundRule.Eigenvalues[i] - sorted[i]);
+            Assert.True(error <= boundRule.ErrorBounds[i] * (1 + 1e-6) + 1e-12, $"{i}: error {error:E2} above its bound {boundRule.ErrorBounds[i]:E2}");
+            Assert.True(error <= tolerance * sorted[0], $"{i}: error {error:E2}");
+            Assert.True(boundRule.ErrorBounds[i] <= boundRule.Residuals[i]);
+        }
+    }
+
+    [Fact]
     public void KLargerThanTheDimensionIsRefusedClearlyAndSeedsReproduce()
     {
         using var m = MatrixWithSpectrum([1, 2, 3]);
