@@ -82,7 +82,14 @@ public sealed record HessianMemoryPlan(long Dimension, ScalarType StorageType, S
     public override string ToString() =>
         $"n = {Dimension:N0}: Hessian {Gib(HessianBytes)} ({StorageType}) + eigen-solver {Gib(EigenSolverBytes)} ({EigenType}) = {Gib(TotalBytes)}; limit {Gib(LimitBytes)}";
 
-    internal static string Gib(long bytes) => $"{bytes / (double)(1L << 30):F2} GiB";
+    /// <summary>Bytes in the largest binary unit that keeps at least one whole unit (tiny plans would otherwise read "0.00 GiB").</summary>
+    internal static string Gib(long bytes) => Math.Abs(bytes) switch
+    {
+        >= 1L << 30 => $"{bytes / (double)(1L << 30):F2} GiB",
+        >= 1L << 20 => $"{bytes / (double)(1L << 20):F1} MiB",
+        >= 1L << 10 => $"{bytes / 1024.0:F1} KiB",
+        _ => $"{bytes} bytes",
+    };
 }
 
 /// <summary>A dense Hessian (symmetric, n x n) and facts about its computation. Dispose to free the matrix.</summary>

@@ -23,7 +23,8 @@ public enum LanczosStoppingRule
     /// Problem, Sec. 11.7; the refined bound ARPACK-style codes use), with gap the distance to the nearest other Ritz
     /// value less that value's residual. It stops far earlier than <see cref="Residual"/> once eigenvalues are
     /// separated, because eigenvalue errors shrink with the square of the residual. It assumes every eigenvalue near
-    /// a wanted one is already represented by a Ritz value, as holds for a random start once the Ritz values settle.
+    /// a wanted one is already represented by a Ritz value, as holds for a random start once the Ritz values settle;
+    /// so it also requires the wanted values to have moved by at most the tolerance since the previous check.
     /// </summary>
     ErrorBound,
 }
@@ -123,6 +124,7 @@ public static class Lanczos
         Tensor? ritzVectors = null;
         var converged = false;
         double[]? previousBlockValues = null;
+        double[]? previousCheckValues = null;
         try
         {
             while (process.Step())
@@ -143,6 +145,17 @@ public static class Lanczos
                 var scale = Math.Max(Math.Abs(values[0]), Math.Abs(values[^1]));
                 var measured = o.StoppingRule == LanczosStoppingRule.ErrorBound ? bounds : residuals;
                 converged = measured.All(r => r <= o.Tolerance * scale) || beta == 0 && m == n;
+                if (o.StoppingRule == LanczosStoppingRule.ErrorBound && !(beta == 0 && m == n))
+                {
+                    // The gap bound trusts the other Ritz values to stand for the rest of the spectrum, which early
+                    // on they do not (two steps give one value near each end, and a huge gap). Also require the
+                    // wanted values to have settled since the previous check.
+                    var wantedNow = picked.Select(i => values[i]).ToArray();
+                    var settled = previousCheckValues is not null
+                        && previousCheckValues.Zip(wantedNow).All(p => Math.Abs(p.First - p.Second) <= o.Tolerance * scale);
+                    previousCheckValues = wantedNow;
+                    converged &= settled;
+                }
                 if (process.Restarts > 0 && m < n)
                 {
                     // An invariant subspace was found, so eigenvalues may be multiple, and one Krylov sequence holds

@@ -184,7 +184,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
         Assert.Equal(ExitCodes.Failure, code);
         Assert.Contains("does not fit in memory", err);
         Assert.Contains("n = 650", err);
-        Assert.Contains("GiB", err);
+        Assert.Contains("MiB", err);
         Assert.False(File.Exists(Path.Combine(outDir, "hessian.json")));
 
         var (ok, output, err2) = Run("hessian", "--checkpoint", runs.A, "--method", "exact", "--params", "body.fc2.bias", "--samples", "100",

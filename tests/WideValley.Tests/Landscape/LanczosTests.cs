@@ -88,6 +88,16 @@ public sealed class LanczosTests
             Assert.True(error <= tolerance * sorted[0], $"{i}: error {error:E2}");
             Assert.True(boundRule.ErrorBounds[i] <= boundRule.Residuals[i]);
         }
+        // small-LeNet's shape: one outlier far above everything, a bulk at zero, a short negative tail. Two steps give
+        // one Ritz value near the outlier and one in the bulk with a huge gap between them, which must not pass for
+        // convergence of the most negative eigenvalue.
+        var shaped = Enumerable.Range(0, 300).Select(_ => 1e-6 * (rng.NextDouble() - 0.5))
+            .Concat(Enumerable.Range(0, 30).Select(i => -0.27 * Math.Pow(0.85, i))).Concat([156.0, 22.7, 11.8]).ToArray();
+        using var h = MatrixWithSpectrum(shaped, seed: 6);
+        var bottom = Lanczos.Run(v => h.mv(v), shaped.Length, 1, SpectrumEnd.Smallest,
+            new LanczosOptions { Seed = 2, Tolerance = tolerance, StoppingRule = LanczosStoppingRule.ErrorBound });
+        Assert.True(bottom.Converged);
+        Assert.True(Math.Abs(bottom.Eigenvalues[0] - (-0.27)) <= tolerance * 156, $"{bottom.Eigenvalues[0]} after {bottom.Iterations} steps");
     }
 
     [Fact]
