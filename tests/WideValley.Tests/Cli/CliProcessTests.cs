@@ -41,16 +41,20 @@ public class CliProcessTests
         using var p = Start(args);
         var output = new System.Text.StringBuilder();
         var started = new ManualResetEventSlim();
-        p.OutputDataReceived += (_, e) => { if (e.Data is null) return; lock (output) output.AppendLine(e.Data); if (e.Data.StartsWith("run folder")) started.Set(); };
         var errors = new System.Text.StringBuilder();
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (errors) errors.AppendLine(e.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        // Dedicated reader threads, not OutputDataReceived: under a full parallel test run the thread pool can be
+        // starved for seconds, and the "run folder" line would then arrive after training had already finished.
+        var readers = new[]
+        {
+            new Thread(() => { while (p.StandardOutput.ReadLine() is { } line) { lock (output) output.AppendLine(line); if (line.StartsWith("run folder")) started.Set(); } }),
+            new Thread(() => { while (p.StandardError.ReadLine() is { } line) lock (errors) errors.AppendLine(line); }),
+        };
+        foreach (var r in readers) { r.IsBackground = true; r.Start(); }
         Assert.True(started.Wait(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken), "the run did not start: " + errors);
         Thread.Sleep(1000); // let it take some steps of epoch 1 (an epoch here takes several seconds)
         using (var kill = Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();
         Assert.True(p.WaitForExit(60_000), "the process did not stop after SIGINT");
-        p.WaitForExit();
+        foreach (var r in readers) r.Join();
         Assert.True(p.ExitCode == ExitCodes.Interrupted, $"exit code {p.ExitCode}; output: {output}; errors: {errors}");
         Assert.Contains("interrupted", output.ToString());
         var meta = Checkpoint.ReadMeta(Path.Combine(run, Trainer.CheckpointFileName));
