@@ -21,12 +21,17 @@ public class CliProcessTests
 
     static Process Start(params string[] args)
     {
-        var info = new ProcessStartInfo(Executable())
+        // Through coreutils' env, which resets SIGINT to its default before exec'ing the command (same pid). A test
+        // host started as a background job of a non-interactive shell ignores SIGINT, children inherit that, and
+        // .NET (like any shell job) then leaves Ctrl-C ignored: the signal test would measure the launcher, not us.
+        var info = new ProcessStartInfo("env")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        info.ArgumentList.Add("--default-signal=INT");
+        info.ArgumentList.Add(Executable());
         foreach (var a in args) info.ArgumentList.Add(a);
         return Process.Start(info)!;
     }
@@ -42,8 +47,8 @@ public class CliProcessTests
         var output = new System.Text.StringBuilder();
         var started = new ManualResetEventSlim();
         var errors = new System.Text.StringBuilder();
-        // Dedicated reader threads, not OutputDataReceived: under a full parallel test run the thread pool can be
-        // starved for seconds, and the "run folder" line would then arrive after training had already finished.
+        // Dedicated reader threads, not OutputDataReceived: the "run folder" line must arrive while the run is young,
+        // whatever the thread pool is busy with in a full parallel test run.
         var readers = new[]
         {
             new Thread(() => { while (p.StandardOutput.ReadLine() is { } line) { lock (output) output.AppendLine(line); if (line.StartsWith("run folder")) started.Set(); } }),
