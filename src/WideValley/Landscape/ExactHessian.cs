@@ -80,10 +80,10 @@ public sealed record HessianMemoryPlan(long Dimension, ScalarType StorageType, S
 
     /// <summary>One line with the numbers.</summary>
     public override string ToString() =>
-        $"n = {Dimension:N0}: Hessian {Gib(HessianBytes)} ({StorageType}) + eigen-solver {Gib(EigenSolverBytes)} ({EigenType}) = {Gib(TotalBytes)}; limit {Gib(LimitBytes)}";
+        $"n = {Dimension:N0}: Hessian {Size(HessianBytes)} ({StorageType}) + eigen-solver {Size(EigenSolverBytes)} ({EigenType}) = {Size(TotalBytes)}; limit {Size(LimitBytes)}";
 
     /// <summary>Bytes in the largest binary unit that keeps at least one whole unit (tiny plans would otherwise read "0.00 GiB").</summary>
-    internal static string Gib(long bytes) => Math.Abs(bytes) switch
+    internal static string Size(long bytes) => Math.Abs(bytes) switch
     {
         >= 1L << 30 => $"{bytes / (double)(1L << 30):F2} GiB",
         >= 1L << 20 => $"{bytes / (double)(1L << 20):F1} MiB",
@@ -168,7 +168,7 @@ public static class ExactHessian
         if (n > o.MaxDimension)
             throw new ArgumentException(
                 $"ExactHessian: the selection has n = {n:N0} parameters, above MaxDimension = {o.MaxDimension:N0}. A dense Hessian needs n^2 = " +
-                $"{HessianMemoryPlan.Gib(n * n * ElementSize(hvp.Dtype))} in {hvp.Dtype}; use Lanczos or Slq, select fewer parameters, or raise MaxDimension.");
+                $"{HessianMemoryPlan.Size(n * n * ElementSize(hvp.Dtype))} in {hvp.Dtype}; use Lanczos or Slq, select fewer parameters, or raise MaxDimension.");
         if (o.ColumnsPerBlock < 0) throw new ArgumentException($"ExactHessian: ColumnsPerBlock must be 0 (automatic) or positive; got {o.ColumnsPerBlock}.", nameof(options));
         if (o.Workers < 1) throw new ArgumentException($"ExactHessian: Workers must be at least 1; got {o.Workers}.", nameof(options));
         if (o.Workers > 1 && hvp.Device.type != DeviceType.CPU)
@@ -182,7 +182,7 @@ public static class ExactHessian
         var rowBytes = n * ElementSize(hvp.Dtype);
         var perBlock = o.ColumnsPerBlock > 0 ? o.ColumnsPerBlock : (int)Math.Clamp((64L << 20) / rowBytes, 1, n);
         if (perBlock * rowBytes > int.MaxValue)
-            throw new ArgumentException($"ExactHessian: a block of {perBlock} columns is {HessianMemoryPlan.Gib(perBlock * rowBytes)}, above 2 GiB; use fewer ColumnsPerBlock.", nameof(options));
+            throw new ArgumentException($"ExactHessian: a block of {perBlock} columns is {HessianMemoryPlan.Size(perBlock * rowBytes)}, above 2 GiB; use fewer ColumnsPerBlock.", nameof(options));
         var blockCount = (n + perBlock - 1) / perBlock;
 
         var hessian = zeros(n, n, hvp.Dtype, hvp.Device).DetachFromDisposeScope();
