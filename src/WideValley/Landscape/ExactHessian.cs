@@ -275,7 +275,8 @@ public static class ExactHessian
         public void Run(Hvp source, bool singleThreaded)
         {
             if (singleThreaded) torch.set_num_threads(1);
-            using var unit = zeros(n, source.Dtype, source.Device);
+            // The unit vector e_j is only needed for full columns; half columns differentiate g_j directly.
+            using var unit = options.UseSymmetry ? null : zeros(n, source.Dtype, source.Device);
             using var one = 1.0.ToScalar();
             while (true)
             {
@@ -299,7 +300,7 @@ public static class ExactHessian
                     }
                     else
                     {
-                        using (var e = unit.narrow(0, j, 1)) e.fill_(one);
+                        using (var e = unit!.narrow(0, j, 1)) e.fill_(one);
                         using (var row = hessian[j]) source.Apply(unit, row);
                         using (var e = unit.narrow(0, j, 1)) e.zero_();
                     }

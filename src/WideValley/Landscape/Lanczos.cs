@@ -145,16 +145,14 @@ public static class Lanczos
                 var scale = Math.Max(Math.Abs(values[0]), Math.Abs(values[^1]));
                 var measured = o.StoppingRule == LanczosStoppingRule.ErrorBound ? bounds : residuals;
                 converged = measured.All(r => r <= o.Tolerance * scale) || beta == 0 && m == n;
+                var wanted = picked.Select(i => values[i]).ToArray();
                 if (o.StoppingRule == LanczosStoppingRule.ErrorBound && !(beta == 0 && m == n))
                 {
                     // The gap bound trusts the other Ritz values to stand for the rest of the spectrum, which early
                     // on they do not (two steps give one value near each end, and a huge gap). Also require the
                     // wanted values to have settled since the previous check.
-                    var wantedNow = picked.Select(i => values[i]).ToArray();
-                    var settled = previousCheckValues is not null
-                        && previousCheckValues.Zip(wantedNow).All(p => Math.Abs(p.First - p.Second) <= o.Tolerance * scale);
-                    previousCheckValues = wantedNow;
-                    converged &= settled;
+                    converged &= Unchanged(previousCheckValues, wanted, o.Tolerance * scale);
+                    previousCheckValues = wanted;
                 }
                 if (process.Restarts > 0 && m < n)
                 {
@@ -164,11 +162,8 @@ public static class Lanczos
                     if (!process.LastStepEndedBlock) converged = false;
                     else
                     {
-                        var wanted = picked.Select(i => values[i]).ToArray();
-                        var unchanged = previousBlockValues is not null
-                            && previousBlockValues.Zip(wanted).All(p => Math.Abs(p.First - p.Second) <= o.Tolerance * scale);
+                        converged &= Unchanged(previousBlockValues, wanted, o.Tolerance * scale);
                         previousBlockValues = wanted;
-                        converged &= unchanged;
                     }
                 }
                 if (converged || last) break;
@@ -189,6 +184,10 @@ public static class Lanczos
             ritzVectors?.Dispose();
         }
     }
+
+    /// <summary>Whether every wanted value moved by at most <paramref name="limit"/> since <paramref name="before"/> (false when there is no earlier set).</summary>
+    private static bool Unchanged(double[]? before, double[] now, double limit) =>
+        before is not null && before.Zip(now).All(p => Math.Abs(p.First - p.Second) <= limit);
 
     /// <summary>
     /// min(r_i, r_i^2 / gap_i), gap_i = min over j != i of |theta_i - theta_j| - r_j: each other Ritz interval
