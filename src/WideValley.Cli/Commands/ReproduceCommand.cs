@@ -1,0 +1,17 @@
+using System.CommandLine;
+
+namespace WideValley.Cli.Commands;
+
+/// <summary>
+/// `widevalley reproduce ...`: the experiments of Chaudhari et al. (ICLR 2017), each a subcommand that trains or
+/// measures what it needs, keeps every finished piece on disk (an interrupted reproduction continues where it
+/// stopped), and writes a Markdown report with plots.
+/// </summary>
+public static class ReproduceCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var command = new Command("reproduce", "Reproduce the Entropy-SGD paper's experiments and write reports (Markdown, PNG, JSON).");
+        return command;
+    }
+}
