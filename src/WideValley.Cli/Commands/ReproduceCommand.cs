@@ -1,4 +1,5 @@
 using System.CommandLine;
+using WideValley.Cli.Commands.Reproduce;
 
 namespace WideValley.Cli.Commands;
 
@@ -12,6 +13,7 @@ public static class ReproduceCommand
     public static Command Create(CliContext ctx)
     {
         var command = new Command("reproduce", "Reproduce the Entropy-SGD paper's experiments and write reports (Markdown, PNG, JSON).");
+        command.Add(Table1Command.Create(ctx));
         return command;
     }
 }

@@ -1,0 +1,108 @@
+using System.CommandLine;
+using System.Globalization;
+using WideValley.Experiments;
+using WideValley.Reports;
+using WideValley.Training;
+
+namespace WideValley.Cli.Commands.Reproduce;
+
+/// <summary>
+/// `widevalley reproduce table1`: every (row, optimizer, seed) of Table 1 in its own run folder, trained unless it
+/// has finished, then the report (see <see cref="ComparisonRunner"/>).
+/// </summary>
+public static class Table1Command
+{
+    public static Command Create(CliContext ctx)
+    {
+        var rows = new Option<string>("--rows") { Description = $"Comma-separated rows: {string.Join(", ", Table1.RowNames)}.", DefaultValueFactory = _ => string.Join(",", Table1.RowNames) };
+        var seeds = new Option<int>("--seeds") { Description = "Independent runs per optimizer and row (the paper: 5).", DefaultValueFactory = _ => 5 };
+        var firstSeed = new Option<long>("--first-seed") { Description = "Seed of the first run; the others follow consecutively.", DefaultValueFactory = _ => 1L };
+        var budget = ReproduceOptions.Budget();
+        var runs = new Option<string>("--runs") { Description = "Folder of the run folders (RUNS/table1-BUDGET/ROW/OPTIMIZER/seed-K).", DefaultValueFactory = _ => Path.Combine("runs", "reproduce") };
+        var output = ReproduceOptions.Output();
+        var mnistDir = new Option<string?>("--mnist-dir") { Description = "Folder with the MNIST files; without it Fashion-MNIST stands in for MNIST." };
+        var fashionDir = new Option<string?>("--fashion-mnist-dir") { Description = "Folder with the Fashion-MNIST files (default: the usual search)." };
+        var cifarDir = new Option<string?>("--cifar10-dir") { Description = "CIFAR-10 binary folder; without it the allcnn row is skipped." };
+        var ptbDir = new Option<string?>("--ptb-dir") { Description = "Penn Treebank folder; without it the ptb-lstm row is skipped." };
+        var corpus = new Option<string?>("--corpus") { Description = "UTF-8 text for char-lstm (e.g. /usr/share/games/fortunes/fortunes); without it the row is skipped." };
+        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = libtorch's default).", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var reportOnly = new Option<bool>("--report-only") { Description = "Train nothing; write the report from the runs that have finished." };
+        var command = new Command("table1",
+            "Table 1: Entropy-SGD against SGD / Adam on mnistfc, LeNet, All-CNN-BN, PTB-LSTM and char-LSTM with the paper's settings; " +
+            "resumable; writes table1-DATASET[-BUDGET].md/.json and one plot per row.")
+        {
+            rows, seeds, firstSeed, budget, runs, output, mnistDir, fashionDir, cifarDir, ptbDir, corpus, threads, device, reportOnly,
+        };
+        command.SetAction(p =>
+        {
+            var selected = Table1.ParseRows(p.GetValue(rows)!);
+            var b = Budgets.Parse(p.GetValue(budget)!);
+            var data = new ExperimentData
+            {
+                MnistDir = ReproduceOptions.ExistingFolder(p.GetValue(mnistDir), "--mnist-dir"),
+                FashionMnistDir = ReproduceOptions.ExistingFolder(p.GetValue(fashionDir), "--fashion-mnist-dir"),
+                Cifar10Dir = ReproduceOptions.ExistingFolder(p.GetValue(cifarDir), "--cifar10-dir"),
+                PtbDir = ReproduceOptions.ExistingFolder(p.GetValue(ptbDir), "--ptb-dir"),
+                Corpus = ReproduceOptions.ExistingFile(p.GetValue(corpus), "--corpus"),
+            };
+            var n = p.GetValue(seeds);
+            var first = p.GetValue(firstSeed);
+            var t = p.GetValue(threads);
+            var d = p.GetValue(device)!;
+            var runsRoot = Path.GetFullPath(p.GetValue(runs)!);
+            var commandLine = CommandLine(selected, n, first, b, data);
+            return ComparisonRunner.Execute(ctx, new ComparisonRequest
+            {
+                Name = "table1",
+                Rows = selected,
+                SkipReason = row => Table1.SkipReason(row, data),
+                DatasetOf = row => Table1.DatasetOf(row, data),
+                Arms = (row, seed) => Table1.Arms(row, b, seed, data, t, d),
+                Folder = (row, arm, seed) => Table1.RunFolder(runsRoot, b, row, arm, seed),
+                Seeds = n,
+                FirstSeed = first,
+                ReportOnly = p.GetValue(reportOnly),
+                OutDir = Path.GetFullPath(p.GetValue(output)!),
+                Report = results => new ComparisonReportInput(
+                    ComparisonReport.FileStem($"table1-{data.MnistRowsDataset}", b),
+                    $"Table 1 reproduced on {data.MnistRowsDataset} (budget `{Budgets.Name(b)}`)",
+                    Introduction(selected, b, data), b, commandLine, MachineDescription.Describe(t), results),
+            });
+        });
+        return command;
+    }
+
+    static List<string> Introduction(IReadOnlyList<ComparisonRow> rows, Budget budget, ExperimentData data)
+    {
+        var paragraphs = new List<string>
+        {
+            "Entropy-SGD (Entropy-Adam for char-LSTM) against its SGD / Adam baseline with the settings of Sec. 5 of " +
+            "Chaudhari et al., *Entropy-SGD: Biasing Gradient Descent Into Wide Valleys* (ICLR 2017), Table 1. " +
+            $"Budget `{Budgets.Name(budget)}`: {Table1.DescribeBudget(budget)}.",
+        };
+        if (rows.Any(r => r.Name is "mnistfc" or "lenet") && data.MnistDir is null)
+            paragraphs.Add($"**Data.** No MNIST folder was given, so {data.MnistRowsDataset} stands in for MNIST in the mnistfc and LeNet rows. " +
+                           "Its test errors are several times MNIST's, so compare Entropy-SGD with the baseline *within* a row, not " +
+                           "with the paper's absolute numbers (shown for reference).");
+        if (rows.Any(r => r.Name == "char-lstm") && data.Corpus is not null)
+            paragraphs.Add($"**char-LSTM corpus.** `{data.Corpus}` (the paper used War and Peace), split 80/10/10 into training, validation and test text; " +
+                           "perplexity is per character, exp of the mean cross-entropy in nats.");
+        return paragraphs;
+    }
+
+    /// <summary>The command that reproduces the report (without machine-specific options).</summary>
+    static string CommandLine(IReadOnlyList<ComparisonRow> rows, int seeds, long firstSeed, Budget budget, ExperimentData data)
+    {
+        var parts = new List<string>
+        {
+            "widevalley reproduce table1", $"--rows {string.Join(",", rows.Select(r => r.Name))}", $"--seeds {seeds}", $"--budget {Budgets.Name(budget)}",
+        };
+        if (firstSeed != 1) parts.Add($"--first-seed {firstSeed}");
+        if (data.MnistDir is not null) parts.Add("--mnist-dir MNIST_DIR");
+        if (data.Cifar10Dir is not null) parts.Add("--cifar10-dir CIFAR10_DIR");
+        if (data.PtbDir is not null) parts.Add("--ptb-dir PTB_DIR");
+        if (data.Corpus is not null) parts.Add($"--corpus {data.Corpus}");
+        return string.Join(" ", parts);
+    }
+}

@@ -1,0 +1,130 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using WideValley.Training;
+
+namespace WideValley.Experiments;
+
+/// <summary>What a run folder of an experiment holds.</summary>
+public enum RunFolderState
+{
+    /// <summary>No run yet: train from the start.</summary>
+    Empty,
+    /// <summary>A checkpoint of an unfinished run: continue it.</summary>
+    Resumable,
+    /// <summary>The run finished; its summary and metrics are the result.</summary>
+    Finished,
+    /// <summary>The run stopped on a non-finite loss; that is its result (rerunning would diverge again).</summary>
+    Diverged,
+}
+
+/// <summary>A finished (or diverged) run read back from its folder.</summary>
+/// <param name="Folder">The run folder.</param>
+/// <param name="Config">The configuration it ran with.</param>
+/// <param name="Status">"finished" or "diverged".</param>
+/// <param name="TotalSeconds">Wall time of the training, summed over resumptions.</param>
+/// <param name="EffectiveEpochs">Gradient evaluations x batch / training-set size.</param>
+/// <param name="History">One entry per epoch, in order.</param>
+public sealed record FinishedRun(string Folder, RunConfig Config, string Status, double TotalSeconds, double EffectiveEpochs, IReadOnlyList<EpochMetrics> History)
+{
+    /// <summary>The last epoch's metrics (null when no epoch completed).</summary>
+    public EpochMetrics? Final => History.Count > 0 ? History[^1] : null;
+
+    public bool Diverged => Status == "diverged";
+}
+
+/// <summary>
+/// The run folders of an experiment: each holds one training run (checkpoint.bin, metrics.jsonl, summary.json).
+/// An experiment driver asks what a folder holds before training, so that a reproduction interrupted at any point
+/// continues where it stopped and never redoes a finished run, and refuses a folder that holds a different
+/// experiment instead of silently mixing results.
+/// </summary>
+public static class RunFolders
+{
+    /// <summary>Settings that may differ between the stored run and the requested one: they do not change the result.</summary>
+    static readonly string[] IncidentalKeys = ["threads", "device", "tensorboard"];
+
+    /// <summary>What <paramref name="folder"/> holds for a run of <paramref name="expected"/>.</summary>
+    /// <exception cref="InvalidDataException">The folder holds a run with other settings, or unreadable files.</exception>
+    public static RunFolderState Inspect(string folder, RunConfig expected)
+    {
+        var summaryPath = Path.Combine(folder, Trainer.SummaryFileName);
+        var checkpointPath = Path.Combine(folder, Trainer.CheckpointFileName);
+        string? status = null;
+        if (File.Exists(summaryPath))
+        {
+            var summary = ReadSummary(summaryPath);
+            status = summary["status"]?.GetValue<string>();
+            if (summary["config"] is JsonNode stored) RequireSame(folder, stored, expected);
+            if (status is "finished") return RunFolderState.Finished;
+            if (status is "diverged") return RunFolderState.Diverged;
+        }
+        if (File.Exists(checkpointPath))
+        {
+            var meta = Checkpoint.ReadMeta(checkpointPath);
+            if (meta.RunConfig is JsonNode stored) RequireSame(folder, stored, expected);
+            return RunFolderState.Resumable;
+        }
+        return RunFolderState.Empty;
+    }
+
+    /// <summary>Reads a finished or diverged run.</summary>
+    /// <exception cref="InvalidDataException">The folder holds no finished run, or its files are malformed.</exception>
+    public static FinishedRun Read(string folder)
+    {
+        var summaryPath = Path.Combine(folder, Trainer.SummaryFileName);
+        if (!File.Exists(summaryPath)) throw new InvalidDataException($"{folder}: no {Trainer.SummaryFileName}; the run has not finished");
+        var summary = ReadSummary(summaryPath);
+        var status = summary["status"]?.GetValue<string>();
+        if (status is not ("finished" or "diverged"))
+            throw new InvalidDataException($"{summaryPath}: status '{status}', expected 'finished' or 'diverged'");
+        try
+        {
+            var config = summary["config"] is JsonNode node ? RunConfig.FromJson(node)
+                : throw new InvalidDataException($"{summaryPath}: no 'config' entry");
+            var metricsPath = Path.Combine(folder, "metrics.jsonl");
+            var history = File.Exists(metricsPath) ? MetricsLog.Read(metricsPath) : [];
+            return new FinishedRun(folder, config, status, summary["total_seconds"]!.GetValue<double>(),
+                summary["effective_epochs"]!.GetValue<double>(), history);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or FormatException)
+        {
+            throw new InvalidDataException($"{folder}: the finished run's files are malformed ({e.Message})", e);
+        }
+    }
+
+    static JsonNode ReadSummary(string path)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions())
+                ?? throw new InvalidDataException($"{path}: empty file");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}); delete the folder to rerun that run", e);
+        }
+    }
+
+    static void RequireSame(string folder, JsonNode stored, RunConfig expected)
+    {
+        // Through RunConfig and back, so that settings added to RunConfig after the run was stored take their
+        // defaults instead of reading as differences.
+        var a = Comparable(RunConfig.FromJson(stored).ToJson().AsObject());
+        var b = Comparable(expected.ToJson().AsObject());
+        var differences = a.Select(kv => kv.Key)
+            .Union(b.Select(kv => kv.Key))
+            .Where(key => (a[key]?.ToJsonString() ?? "null") != (b[key]?.ToJsonString() ?? "null"))
+            .Select(key => $"{key}: stored {a[key]?.ToJsonString() ?? "null"}, requested {b[key]?.ToJsonString() ?? "null"}")
+            .ToList();
+        if (differences.Count > 0)
+            throw new InvalidDataException(
+                $"{folder} holds a run with other settings ({string.Join("; ", differences.Take(5))}{(differences.Count > 5 ? "; ..." : "")}). " +
+                "Its results would not answer this request: use another --runs folder, or delete that run folder to train it again.");
+    }
+
+    static JsonObject Comparable(JsonObject o)
+    {
+        foreach (var key in IncidentalKeys) o.Remove(key);
+        return o;
+    }
+}
