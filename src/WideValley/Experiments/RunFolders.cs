@@ -67,6 +67,28 @@ public static class RunFolders
         return RunFolderState.Empty;
     }
 
+    /// <summary>Name of the lock file a process holds while it trains in a run folder.</summary>
+    public const string LockFileName = "training.lock";
+
+    /// <summary>
+    /// Claims <paramref name="folder"/> for training until disposed, so that two processes never train the same run
+    /// (both would write its checkpoint). The lock is the operating system's (released if the process dies).
+    /// </summary>
+    /// <exception cref="IOException">Another process holds the folder.</exception>
+    public static IDisposable Lock(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, LockFileName);
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"{folder} is being trained by another process (it holds {path}); wait for it to finish or stop it first", e);
+        }
+    }
+
     /// <summary>Reads a finished or diverged run.</summary>
     /// <exception cref="InvalidDataException">The folder holds no finished run, or its files are malformed.</exception>
     public static FinishedRun Read(string folder)

@@ -186,7 +186,8 @@ public static class Table1
     public static string RunFolder(string runsRoot, Budget budget, ComparisonRow row, ExperimentArm arm, long seed) =>
         Path.Combine(runsRoot, $"table1-{Budgets.Name(budget)}", row.Name, arm.Key, $"seed-{seed}");
 
-    static ExperimentArm Shorten(ExperimentArm arm, Budget budget, ComparisonRow row)
+    /// <summary>The budget's version of a paper-budget arm (see <see cref="DescribeBudget"/>).</summary>
+    internal static ExperimentArm Shorten(ExperimentArm arm, Budget budget, ComparisonRow row)
     {
         var isImage = row.Name is "mnistfc" or "lenet" or "allcnn";
         var c = arm.Config;

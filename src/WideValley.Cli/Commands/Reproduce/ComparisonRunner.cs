@@ -73,12 +73,21 @@ internal static class ComparisonRunner
             for (var i = 0; i < todo.Count; i++)
             {
                 var run = todo[i];
-                var resume = states[run] == RunFolderState.Resumable;
-                ctx.Out.WriteLine($"[{i + 1}/{todo.Count}] {run.Label}: {(resume ? "resuming" : "training")} in {run.Folder}");
-                Directory.CreateDirectory(run.Folder);
                 TrainingResult result;
-                using (var prepared = RunSetup.Prepare(run.Arm.Config, run.Folder, message => ctx.Out.WriteLine("  " + message)))
+                using (RunFolders.Lock(run.Folder))
+                {
+                    // Look again under the lock: another process may have finished or started this run meanwhile.
+                    var state = RunFolders.Inspect(run.Folder, run.Arm.Config);
+                    if (state is RunFolderState.Finished or RunFolderState.Diverged)
+                    {
+                        ctx.Out.WriteLine($"[{i + 1}/{todo.Count}] {run.Label}: finished meanwhile by another process");
+                        continue;
+                    }
+                    var resume = state == RunFolderState.Resumable;
+                    ctx.Out.WriteLine($"[{i + 1}/{todo.Count}] {run.Label}: {(resume ? "resuming" : "training")} in {run.Folder}");
+                    using var prepared = RunSetup.Prepare(run.Arm.Config, run.Folder, message => ctx.Out.WriteLine("  " + message));
                     result = TrainingConsole.Train(ctx, prepared, resume, run.Label);
+                }
                 if (result.Status == TrainingStatus.Interrupted)
                 {
                     ctx.Out.WriteLine($"interrupted: {result.Message}; run the same command again to continue");

@@ -25,6 +25,13 @@ public static class ReproduceOptions
         DefaultValueFactory = _ => Path.Combine("docs", "results"),
     };
 
+    /// <summary>--runs DIR: the folder that holds the reproductions' run folders.</summary>
+    public static Option<string> Runs() => new("--runs")
+    {
+        Description = "Folder of the run folders (each finished run is kept there and never trained again).",
+        DefaultValueFactory = _ => Path.Combine("runs", "reproduce"),
+    };
+
     /// <summary>The full path of an optional folder that must exist.</summary>
     /// <exception cref="UsageException">Given but missing.</exception>
     public static string? ExistingFolder(string? path, string option)

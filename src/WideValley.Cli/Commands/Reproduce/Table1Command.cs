@@ -18,7 +18,7 @@ public static class Table1Command
         var seeds = new Option<int>("--seeds") { Description = "Independent runs per optimizer and row (the paper: 5).", DefaultValueFactory = _ => 5 };
         var firstSeed = new Option<long>("--first-seed") { Description = "Seed of the first run; the others follow consecutively.", DefaultValueFactory = _ => 1L };
         var budget = ReproduceOptions.Budget();
-        var runs = new Option<string>("--runs") { Description = "Folder of the run folders (RUNS/table1-BUDGET/ROW/OPTIMIZER/seed-K).", DefaultValueFactory = _ => Path.Combine("runs", "reproduce") };
+        var runs = ReproduceOptions.Runs();
         var output = ReproduceOptions.Output();
         var mnistDir = new Option<string?>("--mnist-dir") { Description = "Folder with the MNIST files; without it Fashion-MNIST stands in for MNIST." };
         var fashionDir = new Option<string?>("--fashion-mnist-dir") { Description = "Folder with the Fashion-MNIST files (default: the usual search)." };
