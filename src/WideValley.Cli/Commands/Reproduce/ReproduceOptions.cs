@@ -50,3 +50,40 @@ public static class ReproduceOptions
         return File.Exists(full) ? full : throw new UsageException($"{option} {path}: no such file");
     }
 }
+
+/// <summary>What the options of a comparison command (table1, sgld-baseline) say, read and checked.</summary>
+internal sealed record ComparisonSettings(int Seeds, long FirstSeed, Budget Budget, string RunsRoot, string OutDir, string? MnistDir,
+    string? FashionMnistDir, int Threads, string Device, bool ReportOnly);
+
+/// <summary>The options every comparison of Entropy-SGD with a baseline over seeds takes.</summary>
+internal sealed class ComparisonOptions
+{
+    public readonly Option<int> Seeds;
+    public readonly Option<long> FirstSeed = new("--first-seed") { Description = "Seed of the first run; the others follow consecutively.", DefaultValueFactory = _ => 1L };
+    public readonly Option<string> Budget = ReproduceOptions.Budget();
+    public readonly Option<string> Runs = ReproduceOptions.Runs();
+    public readonly Option<string> Output = ReproduceOptions.Output();
+    public readonly Option<string?> MnistDir = new("--mnist-dir") { Description = "Folder with the MNIST files; without it Fashion-MNIST stands in for MNIST." };
+    public readonly Option<string?> FashionMnistDir = new("--fashion-mnist-dir") { Description = "Folder with the Fashion-MNIST files (default: the usual search)." };
+    public readonly Option<int> Threads = new("--threads") { Description = "libtorch threads (0 = libtorch's default).", DefaultValueFactory = _ => 0 };
+    public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+    public readonly Option<bool> ReportOnly = new("--report-only") { Description = "Train nothing; write the report from the runs that have finished." };
+
+    public ComparisonOptions(int defaultSeeds, string seedsDescription) =>
+        Seeds = new("--seeds") { Description = seedsDescription, DefaultValueFactory = _ => defaultSeeds };
+
+    public IEnumerable<Option> All => [Seeds, FirstSeed, Budget, Runs, Output, MnistDir, FashionMnistDir, Threads, Device, ReportOnly];
+
+    /// <exception cref="UsageException">A named folder does not exist.</exception>
+    public ComparisonSettings Read(ParseResult p) => new(
+        p.GetValue(Seeds),
+        p.GetValue(FirstSeed),
+        Budgets.Parse(p.GetValue(Budget)!),
+        Path.GetFullPath(p.GetValue(Runs)!),
+        Path.GetFullPath(p.GetValue(Output)!),
+        ReproduceOptions.ExistingFolder(p.GetValue(MnistDir), "--mnist-dir"),
+        ReproduceOptions.ExistingFolder(p.GetValue(FashionMnistDir), "--fashion-mnist-dir"),
+        p.GetValue(Threads),
+        p.GetValue(Device)!,
+        p.GetValue(ReportOnly));
+}

@@ -15,59 +15,47 @@ public static class Table1Command
     public static Command Create(CliContext ctx)
     {
         var rows = new Option<string>("--rows") { Description = $"Comma-separated rows: {string.Join(", ", Table1.RowNames)}.", DefaultValueFactory = _ => string.Join(",", Table1.RowNames) };
-        var seeds = new Option<int>("--seeds") { Description = "Independent runs per optimizer and row (the paper: 5).", DefaultValueFactory = _ => 5 };
-        var firstSeed = new Option<long>("--first-seed") { Description = "Seed of the first run; the others follow consecutively.", DefaultValueFactory = _ => 1L };
-        var budget = ReproduceOptions.Budget();
-        var runs = ReproduceOptions.Runs();
-        var output = ReproduceOptions.Output();
-        var mnistDir = new Option<string?>("--mnist-dir") { Description = "Folder with the MNIST files; without it Fashion-MNIST stands in for MNIST." };
-        var fashionDir = new Option<string?>("--fashion-mnist-dir") { Description = "Folder with the Fashion-MNIST files (default: the usual search)." };
+        var common = new ComparisonOptions(5, "Independent runs per optimizer and row (the paper: 5).");
         var cifarDir = new Option<string?>("--cifar10-dir") { Description = "CIFAR-10 binary folder; without it the allcnn row is skipped." };
         var ptbDir = new Option<string?>("--ptb-dir") { Description = "Penn Treebank folder; without it the ptb-lstm row is skipped." };
         var corpus = new Option<string?>("--corpus") { Description = "UTF-8 text for char-lstm (e.g. /usr/share/games/fortunes/fortunes); without it the row is skipped." };
-        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = libtorch's default).", DefaultValueFactory = _ => 0 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var reportOnly = new Option<bool>("--report-only") { Description = "Train nothing; write the report from the runs that have finished." };
         var command = new Command("table1",
             "Table 1: Entropy-SGD against SGD / Adam on mnistfc, LeNet, All-CNN-BN, PTB-LSTM and char-LSTM with the paper's settings; " +
             "resumable; writes table1-DATASET[-BUDGET].md/.json and one plot per row.")
         {
-            rows, seeds, firstSeed, budget, runs, output, mnistDir, fashionDir, cifarDir, ptbDir, corpus, threads, device, reportOnly,
+            rows, cifarDir, ptbDir, corpus,
         };
+        foreach (var option in common.All) command.Add(option);
         command.SetAction(p =>
         {
             var selected = Table1.ParseRows(p.GetValue(rows)!);
-            var b = Budgets.Parse(p.GetValue(budget)!);
+            var s = common.Read(p);
+            var b = s.Budget;
             var data = new ExperimentData
             {
-                MnistDir = ReproduceOptions.ExistingFolder(p.GetValue(mnistDir), "--mnist-dir"),
-                FashionMnistDir = ReproduceOptions.ExistingFolder(p.GetValue(fashionDir), "--fashion-mnist-dir"),
+                MnistDir = s.MnistDir,
+                FashionMnistDir = s.FashionMnistDir,
                 Cifar10Dir = ReproduceOptions.ExistingFolder(p.GetValue(cifarDir), "--cifar10-dir"),
                 PtbDir = ReproduceOptions.ExistingFolder(p.GetValue(ptbDir), "--ptb-dir"),
                 Corpus = ReproduceOptions.ExistingFile(p.GetValue(corpus), "--corpus"),
             };
-            var n = p.GetValue(seeds);
-            var first = p.GetValue(firstSeed);
-            var t = p.GetValue(threads);
-            var d = p.GetValue(device)!;
-            var runsRoot = Path.GetFullPath(p.GetValue(runs)!);
-            var commandLine = CommandLine(selected, n, first, b, data);
+            var commandLine = CommandLine(selected, s.Seeds, s.FirstSeed, b, data);
             return ComparisonRunner.Execute(ctx, new ComparisonRequest
             {
                 Name = "table1",
                 Rows = selected,
                 SkipReason = row => Table1.SkipReason(row, data),
                 DatasetOf = row => Table1.DatasetOf(row, data),
-                Arms = (row, seed) => Table1.Arms(row, b, seed, data, t, d),
-                Folder = (row, arm, seed) => Table1.RunFolder(runsRoot, b, row, arm, seed),
-                Seeds = n,
-                FirstSeed = first,
-                ReportOnly = p.GetValue(reportOnly),
-                OutDir = Path.GetFullPath(p.GetValue(output)!),
+                Arms = (row, seed) => Table1.Arms(row, b, seed, data, s.Threads, s.Device),
+                Folder = (row, arm, seed) => Table1.RunFolder(s.RunsRoot, b, row, arm, seed),
+                Seeds = s.Seeds,
+                FirstSeed = s.FirstSeed,
+                ReportOnly = s.ReportOnly,
+                OutDir = s.OutDir,
                 Report = results => new ComparisonReportInput(
                     ComparisonReport.FileStem($"table1-{data.MnistRowsDataset}", b),
                     $"Table 1 reproduced on {data.MnistRowsDataset} (budget `{Budgets.Name(b)}`)",
-                    Introduction(selected, b, data), b, commandLine, MachineDescription.Describe(t), results),
+                    Introduction(selected, b, data), b, commandLine, MachineDescription.Describe(s.Threads), results),
             });
         });
         return command;
