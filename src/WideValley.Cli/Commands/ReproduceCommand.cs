@@ -12,6 +12,7 @@ public static class ReproduceCommand
     public static Command Create(CliContext ctx)
     {
         var command = new Command("reproduce", "Reproduce the Entropy-SGD paper's experiments and write reports (Markdown, PNG, JSON).");
+        command.Add(Reproduce.LocalEntropyToyCommand.Create(ctx));
         return command;
     }
 }
