@@ -262,6 +262,10 @@ public sealed record OptimizerEnds(string Name, double[] Starts, double[] Ends, 
 /// <param name="Scopes">-F for the small and the large scope.</param>
 /// <param name="Langevin">The Langevin checks, one per entry of <paramref name="Scopes"/>.</param>
 /// <param name="FinalScope">-F at the scope Entropy-SGD ends at (where its runs settle).</param>
+/// <param name="SwitchScope">
+/// The scope between the small and the large one at which -F's global minimum moves from the wide to the sharp valley
+/// (bisection in log gamma, to 1%); NaN if it does not move there in that range.
+/// </param>
 /// <param name="Sgd">Plain gradient descent's ends.</param>
 /// <param name="EntropySgd">Entropy-SGD's ends.</param>
 /// <param name="Seconds">Wall time.</param>
@@ -273,6 +277,7 @@ public sealed record LocalEntropyToyResult(
     IReadOnlyList<ScopeCurve> Scopes,
     IReadOnlyList<LangevinCheck> Langevin,
     ScopeCurve FinalScope,
+    double SwitchScope,
     OptimizerEnds Sgd,
     OptimizerEnds EntropySgd,
     double Seconds)
@@ -314,13 +319,14 @@ public static class LocalEntropyToy
         }
 
         var final = LocalEntropyCurve(settings, x, settings.FinalScope);
+        var switchScope = SwitchScope(settings, valleys);
         var grid = Grid(settings.XMin, settings.XMax, settings.Starts);
         var starts = Repeat(grid, settings.Replicas);
         var sgd = RunSgd(settings, grid, settings.Replicas, valleys);
         log?.Invoke($"SGD: {sgd.Count(EndValley.Wide)} of {starts.Length} runs end in the wide valley, {sgd.Count(EndValley.Sharp)} in the sharp one ({watch.Elapsed.TotalSeconds:0.0} s)");
         var esgd = RunEntropySgd(settings, starts, valleys, unchecked(settings.Seed * 1000 + 999));
         log?.Invoke($"Entropy-SGD: {esgd.Count(EndValley.Wide)} of {starts.Length} runs end in the wide valley, {esgd.Count(EndValley.Sharp)} in the sharp one ({watch.Elapsed.TotalSeconds:0.0} s)");
-        return new LocalEntropyToyResult(settings, valleys, x, f, scopes, checks, final, sgd, esgd, watch.Elapsed.TotalSeconds);
+        return new LocalEntropyToyResult(settings, valleys, x, f, scopes, checks, final, switchScope, sgd, esgd, watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>n equally spaced points from lo to hi, both included.</summary>
@@ -362,6 +368,26 @@ public static class LocalEntropyToy
         var best = minima.MinBy(m => m.Value);
         return new ScopeCurve(gamma, values, exact.Select((e, i) => gamma * (x[i] - e.GibbsMean)).ToArray(),
             exact.Select(e => e.GibbsMean).ToArray(), minima.Select(m => m.X).ToArray(), best.X, best.Value);
+    }
+
+    /// <summary>
+    /// Where between the small and the large scope the global minimum of -F moves from the wide valley to the sharp one:
+    /// bisection in log gamma on a 201-point grid's curve, to a ratio of 1.01. NaN unless the small scope's minimum is in
+    /// the wide valley and the large scope's in the sharp one.
+    /// </summary>
+    public static double SwitchScope(LocalEntropyToySettings s, TwoWellLandscape.Valleys valleys)
+    {
+        var x = Grid(s.XMin, s.XMax, 201);
+        EndValley ValleyAt(double gamma) => Classify(s.Landscape, valleys, LocalEntropyCurve(s, x, gamma).GlobalMinimum);
+        double lo = s.SmallScope, hi = s.LargeScope;
+        if (ValleyAt(lo) != EndValley.Wide || ValleyAt(hi) != EndValley.Sharp) return double.NaN;
+        while (hi / lo > 1.01)
+        {
+            var mid = Math.Sqrt(lo * hi);
+            if (ValleyAt(mid) == EndValley.Sharp) hi = mid;
+            else lo = mid;
+        }
+        return Math.Sqrt(lo * hi);
     }
 
     static (double X, double Value) GoldenSection(Func<double, double> g, double a, double b)

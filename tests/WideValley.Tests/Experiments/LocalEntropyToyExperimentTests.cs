@@ -36,6 +36,18 @@ public class LocalEntropyToyExperimentTests
     }
 
     [Fact]
+    public void TheSameSeedGivesTheSameEstimatesAndAnotherSeedOtherOnes()
+    {
+        var settings = Quick with { LangevinChains = 16 };
+        var a = LocalEntropyToy.CheckLangevin(settings, 1, 5);
+        var b = LocalEntropyToy.CheckLangevin(settings, 1, 5);
+        var c = LocalEntropyToy.CheckLangevin(settings, 1, 6);
+        Assert.Equal(a.GibbsMean, b.GibbsMean);
+        Assert.Equal(a.NegativeLocalEntropy, b.NegativeLocalEntropy);
+        Assert.NotEqual(a.GibbsMean, c.GibbsMean);
+    }
+
+    [Fact]
     public void TheToleranceTellsTheRightTemperatureFromAWrongOne()
     {
         // Langevin at T = 1 against quadrature at T = 1/2: a wrong noise scale must show as a disagreement.
@@ -69,6 +81,12 @@ public class LocalEntropyToyExperimentTests
         Assert.InRange(large.GlobalMinimum, valleys.SharpMinimum - 0.02, valleys.SharpMinimum + 0.02);
         // At the large scope the wide valley keeps a local minimum of -F, at f's.
         Assert.Contains(large.LocalMinima, m => Math.Abs(m - valleys.WideMinimum) < 0.02);
+
+        // The switch lies strictly between the scopes, and the valleys on either side of it are the ones claimed.
+        var switchScope = LocalEntropyToy.SwitchScope(settings, valleys);
+        Assert.InRange(switchScope, settings.SmallScope, settings.LargeScope);
+        Assert.Equal(EndValley.Wide, LocalEntropyToy.Classify(landscape, valleys, LocalEntropyToy.LocalEntropyCurve(settings, x, switchScope / 1.05).GlobalMinimum));
+        Assert.Equal(EndValley.Sharp, LocalEntropyToy.Classify(landscape, valleys, LocalEntropyToy.LocalEntropyCurve(settings, x, switchScope * 1.05).GlobalMinimum));
     }
 
     public static TheoryData<TwoWellLandscape> Landscapes => new(new TwoWellLandscape(), Mirrored);

@@ -185,8 +185,9 @@ public static class LocalEntropyToyCommand
         double[] ends = [s.XMin, s.XMax];
         var bottom = new List<LineSeries>
         {
-            new("SGD", r.Sgd.Starts, r.Sgd.Ends) { ColorIndex = 3, MarkersOnly = true },
+            // SGD's ends sit exactly on f's minima; drawn last, they stay visible among Entropy-SGD's scattered ones.
             new("Entropy-SGD", r.EntropySgd.Starts, r.EntropySgd.Ends) { ColorIndex = 2, MarkersOnly = true },
+            new("SGD", r.Sgd.Starts, r.Sgd.Ends) { ColorIndex = 3, MarkersOnly = true },
             new("", ends, [r.Valleys.WideMinimum, r.Valleys.WideMinimum]) { ColorIndex = 7, Dashed = true },
             new("", ends, [r.Valleys.SharpMinimum, r.Valleys.SharpMinimum]) { ColorIndex = 7, Dashed = true },
         };
@@ -354,6 +355,7 @@ public static class LocalEntropyToyCommand
             ["x_range"] = Numbers([s.XMin, s.XMax]),
             ["curve_points"] = s.CurvePoints,
             ["scopes"] = scopes,
+            ["switch_scope"] = Number(r.SwitchScope),
             ["entropy_sgd_final_scope"] = new JsonObject
             {
                 ["gamma"] = r.FinalScope.Gamma,
@@ -409,7 +411,7 @@ public static class LocalEntropyToyCommand
              "No fitted shift or scale: the curve equals T log E_Gibbs[exp(f(x′)/T)], vanishes far from both wells and tends to f as γ → ∞, so it shares f's axis.");
         Line($"- **Langevin estimates** at {r.Langevin[0].X.Length} points: the library's local-entropy estimator (the inside of Entropy-SGD, Alg. 1 lines 2–6) with " +
              $"{r.Langevin[0].Chains:N0} independent chains per point, noise ε = √(2T) under the paper's scaling √η′ ε (so the chains sample temperature T), " +
-             $"η′ = {N(s.LangevinStepAccuracy, "G3")} / (γ + max|f″|), L = {N(s.LangevinHorizon, "G3")}/γ time units of steps and α = {N(s.AverageWindows, "G3")}/L. " +
+             $"η′ = {N(s.LangevinStepAccuracy, "G3")} / (γ + max|f″|), chains {N(s.LangevinHorizon, "G3")}/γ long in time (L = {r.Langevin[0].Steps:N0} steps at γ = {Gamma(r.Langevin[0].Gamma)}) and α = {N(s.AverageWindows, "G3")}/L. " +
              "⟨x′⟩ = x − mean(x − μ) over the chains (middle panel); the top panel's markers are T log of the mean of exp(f(x′)/T) over the second half of every chain. " +
              $"A point agrees when |⟨x′⟩ − ⟨x′⟩_exact| ≤ 4 standard errors + {N(s.LangevinBiasAllowance, "G3")} (Euler step and start-weight bias).");
         Line($"- **Runs** from {s.Starts} equally spaced starts on [{N(s.XMin, "G4")}, {N(s.XMax, "G4")}], {s.Replicas} Entropy-SGD run(s) per start.");
@@ -431,6 +433,11 @@ public static class LocalEntropyToyCommand
         }
         Line($"| {Gamma(r.FinalScope.Gamma)} (Entropy-SGD's last) | {N(r.FinalScope.GlobalMinimum)} | {ValleyName(r.ValleyOf(r.FinalScope.GlobalMinimum))} | {Minima(r.FinalScope)} | – | – | – | – |");
         Line();
+        Line(double.IsNaN(r.SwitchScope)
+            ? $"Between γ = {Gamma(small.Gamma)} and {Gamma(large.Gamma)} the global minimum of −F does not move from the wide valley to the sharp one."
+            : $"The global minimum of −F moves from the wide to the sharp valley at γ ≈ {N(r.SwitchScope, "G3")} (bisection on the quadrature); " +
+              "below that scope local entropy prefers the wide valley, above it the depth of the sharp one wins.");
+        Line();
         Line("| optimizer | runs | ended in the wide valley | ended in the sharp valley | neither |");
         Line("|---|---|---|---|---|");
         foreach (var o in new[] { r.Sgd, r.EntropySgd })
@@ -445,7 +452,8 @@ public static class LocalEntropyToyCommand
              "and (Sec. 4) that Entropy-SGD, which descends it, is biased towards wide valleys.");
         Line();
         Line($"- Small scope: −F(x, {Gamma(small.Gamma)}) has its global minimum at x = {N(small.GlobalMinimum)}, in the **{ValleyName(r.ValleyOf(small.GlobalMinimum))}** valley, " +
-             $"although f's global minimum is the sharp one: {(claims.SmallScopeFavoursWide ? "agrees" : "does not agree")}.");
+             $"although f's global minimum is the {(l.Value(r.Valleys.SharpMinimum) < l.Value(r.Valleys.WideMinimum) ? "sharp" : "wide")} one: " +
+             $"{(claims.SmallScopeFavoursWide ? "agrees" : "does not agree")}.");
         Line($"- Large scope: −F(x, {Gamma(large.Gamma)}) has its global minimum at x = {N(large.GlobalMinimum)}, in the **{ValleyName(r.ValleyOf(large.GlobalMinimum))}** valley, like f: " +
              $"{(claims.LargeScopeFollowsF ? "agrees" : "does not agree")}.");
         Line($"- Entropy-SGD ended in the wide valley in {Percent(r.EntropySgd.Fraction(EndValley.Wide))} of its runs, SGD in {Percent(r.Sgd.Fraction(EndValley.Wide))}: " +
