@@ -19,7 +19,7 @@ public sealed record ArmResult(string Key, string Label, bool IsEntropy, IReadOn
 public sealed record ComparisonRowResult(ComparisonRow Row, string Dataset, string? SkipReason, ArmResult? Baseline, ArmResult? Entropy);
 
 /// <summary>Everything a comparison report states.</summary>
-/// <param name="Stem">File name stem, e.g. table1-fashion-mnist (see <see cref="ComparisonReport.FileStem"/>).</param>
+/// <param name="Stem">File name stem, e.g. table1-fashion-mnist (see <see cref="Budgets.ReportStem"/>).</param>
 /// <param name="Title">The report's heading.</param>
 /// <param name="Introduction">Markdown paragraphs under the heading: what is compared, with which settings and data.</param>
 /// <param name="Budget">The budget the runs used.</param>
@@ -51,11 +51,6 @@ public readonly record struct SeedStatistic(double Mean, double? Std, int Count)
 public static class ComparisonReport
 {
     static readonly CultureInfo C = CultureInfo.InvariantCulture;
-
-    /// <summary>File name stem: NAME for the paper budget, NAME-BUDGET otherwise, so that a quick run never
-    /// overwrites the paper-budget report.</summary>
-    public static string FileStem(string name, Budget budget) =>
-        budget == Budget.Paper ? name : $"{name}-{Budgets.Name(budget)}";
 
     /// <summary>The quantity a row reports for one finished run: final test error (%) or perplexity.</summary>
     public static double? TestMetric(ComparisonRow row, EpochMetrics? m) =>

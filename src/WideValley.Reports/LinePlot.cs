@@ -13,6 +13,15 @@ public sealed record LineSeries(string Name, IReadOnlyList<double> X, IReadOnlyL
 
     /// <summary>Mark every data point (useful for few points, e.g. one per epoch).</summary>
     public bool ShowMarkers { get; init; }
+
+    /// <summary>Draw the points as markers without a connecting line (estimates overlaid on an exact curve, scatter data).</summary>
+    public bool MarkersOnly { get; init; }
+
+    /// <summary>
+    /// Palette index of the colour, instead of the series' position in its panel: lets markers take the colour of the
+    /// curve they estimate.
+    /// </summary>
+    public int? ColorIndex { get; init; }
 }
 
 /// <summary>One panel of a stacked line plot: its own y axis and series, sharing the x axis with the others.</summary>
@@ -25,6 +34,9 @@ public sealed record LinePanel(string YLabel, IReadOnlyList<LineSeries> Series)
 
     /// <summary>Optional title of this panel.</summary>
     public string? Title { get; init; }
+
+    /// <summary>Where this panel's legend goes, when its data leave a different corner free than the figure's default.</summary>
+    public LegendCorner? Legend { get; init; }
 }
 
 /// <summary>A labelled vertical line, e.g. the two end points t = 0 and t = 1 of an interpolation.</summary>
@@ -99,7 +111,7 @@ public static class LinePlot
             // Only the bottom panel carries the x label; the stack reads as one figure with one x axis.
             var plot = PlotStyle.NewPlot(panel.Title, p == panels.Count - 1 ? xLabel : null, panel.YLabel);
             var colorIndex = 0;
-            foreach (var series in panel.Series) AddSeries(plot, series, panel.LogY, PlotStyle.SeriesColor(colorIndex++));
+            foreach (var series in panel.Series) AddSeries(plot, series, panel.LogY, PlotStyle.SeriesColor(series.ColorIndex ?? colorIndex++));
             foreach (var marker in options.Markers)
             {
                 var line = plot.Add.VerticalLine(marker.X, 1.5f, Colors.Gray, LinePattern.Dotted);
@@ -110,7 +122,7 @@ public static class LinePlot
                 var logs = panel.Series.SelectMany(s => s.Y).Select(Math.Log10).ToArray();
                 PlotStyle.UseLogTicks(plot.Axes.Left, logs.Min(), logs.Max());
             }
-            if (panel.Series.Any(s => !string.IsNullOrWhiteSpace(s.Name))) plot.ShowLegend(ToAlignment(options.Legend));
+            if (panel.Series.Any(s => !string.IsNullOrWhiteSpace(s.Name))) plot.ShowLegend(ToAlignment(panel.Legend ?? options.Legend));
             plot.Axes.AutoScale();
             plot.Axes.SetLimitsX(xMin - pad, xMax + pad);
             // Marker labels go inside the data area, just below its top edge: ScottPlot's own line labels sit outside
@@ -160,6 +172,8 @@ public static class LinePlot
             InputChecks.AllFinite(series.X, $"{name}.X");
             InputChecks.AllFinite(series.Y, $"{name}.Y");
             if (panel.LogY) InputChecks.AllPositive(series.Y, $"{name}.Y", "a log-scale y axis");
+            if (series.ColorIndex is < 0)
+                throw new ArgumentOutOfRangeException($"{name}.ColorIndex", series.ColorIndex, "a palette index must not be negative.");
         }
     }
 
@@ -167,8 +181,8 @@ public static class LinePlot
     {
         var ys = logY ? series.Y.Select(Math.Log10).ToArray() : series.Y.ToArray();
         var line = plot.Add.Scatter(series.X.ToArray(), ys, color);
-        line.LineWidth = 2;
-        line.MarkerSize = series.ShowMarkers || series.X.Count == 1 ? 6 : 0;
+        line.LineWidth = series.MarkersOnly ? 0 : 2;
+        line.MarkerSize = series.ShowMarkers || series.MarkersOnly || series.X.Count == 1 ? 6 : 0;
         if (series.Dashed) line.LinePattern = LinePattern.Dashed;
         if (!string.IsNullOrWhiteSpace(series.Name)) line.LegendText = series.Name;
     }

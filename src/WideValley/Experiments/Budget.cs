@@ -25,6 +25,12 @@ public static class Budgets
         _ => throw new ArgumentOutOfRangeException(nameof(budget), budget, "unknown budget"),
     };
 
+    /// <summary>
+    /// File name stem of a report: NAME for the paper budget, NAME-BUDGET otherwise, so that a quick run never
+    /// overwrites the committed paper-budget report.
+    /// </summary>
+    public static string ReportStem(string name, Budget budget) => budget == Budget.Paper ? name : $"{name}-{Name(budget)}";
+
     /// <exception cref="ArgumentException">Not one of <see cref="Names"/>.</exception>
     public static Budget Parse(string text) => (text ?? "").Trim().ToLowerInvariant() switch
     {

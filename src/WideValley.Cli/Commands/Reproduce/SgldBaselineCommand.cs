@@ -52,7 +52,7 @@ public static class SgldBaselineCommand
                 ReportOnly = s.ReportOnly,
                 OutDir = s.OutDir,
                 Report = results => new ComparisonReportInput(
-                    ComparisonReport.FileStem("sgld-baseline", b),
+                    Budgets.ReportStem("sgld-baseline", b),
                     $"SGLD against Entropy-SGD on LeNet, {data.MnistRowsDataset} (App. C.1, budget `{Budgets.Name(b)}`)",
                     Introduction(b, data, eta, exponent), b, commandLine, MachineDescription.Describe(s.Threads), results),
             });

@@ -53,7 +53,7 @@ public static class Table1Command
                 ReportOnly = s.ReportOnly,
                 OutDir = s.OutDir,
                 Report = results => new ComparisonReportInput(
-                    ComparisonReport.FileStem($"table1-{data.MnistRowsDataset}", b),
+                    Budgets.ReportStem($"table1-{data.MnistRowsDataset}", b),
                     $"Table 1 reproduced on {data.MnistRowsDataset} (budget `{Budgets.Name(b)}`)",
                     Introduction(selected, b, data), b, commandLine, MachineDescription.Describe(s.Threads), results),
             });
