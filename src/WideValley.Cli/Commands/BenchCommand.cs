@@ -58,17 +58,9 @@ public static class BenchCommand
             if (p.GetValue(output) is string file)
                 AtomicFile.WriteAllText(Path.GetFullPath(file), text + "\n");
             if (asJson)
-            {
                 ctx.Out.WriteLine(text);
-            }
             else
-            {
-                var c = CultureInfo.InvariantCulture;
-                ctx.Out.WriteLine(string.Format(c, "sgd step {0:0.000} ms, entropy-sgd step {1:0.000} ms, ratio {2:0.000} (entropy-sgd / (L x sgd))",
-                    result.SgdStepMs, result.EntropySgdStepMs, result.Ratio));
-                ctx.Out.WriteLine(string.Format(c, "langevin update {0:0.000} ms per step; optimizer state {1:0.##} parameter buffers (sgd: {2:0.##}); resident memory growth {3:0.0} MiB",
-                    result.LangevinUpdateMs, result.EntropySgdStateBuffers, result.SgdStateBuffers, result.ResidentGrowthMiB));
-            }
+                foreach (var line in OptimizerBenchmark.Summary(result)) ctx.Out.WriteLine(line);
             return ExitCodes.Ok;
         });
         return command;
@@ -106,41 +98,38 @@ public static class BenchCommand
             };
             options.Validate();
             var r = HessianBenchmark.Run(options);
-            var text = new JsonObject
-            {
-                ["benchmark"] = "hessian",
-                ["model"] = r.Model,
-                ["parameters"] = r.Parameters,
-                ["samples"] = r.Samples,
-                ["grad_ms"] = Math.Round(r.GradMs, 3),
-                ["hvp_ms"] = Math.Round(r.HvpMs, 3),
-                ["hvp_over_grad"] = Math.Round(r.HvpOverGrad, 3),
-                ["top"] = r.Top,
-                ["tolerance"] = r.Tolerance,
-                ["lanczos_hvps"] = r.LanczosHvps,
-                ["lanczos_converged"] = r.LanczosConverged,
-                ["lanczos_seconds"] = Math.Round(r.LanczosSeconds, 2),
-                ["lanczos_rule"] = "error-bound",
-                ["lanczos_max_error_bound"] = r.LanczosMaxErrorBound,
-                ["lanczos_hvps_residual_rule"] = r.LanczosHvpsResidualRule,
-                ["lanczos_residual_rule_converged"] = r.LanczosResidualRuleConverged,
-                ["lambda_max"] = r.LambdaMax,
-                ["threads"] = r.Threads,
-                ["data"] = r.Data,
-                ["processors"] = Environment.ProcessorCount,
-            }.ToJsonString();
+            var text = ToJson(r).ToJsonString();
             if (p.GetValue(output) is string file) AtomicFile.WriteAllText(Path.GetFullPath(file), text + "\n");
-            if (p.GetValue(json))
-                ctx.Out.WriteLine(text);
-            else
-                ctx.Out.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                    "{0}: gradient {1:0.0} ms, HVP {2:0.0} ms (x{3:0.00}); Lanczos top {4}: {5} HVPs to error bound, {6}converged, {7:0.0} s, lambda_max {8:0.####}; {9} HVPs to residual",
-                    r.Model, r.GradMs, r.HvpMs, r.HvpOverGrad, r.Top, r.LanczosHvps, r.LanczosConverged ? "" : "not ", r.LanczosSeconds, r.LambdaMax,
-                    r.LanczosHvpsResidualRule));
+            ctx.Out.WriteLine(p.GetValue(json) ? text : HessianBenchmark.Summary(r));
             return ExitCodes.Ok;
         });
         return command;
     }
+
+    /// <summary>The result with the key names the issue tracker and reports use (snake_case, L as in the paper).</summary>
+    public static JsonObject ToJson(HessianBenchmarkResult r) => new()
+    {
+        ["benchmark"] = "hessian",
+        ["model"] = r.Model,
+        ["parameters"] = r.Parameters,
+        ["samples"] = r.Samples,
+        ["grad_ms"] = Math.Round(r.GradMs, 3),
+        ["hvp_ms"] = Math.Round(r.HvpMs, 3),
+        ["hvp_over_grad"] = Math.Round(r.HvpOverGrad, 3),
+        ["top"] = r.Top,
+        ["tolerance"] = r.Tolerance,
+        ["lanczos_hvps"] = r.LanczosHvps,
+        ["lanczos_converged"] = r.LanczosConverged,
+        ["lanczos_seconds"] = Math.Round(r.LanczosSeconds, 2),
+        ["lanczos_rule"] = "error-bound",
+        ["lanczos_max_error_bound"] = r.LanczosMaxErrorBound,
+        ["lanczos_hvps_residual_rule"] = r.LanczosHvpsResidualRule,
+        ["lanczos_residual_rule_converged"] = r.LanczosResidualRuleConverged,
+        ["lambda_max"] = r.LambdaMax,
+        ["threads"] = r.Threads,
+        ["data"] = r.Data,
+        ["processors"] = Environment.ProcessorCount,
+    };
 
     /// <summary>The result with the key names the issue tracker and reports use (snake_case, L as in the paper).</summary>
     public static JsonObject ToJson(OptimizerBenchmarkResult r) => new()
