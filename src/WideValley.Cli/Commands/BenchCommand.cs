@@ -9,14 +9,19 @@ namespace WideValley.Cli.Commands;
 /// <summary>
 /// `widevalley bench ...`: speed and memory benchmarks, each in one process with warm-up and medians. Benchmarks, not
 /// timed unit tests, check the performance targets, because shared machines are too noisy for pass/fail timings.
+/// Without a subcommand, `bench` runs them all (<see cref="BenchSuiteCommand"/>).
 /// </summary>
 public static class BenchCommand
 {
     public static Command Create(CliContext ctx)
     {
-        var command = new Command("bench", "Benchmarks: medians after warm-up, in one process.");
+        var command = new Command("bench",
+            "Benchmarks: medians after warm-up, in one process. Without a subcommand: the whole suite (optimizer for each network at " +
+            "L = 5 and 20, Hessian for each network, data throughput), one JSON object with the machine description, and a Markdown report.");
         command.Add(OptimizerCommand(ctx));
         command.Add(HessianCommand(ctx));
+        command.Add(DataCommand(ctx));
+        BenchSuiteCommand.Configure(command, ctx);
         return command;
     }
 
@@ -105,6 +110,73 @@ public static class BenchCommand
         });
         return command;
     }
+
+    static Command DataCommand(CliContext ctx)
+    {
+        var data = new Option<string>("--data")
+        {
+            Description = $"{ThroughputData.Auto} (Fashion-MNIST when found, else synthetic), {ThroughputData.FashionMnist} or {ThroughputData.Synthetic}.",
+            DefaultValueFactory = _ => ThroughputData.Auto,
+        };
+        var dataDir = new Option<string?>("--data-dir") { Description = "Folder holding Fashion-MNIST's files (default: the usual search, see 'widevalley data list')." };
+        var batch = new Option<int>("--batch-size") { Description = "Minibatch size.", DefaultValueFactory = _ => 128 };
+        var rounds = new Option<int>("--rounds") { Description = "Timed rounds, each one pass over the training set.", DefaultValueFactory = _ => 7 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => 1 };
+        var loaderBatches = new Option<int>("--dataloader-batches") { Description = "Minibatches per round through TorchSharp's DataLoader, for comparison (0 = skip).", DefaultValueFactory = _ => 50 };
+        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
+        var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
+        var command = new Command("data",
+            "Images per second through the trainer's minibatch path (randperm + index_select on tensors in memory), the one-time cost of " +
+            "loading Fashion-MNIST, and TorchSharp's DataLoader over the same tensors for comparison.")
+        {
+            data, dataDir, batch, rounds, warmup, loaderBatches, threads, json, output,
+        };
+        command.SetAction(p =>
+        {
+            var options = new DataThroughputOptions
+            {
+                Data = p.GetValue(data)!,
+                DataDir = p.GetValue(dataDir),
+                BatchSize = p.GetValue(batch),
+                Rounds = p.GetValue(rounds),
+                WarmupRounds = p.GetValue(warmup),
+                DataLoaderBatchesPerRound = p.GetValue(loaderBatches),
+                Threads = p.GetValue(threads),
+            };
+            options.Validate();
+            var asJson = p.GetValue(json);
+            var r = DataThroughputBenchmark.Run(options, asJson ? null : message => ctx.Out.WriteLine("  " + message));
+            var text = ToJson(r).ToJsonString();
+            if (p.GetValue(output) is string file) AtomicFile.WriteAllText(Path.GetFullPath(file), text + "\n");
+            ctx.Out.WriteLine(asJson ? text : DataThroughputBenchmark.Summary(r));
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>The result with the key names the issue tracker and reports use (snake_case); null where nothing was measured.</summary>
+    public static JsonObject ToJson(DataThroughputResult r) => new()
+    {
+        ["benchmark"] = "data",
+        ["data"] = r.Data,
+        ["real_data"] = r.RealData,
+        ["samples"] = r.Samples,
+        ["sample_shape"] = r.SampleShape,
+        ["batch_size"] = r.BatchSize,
+        ["batches_per_round"] = r.BatchesPerRound,
+        ["images_per_second"] = Math.Round(r.ImagesPerSecond, 0),
+        ["batch_ms"] = Math.Round(r.BatchMs, 4),
+        ["load_seconds"] = r.LoadSeconds is { } load ? Math.Round(load, 3) : null,
+        ["load_repeats"] = r.LoadRepeats,
+        ["dataloader_images_per_second"] = r.DataLoaderImagesPerSecond is { } rate ? Math.Round(rate, 0) : null,
+        ["dataloader_batches_per_round"] = r.DataLoaderBatchesPerRound,
+        ["speedup_over_dataloader"] = r.SpeedupOverDataLoader is { } speedup ? Math.Round(speedup, 2) : null,
+        ["rounds"] = r.Rounds,
+        ["warmup_rounds"] = r.WarmupRounds,
+        ["threads"] = r.Threads,
+        ["processors"] = Environment.ProcessorCount,
+    };
 
     /// <summary>The result with the key names the issue tracker and reports use (snake_case, L as in the paper).</summary>
     public static JsonObject ToJson(HessianBenchmarkResult r) => new()
