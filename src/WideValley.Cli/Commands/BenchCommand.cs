@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using WideValley.Benchmarks;
 
@@ -32,15 +30,13 @@ public static class BenchCommand
         var batch = new Option<int>("--batch-size") { Description = "Minibatch size.", DefaultValueFactory = _ => 128 };
         var rounds = new Option<int>("--rounds") { Description = "Timed rounds (each: L SGD steps, then one Entropy-SGD step).", DefaultValueFactory = _ => 30 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => 3 };
-        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
-        var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
+        var io = ResultOptions.Create();
         var command = new Command("optimizer",
             "Time an Entropy-SGD step against L SGD steps on the same network (ratio = entropy_sgd_step / (L x sgd_step)) " +
             "and report the optimizer state in parameter-sized buffers.")
         {
-            model, l, batch, rounds, warmup, threads, device, json, output,
+            model, l, batch, rounds, warmup, io.Threads, device, io.Json, io.Out,
         };
         command.SetAction(p =>
         {
@@ -51,21 +47,15 @@ public static class BenchCommand
                 BatchSize = p.GetValue(batch),
                 Rounds = p.GetValue(rounds),
                 WarmupRounds = p.GetValue(warmup),
-                Threads = p.GetValue(threads),
+                Threads = p.GetValue(io.Threads),
                 Device = p.GetValue(device)!,
             };
             options.Validate();
-            var asJson = p.GetValue(json);
+            var asJson = p.GetValue(io.Json);
             if (!asJson)
                 ctx.Out.WriteLine($"bench optimizer: {options.Model}, L = {options.L}, batch {options.BatchSize}, {options.WarmupRounds} warm-up + {options.Rounds} timed rounds");
             var result = OptimizerBenchmark.Run(options, asJson ? null : message => ctx.Out.WriteLine("  " + message));
-            var text = ToJson(result).ToJsonString(new JsonSerializerOptions { WriteIndented = false });
-            if (p.GetValue(output) is string file)
-                AtomicFile.WriteAllText(Path.GetFullPath(file), text + "\n");
-            if (asJson)
-                ctx.Out.WriteLine(text);
-            else
-                foreach (var line in OptimizerBenchmark.Summary(result)) ctx.Out.WriteLine(line);
+            io.Emit(ctx, p, ToJson(result), OptimizerBenchmark.Summary(result));
             return ExitCodes.Ok;
         });
         return command;
@@ -80,13 +70,11 @@ public static class BenchCommand
         var warmup = new Option<int>("--warmup") { Description = "Untimed repetitions first.", DefaultValueFactory = _ => 2 };
         var top = new Option<int>("--top") { Description = "Largest eigenvalues Lanczos is asked for.", DefaultValueFactory = _ => 20 };
         var tolerance = new Option<double>("--tolerance") { Description = "Lanczos tolerance on each eigenvalue's error bound min(r, r^2/gap), relative to the largest Ritz value.", DefaultValueFactory = _ => 1e-3 };
-        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
-        var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
+        var io = ResultOptions.Create();
         var command = new Command("hessian",
             "Time a Hessian-vector product against a gradient over the same evaluation set, and count the products Lanczos needs for the top eigenvalues.")
         {
-            model, samples, batch, rounds, warmup, top, tolerance, threads, json, output,
+            model, samples, batch, rounds, warmup, top, tolerance, io.Threads, io.Json, io.Out,
         };
         command.SetAction(p =>
         {
@@ -99,13 +87,11 @@ public static class BenchCommand
                 WarmupRounds = p.GetValue(warmup),
                 Top = p.GetValue(top),
                 Tolerance = p.GetValue(tolerance),
-                Threads = p.GetValue(threads),
+                Threads = p.GetValue(io.Threads),
             };
             options.Validate();
             var r = HessianBenchmark.Run(options);
-            var text = ToJson(r).ToJsonString();
-            if (p.GetValue(output) is string file) AtomicFile.WriteAllText(Path.GetFullPath(file), text + "\n");
-            ctx.Out.WriteLine(p.GetValue(json) ? text : HessianBenchmark.Summary(r));
+            io.Emit(ctx, p, ToJson(r), [HessianBenchmark.Summary(r)]);
             return ExitCodes.Ok;
         });
         return command;
@@ -113,24 +99,17 @@ public static class BenchCommand
 
     static Command DataCommand(CliContext ctx)
     {
-        var data = new Option<string>("--data")
-        {
-            Description = $"{ThroughputData.Auto} (Fashion-MNIST when found, else synthetic), {ThroughputData.FashionMnist} or {ThroughputData.Synthetic}.",
-            DefaultValueFactory = _ => ThroughputData.Auto,
-        };
-        var dataDir = new Option<string?>("--data-dir") { Description = "Folder holding Fashion-MNIST's files (default: the usual search, see 'widevalley data list')." };
+        var (data, dataDir) = ThroughputDataOptions();
         var batch = new Option<int>("--batch-size") { Description = "Minibatch size.", DefaultValueFactory = _ => 128 };
         var rounds = new Option<int>("--rounds") { Description = "Timed rounds, each one pass over the training set.", DefaultValueFactory = _ => 7 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => 1 };
         var loaderBatches = new Option<int>("--dataloader-batches") { Description = "Minibatches per round through TorchSharp's DataLoader, for comparison (0 = skip).", DefaultValueFactory = _ => 50 };
-        var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
-        var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
+        var io = ResultOptions.Create();
         var command = new Command("data",
             "Images per second through the trainer's minibatch path (randperm + index_select on tensors in memory), the one-time cost of " +
             "loading Fashion-MNIST, and TorchSharp's DataLoader over the same tensors for comparison.")
         {
-            data, dataDir, batch, rounds, warmup, loaderBatches, threads, json, output,
+            data, dataDir, batch, rounds, warmup, loaderBatches, io.Threads, io.Json, io.Out,
         };
         command.SetAction(p =>
         {
@@ -142,17 +121,46 @@ public static class BenchCommand
                 Rounds = p.GetValue(rounds),
                 WarmupRounds = p.GetValue(warmup),
                 DataLoaderBatchesPerRound = p.GetValue(loaderBatches),
-                Threads = p.GetValue(threads),
+                Threads = p.GetValue(io.Threads),
             };
             options.Validate();
-            var asJson = p.GetValue(json);
-            var r = DataThroughputBenchmark.Run(options, asJson ? null : message => ctx.Out.WriteLine("  " + message));
-            var text = ToJson(r).ToJsonString();
-            if (p.GetValue(output) is string file) AtomicFile.WriteAllText(Path.GetFullPath(file), text + "\n");
-            ctx.Out.WriteLine(asJson ? text : DataThroughputBenchmark.Summary(r));
+            var r = DataThroughputBenchmark.Run(options, p.GetValue(io.Json) ? null : message => ctx.Out.WriteLine("  " + message));
+            io.Emit(ctx, p, ToJson(r), [DataThroughputBenchmark.Summary(r)]);
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>--data and --data-dir of the throughput benchmark (the `bench data` subcommand and the whole suite).</summary>
+    internal static (Option<string> Data, Option<string?> DataDir) ThroughputDataOptions() =>
+    (
+        new Option<string>("--data")
+        {
+            Description = $"Images for the throughput benchmark: {ThroughputData.Auto} (Fashion-MNIST when found, else synthetic), " +
+                          $"{ThroughputData.FashionMnist} or {ThroughputData.Synthetic}.",
+            DefaultValueFactory = _ => ThroughputData.Auto,
+        },
+        new Option<string?>("--data-dir") { Description = "Folder holding Fashion-MNIST's files (default: the usual search, see 'widevalley data list')." }
+    );
+
+    /// <summary>--threads, --json and --out, which every benchmark subcommand has, and what they do with a result.</summary>
+    sealed record ResultOptions(Option<int> Threads, Option<bool> Json, Option<string?> Out)
+    {
+        public static ResultOptions Create() => new(
+            new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 },
+            new Option<bool>("--json") { Description = "Print one JSON object instead of text." },
+            new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." });
+
+        /// <summary>Writes the JSON to --out when given, then prints it (--json) or the summary lines.</summary>
+        public void Emit(CliContext ctx, ParseResult p, JsonObject result, IEnumerable<string> summary)
+        {
+            var text = result.ToJsonString();
+            if (p.GetValue(Out) is string file) AtomicFile.WriteAllText(Path.GetFullPath(file), text + "\n");
+            if (p.GetValue(Json))
+                ctx.Out.WriteLine(text);
+            else
+                foreach (var line in summary) ctx.Out.WriteLine(line);
+        }
     }
 
     /// <summary>The result with the key names the issue tracker and reports use (snake_case); null where nothing was measured.</summary>

@@ -35,12 +35,7 @@ internal static class BenchSuiteCommand
             Description = $"Comma-separated networks for the optimizer and Hessian benchmarks ({string.Join(", ", BenchmarkSuite.SuitableModels)}).",
             DefaultValueFactory = _ => "mnistfc,lenet",
         };
-        var data = new Option<string>("--data")
-        {
-            Description = $"Images for the throughput benchmark: {ThroughputData.Auto} (Fashion-MNIST when found, else synthetic), {ThroughputData.FashionMnist} or {ThroughputData.Synthetic}.",
-            DefaultValueFactory = _ => ThroughputData.Auto,
-        };
-        var dataDir = new Option<string?>("--data-dir") { Description = "Folder holding Fashion-MNIST's files (default: the usual search, see 'widevalley data list')." };
+        var (data, dataDir) = BenchCommand.ThroughputDataOptions();
         foreach (var option in new Option[] { json, report, noReport, quick, rounds, threads, models, data, dataDir }) bench.Add(option);
         bench.SetAction(p =>
         {
