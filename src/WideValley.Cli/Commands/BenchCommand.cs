@@ -176,6 +176,7 @@ public static class BenchCommand
         ["images_per_second"] = Math.Round(r.ImagesPerSecond, 0),
         ["batch_ms"] = Math.Round(r.BatchMs, 4),
         ["load_seconds"] = r.LoadSeconds is { } load ? Math.Round(load, 3) : null,
+        ["load_first_seconds"] = r.LoadFirstSeconds is { } first ? Math.Round(first, 3) : null,
         ["load_repeats"] = r.LoadRepeats,
         ["dataloader_images_per_second"] = r.DataLoaderImagesPerSecond is { } rate ? Math.Round(rate, 0) : null,
         ["dataloader_batches_per_round"] = r.DataLoaderBatchesPerRound,

@@ -22,6 +22,7 @@ public class DataThroughputBenchmarkTests
         Assert.False(r.RealData);
         Assert.StartsWith("synthetic 2048 x 1x28x28", r.Data);
         Assert.Null(r.LoadSeconds);
+        Assert.Null(r.LoadFirstSeconds);
         Assert.Equal(0, r.LoadRepeats);
         Assert.Equal(2048, r.Samples);
         Assert.Equal("1x28x28 float32", r.SampleShape);
@@ -80,6 +81,7 @@ public class DataThroughputBenchmarkTests
         Assert.Equal("1x28x28 float32", r.SampleShape);
         Assert.Equal(1, r.LoadRepeats);
         Assert.True(r.LoadSeconds is > 0 and < double.PositiveInfinity);
+        Assert.Equal(r.LoadSeconds, r.LoadFirstSeconds); // one load: the median is the first
         Assert.True(r.ImagesPerSecond > 0 && r.DataLoaderImagesPerSecond > 0);
     }
 

@@ -78,11 +78,13 @@ public class BenchSuiteTests
         {
             Assert.StartsWith("fashion-mnist", (string?)data["data"]);
             AssertPositive(data, "load_seconds");
+            AssertPositive(data, "load_first_seconds");
         }
         else
         {
             Assert.StartsWith("synthetic", (string?)data["data"]);
             Assert.Null(data["load_seconds"]);
+            Assert.Null(data["load_first_seconds"]);
         }
 
         // Quick mode: the L = 20 ratios and HVP costs are checked, the Lanczos count (stated for the top 20) is not.
