@@ -47,8 +47,8 @@ internal static class BenchReport
         if (m.LoadAverage is { } load && load > BusyLoadPerProcessor * m.Processors)
         {
             md.AppendLine($"The machine was shared with other work: the load average was {Number(load, "0.00")} on {m.Processors} processors before the " +
-                          "suite started. Timings are noisier, and likely slower, than on an idle machine; the ratios, which compare " +
-                          "interleaved measurements, suffer less than the absolute times.");
+                          "suite started. Timings are noisier, and likely slower, than on an idle machine, and the ratios can move " +
+                          "too: memory-bound work (the Langevin update) and compute-bound work (the gradients) do not slow down alike.");
             md.AppendLine();
         }
         md.AppendLine("The load average at the end includes the suite's own threads.").AppendLine();
