@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using TorchSharp;
 using WideValley.Landscape;
 using WideValley.Models;
@@ -106,4 +107,10 @@ public static class HessianBenchmark
             options.Top, options.Tolerance, lanczosHvps, lanczos.Converged, lanczosSeconds, lanczos.Eigenvalues[0],
             lanczos.ErrorBounds.Max(), residualHvps, byResidual.Converged, get_num_threads(), $"synthetic {options.Samples} x 1x28x28, seeded initialisation");
     }
+
+    /// <summary>The result as one plain text line.</summary>
+    public static string Summary(HessianBenchmarkResult r) => string.Format(CultureInfo.InvariantCulture,
+        "{0}: gradient {1:0.0} ms, HVP {2:0.0} ms (x{3:0.00}); Lanczos top {4}: {5} HVPs to error bound, {6}converged, {7:0.0} s, lambda_max {8:0.####}; {9} HVPs to residual",
+        r.Model, r.GradMs, r.HvpMs, r.HvpOverGrad, r.Top, r.LanczosHvps, r.LanczosConverged ? "" : "not ", r.LanczosSeconds, r.LambdaMax,
+        r.LanczosHvpsResidualRule);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using TorchSharp;
 using WideValley.Data;
 using WideValley.Models;
@@ -180,6 +181,19 @@ public static class OptimizerBenchmark
             Data = $"synthetic {options.Samples} x {string.Join("x", sampleShape)}",
             Kernel = esgd.Estimator.KernelName,
         };
+    }
+
+    /// <summary>The result as plain text lines: the step times and ratio, then the Langevin update and the memory.</summary>
+    public static IReadOnlyList<string> Summary(OptimizerBenchmarkResult r)
+    {
+        var c = CultureInfo.InvariantCulture;
+        return
+        [
+            string.Format(c, "sgd step {0:0.000} ms, entropy-sgd step {1:0.000} ms, ratio {2:0.000} (entropy-sgd / (L x sgd))",
+                r.SgdStepMs, r.EntropySgdStepMs, r.Ratio),
+            string.Format(c, "langevin update {0:0.000} ms per step; optimizer state {1:0.##} parameter buffers (sgd: {2:0.##}); resident memory growth {3:0.0} MiB",
+                r.LangevinUpdateMs, r.EntropySgdStateBuffers, r.SgdStateBuffers, r.ResidentGrowthMiB),
+        ];
     }
 
     /// <summary>What the trainer's closure does, minus its bookkeeping: zero, draw a minibatch, forward, backward.</summary>
