@@ -32,6 +32,13 @@ public static class ReproduceOptions
         DefaultValueFactory = _ => Path.Combine("runs", "reproduce"),
     };
 
+    /// <summary>The machine, for a report; <paramref name="threads"/> is the --threads the runs were given (0: libtorch's default).</summary>
+    public static string Machine(int threads)
+    {
+        var machine = Benchmarks.MachineDescription.Current();
+        return (threads > 0 ? machine with { Threads = threads } : machine).OneLine();
+    }
+
     /// <summary>The full path of an optional folder that must exist.</summary>
     /// <exception cref="UsageException">Given but missing.</exception>
     public static string? ExistingFolder(string? path, string option)

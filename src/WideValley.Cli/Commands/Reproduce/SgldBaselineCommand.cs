@@ -54,7 +54,7 @@ public static class SgldBaselineCommand
                 Report = results => new ComparisonReportInput(
                     Budgets.ReportStem("sgld-baseline", b),
                     $"SGLD against Entropy-SGD on LeNet, {data.MnistRowsDataset} (App. C.1, budget `{Budgets.Name(b)}`)",
-                    Introduction(b, data, eta, exponent), b, commandLine, MachineDescription.Describe(s.Threads), results),
+                    Introduction(b, data, eta, exponent), b, commandLine, ReproduceOptions.Machine(s.Threads), results),
             });
         });
         return command;

@@ -55,7 +55,7 @@ public static class Table1Command
                 Report = results => new ComparisonReportInput(
                     Budgets.ReportStem($"table1-{data.MnistRowsDataset}", b),
                     $"Table 1 reproduced on {data.MnistRowsDataset} (budget `{Budgets.Name(b)}`)",
-                    Introduction(selected, b, data), b, commandLine, MachineDescription.Describe(s.Threads), results),
+                    Introduction(selected, b, data), b, commandLine, ReproduceOptions.Machine(s.Threads), results),
             });
         });
         return command;
