@@ -75,19 +75,12 @@ internal static class ComparisonRunner
                 var run = todo[i];
                 var resume = states[run] == RunFolderState.Resumable;
                 ctx.Out.WriteLine($"[{i + 1}/{todo.Count}] {run.Label}: {(resume ? "resuming" : "training")} in {run.Folder}");
-                Directory.CreateDirectory(run.Folder);
-                TrainingResult result;
-                using (var prepared = RunSetup.Prepare(run.Arm.Config, run.Folder, message => ctx.Out.WriteLine("  " + message)))
-                    result = TrainingConsole.Train(ctx, prepared, resume, run.Label);
+                var result = ReproduceRuns.Train(ctx, run.Arm.Config, run.Folder, resume, run.Label);
                 if (result.Status == TrainingStatus.Interrupted)
                 {
-                    ctx.Out.WriteLine($"interrupted: {result.Message}; run the same command again to continue");
                     exit = ExitCodes.Interrupted;
                     break;
                 }
-                ctx.Out.WriteLine(result.Status == TrainingStatus.Diverged
-                    ? $"  {run.Label} diverged: {result.Message} (reported as such; delete {run.Folder} to run it again)"
-                    : string.Format(c, "  {0} finished: {1:0.0} s, {2:0.##} effective epochs", run.Label, result.TotalSeconds, result.EffectiveEpochs));
             }
         }
 
