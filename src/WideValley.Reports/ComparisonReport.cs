@@ -290,8 +290,8 @@ public static class ComparisonReport
 
     static string Paper(PaperValue p) => $"{p.Mean.ToString("0.###", C)} ± {p.Std.ToString("0.###", C)}";
 
-    /// <summary>The run's settings in the words of the CLI, for the report.</summary>
-    static string Settings(RunConfig? c)
+    /// <summary>The run's settings in the words of the CLI, for the reports.</summary>
+    internal static string Settings(RunConfig? c)
     {
         if (c is null) return "no run has finished.";
         var parts = new List<string>
