@@ -223,7 +223,7 @@ public static class HessianUniversalityCommand
             .Select(x => $"{x.Key}: stored {x.Stored}, wanted {x.Wanted}")
             .ToList();
         if (differences.Count > 0)
-            throw new InvalidDataException($"{step.Folder} holds a {step.Method} measurement with other settings ({string.Join("; ", differences)}). " +
+            throw new InvalidDataException($"{step.Folder} holds a measurement (hessian --method {step.Method}) with other settings ({string.Join("; ", differences)}). " +
                                            "Delete that folder to measure again, or use another --runs folder.");
         return true;
     }
