@@ -108,7 +108,8 @@ public static class HessianUniversalityReport
                 Statistics = statistics,
                 XLabel = r.Network.Kind == SpectrumMethod.DiagonalFisher ? "diagonal Fisher entry" : "eigenvalue",
             });
-        var density = r.Quadrature!.Density();
+        // The grid stops at Lanczos' converged extremes: past them the smoothing kernel would draw tails that do not exist.
+        var density = r.Quadrature!.Density(lo: s.LambdaMin, hi: s.LambdaMax);
         return SpectrumPlot.FromDensity(density.Grid, density.Density, new SpectrumPlotOptions { Title = title, Statistics = statistics });
     }
 
@@ -174,18 +175,12 @@ public static class HessianUniversalityReport
             };
             networks.Add(o);
         }
-        return new JsonObject
-        {
-            ["report"] = input.Stem,
-            ["title"] = input.Title,
-            ["budget"] = Budgets.Name(input.Budget),
-            ["command"] = input.Command,
-            ["machine"] = input.Machine,
-            ["thresholds"] = new JsonArray(SpectrumSummary.Thresholds.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
-            ["tail_threshold"] = SpectrumSummary.TailThreshold,
-            ["negative_threshold"] = SpectrumSummary.NegativeThreshold,
-            ["networks"] = networks,
-        };
+        var json = ReportHeader.Json(input.Stem, input.Title, input.Budget, input.Command, input.Machine);
+        json["thresholds"] = new JsonArray(SpectrumSummary.Thresholds.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray());
+        json["tail_threshold"] = SpectrumSummary.TailThreshold;
+        json["negative_threshold"] = SpectrumSummary.NegativeThreshold;
+        json["networks"] = networks;
+        return json;
     }
 
     /// <summary>Threshold keys spelled as the hessian command spells them ("1e-05", "0.0001", ...).</summary>
@@ -203,32 +198,20 @@ public static class HessianUniversalityReport
     static string ToMarkdown(UniversalityReportInput input, IReadOnlyDictionary<string, string> plots)
     {
         var md = new StringBuilder();
-        md.AppendLine($"# {input.Title}");
-        md.AppendLine();
-        foreach (var paragraph in input.Introduction)
-        {
-            md.AppendLine(paragraph);
-            md.AppendLine();
-        }
-        if (input.Budget == Budget.Smoke)
-        {
-            md.AppendLine("**A smoke run: a few optimizer steps, one small layer's block of the Hessian or a few Lanczos steps. These numbers show that every step ran; they say nothing about the paper's claims.**");
-            md.AppendLine();
-        }
-        md.AppendLine("Reproduce with:");
-        md.AppendLine();
-        md.AppendLine("```sh");
-        md.AppendLine(input.Command);
-        md.AppendLine("```");
-        md.AppendLine();
-        md.AppendLine($"Machine: {input.Machine}.");
-        md.AppendLine();
+        ReportHeader.AppendMarkdown(md, input.Title, input.Introduction, input.Budget,
+            "A smoke run: a few optimizer steps, one small layer's block of the Hessian or a few Lanczos steps. These numbers show that every step ran; " +
+            "they say nothing about the paper's claims.", input.Command, input.Machine);
         md.AppendLine("How to read the table:");
         md.AppendLine("- **|λ| < t**: the fraction of eigenvalues (for SLQ: of spectral mass) with magnitude below t.");
         md.AppendLine(string.Create(C, $"- **λ < −{PlotStyle.Number(SpectrumSummary.NegativeThreshold)}**: negative beyond the near-zero band; smaller negative eigenvalues are as likely round-off as curvature."));
         md.AppendLine(string.Create(C, $"- **Tail shape**: the right tail (λ > {PlotStyle.Number(SpectrumSummary.TailThreshold)}) and the left tail (λ < −{PlotStyle.Number(SpectrumSummary.TailThreshold)}) " +
                                        $"as fractions, *right/left* the ratio of the two (n/a: no eigenvalue in the left tail), and λ_max/|λ_min| how much farther the right tail reaches " +
                                        $"(n/a: no eigenvalue below −{PlotStyle.Number(SpectrumSummary.NegativeThreshold)})."));
+        if (input.Results.Any(r => r.Measured && r.Summary!.Count is null))
+            md.AppendLine("- **SLQ rows** (the small budget): each fraction is the quadrature weight of the nodes in the band. Ninety nodes per probe spread " +
+                          "over the whole spectrum cannot resolve bands much narrower than 1e-2, so the 1e-5 to 1e-3 columns and λ < −1e-4 say where a few " +
+                          "heavy nodes near zero fell, not how many eigenvalues lie there; λ_max and λ_min come from Lanczos and are accurate. The paper " +
+                          "budget counts every band exactly.");
         md.AppendLine("- Each network's row is followed by the paper's values; blank cells are numbers the paper does not give.");
         md.AppendLine("- The All-CNN-BN row lists the diagonal Fisher's entries in place of eigenvalues, as the paper does (Fig. 3c); they are variances, never negative.");
         md.AppendLine();

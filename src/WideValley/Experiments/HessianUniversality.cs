@@ -137,20 +137,8 @@ public static class HessianUniversality
 
     /// <summary>A comma-separated list of networks in the paper's order; unknown or repeated names are refused.</summary>
     /// <exception cref="ArgumentException">Empty list, unknown or repeated network.</exception>
-    public static IReadOnlyList<UniversalityNetwork> ParseNetworks(string text)
-    {
-        var names = (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (names.Length == 0) throw new ArgumentException($"--networks must name at least one of {string.Join(", ", NetworkNames)}");
-        var seen = new HashSet<string>();
-        foreach (var name in names)
-        {
-            var lower = name.ToLowerInvariant();
-            if (!NetworkNames.Contains(lower))
-                throw new ArgumentException($"--networks: unknown network '{name}'; the Sec. 5.1 networks are {string.Join(", ", NetworkNames)}");
-            if (!seen.Add(lower)) throw new ArgumentException($"--networks names '{name}' twice");
-        }
-        return Networks.Where(n => seen.Contains(n.Name)).ToList();
-    }
+    public static IReadOnlyList<UniversalityNetwork> ParseNetworks(string text) =>
+        NameLists.Parse(text, Networks, n => n.Name, Network, "--networks", $"--networks must name at least one of {string.Join(", ", NetworkNames)}");
 
     /// <summary>Why a network cannot run with this data (null: it can).</summary>
     public static string? SkipReason(UniversalityNetwork network, ExperimentData data) => network.Name switch

@@ -84,6 +84,7 @@ public static class HessianUniversalityCommand
     static int Execute(CliContext ctx, IReadOnlyList<UniversalityNetwork> networks, Budget budget, ExperimentData data, int threads, string runsRoot, string outDir)
     {
         var c = CultureInfo.InvariantCulture;
+        var loadAtStart = LoadAverage();
         var experiment = HessianUniversality.ExperimentFolder(runsRoot, budget);
         var plans = networks.Select(n => PlanFor(n, budget, data, threads, experiment, runsRoot)).ToList();
 
@@ -102,6 +103,7 @@ public static class HessianUniversalityCommand
             states.Count, states.Count - toTrain, toTrain, stepsPlanned, stepsDone, stepsPlanned - stepsDone));
 
         var exit = ExitCodes.Ok;
+        var worked = 0;
         foreach (var plan in plans.Where(p => p.SkipReason is null))
         {
             var state = states[plan];
@@ -109,6 +111,7 @@ public static class HessianUniversalityCommand
             {
                 var label = plan.Network.Name;
                 ctx.Out.WriteLine($"{label}: {(state == RunFolderState.Resumable ? "resuming" : "training")} in {plan.Folder}");
+                worked++;
                 var result = ReproduceRuns.Train(ctx, plan.Config!, plan.Folder!, state == RunFolderState.Resumable, label);
                 if (result.Status == TrainingStatus.Interrupted)
                 {
@@ -122,6 +125,7 @@ public static class HessianUniversalityCommand
             foreach (var step in plan.Steps.Where(s => !IsDone(s, epoch)))
             {
                 ctx.Out.WriteLine($"{plan.Network.Name}: measuring ({step.Method}) into {step.Folder}");
+                worked++;
                 var errors = new StringWriter();
                 var code = HessianCommand.Execute(new CliContext { Out = ctx.Out, Error = new TeeWriter(ctx.Error, errors), Console = ctx.Console, Interactive = ctx.Interactive },
                     step.Settings);
@@ -141,7 +145,9 @@ public static class HessianUniversalityCommand
         var input = new UniversalityReportInput(
             HessianUniversalityReport.FileStem(budget),
             $"Universality of the Hessian at local minima (seed 003 Sec. 5.1, Figs. 1 and 3), budget `{Budgets.Name(budget)}`",
-            Introduction(networks, budget, data), budget, CommandLine(networks, budget, data), MachineDescription.Describe(threads),
+            Introduction(networks, budget, data), budget, CommandLine(networks, budget, data),
+            MachineDescription.Describe(threads) + (loadAtStart is null || worked == 0 ? "" :
+                $"; load average (1, 5, 15 min) {loadAtStart} before and {LoadAverage()} after the {worked} training and measurement steps this invocation ran"),
             plans.Select(Result).ToList());
         var files = HessianUniversalityReport.Write(outDir, input);
         foreach (var r in input.Results) PrintResult(ctx, r);
@@ -247,6 +253,22 @@ public static class HessianUniversalityCommand
         RunFolderState.Finished => "finished",
         _ => "diverged (reported as such)",
     };
+
+    /// <summary>
+    /// The 1, 5 and 15-minute load averages: times in the report only mean something next to how busy the machine
+    /// was (training and measuring here share two cores with whatever else runs). Null where /proc is missing.
+    /// </summary>
+    static string? LoadAverage()
+    {
+        try
+        {
+            return File.Exists("/proc/loadavg") ? string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     static string SampleUnit(UniversalityNetwork network) => network.IsLanguageModel ? "lines" : "images";
 
