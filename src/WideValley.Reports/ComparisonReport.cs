@@ -138,15 +138,9 @@ public static class ComparisonReport
             if (row.Entropy is not null) o["entropy"] = ArmJson(row.Row, row.Entropy);
             rows.Add(o);
         }
-        return new JsonObject
-        {
-            ["report"] = input.Stem,
-            ["title"] = input.Title,
-            ["budget"] = Budgets.Name(input.Budget),
-            ["command"] = input.Command,
-            ["machine"] = input.Machine,
-            ["rows"] = rows,
-        };
+        var json = ReportHeader.Json(input.Stem, input.Title, input.Budget, input.Command, input.Machine);
+        json["rows"] = rows;
+        return json;
     }
 
     static JsonObject PaperJson(PaperValue p) => new() { ["mean"] = p.Mean, ["std"] = p.Std, ["effective_epochs"] = p.EffectiveEpochs };
@@ -204,26 +198,8 @@ public static class ComparisonReport
     static string ToMarkdown(ComparisonReportInput input, IReadOnlyDictionary<string, string> plots)
     {
         var md = new StringBuilder();
-        md.AppendLine($"# {input.Title}");
-        md.AppendLine();
-        foreach (var paragraph in input.Introduction)
-        {
-            md.AppendLine(paragraph);
-            md.AppendLine();
-        }
-        if (input.Budget == Budget.Smoke)
-        {
-            md.AppendLine("**A smoke run: these numbers only show that every step ran; they say nothing about the optimizers.**");
-            md.AppendLine();
-        }
-        md.AppendLine("Reproduce with:");
-        md.AppendLine();
-        md.AppendLine("```sh");
-        md.AppendLine(input.Command);
-        md.AppendLine("```");
-        md.AppendLine();
-        md.AppendLine($"Machine: {input.Machine}.");
-        md.AppendLine();
+        ReportHeader.AppendMarkdown(md, input.Title, input.Introduction, input.Budget,
+            "A smoke run: these numbers only show that every step ran; they say nothing about the optimizers.", input.Command, input.Machine);
         md.AppendLine("Test error in % (perplexity for the LSTMs): mean ± sample standard deviation over the finished seeds.");
         md.AppendLine("Effective epochs count every minibatch gradient (an Entropy-SGD step with L Langevin steps costs L).");
         md.AppendLine("Final training loss is the cross-entropy over the whole training set in evaluation mode after the last epoch");
@@ -285,8 +261,8 @@ public static class ComparisonReport
 
     static string Paper(PaperValue p) => $"{p.Mean.ToString("0.###", C)} ± {p.Std.ToString("0.###", C)}";
 
-    /// <summary>The run's settings in the words of the CLI, for the report.</summary>
-    static string Settings(RunConfig? c)
+    /// <summary>The run's settings in the words of the CLI, for the reports.</summary>
+    internal static string Settings(RunConfig? c)
     {
         if (c is null) return "no run has finished.";
         var parts = new List<string>

@@ -120,7 +120,8 @@ public static class HessianCommand
         return command;
     }
 
-    private sealed record HessianSettings
+    /// <summary>What `hessian` measures, as its options say; experiment commands build one to measure a run the same way.</summary>
+    internal sealed record HessianSettings
     {
         public required string Checkpoint { get; init; }
         public required string Method { get; init; }
@@ -148,6 +149,8 @@ public static class HessianCommand
         public string Eigen { get; init; } = "full";
         public string BandsText { get; init; } = "1e-4";
         public bool BandsGiven { get; init; }
+        /// <summary>Measure language-model runs too (see <see cref="MeasuredRun.Open"/>); the command line keeps to classifiers.</summary>
+        public bool LanguageModels { get; init; }
 
         /// <summary>Indices into <see cref="Thresholds"/> of the --bands values.</summary>
         public int[] BandIndices()
@@ -209,13 +212,14 @@ public static class HessianCommand
         public Action? AfterOutputs { get; set; }
     }
 
-    private static int Execute(CliContext ctx, HessianSettings s)
+    /// <summary>Measures, writes the output folder (hessian.json last) and prints; returns the exit code.</summary>
+    internal static int Execute(CliContext ctx, HessianSettings s)
     {
         s.Validate();
         // With --json, stdout carries exactly one object; everything said along the way goes to stderr.
         var log = s.Json ? ctx.Error : ctx.Out;
         var defaultBatch = s.Method == "diag-fisher" ? 100 : 500;
-        using var run = MeasuredRun.Open(s.Checkpoint, "--checkpoint", s.Samples, DefaultSamples, s.BatchSize ?? defaultBatch, s.Overrides);
+        using var run = MeasuredRun.Open(s.Checkpoint, "--checkpoint", s.Samples, DefaultSamples, s.BatchSize ?? defaultBatch, s.Overrides, s.LanguageModels);
         var outDir = Path.GetFullPath(s.Out ?? Path.Combine(run.Folder, $"hessian-{s.Method}"));
         var options = new LandscapeOptions
         {
@@ -223,6 +227,7 @@ public static class HessianCommand
             BatchNorm = s.BatchNorm,
             Dropout = s.Dropout,
             ComputeType = s.ComputeType,
+            Loss = run.Loss,
         };
         var names = options.Parameters.ResolveNames(run.Model);
         var watch = Stopwatch.StartNew();

@@ -21,7 +21,7 @@ internal sealed class MeasuredRun : IDisposable
     private readonly List<(Tensor Inputs, Tensor Labels)> evaluationSet;
 
     private MeasuredRun(string folder, string checkpointPath, CheckpointMeta meta, RunConfig config, PreparedRun prepared,
-        List<(Tensor Inputs, Tensor Labels)> evaluationSet, long samples)
+        List<(Tensor Inputs, Tensor Labels)> evaluationSet, long samples, Func<Tensor, Tensor, Tensor>? loss)
     {
         Folder = folder;
         CheckpointPath = checkpointPath;
@@ -30,6 +30,7 @@ internal sealed class MeasuredRun : IDisposable
         this.prepared = prepared;
         this.evaluationSet = evaluationSet;
         Samples = samples;
+        Loss = loss;
     }
 
     /// <summary>The run folder (the checkpoint's folder when a file was named).</summary>
@@ -50,8 +51,14 @@ internal sealed class MeasuredRun : IDisposable
     /// <summary>The evaluation set: the first <see cref="Samples"/> training samples, in order, as batches.</summary>
     public IReadOnlyList<(Tensor Inputs, Tensor Labels)> EvaluationSet => evaluationSet;
 
-    /// <summary>Number of samples in the evaluation set.</summary>
+    /// <summary>Number of samples in the evaluation set (sequences for a language model).</summary>
     public long Samples { get; }
+
+    /// <summary>
+    /// The per-batch loss of a language model (mean cross-entropy per token over (B, T, V) logits); null for a
+    /// classifier, whose loss is the landscape default (cross-entropy of (N, C) logits).
+    /// </summary>
+    public Func<Tensor, Tensor, Tensor>? Loss { get; }
 
     /// <summary>Number of trainable parameters of the whole network.</summary>
     public long Parameters => prepared.Parameters;
@@ -86,15 +93,19 @@ internal sealed class MeasuredRun : IDisposable
     /// <summary>
     /// Opens the run at <paramref name="path"/>: rebuilds its data and network, loads the weights and takes the first
     /// <paramref name="samples"/> training samples (all of them, up to <paramref name="defaultSamples"/>, when null) in
-    /// batches of <paramref name="batchSize"/>.
+    /// batches of <paramref name="batchSize"/>. A language model is refused unless <paramref name="languageModels"/>:
+    /// its samples are then the training text cut into consecutive sequences of unroll + 1 tokens (inputs and
+    /// next-token targets), each run from the zero state, so that the measured loss is a function of the weights alone.
     /// </summary>
-    public static MeasuredRun Open(string path, string option, int? samples, long defaultSamples, int batchSize, RunOverrides overrides)
+    public static MeasuredRun Open(string path, string option, int? samples, long defaultSamples, int batchSize, RunOverrides overrides,
+        bool languageModels = false)
     {
         if (samples is < 1) throw new UsageException($"--samples must be at least 1, got {samples}");
         if (batchSize < 1) throw new UsageException($"--batch-size must be at least 1, got {batchSize}");
         var checkpoint = ResolveCheckpoint(path, option);
         var (meta, stored) = ReadConfig(checkpoint);
-        if (ModelZoo.Describe(stored.Model).Kind != ModelKind.Classifier)
+        var isLanguageModel = ModelZoo.Describe(stored.Model).Kind == ModelKind.LanguageModel;
+        if (isLanguageModel && !languageModels)
             throw new UsageException(
                 $"{option} {path}: the run trained '{stored.Model}', a language model; landscape measurements take image classifiers (cross-entropy on labelled images)");
         var config = overrides.Apply(stored);
@@ -102,19 +113,24 @@ internal sealed class MeasuredRun : IDisposable
         try
         {
             Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);
-            var train = ((ClassificationTask)prepared.Task).Data.Train;
-            var available = train.Count;
+            var (inputs, labels, what) = isLanguageModel
+                ? Sequences((LanguageModelTask)prepared.Task, config.Unroll ?? RunSetup.DefaultUnroll(config.Model))
+                : (((ClassificationTask)prepared.Task).Data.Train.Inputs, ((ClassificationTask)prepared.Task).Data.Train.Labels, "samples");
+            var available = inputs.shape[0];
             if (samples is int wanted && wanted > available)
                 throw new UsageException(
-                    $"--samples {wanted}: the run's training set has only {available:N0} samples (it was trained with {(config.MaxTrainSamples is long m ? $"--max-train-samples {m}" : "the whole set")}); ask for at most {available:N0}");
+                    $"--samples {wanted}: the run's training set has only {available:N0} {what} (it was trained with {(config.MaxTrainSamples is long m ? $"--max-train-samples {m}" : "the whole set")}); ask for at most {available:N0}");
             var count = samples ?? Math.Min(defaultSamples, available);
             var batches = new List<(Tensor, Tensor)>();
             for (long start = 0; start < count; start += batchSize)
             {
                 var length = Math.Min(batchSize, count - start);
-                batches.Add((train.Inputs.narrow(0, start, length), train.Labels.narrow(0, start, length)));
+                batches.Add((inputs.narrow(0, start, length), labels.narrow(0, start, length)));
             }
-            return new MeasuredRun(Path.GetDirectoryName(checkpoint)!, checkpoint, meta, config, prepared, batches, count);
+            Func<Tensor, Tensor, Tensor>? loss = isLanguageModel
+                ? (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1))
+                : null;
+            return new MeasuredRun(Path.GetDirectoryName(checkpoint)!, checkpoint, meta, config, prepared, batches, count, loss);
         }
         catch
         {
@@ -144,6 +160,20 @@ internal sealed class MeasuredRun : IDisposable
         {
             throw new UsageException($"--other {theirs} does not fit the network of --checkpoint {mine}: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// The training tokens as consecutive sequences of unroll + 1 tokens: inputs (S, unroll) and targets (S, unroll),
+    /// the inputs shifted by one. Views of the corpus, which the prepared run owns.
+    /// </summary>
+    private static (Tensor Inputs, Tensor Targets, string What) Sequences(LanguageModelTask task, int unroll)
+    {
+        var tokens = task.Corpus.Train;
+        var count = tokens.shape[0] / (unroll + 1);
+        if (count < 1)
+            throw new UsageException($"the run's training text has {tokens.shape[0]:N0} tokens, fewer than one sequence of {unroll + 1} (unroll + 1)");
+        var sequences = tokens.narrow(0, 0, count * (unroll + 1)).view(count, unroll + 1);
+        return (sequences.narrow(1, 0, unroll), sequences.narrow(1, 1, unroll), $"sequences of {unroll + 1} tokens");
     }
 
     /// <summary>Puts this run's own weights (and buffers) back.</summary>

@@ -14,6 +14,7 @@ public static class ReproduceCommand
     {
         var command = new Command("reproduce", "Reproduce the Entropy-SGD paper's experiments and write reports (Markdown, PNG, JSON).");
         command.Add(Table1Command.Create(ctx));
+        command.Add(HessianUniversalityCommand.Create(ctx));
         command.Add(LocalEntropyToyCommand.Create(ctx));
         command.Add(SgldBaselineCommand.Create(ctx));
         return command;

@@ -19,28 +19,49 @@ public static class TextCorpora
     public static IReadOnlyList<string> PtbFiles { get; } = ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"];
 
     /// <summary>
+    /// Name of the fixed character set of seed 003 Sec. 5.1's small char-LSTM ("96-bit one-hot encoded characters"):
+    /// the newline and the 95 printable ASCII characters, space to tilde.
+    /// </summary>
+    public const string AsciiCharacterSet = "ascii";
+
+    /// <summary>The code points of a named character set, ascending (see <see cref="AsciiCharacterSet"/>).</summary>
+    /// <exception cref="ArgumentException">Unknown name.</exception>
+    public static IReadOnlyList<int> CharacterSet(string name) => name switch
+    {
+        AsciiCharacterSet => [.. Enumerable.Range(0x20, 0x7F - 0x20).Prepend('\n')],
+        _ => throw new ArgumentException($"unknown character set '{name}'; the known one is '{AsciiCharacterSet}' (newline and printable ASCII, 96 characters)"),
+    };
+
+    /// <summary>
     /// A character-level corpus from any UTF-8 text file (fortune files included: their "%" separator lines are just
     /// text). Decoding is strict: invalid UTF-8 is an error that gives the byte offset. A leading byte-order mark is
     /// skipped. Tokens are Unicode scalar values (a surrogate pair is one token); the vocabulary is the sorted set of
-    /// distinct scalars, by code point. The token stream is cut into contiguous training, validation and test parts
-    /// (80 / 10 / 10 by default, as in the paper); each part must hold at least 2 tokens.
+    /// distinct scalars, by code point, or the named <paramref name="characterSet"/> whether or not the text uses every
+    /// character of it (a character outside it is an error giving its offset). The token stream is cut into contiguous
+    /// training, validation and test parts (80 / 10 / 10 by default, as in the paper); each part must hold at least 2 tokens.
     /// </summary>
-    public static TokenCorpus LoadCharacters(string file, double trainFraction = 0.8, double validationFraction = 0.1)
+    public static TokenCorpus LoadCharacters(string file, double trainFraction = 0.8, double validationFraction = 0.1, string? characterSet = null)
     {
         if (!(trainFraction > 0 && validationFraction > 0 && trainFraction + validationFraction < 1))
             throw new ArgumentException(
                 string.Create(CultureInfo.InvariantCulture,
                     $"split fractions must be positive and leave a positive test part: train {trainFraction}, validation {validationFraction}"));
+        var fixedAlphabet = characterSet is null ? null : CharacterSet(characterSet);
         var text = ReadUtf8(file);
         if (text.Length == 0) throw new DataException(file, "is empty; a character corpus needs some text");
 
         var scalars = new List<int>(text.Length);
         foreach (var rune in text.EnumerateRunes()) scalars.Add(rune.Value);
-        var alphabet = scalars.Distinct().Order().ToArray();
+        var alphabet = fixedAlphabet?.ToArray() ?? scalars.Distinct().Order().ToArray();
         var index = new Dictionary<int, long>(alphabet.Length);
         for (var i = 0; i < alphabet.Length; i++) index[alphabet[i]] = i;
         var ids = new long[scalars.Count];
-        for (var i = 0; i < ids.Length; i++) ids[i] = index[scalars[i]];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            if (!index.TryGetValue(scalars[i], out ids[i]))
+                throw new DataException(file, string.Create(CultureInfo.InvariantCulture,
+                    $"character {i} (U+{scalars[i]:X4}) is not in the character set '{characterSet}'"));
+        }
 
         long n = ids.Length;
         var trainCount = (long)Math.Floor(n * trainFraction);

@@ -48,18 +48,8 @@ public static class Table1
     /// Parses a comma-separated row list, keeping the paper's order and refusing unknown or repeated names.
     /// </summary>
     /// <exception cref="ArgumentException">Empty list, unknown or repeated row.</exception>
-    public static IReadOnlyList<ComparisonRow> ParseRows(string text)
-    {
-        var names = (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (names.Length == 0) throw new ArgumentException($"--rows must name at least one row of {string.Join(", ", RowNames)}");
-        var seen = new HashSet<string>();
-        foreach (var n in names)
-        {
-            Row(n.ToLowerInvariant());
-            if (!seen.Add(n.ToLowerInvariant())) throw new ArgumentException($"--rows names '{n}' twice");
-        }
-        return Rows.Where(r => seen.Contains(r.Name)).ToList();
-    }
+    public static IReadOnlyList<ComparisonRow> ParseRows(string text) =>
+        NameLists.Parse(text, Rows, r => r.Name, Row, "--rows", $"--rows must name at least one row of {string.Join(", ", RowNames)}");
 
     /// <summary>Why a row cannot run with this data (null: it can).</summary>
     public static string? SkipReason(ComparisonRow row, ExperimentData data) => row.Name switch

@@ -516,6 +516,15 @@ internal sealed class LandscapeLoss : IDisposable
                     Dropout = classifier.HiddenDropout,
                     InputDropout = classifier.InputDropout,
                 });
+            else if (model is LstmLanguageModel language)
+                copy = (nn.Module<Tensor, Tensor>)ModelZoo.Create(language.ZooName, new ModelOptions
+                {
+                    VocabularySize = language.VocabularySize,
+                    HiddenSize = language.HiddenSize,
+                    Layers = language.LayerCount,
+                    Dropout = language.HiddenDropout,
+                    InputDropout = language.InputDropout,
+                });
             else
                 throw new ArgumentException(
                     $"{where}: {purpose} needs a copy of the model; for a model that is not from the zoo " +

@@ -21,6 +21,9 @@ public sealed record RunConfig
     public string? DataDir { get; init; }
     /// <summary>UTF-8 text file for char-level models (data "text").</summary>
     public string? Corpus { get; init; }
+    /// <summary>Vocabulary of a char-level corpus: null = the text's own characters, "ascii" = newline and printable
+    /// ASCII whatever the text uses (<see cref="TextCorpora.CharacterSet"/>).</summary>
+    public string? CharacterSet { get; init; }
     public string Optimizer { get; init; } = "sgd";
     /// <summary>Null = the optimizer's default (see <see cref="OptimizerDescriptor.DefaultLearningRate"/>).</summary>
     public double? Lr { get; init; }
@@ -199,6 +202,11 @@ public static class RunSetup
             throw new ArgumentException($"unknown dataset '{data}'; expected one of: {string.Join(", ", DatasetCatalog.Names.Append(Ptb).Append(Text))}");
         if (data == Text && string.IsNullOrWhiteSpace(c.Corpus))
             throw new ArgumentException("--data text needs --corpus FILE (any UTF-8 text file, e.g. /usr/share/games/fortunes/fortunes)");
+        if (c.CharacterSet is string set)
+        {
+            if (data != Text) throw new ArgumentException($"a character set applies to --data {Text}, not '{data}'");
+            TextCorpora.CharacterSet(set);
+        }
         OptimizerFactory.Describe(c.Optimizer);
         if (c.BatchSize < 1) throw new ArgumentException($"--batch-size must be at least 1, got {c.BatchSize}");
         if (c.Epochs < 1) throw new ArgumentException($"--epochs must be at least 1, got {c.Epochs}");
@@ -267,7 +275,7 @@ public static class RunSetup
         {
             var corpus = data == Ptb
                 ? TextCorpora.LoadPtb(ResolvePtbFolder(c.DataDir))
-                : TextCorpora.LoadCharacters(c.Corpus!);
+                : TextCorpora.LoadCharacters(c.Corpus!, characterSet: c.CharacterSet);
             TorchRuntime.Seed(c.Seed);
             var model = ModelZoo.Create(c.Model, new ModelOptions
             {

@@ -73,30 +73,12 @@ internal static class ComparisonRunner
             for (var i = 0; i < todo.Count; i++)
             {
                 var run = todo[i];
-                TrainingResult result;
-                using (RunFolders.Lock(run.Folder))
+                var result = ReproduceRuns.Train(ctx, run.Arm.Config, run.Folder, run.Label, $"[{i + 1}/{todo.Count}] ");
+                if (result?.Status == TrainingStatus.Interrupted)
                 {
-                    // Look again under the lock: another process may have finished or started this run meanwhile.
-                    var state = RunFolders.Inspect(run.Folder, run.Arm.Config);
-                    if (state is RunFolderState.Finished or RunFolderState.Diverged)
-                    {
-                        ctx.Out.WriteLine($"[{i + 1}/{todo.Count}] {run.Label}: finished meanwhile by another process");
-                        continue;
-                    }
-                    var resume = state == RunFolderState.Resumable;
-                    ctx.Out.WriteLine($"[{i + 1}/{todo.Count}] {run.Label}: {(resume ? "resuming" : "training")} in {run.Folder}");
-                    using var prepared = RunSetup.Prepare(run.Arm.Config, run.Folder, message => ctx.Out.WriteLine("  " + message));
-                    result = TrainingConsole.Train(ctx, prepared, resume, run.Label);
-                }
-                if (result.Status == TrainingStatus.Interrupted)
-                {
-                    ctx.Out.WriteLine($"interrupted: {result.Message}; run the same command again to continue");
                     exit = ExitCodes.Interrupted;
                     break;
                 }
-                ctx.Out.WriteLine(result.Status == TrainingStatus.Diverged
-                    ? $"  {run.Label} diverged: {result.Message} (reported as such; delete {run.Folder} to run it again)"
-                    : string.Format(c, "  {0} finished: {1:0.0} s, {2:0.##} effective epochs", run.Label, result.TotalSeconds, result.EffectiveEpochs));
             }
         }
 
