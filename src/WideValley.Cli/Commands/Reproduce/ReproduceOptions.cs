@@ -72,7 +72,7 @@ internal sealed class ComparisonOptions
     public readonly Option<string> Output = ReproduceOptions.Output();
     public readonly Option<string?> MnistDir = new("--mnist-dir") { Description = "Folder with the MNIST files; without it Fashion-MNIST stands in for MNIST." };
     public readonly Option<string?> FashionMnistDir = new("--fashion-mnist-dir") { Description = "Folder with the Fashion-MNIST files (default: the usual search)." };
-    public readonly Option<int> Threads = new("--threads") { Description = "libtorch threads (0 = libtorch's default).", DefaultValueFactory = _ => 0 };
+    public readonly Option<int> Threads = MeasurementOptions.Threads();
     public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
     public readonly Option<bool> ReportOnly = new("--report-only") { Description = "Train nothing; write the report from the runs that have finished." };
 
