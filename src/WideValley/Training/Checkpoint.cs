@@ -142,7 +142,14 @@ public static class Checkpoint
             if (bytes.Length != n) throw new EndOfStreamException();
             using (var rng = tensor(bytes, ScalarType.Byte))
                 random.set_rng_state(rng);
-            task.LoadState(r);
+            try
+            {
+                task.LoadState(r);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"{path}: the checkpoint's data-stream state does not fit this task: {e.Message}", e);
+            }
             if (r.ReadString() != EndMarker) throw new InvalidDataException($"{path}: end marker missing; the file is corrupt");
         }
         catch (EndOfStreamException e)

@@ -133,8 +133,9 @@ public sealed class LanguageModelTask : ITrainingTask
         writer.Write(_state is not null);
         if (_state is not null)
         {
-            _state.Hidden.cpu().Save(writer);
-            _state.Cell.cpu().Save(writer);
+            // Save copies a non-CPU tensor to the CPU itself and disposes the copy.
+            _state.Hidden.Save(writer);
+            _state.Cell.Save(writer);
         }
     }
 
@@ -145,11 +146,11 @@ public sealed class LanguageModelTask : ITrainingTask
         _state = null;
         if (reader.ReadBoolean())
         {
-            var h = torch.zeros(0);
-            var c = torch.zeros(0);
-            h.Load(reader);
-            c.Load(reader);
-            _state = new RecurrentState(h.to(_device), c.to(_device));
+            // The static Load creates each tensor with the shape stored in the file; loading into an existing tensor
+            // would demand that it already has that shape.
+            using var h = TensorExtensionMethods.Load(reader);
+            using var c = TensorExtensionMethods.Load(reader);
+            _state = new RecurrentState(h.to(_device, copy: true), c.to(_device, copy: true));
         }
     }
 
