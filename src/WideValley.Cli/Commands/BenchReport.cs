@@ -15,6 +15,9 @@ internal static class BenchReport
     /// <summary>A load average at the start above this share of the processors means other work was running.</summary>
     const double BusyLoadPerProcessor = 0.25;
 
+    /// <summary>Other processes using more than this share of the machine's CPU during the suite make it "shared".</summary>
+    const double BusyCpuShare = 0.05;
+
     public static string Markdown(BenchmarkSuiteResult r, string command, string jsonFileName)
     {
         var md = new StringBuilder();
@@ -43,15 +46,29 @@ internal static class BenchReport
             ["CPU backend", m.CpuBackend],
             ["OMP_WAIT_POLICY", m.OmpWaitPolicy ?? "unset"],
             ["load average (1 min) at start / end", $"{Load(m.LoadAverage)} / {Load(r.LoadAverageAtEnd)}"],
+            ["CPU used by other processes during the suite",
+                r.OtherProcessesCpuShare is { } measured ? $"{Number(100 * measured, "0.0")}% of the machine" : "not measurable here (no /proc/stat)"],
         ]);
-        if (m.LoadAverage is { } load && load > BusyLoadPerProcessor * m.Processors)
+        // The CPU share counts only what ran during the suite; the load average trails by minutes, so work stopped
+        // just before the suite still shows in it. It decides only where the share cannot be measured.
+        if (r.OtherProcessesCpuShare is { } share)
+        {
+            md.AppendLine(share > BusyCpuShare
+                ? $"The machine was shared with other work: other processes used {Number(100 * share, "0.0")}% of its CPU while the suite ran. " +
+                  "Timings are noisier, and likely slower, than on an idle machine, and the ratios can move too: memory-bound work " +
+                  "(the Langevin update) and compute-bound work (the gradients) do not slow down alike."
+                : $"The machine was otherwise idle: other processes used {Number(100 * share, "0.0")}% of its CPU while the suite ran " +
+                  "(from /proc/stat, less this process's own CPU time).");
+            md.AppendLine();
+        }
+        else if (m.LoadAverage is { } load && load > BusyLoadPerProcessor * m.Processors)
         {
             md.AppendLine($"The machine was shared with other work: the load average was {Number(load, "0.00")} on {m.Processors} processors before the " +
                           "suite started. Timings are noisier, and likely slower, than on an idle machine, and the ratios can move " +
                           "too: memory-bound work (the Langevin update) and compute-bound work (the gradients) do not slow down alike.");
             md.AppendLine();
         }
-        md.AppendLine("The load average at the end includes the suite's own threads.").AppendLine();
+        md.AppendLine("The load averages trail by minutes and the one at the end includes the suite's own threads.").AppendLine();
 
         AppendOptimizer(md, r);
         AppendHessian(md, r);

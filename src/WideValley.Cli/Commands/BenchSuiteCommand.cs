@@ -129,6 +129,7 @@ internal static class BenchSuiteCommand
             document["quick_settings"] = $"{plan.Optimizer[0].Rounds} timed rounds; Hessian on {plan.Hessian[0].Samples} samples with Lanczos for the top {plan.Hessian[0].Top} eigenvalues only " +
                                          "(the Lanczos target is stated for the top 20 and is not checked)";
         document["machine"] = ToJson(r.Machine, r.LoadAverageAtEnd);
+        document["machine"]!["other_processes_cpu_share"] = r.OtherProcessesCpuShare is { } share ? Math.Round(share, 4) : null;
         document["optimizer"] = new JsonArray(r.Optimizer.Select(o => (JsonNode)BenchCommand.ToJson(o)).ToArray());
         document["hessian"] = new JsonArray(r.Hessian.Select(h => (JsonNode)BenchCommand.ToJson(h)).ToArray());
         document["data"] = BenchCommand.ToJson(r.Data);

@@ -52,6 +52,8 @@ public sealed record BenchmarkSuiteResult
     public required double ElapsedSeconds { get; init; }
     /// <summary>The 1-minute load average when the suite finished (the machine description holds the one at the start).</summary>
     public double? LoadAverageAtEnd { get; init; }
+    /// <summary>The share (0 to 1) of the machine's CPU that other processes used during the suite (null: not measurable here).</summary>
+    public double? OtherProcessesCpuShare { get; init; }
     public required IReadOnlyList<OptimizerBenchmarkResult> Optimizer { get; init; }
     public required IReadOnlyList<HessianBenchmarkResult> Hessian { get; init; }
     public required DataThroughputResult Data { get; init; }
@@ -125,6 +127,7 @@ public static class BenchmarkSuite
     {
         var started = DateTimeOffset.UtcNow;
         var watch = Stopwatch.StartNew();
+        var cpu = CpuShare.Start();
         TorchRuntime.EnsureInitialized();
         TorchRuntime.SetThreads(plan.Threads);
         var machine = MachineDescription.Current();
@@ -154,6 +157,7 @@ public static class BenchmarkSuite
             Started = started,
             ElapsedSeconds = watch.Elapsed.TotalSeconds,
             LoadAverageAtEnd = MachineDescription.CurrentLoadAverage(),
+            OtherProcessesCpuShare = cpu.OtherProcessesShare(),
             Optimizer = optimizer,
             Hessian = hessian,
             Data = data,

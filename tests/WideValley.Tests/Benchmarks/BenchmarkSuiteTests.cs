@@ -90,4 +90,26 @@ public class BenchmarkSuiteTests
         Assert.Equal(1.97, MachineDescription.FirstLoadAverage("1.97 1.80 1.73 3/412 12345\n"));
         Assert.Null(MachineDescription.FirstLoadAverage(""));
     }
+
+    [Fact]
+    public void TheCpuShareOfOtherProcessesIsTheMachinesBusyTimeLessOurOwn()
+    {
+        const string stat = "cpu  4705 150 1120 16250 520 0 12 0 0 0\ncpu0 2000 75 560 8125 260 0 6 0 0 0\nintr 1 2 3\n";
+        Assert.Equal((4705L + 150 + 1120 + 12, 4705L + 150 + 1120 + 16250 + 520 + 12), CpuShare.MachineTicks(stat));
+        Assert.Null(CpuShare.MachineTicks("intr 1 2 3\n"));
+        Assert.Null(CpuShare.MachineTicks("cpu  1 2 x 4 5\n"));
+        Assert.Null(CpuShare.MachineTicks(null));
+
+        // 10 s on 2 processors = 2,000 ticks; the machine was busy for 1,500 of them and this process used 10 CPU s.
+        Assert.Equal(0.25, CpuShare.OtherShare((0, 0), (1500, 2000), ownCpuSeconds: 10, processors: 2, ticksPerSecond: 100)!.Value, 12);
+        // Readings taken a moment apart can put our own time above the machine's: that is no other work, not a negative share.
+        Assert.Equal(0, CpuShare.OtherShare((0, 0), (990, 2000), ownCpuSeconds: 10, processors: 2, ticksPerSecond: 100));
+        Assert.Null(CpuShare.OtherShare((5, 5), (5, 5), 0, 2, 100));
+
+        var share = CpuShare.Start();
+        var spin = System.Diagnostics.Stopwatch.StartNew();
+        while (spin.ElapsedMilliseconds < 200) { }
+        var measured = share.OtherProcessesShare();
+        if (File.Exists("/proc/stat")) Assert.InRange(measured!.Value, 0, 1);
+    }
 }

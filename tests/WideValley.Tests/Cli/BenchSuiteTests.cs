@@ -44,6 +44,8 @@ public class BenchSuiteTests
         foreach (var key in new[] { "os", "cpu_model", "vector_extensions", "dotnet", "torchsharp", "libtorch", "cpu_backend" })
             Assert.False(string.IsNullOrWhiteSpace((string?)machine[key]), $"machine.{key} is empty");
         Assert.StartsWith(".NET 10", (string)machine["dotnet"]!);
+        var othersShare = (double)machine["other_processes_cpu_share"]!;
+        Assert.InRange(othersShare, 0, 1);
 
         var optimizer = json["optimizer"]!.AsArray();
         Assert.Equal(new[] { "mnistfc 5", "mnistfc 20", "lenet 5", "lenet 20" }, optimizer.Select(o => $"{o!["model"]} {o["L"]}"));
@@ -108,6 +110,11 @@ public class BenchSuiteTests
         foreach (var check in checks)
             Assert.Contains($"<= {((double)check!["at_most"]!).ToString("0.###", CultureInfo.InvariantCulture)}: {((bool)check["met"]! ? "met" : "**missed**")}", markdown);
         Assert.Contains($"{(int)json["targets_met"]!} of 4 targets met", markdown);
+        // The report prints the share to 0.1%; the JSON keeps 4 decimals of it.
+        var shareRow = System.Text.RegularExpressions.Regex.Match(markdown, @"\| CPU used by other processes during the suite \| ([0-9.]+)% of the machine \|");
+        Assert.True(shareRow.Success, "the machine table has no CPU-share row");
+        Assert.InRange(double.Parse(shareRow.Groups[1].Value, CultureInfo.InvariantCulture), 100 * othersShare - 0.051, 100 * othersShare + 0.051);
+        Assert.Contains(othersShare > 0.05 ? "The machine was shared with other work: other processes used" : "The machine was otherwise idle", markdown);
         Assert.True(JsonNode.DeepEquals(json, JsonNode.Parse(File.ReadAllText(dir.File("results/bench.json")))));
         Assert.Empty(dir.Leftovers());
         Assert.Contains("report: " + report, err);
