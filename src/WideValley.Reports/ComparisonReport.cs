@@ -157,6 +157,7 @@ public static class ComparisonReport
                 ["effective_epochs"] = r.EffectiveEpochs,
                 ["final_training_loss"] = Finite(FinalTrainingLoss(r.Final)),
                 ["seconds"] = r.TotalSeconds,
+                ["threads"] = r.Config.Threads,
                 ["folder"] = r.Folder,
             });
         var s = Stats(row, arm);
@@ -190,6 +191,20 @@ public static class ComparisonReport
             SeedStatistic.Of(ok.Where(r => r.EffectiveEpochs > 0).Select(r => r.TotalSeconds / r.EffectiveEpochs)));
     }
 
+    /// <summary>
+    /// The libtorch threads the finished runs used, as each last ran (a run resumed with other --threads records the
+    /// later count): the machine line gives the report command's own, which need not be theirs.
+    /// </summary>
+    static string? ThreadsSentence(ComparisonReportInput input)
+    {
+        var runs = input.Rows.SelectMany(r => new[] { r.Entropy, r.Baseline }).OfType<ArmResult>().SelectMany(a => a.Runs).ToList();
+        if (runs.Count == 0) return null;
+        var groups = runs.GroupBy(r => r.Config.Threads).OrderBy(g => g.Key)
+            .Select(g => $"{(g.Key > 0 ? g.Key.ToString(C) : "libtorch's default")} in {g.Count()} run{(g.Count() == 1 ? "" : "s")}");
+        return "Libtorch threads per finished run, as it last ran: " + string.Join(", ", groups) + ". " +
+               "A run's wall time also depends on what else the machine ran beside it; its effective epochs do not.";
+    }
+
     static string Num(double? v, string format) => v is double d ? d.ToString(format, C) : "n/a";
 
     static string MeanStd(SeedStatistic? s, string format) =>
@@ -206,6 +221,7 @@ public static class ComparisonReport
         md.AppendLine("(the same measurement for both optimizers); time per effective epoch is the run's wall time over its effective epochs,");
         md.AppendLine("including the evaluation after every epoch (test set and whole training set), which a baseline with many short");
         md.AppendLine("epochs does more often than Entropy-SGD with few long ones (100 against 5 evaluations for mnistfc).");
+        if (ThreadsSentence(input) is { } threads) md.AppendLine(threads);
         md.AppendLine();
         md.AppendLine("| row | data | optimizer | seeds | test error (%) / perplexity | paper | effective epochs | paper | final training loss | s / effective epoch |");
         md.AppendLine("|---|---|---|---|---|---|---|---|---|---|");

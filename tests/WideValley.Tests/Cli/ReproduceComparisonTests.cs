@@ -45,6 +45,7 @@ public class ReproduceComparisonTests
         Assert.Contains("| All-CNN-BN | cifar10 | skipped |", text);
         Assert.Contains("| char-LSTM |", text);
         Assert.Contains("widevalley reproduce table1 --rows mnistfc,allcnn,char-lstm --seeds 2 --budget smoke", text);
+        Assert.Contains("Libtorch threads per finished run, as it last ran: 2 in 8 runs.", text);
         ReproduceReportChecks.AssertImagesExist(md);
 
         var json = ReproduceReportChecks.ReadJson(dir.File("report/table1-fashion-mnist-smoke.json"));
@@ -63,6 +64,7 @@ public class ReproduceComparisonTests
                 // Different seeds must be different runs.
                 var tests = a["runs"]!.AsArray().Select(r => r!["test"]!.GetValue<double>()).ToList();
                 Assert.NotEqual(tests[0], tests[1]);
+                Assert.All(a["runs"]!.AsArray(), r => Assert.Equal(2, r!["threads"]!.GetValue<int>()));
             }
         ReproduceReportChecks.AssertPlotWithText(dir.File("report/table1-fashion-mnist-smoke-mnistfc.png"), "effective epochs");
         ReproduceReportChecks.AssertPlotWithText(dir.File("report/table1-fashion-mnist-smoke-char-lstm.png"), "effective epochs");
