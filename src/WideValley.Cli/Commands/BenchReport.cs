@@ -18,6 +18,10 @@ internal static class BenchReport
     /// <summary>Other processes using more than this share of the machine's CPU during the suite make it "shared".</summary>
     const double BusyCpuShare = 0.05;
 
+    const string SharedMachineCaveat =
+        "Timings are noisier, and likely slower, than on an idle machine, and the ratios can move too: memory-bound work " +
+        "(the Langevin update) and compute-bound work (the gradients) do not slow down alike.";
+
     public static string Markdown(BenchmarkSuiteResult r, string command, string jsonFileName)
     {
         var md = new StringBuilder();
@@ -55,8 +59,7 @@ internal static class BenchReport
         {
             md.AppendLine(share > BusyCpuShare
                 ? $"The machine was shared with other work: other processes used {Number(100 * share, "0.0")}% of its CPU while the suite ran. " +
-                  "Timings are noisier, and likely slower, than on an idle machine, and the ratios can move too: memory-bound work " +
-                  "(the Langevin update) and compute-bound work (the gradients) do not slow down alike."
+                  SharedMachineCaveat
                 : $"The machine was otherwise idle: other processes used {Number(100 * share, "0.0")}% of its CPU while the suite ran " +
                   "(from /proc/stat, less this process's own CPU time).");
             md.AppendLine();
@@ -64,8 +67,7 @@ internal static class BenchReport
         else if (m.LoadAverage is { } load && load > BusyLoadPerProcessor * m.Processors)
         {
             md.AppendLine($"The machine was shared with other work: the load average was {Number(load, "0.00")} on {m.Processors} processors before the " +
-                          "suite started. Timings are noisier, and likely slower, than on an idle machine, and the ratios can move " +
-                          "too: memory-bound work (the Langevin update) and compute-bound work (the gradients) do not slow down alike.");
+                          "suite started. " + SharedMachineCaveat);
             md.AppendLine();
         }
         md.AppendLine("The load averages trail by minutes and the one at the end includes the suite's own threads.").AppendLine();

@@ -20,7 +20,7 @@ public sealed class CpuShare
     }
 
     /// <summary>Starts measuring now.</summary>
-    public static CpuShare Start() => new(MachineTicks(ReadOrNull("/proc/stat")), OwnCpuTime());
+    public static CpuShare Start() => new(MachineTicks(MachineDescription.ReadOrNull("/proc/stat")), OwnCpuTime());
 
     /// <summary>
     /// The share (0 to 1) of the machine's CPU that other processes used since <see cref="Start"/>; null where
@@ -28,17 +28,16 @@ public sealed class CpuShare
     /// </summary>
     public double? OtherProcessesShare()
     {
-        var end = MachineTicks(ReadOrNull("/proc/stat"));
+        var end = MachineTicks(MachineDescription.ReadOrNull("/proc/stat"));
         if (_machineStart is not { } start || end is not { } stop) return null;
-        return OtherShare(start, stop, (OwnCpuTime() - _ownStart).TotalSeconds, Environment.ProcessorCount, ticksPerSecond: 100);
+        return OtherShare(start, stop, (OwnCpuTime() - _ownStart).TotalSeconds, ticksPerSecond: 100);
     }
 
     /// <summary>
     /// The share of the machine used by others, from two /proc/stat readings and this process's CPU seconds in
     /// between. /proc/stat counts in USER_HZ, which Linux fixes at 100 per second on every architecture.
     /// </summary>
-    internal static double? OtherShare((long Busy, long Total) start, (long Busy, long Total) end, double ownCpuSeconds,
-        int processors, double ticksPerSecond)
+    internal static double? OtherShare((long Busy, long Total) start, (long Busy, long Total) end, double ownCpuSeconds, double ticksPerSecond)
     {
         var total = end.Total - start.Total;
         if (total <= 0) return null;
@@ -70,11 +69,5 @@ public sealed class CpuShare
     {
         using var self = Process.GetCurrentProcess();
         return self.TotalProcessorTime;
-    }
-
-    static string? ReadOrNull(string path)
-    {
-        try { return File.Exists(path) ? File.ReadAllText(path) : null; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 }

@@ -110,7 +110,8 @@ public sealed record MachineDescription
         return double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) ? value : null;
     }
 
-    static string? ReadOrNull(string path)
+    /// <summary>A system file's text, or null where it does not exist or cannot be read.</summary>
+    internal static string? ReadOrNull(string path)
     {
         try { return File.Exists(path) ? File.ReadAllText(path) : null; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }

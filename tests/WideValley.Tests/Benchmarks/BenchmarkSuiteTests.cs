@@ -101,10 +101,10 @@ public class BenchmarkSuiteTests
         Assert.Null(CpuShare.MachineTicks(null));
 
         // 10 s on 2 processors = 2,000 ticks; the machine was busy for 1,500 of them and this process used 10 CPU s.
-        Assert.Equal(0.25, CpuShare.OtherShare((0, 0), (1500, 2000), ownCpuSeconds: 10, processors: 2, ticksPerSecond: 100)!.Value, 12);
+        Assert.Equal(0.25, CpuShare.OtherShare((0, 0), (1500, 2000), ownCpuSeconds: 10, ticksPerSecond: 100)!.Value, 12);
         // Readings taken a moment apart can put our own time above the machine's: that is no other work, not a negative share.
-        Assert.Equal(0, CpuShare.OtherShare((0, 0), (990, 2000), ownCpuSeconds: 10, processors: 2, ticksPerSecond: 100));
-        Assert.Null(CpuShare.OtherShare((5, 5), (5, 5), 0, 2, 100));
+        Assert.Equal(0, CpuShare.OtherShare((0, 0), (990, 2000), ownCpuSeconds: 10, ticksPerSecond: 100));
+        Assert.Null(CpuShare.OtherShare((5, 5), (5, 5), 0, 100));
 
         var share = CpuShare.Start();
         var spin = System.Diagnostics.Stopwatch.StartNew();
