@@ -136,6 +136,14 @@ public static class ComparisonReport
             };
             if (row.Baseline is not null) o["baseline"] = ArmJson(row.Row, row.Baseline);
             if (row.Entropy is not null) o["entropy"] = ArmJson(row.Row, row.Entropy);
+            if (row.Entropy is not null && row.Baseline is not null && Stats(row.Row, row.Baseline).Test is SeedStatistic target)
+                o["reach_baseline_final"] = new JsonObject
+                {
+                    ["target"] = target.Mean,
+                    ["tolerance"] = ReachTolerance,
+                    ["entropy_effective_epochs"] = EffectiveEpochsToReach(row.Row, row.Entropy.Runs, target.Mean),
+                    ["baseline_effective_epochs"] = EffectiveEpochsToReach(row.Row, row.Baseline.Runs, target.Mean),
+                };
             rows.Add(o);
         }
         var json = ReportHeader.Json(input.Stem, input.Title, input.Budget, input.Command, input.Machine);
@@ -303,6 +311,53 @@ public static class ComparisonReport
         return string.Join(", ", parts) + ".";
     }
 
+    /// <summary>How close counts as having reached a value: within 1% of it (relative), so that a curve that has
+    /// flattened out is not judged by noise in its last digits.</summary>
+    public const double ReachTolerance = 0.01;
+
+    /// <summary>
+    /// The first effective epoch at which the mean over an arm's non-diverged seeds of the test metric (lower is better:
+    /// error or perplexity) came within <see cref="ReachTolerance"/> of <paramref name="target"/>; null when it never did.
+    /// The answer is only as fine as the evaluations: one per epoch, which is L effective epochs apart for Entropy-SGD.
+    /// </summary>
+    public static double? EffectiveEpochsToReach(ComparisonRow row, IReadOnlyList<FinishedRun> runs, double target)
+    {
+        var ok = runs.Where(r => !r.Diverged).ToList();
+        if (ok.Count == 0) return null;
+        var (x, y) = MeanCurve(row, ok);
+        var threshold = target * (1 + ReachTolerance);
+        for (var i = 0; i < x.Count; i++)
+            if (y[i] <= threshold) return x[i];
+        return null;
+    }
+
+    /// <summary>Effective epochs between evaluations: those of the first epoch, averaged over the arm's runs.</summary>
+    static double? EvaluationSpacing(IReadOnlyList<FinishedRun> runs)
+    {
+        var first = runs.Where(r => !r.Diverged && r.History.Count > 0).Select(r => r.History[0].EffectiveEpochs).ToList();
+        return first.Count == 0 ? null : first.Average();
+    }
+
+    /// <summary>
+    /// The paper's speed claim in our numbers: how many effective epochs each arm took to come within 1% of the
+    /// baseline's final mean test metric. The baseline reaches its own final value by definition, though often
+    /// before its last epoch; the question is whether Entropy gets there sooner, later, or never.
+    /// </summary>
+    static string ReachSentence(ComparisonRowResult row, double baselineFinal, string format)
+    {
+        var what = row.Row.Metric == ComparisonMetric.Perplexity ? "perplexity" : "error";
+        var threshold = (baselineFinal * (1 + ReachTolerance)).ToString(format, C);
+        var entropy = EffectiveEpochsToReach(row.Row, row.Entropy!.Runs, baselineFinal);
+        var baseline = EffectiveEpochsToReach(row.Row, row.Baseline!.Runs, baselineFinal);
+        var spacing = $"(evaluated every {Num(EvaluationSpacing(row.Entropy.Runs), "0.#")} effective epochs for Entropy, every {Num(EvaluationSpacing(row.Baseline.Runs), "0.#")} for the baseline)";
+        var baselineAt = baseline is double bAt ? $"the baseline first did at {bAt.ToString("0.#", C)}" : "the baseline's mean curve never did";
+        if (entropy is not double eAt)
+            return $"Entropy never came within 1% of the baseline's final test {what} ({threshold} or less), while {baselineAt} {spacing}: not faster. ";
+        var verdict = baseline is double b2 && eAt < b2 ? "faster than the baseline" : baseline is double b3 && eAt == b3 ? "as fast as the baseline" : "not faster than the baseline";
+        return $"Entropy first came within 1% of the baseline's final test {what} ({threshold} or less) at {eAt.ToString("0.#", C)} effective epochs, " +
+               $"{baselineAt} {spacing}: {verdict}. ";
+    }
+
     /// <summary>What the numbers say about the paper's claims for one row, in plain words.</summary>
     static string Verdict(ComparisonRowResult row)
     {
@@ -329,6 +384,7 @@ public static class ComparisonReport
             sb1.Append(el.Mean < bl.Mean
                 ? $"Final training loss lower for Entropy ({el.Mean.ToString("0.0000", C)} vs {bl.Mean.ToString("0.0000", C)}), as the paper claims. "
                 : $"Final training loss **not** lower for Entropy ({el.Mean.ToString("0.0000", C)} vs {bl.Mean.ToString("0.0000", C)}), against the paper's claim. ");
+        sb1.Append(ReachSentence(row, bt.Mean, format));
         if (e.SecondsPerEffectiveEpoch is SeedStatistic es && b.SecondsPerEffectiveEpoch is SeedStatistic bs && e.EffectiveEpochs is SeedStatistic ee && b.EffectiveEpochs is SeedStatistic be)
             sb1.Append($"Wall time {(es.Mean * ee.Mean).ToString("0", C)} s vs {(bs.Mean * be.Mean).ToString("0", C)} s per run.");
         return sb1.ToString().TrimEnd();
