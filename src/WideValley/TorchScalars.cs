@@ -18,6 +18,27 @@ namespace WideValley;
 /// </remarks>
 internal static class TorchScalars
 {
+    /// <summary>
+    /// Scalars held for the whole process: a static field is a garbage-collection root, so these are never finalized.
+    /// A nested class, so that they are made on first use (when libtorch is loaded), not when any helper is touched.
+    /// </summary>
+    static class Held
+    {
+        /// <summary>An integer 1: as an alpha it suits floating and integer tensors alike.</summary>
+        internal static readonly Scalar One;
+
+        static Held() => One = 1L.ToScalar();
+    }
+
+    /// <summary>
+    /// t += other. TorchSharp's one-argument <c>add_(other)</c> calls <c>add_(other, 1)</c>, which makes a temporary
+    /// Scalar for the alpha of 1: the same hazard as any other scalar argument.
+    /// </summary>
+    public static Tensor Accumulate_(this Tensor t, Tensor other) => t.add_(other, Held.One);
+
+    /// <summary>t + other as a new tensor (TorchSharp's one-argument <c>add</c> makes a temporary alpha as well).</summary>
+    public static Tensor Plus(this Tensor t, Tensor other) => t.add(other, Held.One);
+
     /// <summary>t += alpha * other.</summary>
     public static Tensor AddScaled_(this Tensor t, Tensor other, double alpha)
     {
@@ -36,7 +57,7 @@ internal static class TorchScalars
     public static Tensor Shift_(this Tensor t, double value)
     {
         using var v = value.ToScalar();
-        return t.add_(v);
+        return t.add_(v, Held.One);
     }
 
     /// <summary>t = t + weight * (end - t). (TorchSharp's lerp_ takes the weight as a tensor.)</summary>
@@ -78,7 +99,7 @@ internal static class TorchScalars
     public static Tensor Plus(this Tensor t, double value)
     {
         using var v = value.ToScalar();
-        return t.add(v);
+        return t.add(v, Held.One);
     }
 
     /// <summary>max(t, value) elementwise, as a new tensor.</summary>

@@ -383,7 +383,7 @@ public static class DatasetCatalog
         {
             using var chunkScope = NewDisposeScope();
             var x = pixels.narrow(0, start, Math.Min(chunk, pixels.shape[0] - start)).to(ScalarType.Float64);
-            sum.add_(x.sum([0L, 2L, 3L]));
+            sum.Accumulate_(x.sum([0L, 2L, 3L]));
             sumOfSquares.add_(x.square().sum([0L, 2L, 3L]));
         }
         var count = (double)(pixels.NumberOfElements / channels);

@@ -87,7 +87,7 @@ internal sealed class ZcaWhitening : IDisposable
         using var scope = NewDisposeScope();
         var sum = zeros(d, ScalarType.Float64);
         foreach (var rows in Chunks(features, chunkRows))
-            sum.add_(rows.sum([0L])); // not sum(0): a literal 0 converts to ScalarType and picks the dtype overload
+            sum.Accumulate_(rows.sum([0L])); // not sum(0): a literal 0 converts to ScalarType and picks the dtype overload
         var mean = sum / n;
 
         var covariance = zeros(d, d, ScalarType.Float64);

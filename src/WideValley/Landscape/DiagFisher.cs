@@ -114,7 +114,7 @@ public static class DiagFisher
                 using var scope = NewDisposeScope();
                 loss.BatchGradient(b, gradient);
                 var g = gradient.to(ScalarType.Float64);
-                sum.add_(g);
+                sum.Accumulate_(g);
                 sumSquares.AddMultiplied_(g, g, 1.0);
             }
             var count = loss.BatchCount;

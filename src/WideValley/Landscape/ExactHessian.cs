@@ -450,7 +450,7 @@ public static class ExactHessian
                 var lower = h.narrow(0, j, rj).narrow(1, i, ri);
                 var lowerT = lower.T;
                 asymmetry = Math.Max(asymmetry, upper.sub(lowerT).abs().max().ToDouble());
-                var average = upper.add(lowerT).mul_(half);
+                var average = upper.Plus(lowerT).mul_(half);
                 upper.copy_(average);
                 lower.copy_(average.T);
             }

@@ -243,7 +243,7 @@ internal sealed class LandscapeLoss : IDisposable
         var grads = autograd.grad([l], parameters, allow_unused: true);
         for (var p = 0; p < grads.Count; p++)
         {
-            if (!grads[p].IsInvalid) views[p].add_(grads[p]);
+            if (!grads[p].IsInvalid) views[p].Accumulate_(grads[p]);
         }
         return l.ToDouble();
     }
@@ -276,7 +276,7 @@ internal sealed class LandscapeLoss : IDisposable
                 if (hv is null) continue;
                 for (var p = 0; p < hv.Count; p++)
                 {
-                    if (!hv[p].IsInvalid) resultViews[p].add_(hv[p]);
+                    if (!hv[p].IsInvalid) resultViews[p].Accumulate_(hv[p]);
                 }
             }
             return 0;
@@ -293,7 +293,7 @@ internal sealed class LandscapeLoss : IDisposable
             if (hv is null) continue;
             for (var p = 0; p < hv.Count; p++)
             {
-                if (!hv[p].IsInvalid) resultViews[p].add_(hv[p]);
+                if (!hv[p].IsInvalid) resultViews[p].Accumulate_(hv[p]);
             }
         }
         return 0;
@@ -327,7 +327,7 @@ internal sealed class LandscapeLoss : IDisposable
                 if (!entry.requires_grad) continue;
                 var rows = autograd.grad([entry], wanted, retain_graph: true, allow_unused: true);
                 for (var q = 0; q < rows.Count; q++)
-                    if (!rows[q].IsInvalid) tailViews[q].add_(rows[q]);
+                    if (!rows[q].IsInvalid) tailViews[q].Accumulate_(rows[q]);
             }
             return 0;
         }
@@ -351,7 +351,7 @@ internal sealed class LandscapeLoss : IDisposable
         {
             if (grads[p].IsInvalid || !grads[p].requires_grad) continue;
             var term = grads[p].mul(vViews[p]).sum();
-            dot = dot is null ? term : dot.add(term);
+            dot = dot is null ? term : dot.Plus(term);
         }
         // A gradient that does not depend on the parameters (a loss linear in them) has a zero Hessian.
         if (dot is null || !dot.requires_grad) return null;

@@ -149,7 +149,7 @@ public static class LocalEntropyEstimate
                 lossSum += value;
                 var offset = current.sub(x).to(ScalarType.Float64);
                 distanceSum += offset.dot(offset).ToDouble();
-                sum.add_(offset);
+                sum.Accumulate_(offset);
             }
             if (!double.IsFinite(value))
                 throw new InvalidOperationException($"LocalEntropyEstimate: the loss became {value} at Langevin step {step}; lower LangevinStepSize.");

@@ -127,7 +127,7 @@ internal sealed class TensorOpsLangevinKernel : ILangevinKernel
     {
         if (s.Momentum == 0) return;
         var v = _vViews![i];
-        v.Scale_(s.Momentum).add_(g);
+        v.Scale_(s.Momentum).Accumulate_(g);
         if (s.Nesterov) g.AddScaled_(v, s.Momentum);
         else g.copy_(v);
     }

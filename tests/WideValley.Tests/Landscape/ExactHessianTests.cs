@@ -170,6 +170,30 @@ public sealed class ExactHessianTests
         Assert.True(after.eq(before).all().ToBoolean(), "the caller's model must be untouched");
     }
 
+    /// <summary>
+    /// Two column workers while a third thread forces garbage collections: every scalar the products pass to libtorch
+    /// must stay alive through its call (TorchScalarsTests). The paper-budget small-LeNet spectrum crashed here after
+    /// eleven minutes before the column tail stopped using TorchSharp's one-argument add_.
+    /// </summary>
+    [Fact]
+    public void ParallelWorkersGiveTheSameMatrixWhileAnotherThreadForcesCollections()
+    {
+        var model = TanhNet(hidden: 24);
+        var data = RandomSet([10, 10, 10, 10]);
+        using var hvp = new Hvp(model, data, new LandscapeOptions { ModelFactory = () => TanhNet(hidden: 24) });
+        using var quiet = ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, ColumnsPerBlock = 8, Workers = 2 });
+        var collections = TorchScalarsTests.WhileCollecting(() =>
+        {
+            for (var round = 0; round < 6; round++)
+            {
+                using var noisy = ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, ColumnsPerBlock = 8, Workers = 2 });
+                Assert.True(MaxAbsDiff(noisy.Hessian, quiet.Hessian) < 1e-14 * Math.Max(1, MaxAbs(quiet.Hessian)),
+                    $"round {round}: {MaxAbsDiff(noisy.Hessian, quiet.Hessian):E2}");
+            }
+        });
+        Assert.True(collections > 10, $"the churn thread should have forced collections ({collections})");
+    }
+
     [Fact]
     public void ParallelRunInterruptedMidwayResumesToTheSameMatrix()
     {
