@@ -1,3 +1,4 @@
+using WideValley.Tests.Support;
 using static TorchSharp.torch;
 
 namespace WideValley.Tests;
@@ -11,26 +12,6 @@ namespace WideValley.Tests;
 /// </summary>
 public class TorchScalarsTests
 {
-    /// <summary>Runs <paramref name="work"/> while another thread allocates as fast as it can; returns its collections.</summary>
-    internal static int WhileCollecting(Action work)
-    {
-        var stop = 0;
-        var churn = new Thread(() =>
-        {
-            var keep = new List<byte[]>();
-            while (Volatile.Read(ref stop) == 0)
-            {
-                keep.Add(new byte[2048]);
-                if (keep.Count > 256) keep.Clear();
-            }
-        }) { IsBackground = true };
-        var before = GC.CollectionCount(0);
-        churn.Start();
-        try { work(); }
-        finally { Volatile.Write(ref stop, 1); churn.Join(); }
-        return GC.CollectionCount(0) - before;
-    }
-
     [Fact]
     public void AccumulateAndPlusAreExactWhileAnotherThreadForcesCollections()
     {
@@ -38,7 +19,7 @@ public class TorchScalarsTests
         using var sum = zeros(4, ScalarType.Float64);
         using var total = zeros(4, ScalarType.Float64);
         using var one = ones(4, ScalarType.Float64);
-        var collections = WhileCollecting(() =>
+        var collections = GarbageChurn.WhileCollecting(() =>
         {
             for (var i = 0; i < repetitions; i++)
             {

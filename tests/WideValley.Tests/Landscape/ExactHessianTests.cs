@@ -182,7 +182,7 @@ public sealed class ExactHessianTests
         var data = RandomSet([10, 10, 10, 10]);
         using var hvp = new Hvp(model, data, new LandscapeOptions { ModelFactory = () => TanhNet(hidden: 24) });
         using var quiet = ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, ColumnsPerBlock = 8, Workers = 2 });
-        var collections = TorchScalarsTests.WhileCollecting(() =>
+        var collections = GarbageChurn.WhileCollecting(() =>
         {
             for (var round = 0; round < 6; round++)
             {

@@ -95,22 +95,9 @@ public class BaselineOptimizerTests
             TrainingSetSize = 64, Seed = 9,
         });
         var quiet = Train(Create, dtype, steps: 150);
-        var stop = 0;
-        var churn = new Thread(() =>
-        {
-            var keep = new List<byte[]>();
-            while (Volatile.Read(ref stop) == 0)
-            {
-                keep.Add(new byte[2048]);
-                if (keep.Count > 256) keep.Clear();
-            }
-        }) { IsBackground = true };
-        var collections = GC.CollectionCount(0);
-        churn.Start();
-        double[] noisy;
-        try { noisy = Train(Create, dtype, steps: 150); }
-        finally { Volatile.Write(ref stop, 1); churn.Join(); }
-        Assert.True(GC.CollectionCount(0) - collections > 10, "the churn thread should have forced collections");
+        double[] noisy = [];
+        var collections = GarbageChurn.WhileCollecting(() => noisy = Train(Create, dtype, steps: 150));
+        Assert.True(collections > 10, $"the churn thread should have forced collections ({collections})");
         Assert.Equal(quiet, noisy);
     }
 }
