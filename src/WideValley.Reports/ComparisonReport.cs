@@ -325,11 +325,14 @@ public static class ComparisonReport
         var ok = runs.Where(r => !r.Diverged).ToList();
         if (ok.Count == 0) return null;
         var (x, y) = MeanCurve(row, ok);
-        var threshold = target * (1 + ReachTolerance);
+        var threshold = ReachThreshold(target);
         for (var i = 0; i < x.Count; i++)
             if (y[i] <= threshold) return x[i];
         return null;
     }
+
+    /// <summary>The largest value that counts as having reached <paramref name="target"/> (lower is better).</summary>
+    static double ReachThreshold(double target) => target * (1 + ReachTolerance);
 
     /// <summary>Effective epochs between evaluations: those of the first epoch, averaged over the arm's runs.</summary>
     static double? EvaluationSpacing(IReadOnlyList<FinishedRun> runs)
@@ -346,15 +349,20 @@ public static class ComparisonReport
     static string ReachSentence(ComparisonRowResult row, double baselineFinal, string format)
     {
         var what = row.Row.Metric == ComparisonMetric.Perplexity ? "perplexity" : "error";
-        var threshold = (baselineFinal * (1 + ReachTolerance)).ToString(format, C);
+        var within = $"within {ReachTolerance.ToString("0%", C)} of the baseline's final test {what} ({ReachThreshold(baselineFinal).ToString(format, C)} or less)";
         var entropy = EffectiveEpochsToReach(row.Row, row.Entropy!.Runs, baselineFinal);
         var baseline = EffectiveEpochsToReach(row.Row, row.Baseline!.Runs, baselineFinal);
         var spacing = $"(evaluated every {Num(EvaluationSpacing(row.Entropy.Runs), "0.#")} effective epochs for Entropy, every {Num(EvaluationSpacing(row.Baseline.Runs), "0.#")} for the baseline)";
         var baselineAt = baseline is double bAt ? $"the baseline first did at {bAt.ToString("0.#", C)}" : "the baseline's mean curve never did";
         if (entropy is not double eAt)
-            return $"Entropy never came within 1% of the baseline's final test {what} ({threshold} or less), while {baselineAt} {spacing}: not faster. ";
-        var verdict = baseline is double b2 && eAt < b2 ? "faster than the baseline" : baseline is double b3 && eAt == b3 ? "as fast as the baseline" : "not faster than the baseline";
-        return $"Entropy first came within 1% of the baseline's final test {what} ({threshold} or less) at {eAt.ToString("0.#", C)} effective epochs, " +
+            return $"Entropy never came {within}, while {baselineAt} {spacing}: not faster. ";
+        var verdict = baseline switch
+        {
+            double b when eAt < b => "faster than the baseline",
+            double b when eAt == b => "as fast as the baseline",
+            _ => "not faster than the baseline",
+        };
+        return $"Entropy first came {within} at {eAt.ToString("0.#", C)} effective epochs, " +
                $"{baselineAt} {spacing}: {verdict}. ";
     }
 
