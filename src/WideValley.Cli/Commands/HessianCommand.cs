@@ -424,6 +424,12 @@ public static class HessianCommand
             }
             else
             {
+                // LAPACK reports nothing while it runs, and for tens of thousands of parameters this is the longest,
+                // silent part of the measurement: say that it started and what it costs, so it is not taken for a hang.
+                log.WriteLine(string.Format(CultureInfo.InvariantCulture,
+                    "exact: all eigenvalues of the {0:N0} x {0:N0} matrix ({1}, LAPACK syevd through torch.linalg.eigvalsh), started {2:HH:mm:ss}; " +
+                    "no progress is reported until it ends; its cost grows as n^3 (about {3:0.#e+0} flops for the tridiagonal reduction)",
+                    n, DtypeName(plan.EigenType), DateTime.Now, 4.0 / 3.0 * Math.Pow(n, 3)));
                 using var eigenvalueTensor = ExactHessian.Eigenvalues(dense.Hessian, plan.EigenType);
                 eigenvalues = eigenvalueTensor.data<double>().ToArray();
                 m = new Measurement
