@@ -58,8 +58,8 @@ public sealed record MachineDescription
 
     /// <summary>One line for reports: processors, CPU, memory, OS, .NET, TorchSharp/libtorch and threads.</summary>
     public string OneLine() => string.Format(CultureInfo.InvariantCulture,
-        "{0} logical processors, {1} ({2}), {3:0.#} GiB memory, {4}, {5}, TorchSharp {6} / libtorch {7}, {8} libtorch threads",
-        Processors, CpuModel, VectorExtensions, MemoryTotalBytes / (1024.0 * 1024 * 1024), Os, DotNet, TorchSharp, LibTorch, Threads);
+        "{0} logical processors, {1} ({2}), {3:0.#} GiB memory, {4}, {5}, TorchSharp {6} / libtorch {7}, {8} libtorch thread{9}",
+        Processors, CpuModel, VectorExtensions, MemoryTotalBytes / (1024.0 * 1024 * 1024), Os, DotNet, TorchSharp, LibTorch, Threads, Threads == 1 ? "" : "s");
 
     /// <summary>The 1-minute load average, or null where /proc/loadavg does not exist.</summary>
     public static double? CurrentLoadAverage() => FirstLoadAverage(ReadOrNull("/proc/loadavg"));

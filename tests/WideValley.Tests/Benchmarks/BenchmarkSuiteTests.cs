@@ -92,6 +92,19 @@ public class BenchmarkSuiteTests
     }
 
     [Fact]
+    public void TheOneLineMachineDescriptionCountsThreadsInGoodEnglish()
+    {
+        var machine = new MachineDescription
+        {
+            Processors = 2, Os = "Debian GNU/Linux 12 (bookworm)", CpuModel = "AMD EPYC", VectorExtensions = "avx2", MemoryTotalBytes = 24L << 30,
+            DotNet = ".NET 10.0.12", TorchSharp = "0.107.0", LibTorch = "2.10.0.0", Threads = 1, CpuBackend = "oneDNN off",
+        };
+        Assert.Equal("2 logical processors, AMD EPYC (avx2), 24 GiB memory, Debian GNU/Linux 12 (bookworm), .NET 10.0.12, TorchSharp 0.107.0 / libtorch 2.10.0.0, 1 libtorch thread",
+            machine.OneLine());
+        Assert.EndsWith(", 2 libtorch threads", (machine with { Threads = 2 }).OneLine());
+    }
+
+    [Fact]
     public void TheCpuShareOfOtherProcessesIsTheMachinesBusyTimeLessOurOwn()
     {
         const string stat = "cpu  4705 150 1120 16250 520 0 12 0 0 0\ncpu0 2000 75 560 8125 260 0 6 0 0 0\nintr 1 2 3\n";
