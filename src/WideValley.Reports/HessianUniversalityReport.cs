@@ -342,8 +342,7 @@ public static class HessianUniversalityReport
         if (r.Dtype is string dtype && r.Network.Kind != SpectrumMethod.DiagonalFisher)
         {
             var floor = SpectrumSummary.RoundOffFloor(Math.Max(s.LambdaMax, -s.LambdaMin), dtype);
-            lines.Add(string.Create(C, $"Precision: computed in {dtype}; eigenvalues are accurate to about ε·‖H‖ = {PlotStyle.Number(floor)}, so " +
-                                       $"{(floor >= 1e-6 ? "the |λ| < 1e-5 band is within a factor 10 of round-off and reads as \"numerically zero\"." : "even the 1e-5 band is well above round-off.")}"));
+            lines.Add(PrecisionSentence(floor, dtype));
         }
         if (r.Network.IsLanguageModel)
             lines.Add("The text: the paper re-generated its own 256 lines of 32 characters; ours are cut from the corpus named in the data column, " +
@@ -361,5 +360,29 @@ public static class HessianUniversalityReport
         return ratio is >= 0.5 and <= 2
             ? string.Create(C, $"the same size (ratio {ratio:0.00})")
             : string.Create(C, $"{(ratio > 1 ? ratio : 1 / ratio):G3} times {(Math.Abs(ours) > Math.Abs(paper) ? "larger" : "smaller")} in magnitude");
+    }
+
+    /// <summary>
+    /// What round-off does to the near-zero bands: a band whose bound is below ε·‖H‖ cannot be told from zero (its
+    /// fraction counts numerical zeros), one within a factor 10 of it is at round-off level, and the rest measure
+    /// curvature. A large λ_max in float32 puts the paper's 1e-5 band below round-off, which a reader must know before
+    /// comparing fractions.
+    /// </summary>
+    internal static string PrecisionSentence(double floor, string dtype)
+    {
+        var bands = SpectrumSummary.Thresholds;
+        var below = bands.Where(t => t <= floor).ToList();
+        var near = bands.Where(t => t > floor && t < 10 * floor).ToList();
+        static string Bands(IReadOnlyList<double> ts) => string.Join(" and ", ts.Select(t => string.Create(C, $"|λ| < {t:0e0}")));
+        var head = string.Create(C, $"Precision: computed in {dtype}; eigenvalues are accurate to about ε·‖H‖ = {PlotStyle.Number(floor)}, so ");
+        if (below.Count == 0 && near.Count == 0) return head + string.Create(C, $"even the {bands[0]:0e0} band is well above round-off.");
+        var parts = new List<string>();
+        if (below.Count > 0)
+            parts.Add($"the {Bands(below)} band{(below.Count > 1 ? "s lie" : " lies")} below round-off: an eigenvalue that small cannot be told from zero in " +
+                      $"{dtype}, so {(below.Count > 1 ? "those fractions count" : "that fraction counts")} numerical zeros, not measured flatness" +
+                      (dtype == "float64" ? "" : " (`widevalley hessian --dtype float64` resolves them)"));
+        if (near.Count > 0)
+            parts.Add($"the {Bands(near)} band{(near.Count > 1 ? "s are" : " is")} within a factor 10 of round-off and read{(near.Count > 1 ? "" : "s")} as \"numerically zero\"");
+        return head + string.Join("; ", parts) + ".";
     }
 }

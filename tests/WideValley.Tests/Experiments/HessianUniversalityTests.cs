@@ -249,4 +249,22 @@ public sealed class HessianUniversalityTests
         }
         Assert.False(File.Exists(dir.File("hessian-universality-small-allcnn.png")));
     }
+
+    [Theory]
+    // small-mnistfc at the paper budget: λ_max 5.9 in float32.
+    [InlineData(3.544e-7, "float32", "so even the 1e-5 band is well above round-off.")]
+    // small-LeNet: λ_max 156 in float32 puts only the 1e-5 band near round-off.
+    [InlineData(9.3e-6, "float32", "so the |λ| < 1e-5 band is within a factor 10 of round-off and reads as \"numerically zero\".")]
+    // The char-LSTM: λ_max 1111 in float32 puts the paper's 1e-5 band below round-off and the 1e-4 band near it.
+    [InlineData(6.624e-5, "float32", "so the |λ| < 1e-5 band lies below round-off: an eigenvalue that small cannot be told from zero in float32, so that fraction " +
+                                    "counts numerical zeros, not measured flatness (`widevalley hessian --dtype float64` resolves them); the |λ| < 1e-4 band is " +
+                                    "within a factor 10 of round-off and reads as \"numerically zero\".")]
+    [InlineData(2e-4, "float32", "so the |λ| < 1e-5 and |λ| < 1e-4 bands lie below round-off")]
+    [InlineData(1.2e-13, "float64", "so even the 1e-5 band is well above round-off.")]
+    public void ThePrecisionSentenceSaysWhichBandsRoundOffDecides(double floor, string dtype, string expected)
+    {
+        var sentence = HessianUniversalityReport.PrecisionSentence(floor, dtype);
+        Assert.StartsWith($"Precision: computed in {dtype}; eigenvalues are accurate to about ε·‖H‖ = ", sentence);
+        Assert.Contains(expected, sentence);
+    }
 }
