@@ -1,3 +1,4 @@
+using WideValley.Experiments;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;

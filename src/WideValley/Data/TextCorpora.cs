@@ -170,7 +170,7 @@ public static class TextCorpora
     /// The file's text, decoded strictly: the first invalid or incomplete UTF-8 sequence is an error naming its byte
     /// offset (silently replacing it would put U+FFFD tokens into a vocabulary). A UTF-8 byte-order mark is dropped.
     /// </summary>
-    internal static string ReadUtf8(string path)
+    public static string ReadUtf8(string path)
     {
         byte[] bytes;
         using (var file = DataFiles.OpenRead(path))

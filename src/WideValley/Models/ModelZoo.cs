@@ -12,14 +12,22 @@ namespace WideValley.Models;
 /// </summary>
 public static class ModelZoo
 {
-    internal const string MnistFcName = "mnistfc";
-    internal const string LeNetName = "lenet";
-    internal const string AllCnnName = "allcnn";
-    internal const string SmallLeNetName = "small-lenet";
-    internal const string SmallMnistFcName = "small-mnistfc";
-    internal const string CharLstmName = "char-lstm";
-    internal const string SmallCharLstmName = "small-char-lstm";
-    internal const string PtbLstmName = "ptb-lstm";
+    /// <summary>Zoo name of the paper's 784-1024-1024-10 MLP.</summary>
+    public const string MnistFcName = "mnistfc";
+    /// <summary>Zoo name of LeNet-BN.</summary>
+    public const string LeNetName = "lenet";
+    /// <summary>Zoo name of All-CNN-BN (CIFAR-10).</summary>
+    public const string AllCnnName = "allcnn";
+    /// <summary>Zoo name of Sec. 5.1's small LeNet.</summary>
+    public const string SmallLeNetName = "small-lenet";
+    /// <summary>Zoo name of Sec. 5.1's small MLP.</summary>
+    public const string SmallMnistFcName = "small-mnistfc";
+    /// <summary>Zoo name of the 2 x 128 character LSTM.</summary>
+    public const string CharLstmName = "char-lstm";
+    /// <summary>Zoo name of Sec. 5.1's small character LSTM.</summary>
+    public const string SmallCharLstmName = "small-char-lstm";
+    /// <summary>Zoo name of the 2 x 1500 word LSTM for PTB.</summary>
+    public const string PtbLstmName = "ptb-lstm";
 
     private const string ImageInput = "images (N, C, S, S), floating point";
 

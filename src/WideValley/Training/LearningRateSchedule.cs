@@ -81,7 +81,8 @@ public abstract class LearningRateSchedule
         return k;
     }
 
-    internal static string Format(double x) => x.ToString("R", CultureInfo.InvariantCulture);
+    /// <summary>A number as schedule specs write it: shortest round-trip form, invariant culture.</summary>
+    public static string Format(double x) => x.ToString("R", CultureInfo.InvariantCulture);
 }
 
 /// <summary>The initial learning rate throughout.</summary>

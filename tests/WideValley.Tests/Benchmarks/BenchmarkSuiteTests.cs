@@ -1,3 +1,4 @@
+using WideValley.Experiments;
 using WideValley.Benchmarks;
 
 namespace WideValley.Tests.Benchmarks;

@@ -35,7 +35,7 @@ public static class ReproduceOptions
     /// <summary>The machine, for a report; <paramref name="threads"/> is the --threads the runs were given (0: libtorch's default).</summary>
     public static string Machine(int threads)
     {
-        var machine = Benchmarks.MachineDescription.Current();
+        var machine = MachineDescription.Current();
         return (threads > 0 ? machine with { Threads = threads } : machine).OneLine();
     }
 

@@ -1,3 +1,5 @@
+using WideValley.Experiments;
+
 namespace WideValley.Benchmarks;
 
 /// <summary>The statistic every benchmark reports: robust to the occasional slow repetition on a shared machine.</summary>

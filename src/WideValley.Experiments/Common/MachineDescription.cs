@@ -3,7 +3,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
-namespace WideValley.Benchmarks;
+namespace WideValley.Experiments;
 
 /// <summary>
 /// The machine a benchmark ran on, as far as the process can tell: timings mean little without the processor, the

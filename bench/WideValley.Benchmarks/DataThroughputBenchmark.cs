@@ -4,6 +4,8 @@ using TorchSharp;
 using WideValley.Data;
 using static TorchSharp.torch;
 
+using WideValley.Experiments;
+
 namespace WideValley.Benchmarks;
 
 /// <summary>Where <see cref="DataThroughputBenchmark"/> takes its images from.</summary>

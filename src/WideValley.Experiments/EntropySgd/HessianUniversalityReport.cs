@@ -1,3 +1,4 @@
+using WideValley.Reports;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -5,7 +6,7 @@ using System.Text.Json.Nodes;
 using WideValley.Experiments;
 using WideValley.Landscape;
 
-namespace WideValley.Reports;
+namespace WideValley.Experiments;
 
 /// <summary>One network of the Sec. 5.1 reproduction as far as it got: skipped, pending, or trained and measured.</summary>
 public sealed record UniversalityResult

@@ -5,6 +5,8 @@ using WideValley.Landscape;
 using WideValley.Models;
 using static TorchSharp.torch;
 
+using WideValley.Experiments;
+
 namespace WideValley.Benchmarks;
 
 /// <summary>What to measure in <see cref="HessianBenchmark"/>.</summary>

@@ -1,8 +1,9 @@
+using WideValley.Reports;
 using System.Text;
 using System.Text.Json.Nodes;
 using WideValley.Experiments;
 
-namespace WideValley.Reports;
+namespace WideValley.Experiments;
 
 /// <summary>What every reproduction report states first, in its Markdown and in its JSON twin.</summary>
 internal static class ReportHeader

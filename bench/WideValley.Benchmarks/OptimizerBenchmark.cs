@@ -7,6 +7,8 @@ using WideValley.Optim;
 using WideValley.Training;
 using static TorchSharp.torch;
 
+using WideValley.Experiments;
+
 namespace WideValley.Benchmarks;
 
 /// <summary>What to measure in <see cref="OptimizerBenchmark"/>.</summary>

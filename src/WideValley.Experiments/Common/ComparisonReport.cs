@@ -1,3 +1,4 @@
+using WideValley.Reports;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -5,7 +6,7 @@ using System.Text.Json.Nodes;
 using WideValley.Experiments;
 using WideValley.Training;
 
-namespace WideValley.Reports;
+namespace WideValley.Experiments;
 
 /// <summary>The runs of one optimizer of a Table 1 row, one per seed that has finished.</summary>
 /// <param name="Key">Folder name of the arm (adam, entropy-sgd, ...).</param>

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using WideValley.Data;
 using WideValley.Models;
 
+using WideValley.Experiments;
+
 namespace WideValley.Benchmarks;
 
 /// <summary>What <see cref="BenchmarkSuite"/> runs.</summary>

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 
+using WideValley.Experiments;
+
 namespace WideValley.Benchmarks;
 
 /// <summary>
