@@ -1,28 +1,41 @@
 namespace WideValley.Tests.Support;
 
 /// <summary>
-/// Runs work while another thread allocates as fast as it can, so that garbage collections (and finalizers) happen in
-/// the middle of the work's native calls: the condition under which TorchSharp frees a temporary Scalar too early.
+/// Runs work while another thread forces garbage collections (and so finalizers) in the middle of the work's native
+/// calls: the condition under which TorchSharp frees a temporary Scalar too early.
 /// </summary>
+/// <remarks>
+/// The thread forces generation-0 collections itself instead of allocating until the runtime decides to collect: how
+/// many collections an allocation loop causes depends on the gen-0 budget and on how much CPU the thread gets, so on a
+/// loaded machine the tests' "enough collections happened" precondition failed (4 failures in 8 concurrent runs).
+/// Forced collections make the count depend only on the thread being scheduled, and the work starts only after the
+/// first one.
+/// </remarks>
 public static class GarbageChurn
 {
-    /// <summary>Runs <paramref name="work"/> beside the allocating thread; returns the generation-0 collections meanwhile.</summary>
+    /// <summary>Runs <paramref name="work"/> beside the collecting thread; returns the collections it forced meanwhile.</summary>
     public static int WhileCollecting(Action work)
     {
         var stop = 0;
+        var forced = 0;
+        using var started = new ManualResetEventSlim();
         var churn = new Thread(() =>
         {
             var keep = new List<byte[]>();
             while (Volatile.Read(ref stop) == 0)
             {
-                keep.Add(new byte[2048]);
+                for (var i = 0; i < 64; i++) keep.Add(new byte[2048]);
                 if (keep.Count > 256) keep.Clear();
+                GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+                Interlocked.Increment(ref forced);
+                started.Set();
             }
         }) { IsBackground = true };
-        var before = GC.CollectionCount(0);
         churn.Start();
+        started.Wait();
+        var before = Volatile.Read(ref forced);
         try { work(); }
         finally { Volatile.Write(ref stop, 1); churn.Join(); }
-        return GC.CollectionCount(0) - before;
+        return Volatile.Read(ref forced) - before;
     }
 }
