@@ -23,9 +23,9 @@ static class LegacyRunConfig
         var config = copy.Deserialize<RunConfig>(RunConfig.Json) ?? throw new JsonException("empty run configuration");
         var descriptor = OptimizerFactory.Describe(config.Optimizer);
 
-        double Number(string key, double fallback) => flat[key] is JsonNode n ? n.GetValue<double>() : fallback;
-        bool Flag(string key) => flat[key] is JsonNode n && n.GetValue<bool>();
-        string Text(string key, string fallback) => flat[key] is JsonNode n ? n.GetValue<string>() : fallback;
+        double Number(string key, double fallback) => flat[key] is JsonNode n ? n.Deserialize<double>() : fallback;
+        bool Flag(string key) => flat[key] is JsonNode n && n.Deserialize<bool>();
+        string Text(string key, string fallback) => flat[key] is JsonNode n ? n.Deserialize<string>()! : fallback;
         T Pick<T>(string key, string fallback, params (string Name, T Value)[] choices)
         {
             var value = Text(key, fallback);
@@ -33,7 +33,7 @@ static class LegacyRunConfig
             throw new JsonException($"format-1 run configuration: {key} must be one of {string.Join(", ", choices.Select(c => c.Name))}, got '{value}'");
         }
 
-        var lr = flat["lr"] is JsonNode lrNode ? lrNode.GetValue<double>() : descriptor.DefaultLearningRate;
+        var lr = flat["lr"] is JsonNode lrNode ? lrNode.Deserialize<double>() : descriptor.DefaultLearningRate;
         var momentum = Number("momentum", 0);
         var nesterov = Flag("nesterov");
         var weightDecay = Number("weight_decay", 0);
