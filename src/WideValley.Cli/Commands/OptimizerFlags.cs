@@ -184,6 +184,7 @@ public sealed class OptimizerFlags
 
     string Show(Flag flag, JsonObject options)
     {
+        if (flag.Name == ReferenceCode) return "other Langevin settings; see its summary.json";
         if (Find(options, flag.Path) is not { } found) return "nothing";
         var (parent, key) = found;
         var value = parent[key];

@@ -11,8 +11,11 @@ namespace WideValley.Cli.Commands;
 /// <summary>`widevalley train`: one training run from the command line into a run folder.</summary>
 public static class TrainCommand
 {
-    /// <summary>Options whose values may differ from the stored configuration when a run is resumed.</summary>
-    static readonly HashSet<string> ResumeOverridable = ["--epochs", "--effective-epochs", "--threads", "--device", "--out", "--resume", "--no-tensorboard"];
+    /// <summary>
+    /// Options whose values may differ from the stored configuration when a run is resumed: how long, on what, and
+    /// where the data lies (a run moved to another machine finds its data elsewhere), never what is trained.
+    /// </summary>
+    static readonly HashSet<string> ResumeOverridable = ["--epochs", "--effective-epochs", "--threads", "--device", "--data-dir", "--out", "--resume", "--no-tensorboard"];
 
     /// <summary>The train options, shared with commands that start runs of their own.</summary>
     public sealed class RunOptions
@@ -152,7 +155,7 @@ public static class TrainCommand
         };
         var resume = new Option<bool>("--resume")
         {
-            Description = "Continue the run in --out from its checkpoint, with its stored settings (--epochs, --effective-epochs, --threads and --device may change).",
+            Description = "Continue the run in --out from its checkpoint, with its stored settings (--epochs, --effective-epochs, --threads, --device and --data-dir may change).",
         };
         var command = new Command("train", "Train a network and write metrics, TensorBoard logs and a checkpoint per epoch.");
         foreach (var o in options.All) command.Add(o);
@@ -267,13 +270,14 @@ public static class TrainCommand
         if (conflicts.Count > 0)
             throw new UsageException(
                 "--resume keeps the run's settings; these options differ: " + string.Join("; ", conflicts) +
-                ". Only --epochs, --effective-epochs, --threads and --device may change when resuming.");
+                ". Only --epochs, --effective-epochs, --threads, --device and --data-dir may change when resuming.");
         return stored with
         {
             Epochs = explicitOptions.Contains("--epochs") ? given.Epochs : stored.Epochs,
             EffectiveEpochBudget = explicitOptions.Contains("--effective-epochs") ? given.EffectiveEpochBudget : stored.EffectiveEpochBudget,
             Threads = explicitOptions.Contains("--threads") ? given.Threads : stored.Threads,
             Device = explicitOptions.Contains("--device") ? given.Device : stored.Device,
+            DataDir = explicitOptions.Contains("--data-dir") ? given.DataDir : stored.DataDir,
             TensorBoard = explicitOptions.Contains("--no-tensorboard") ? given.TensorBoard : stored.TensorBoard,
         };
     }

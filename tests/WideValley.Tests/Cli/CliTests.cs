@@ -263,6 +263,15 @@ public class CliTests
         Assert.Equal((double)logged["test_loss"]!, (double)e["test_loss"]!, 1e-6);
         Assert.Equal(("entropy-sgd", 1), ((string?)e["optimizer"], (int)e["epoch"]!));
 
+        // Resume it to the second epoch (its data lies elsewhere here than where it was trained: --data-dir may change).
+        var resumed = Run("train", "--out", run, "--resume", "--epochs", "2", "--data-dir", "/usr/share/datasets/fashion-mnist");
+        Assert.True(resumed.Code == ExitCodes.Ok, resumed.Err);
+        var second = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[1])!;
+        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "expected-epoch-2.jsonl")))!;
+        Assert.Equal((long)expected["grad_evals"]!, (long)second["grad_evals"]!);
+        Assert.Equal((double)expected["train_loss"]!, (double)second["train_loss"]!, 1e-6);
+        Assert.Equal(Checkpoint.FormatVersion, Checkpoint.ReadMeta(Path.Combine(run, Trainer.CheckpointFileName)).FormatVersion);
+
         // A run the library's Trainer wrote for the user's own network: evaluate says what it holds and what it needs.
         var custom = dir.File("custom");
         var model = WideValley.Tests.Support.Synthetic.Mlp();

@@ -137,6 +137,14 @@ public class CheckpointFormatTests
     }
 
     [Fact]
+    public void TheNeverImplementedExtraStateInterfaceIsGone()
+    {
+        // Format 1 wrote a flag for it after the optimizer state; optimizers carry their own state in the state
+        // dictionary (ExtraStateEntry), so format 2 has neither the interface nor the flag.
+        Assert.Null(typeof(OptimizerFactory).Assembly.GetType("WideValley.Optim.IExtraOptimizerState"));
+    }
+
+    [Fact]
     public void UnknownFormatVersionsAreRefusedByNumber()
     {
         using var dir = new TempDir();
