@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using WideValley.Data;
+using WideValley.Optim;
 using WideValley.Training;
 
 namespace WideValley.Cli.Commands;
@@ -73,32 +74,31 @@ public static class DemoCommand
             Seed = 1,
             EffectiveEpochBudget = effectiveEpochs,
         };
-        var adam = common with { Optimizer = "adam", Lr = 1e-3, Epochs = (int)Math.Ceiling(effectiveEpochs - 1e-9) };
+        var adam = (common with { Epochs = (int)Math.Ceiling(effectiveEpochs - 1e-9) }).WithOptimizer(new AdamOptions { LearningRate = 1e-3 });
         var outerEpochs = effectiveEpochs / l;
-        var esgd = common with
+        var esgd = (common with
         {
-            Optimizer = "entropy-sgd",
-            Lr = 1,
-            Momentum = 0.9,
-            Nesterov = true,
-            L = l,
-            LangevinLr = 0.1,
-            Noise = 1e-3,
-            Gamma = 1e-4,
-            Scoping = 1e-3,
-            LangevinMomentum = 0.9,
-            LangevinNesterov = true,
             Dropout = 0.15,
             Epochs = Math.Max(1, (int)Math.Ceiling(outerEpochs - 1e-9)),
             LrSchedule = outerEpochs >= 2 ? $"after:10:{(int)Math.Floor(outerEpochs / 2)}" : "const",
-        };
+        }).WithOptimizer(new EntropySgdOptions
+        {
+            LearningRate = 1,
+            Momentum = 0.9,
+            Nesterov = true,
+            LocalEntropy = new LocalEntropyOptions
+            {
+                L = l, LangevinLr = 0.1, Noise = 1e-3, Scope = new ExponentialScope(1e-4, 1e-3),
+                LangevinMomentum = 0.9, LangevinNesterov = true, DiagnosticsEvery = 10,
+            },
+        });
         return [("adam", adam), ("entropy-sgd", esgd)];
     }
 
-    static string Describe(RunConfig c) => c.Optimizer == "adam"
-        ? string.Format(CultureInfo.InvariantCulture, "Adam lr {0}, {1} epochs", c.Lr, c.Epochs)
-        : string.Format(CultureInfo.InvariantCulture, "Entropy-SGD lr {0} ({1}), L {2}, {3} outer epoch(s), dropout {4}",
-            c.Lr, c.LrSchedule, c.L, c.Epochs, c.Dropout);
+    static string Describe(RunConfig c) => c.ResolvedOptimizerOptions is ILocalEntropyOptimizerOptions le
+        ? string.Format(CultureInfo.InvariantCulture, "Entropy-SGD lr {0} ({1}), L {2}, {3} outer epoch(s), dropout {4}",
+            c.ResolvedOptimizerOptions.LearningRate, c.LrSchedule, le.LocalEntropy.L, c.Epochs, c.Dropout)
+        : string.Format(CultureInfo.InvariantCulture, "Adam lr {0}, {1} epochs", c.ResolvedOptimizerOptions.LearningRate, c.Epochs);
 
     static void WriteTable(CliContext ctx, List<(string Label, RunConfig Config, TrainingResult Result)> results)
     {

@@ -85,9 +85,7 @@ internal sealed class MeasuredRun : IDisposable
     public static (CheckpointMeta Meta, RunConfig Config) ReadConfig(string checkpointPath)
     {
         var meta = Checkpoint.ReadMeta(checkpointPath);
-        if (meta.RunConfig is not JsonNode stored)
-            throw new InvalidDataException($"{checkpointPath} stores no run configuration, so its network and data cannot be rebuilt");
-        return (meta, RunConfig.FromJson(stored));
+        return (meta, meta.RequireRunConfig(checkpointPath));
     }
 
     /// <summary>

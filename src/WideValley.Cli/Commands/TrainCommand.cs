@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
-using System.Text.Json.Nodes;
 using WideValley.Data;
 using WideValley.Models;
 using WideValley.Optim;
@@ -12,8 +11,11 @@ namespace WideValley.Cli.Commands;
 /// <summary>`widevalley train`: one training run from the command line into a run folder.</summary>
 public static class TrainCommand
 {
-    /// <summary>Options whose values may differ from the stored configuration when a run is resumed.</summary>
-    static readonly HashSet<string> ResumeOverridable = ["--epochs", "--effective-epochs", "--threads", "--device", "--out", "--resume", "--no-tensorboard"];
+    /// <summary>
+    /// Options whose values may differ from the stored configuration when a run is resumed: how long, on what, and
+    /// where the data lies (a run moved to another machine finds its data elsewhere), never what is trained.
+    /// </summary>
+    static readonly HashSet<string> ResumeOverridable = ["--epochs", "--effective-epochs", "--threads", "--device", "--data-dir", "--out", "--resume", "--no-tensorboard"];
 
     /// <summary>The train options, shared with commands that start runs of their own.</summary>
     public sealed class RunOptions
@@ -37,13 +39,6 @@ public static class TrainCommand
             Description = "Optimizer: " + string.Join(", ", OptimizerFactory.Names),
             DefaultValueFactory = _ => "sgd",
         };
-        public readonly Option<double?> Lr = new("--lr") { Description = "Learning rate (default: sgd 0.1, adam 0.001)." };
-        public readonly Option<double> Momentum = new("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.0 };
-        public readonly Option<bool> Nesterov = new("--nesterov") { Description = "Nesterov momentum (SGD)." };
-        public readonly Option<double> WeightDecay = new("--weight-decay") { Description = "L2 weight decay.", DefaultValueFactory = _ => 0.0 };
-        public readonly Option<double> Beta1 = new("--beta1") { Description = "Adam beta1.", DefaultValueFactory = _ => 0.9 };
-        public readonly Option<double> Beta2 = new("--beta2") { Description = "Adam beta2.", DefaultValueFactory = _ => 0.999 };
-        public readonly Option<double> AdamEps = new("--adam-eps") { Description = "Adam epsilon.", DefaultValueFactory = _ => 1e-8 };
         public readonly Option<int> BatchSize = new("--batch-size", "-b") { Description = "Minibatch size (language models: rows).", DefaultValueFactory = _ => 128 };
         public readonly Option<int> Epochs = new("--epochs", "-e")
         {
@@ -85,33 +80,8 @@ public static class TrainCommand
         public readonly Option<int?> EvalBatchSize = new("--eval-batch-size") { Description = "Batch size for evaluation." };
         public readonly Option<bool> NoTensorBoard = new("--no-tensorboard") { Description = "Do not write TensorBoard event files." };
 
-        // Local-entropy optimizers (entropy-sgd, entropy-adam); defaults are the paper's MNIST settings.
-        public readonly Option<int> L = new("-L", "--langevin-steps") { Description = "Langevin steps per outer update (closure calls per step).", DefaultValueFactory = _ => 20 };
-        public readonly Option<double> Gamma = new("--gamma") { Description = "Initial scope gamma0.", DefaultValueFactory = _ => 1e-4 };
-        public readonly Option<double> Scoping = new("--scoping") { Description = "Scoping rate gamma1 (tau for the bounded schedule).", DefaultValueFactory = _ => 1e-3 };
-        public readonly Option<string> ScopingSchedule = new("--scoping-schedule")
-        {
-            Description = "gamma(t): exp (gamma0 (1+gamma1)^t, the paper's), const, linear (gamma0 (1+gamma1 t)), quadratic (gamma0 (1+gamma1 t)^2), bounded (gamma0 (1-exp(-tau t))).",
-            DefaultValueFactory = _ => "exp",
-        };
-        public readonly Option<double> LangevinLr = new("--langevin-lr") { Description = "Langevin step size eta'.", DefaultValueFactory = _ => 0.1 };
-        public readonly Option<double> Noise = new("--noise") { Description = "Thermal noise eps of the Langevin steps.", DefaultValueFactory = _ => 1e-3 };
-        public readonly Option<double> Alpha = new("--alpha") { Description = "Weight of the new sample in the running average mu.", DefaultValueFactory = _ => 0.75 };
-        public readonly Option<double> LangevinMomentum = new("--langevin-momentum") { Description = "Momentum of the Langevin steps.", DefaultValueFactory = _ => 0.0 };
-        public readonly Option<bool> LangevinNesterov = new("--langevin-nesterov") { Description = "Nesterov momentum in the Langevin steps." };
-        public readonly Option<double> LangevinWeightDecay = new("--langevin-weight-decay") { Description = "Weight decay inside the Langevin loop.", DefaultValueFactory = _ => 0.0 };
-        public readonly Option<string> NoiseScaling = new("--noise-scaling") { Description = "paper: sqrt(eta') eps; reference: sqrt(2 eta') eps (the public code).", DefaultValueFactory = _ => "paper" };
-        public readonly Option<string> MuAverage = new("--mu-average") { Description = "paper: mu = (1-alpha) mu + alpha x'; reference: mu = alpha mu + (1-alpha) x'.", DefaultValueFactory = _ => "paper" };
-        public readonly Option<string> LangevinMomentumOn = new("--langevin-momentum-on") { Description = "drift: the whole dx' (paper); gradient: the loss gradient only (reference).", DefaultValueFactory = _ => "drift" };
-        public readonly Option<string> LeGradient = new("--le-gradient") { Description = "unscaled: x - mu (Sec. 4.3, the experiments'); scaled: gamma (x - mu) (Alg. 1).", DefaultValueFactory = _ => "unscaled" };
-        public readonly Option<string> ScopeCounter = new("--scope-counter") { Description = "paper: t counts outer updates; frozen: gamma stays gamma0 (the reference's bug).", DefaultValueFactory = _ => "paper" };
-        public readonly Option<bool> ExtraClosure = new("--extra-closure") { Description = "Evaluate one extra, discarded minibatch per step, as the reference code does." };
-        public readonly Option<bool> ReferenceCode = new("--reference-code") { Description = "All of the reference code's behaviours at once (noise, mu average, momentum target, frozen scope, extra closure)." };
-        public readonly Option<int> DiagnosticsEvery = new("--diagnostics-every") { Description = "Log gamma, ||x - mu||, gradient norms and their cosine every K outer steps (0 = off).", DefaultValueFactory = _ => 10 };
-        public readonly Option<string> LangevinKernel = new("--langevin-kernel") { Description = "auto, fused (CPU float32, vectorised) or tensor-ops (any device).", DefaultValueFactory = _ => "auto" };
-        // SGLD.
-        public readonly Option<double> SgldDecay = new("--sgld-decay") { Description = "SGLD step-size decay exponent b in lr / (1 + t)^b.", DefaultValueFactory = _ => 0.55 };
-        public readonly Option<double> SgldTemperature = new("--sgld-temperature") { Description = "SGLD temperature T (1 = Bayesian posterior).", DefaultValueFactory = _ => 1.0 };
+        /// <summary>The optimizer options: one table mapping flags onto the options records' properties.</summary>
+        public readonly OptimizerFlags OptimizerFlags = new();
 
         public RunOptions()
         {
@@ -119,39 +89,27 @@ public static class TrainCommand
             Optimizer.AcceptOnlyFromAmong([.. OptimizerFactory.Names]);
             BnRecalibrate.AcceptOnlyFromAmong("auto", "on", "off");
             Scaling.AcceptOnlyFromAmong([.. PixelScaling.All]);
-            ScopingSchedule.AcceptOnlyFromAmong("exp", "const", "linear", "quadratic", "bounded");
-            NoiseScaling.AcceptOnlyFromAmong("paper", "reference");
-            MuAverage.AcceptOnlyFromAmong("paper", "reference");
-            LangevinMomentumOn.AcceptOnlyFromAmong("drift", "gradient");
-            LeGradient.AcceptOnlyFromAmong("unscaled", "scaled");
-            ScopeCounter.AcceptOnlyFromAmong("paper", "frozen");
-            LangevinKernel.AcceptOnlyFromAmong("auto", "fused", "tensor-ops");
         }
 
-        public IEnumerable<Option> All =>
+        /// <summary>The run-level options (everything but the optimizer's options).</summary>
+        public IEnumerable<Option> RunLevel =>
         [
-            Model, Data, DataDir, Corpus, Optimizer, Lr, Momentum, Nesterov, WeightDecay, Beta1, Beta2, AdamEps, BatchSize,
-            Epochs, EffectiveEpochs, LrSchedule, Dropout, InputDropout, HiddenSize, Layers, Seed, Threads, Device,
-            MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain, Scaling, Unroll,
-            EvalBatchSize, NoTensorBoard, L, Gamma, Scoping, ScopingSchedule, LangevinLr, Noise, Alpha, LangevinMomentum,
-            LangevinNesterov, LangevinWeightDecay, NoiseScaling, MuAverage, LangevinMomentumOn, LeGradient, ScopeCounter,
-            ExtraClosure, ReferenceCode, DiagnosticsEvery, LangevinKernel, SgldDecay, SgldTemperature,
+            Model, Data, DataDir, Corpus, Optimizer, BatchSize, Epochs, EffectiveEpochs, LrSchedule, Dropout, InputDropout, HiddenSize,
+            Layers, Seed, Threads, Device, MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain,
+            Scaling, Unroll, EvalBatchSize, NoTensorBoard,
         ];
 
-        public RunConfig ToConfig(ParseResult p) => new()
+        /// <summary>Every train option.</summary>
+        public IEnumerable<Option> All => RunLevel.Concat(OptimizerFlags.Options);
+
+        /// <summary>The run-level settings the command line gives, with the optimizer's default options.</summary>
+        public RunConfig ToRunLevelConfig(ParseResult p) => new()
         {
             Model = p.GetValue(Model)!,
             Data = p.GetValue(Data),
             DataDir = p.GetValue(DataDir),
             Corpus = p.GetValue(Corpus),
             Optimizer = p.GetValue(Optimizer)!,
-            Lr = p.GetValue(Lr),
-            Momentum = p.GetValue(Momentum),
-            Nesterov = p.GetValue(Nesterov),
-            WeightDecay = p.GetValue(WeightDecay),
-            Beta1 = p.GetValue(Beta1),
-            Beta2 = p.GetValue(Beta2),
-            AdamEps = p.GetValue(AdamEps),
             BatchSize = p.GetValue(BatchSize),
             Epochs = p.GetValue(Epochs),
             EffectiveEpochBudget = p.GetValue(EffectiveEpochs),
@@ -166,35 +124,22 @@ public static class TrainCommand
             MaxTrainSamples = p.GetValue(MaxTrainSamples),
             ValidationSize = p.GetValue(ValidationSize),
             ClipGradNorm = p.GetValue(ClipGradNorm),
-            BnRecalibrate = p.GetValue(BnRecalibrate)!,
+            BnRecalibrate = Enum.Parse<BatchNormRecalibrationMode>(p.GetValue(BnRecalibrate)!, ignoreCase: true),
             BnRecalibrateBatches = p.GetValue(BnRecalibrateBatches),
             EvalTrain = p.GetValue(EvalTrain),
             Scaling = p.GetValue(Scaling)!,
             Unroll = p.GetValue(Unroll),
             EvalBatchSize = p.GetValue(EvalBatchSize),
             TensorBoard = !p.GetValue(NoTensorBoard),
-            L = p.GetValue(L),
-            Gamma = p.GetValue(Gamma),
-            Scoping = p.GetValue(Scoping),
-            ScopingSchedule = p.GetValue(ScopingSchedule)!,
-            LangevinLr = p.GetValue(LangevinLr),
-            Noise = p.GetValue(Noise),
-            Alpha = p.GetValue(Alpha),
-            LangevinMomentum = p.GetValue(LangevinMomentum),
-            LangevinNesterov = p.GetValue(LangevinNesterov),
-            LangevinWeightDecay = p.GetValue(LangevinWeightDecay),
-            NoiseScaling = p.GetValue(NoiseScaling)!,
-            MuAverage = p.GetValue(MuAverage)!,
-            LangevinMomentumOn = p.GetValue(LangevinMomentumOn)!,
-            LocalEntropyGradient = p.GetValue(LeGradient)!,
-            ScopeCounter = p.GetValue(ScopeCounter)!,
-            ExtraClosure = p.GetValue(ExtraClosure),
-            ReferenceCode = p.GetValue(ReferenceCode),
-            DiagnosticsEvery = p.GetValue(DiagnosticsEvery),
-            LangevinKernel = p.GetValue(LangevinKernel)!,
-            SgldDecay = p.GetValue(SgldDecay),
-            SgldTemperature = p.GetValue(SgldTemperature),
         };
+
+        /// <summary>The run the command line describes: run-level settings and the optimizer's options with the given flags applied.</summary>
+        public RunConfig ToConfig(ParseResult p)
+        {
+            var config = ToRunLevelConfig(p);
+            var descriptor = OptimizerFactory.Describe(config.Optimizer);
+            return config with { OptimizerOptions = OptimizerFlags.Apply(p, descriptor, descriptor.Defaults) };
+        }
 
         /// <summary>Names of the options the user typed (not defaults).</summary>
         public IEnumerable<string> Explicit(ParseResult p) =>
@@ -210,7 +155,7 @@ public static class TrainCommand
         };
         var resume = new Option<bool>("--resume")
         {
-            Description = "Continue the run in --out from its checkpoint, with its stored settings (--epochs, --effective-epochs, --threads and --device may change).",
+            Description = "Continue the run in --out from its checkpoint, with its stored settings (--epochs, --effective-epochs, --threads, --device and --data-dir may change).",
         };
         var command = new Command("train", "Train a network and write metrics, TensorBoard logs and a checkpoint per epoch.");
         foreach (var o in options.All) command.Add(o);
@@ -222,28 +167,45 @@ public static class TrainCommand
 
     static int Execute(CliContext ctx, RunOptions options, ParseResult p, string? outDir, bool resume)
     {
-        var config = options.ToConfig(p);
+        RunConfig config;
         if (resume)
         {
             if (string.IsNullOrWhiteSpace(outDir)) throw new UsageException("--resume needs --out RUN_FOLDER (the run to continue)");
-            config = ResumedConfig(Path.GetFullPath(outDir), config, options.Explicit(p).ToList());
+            config = ResumedConfig(Path.GetFullPath(outDir), options, p);
         }
         else
         {
+            config = options.ToConfig(p);
             outDir ??= Path.Combine("runs", $"{config.Model}-{config.Optimizer}-{DateTime.Now:yyyyMMdd-HHmmss}");
             var existing = Path.Combine(outDir, Trainer.CheckpointFileName);
             if (File.Exists(existing))
                 throw new UsageException($"{Path.GetFullPath(outDir)} already holds a run ({Trainer.CheckpointFileName}); pass --resume to continue it, or choose another --out");
         }
         outDir = Path.GetFullPath(outDir!);
-        RunSetup.Validate(config);
+        try
+        {
+            RunSetup.Validate(config);
+        }
+        catch (OptionsException e)
+        {
+            throw new UsageException(e.Describe(OptimizerFlags.FlagFor));
+        }
         return RunAndReport(ctx, config, outDir, resume, label: "");
     }
 
     /// <summary>Trains one configuration into <paramref name="outDir"/> and prints the result; returns the exit code.</summary>
     public static int RunAndReport(CliContext ctx, RunConfig config, string outDir, bool resume, string label)
     {
-        using var run = RunSetup.Prepare(config, outDir, message => ctx.Out.WriteLine(message));
+        PreparedRun run;
+        try
+        {
+            run = RunSetup.Prepare(config, outDir, message => ctx.Out.WriteLine(message));
+        }
+        catch (OptionsException e)
+        {
+            throw new UsageException(e.Describe(OptimizerFlags.FlagFor));
+        }
+        using var _ = run;
         ctx.Out.WriteLine($"model {config.Model} ({run.Parameters:N0} parameters), optimizer {config.Optimizer}, device {run.Device}, threads {TorchSharp.torch.get_num_threads()}, {TorchRuntime.CpuBackendNote}");
         ctx.Out.WriteLine($"data {run.DataDescription}");
         ctx.Out.WriteLine($"run folder {outDir}{(resume ? " (resuming)" : "")}");
@@ -279,26 +241,24 @@ public static class TrainCommand
     /// taken from the command line. Any other option given with a different value is an error: silently ignoring it
     /// would mislead, and honouring it would make the resumed run a different experiment.
     /// </summary>
-    static RunConfig ResumedConfig(string outDir, RunConfig given, IReadOnlyList<string> explicitOptions)
+    static RunConfig ResumedConfig(string outDir, RunOptions options, ParseResult p)
     {
         var checkpoint = Path.Combine(outDir, Trainer.CheckpointFileName);
         if (!File.Exists(checkpoint))
             throw new UsageException($"--resume: {outDir} has no {Trainer.CheckpointFileName}; nothing to resume");
         var meta = Checkpoint.ReadMeta(checkpoint);
-        var stored = meta.RunConfig is JsonNode node ? RunConfig.FromJson(node)
-            : throw new UsageException($"--resume: {checkpoint} does not record its run configuration");
-        var storedJson = stored.ToJson().AsObject();
-        var givenJson = given.ToJson().AsObject();
+        var stored = meta.RunConfig ?? throw new UsageException($"--resume: {checkpoint} does not record its run configuration");
+        var explicitOptions = options.Explicit(p).ToHashSet();
+        var given = options.ToRunLevelConfig(p);
+        var storedJson = stored.ToJson();
+        var givenJson = given.ToJson();
         var conflicts = new List<string>();
-        foreach (var option in explicitOptions.Where(o => !ResumeOverridable.Contains(o)))
+        foreach (var option in options.RunLevel.Select(o => o.Name).Where(o => explicitOptions.Contains(o) && !ResumeOverridable.Contains(o)))
         {
             var key = option.TrimStart('-').Replace('-', '_');
             key = key switch
             {
-                "no_tensorboard" => "tensorboard",
                 "effective_epochs" => "effective_epoch_budget",
-                "langevin_steps" => "l",
-                "le_gradient" => "local_entropy_gradient",
                 _ => key,
             };
             if (!storedJson.ContainsKey(key)) continue;
@@ -306,16 +266,18 @@ public static class TrainCommand
             var b = givenJson[key]?.ToJsonString() ?? "null";
             if (a != b) conflicts.Add($"{option} {b} (the run has {a})");
         }
+        conflicts.AddRange(options.OptimizerFlags.Conflicts(p, OptimizerFactory.Describe(stored.Optimizer), stored.ResolvedOptimizerOptions));
         if (conflicts.Count > 0)
             throw new UsageException(
                 "--resume keeps the run's settings; these options differ: " + string.Join("; ", conflicts) +
-                ". Only --epochs, --effective-epochs, --threads and --device may change when resuming.");
+                ". Only --epochs, --effective-epochs, --threads, --device and --data-dir may change when resuming.");
         return stored with
         {
             Epochs = explicitOptions.Contains("--epochs") ? given.Epochs : stored.Epochs,
             EffectiveEpochBudget = explicitOptions.Contains("--effective-epochs") ? given.EffectiveEpochBudget : stored.EffectiveEpochBudget,
             Threads = explicitOptions.Contains("--threads") ? given.Threads : stored.Threads,
             Device = explicitOptions.Contains("--device") ? given.Device : stored.Device,
+            DataDir = explicitOptions.Contains("--data-dir") ? given.DataDir : stored.DataDir,
             TensorBoard = explicitOptions.Contains("--no-tensorboard") ? given.TensorBoard : stored.TensorBoard,
         };
     }

@@ -1,9 +1,10 @@
-using WideValley.Reports;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using WideValley.Experiments;
+using WideValley.Optim;
+using WideValley.Reports;
 using WideValley.Training;
 
 namespace WideValley.Experiments;
@@ -292,18 +293,28 @@ public static class ComparisonReport
     internal static string Settings(RunConfig? c)
     {
         if (c is null) return "no run has finished.";
+        var o = c.ResolvedOptimizerOptions;
         var parts = new List<string>
         {
-            $"`{c.Optimizer}`", $"lr {c.Lr?.ToString("G4", C) ?? "default"}", $"schedule `{c.LrSchedule}`", $"{c.Epochs} epochs", $"batch {c.BatchSize}",
+            $"`{c.Optimizer}`", $"lr {o.LearningRate.ToString("G4", C)}", $"schedule `{c.LrSchedule}`", $"{c.Epochs} epochs", $"batch {c.BatchSize}",
         };
-        if (c.Momentum > 0) parts.Add($"momentum {c.Momentum.ToString("G3", C)}{(c.Nesterov ? " (Nesterov)" : "")}");
-        if (c.WeightDecay > 0) parts.Add($"weight decay {c.WeightDecay.ToString("G3", C)}");
-        if (c.Optimizer == "adam" || c.Optimizer == "entropy-adam") parts.Add($"beta1 {c.Beta1.ToString("G3", C)}");
-        if (c.Optimizer.StartsWith("entropy-", StringComparison.Ordinal))
+        var (momentum, nesterov, weightDecay, beta1) = o switch
         {
-            parts.Add($"L = {c.L}, eta' = {c.LangevinLr.ToString("G3", C)}, eps = {c.Noise.ToString("G3", C)}, gamma0 = {c.Gamma.ToString("G3", C)}" +
-                      (c.ScopingSchedule == "const" ? " (fixed)" : $", scoping `{c.ScopingSchedule}` gamma1 = {c.Scoping.ToString("G3", C)}"));
-            if (c.LangevinMomentum > 0) parts.Add($"Langevin momentum {c.LangevinMomentum.ToString("G3", C)}{(c.LangevinNesterov ? " (Nesterov)" : "")}");
+            SgdOptions s => (s.Momentum, s.Nesterov, s.WeightDecay, (double?)null),
+            EntropySgdOptions s => (s.Momentum, s.Nesterov, s.WeightDecay, null),
+            AdamOptions a => (0, false, a.WeightDecay, a.Beta1),
+            EntropyAdamOptions a => (0, false, a.WeightDecay, a.Beta1),
+            SgldOptions s => (0, false, s.WeightDecay, null),
+            _ => (0.0, false, 0.0, null),
+        };
+        if (momentum > 0) parts.Add($"momentum {momentum.ToString("G3", C)}{(nesterov ? " (Nesterov)" : "")}");
+        if (weightDecay > 0) parts.Add($"weight decay {weightDecay.ToString("G3", C)}");
+        if (beta1 is double b1) parts.Add($"beta1 {b1.ToString("G3", C)}");
+        if (o is ILocalEntropyOptimizerOptions { LocalEntropy: var le })
+        {
+            parts.Add($"L = {le.L}, eta' = {le.LangevinLr.ToString("G3", C)}, eps = {le.Noise.ToString("G3", C)}, gamma0 = {le.Scope.Gamma(0).ToString("G3", C)}" +
+                      (le.Scope is ConstantScope ? " (fixed)" : $", scoping `{le.Scope.Spec}`"));
+            if (le.LangevinMomentum > 0) parts.Add($"Langevin momentum {le.LangevinMomentum.ToString("G3", C)}{(le.LangevinNesterov ? " (Nesterov)" : "")}");
         }
         if (c.Dropout is double d) parts.Add($"dropout {d.ToString("G3", C)}");
         if (c.ClipGradNorm > 0) parts.Add($"gradient norm clipped at {c.ClipGradNorm.ToString("G3", C)}");

@@ -41,7 +41,7 @@ public sealed record FinishedRun(string Folder, RunConfig Config, string Status,
 public static class RunFolders
 {
     /// <summary>Settings that may differ between the stored run and the requested one: they do not change the result.</summary>
-    static readonly string[] IncidentalKeys = ["threads", "device", "tensorboard"];
+    static readonly string[] IncidentalKeys = ["threads", "device", "tensor_board"];
 
     /// <summary>What <paramref name="folder"/> holds for a run of <paramref name="expected"/>.</summary>
     /// <exception cref="InvalidDataException">The folder holds a run with other settings, or unreadable files.</exception>
@@ -54,14 +54,14 @@ public static class RunFolders
         {
             var summary = ReadSummary(summaryPath);
             status = summary["status"]?.GetValue<string>();
-            if (summary["config"] is JsonNode stored) RequireSame(folder, stored, expected);
+            if (summary["config"] is JsonNode stored) RequireSame(folder, RunConfig.FromJson(stored), expected);
             if (status is "finished") return RunFolderState.Finished;
             if (status is "diverged") return RunFolderState.Diverged;
         }
         if (File.Exists(checkpointPath))
         {
             var meta = Checkpoint.ReadMeta(checkpointPath);
-            if (meta.RunConfig is JsonNode stored) RequireSame(folder, stored, expected);
+            if (meta.RunConfig is RunConfig stored) RequireSame(folder, stored, expected);
             return RunFolderState.Resumable;
         }
         return RunFolderState.Empty;
@@ -127,21 +127,38 @@ public static class RunFolders
         }
     }
 
-    static void RequireSame(string folder, JsonNode stored, RunConfig expected)
+    static void RequireSame(string folder, RunConfig stored, RunConfig expected)
     {
-        // Through RunConfig and back, so that settings added to RunConfig after the run was stored take their
-        // defaults instead of reading as differences.
-        var a = Comparable(RunConfig.FromJson(stored).ToJson().AsObject());
-        var b = Comparable(expected.ToJson().AsObject());
+        // Both with their optimizer's options resolved, and through JSON, so that settings added after the run was
+        // stored take their defaults instead of reading as differences; nested options compare setting by setting.
+        static Dictionary<string, JsonNode?> Settings(RunConfig c) =>
+            Flatten(Comparable((c with { OptimizerOptions = c.ResolvedOptimizerOptions }).ToJson()));
+        var a = Settings(stored);
+        var b = Settings(expected);
         var differences = a.Select(kv => kv.Key)
             .Union(b.Select(kv => kv.Key))
-            .Where(key => (a[key]?.ToJsonString() ?? "null") != (b[key]?.ToJsonString() ?? "null"))
-            .Select(key => $"{key}: stored {a[key]?.ToJsonString() ?? "null"}, requested {b[key]?.ToJsonString() ?? "null"}")
+            .Where(key => Text(a, key) != Text(b, key))
+            .Select(key => $"{key}: stored {Text(a, key)}, requested {Text(b, key)}")
             .ToList();
         if (differences.Count > 0)
             throw new InvalidDataException(
                 $"{folder} holds a run with other settings ({string.Join("; ", differences.Take(5))}{(differences.Count > 5 ? "; ..." : "")}). " +
                 "Its results would not answer this request: use another --runs folder, or delete that run folder to train it again.");
+    }
+
+    static string Text(Dictionary<string, JsonNode?> settings, string key) =>
+        settings.TryGetValue(key, out var node) ? node?.ToJsonString() ?? "null" : "absent";
+
+    /// <summary>"optimizer_options.local_entropy.l" → value, for every leaf.</summary>
+    static Dictionary<string, JsonNode?> Flatten(JsonObject o, string prefix = "", Dictionary<string, JsonNode?>? into = null)
+    {
+        into ??= [];
+        foreach (var (key, value) in o)
+        {
+            if (value is JsonObject child) Flatten(child, prefix + key + ".", into);
+            else into[prefix + key] = value;
+        }
+        return into;
     }
 
     static JsonObject Comparable(JsonObject o)

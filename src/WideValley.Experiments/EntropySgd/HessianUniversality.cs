@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using WideValley.Data;
+using WideValley.Optim;
 using WideValley.Training;
 
 namespace WideValley.Experiments;
@@ -189,26 +190,26 @@ public static class HessianUniversality
         {
             case SmallLeNet:
                 // Adam as in the paper; lr 1e-3 divided by 5 every 10 epochs ends at 4e-5, where the loss is flat.
-                return common with
+                return (common with
                 {
                     Data = data.MnistRowsDataset, DataDir = data.MnistDir ?? data.FashionMnistDir, MaxTrainSamples = images,
-                    Optimizer = "adam", Lr = 1e-3, LrSchedule = "step:5:10", Epochs = epochs, BatchSize = 128,
-                };
+                    LrSchedule = "step:5:10", Epochs = epochs, BatchSize = 128,
+                }).WithOptimizer(new AdamOptions { LearningRate = 1e-3 });
             case SmallMnistFc:
                 // "Momentum-based SGD": heavy-ball momentum 0.9, lr 0.05 divided by 5 every 10 epochs.
-                return common with
+                return (common with
                 {
                     Data = data.MnistRowsDataset, DataDir = data.MnistDir ?? data.FashionMnistDir, MaxTrainSamples = images,
-                    Optimizer = "sgd", Lr = 0.05, Momentum = 0.9, LrSchedule = "step:5:10", Epochs = epochs, BatchSize = 128,
-                };
+                    LrSchedule = "step:5:10", Epochs = epochs, BatchSize = 128,
+                }).WithOptimizer(new SgdOptions { LearningRate = 0.05, Momentum = 0.9 });
             case AllCnn:
                 // Sec. 5.1 trains All-CNN-BN with Adam (11.2% error); the Table 1 network's weight decay and dropout stay.
                 // A CPU step costs about a second per 16 images, so the smoke run takes two steps of 16.
-                return common with
+                return (common with
                 {
                     Data = DatasetCatalog.Cifar10Name, DataDir = data.Cifar10Dir, MaxTrainSamples = budget == Budget.Smoke ? 32 : images,
-                    Optimizer = "adam", Lr = 1e-3, LrSchedule = "step:5:10", Epochs = epochs, BatchSize = budget == Budget.Smoke ? 16 : 128, WeightDecay = 1e-3,
-                };
+                    LrSchedule = "step:5:10", Epochs = epochs, BatchSize = budget == Budget.Smoke ? 16 : 128,
+                }).WithOptimizer(new AdamOptions { LearningRate = 1e-3, WeightDecay = 1e-3 });
             case CharLstm:
             {
                 if (characterLines is null) throw new ArgumentException($"{network.Name}: the text of lines (WriteCharacterLines) is needed");
@@ -217,12 +218,12 @@ public static class HessianUniversality
                 // halved every fifth of the run memorises the lines (training perplexity about 1.2 here).
                 var lines = TrainingLines(budget);
                 var steps = budget switch { Budget.Paper => 3000, Budget.Small => 1000, _ => 3 };
-                return common with
+                return (common with
                 {
                     Data = RunSetup.Text, Corpus = characterLines, CharacterSet = TextCorpora.AsciiCharacterSet,
-                    Optimizer = "adam", Lr = 0.02, LrSchedule = $"step:2:{Math.Max(1, steps / 5)}", Epochs = steps,
+                    LrSchedule = $"step:2:{Math.Max(1, steps / 5)}", Epochs = steps,
                     BatchSize = lines, EvalBatchSize = lines, Unroll = LineLength,
-                };
+                }).WithOptimizer(new AdamOptions { LearningRate = 0.02 });
             }
             default:
                 throw new ArgumentException($"unknown network '{network.Name}'");

@@ -1,3 +1,4 @@
+using WideValley.Optim;
 namespace WideValley.Experiments;
 
 /// <summary>
@@ -33,10 +34,8 @@ public static class SgldBaseline
         var (adam, _) = Table1.Arms(table1Row, Budget.Paper, seed, data, threads, device);
         var (_, entropy) = Table1.Arms(table1Row, budget, seed, data, threads, device);
         // Same data, model, dropout, batch size and evaluation as the Table 1 baseline; only the optimizer differs.
-        var sgld = new ExperimentArm("sgld", "SGLD", false, adam.Config with
-        {
-            Optimizer = "sgld", Lr = learningRate, SgldDecay = decay, SgldTemperature = 1, Epochs = PaperEpochs, LrSchedule = "const",
-        });
+        var sgld = new ExperimentArm("sgld", "SGLD", false, (adam.Config with { Epochs = PaperEpochs, LrSchedule = "const" })
+            .WithOptimizer(new SgldOptions { LearningRate = learningRate, Decay = decay, Temperature = 1 }));
         return (Table1.Shorten(sgld, budget, table1Row), entropy);
     }
 }

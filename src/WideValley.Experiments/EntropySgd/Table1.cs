@@ -1,4 +1,5 @@
 using WideValley.Data;
+using WideValley.Optim;
 using WideValley.Training;
 
 namespace WideValley.Experiments;
@@ -85,7 +86,6 @@ public static class Table1
             Device = device,
             EvalTrain = true,
             TensorBoard = false,
-            DiagnosticsEvery = 10,
         };
         ExperimentArm baseline, entropy;
         switch (row.Name)
@@ -102,16 +102,19 @@ public static class Table1
                     DataDir = data.MnistDir ?? data.FashionMnistDir,
                     BatchSize = 128,
                 };
-                baseline = new("adam", "Adam", false, image with
+                baseline = new("adam", "Adam", false, (image with { Epochs = 100, LrSchedule = "step:5:30" })
+                    .WithOptimizer(new AdamOptions { LearningRate = 1e-3 }));
+                entropy = new("entropy-sgd", "Entropy-SGD", true, (image with
                 {
-                    Optimizer = "adam", Lr = 1e-3, Epochs = 100, LrSchedule = "step:5:30",
-                });
-                entropy = new("entropy-sgd", "Entropy-SGD", true, image with
+                    Epochs = 5, LrSchedule = "after:10:2", Dropout = row.Name == "mnistfc" ? 0.15 : 0.25,
+                }).WithOptimizer(new EntropySgdOptions
                 {
-                    Optimizer = "entropy-sgd", Lr = 1, Epochs = 5, LrSchedule = "after:10:2", Momentum = 0.9, Nesterov = true,
-                    L = 20, LangevinLr = 0.1, Noise = 1e-3, Gamma = 1e-4, Scoping = 1e-3, ScopingSchedule = "exp",
-                    LangevinMomentum = 0.9, LangevinNesterov = true, Dropout = row.Name == "mnistfc" ? 0.15 : 0.25,
-                });
+                    LearningRate = 1, Momentum = 0.9, Nesterov = true,
+                    LocalEntropy = Langevin(20, langevinLr: 0.1, noise: 1e-3, new ExponentialScope(1e-4, 1e-3)) with
+                    {
+                        LangevinMomentum = 0.9, LangevinNesterov = true,
+                    },
+                }));
                 break;
             }
             case "allcnn":
@@ -120,16 +123,17 @@ public static class Table1
                 // weight decay of All-CNN-C (1e-3); Entropy-SGD 10 epochs, L = 20, eta = 1 divided by 5 every 4
                 // epochs, eta' = 0.1, eps = 1e-4, gamma0 = 0.03, gamma1 = 1e-3, dropout 0.5.
                 var image = common with { Data = DatasetCatalog.Cifar10Name, DataDir = data.Cifar10Dir, BatchSize = 128 };
-                baseline = new("sgd", "SGD (Nesterov)", false, image with
-                {
-                    Optimizer = "sgd", Lr = 0.1, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-3, Epochs = 200, LrSchedule = "step:5:60",
-                });
-                entropy = new("entropy-sgd", "Entropy-SGD", true, image with
-                {
-                    Optimizer = "entropy-sgd", Lr = 1, Epochs = 10, LrSchedule = "step:5:4", Momentum = 0.9, Nesterov = true,
-                    L = 20, LangevinLr = 0.1, Noise = 1e-4, Gamma = 0.03, Scoping = 1e-3, ScopingSchedule = "exp",
-                    LangevinMomentum = 0.9, LangevinNesterov = true, LangevinWeightDecay = 1e-3, Dropout = 0.5,
-                });
+                baseline = new("sgd", "SGD (Nesterov)", false, (image with { Epochs = 200, LrSchedule = "step:5:60" })
+                    .WithOptimizer(new SgdOptions { LearningRate = 0.1, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-3 }));
+                entropy = new("entropy-sgd", "Entropy-SGD", true, (image with { Epochs = 10, LrSchedule = "step:5:4", Dropout = 0.5 })
+                    .WithOptimizer(new EntropySgdOptions
+                    {
+                        LearningRate = 1, Momentum = 0.9, Nesterov = true,
+                        LocalEntropy = Langevin(20, langevinLr: 0.1, noise: 1e-4, new ExponentialScope(0.03, 1e-3)) with
+                        {
+                            LangevinMomentum = 0.9, LangevinNesterov = true, LangevinWeightDecay = 1e-3,
+                        },
+                    }));
                 break;
             }
             case "ptb-lstm":
@@ -139,15 +143,14 @@ public static class Table1
                 // 5 epochs, L = 5, gamma = 1e-3 fixed, eta = 1 divided by 10 each epoch after the third, eta' = 1,
                 // eps = 1e-4, momentum 0.5.
                 var text = common with { Data = RunSetup.Ptb, DataDir = data.PtbDir, BatchSize = 20, ClipGradNorm = 10 };
-                baseline = new("sgd", "SGD", false, text with
-                {
-                    Optimizer = "sgd", Lr = 1, Epochs = 55, LrSchedule = ZarembaSchedule(55, 14, 1.15),
-                });
-                entropy = new("entropy-sgd", "Entropy-SGD", true, text with
-                {
-                    Optimizer = "entropy-sgd", Lr = 1, Epochs = 5, LrSchedule = "after:10:3,4", Momentum = 0.5,
-                    L = 5, LangevinLr = 1, Noise = 1e-4, Gamma = 1e-3, ScopingSchedule = "const", LangevinMomentum = 0.5,
-                });
+                baseline = new("sgd", "SGD", false, (text with { Epochs = 55, LrSchedule = ZarembaSchedule(55, 14, 1.15) })
+                    .WithOptimizer(new SgdOptions { LearningRate = 1 }));
+                entropy = new("entropy-sgd", "Entropy-SGD", true, (text with { Epochs = 5, LrSchedule = "after:10:3,4" })
+                    .WithOptimizer(new EntropySgdOptions
+                    {
+                        LearningRate = 1, Momentum = 0.5,
+                        LocalEntropy = Langevin(5, langevinLr: 1, noise: 1e-4, new ConstantScope(1e-3)) with { LangevinMomentum = 0.5 },
+                    }));
                 break;
             }
             case "char-lstm":
@@ -155,15 +158,14 @@ public static class Table1
                 // Sec. 5.4.2: Adam 0.002 halved every 5 epochs, 50 epochs; Entropy-Adam 5 epochs, L = 5, gamma = 0.01
                 // fixed, lr 0.01 halved every epoch, beta1 = 0.5.
                 var text = common with { Data = RunSetup.Text, Corpus = data.Corpus };
-                baseline = new("adam", "Adam", false, text with
-                {
-                    Optimizer = "adam", Lr = 0.002, Epochs = 50, LrSchedule = "step:2:5",
-                });
-                entropy = new("entropy-adam", "Entropy-Adam", true, text with
-                {
-                    Optimizer = "entropy-adam", Lr = 0.01, Epochs = 5, LrSchedule = "step:2:1", Beta1 = 0.5,
-                    L = 5, Gamma = 0.01, ScopingSchedule = "const",
-                });
+                baseline = new("adam", "Adam", false, (text with { Epochs = 50, LrSchedule = "step:2:5" })
+                    .WithOptimizer(new AdamOptions { LearningRate = 0.002 }));
+                entropy = new("entropy-adam", "Entropy-Adam", true, (text with { Epochs = 5, LrSchedule = "step:2:1" })
+                    .WithOptimizer(new EntropyAdamOptions
+                    {
+                        LearningRate = 0.01, Beta1 = 0.5,
+                        LocalEntropy = Langevin(5, langevinLr: 0.1, noise: 1e-3, new ConstantScope(0.01)),
+                    }));
                 break;
             }
             default:
@@ -190,13 +192,25 @@ public static class Table1
                 Epochs = 1,
                 EffectiveEpochBudget = SmokeEffectiveEpochs,
                 MaxTrainSamples = isImage ? SmokeTrainingImages : null,
-                L = Math.Min(c.L, 2),
+                OptimizerOptions = c.ResolvedOptimizerOptions is ILocalEntropyOptimizerOptions le
+                    ? le.WithLocalEntropy(le.LocalEntropy with { L = Math.Min(le.LocalEntropy.L, 2) })
+                    : c.OptimizerOptions,
             },
             _ => throw new ArgumentOutOfRangeException(nameof(budget)),
         };
         // The label names L as run, so a shortened run does not claim the paper's.
-        return arm with { Config = c, Label = arm.IsEntropy ? $"{arm.Label} (L = {c.L})" : arm.Label };
+        return arm with
+        {
+            Config = c,
+            Label = c.ResolvedOptimizerOptions is ILocalEntropyOptimizerOptions run ? $"{arm.Label} (L = {run.LocalEntropy.L})" : arm.Label,
+        };
     }
+
+    /// <summary>The paper's Langevin loop: L steps of size eta', noise eps, scope gamma(t), diagnostics every 10 steps.</summary>
+    static LocalEntropyOptions Langevin(int l, double langevinLr, double noise, ScopeSchedule scope) => new()
+    {
+        L = l, LangevinLr = langevinLr, Noise = noise, Scope = scope, DiagnosticsEvery = 10,
+    };
 
     /// <summary>lr 1 for <paramref name="flatEpochs"/> epochs, then divided by <paramref name="divisor"/> every epoch.</summary>
     static string ZarembaSchedule(int epochs, int flatEpochs, double divisor) =>

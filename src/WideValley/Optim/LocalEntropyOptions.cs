@@ -123,20 +123,20 @@ public sealed record LocalEntropyOptions
         ExtraClosureEvaluation = true,
     };
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value.</summary>
+    /// <summary>Throws <see cref="OptionsException"/> naming the first invalid property.</summary>
     public void Validate()
     {
-        if (L < 1) throw new ArgumentException($"L (Langevin steps, -L) must be at least 1, got {L}");
-        ArgumentNullException.ThrowIfNull(Scope);
-        OptimizerFactory.RequirePositive(LangevinLr, "Langevin learning rate (--langevin-lr)");
-        OptimizerFactory.RequireNonNegative(Noise, "thermal noise (--noise)");
-        if (!(Alpha > 0 && Alpha <= 1)) throw new ArgumentException($"alpha (--alpha) must be in (0, 1], got {Alpha}");
-        OptimizerFactory.RequireUnitInterval(LangevinMomentum, "Langevin momentum (--langevin-momentum)");
+        if (L < 1) throw new OptionsException(nameof(L), $"(Langevin steps) must be at least 1, got {L}");
+        if (Scope is null) throw new OptionsException(nameof(Scope), "must be set");
+        OptionChecks.Positive(LangevinLr, nameof(LangevinLr));
+        OptionChecks.NonNegative(Noise, nameof(Noise));
+        if (!(Alpha > 0 && Alpha <= 1)) throw new OptionsException(nameof(Alpha), $"must be in (0, 1], got {Alpha}");
+        OptionChecks.UnitInterval(LangevinMomentum, nameof(LangevinMomentum));
         if (LangevinNesterov && LangevinMomentum <= 0)
-            throw new ArgumentException("Nesterov Langevin momentum needs --langevin-momentum greater than 0");
-        OptimizerFactory.RequireNonNegative(LangevinWeightDecay, "Langevin weight decay (--langevin-weight-decay)");
-        if (DiagnosticsEvery < 0) throw new ArgumentException($"--diagnostics-every must be 0 (off) or positive, got {DiagnosticsEvery}");
+            throw new OptionsException(nameof(LangevinNesterov), $"needs {{{nameof(LangevinMomentum)}}} greater than 0");
+        OptionChecks.NonNegative(LangevinWeightDecay, nameof(LangevinWeightDecay));
+        if (DiagnosticsEvery < 0) throw new OptionsException(nameof(DiagnosticsEvery), $"must be 0 (off) or positive, got {DiagnosticsEvery}");
         var g0 = Scope.Gamma(0);
-        if (!(g0 >= 0) || double.IsInfinity(g0)) throw new ArgumentException($"the scope schedule {Scope.Spec} gives gamma(0) = {g0}");
+        if (!(g0 >= 0) || double.IsInfinity(g0)) throw new OptionsException(nameof(Scope), $"{Scope.Spec} gives gamma(0) = {g0}");
     }
 }

@@ -1,3 +1,6 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using TorchSharp;
 using static TorchSharp.torch;
 using Parameter = TorchSharp.Modules.Parameter;
@@ -5,124 +8,217 @@ using Parameter = TorchSharp.Modules.Parameter;
 namespace WideValley.Optim;
 
 /// <summary>
-/// Hyper-parameters an optimizer may read. Each optimizer uses the ones that apply to it and ignores the rest; the
-/// factory validates the ones it uses.
+/// How to build one named optimizer from its typed options record, and what the trainer should do by default when it is
+/// used. Made by <see cref="For{TOptions}"/> (or <see cref="OptimizerFactory.Register{TOptions}"/>).
 /// </summary>
-public sealed record OptimizerSettings
+public sealed class OptimizerDescriptor
 {
-    public double LearningRate { get; init; } = 0.1;
-    public double Momentum { get; init; }
-    public bool Nesterov { get; init; }
-    public double WeightDecay { get; init; }
-    public double Beta1 { get; init; } = 0.9;
-    public double Beta2 { get; init; } = 0.999;
-    public double Epsilon { get; init; } = 1e-8;
-    /// <summary>The local-entropy estimator's settings (entropy-sgd, entropy-adam).</summary>
-    public LocalEntropyOptions LocalEntropy { get; init; } = new();
-    /// <summary>SGLD's step-size decay exponent b in eta / (1 + t)^b.</summary>
-    public double SgldDecay { get; init; } = 0.55;
-    /// <summary>SGLD's temperature T (1 = the Bayesian posterior).</summary>
-    public double SgldTemperature { get; init; } = 1;
-    /// <summary>Training-set size N (SGLD scales its noise by it); set by whoever knows the data.</summary>
-    public long TrainingSetSize { get; init; }
-    /// <summary>Seed of an optimizer's own random generator (SGLD noise).</summary>
-    public long Seed { get; init; }
+    readonly Func<IEnumerable<Parameter>, OptimizerOptionsBase, OptimizerContext, optim.Optimizer> _create;
+
+    OptimizerDescriptor(string name, string description, Type optionsType, OptimizerOptionsBase defaults,
+        Func<IEnumerable<Parameter>, OptimizerOptionsBase, OptimizerContext, optim.Optimizer> create, bool recalibratesBatchNormByDefault)
+    {
+        Name = name;
+        Description = description;
+        OptionsType = optionsType;
+        Defaults = defaults;
+        _create = create;
+        RecalibratesBatchNormByDefault = recalibratesBatchNormByDefault;
+    }
+
+    /// <summary>A descriptor for optimizers configured by <typeparamref name="TOptions"/>.</summary>
+    /// <param name="name">Name on the command line and in run configurations, e.g. "sgd".</param>
+    /// <param name="description">One line for help text.</param>
+    /// <param name="create">Builds the optimizer over the given parameters (after the model is on its device) from validated options.</param>
+    /// <param name="defaults">The options used when none are given (default: <c>new TOptions()</c>).</param>
+    /// <param name="recalibratesBatchNormByDefault">
+    /// True for optimizers that evaluate the network away from the current weights (the Langevin iterates of
+    /// Entropy-SGD), so the BatchNorm running statistics must be recollected at the weights before evaluation.
+    /// </param>
+    public static OptimizerDescriptor For<TOptions>(string name, string description,
+        Func<IEnumerable<Parameter>, TOptions, OptimizerContext, optim.Optimizer> create,
+        TOptions? defaults = null, bool recalibratesBatchNormByDefault = false)
+        where TOptions : OptimizerOptionsBase, new()
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(create);
+        return new OptimizerDescriptor(name, description, typeof(TOptions), defaults ?? new TOptions(),
+            (parameters, options, context) => create(parameters, (TOptions)options, context), recalibratesBatchNormByDefault);
+    }
+
+    /// <summary>Name on the command line, e.g. "sgd".</summary>
+    public string Name { get; }
+    /// <summary>One line for help text.</summary>
+    public string Description { get; }
+    /// <summary>The options record type this optimizer is configured by.</summary>
+    public Type OptionsType { get; }
+    /// <summary>The options used when none are given.</summary>
+    public OptimizerOptionsBase Defaults { get; }
+    /// <summary>The learning rate used when none is given.</summary>
+    public double DefaultLearningRate => Defaults.LearningRate;
+    /// <summary>Recollect BatchNorm statistics before evaluation unless told otherwise.</summary>
+    public bool RecalibratesBatchNormByDefault { get; }
+    /// <summary>True when the options carry local-entropy estimator settings (several gradient evaluations per step).</summary>
+    public bool IsLocalEntropy => typeof(ILocalEntropyOptimizerOptions).IsAssignableFrom(OptionsType);
+
+    /// <summary>Throws unless <paramref name="options"/> is this optimizer's record type; then validates it.</summary>
+    public void Validate(OptimizerOptionsBase options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.GetType() != OptionsType)
+            throw new ArgumentException($"optimizer '{Name}' is configured by {OptionsType.Name}, not {options.GetType().Name}", nameof(options));
+        options.Validate();
+    }
+
+    /// <summary>Validates <paramref name="options"/> (null = <see cref="Defaults"/>) and builds the optimizer.</summary>
+    public optim.Optimizer Create(IEnumerable<Parameter> parameters, OptimizerOptionsBase? options = null, OptimizerContext? context = null)
+    {
+        options ??= Defaults;
+        Validate(options);
+        var optimizer = _create(parameters, options, context ?? new OptimizerContext());
+        OptimizerFactory.Remember(optimizer, Name, options);
+        return optimizer;
+    }
+
+    /// <summary>The options as JSON (snake_case property names, enums as strings, the scope schedule as its spec).</summary>
+    public JsonObject ToJson(OptimizerOptionsBase options) => JsonSerializer.SerializeToNode(options, OptionsType, OptimizerOptionsJson.Options)!.AsObject();
+
+    /// <summary>Options from JSON written by <see cref="ToJson"/>; properties not given take the record's defaults.</summary>
+    public OptimizerOptionsBase FromJson(JsonNode node)
+    {
+        try
+        {
+            return (OptimizerOptionsBase?)node.Deserialize(OptionsType, OptimizerOptionsJson.Options)
+                   ?? throw new JsonException($"empty options for optimizer '{Name}'");
+        }
+        catch (Exception e) when (e is FormatException or InvalidOperationException or NotSupportedException)
+        {
+            throw new JsonException($"options of optimizer '{Name}': {e.Message}", e);
+        }
+    }
 }
 
-/// <summary>How to build one named optimizer, and what the trainer should do by default when it is used.</summary>
-/// <param name="Name">Name on the command line, e.g. "sgd".</param>
-/// <param name="Description">One line for help text.</param>
-/// <param name="Create">Builds the optimizer over the given parameters (after the model is on its device).</param>
-/// <param name="DefaultLearningRate">The learning rate used when none is given.</param>
-/// <param name="RecalibratesBatchNormByDefault">
-/// True for optimizers that evaluate the network away from the current weights (the Langevin iterates of
-/// Entropy-SGD), so the BatchNorm running statistics must be recollected at the weights before evaluation.
-/// </param>
-public sealed record OptimizerDescriptor(
-    string Name,
-    string Description,
-    Func<IEnumerable<Parameter>, OptimizerSettings, optim.Optimizer> Create,
-    double DefaultLearningRate = 0.1,
-    bool RecalibratesBatchNormByDefault = false);
+/// <summary>The JSON form of options records.</summary>
+public static class OptimizerOptionsJson
+{
+    /// <summary>snake_case names, enums as snake_case strings, every settable property written (derived ones, such as
+    /// <see cref="LocalEntropyOptions.Temperature"/>, are not).</summary>
+    public static JsonSerializerOptions Options { get; } = new()
+    {
+        IgnoreReadOnlyProperties = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false) },
+    };
+}
 
 /// <summary>
-/// The one place optimizers are created by name. Baselines are registered here; later optimizers add themselves with
-/// <see cref="Register"/>, and the trainer, CLI and experiments never need to know which is which.
+/// The one place optimizers are created by name. Each optimizer is one options record with its descriptor
+/// (<see cref="SgdOptions"/>, ...) registered here; later optimizers add themselves with <see cref="Register{TOptions}"/>,
+/// and the trainer, CLI and experiments never need to know which is which.
 /// </summary>
 public static class OptimizerFactory
 {
     static readonly Dictionary<string, OptimizerDescriptor> Descriptors = new(StringComparer.OrdinalIgnoreCase);
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<optim.Optimizer, CreatedOptimizer> Created = new();
 
     static OptimizerFactory()
     {
-        Register(new OptimizerDescriptor("sgd", "SGD with optional (Nesterov) momentum and weight decay (PyTorch's rule)", CreateSgd));
-        Register(new OptimizerDescriptor("adam", "Adam (Kingma & Ba) with optional L2 weight decay", CreateAdam, DefaultLearningRate: 1e-3));
-        Register(new OptimizerDescriptor("entropy-sgd",
-            "Entropy-SGD: L Langevin steps estimate the local-entropy gradient, SGD (Nesterov) steps with it",
-            (p, s) => new EntropySgd(p, Positive(s.LearningRate), s.LocalEntropy, Momentum(s), s.Nesterov, s.WeightDecay),
-            DefaultLearningRate: 1, RecalibratesBatchNormByDefault: true));
-        Register(new OptimizerDescriptor("entropy-adam",
-            "Entropy-Adam: the local-entropy gradient fed to Adam",
-            (p, s) => new EntropyAdam(p, Positive(s.LearningRate), s.LocalEntropy, Unit(s.Beta1, "beta1 (--beta1)"), Unit(s.Beta2, "beta2 (--beta2)"), s.Epsilon, s.WeightDecay),
-            DefaultLearningRate: 0.01, RecalibratesBatchNormByDefault: true));
-        Register(new OptimizerDescriptor("sgld",
-            "SGLD (Welling & Teh): gradient steps eta/(1+t)^b plus Gaussian noise sqrt(2 eta_t T / N)",
-            (p, s) => new Sgld(p, s.LearningRate, s.TrainingSetSize, s.SgldDecay, s.SgldTemperature, s.WeightDecay, s.Seed),
-            DefaultLearningRate: 0.1));
+        Register(SgdOptions.Descriptor);
+        Register(AdamOptions.Descriptor);
+        Register(EntropySgdOptions.Descriptor);
+        Register(EntropyAdamOptions.Descriptor);
+        Register(SgldOptions.Descriptor);
     }
 
-    public static void Register(OptimizerDescriptor descriptor) => Descriptors[descriptor.Name] = descriptor;
-
-    public static IReadOnlyList<string> Names => Descriptors.Keys.Order(StringComparer.Ordinal).ToList();
-
-    public static OptimizerDescriptor Describe(string name) =>
-        Descriptors.TryGetValue(name, out var d)
-            ? d
-            : throw new ArgumentException($"unknown optimizer '{name}'; expected one of: {string.Join(", ", Names)}");
-
-    public static optim.Optimizer Create(string name, IEnumerable<Parameter> parameters, OptimizerSettings settings) =>
-        Describe(name).Create(parameters, settings);
-
-    static optim.Optimizer CreateSgd(IEnumerable<Parameter> parameters, OptimizerSettings s)
+    /// <summary>Adds (or replaces) an optimizer.</summary>
+    public static void Register(OptimizerDescriptor descriptor)
     {
-        RequirePositive(s.LearningRate, "learning rate (--lr)");
-        RequireUnitInterval(s.Momentum, "momentum (--momentum)");
-        RequireNonNegative(s.WeightDecay, "weight decay (--weight-decay)");
-        if (s.Nesterov && s.Momentum <= 0)
-            throw new ArgumentException("Nesterov momentum (--nesterov) needs --momentum greater than 0");
-        return new SgdOptimizer(parameters, s.LearningRate, s.Momentum, weightDecay: s.WeightDecay, nesterov: s.Nesterov);
+        ArgumentNullException.ThrowIfNull(descriptor);
+        lock (Descriptors) Descriptors[descriptor.Name] = descriptor;
     }
 
-    static optim.Optimizer CreateAdam(IEnumerable<Parameter> parameters, OptimizerSettings s)
+    /// <summary>Adds (or replaces) an optimizer configured by <typeparamref name="TOptions"/>; see <see cref="OptimizerDescriptor.For{TOptions}"/>.</summary>
+    public static OptimizerDescriptor Register<TOptions>(string name, string description,
+        Func<IEnumerable<Parameter>, TOptions, OptimizerContext, optim.Optimizer> create,
+        TOptions? defaults = null, bool recalibratesBatchNormByDefault = false)
+        where TOptions : OptimizerOptionsBase, new()
     {
-        RequirePositive(s.LearningRate, "learning rate (--lr)");
-        RequireUnitInterval(s.Beta1, "beta1 (--beta1)");
-        RequireUnitInterval(s.Beta2, "beta2 (--beta2)");
-        RequirePositive(s.Epsilon, "epsilon (--adam-eps)");
-        RequireNonNegative(s.WeightDecay, "weight decay (--weight-decay)");
-        return new AdamOptimizer(parameters, s.LearningRate, s.Beta1, s.Beta2, s.Epsilon, s.WeightDecay);
+        var descriptor = OptimizerDescriptor.For(name, description, create, defaults, recalibratesBatchNormByDefault);
+        Register(descriptor);
+        return descriptor;
     }
 
-    static double Positive(double lr) { RequirePositive(lr, "learning rate (--lr)"); return lr; }
-    static double Unit(double v, string what) { RequireUnitInterval(v, what); return v; }
-    static double Momentum(OptimizerSettings s)
+    /// <summary>Registered names, sorted.</summary>
+    public static IReadOnlyList<string> Names
     {
-        RequireUnitInterval(s.Momentum, "momentum (--momentum)");
-        RequireNonNegative(s.WeightDecay, "weight decay (--weight-decay)");
-        if (s.Nesterov && s.Momentum <= 0) throw new ArgumentException("Nesterov momentum (--nesterov) needs --momentum greater than 0");
-        return s.Momentum;
+        get { lock (Descriptors) return Descriptors.Keys.Order(StringComparer.Ordinal).ToList(); }
     }
 
+    /// <summary>All registered optimizers, by name.</summary>
+    public static IReadOnlyList<OptimizerDescriptor> All
+    {
+        get { lock (Descriptors) return Descriptors.Values.OrderBy(d => d.Name, StringComparer.Ordinal).ToList(); }
+    }
+
+    /// <summary>The optimizer called <paramref name="name"/>, or an error listing the known ones.</summary>
+    public static OptimizerDescriptor Describe(string name)
+    {
+        lock (Descriptors)
+            if (Descriptors.TryGetValue(name, out var d)) return d;
+        throw new ArgumentException($"unknown optimizer '{name}'; expected one of: {string.Join(", ", Names)}");
+    }
+
+    /// <summary>The optimizer whose options record is <paramref name="options"/>'s type.</summary>
+    public static OptimizerDescriptor DescribeOptions(OptimizerOptionsBase options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return All.FirstOrDefault(d => d.OptionsType == options.GetType())
+               ?? throw new ArgumentException($"no optimizer is registered for options {options.GetType().Name}", nameof(options));
+    }
+
+    /// <summary>Builds the optimizer called <paramref name="name"/> (options null = its defaults).</summary>
+    public static optim.Optimizer Create(string name, IEnumerable<Parameter> parameters, OptimizerOptionsBase? options = null, OptimizerContext? context = null) =>
+        Describe(name).Create(parameters, options, context);
+
+    /// <summary>Builds the optimizer that <paramref name="options"/> configures.</summary>
+    public static optim.Optimizer Create(IEnumerable<Parameter> parameters, OptimizerOptionsBase options, OptimizerContext? context = null) =>
+        DescribeOptions(options).Create(parameters, options, context);
+
+    /// <summary>
+    /// The name and options an optimizer was built with, if this factory built it: lets the trainer record them in
+    /// checkpoints of runs it did not set up itself.
+    /// </summary>
+    public static bool TryGetCreated(optim.Optimizer optimizer, out string name, out OptimizerOptionsBase? options)
+    {
+        if (Created.TryGetValue(optimizer, out var created))
+        {
+            (name, options) = (created.Name, created.Options);
+            return true;
+        }
+        (name, options) = (optimizer.GetType().Name, null);
+        return false;
+    }
+
+    internal static void Remember(optim.Optimizer optimizer, string name, OptimizerOptionsBase options) =>
+        Created.AddOrUpdate(optimizer, new CreatedOptimizer(name, options));
+
+    sealed record CreatedOptimizer(string Name, OptimizerOptionsBase Options);
+
+    /// <summary>Throws <see cref="ArgumentException"/> unless <paramref name="value"/> is finite and positive.</summary>
     public static void RequirePositive(double value, string what)
     {
         if (!(value > 0) || double.IsInfinity(value)) throw new ArgumentException($"{what} must be a positive number, got {value}");
     }
 
+    /// <summary>Throws <see cref="ArgumentException"/> unless <paramref name="value"/> is finite and zero or more.</summary>
     public static void RequireNonNegative(double value, string what)
     {
         if (!(value >= 0) || double.IsInfinity(value)) throw new ArgumentException($"{what} must be zero or positive, got {value}");
     }
 
+    /// <summary>Throws <see cref="ArgumentException"/> unless <paramref name="value"/> is in [0, 1).</summary>
     public static void RequireUnitInterval(double value, string what)
     {
         if (!(value >= 0 && value < 1)) throw new ArgumentException($"{what} must be in [0, 1), got {value}");
@@ -137,16 +233,6 @@ public interface IOptimizerDiagnostics
 {
     /// <summary>Name → value, collected since the last call; names in snake_case.</summary>
     IReadOnlyDictionary<string, double> TakeDiagnostics();
-}
-
-/// <summary>
-/// Implemented by optimizers with state beyond TorchSharp's per-parameter state dictionary (step counters, their own
-/// random generators), so that checkpoints restore it and a resumed run continues bit-identically.
-/// </summary>
-public interface IExtraOptimizerState
-{
-    void SaveExtraState(BinaryWriter writer);
-    void LoadExtraState(BinaryReader reader);
 }
 
 /// <summary>

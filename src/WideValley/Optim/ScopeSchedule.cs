@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace WideValley.Optim;
 
@@ -6,6 +8,7 @@ namespace WideValley.Optim;
 /// The scope gamma(t) of local entropy as a function of t, the number of outer parameter updates made so far
 /// (seed 003, Sec. 4.3). Increasing gamma ("scoping") makes the Langevin chain explore ever smaller neighbourhoods.
 /// </summary>
+[JsonConverter(typeof(ScopeScheduleJsonConverter))]
 public abstract record ScopeSchedule
 {
     /// <summary>gamma at outer update <paramref name="t"/> (t = 0 for the first update).</summary>
@@ -83,4 +86,25 @@ public sealed record BoundedExponentialScope(double Gamma0, double Tau) : ScopeS
 {
     public override double Gamma(long t) => Gamma0 * (1 - Math.Exp(-Tau * t));
     public override string Spec => $"bounded:{F(Gamma0)}:{F(Tau)}";
+}
+
+/// <summary>Writes a schedule as its <see cref="ScopeSchedule.Spec"/> text ("exp:0.0001:0.001") and reads it back.</summary>
+public sealed class ScopeScheduleJsonConverter : JsonConverter<ScopeSchedule>
+{
+    /// <inheritdoc/>
+    public override ScopeSchedule Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.String) throw new JsonException($"a scope schedule is a string ({ScopeSchedule.Syntax})");
+        try
+        {
+            return ScopeSchedule.Parse(reader.GetString()!);
+        }
+        catch (FormatException e)
+        {
+            throw new JsonException(e.Message, e);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, ScopeSchedule value, JsonSerializerOptions options) => writer.WriteStringValue(value.Spec);
 }

@@ -9,136 +9,145 @@ using static TorchSharp.torch;
 
 namespace WideValley.Training;
 
-/// <summary>
-/// Everything that defines a training run, by name and number: what the CLI's <c>train</c> options map to, what the
-/// experiment drivers construct, and what a checkpoint stores so that the run can be resumed or its network rebuilt.
-/// </summary>
-public sealed record RunConfig
+/// <summary>When the trainer recollects BatchNorm statistics at the weights before evaluating.</summary>
+public enum BatchNormRecalibrationMode
 {
+    /// <summary>As the optimizer prefers (<see cref="OptimizerDescriptor.RecalibratesBatchNormByDefault"/>).</summary>
+    Auto,
+    /// <summary>Always.</summary>
+    On,
+    /// <summary>Never.</summary>
+    Off,
+}
+
+/// <summary>
+/// Everything that defines a training run built from the model zoo: model, data, optimizer (its name and typed
+/// options), schedule, epochs, seed. What the CLI's <c>train</c> options map to and what the experiment drivers
+/// construct. Its JSON form (<see cref="ToJson"/>: snake_case names, the optimizer's options as one object) is stored
+/// in checkpoints and summaries; it is not the checkpoint format itself (see <see cref="Checkpoint"/>).
+/// </summary>
+public sealed record RunConfig : IJsonOnDeserialized
+{
+    OptimizerOptionsBase? _optimizerOptions;
+    JsonObject? _pendingOptimizerOptions;
+
+    /// <summary>Model-zoo name.</summary>
     public string Model { get; init; } = "mnistfc";
     /// <summary>Dataset name (fashion-mnist, mnist, cifar10, ptb, text); null = the model's usual dataset.</summary>
     public string? Data { get; init; }
+    /// <summary>Folder holding the dataset (null = the usual search path).</summary>
     public string? DataDir { get; init; }
     /// <summary>UTF-8 text file for char-level models (data "text").</summary>
     public string? Corpus { get; init; }
     /// <summary>Vocabulary of a char-level corpus: null = the text's own characters, "ascii" = newline and printable
     /// ASCII whatever the text uses (<see cref="TextCorpora.CharacterSet"/>).</summary>
     public string? CharacterSet { get; init; }
+    /// <summary>Registered optimizer name (<see cref="OptimizerFactory.Names"/>).</summary>
     public string Optimizer { get; init; } = "sgd";
-    /// <summary>Null = the optimizer's default (see <see cref="OptimizerDescriptor.DefaultLearningRate"/>).</summary>
-    public double? Lr { get; init; }
-    public double Momentum { get; init; }
-    public bool Nesterov { get; init; }
-    public double WeightDecay { get; init; }
-    public double Beta1 { get; init; } = 0.9;
-    public double Beta2 { get; init; } = 0.999;
-    public double AdamEps { get; init; } = 1e-8;
+
+    /// <summary>
+    /// The optimizer's options record (its type must be the one <see cref="Optimizer"/> is registered with); null =
+    /// the optimizer's defaults. <see cref="RunSetup.Prepare"/> stores the resolved record, so that a run's settings
+    /// stay what they were even if defaults change.
+    /// </summary>
+    [JsonIgnore]
+    public OptimizerOptionsBase? OptimizerOptions { get => _optimizerOptions; init => _optimizerOptions = value; }
+
+    /// <summary>Minibatch size (language models: rows).</summary>
     public int BatchSize { get; init; } = 128;
+    /// <summary>Outer epochs.</summary>
     public int Epochs { get; init; } = 10;
     /// <summary>Stop once this many effective epochs are done (null = no budget).</summary>
     public double? EffectiveEpochBudget { get; init; }
+    /// <summary>Learning-rate schedule (<see cref="LearningRateSchedule.Syntax"/>).</summary>
     public string LrSchedule { get; init; } = "const";
+    /// <summary>Hidden-layer dropout (null = the model's).</summary>
     public double? Dropout { get; init; }
+    /// <summary>Input dropout (null = the model's).</summary>
     public double? InputDropout { get; init; }
+    /// <summary>LSTM hidden units (null = the paper's).</summary>
     public int? HiddenSize { get; init; }
+    /// <summary>LSTM layers (null = the paper's).</summary>
     public int? Layers { get; init; }
+    /// <summary>Seed of initialisation, data order, dropout and the optimizer's own noise.</summary>
     public long Seed { get; init; } = 1;
+    /// <summary>libtorch threads (0 = libtorch's default).</summary>
     public int Threads { get; init; }
+    /// <summary>cpu, cuda or cuda:N.</summary>
     public string Device { get; init; } = "cpu";
+    /// <summary>Use only the first N training samples.</summary>
     public long? MaxTrainSamples { get; init; }
+    /// <summary>Hold out N training samples as a validation set.</summary>
     public long ValidationSize { get; init; }
+    /// <summary>Clip the gradient norm of each gradient evaluation (0 = off).</summary>
     public double ClipGradNorm { get; init; }
-    /// <summary>auto (the optimizer's default), on, or off.</summary>
-    public string BnRecalibrate { get; init; } = "auto";
+    /// <summary>Recollect BatchNorm statistics before evaluating.</summary>
+    public BatchNormRecalibrationMode BnRecalibrate { get; init; } = BatchNormRecalibrationMode.Auto;
     /// <summary>Minibatches fed for BN recalibration, 0 = one full pass.</summary>
     public int BnRecalibrateBatches { get; init; }
+    /// <summary>Also evaluate the whole training set after each epoch.</summary>
     public bool EvalTrain { get; init; }
+    /// <summary>Pixel scaling (<see cref="PixelScaling"/>).</summary>
     public string Scaling { get; init; } = PixelScaling.Unit;
     /// <summary>BPTT window length for language models; null = the model's paper value.</summary>
     public int? Unroll { get; init; }
     /// <summary>Evaluation batch size (classification: images per forward pass; language models: rows).</summary>
     public int? EvalBatchSize { get; init; }
+    /// <summary>Write TensorBoard event files.</summary>
     public bool TensorBoard { get; init; } = true;
 
-    // Local-entropy optimizers (entropy-sgd, entropy-adam). Defaults: the paper's MNIST settings.
-    /// <summary>Langevin steps per outer update.</summary>
-    public int L { get; init; } = 20;
-    /// <summary>gamma0 of the scope schedule.</summary>
-    public double Gamma { get; init; } = 1e-4;
-    /// <summary>gamma1 (or tau for "bounded") of the scope schedule.</summary>
-    public double Scoping { get; init; } = 1e-3;
-    /// <summary>exp (the paper's), const, linear, quadratic or bounded.</summary>
-    public string ScopingSchedule { get; init; } = "exp";
-    public double LangevinLr { get; init; } = 0.1;
-    public double Noise { get; init; } = 1e-3;
-    public double Alpha { get; init; } = 0.75;
-    public double LangevinMomentum { get; init; }
-    public bool LangevinNesterov { get; init; }
-    public double LangevinWeightDecay { get; init; }
-    /// <summary>paper (sqrt(eta') eps) or reference (sqrt(2 eta') eps).</summary>
-    public string NoiseScaling { get; init; } = "paper";
-    /// <summary>paper (weight alpha on the new sample) or reference (weight 1 - alpha).</summary>
-    public string MuAverage { get; init; } = "paper";
-    /// <summary>drift (the paper's line 5) or gradient (the reference: loss gradient only).</summary>
-    public string LangevinMomentumOn { get; init; } = "drift";
-    /// <summary>unscaled (x - mu, Sec. 4.3) or scaled (gamma (x - mu), Alg. 1).</summary>
-    public string LocalEntropyGradient { get; init; } = "unscaled";
-    /// <summary>paper (t counts outer updates) or frozen (the reference: gamma stays gamma0).</summary>
-    public string ScopeCounter { get; init; } = "paper";
-    /// <summary>Evaluate the closure once more per step and discard it, as the reference does.</summary>
-    public bool ExtraClosure { get; init; }
-    /// <summary>Switch on every reference-code behaviour at once.</summary>
-    public bool ReferenceCode { get; init; }
-    /// <summary>Collect local-entropy diagnostics every K outer steps (0 = off).</summary>
-    public int DiagnosticsEvery { get; init; } = 10;
-    /// <summary>auto, fused or tensor-ops.</summary>
-    public string LangevinKernel { get; init; } = "auto";
-    // SGLD.
-    public double SgldDecay { get; init; } = 0.55;
-    public double SgldTemperature { get; init; } = 1;
+    /// <summary><see cref="OptimizerOptions"/>, or the optimizer's defaults when that is null.</summary>
+    [JsonIgnore]
+    public OptimizerOptionsBase ResolvedOptimizerOptions => OptimizerOptions ?? OptimizerFactory.Describe(Optimizer).Defaults;
 
-    /// <summary>The local-entropy options these settings describe (the seed is the run's, decorrelated).</summary>
-    public LocalEntropyOptions ToLocalEntropyOptions()
+    /// <summary>This configuration with <paramref name="options"/>' optimizer (named by its registration) and options.</summary>
+    public RunConfig WithOptimizer(OptimizerOptionsBase options) =>
+        this with { Optimizer = OptimizerFactory.DescribeOptions(options).Name, OptimizerOptions = options };
+
+    /// <summary>The options as one JSON object, for serialisation; see <see cref="OptimizerDescriptor.ToJson"/>.</summary>
+    [JsonInclude, JsonPropertyName("optimizer_options")]
+    private JsonObject? OptimizerOptionsJson
     {
-        static T Pick<T>(string option, string value, params (string Name, T Value)[] choices) =>
-            choices.FirstOrDefault(c => c.Name == value) is var hit && hit.Name is not null
-                ? hit.Value
-                : throw new ArgumentException($"{option} must be one of {string.Join(", ", choices.Select(c => c.Name))}, got '{value}'");
-        var options = new LocalEntropyOptions
-        {
-            L = L,
-            Scope = ScopeSchedule.From(ScopingSchedule, Gamma, Scoping),
-            LangevinLr = LangevinLr,
-            Noise = Noise,
-            Alpha = Alpha,
-            LangevinMomentum = LangevinMomentum,
-            LangevinNesterov = LangevinNesterov,
-            LangevinWeightDecay = LangevinWeightDecay,
-            NoiseScaling = Pick("--noise-scaling", NoiseScaling, ("paper", LangevinNoiseScaling.Paper), ("reference", LangevinNoiseScaling.Reference)),
-            Average = Pick("--mu-average", MuAverage, ("paper", LangevinAverage.Paper), ("reference", LangevinAverage.Reference)),
-            MomentumTarget = Pick("--langevin-momentum-on", LangevinMomentumOn, ("drift", LangevinMomentumTarget.Drift), ("gradient", LangevinMomentumTarget.LossGradient)),
-            Gradient = Pick("--le-gradient", LocalEntropyGradient, ("unscaled", Optim.LocalEntropyGradient.Unscaled), ("scaled", Optim.LocalEntropyGradient.ScaledByGamma)),
-            ScopeCounting = Pick("--scope-counter", ScopeCounter, ("paper", ScopeCounting.Paper), ("frozen", ScopeCounting.FrozenAsReference)),
-            ExtraClosureEvaluation = ExtraClosure,
-            Seed = unchecked(Seed * 7919 + 17),
-            DiagnosticsEvery = DiagnosticsEvery,
-            Kernel = Pick("--langevin-kernel", LangevinKernel, ("auto", Optim.LangevinKernel.Auto), ("fused", Optim.LangevinKernel.FusedCpu), ("tensor-ops", Optim.LangevinKernel.TensorOps)),
-        };
-        if (ReferenceCode) options = options.AsReferenceCode();
-        options.Validate();
-        return options;
+        get => _optimizerOptions is null ? null : OptimizerFactory.DescribeOptions(_optimizerOptions).ToJson(_optimizerOptions);
+        init => _pendingOptimizerOptions = value;
     }
 
+    void IJsonOnDeserialized.OnDeserialized()
+    {
+        if (_pendingOptimizerOptions is not JsonObject pending) return;
+        _optimizerOptions = OptimizerFactory.Describe(Optimizer).FromJson(pending);
+        _pendingOptimizerOptions = null;
+    }
+
+    /// <summary>snake_case names, enums as snake_case strings, every property written.</summary>
     public static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false) },
     };
 
-    public JsonNode ToJson() => JsonSerializer.SerializeToNode(this, Json)!;
-    public static RunConfig FromJson(JsonNode node) =>
-        node.Deserialize<RunConfig>(Json) ?? throw new JsonException("empty run configuration");
+    /// <summary>This configuration as one JSON object.</summary>
+    public JsonObject ToJson() => JsonSerializer.SerializeToNode(this, Json)!.AsObject();
+
+    /// <summary>
+    /// A configuration from <see cref="ToJson"/>'s form, or from the flat form of checkpoint format 1 (every optimizer
+    /// setting a top-level CLI-named value), which is converted to the typed options.
+    /// </summary>
+    public static RunConfig FromJson(JsonNode node)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        try
+        {
+            if (LegacyRunConfig.IsLegacy(node)) return LegacyRunConfig.Convert(node.AsObject());
+            return node.Deserialize<RunConfig>(Json) ?? throw new JsonException("empty run configuration");
+        }
+        catch (ArgumentException e)
+        {
+            throw new JsonException($"run configuration: {e.Message}", e);
+        }
+    }
 }
 
 /// <summary>A run ready to train: task (model + data), optimizer and trainer options. Owns them.</summary>
@@ -187,7 +196,8 @@ public static class RunSetup
     };
 
     /// <summary>
-    /// Checks the configuration without loading anything; throws <see cref="ArgumentException"/> naming the option.
+    /// Checks the configuration without loading anything; throws <see cref="ArgumentException"/> naming the option
+    /// (an <see cref="OptionsException"/> naming the property of the optimizer's options record).
     /// </summary>
     public static void Validate(RunConfig c)
     {
@@ -207,23 +217,23 @@ public static class RunSetup
             if (data != Text) throw new ArgumentException($"a character set applies to --data {Text}, not '{data}'");
             TextCorpora.CharacterSet(set);
         }
-        OptimizerFactory.Describe(c.Optimizer);
+        var descriptor = OptimizerFactory.Describe(c.Optimizer);
+        if (c.OptimizerOptions is OptimizerOptionsBase options) descriptor.Validate(options);
+        else descriptor.Defaults.Validate();
         if (c.BatchSize < 1) throw new ArgumentException($"--batch-size must be at least 1, got {c.BatchSize}");
         if (c.Epochs < 1) throw new ArgumentException($"--epochs must be at least 1, got {c.Epochs}");
         if (c.EffectiveEpochBudget is double b && !(b > 0)) throw new ArgumentException($"--effective-epochs must be positive, got {b}");
-        if (c.Lr is double lr && (!(lr > 0) || double.IsInfinity(lr))) throw new ArgumentException($"--lr must be a positive number, got {lr}");
         if (c.Threads < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or positive, got {c.Threads}");
         if (c.MaxTrainSamples is < 1) throw new ArgumentException($"--max-train-samples must be at least 1, got {c.MaxTrainSamples}");
         if (c.ValidationSize < 0) throw new ArgumentException($"--validation-size must be 0 or positive, got {c.ValidationSize}");
         if (c.ClipGradNorm < 0) throw new ArgumentException($"--clip-grad-norm must be 0 (off) or positive, got {c.ClipGradNorm}");
-        if (c.BnRecalibrate is not ("auto" or "on" or "off")) throw new ArgumentException($"--bn-recalibrate must be auto, on or off, got '{c.BnRecalibrate}'");
+        if (!Enum.IsDefined(c.BnRecalibrate)) throw new ArgumentException($"--bn-recalibrate must be auto, on or off, got '{c.BnRecalibrate}'");
         if (c.BnRecalibrateBatches < 0) throw new ArgumentException($"--bn-recalibrate-batches must be 0 (full pass) or positive, got {c.BnRecalibrateBatches}");
         if (c.Unroll is < 1) throw new ArgumentException($"--unroll must be at least 1, got {c.Unroll}");
         if (c.EvalBatchSize is < 1) throw new ArgumentException($"--eval-batch-size must be at least 1, got {c.EvalBatchSize}");
         if (c.Dropout is double d && !(d >= 0 && d < 1)) throw new ArgumentException($"--dropout must be in [0, 1), got {d}");
         if (c.InputDropout is double di && !(di >= 0 && di < 1)) throw new ArgumentException($"--input-dropout must be in [0, 1), got {di}");
         LearningRateSchedule.Parse(c.LrSchedule);
-        if (c.Optimizer.StartsWith("entropy-", StringComparison.Ordinal)) c.ToLocalEntropyOptions();
         TorchRuntime.ResolveDevice(c.Device);
     }
 
@@ -234,6 +244,8 @@ public static class RunSetup
     public static PreparedRun Prepare(RunConfig c, string? outputDirectory, Action<string>? log = null)
     {
         Validate(c);
+        // Store the resolved options, so that the run keeps its settings even if an optimizer's defaults change.
+        c = c with { OptimizerOptions = c.ResolvedOptimizerOptions };
         TorchRuntime.EnsureInitialized();
         TorchRuntime.SetThreads(c.Threads);
         var device = TorchRuntime.ResolveDevice(c.Device);
@@ -290,25 +302,11 @@ public static class RunSetup
             description = $"{corpus.Name} ({corpus.Level}-level, vocabulary {corpus.Vocabulary.Count}, {corpus.Train.shape[0]} / {corpus.Validation.shape[0]} / {corpus.Test.shape[0]} tokens; {corpus.Source})";
         }
 
-        var settings = new OptimizerSettings
-        {
-            LearningRate = c.Lr ?? descriptor.DefaultLearningRate,
-            Momentum = c.Momentum,
-            Nesterov = c.Nesterov,
-            WeightDecay = c.WeightDecay,
-            Beta1 = c.Beta1,
-            Beta2 = c.Beta2,
-            Epsilon = c.AdamEps,
-            LocalEntropy = c.Optimizer.StartsWith("entropy-", StringComparison.Ordinal) ? c.ToLocalEntropyOptions() : new LocalEntropyOptions(),
-            SgldDecay = c.SgldDecay,
-            SgldTemperature = c.SgldTemperature,
-            TrainingSetSize = task.TrainingSize,
-            Seed = unchecked(c.Seed * 104729 + 3),
-        };
+        var context = new OptimizerContext { TrainingSetSize = task.TrainingSize, RunSeed = c.Seed };
         optim.Optimizer optimizer;
         try
         {
-            optimizer = descriptor.Create(task.Model.parameters(), settings);
+            optimizer = descriptor.Create(task.Model.parameters(), c.OptimizerOptions, context);
         }
         catch
         {
@@ -317,8 +315,8 @@ public static class RunSetup
         }
         var recalibrate = c.BnRecalibrate switch
         {
-            "on" => true,
-            "off" => false,
+            BatchNormRecalibrationMode.On => true,
+            BatchNormRecalibrationMode.Off => false,
             _ => descriptor.RecalibratesBatchNormByDefault,
         };
         var options = new TrainerOptions
@@ -334,7 +332,8 @@ public static class RunSetup
             TensorBoard = c.TensorBoard,
             ModelName = c.Model,
             OptimizerName = c.Optimizer,
-            RunConfig = c.ToJson(),
+            RunConfig = c,
+            DataDescription = description,
         };
         return new PreparedRun
         {

@@ -28,11 +28,18 @@ public sealed record TrainerOptions
     public string? OutputDirectory { get; init; }
     public bool WriteCheckpoints { get; init; } = true;
     public bool TensorBoard { get; init; } = true;
-    /// <summary>Names for the checkpoint and summary.</summary>
+    /// <summary>The model's name for the checkpoint and summary (default: its type's name).</summary>
     public string ModelName { get; init; } = "";
+    /// <summary>The optimizer's name for the checkpoint and summary (default: its registered name, else its type's name).</summary>
     public string OptimizerName { get; init; } = "";
-    /// <summary>The caller's description of the run, stored in checkpoint and summary (e.g. the CLI options).</summary>
-    public JsonNode? RunConfig { get; init; }
+    /// <summary>
+    /// The configuration the run was built from, when it was built from one (<see cref="RunSetup.Prepare"/>); stored in
+    /// checkpoint and summary so that the run can be resumed and its network rebuilt. Null for a library user's own
+    /// model: the checkpoint then records what the trainer can see (<see cref="RunDescription"/>).
+    /// </summary>
+    public RunConfig? RunConfig { get; init; }
+    /// <summary>What the data is, in words (e.g. "fashion-mnist (60000 train, ...)"), for the checkpoint's run description.</summary>
+    public string? DataDescription { get; init; }
 }
 
 public enum TrainingStatus { Completed, Interrupted, Diverged }
@@ -70,6 +77,7 @@ public sealed class Trainer
     readonly TrainerOptions _options;
     readonly List<TorchSharp.Modules.Parameter> _parameters;
     volatile bool _stopRequested;
+    RunDescription? _description;
 
     // Counters and accumulators of the current run (restored from a checkpoint on resume).
     long _gradEvals, _outerSteps;
@@ -297,16 +305,44 @@ public sealed class Trainer
             PartialErrors = stepInEpoch > 0 ? _errors : 0,
             PartialCount = stepInEpoch > 0 ? _count : 0,
             PartialSeconds = partialSeconds,
-            Model = _options.ModelName,
-            Optimizer = _options.OptimizerName,
+            Model = ModelName,
+            Optimizer = OptimizerName,
             Parameters = Checkpoint.CountParameters(_task.Model),
             Reason = reason,
             SavedAtUtc = DateTime.UtcNow.ToString("O"),
             WideValleyVersion = typeof(Trainer).Assembly.GetName().Version?.ToString() ?? "",
-            RunConfig = _options.RunConfig?.DeepClone(),
+            Run = _description ??= Describe(),
+            RunConfig = _options.RunConfig,
         };
         Checkpoint.Save(path, meta, _task.Model, _optimizer, _task);
     }
+
+    string ModelName => _options.ModelName.Length > 0 ? _options.ModelName : _task.Model.GetType().Name;
+
+    string OptimizerName => _options.OptimizerName.Length > 0 ? _options.OptimizerName
+        : OptimizerFactory.TryGetCreated(_optimizer, out var name, out _) ? name : _optimizer.GetType().Name;
+
+    /// <summary>What this trainer can tell about the run, for checkpoints of models no configuration can rebuild.</summary>
+    RunDescription Describe()
+    {
+        var modelType = _task.Model.GetType();
+        JsonObject? options = null;
+        if (OptimizerFactory.TryGetCreated(_optimizer, out var name, out var created) && created is not null)
+            options = OptimizerFactory.DescribeOptions(created).ToJson(created);
+        return new RunDescription
+        {
+            ModelName = ModelName,
+            ModelType = $"{modelType.FullName}, {modelType.Assembly.GetName().Name}",
+            Parameters = _task.Model.named_parameters().Select(p => new ParameterShape(p.name, p.parameter.shape)).ToList(),
+            Optimizer = options is null ? OptimizerName : name,
+            OptimizerOptions = options,
+            Task = _task.GetType().Name,
+            TrainingSize = _task.TrainingSize,
+            Data = _options.DataDescription,
+        };
+    }
+
+    static readonly JsonSerializerOptions DescriptionJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     TrainingResult Finish(List<EpochMetrics> history, TrainingStatus status, string? message, double elapsed)
     {
@@ -324,8 +360,8 @@ public sealed class Trainer
         {
             ["status"] = finished ? "finished" : status == TrainingStatus.Completed ? "running" : status.ToString().ToLowerInvariant(),
             ["message"] = message,
-            ["model"] = _options.ModelName,
-            ["optimizer"] = _options.OptimizerName,
+            ["model"] = ModelName,
+            ["optimizer"] = OptimizerName,
             ["parameters"] = Checkpoint.CountParameters(_task.Model),
             ["training_size"] = _task.TrainingSize,
             ["epochs_planned"] = _options.Epochs,
@@ -343,7 +379,8 @@ public sealed class Trainer
                 ["test_error"] = best.TestError,
             },
             ["threads"] = get_num_threads(),
-            ["config"] = _options.RunConfig?.DeepClone(),
+            ["config"] = _options.RunConfig?.ToJson(),
+            ["run"] = _options.RunConfig is null ? JsonSerializer.SerializeToNode(_description ??= Describe(), DescriptionJson) : null,
         };
         AtomicFile.WriteAllText(path, summary.ToJsonString(new JsonSerializerOptions
         {

@@ -22,7 +22,9 @@ public class CliTests
     [InlineData(new[] { "train", "--epochs", "many" }, "many")]
     [InlineData(new[] { "train", "--lr", "-1" }, "--lr must be a positive number, got -1")]
     [InlineData(new[] { "train", "--lr-schedule", "step:0:3" }, "learning-rate schedule 'step:0:3'")]
-    [InlineData(new[] { "train", "--optimizer", "sgd", "--nesterov" }, "--nesterov")]
+    [InlineData(new[] { "train", "--optimizer", "sgd", "--nesterov" }, "--nesterov needs --momentum greater than 0")]
+    [InlineData(new[] { "train", "--optimizer", "adam", "--beta1", "1" }, "--beta1 must be in [0, 1), got 1")]
+    [InlineData(new[] { "train", "--optimizer", "sgd", "--langevin-lr", "0.2" }, "--langevin-lr does not apply to --optimizer sgd")]
     [InlineData(new[] { "train", "--model", "char-lstm", "--data", "text" }, "--corpus")]
     [InlineData(new[] { "train", "--model", "char-lstm", "--data", "fashion-mnist" }, "language model")]
     [InlineData(new[] { "train", "--model", "lenet", "--data", "ptb" }, "classifies images")]
@@ -127,7 +129,11 @@ public class CliTests
     }
 
     [Theory]
-    [InlineData(new[] { "-L", "0" }, "L (Langevin steps, -L) must be at least 1, got 0")]
+    [InlineData(new[] { "-L", "0" }, "-L (Langevin steps) must be at least 1, got 0")]
+    [InlineData(new[] { "--langevin-lr", "-1" }, "--langevin-lr must be a positive number, got -1")]
+    [InlineData(new[] { "--momentum", "1.5" }, "--momentum must be in [0, 1), got 1.5")]
+    [InlineData(new[] { "--scoping-schedule", "const", "--gamma", "0" }, "scoping schedule 'const:0'")]
+    [InlineData(new[] { "--sgld-decay", "0.3" }, "--sgld-decay does not apply to --optimizer entropy-sgd; its options are --lr, --momentum")]
     [InlineData(new[] { "--scoping-schedule", "cubic" }, "cubic")]
     [InlineData(new[] { "--noise-scaling", "double" }, "Argument 'double' not recognized")]
     [InlineData(new[] { "--alpha", "1.5" }, "alpha")]
@@ -165,7 +171,15 @@ public class CliTests
         Assert.Equal(0.03 * Math.Pow(1.01, 20), (double)lines[1]["gamma"]!, 9);
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "summary.json")))!;
         Assert.Equal("entropy-sgd", (string?)summary["config"]!["optimizer"]);
-        Assert.Equal(3, (int)summary["config"]!["l"]!);
+        Assert.Equal(3, (int)summary["config"]!["optimizer_options"]!["local_entropy"]!["l"]!);
+        Assert.Equal("exp:0.03:0.01", (string?)summary["config"]!["optimizer_options"]!["local_entropy"]!["scope"]);
+
+        // Resuming with another Langevin setting is refused, naming the flag and both values.
+        var changed = Run("train", "--out", run, "--resume", "--epochs", "3", "--langevin-lr", "0.2", "--noise-scaling", "reference", "-L", "3");
+        Assert.Equal(ExitCodes.Usage, changed.Code);
+        Assert.Contains("--langevin-lr 0.2 (the run has 0.1)", changed.Err);
+        Assert.Contains("--noise-scaling reference (the run has paper)", changed.Err);
+        Assert.DoesNotContain("-L 3", changed.Err);
 
         // An effective-epoch budget stops the run early, mid-epoch, with the epoch still evaluated.
         var budget = Run("train", "--out", run, "--resume", "--epochs", "4", "--effective-epochs", "8");
@@ -231,6 +245,43 @@ public class CliTests
         var (code, _, err) = Run(["bench", "optimizer", .. args]);
         Assert.Equal(ExitCodes.Usage, code);
         Assert.Contains(expected, err);
+    }
+
+    [Fact]
+    public void EvaluatesAFormatOneRunAndNamesWhatACustomModelRunNeeds()
+    {
+        using var dir = new TempDir();
+        var run = dir.File("v1");
+        Directory.CreateDirectory(run);
+        var fixture = WideValley.Tests.Training.CheckpointFormatTests.FixtureFolder("checkpoint-v1");
+        foreach (var file in new[] { Trainer.CheckpointFileName, "metrics.jsonl", Trainer.SummaryFileName })
+            File.Copy(Path.Combine(fixture, file), Path.Combine(run, file));
+        var evaluated = Run("evaluate", run, "--splits", "test", "--data-dir", "/usr/share/datasets/fashion-mnist", "--json");
+        Assert.True(evaluated.Code == ExitCodes.Ok, evaluated.Err);
+        var e = JsonNode.Parse(evaluated.Out)!;
+        var logged = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[0])!;
+        Assert.Equal((double)logged["test_loss"]!, (double)e["test_loss"]!, 1e-6);
+        Assert.Equal(("entropy-sgd", 1), ((string?)e["optimizer"], (int)e["epoch"]!));
+
+        // Resume it to the second epoch (its data lies elsewhere here than where it was trained: --data-dir may change).
+        var resumed = Run("train", "--out", run, "--resume", "--epochs", "2", "--data-dir", "/usr/share/datasets/fashion-mnist");
+        Assert.True(resumed.Code == ExitCodes.Ok, resumed.Err);
+        var second = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[1])!;
+        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "expected-epoch-2.jsonl")))!;
+        Assert.Equal((long)expected["grad_evals"]!, (long)second["grad_evals"]!);
+        Assert.Equal((double)expected["train_loss"]!, (double)second["train_loss"]!, 1e-6);
+        Assert.Equal(Checkpoint.FormatVersion, Checkpoint.ReadMeta(Path.Combine(run, Trainer.CheckpointFileName)).FormatVersion);
+
+        // A run the library's Trainer wrote for the user's own network: evaluate says what it holds and what it needs.
+        var custom = dir.File("custom");
+        var model = WideValley.Tests.Support.Synthetic.Mlp();
+        using (var task = new ClassificationTask(model, WideValley.Tests.Support.Synthetic.Blobs(train: 64), 32, seed: 1))
+        using (var optimizer = WideValley.Optim.OptimizerFactory.Create("adam", model.parameters()))
+            new Trainer(task, optimizer, new TrainerOptions { Epochs = 1, OutputDirectory = custom, TensorBoard = false, ModelName = "MyNet" }).Run();
+        var refused = Run("evaluate", custom);
+        Assert.Equal(ExitCodes.Failure, refused.Code);
+        Assert.Contains("this run holds a custom model 'MyNet'", refused.Err);
+        Assert.Contains("--model-factory ASSEMBLY:TYPE", refused.Err);
     }
 
     [Fact]

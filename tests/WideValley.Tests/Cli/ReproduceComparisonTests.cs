@@ -85,11 +85,11 @@ public class ReproduceComparisonTests
         // Rewrite the stored configuration as if that run had used another learning rate.
         var summaryPath = dir.File("runs/table1-smoke/mnistfc/entropy-sgd/seed-1/summary.json");
         var summary = JsonNode.Parse(File.ReadAllText(summaryPath))!;
-        summary["config"]!["lr"] = 0.5;
+        summary["config"]!["optimizer_options"]!["learning_rate"] = 0.5;
         File.WriteAllText(summaryPath, summary.ToJsonString());
         var (code, output, err) = Run([.. common, "--seeds", "2"]);
         Assert.Equal(ExitCodes.Failure, code);
-        Assert.Contains("holds a run with other settings (lr: stored 0.5, requested 1)", err);
+        Assert.Contains("holds a run with other settings (optimizer_options.learning_rate: stored 0.5, requested 1)", err);
         Assert.DoesNotContain("training in", output);
         Assert.False(Directory.Exists(dir.File("runs/table1-smoke/mnistfc/adam/seed-2")));
     }

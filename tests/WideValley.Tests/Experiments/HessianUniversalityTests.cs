@@ -118,7 +118,7 @@ public sealed class HessianUniversalityTests
         var lenet = HessianUniversality.TrainingConfig(HessianUniversality.Network(HessianUniversality.SmallLeNet), Budget.Paper, data, null);
         var fc = HessianUniversality.TrainingConfig(HessianUniversality.Network(HessianUniversality.SmallMnistFc), Budget.Paper, data, null);
         Assert.Equal(("adam", 30, (long?)null), (lenet.Optimizer, lenet.Epochs, lenet.MaxTrainSamples));
-        Assert.Equal(("sgd", 0.9), (fc.Optimizer, fc.Momentum));
+        Assert.Equal(("sgd", 0.9), (fc.Optimizer, Assert.IsType<WideValley.Optim.SgdOptions>(fc.OptimizerOptions).Momentum));
         var smallFc = HessianUniversality.TrainingConfig(HessianUniversality.Network(HessianUniversality.SmallMnistFc), Budget.Small, data, null);
         Assert.Equal(fc with { MaxTrainSamples = HessianUniversality.SmallBudgetTrainingImages }, smallFc);
     }

@@ -88,12 +88,17 @@ public class BaselineOptimizerTests
     [InlineData("sgld", ScalarType.Float64)]
     public void UpdatesAreExactlyTheSameWhileAnotherThreadForcesCollections(string name, ScalarType dtype)
     {
-        optim.Optimizer Create(IEnumerable<TorchSharp.Modules.Parameter> p) => OptimizerFactory.Create(name, p, new OptimizerSettings
+        optim.Optimizer Create(IEnumerable<TorchSharp.Modules.Parameter> p) => OptimizerFactory.Create(name, p, name switch
         {
-            LearningRate = name.StartsWith("entropy") ? 0.5 : 0.01, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-3,
-            LocalEntropy = new LocalEntropyOptions { L = 3, Noise = 1e-3, LangevinMomentum = 0.9, Seed = 4 },
-            TrainingSetSize = 64, Seed = 9,
-        });
+            "sgd" => new SgdOptions { LearningRate = 0.01, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-3 },
+            "adam" => new AdamOptions { LearningRate = 0.01, WeightDecay = 1e-3 },
+            "entropy-sgd" => new EntropySgdOptions
+            {
+                LearningRate = 0.5, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-3,
+                LocalEntropy = new LocalEntropyOptions { L = 3, Noise = 1e-3, LangevinMomentum = 0.9, Seed = 4 },
+            },
+            _ => (OptimizerOptionsBase)new SgldOptions { LearningRate = 0.01, WeightDecay = 1e-3, Seed = 9 },
+        }, new OptimizerContext { TrainingSetSize = 64 });
         var quiet = Train(Create, dtype, steps: 150);
         double[] noisy = [];
         var collections = GarbageChurn.WhileCollecting(() => noisy = Train(Create, dtype, steps: 150));

@@ -116,11 +116,17 @@ public class EntropySgdTests
     public void StateDictRoundTripContinuesBitIdentically(LangevinKernel kernel, string name)
     {
         using var dir = new TempDir();
-        optim.Optimizer Create(nn.Module model) => OptimizerFactory.Create(name, model.parameters(), new OptimizerSettings
-        {
-            LearningRate = name == "entropy-sgd" ? 1 : 0.01, Momentum = 0.9, Nesterov = true,
-            LocalEntropy = Options(4) with { Kernel = kernel, Scope = new ExponentialScope(1e-3, 1e-2) },
-        });
+        optim.Optimizer Create(nn.Module model) => OptimizerFactory.Create(name, model.parameters(), name == "entropy-sgd"
+            ? new EntropySgdOptions
+            {
+                LearningRate = 1, Momentum = 0.9, Nesterov = true,
+                LocalEntropy = Options(4) with { Kernel = kernel, Scope = new ExponentialScope(1e-3, 1e-2) },
+            }
+            : new EntropyAdamOptions
+            {
+                LearningRate = 0.01,
+                LocalEntropy = Options(4) with { Kernel = kernel, Scope = new ExponentialScope(1e-3, 1e-2) },
+            });
         var whole = new Problem();
         using (var opt = Create(whole.Model)) whole.Steps(opt, 12);
 

@@ -12,7 +12,7 @@ public class CheckpointTests
     {
         var model = Synthetic.Mlp(hidden: hidden);
         var task = new ClassificationTask(model, Synthetic.Blobs(train: 64), 32, seed: 1);
-        return (task, OptimizerFactory.Create("sgd", model.parameters(), new OptimizerSettings { Momentum = 0.9 }));
+        return (task, OptimizerFactory.Create("sgd", model.parameters(), new SgdOptions { Momentum = 0.9 }));
     }
 
     static string Write(TempDir dir)

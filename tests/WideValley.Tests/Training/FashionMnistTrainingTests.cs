@@ -1,3 +1,4 @@
+using WideValley.Optim;
 using WideValley.Training;
 using WideValley.Tests.Support;
 
@@ -15,13 +16,13 @@ public class FashionMnistTrainingTests
             Model = "mnistfc",
             Data = "fashion-mnist",
             Optimizer = "adam",
-            Lr = 1e-3,
+            OptimizerOptions = new AdamOptions { LearningRate = 1e-3 },
             BatchSize = 128,
             Epochs = 1,
             // The paper's Entropy-SGD dropout for mnistfc; the baseline's 0.5 + 0.2 learns too slowly for one short epoch.
             Dropout = 0.15,
             InputDropout = 0,
-            BnRecalibrate = "on",
+            BnRecalibrate = BatchNormRecalibrationMode.On,
             MaxTrainSamples = 10_000,
             Threads = 2,
             Seed = 1,

@@ -39,9 +39,9 @@ public class LanguageModelResumeTests
         random.manual_seed(3);
         var model = ModelZoo.Create("char-lstm", new ModelOptions { VocabularySize = Vocabulary, HiddenSize = 8 });
         var task = new LanguageModelTask(model, Corpus(), batchSize: 4, unroll: 10, CPU);
-        var settings = optimizer == "entropy-adam"
-            ? new OptimizerSettings { LearningRate = 1e-2, LocalEntropy = new LocalEntropyOptions { L = 2, LangevinLr = 0.05, Noise = 1e-4, Seed = 5 } }
-            : new OptimizerSettings { LearningRate = 1e-2 };
+        OptimizerOptionsBase settings = optimizer == "entropy-adam"
+            ? new EntropyAdamOptions { LearningRate = 1e-2, LocalEntropy = new LocalEntropyOptions { L = 2, LangevinLr = 0.05, Noise = 1e-4, Seed = 5 } }
+            : new AdamOptions { LearningRate = 1e-2 };
         return (task, OptimizerFactory.Create(optimizer, model.parameters(), settings));
     }
 
@@ -53,7 +53,6 @@ public class LanguageModelResumeTests
         ModelName = "char-lstm",
         OptimizerName = "adam",
         TensorBoard = false,
-        RunConfig = new JsonObject { ["note"] = "test" },
     };
 
     [Theory]

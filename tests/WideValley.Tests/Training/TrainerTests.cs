@@ -22,15 +22,15 @@ public class TrainerTests
         {
             L = 3, LangevinLr = 0.05, Noise = 1e-3, LangevinMomentum = 0.9, LangevinNesterov = true, DiagnosticsEvery = 2, Seed = 5,
         };
-        var settings = optimizer switch
+        OptimizerOptionsBase settings = optimizer switch
         {
-            "sgd" => new OptimizerSettings { LearningRate = 0.05, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-4 },
-            "entropy-sgd" => new OptimizerSettings { LearningRate = 0.5, Momentum = 0.9, Nesterov = true, LocalEntropy = localEntropy },
-            "entropy-adam" => new OptimizerSettings { LearningRate = 1e-2, LocalEntropy = localEntropy },
-            "sgld" => new OptimizerSettings { LearningRate = 0.05, TrainingSetSize = 320, Seed = 9 },
-            _ => new OptimizerSettings { LearningRate = 1e-2 },
+            "sgd" => new SgdOptions { LearningRate = 0.05, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-4 },
+            "entropy-sgd" => new EntropySgdOptions { LearningRate = 0.5, Momentum = 0.9, Nesterov = true, LocalEntropy = localEntropy },
+            "entropy-adam" => new EntropyAdamOptions { LearningRate = 1e-2, LocalEntropy = localEntropy },
+            "sgld" => new SgldOptions { LearningRate = 0.05, Seed = 9 },
+            _ => new AdamOptions { LearningRate = 1e-2 },
         };
-        return (task, OptimizerFactory.Create(optimizer, model.parameters(), settings));
+        return (task, OptimizerFactory.Create(optimizer, model.parameters(), settings, new OptimizerContext { TrainingSetSize = 320 }));
     }
 
     static TrainerOptions Options(string dir, int epochs = 3) => new()
@@ -41,7 +41,6 @@ public class TrainerTests
         ModelName = "test-mlp",
         OptimizerName = "sgd",
         TensorBoard = false,
-        RunConfig = new JsonObject { ["note"] = "test" },
     };
 
     [Theory]
@@ -231,7 +230,11 @@ public class TrainerTests
         Assert.InRange(test, 0, 100);
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, Trainer.SummaryFileName)))!;
         Assert.Equal("finished", (string?)summary["status"]);
-        Assert.Equal("test", (string?)summary["config"]!["note"]);
+        // No run configuration (the trainer was handed a model and optimizer): the summary describes the run instead.
+        Assert.Null(summary["config"]);
+        Assert.Equal("test-mlp", (string?)summary["run"]!["model_name"]);
+        Assert.Equal("sgd", (string?)summary["run"]!["optimizer"]);
+        Assert.Equal(0.05, (double)summary["run"]!["optimizer_options"]!["learning_rate"]!);
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(dir.Path, "tensorboard"), "events.out.tfevents.*"));
         var meta = Checkpoint.ReadMeta(Path.Combine(dir.Path, Trainer.CheckpointFileName));
         Assert.Equal(3, meta.CompletedEpochs);
