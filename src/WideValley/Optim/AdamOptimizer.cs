@@ -47,6 +47,19 @@ public sealed class AdamOptimizer : Adam, IOptimizerMemory
         base.add_param_group(param_group);
     }
 
+    /// <summary>
+    /// Sets every gradient to None, as torch's <c>zero_grad()</c> does by default since PyTorch 2.0
+    /// (set_to_none=True): the next backward pass stores its gradient instead of adding it to zeros, which saves a
+    /// clearing pass and an accumulation pass over the gradients. Parameters without a gradient are skipped by
+    /// <see cref="step"/>; the values trained are the same bit for bit.
+    /// </summary>
+    public override void zero_grad()
+    {
+        foreach (var group in _parameter_groups)
+            foreach (var p in group.Parameters)
+                p.grad = null;
+    }
+
     public override Tensor step(Func<Tensor>? closure = null)
     {
         Tensor? loss = null;
