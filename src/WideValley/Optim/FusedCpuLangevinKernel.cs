@@ -14,6 +14,12 @@ namespace WideValley.Optim;
 internal sealed unsafe class FusedCpuLangevinKernel : ILangevinKernel
 {
     const int Chunk = CpuFloatKernels.Chunk; // a multiple of the 16-element noise block
+    /// <summary>
+    /// Elements whose noise is generated at a time before they are updated: small enough that generating (compute)
+    /// and streaming (memory) alternate quickly and the hardware prefetcher keeps the streams coming while the noise
+    /// is computed; a multiple of the noise block, and a divisor of the chunk, so that noise blocks stay whole.
+    /// </summary>
+    const int SubBlock = 512;
 
     readonly List<Parameter> _params;
     readonly long[] _offsets;
@@ -21,6 +27,8 @@ internal sealed unsafe class FusedCpuLangevinKernel : ILangevinKernel
     readonly CounterNormalNoise _noise;
     readonly Tensor _x0, _mu;
     Tensor? _v;
+    readonly float* _x0Pointer, _muPointer;
+    float* _vPointer;
     readonly double[] _partials;
     // Per-call state read by the cached chunk bodies (no closure allocated per Langevin step).
     readonly nint[] _p, _g;
@@ -43,6 +51,8 @@ internal sealed unsafe class FusedCpuLangevinKernel : ILangevinKernel
         _total = _offsets[^1];
         _x0 = empty(_total, ScalarType.Float32).DetachFromDisposeScope();
         _mu = empty(_total, ScalarType.Float32).DetachFromDisposeScope();
+        _x0Pointer = Pointer(_x0);
+        _muPointer = Pointer(_mu);
         _partials = new double[2 * ChunkCount];
         _p = new nint[parameters.Count];
         _g = new nint[parameters.Count];
@@ -77,7 +87,11 @@ internal sealed unsafe class FusedCpuLangevinKernel : ILangevinKernel
     {
         _steps = perParameter;
         _anyNoise = perParameter.Any(s => s.NoiseStd != 0);
-        if (momentum && _v is null) _v = empty(_total, ScalarType.Float32).DetachFromDisposeScope();
+        if (momentum && _v is null)
+        {
+            _v = empty(_total, ScalarType.Float32).DetachFromDisposeScope();
+            _vPointer = Pointer(_v);
+        }
         TakePointers(needGrad: false);
         var p = _p;
         var x0 = (nint)Pointer(_x0);
@@ -124,21 +138,29 @@ internal sealed unsafe class FusedCpuLangevinKernel : ILangevinKernel
 
     void StepChunk(int chunk, long start, long end)
     {
-        var noise = t_noise ??= GC.AllocateUninitializedArray<float>(Chunk, pinned: true);
-        var x0 = Pointer(_x0);
-        var mu = Pointer(_mu);
-        var v = _v is null ? null : Pointer(_v);
+        var noise = t_noise ??= GC.AllocateUninitializedArray<float>(SubBlock, pinned: true);
+        var x0 = _x0Pointer;
+        var mu = _muPointer;
+        var v = _vPointer;
         fixed (float* z = noise)
         {
-            if (_anyNoise) _noise.FillAligned(z, start, end, _noiseIndex);
-            for (var i = FirstSegment(start); i < _params.Count && _offsets[i] < end; i++)
+            var i = FirstSegment(start);
+            for (var block = start; block < end; block += SubBlock)
             {
-                var from = Math.Max(start, _offsets[i]);
-                var to = Math.Min(end, _offsets[i + 1]);
-                if (to <= from) continue;
-                var inParameter = from - _offsets[i];
-                UpdateRange((float*)_p[i] + inParameter, (float*)_g[i] + inParameter, x0 + from, mu + from,
-                    v == null ? null : v + from, z + (from - start), (int)(to - from), _steps[i]);
+                var blockEnd = Math.Min(block + SubBlock, end);
+                if (_anyNoise) _noise.FillAligned(z, block, blockEnd, _noiseIndex);
+                for (; i < _params.Count && _offsets[i] < blockEnd; i++)
+                {
+                    var from = Math.Max(block, _offsets[i]);
+                    var to = Math.Min(blockEnd, _offsets[i + 1]);
+                    if (to > from)
+                    {
+                        var inParameter = from - _offsets[i];
+                        UpdateRange((float*)_p[i] + inParameter, (float*)_g[i] + inParameter, x0 + from, mu + from,
+                            v == null ? null : v + from, z + (from - block), (int)(to - from), _steps[i]);
+                    }
+                    if (_offsets[i + 1] > blockEnd) break;   // this parameter continues in the next block
+                }
             }
         }
     }
