@@ -58,8 +58,26 @@ public sealed record OptimizerBenchmarkResult
     public required double SgdSingleStepMedianMs { get; init; }
     public required double EntropySgdStepMs { get; init; }
     public required double Ratio { get; init; }
-    /// <summary>Median ms of the Langevin update alone (one step over all parameters), measured separately.</summary>
+    /// <summary>
+    /// Median ms of the Langevin update alone per Langevin step (the chain's L steps with its start and finish, divided
+    /// by L), measured separately with a closure that does no gradient work.
+    /// </summary>
     public required double LangevinUpdateMs { get; init; }
+    /// <summary>
+    /// Bytes the Langevin update must move to and from memory per Langevin step: x', g, x0, mu, v read and x', mu, v
+    /// written (8 parameter-sized float32 streams with momentum, 6 without), plus the chain's start (x read; x0, mu, v
+    /// written) and finish (x0, mu read; x, .grad written) spread over its L steps. The noise is generated in cache.
+    /// </summary>
+    public long LangevinBytesPerStep { get; init; }
+    /// <summary><see cref="LangevinBytesPerStep"/> over <see cref="LangevinUpdateMs"/>, in GB/s (10^9 bytes).</summary>
+    public double LangevinGBPerSecond { get; init; }
+    /// <summary>
+    /// Median ms of libtorch's <c>copy_</c> moving the same number of bytes (a read and a write of half of them each):
+    /// the memory system's practical limit for the update.
+    /// </summary>
+    public double CopySameBytesMs { get; init; }
+    /// <summary>The copy's GB/s: what the update would reach if it were as cheap as a copy of its bytes.</summary>
+    public double CopyGBPerSecond { get; init; }
     /// <summary>Entropy-SGD's optimizer state in parameter-sized buffers (x0, mu, Langevin momentum, outer momentum).</summary>
     public required double EntropySgdStateBuffers { get; init; }
     public required double SgdStateBuffers { get; init; }
@@ -156,6 +174,8 @@ public static class OptimizerBenchmark
         }
         var residentGrowth = (ResidentBytesAfterCollection() - residentBefore) / (1024.0 * 1024.0);
         var langevinMs = LangevinUpdateMilliseconds(esgdModel, le, options);
+        var langevinBytes = LangevinBytesPerStep(parameters, le);
+        var copyMs = CopyMilliseconds(langevinBytes, device, options);
 
         // Like with like: one stopwatch around L SGD steps against one around an Entropy-SGD step (which makes L
         // gradient evaluations). The median of single steps drops the occasional slow step (GC, OS jitter) that a
@@ -173,6 +193,10 @@ public static class OptimizerBenchmark
             EntropySgdStepMs = esgdMs,
             Ratio = esgdMs / (options.L * sgdMs),
             LangevinUpdateMs = langevinMs,
+            LangevinBytesPerStep = langevinBytes,
+            LangevinGBPerSecond = langevinBytes / (langevinMs * 1e6),
+            CopySameBytesMs = copyMs,
+            CopyGBPerSecond = langevinBytes / (copyMs * 1e6),
             EntropySgdStateBuffers = (double)esgd.StateElements / parameters,
             SgdStateBuffers = (double)sgd.StateElements / parameters,
             ResidentGrowthMiB = residentGrowth,
@@ -195,10 +219,16 @@ public static class OptimizerBenchmark
                 r.SgdStepMs, r.EntropySgdStepMs, r.Ratio),
             string.Format(c, "langevin update {0:0.000} ms per step; optimizer state {1:0.##} parameter buffers (sgd: {2:0.##}); resident memory growth {3:0.0} MiB",
                 r.LangevinUpdateMs, r.EntropySgdStateBuffers, r.SgdStateBuffers, r.ResidentGrowthMiB),
+            string.Format(c, "langevin update moves {0:0.0} MB per step: {1:0.0} GB/s; copy_ of the same bytes {2:0.000} ms, {3:0.0} GB/s (update / copy time {4:0.00})",
+                r.LangevinBytesPerStep / 1e6, r.LangevinGBPerSecond, r.CopySameBytesMs, r.CopyGBPerSecond, r.LangevinUpdateMs / r.CopySameBytesMs),
         ];
     }
 
-    /// <summary>What the trainer's closure does, minus its bookkeeping: zero, draw a minibatch, forward, backward.</summary>
+    /// <summary>
+    /// What the trainer's closure does, minus its bookkeeping: zero, draw a minibatch, forward, backward. Both
+    /// optimizers clear gradients by setting them to None (SgdOptimizer.zero_grad, and the Langevin estimator before
+    /// every call), so neither pays for a clearing pass or an accumulation into zeros.
+    /// </summary>
     static Func<Tensor> Closure(optim.Optimizer optimizer, ClassificationTask task) => () =>
     {
         optimizer.zero_grad();
@@ -215,7 +245,14 @@ public static class OptimizerBenchmark
     {
         var parameters = model.parameters().ToList();
         using var estimator = new LocalEntropy(parameters, options);
-        Tensor NoGradientWork() => zeros(1);
+        var gradients = parameters.Select(p => randn_like(p).mul_(1e-3).DetachFromDisposeScope()).ToArray();
+        using var loss = zeros(1);
+        // The estimator sets .grad to None before each call; the fixed gradients go back (no allocation, no work).
+        Tensor NoGradientWork()
+        {
+            for (var i = 0; i < parameters.Count; i++) parameters[i].grad = gradients[i];
+            return loss;
+        }
         var times = new List<double>();
         var watch = new Stopwatch();
         for (var r = 0; r < bench.WarmupRounds + bench.Rounds; r++)
@@ -224,6 +261,36 @@ public static class OptimizerBenchmark
             using (NewDisposeScope()) estimator.Estimate(NoGradientWork);
             watch.Stop();
             if (r >= bench.WarmupRounds) times.Add(watch.Elapsed.TotalMilliseconds / options.L);
+        }
+        foreach (var g in gradients) g.Dispose();
+        return Medians.Of(times);
+    }
+
+    /// <summary>See <see cref="OptimizerBenchmarkResult.LangevinBytesPerStep"/> (float32 parameters).</summary>
+    static long LangevinBytesPerStep(long parameters, LocalEntropyOptions options)
+    {
+        var momentum = options.LangevinMomentum != 0;
+        var perStep = momentum ? 8 : 6;           // x', g, x0, mu (, v) read; x', mu (, v) written
+        var start = momentum ? 4 : 3;             // x read; x0, mu (, v) written
+        const int finish = 4;                     // x0, mu read; x, .grad written
+        return (long)Math.Round(4.0 * parameters * (perStep + (double)(start + finish) / options.L));
+    }
+
+    /// <summary>Median ms of libtorch's copy_ between two float32 buffers of half the bytes each (read half, write half).</summary>
+    static double CopyMilliseconds(long bytes, Device device, OptimizerBenchmarkOptions bench)
+    {
+        var elements = bytes / 2 / sizeof(float);
+        using var source = randn(elements, device: device);
+        using var target = empty(elements, device: device);
+        var times = new List<double>();
+        var watch = new Stopwatch();
+        for (var r = 0; r < bench.WarmupRounds + bench.Rounds; r++)
+        {
+            watch.Restart();
+            target.copy_(source);
+            if (device.type == DeviceType.CUDA) cuda.synchronize();
+            watch.Stop();
+            if (r >= bench.WarmupRounds) times.Add(watch.Elapsed.TotalMilliseconds);
         }
         return Medians.Of(times);
     }

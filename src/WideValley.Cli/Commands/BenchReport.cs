@@ -91,13 +91,17 @@ internal static class BenchReport
         var first = r.Plan.Optimizer[0];
         md.AppendLine($"`bench optimizer` for each network and L: batch {first.BatchSize}, {first.WarmupRounds} warm-up and {first.Rounds} timed rounds, " +
                       "synthetic images; each round times L SGD steps with one stopwatch, then one Entropy-SGD step (the paper's MNIST settings). " +
-                      "`ratio` = Entropy-SGD step / (L x SGD step). The targets are stated for L = 20 ([bench-optimizer.md](bench-optimizer.md)).");
+                      "`ratio` = Entropy-SGD step / (L x SGD step). The targets are stated for L = 20 ([bench-optimizer.md](bench-optimizer.md)). " +
+                      "The Langevin update's bytes per step are the float32 streams it must read and write (x', g, x0, mu, v; its start and finish spread over L); " +
+                      "`copy_` moves the same bytes through libtorch's copy, the memory system's practical limit.");
         md.AppendLine();
-        Table(md, ["model", "parameters", "L", "sgd_step_ms", "entropy_sgd_step_ms", "ratio", "target", "Langevin update / step", "optimizer state"],
+        Table(md, ["model", "parameters", "L", "sgd_step_ms", "entropy_sgd_step_ms", "ratio", "target", "Langevin update / step",
+                "bytes / step", "update GB/s", "copy_ GB/s", "optimizer state"],
             r.Optimizer.Select(o => new[]
             {
                 o.Model, o.Parameters.ToString("N0", C), o.L.ToString(C), Number(o.SgdStepMs, "0.00"), Number(o.EntropySgdStepMs, "0.00"),
                 $"**{Number(o.Ratio, "0.000")}**", Target(r, "optimizer", o.Model, o.L, "ratio"), $"{Number(o.LangevinUpdateMs, "0.00")} ms",
+                $"{Number(o.LangevinBytesPerStep / 1e6, "0.0")} MB", Number(o.LangevinGBPerSecond, "0.0"), Number(o.CopyGBPerSecond, "0.0"),
                 $"{Number(o.EntropySgdStateBuffers, "0.##")} buffers",
             }));
     }

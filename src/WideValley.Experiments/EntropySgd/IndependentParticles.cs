@@ -75,6 +75,9 @@ public sealed unsafe class IndependentParticles : IDisposable
     public Tensor Closure()
     {
         Calls++;
+        // The local-entropy estimator sets .grad to None before each call (as torch's zero_grad(set_to_none=True)
+        // does); the chunks write into this buffer, so it goes back.
+        Positions.grad = _grad;
         // Chunks on libtorch's threads for the many-chain checks; per-chunk totals added in order keep the loss
         // independent of the thread count.
         CpuFloatKernels.ForEachChunk(_losses.Length, _evaluateChunk);

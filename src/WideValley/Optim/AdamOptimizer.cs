@@ -20,10 +20,44 @@ public sealed class AdamOptimizer : Adam, IOptimizerMemory
         return (s.exp_avg?.numel() ?? 0) + (s.exp_avg_sq?.numel() ?? 0) + (s.max_exp_avg_sq?.numel() ?? 0);
     });
 
+    /// <summary>Adam over <paramref name="parameters"/> as one group.</summary>
     public AdamOptimizer(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
         double eps = 1e-8, double weightDecay = 0, bool amsgrad = false)
         : base(parameters, lr, beta1, beta2, eps, weightDecay, amsgrad)
     {
+    }
+
+    /// <summary>
+    /// Adam over parameter groups (TorchSharp's <see cref="Adam.ParamGroup"/>); each group's unset options take the
+    /// values given here. beta1 is visible to schedulers per group (OneCycleLR cycles it as the momentum).
+    /// </summary>
+    public AdamOptimizer(IEnumerable<ParamGroup> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weightDecay = 0, bool amsgrad = false)
+        : base(groups, lr, beta1, beta2, eps, weightDecay, amsgrad)
+    {
+    }
+
+    /// <summary>Adds a group; its options must be Adam's (<see cref="Adam.Options"/>) or null (all defaults).</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        ArgumentNullException.ThrowIfNull(param_group);
+        if (param_group.Options is not null and not Options)
+            throw new ArgumentException(
+                $"an Adam parameter group needs Adam.Options (or none, to take the defaults), got {param_group.Options.GetType().Name}");
+        base.add_param_group(param_group);
+    }
+
+    /// <summary>
+    /// Sets every gradient to None, as torch's <c>zero_grad()</c> does by default since PyTorch 2.0
+    /// (set_to_none=True): the next backward pass stores its gradient instead of adding it to zeros, which saves a
+    /// clearing pass and an accumulation pass over the gradients. Parameters without a gradient are skipped by
+    /// <see cref="step"/>; the values trained are the same bit for bit.
+    /// </summary>
+    public override void zero_grad()
+    {
+        foreach (var group in _parameter_groups)
+            foreach (var p in group.Parameters)
+                p.grad = null;
     }
 
     public override Tensor step(Func<Tensor>? closure = null)

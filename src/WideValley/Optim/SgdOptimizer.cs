@@ -17,12 +17,52 @@ public sealed class SgdOptimizer : SGD, IOptimizerMemory
     /// <summary>Elements in the momentum buffers (none before the first step or without momentum).</summary>
     public long StateElements => _state.Values.Sum(s => ((State)s).momentum_buffer?.numel() ?? 0);
 
+    /// <summary>SGD over <paramref name="parameters"/> as one group.</summary>
     public SgdOptimizer(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double dampening = 0,
         double weightDecay = 0, bool nesterov = false)
-        : base(parameters, lr, momentum, dampening, weightDecay, nesterov)
+        : this([new ParamGroup { Parameters = parameters }], lr, momentum, dampening, weightDecay, nesterov)
     {
+    }
+
+    /// <summary>
+    /// SGD over parameter groups (TorchSharp's <see cref="SGD.ParamGroup"/>); each group's unset options take the
+    /// values given here. Momentum is visible to schedulers per group (OneCycleLR and CyclicLR cycle it).
+    /// </summary>
+    public SgdOptimizer(IEnumerable<ParamGroup> groups, double lr, double momentum = 0, double dampening = 0,
+        double weightDecay = 0, bool nesterov = false)
+        : base(Checked(groups, nesterov, momentum, dampening), lr, momentum, dampening, weightDecay, nesterov)
+    {
+    }
+
+    static IEnumerable<ParamGroup> Checked(IEnumerable<ParamGroup> groups, bool nesterov, double momentum, double dampening)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
         if (nesterov && (momentum <= 0 || dampening != 0))
             throw new ArgumentException("Nesterov momentum needs a positive momentum and zero dampening");
+        return groups;
+    }
+
+    /// <summary>Adds a group; its options must be SGD's (<see cref="SGD.Options"/>) or null (all defaults).</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        ArgumentNullException.ThrowIfNull(param_group);
+        if (param_group.Options is not null and not Options)
+            throw new ArgumentException(
+                $"an SGD parameter group needs SGD.Options (or none, to take the defaults), got {param_group.Options.GetType().Name}");
+        base.add_param_group(param_group);
+    }
+
+    /// <summary>
+    /// Sets every gradient to None, as torch's <c>zero_grad()</c> does by default since PyTorch 2.0
+    /// (set_to_none=True): the next backward pass stores its gradient instead of adding it to zeros, which saves a
+    /// clearing pass and an accumulation pass over the gradients. Parameters without a gradient are skipped by
+    /// <see cref="step"/>; the values trained are the same bit for bit.
+    /// </summary>
+    public override void zero_grad()
+    {
+        foreach (var group in _parameter_groups)
+            foreach (var p in group.Parameters)
+                p.grad = null;
     }
 
     public override Tensor step(Func<Tensor>? closure = null)

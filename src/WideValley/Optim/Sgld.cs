@@ -11,11 +11,15 @@ namespace WideValley.Optim;
 /// mean minibatch loss, N the training-set size and T the temperature. This is the Euler step of
 /// dx = -grad f dt + sqrt(2 T / N) dW, whose stationary law is proportional to exp(-N (f(x) + wd/2 ||x||^2) / T): the
 /// Bayesian posterior under a Gaussian prior when T = 1. eta is the parameter group's learning rate, so epoch
-/// schedules and LR schedulers still apply on top of the decay.
+/// schedules and LR schedulers still apply on top of the decay. The noise is the counter-based stream the local-entropy
+/// estimator uses (<see cref="CounterNormalNoise"/>: element e of step t depends only on the seed, t and e), so a
+/// checkpoint holds just the seed and t, and the noise does not depend on the device or the number of threads.
 /// </summary>
 public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
 {
-    readonly Generator _generator;
+    CounterNormalNoise? _noise;
+    long _seed;
+    Tensor? _staging;
     readonly double _decay, _temperature, _weightDecay;
     readonly long _datasetSize;
     double _lastLr;
@@ -36,7 +40,7 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
         _weightDecay = weightDecay;
         _datasetSize = datasetSize;
         var list = parameters.ToList();
-        _generator = new Generator((ulong)seed, list.Count > 0 ? list[0].device : CPU);
+        _seed = seed;
         _defaults = new OptimizerOptions { LearningRate = lr, InitialLearningRate = lr };
         _parameter_groups = new List<TorchSharp.Modules.ParamGroup>();
         add_param_group(new TorchSharp.Modules.ParamGroup { Parameters = list, Options = new OptimizerOptions { LearningRate = lr } });
@@ -49,6 +53,14 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
         param_group.Options.InitialLearningRate = param_group.Options.LearningRate!.Value;
         _parameter_groups.Add(param_group);
         foreach (var p in param_group.Parameters) _state[p.Handle] = new NoState(p);
+        // The noise vector covers every parameter; a new group lengthens it.
+        var all = parameters().ToList();
+        var total = all.Sum(p => p.numel());
+        _noise = total > 0 ? new CounterNormalNoise(_seed, total) : null;
+        _staging?.Dispose();
+        _staging = all.Count > 0 && !CpuFloatKernels.Supports(all)
+            ? empty(all.Max(p => p.numel()), ScalarType.Float32).DetachFromDisposeScope()
+            : null;
     }
 
     public override Tensor step(Func<Tensor>? closure = null)
@@ -59,6 +71,7 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
         var decay = Math.Pow(1 + Steps, -_decay);
         using (no_grad())
         {
+            long offset = 0;
             foreach (var group in _parameter_groups)
             {
                 var lr = group.Options.LearningRate!.Value * decay;
@@ -66,13 +79,15 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
                 var noise = Math.Sqrt(2 * lr * _temperature / _datasetSize);
                 foreach (var p in group.Parameters)
                 {
+                    var start = offset;
+                    offset += p.numel();
                     using var g = p.grad;
                     if (g is null) continue;
                     if (_weightDecay != 0) g.AddScaled_(p, _weightDecay);
                     p.AddScaled_(g, -lr);
                     if (noise == 0) continue;
                     // The gradient buffer is spent; reuse it for the noise rather than allocating.
-                    g.normal_(0, 1, _generator);
+                    _noise!.Fill(g, start, Steps, _staging);
                     p.AddScaled_(g, noise);
                 }
             }
@@ -96,23 +111,41 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
         ExtraStateEntry.Copy(entry.Owner, this);
     }
 
+    /// <summary>Layout of the extra state: 2 replaced libtorch's generator state by the counter-based stream's seed.</summary>
+    const long StateVersion = 2;
+
     void IStateOwner.Save(BinaryWriter writer)
     {
+        // A negative first number marks a versioned layout; version 1 (no marker) began with the non-negative t.
+        writer.Write(-StateVersion);
         writer.Write(Steps);
-        using var state = _generator.get_state();
-        var bytes = state.data<byte>().ToArray();
-        writer.Write(bytes.Length);
-        writer.Write(bytes);
+        writer.Write(_seed);
     }
 
+    /// <summary>
+    /// Version 1 held libtorch's generator state, which the counter-based stream cannot continue: such a run continues
+    /// with the stream of the seed this optimizer was built with.
+    /// </summary>
     void IStateOwner.Load(BinaryReader reader)
     {
+        var first = reader.ReadInt64();
+        var version = first < 0 ? -first : 1;
+        if (version > StateVersion)
+            throw new InvalidDataException($"SGLD state version {version} is newer than this WideValley reads ({StateVersion})");
+        if (version == 1)
+        {
+            var n = reader.ReadInt32();
+            if (reader.ReadBytes(n).Length != n) throw new EndOfStreamException("SGLD state is truncated");
+            Steps = first;
+            return;
+        }
         Steps = reader.ReadInt64();
-        var n = reader.ReadInt32();
-        var bytes = reader.ReadBytes(n);
-        if (bytes.Length != n) throw new EndOfStreamException("SGLD state is truncated");
-        using var state = tensor(bytes, ScalarType.Byte);
-        _generator.set_state(state);
+        var seed = reader.ReadInt64();
+        if (seed != _seed)
+        {
+            _seed = seed;
+            if (_noise is not null) _noise = new CounterNormalNoise(seed, _noise.Elements);
+        }
     }
 
     public IReadOnlyDictionary<string, double> TakeDiagnostics() =>
@@ -120,7 +153,7 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _generator.Dispose();
+        if (disposing) _staging?.Dispose();
         base.Dispose(disposing);
     }
 

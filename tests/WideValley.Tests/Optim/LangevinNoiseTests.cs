@@ -15,13 +15,34 @@ public class LangevinNoiseTests
         for (var k = 0; k < 1 << 24; k += 3)
         {
             var x = (k + 0.5f) / 16777216f;
-            var got = FusedCpuLangevinKernel.Log(Vector256.Create(x)).GetElement(0);
+            var got = CounterNormalNoise.Log(Vector256.Create(x)).GetElement(0);
             var exact = Math.Log(x);
             worst = Math.Max(worst, Math.Abs(got - exact) / Math.Max(Math.Abs(exact), 1e-3));
         }
         Assert.True(worst < 3e-7, $"worst relative error {worst:E2}");
         foreach (var x in new[] { 1e-30f, 0.5f, 1.5f, 2f, 1000f, float.MaxValue })
-            Assert.Equal(Math.Log(x), FusedCpuLangevinKernel.Log(Vector256.Create(x)).GetElement(0), Math.Abs(Math.Log(x)) * 3e-7 + 1e-7);
+            Assert.Equal(Math.Log(x), CounterNormalNoise.Log(Vector256.Create(x)).GetElement(0), Math.Abs(Math.Log(x)) * 3e-7 + 1e-7);
+    }
+
+    [Fact]
+    public void VectorisedSinCosOfTurnsIsAccurateOverEveryQuadrant()
+    {
+        // The angles are 2 pi u for the 24-bit uniforms u = k / 2^24; every quadrant and its boundaries are covered.
+        double worst = 0;
+        for (var k = 0; k < 1 << 24; k += 5)
+        {
+            var u = k / 16777216f;
+            var (sin, cos) = CounterNormalNoise.SinCosOfTurns(Vector256.Create(u));
+            var angle = 2 * Math.PI * u;
+            worst = Math.Max(worst, Math.Max(Math.Abs(sin.GetElement(0) - Math.Sin(angle)), Math.Abs(cos.GetElement(0) - Math.Cos(angle))));
+        }
+        Assert.True(worst < 3e-7, $"worst absolute error {worst:E2}");
+        foreach (var u in new[] { 0f, 0.125f, 0.25f, 0.375f, 0.5f, 0.625f, 0.75f, 0.875f, 1 - 1f / 16777216 })
+        {
+            var (sin, cos) = CounterNormalNoise.SinCosOfTurns(Vector256.Create(u));
+            Assert.Equal(Math.Sin(2 * Math.PI * u), sin.GetElement(0), 3e-7);
+            Assert.Equal(Math.Cos(2 * Math.PI * u), cos.GetElement(0), 3e-7);
+        }
     }
 
     const int N = 1 << 20;
@@ -29,7 +50,7 @@ public class LangevinNoiseTests
     static float[] Normals(ulong key, long step, long start = 0, long count = N)
     {
         var z = new float[count];
-        FusedCpuLangevinKernel.FillNormalsFor(key, N / 16, z, start, start + count, step);
+        CounterNormalNoise.FillBlocks(key, N / 16, z, start, start + count, step);
         return z;
     }
 

@@ -45,6 +45,8 @@ internal sealed class QuadraticProblem : IDisposable
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         OnEvaluate?.Invoke(X);
+        // The local-entropy estimator sets .grad to None before each call, as torch's zero_grad(set_to_none=True) does.
+        if (X.grad is null) X.grad = zeros_like(X);
         using var g = X.grad!;
         g.copy_(A.mv(X) - B);
         return _loss;

@@ -40,6 +40,13 @@ internal sealed class TwoWellLandscape
     public Tensor Closure()
     {
         Calls++;
+        // The local-entropy estimator sets .grad to None before each call, as torch's zero_grad(set_to_none=True) does.
+        using (var existing = X.grad)
+            if (existing is null)
+            {
+                using var fresh = zeros_like(X);
+                X.grad = fresh;
+            }
         using var g = X.grad!;
         if (X.dtype == ScalarType.Float32)
         {

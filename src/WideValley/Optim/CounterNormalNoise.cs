@@ -1,0 +1,212 @@
+using System.Runtime.Intrinsics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WideValley.Optim;
+
+/// <summary>
+/// Counter-based standard normal noise: element e of draw n is a pure function of (seed, n, e), with no generator state
+/// to advance, store or restore. A checkpoint needs only the seed and the draw index; the value of an element never
+/// depends on the number of threads, on how the work is split, or on which kernel asks for it (the fused CPU kernel
+/// generates it on the fly, tensor code copies it into a tensor on any device), so a run resumed with another kernel
+/// continues the same noise stream.
+/// </summary>
+/// <remarks>
+/// Element e of block b = e / 16 of draw n takes the SplitMix64 outputs at stream positions (n B + b) 8 + j, j &lt; 8,
+/// where B = ceil(elements per draw / 16); output j gives two 24-bit uniforms and, by Box-Muller, the normals of elements
+/// 16 b + j (cosine) and 16 b + 8 + j (sine). The logarithm is a vectorised Cephes polynomial (.NET's Vector256.Log runs
+/// element by element and cost three quarters of a Langevin step). The Langevin estimator (<see cref="LocalEntropy"/>)
+/// and <see cref="Sgld"/> draw their noise here; so can any other noise-injection method.
+/// </remarks>
+internal sealed unsafe class CounterNormalNoise
+{
+    /// <summary>Elements per block: whole blocks are generated, so an element's value never depends on the split.</summary>
+    public const int Block = 16;
+
+    /// <summary>The stream's key, derived from the seed (so that nearby seeds give unrelated streams).</summary>
+    public ulong Key { get; }
+    /// <summary>The seed the key came from; a checkpoint stores it.</summary>
+    public long Seed { get; }
+    /// <summary>Blocks per draw: the stride between draws in the counter space.</summary>
+    public long BlocksPerDraw { get; }
+    /// <summary>Elements per draw (the noise vector's length).</summary>
+    public long Elements { get; }
+
+    [ThreadStatic] static float[]? t_scratch;
+
+    /// <param name="seed">Any 64-bit seed.</param>
+    /// <param name="elementsPerDraw">Length of one noise vector (all parameters together), at least 1.</param>
+    public CounterNormalNoise(long seed, long elementsPerDraw)
+    {
+        if (elementsPerDraw < 1) throw new ArgumentOutOfRangeException(nameof(elementsPerDraw), elementsPerDraw, "a noise vector needs at least one element");
+        Seed = seed;
+        Key = KeyOf(seed);
+        Elements = elementsPerDraw;
+        BlocksPerDraw = (elementsPerDraw + Block - 1) / Block;
+    }
+
+    /// <summary>The key of a seed (the fused Langevin kernel's derivation, kept so that its stream never changes).</summary>
+    public static ulong KeyOf(long seed) => SplitMix(unchecked((ulong)seed) ^ 0x5DEECE66DUL);
+
+    /// <summary>
+    /// Normals of elements [start, end) of draw <paramref name="draw"/> into <paramref name="z"/> (z[0] is element
+    /// <paramref name="start"/>). <paramref name="start"/> must be a multiple of <see cref="Block"/>, and z must hold
+    /// [start, end) rounded up to whole blocks: whole blocks are written.
+    /// </summary>
+    public void FillAligned(float* z, long start, long end, long draw) => FillBlocks(Key, BlocksPerDraw, z, start, end, draw);
+
+    /// <summary>Normals of elements [start, start + z.Length) of draw <paramref name="draw"/>, for any start.</summary>
+    public void Fill(Span<float> z, long start, long draw)
+    {
+        if (start < 0 || start + z.Length > Elements)
+            throw new ArgumentOutOfRangeException(nameof(start), $"elements [{start}, {start + z.Length}) lie outside the noise vector's {Elements}");
+        var scratch = t_scratch ??= GC.AllocateUninitializedArray<float>(CpuFloatKernels.Chunk + 2 * Block, pinned: true);
+        var done = 0;
+        while (done < z.Length)
+        {
+            var from = start + done;
+            var aligned = from / Block * Block;
+            var count = (int)Math.Min(z.Length - done, CpuFloatKernels.Chunk);
+            fixed (float* s = scratch) FillBlocks(Key, BlocksPerDraw, s, aligned, from + count, draw);
+            scratch.AsSpan((int)(from - aligned), count).CopyTo(z[done..]);
+            done += count;
+        }
+    }
+
+    /// <summary>
+    /// Writes elements [start, start + target.numel()) of draw <paramref name="draw"/> into <paramref name="target"/>:
+    /// any device and floating dtype. CPU float32 contiguous targets are filled in place over libtorch's threads; others
+    /// through <paramref name="staging"/>, a CPU float32 tensor of at least target.numel() elements (the caller's, reused;
+    /// null allocates a temporary one).
+    /// </summary>
+    public void Fill(Tensor target, long start, long draw, Tensor? staging)
+    {
+        var n = target.numel();
+        if (target.device_type == DeviceType.CPU && target.dtype == ScalarType.Float32 && target.is_contiguous())
+        {
+            FillInPlace(CpuFloatKernels.Pointer(target), start, n, draw);
+            return;
+        }
+        using var temporary = staging is null || staging.numel() < n || staging.dtype != ScalarType.Float32 || staging.device_type != DeviceType.CPU
+            ? empty(n, ScalarType.Float32)
+            : null;
+        using var host = (temporary ?? staging!).narrow(0, 0, n);
+        FillInPlace(CpuFloatKernels.Pointer(host), start, n, draw);
+        using var shaped = host.view(target.shape);
+        target.copy_(shaped);
+    }
+
+    void FillInPlace(float* destination, long start, long n, long draw)
+    {
+        if (start < 0 || start + n > Elements)
+            throw new ArgumentOutOfRangeException(nameof(start), $"elements [{start}, {start + n}) lie outside the noise vector's {Elements}");
+        var d = (nint)destination;
+        CpuFloatKernels.ForEachChunk(n, (_, from, to) =>
+            Fill(new Span<float>((float*)d + from, (int)(to - from)), start + from, draw));
+    }
+
+    const ulong Golden = 0x9E3779B97F4A7C15UL;
+
+    static ulong SplitMix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    static Vector256<ulong> SplitMix(Vector256<ulong> z)
+    {
+        z = (z ^ (z >> 30)) * Vector256.Create(0xBF58476D1CE4E5B9UL);
+        z = (z ^ (z >> 27)) * Vector256.Create(0x94D049BB133111EBUL);
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>The generator itself; see the class remarks for the layout of the counter space.</summary>
+    internal static void FillBlocks(ulong key, long blocksPerDraw, float* z, long start, long end, long draw)
+    {
+        var laneOffsets = Vector256.Create(0UL, 1, 2, 3);
+        var golden = Vector256.Create(Golden);
+        var scale = Vector256.Create(1f / 16777216f);
+        var half = Vector256.Create(0.5f / 16777216f);
+        var minusTwo = Vector256.Create(-2f);
+        for (var e = start; e < end; e += Block)
+        {
+            var block = (ulong)(draw * blocksPerDraw + e / Block);
+            var position = Vector256.Create(key) + (Vector256.Create(block * 8) + laneOffsets) * golden;
+            var a = SplitMix(position);
+            var b = SplitMix(position + Vector256.Create(4UL) * golden);
+            var low = Vector256.Narrow(a, b);
+            var high = Vector256.Narrow(a >> 32, b >> 32);
+            // 24-bit values convert exactly as signed integers (AVX2 has no unsigned conversion).
+            var u1 = Vector256.ConvertToSingle((low >> 8).AsInt32()) * scale + half;   // (0, 1): log is finite
+            var u2 = Vector256.ConvertToSingle((high >> 8).AsInt32()) * scale;         // [0, 1)
+            var r = Vector256.Sqrt(minusTwo * Log(u1));
+            var (sin, cos) = SinCosOfTurns(u2);
+            (r * cos).Store(z + (e - start));
+            (r * sin).Store(z + (e - start) + 8);
+        }
+    }
+
+    /// <summary>The same into a span (for tests); its length must cover [start, end) rounded up to whole blocks.</summary>
+    internal static void FillBlocks(ulong key, long blocksPerDraw, Span<float> z, long start, long end, long draw)
+    {
+        if (start % Block != 0 || z.Length < (end - start + Block - 1) / Block * Block)
+            throw new ArgumentException("start must be a multiple of 16 and the span must hold whole 16-element blocks");
+        fixed (float* p = z) FillBlocks(key, blocksPerDraw, p, start, end, draw);
+    }
+
+    /// <summary>
+    /// sin and cos of 2 pi u for u in [0, 1), 8 at a time: u = q/4 + r with q = round(4u) and |r| &lt;= 1/8 (exact, u
+    /// being a multiple of 2^-24), Cephes' single-precision minimax polynomials for sin and cos on [-pi/4, pi/4]
+    /// (relative error about 1e-7), then the quadrant q swaps and negates them. .NET's Vector256.SinCos reduces
+    /// arbitrary arguments and cost about as much as the rest of the noise together.
+    /// </summary>
+    internal static (Vector256<float> Sin, Vector256<float> Cos) SinCosOfTurns(Vector256<float> u)
+    {
+        var q = Vector256.ConvertToInt32(u * Vector256.Create(4f) + Vector256.Create(0.5f));    // round(4u), 0..4
+        var x = (u - Vector256.ConvertToSingle(q) * Vector256.Create(0.25f)) * Vector256.Create(2 * MathF.PI);
+        var z = x * x;
+        var sin = ((Vector256.Create(-1.9515295891E-4f) * z + Vector256.Create(8.3321608736E-3f)) * z
+                   + Vector256.Create(-1.6666654611E-1f)) * z * x + x;
+        var cos = ((Vector256.Create(2.443315711809948E-5f) * z + Vector256.Create(-1.388731625493765E-3f)) * z
+                   + Vector256.Create(4.166664568298827E-2f)) * z * z - Vector256.Create(0.5f) * z + Vector256.Create(1f);
+        // Angle = x + q pi/2: odd quadrants swap sin and cos; sin is negative in quadrants 2, 3, cos in 1, 2.
+        var swap = Vector256.Equals(q & Vector256.Create(1), Vector256.Create(1)).AsSingle();
+        var s = Vector256.ConditionalSelect(swap, cos, sin);
+        var c = Vector256.ConditionalSelect(swap, sin, cos);
+        var sinSign = ((q & Vector256.Create(2)) << 30).AsSingle();
+        var cosSign = (((q + Vector256.Create(1)) & Vector256.Create(2)) << 30).AsSingle();
+        return (s ^ sinSign, c ^ cosSign);
+    }
+
+    /// <summary>
+    /// Natural logarithm of positive, finite, normal floats, 8 at a time (Cephes logf: x = m 2^e with m in
+    /// [sqrt(1/2), sqrt(2)), log x = e ln 2 + log(1 + t) with t = m - 1 by a degree-9 polynomial; relative error below
+    /// 1e-7).
+    /// </summary>
+    internal static Vector256<float> Log(Vector256<float> x)
+    {
+        var bits = x.AsInt32();
+        var exponent = (bits >> 23) - Vector256.Create(127);
+        var mantissa = ((bits & Vector256.Create(0x007FFFFF)) | Vector256.Create(0x3F800000)).AsSingle();
+        var high = Vector256.GreaterThan(mantissa, Vector256.Create(1.41421356f));
+        mantissa = Vector256.ConditionalSelect(high, mantissa * Vector256.Create(0.5f), mantissa);
+        var e = Vector256.ConvertToSingle(exponent) + (high & Vector256.Create(1f));
+        var t = mantissa - Vector256.Create(1f);
+        var t2 = t * t;
+        var y = Vector256.Create(7.0376836292E-2f);
+        y = y * t + Vector256.Create(-1.1514610310E-1f);
+        y = y * t + Vector256.Create(1.1676998740E-1f);
+        y = y * t + Vector256.Create(-1.2420140846E-1f);
+        y = y * t + Vector256.Create(1.4249322787E-1f);
+        y = y * t + Vector256.Create(-1.6668057665E-1f);
+        y = y * t + Vector256.Create(2.0000714765E-1f);
+        y = y * t + Vector256.Create(-2.4999993993E-1f);
+        y = y * t + Vector256.Create(3.3333331174E-1f);
+        y = y * t * t2;
+        // ln 2 split in two parts (0.693359375 - 2.12194440e-4) so that e ln 2 adds without rounding error.
+        y += Vector256.Create(-2.12194440e-4f) * e;
+        y += Vector256.Create(-0.5f) * t2;
+        return t + y + Vector256.Create(0.693359375f) * e;
+    }
+}
