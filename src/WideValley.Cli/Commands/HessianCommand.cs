@@ -404,9 +404,9 @@ public static class HessianCommand
         {
             dense = ExactHessian.Compute(hvp, options);
         }
-        catch (InvalidOperationException e)
+        catch (ColumnStoreMismatchException e)
         {
-            // The column folder belongs to another model, data set or settings.
+            // The column folder belongs to another model, data set or settings; every other failure is reported as itself.
             throw new UsageException(
                 $"the column folder {columns} (--checkpoint-dir) holds columns of another measurement (kept by --keep-columns or an interrupted run); " +
                 $"delete it or choose another --checkpoint-dir or --out. {e.Message}");

@@ -15,7 +15,7 @@ namespace WideValley.Landscape;
 /// using var v = torch.randn(hvp.Dimension);
 /// using var hv = hvp.Apply(v);
 /// </code></example>
-public sealed class Hvp : IDisposable
+public sealed class Hvp : ICurvatureOperator, IDisposable
 {
     private readonly LandscapeLoss loss;
 
@@ -66,6 +66,17 @@ public sealed class Hvp : IDisposable
     /// <summary>Hessian-vector products computed so far (each is one pass of double backward over the whole set).</summary>
     public long HvpCount { get; private set; }
 
+    /// <inheritdoc/>
+    public long Applications => HvpCount;
+
+    /// <summary>False: the Hessian's diagonal needs n products (<see cref="ExactHessian"/>) or an estimate (<see cref="Hutchinson"/>).</summary>
+    public bool HasDiagonal => false;
+
+    /// <summary>Not available: see <see cref="HasDiagonal"/>.</summary>
+    /// <exception cref="NotSupportedException">Always.</exception>
+    public Tensor Diagonal() =>
+        throw new NotSupportedException("Hvp.Diagonal: the Hessian's diagonal needs one product per parameter; use ExactHessian.Compute for small n or Hutchinson for an estimate of its sum.");
+
     /// <summary>Gradients computed so far (each is one forward and backward pass over the whole set).</summary>
     public long GradientCount { get; private set; }
 
@@ -88,9 +99,7 @@ public sealed class Hvp : IDisposable
     /// <summary>Writes H v into <paramref name="result"/> (flat, <see cref="Dtype"/>, on <see cref="Device"/>).</summary>
     public void Apply(Tensor v, Tensor result)
     {
-        loss.Layout.CheckVector(result, nameof(result), "Hvp.Apply");
-        if (result.dtype != Dtype || !result.IsOn(Device))
-            throw new ArgumentException($"Hvp.Apply: result must be {Dtype} on {Device}; got {result.dtype} on {result.device}.", nameof(result));
+        CurvatureOperators.CheckResult(this, result, "Hvp.Apply");
         using var scope = NewDisposeScope();
         var conformed = loss.Conform(v, nameof(v), "Hvp.Apply");
         loss.HessianVectorProduct(conformed, result);

@@ -97,11 +97,11 @@ public sealed class ExactHessianTests
         // Same architecture, different weights: the folder's fingerprint does not match.
         var other = TanhNet(hidden: 6, seed: 77);
         using var otherHvp = new Hvp(other, data);
-        var refused = Assert.Throws<InvalidOperationException>(() => ExactHessian.Compute(otherHvp, options with { Cancellation = default, Progress = null }));
+        var refused = Assert.Throws<ColumnStoreMismatchException>(() => ExactHessian.Compute(otherHvp, options with { Cancellation = default, Progress = null }));
         Assert.Contains("different model", refused.Message);
         // Different data: refused as well.
         using var otherData = new Hvp(model, RandomSet([30], seed: 6));
-        Assert.Throws<InvalidOperationException>(() => ExactHessian.Compute(otherData, options with { Cancellation = default, Progress = null }));
+        Assert.Throws<ColumnStoreMismatchException>(() => ExactHessian.Compute(otherData, options with { Cancellation = default, Progress = null }));
     }
 
     [Fact]
@@ -137,7 +137,7 @@ public sealed class ExactHessianTests
         using var dir = new TempDir();
         using var hvp = new Hvp(model, data);
         using (ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, CheckpointFolder = dir.Path, UseSymmetry = false })) { }
-        var e = Assert.Throws<InvalidOperationException>(() => ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, CheckpointFolder = dir.Path }));
+        var e = Assert.Throws<ColumnStoreMismatchException>(() => ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, CheckpointFolder = dir.Path }));
         Assert.Contains("UseSymmetry", e.Message);
     }
 
