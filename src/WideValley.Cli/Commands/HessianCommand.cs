@@ -196,7 +196,7 @@ public static class HessianCommand
     }
 
     /// <summary>What one method measured; the keys the issue names are null where the method gives no such quantity.</summary>
-    private sealed class Measurement
+    internal sealed class Measurement
     {
         public double[]? Eigenvalues { get; set; }
         public double? Trace { get; set; }
@@ -228,6 +228,7 @@ public static class HessianCommand
             Dropout = s.Dropout,
             ComputeType = s.ComputeType,
             Loss = run.Loss,
+            LossName = run.LossName,
         };
         var names = options.Parameters.ResolveNames(run.Model);
         var watch = Stopwatch.StartNew();
@@ -262,6 +263,12 @@ public static class HessianCommand
             catch (InsufficientMemoryException e)
             {
                 ctx.Error.WriteLine($"widevalley: {e.Message}");
+                return ExitCodes.Failure;
+            }
+            catch (InvalidOperationException e) when (e is not ColumnStoreMismatchException)
+            {
+                // A loss without a gradient graph, a disposed tensor, ...: said as what it is, never as a foreign column folder.
+                ctx.Error.WriteLine($"widevalley: hessian --method {s.Method} failed: {e.Message}");
                 return ExitCodes.Failure;
             }
             m.Hvps = hvp.HvpCount;
@@ -348,7 +355,7 @@ public static class HessianCommand
 
     // ---- exact -------------------------------------------------------------------------------------------------
 
-    private static Measurement Exact(Hvp hvp, HessianSettings s, string outDir, string model, TextWriter log)
+    internal static Measurement Exact(Hvp hvp, HessianSettings s, string outDir, string model, TextWriter log)
     {
         var n = hvp.Dimension;
         var defaults = new ExactHessianOptions();

@@ -60,6 +60,9 @@ internal sealed class MeasuredRun : IDisposable
     /// </summary>
     public Func<Tensor, Tensor, Tensor>? Loss { get; }
 
+    /// <summary>The stable name of <see cref="Loss"/> for fingerprints (null with the default loss).</summary>
+    public string? LossName => Loss is null ? null : "per-token-cross-entropy";
+
     /// <summary>Number of trainable parameters of the whole network.</summary>
     public long Parameters => prepared.Parameters;
 

@@ -341,3 +341,25 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
         Assert.Contains("'small-mnistfc', 50,890 parameters", err);
     }
 }
+
+/// <summary>How `hessian --method exact` reports failures that are not a foreign column folder.</summary>
+public sealed class HessianExactFailureTests
+{
+    [Fact]
+    public void ALossWithoutAGraphIsReportedAsItselfNotAsAForeignColumnFolder()
+    {
+        using var dir = new TempDir();
+        var model = WideValley.Tests.Landscape.LandscapeFixtures.TanhNet(hidden: 3);
+        var data = WideValley.Tests.Landscape.LandscapeFixtures.RandomSet([8]);
+        // The loss ignores the output's graph: no parameter influences it.
+        var options = new WideValley.Landscape.LandscapeOptions { Loss = (output, _) => output.detach().sum(), LossName = "detached" };
+        using var hvp = new WideValley.Landscape.Hvp(model, data, options);
+        var settings = new WideValley.Cli.Commands.HessianCommand.HessianSettings
+        {
+            Checkpoint = dir.Path, Method = "exact", Which = "both", Overrides = new WideValley.Cli.Commands.RunOverrides(1, null, null), Workers = 1,
+        };
+        var e = Assert.Throws<InvalidOperationException>(() => WideValley.Cli.Commands.HessianCommand.Exact(hvp, settings, dir.File("out"), "tanh", TextWriter.Null));
+        Assert.Contains("no gradient graph", e.Message);
+        Assert.DoesNotContain("another measurement", e.Message);
+    }
+}
