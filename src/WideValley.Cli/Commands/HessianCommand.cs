@@ -229,6 +229,7 @@ public static class HessianCommand
             ComputeType = s.ComputeType,
             Loss = run.Loss,
             LossName = run.LossName,
+            ModelFactory = run.ModelFactory,
         };
         var names = options.Parameters.ResolveNames(run.Model);
         var watch = Stopwatch.StartNew();

@@ -33,11 +33,10 @@ public sealed class Hvp : ICurvatureOperator, IDisposable
     private Hvp(LandscapeLoss replica) => loss = replica;
 
     /// <summary>
-    /// The same products on a copy of the model (built by <see cref="LandscapeOptions.ModelFactory"/> or, for the
-    /// zoo's networks, automatically) over the same evaluation batches, shared read-only. Each thread of a parallel
+    /// The same products on a copy of the model (built by <see cref="LandscapeOptions.ModelFactory"/>) over the same evaluation batches, shared read-only. Each thread of a parallel
     /// computation differentiates its own replica. Dispose it when done; the caller's model is untouched.
     /// </summary>
-    /// <exception cref="ArgumentException">The model is not from the zoo and no ModelFactory is set.</exception>
+    /// <exception cref="ArgumentException">No ModelFactory is set, or it builds another architecture.</exception>
     public Hvp Replicate() => new(loss.Replicate("Hvp.Replicate"));
 
     /// <summary>Adds products computed on replicas to <see cref="HvpCount"/>, so the total stays in one place.</summary>

@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using WideValley.Models;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -574,7 +573,7 @@ internal sealed class LandscapeLoss : IDisposable
     }
 
     /// <summary>
-    /// A copy of <paramref name="model"/> in <paramref name="dtype"/>: a new instance (from the factory or the zoo),
+    /// A copy of <paramref name="model"/> in <paramref name="dtype"/>: a new instance (from the factory),
     /// converted, with every parameter and buffer copied and the per-module train/eval flags taken over.
     /// </summary>
     private static nn.Module<Tensor, Tensor> BuildCopy(nn.Module<Tensor, Tensor> model, ScalarType dtype,
@@ -585,30 +584,9 @@ internal sealed class LandscapeLoss : IDisposable
         nn.Module<Tensor, Tensor> copy;
         try
         {
-            if (factory is not null)
-                copy = factory();
-            else if (model is ImageClassifier classifier)
-                copy = (nn.Module<Tensor, Tensor>)ModelZoo.Create(classifier.ZooName, new ModelOptions
-                {
-                    InputChannels = classifier.InputChannels,
-                    ImageSize = classifier.ImageSize,
-                    NumClasses = classifier.NumClasses,
-                    Dropout = classifier.HiddenDropout,
-                    InputDropout = classifier.InputDropout,
-                });
-            else if (model is LstmLanguageModel language)
-                copy = (nn.Module<Tensor, Tensor>)ModelZoo.Create(language.ZooName, new ModelOptions
-                {
-                    VocabularySize = language.VocabularySize,
-                    HiddenSize = language.HiddenSize,
-                    Layers = language.LayerCount,
-                    Dropout = language.HiddenDropout,
-                    InputDropout = language.InputDropout,
-                });
-            else
-                throw new ArgumentException(
-                    $"{where}: {purpose} needs a copy of the model; for a model that is not from the zoo " +
-                    $"({model.GetType().Name}) set LandscapeOptions.ModelFactory to a function that builds the same architecture.");
+            copy = factory?.Invoke() ?? throw new ArgumentException(
+                $"{where}: {purpose} needs a copy of the model ({model.GetType().Name}); set LandscapeOptions.ModelFactory to a function that " +
+                "builds the same architecture (for WideValley's own networks: ZooCopies.FactoryFor(model)).");
         }
         finally
         {

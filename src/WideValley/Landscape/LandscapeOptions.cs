@@ -148,15 +148,16 @@ public sealed record LandscapeOptions
     /// <summary>
     /// Floating type to compute in. Null (default) or the model's own type: the model itself is used. Another type
     /// (typically Float64 for reference-quality numbers): a copy of the model in that type is built once, from
-    /// <see cref="ModelFactory"/> or, for the networks of <see cref="Models.ModelZoo"/>, automatically; the caller's
-    /// model is never converted (converting in place would replace its Parameter objects under any optimizer that
-    /// holds them). The copy is a snapshot of the weights at construction.
+    /// <see cref="ModelFactory"/>; the caller's model is never converted (converting in place would replace its
+    /// Parameter objects under any optimizer that holds them). The copy is a snapshot of the weights at construction.
     /// </summary>
     public ScalarType? ComputeType { get; init; }
 
     /// <summary>
     /// Builds an untrained network of the same architecture as the measured one, for the <see cref="ComputeType"/>
-    /// copy of models that are not from the zoo. Its random initialisation does not disturb the global generator.
+    /// copy and for parallel workers (<see cref="ExactHessianOptions.Workers"/>); the weights, buffers and train/eval
+    /// flags are copied in afterwards. Its random initialisation does not disturb the global generator. For
+    /// WideValley's own networks: <c>ZooCopies.FactoryFor(model)</c>.
     /// </summary>
     public Func<nn.Module<Tensor, Tensor>>? ModelFactory { get; init; }
 

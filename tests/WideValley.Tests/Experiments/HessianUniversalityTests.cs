@@ -171,6 +171,7 @@ public sealed class HessianUniversalityTests
         {
             Parameters = ParameterSelection.ByPrefix("layers.0.bias_hh_l0"),
             ComputeType = ScalarType.Float64,
+            ModelFactory = ZooCopies.FactoryFor(model),
             Loss = (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1)),
         };
         using var hvp = new Hvp(model, data, options);

@@ -234,7 +234,7 @@ public sealed class ExactHessianTests
     }
 
     [Fact]
-    public void AZooNetworkReplicatesWithoutAFactoryAndGivesBitIdenticalProducts()
+    public void AZooNetworkReplicatesWithTheZooFactoryAndGivesBitIdenticalProducts()
     {
         TorchRuntime.EnsureInitialized();
         random.manual_seed(8);
@@ -242,7 +242,11 @@ public sealed class ExactHessianTests
         using var gen = new Generator(3);
         var x = randn([6, 1, 28, 28], generator: gen);
         var y = randint(0, 10, [6], generator: gen).to(ScalarType.Int64);
-        using var hvp = new Hvp(model, [(x, y)], new LandscapeOptions { Parameters = ParameterSelection.ByPrefix("body.fc4") });
+        using var hvp = new Hvp(model, [(x, y)], new LandscapeOptions
+        {
+            Parameters = ParameterSelection.ByPrefix("body.fc4"),
+            ModelFactory = WideValley.Models.ZooCopies.FactoryFor(model),
+        });
         using var replica = hvp.Replicate();
         Assert.Equal(hvp.Dimension, replica.Dimension);
         using var v = randn(hvp.Dimension, generator: gen);
