@@ -354,11 +354,12 @@ public sealed class HessianExactFailureTests
         // The loss ignores the output's graph: no parameter influences it.
         var options = new WideValley.Landscape.LandscapeOptions { Loss = (output, _) => output.detach().sum(), LossName = "detached" };
         using var hvp = new WideValley.Landscape.Hvp(model, data, options);
-        var settings = new WideValley.Cli.Commands.HessianCommand.HessianSettings
+        var settings = new WideValley.Landscape.HessianMeasurementSettings
         {
-            Checkpoint = dir.Path, Method = "exact", Which = "both", Overrides = new WideValley.Cli.Commands.RunOverrides(1, null, null), Workers = 1,
+            Method = WideValley.Landscape.HessianMethod.Exact, ColumnsFolder = dir.File("columns"), Workers = 1, MemoryLimitBytes = 1L << 30,
         };
-        var e = Assert.Throws<InvalidOperationException>(() => WideValley.Cli.Commands.HessianCommand.Exact(hvp, settings, dir.File("out"), "tanh", TextWriter.Null));
+        // Exactly InvalidOperationException: not the column-folder mismatch, which the command reports as "another measurement".
+        var e = Assert.Throws<InvalidOperationException>(() => WideValley.Landscape.HessianMeasurement.Measure(hvp, settings));
         Assert.Contains("no gradient graph", e.Message);
         Assert.DoesNotContain("another measurement", e.Message);
     }
