@@ -71,6 +71,8 @@ public static class LandscapeCommand
             // Check B's path before A's data is loaded: a typo should not cost a data load.
             var otherCheckpoint = otherPath is null ? null : MeasuredRun.ResolveCheckpoint(otherPath, "--other");
             using var run = MeasuredRun.Open(checkpointArgument, "--checkpoint", p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides);
+            // A float64 measurement computes on a copy of the network, built by the run's factory.
+            options = options with { ModelFactory = run.ModelFactory };
             var outDir = Path.GetFullPath(p.GetValue(output) ?? Path.Combine(run.Folder, $"landscape-{kind}"));
             var seedValue = p.GetValue(seed);
             log.WriteLine($"landscape {kind}: {run.Meta.Model}, {run.Samples:N0} samples, {count} points per axis on [{F(from)}, {F(to)}]");

@@ -60,6 +60,15 @@ internal sealed class MeasuredRun : IDisposable
     /// </summary>
     public Func<Tensor, Tensor, Tensor>? Loss { get; }
 
+    /// <summary>
+    /// Builds a fresh network of this run's architecture, for the model copies of a measurement (float64, parallel
+    /// workers). The seam where models that are not from the zoo bring their own factory.
+    /// </summary>
+    public Func<nn.Module<Tensor, Tensor>>? ModelFactory => ZooCopies.FactoryFor(Model);
+
+    /// <summary>The stable name of <see cref="Loss"/> for fingerprints (null with the default loss).</summary>
+    public string? LossName => Loss is null ? null : "per-token-cross-entropy";
+
     /// <summary>Number of trainable parameters of the whole network.</summary>
     public long Parameters => prepared.Parameters;
 

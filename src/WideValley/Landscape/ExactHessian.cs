@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace WideValley.Landscape;
 
-/// <summary>Settings of <see cref="ExactHessian.Compute"/>.</summary>
+/// <summary>Settings of <see cref="ExactHessian.Compute(ICurvatureOperator, ExactHessianOptions?)"/>.</summary>
 public sealed record ExactHessianOptions
 {
     /// <summary>Largest number of parameters accepted (default 60,000: small-LeNet's 47,658 fit).</summary>
@@ -29,7 +29,7 @@ public sealed record ExactHessianOptions
     /// </summary>
     public string? CheckpointFolder { get; init; }
 
-    /// <summary>Columns per checkpoint block (0, the default: about 64 MiB of columns per block).</summary>
+    /// <summary>Columns per checkpoint block (0, the default: <see cref="ExactHessian.DefaultColumnsPerBlock"/>).</summary>
     public int ColumnsPerBlock { get; init; }
 
     /// <summary>
@@ -53,6 +53,20 @@ public sealed record ExactHessianOptions
 
     /// <summary>Stops the computation between columns (finished blocks stay on disk); throws <see cref="OperationCanceledException"/>.</summary>
     public CancellationToken Cancellation { get; init; }
+}
+
+/// <summary>
+/// The checkpoint folder of <see cref="ExactHessian.Compute(Hvp, ExactHessianOptions?)"/> holds columns of another
+/// measurement (another model, data set, loss or settings) or a file that is not a manifest: mixing them would give a
+/// wrong matrix, so the computation refuses before any work. Every other failure keeps its own exception type.
+/// </summary>
+public sealed class ColumnStoreMismatchException : InvalidOperationException
+{
+    /// <summary>Creates the exception with a message naming the folder and what differs.</summary>
+    public ColumnStoreMismatchException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with a message and the error that revealed the mismatch.</summary>
+    public ColumnStoreMismatchException(string message, Exception inner) : base(message, inner) { }
 }
 
 /// <summary>Progress of a dense Hessian computation.</summary>
@@ -123,6 +137,17 @@ public static class ExactHessian
     /// <summary>Float64 up to <see cref="Float64EigenLimit"/>, the storage type above (a float64 copy of a big matrix may not fit).</summary>
     public static ScalarType DefaultEigenType(long n, ScalarType storage) => n <= Float64EigenLimit ? ScalarType.Float64 : storage;
 
+    /// <summary>
+    /// The block policy: at most 64 MiB of columns per block (one atomic write each) and at most 2% of the columns, so
+    /// that an interruption loses little work on small matrices too. At least one column.
+    /// </summary>
+    public static int DefaultColumnsPerBlock(long n, ScalarType storage)
+    {
+        if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), $"ExactHessian.DefaultColumnsPerBlock: n must be positive; got {n}.");
+        var bySize = Math.Clamp((64L << 20) / (n * ElementSize(storage)), 1, n);
+        return (int)Math.Max(1, Math.Min(bySize, (n + 49) / 50));
+    }
+
     /// <summary>MemAvailable from /proc/meminfo in bytes (elsewhere: what the .NET runtime reports as available).</summary>
     public static long AvailableMemoryBytes()
     {
@@ -158,11 +183,24 @@ public static class ExactHessian
     /// after checking size and memory, resuming from and writing to the checkpoint folder if one is given.
     /// </summary>
     /// <exception cref="ArgumentException">n above MaxDimension, or the memory plan above the limit (message has the numbers).</exception>
-    /// <exception cref="InvalidOperationException">The checkpoint folder belongs to another model, data set or settings.</exception>
+    /// <exception cref="ColumnStoreMismatchException">The checkpoint folder belongs to another model, data set or settings.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; finished blocks are on disk.</exception>
-    public static ExactHessianResult Compute(Hvp hvp, ExactHessianOptions? options = null)
+    public static ExactHessianResult Compute(Hvp hvp, ExactHessianOptions? options = null) => Compute((ICurvatureOperator)hvp, options);
+
+    /// <summary>
+    /// The dense matrix of any curvature operator (a Hessian, Gauss-Newton matrix, Fisher), one application per
+    /// column. The half-column shortcut (<see cref="ExactHessianOptions.UseSymmetry"/>), parallel workers and
+    /// checkpoint folders need an <see cref="Hvp"/> (its replicas and fingerprint); other operators compute full
+    /// columns on the calling thread.
+    /// </summary>
+    /// <exception cref="ArgumentException">n above MaxDimension, Workers or CheckpointFolder with an operator that is not an Hvp.</exception>
+    /// <exception cref="InsufficientMemoryException">The memory plan is above the limit (message has the numbers).</exception>
+    /// <exception cref="ColumnStoreMismatchException">The checkpoint folder belongs to another model, data set or settings.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; finished blocks are on disk.</exception>
+    public static ExactHessianResult Compute(ICurvatureOperator op, ExactHessianOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(hvp);
+        ArgumentNullException.ThrowIfNull(op);
+        if (op is not Hvp hvp) return ComputeColumns(op, options ?? new ExactHessianOptions());
         var o = options ?? new ExactHessianOptions();
         var n = hvp.Dimension;
         if (n > o.MaxDimension)
@@ -180,7 +218,7 @@ public static class ExactHessian
 
         var watch = Stopwatch.StartNew();
         var rowBytes = n * ElementSize(hvp.Dtype);
-        var perBlock = o.ColumnsPerBlock > 0 ? o.ColumnsPerBlock : (int)Math.Clamp((64L << 20) / rowBytes, 1, n);
+        var perBlock = o.ColumnsPerBlock > 0 ? o.ColumnsPerBlock : DefaultColumnsPerBlock(n, hvp.Dtype);
         if (perBlock * rowBytes > int.MaxValue)
             throw new ArgumentException($"ExactHessian: a block of {perBlock} columns is {HessianMemoryPlan.Size(perBlock * rowBytes)}, above 2 GiB; use fewer ColumnsPerBlock.", nameof(options));
         var blockCount = (n + perBlock - 1) / perBlock;
@@ -219,6 +257,47 @@ public static class ExactHessian
         finally
         {
             foreach (var r in replicas) r.Dispose();
+        }
+    }
+
+    private static ExactHessianResult ComputeColumns(ICurvatureOperator op, ExactHessianOptions options)
+    {
+        var o = options;
+        var n = op.Dimension;
+        if (n > o.MaxDimension)
+            throw new ArgumentException(
+                $"ExactHessian: the operator has n = {n:N0} rows, above MaxDimension = {o.MaxDimension:N0}; use Lanczos or Slq, or raise MaxDimension.");
+        if (o.Workers != 1)
+            throw new ArgumentException($"ExactHessian: parallel workers copy the model, which needs an Hvp; {op.GetType().Name} runs with Workers = 1.", nameof(options));
+        if (o.CheckpointFolder is not null)
+            throw new ArgumentException($"ExactHessian: a checkpoint folder needs the fingerprint of an Hvp's model, data and loss; {op.GetType().Name} has none. Leave CheckpointFolder null.", nameof(options));
+        var plan = PlanMemory(n, op.Dtype, o);
+        if (!plan.Fits)
+            throw new InsufficientMemoryException(
+                $"ExactHessian: not enough memory. {plan}. Free memory, compute in float32, select fewer parameters, or set MemoryLimitBytes if the limit is wrong.");
+        var watch = Stopwatch.StartNew();
+        var matrix = zeros(n, n, op.Dtype, op.Device).DetachFromDisposeScope();
+        try
+        {
+            o.Progress?.Invoke(new ExactHessianProgress(0, n, 0, watch.Elapsed, null));
+            using var unit = zeros(n, op.Dtype, op.Device);
+            using var one = 1.0.ToScalar();
+            for (long j = 0; j < n; j++)
+            {
+                o.Cancellation.ThrowIfCancellationRequested();
+                using (var e = unit.narrow(0, j, 1)) e.fill_(one);
+                using (var row = matrix[j]) op.Apply(unit, row);
+                using (var e = unit.narrow(0, j, 1)) e.zero_();
+                var elapsed = watch.Elapsed;
+                o.Progress?.Invoke(new ExactHessianProgress(j + 1, n, 0, elapsed, elapsed / (j + 1) * (n - j - 1)));
+            }
+            var asymmetry = Symmetrise(matrix);
+            return new ExactHessianResult(matrix, asymmetry, n, 0, watch.Elapsed, plan);
+        }
+        catch
+        {
+            matrix.Dispose();
+            throw;
         }
     }
 
@@ -478,6 +557,11 @@ public static class ExactHessian
     /// <summary>Checks or writes the manifest and loads every intact block into the matrix.</summary>
     private static void PrepareCheckpoint(string folder, Hvp hvp, long n, int perBlock, bool useSymmetry, Tensor hessian, bool[] done)
     {
+        if (hvp.Options.LossIdentity is null)
+            throw new ArgumentException(
+                $"ExactHessian: checkpoint folder {folder} would be shared by every custom loss, because a loss delegate has no identity that " +
+                "survives a restart; set LandscapeOptions.LossName to a name that says what the loss computes (e.g. \"label-smoothing-0.1\"), " +
+                "or compute without a CheckpointFolder.");
         Directory.CreateDirectory(folder);
         var rows = useSymmetry ? "own-block-on" : "all";
         var expected = new Manifest(Format, 1, n, hvp.Dtype.ToString(), perBlock, hvp.Fingerprint(), rows);
@@ -488,20 +572,20 @@ public static class ExactHessian
             try { found = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(path), Json); }
             catch (JsonException e)
             {
-                throw new InvalidOperationException($"ExactHessian: {path} is not a readable manifest ({e.Message}); use an empty checkpoint folder.", e);
+                throw new ColumnStoreMismatchException($"ExactHessian: {path} is not a readable manifest ({e.Message}); use an empty checkpoint folder.", e);
             }
             if (found is null || found.Format != Format)
-                throw new InvalidOperationException($"ExactHessian: {path} is not an exact-Hessian manifest; use an empty checkpoint folder.");
+                throw new ColumnStoreMismatchException($"ExactHessian: {path} is not an exact-Hessian manifest; use an empty checkpoint folder.");
             if (found.N != n || found.Dtype != expected.Dtype || found.ColumnsPerBlock != perBlock)
-                throw new InvalidOperationException(
+                throw new ColumnStoreMismatchException(
                     $"ExactHessian: checkpoint folder {folder} holds a run with n = {found.N}, {found.Dtype}, {found.ColumnsPerBlock} columns per block; " +
                     $"this run has n = {n}, {expected.Dtype}, {perBlock} columns per block. Use another folder (or the original settings).");
             if ((found.Rows ?? "all") != rows)
-                throw new InvalidOperationException(
+                throw new ColumnStoreMismatchException(
                     $"ExactHessian: checkpoint folder {folder} holds columns with rows '{found.Rows ?? "all"}', this run computes '{rows}' " +
                     "(UseSymmetry differs); use another folder or the original setting.");
             if (found.Fingerprint != expected.Fingerprint)
-                throw new InvalidOperationException(
+                throw new ColumnStoreMismatchException(
                     $"ExactHessian: checkpoint folder {folder} was written for a different model, data set or options " +
                     $"(fingerprint {found.Fingerprint[..12]}... there, {expected.Fingerprint[..12]}... now); refusing to mix their columns. Use another folder.");
         }

@@ -21,6 +21,12 @@ public sealed record HutchinsonOptions
     /// lower variance when a few eigenvalues dominate, as they do for trained networks. Default false.
     /// </summary>
     public bool HutchPlusPlus { get; init; }
+
+    /// <summary>Told after every operator application, on the calling thread. Default none.</summary>
+    public IProgress<CurvatureProgress>? Progress { get; init; }
+
+    /// <summary>Checked before every operator application; a cancellation throws <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken Cancellation { get; init; }
 }
 
 /// <summary>A trace estimate of one block (or of the whole operator).</summary>
@@ -46,19 +52,22 @@ public sealed record HutchinsonResult(TraceEstimate Total, IReadOnlyList<TraceEs
 /// </summary>
 public static class Hutchinson
 {
-    /// <summary>Trace of the Hessian behind <paramref name="hvp"/>, whole and per layer (grouped as the options say).</summary>
-    public static HutchinsonResult Run(Hvp hvp, HutchinsonOptions? options = null)
+    /// <summary>Trace of a curvature operator (Hessian, Gauss-Newton, Fisher, dense matrix), whole and per layer (grouped as the options say).</summary>
+    /// <param name="op">The symmetric operator.</param>
+    /// <param name="options">Probes, seed, grouping, Hutch++.</param>
+    public static HutchinsonResult Run(ICurvatureOperator op, HutchinsonOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(hvp);
+        ArgumentNullException.ThrowIfNull(op);
         var o = options ?? new HutchinsonOptions();
-        var groups = hvp.Layout.Groups(o.Grouping);
-        return Run(hvp.AsOperator(), hvp.Dimension, groups, o, hvp.Dtype, hvp.Device);
+        var groups = op.Layout.Groups(o.Grouping);
+        return Run(op.AsFunction(), op.Dimension, groups, o, op.Dtype, op.Device);
     }
 
     /// <summary>
     /// Trace of the operator <paramref name="apply"/> on vectors of length <paramref name="n"/>, and of the diagonal
     /// blocks <paramref name="blocks"/> (name, offset, count; consecutive, covering 0..n; null: one block).
     /// </summary>
+    /// <exception cref="OperationCanceledException">The options' Cancellation was cancelled.</exception>
     public static HutchinsonResult Run(Func<Tensor, Tensor> apply, long n, IReadOnlyList<(string Name, long Offset, long Count)>? blocks,
         HutchinsonOptions? options = null, ScalarType operatorType = ScalarType.Float64, Device? device = null)
     {
@@ -75,6 +84,17 @@ public static class Hutchinson
         }
         if (covered != n) throw new ArgumentException($"Hutchinson: the blocks cover {covered} of the {n} coordinates; they must cover all.", nameof(blocks));
         var dev = device ?? CPU;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        long done = 0;
+        var method = o.HutchPlusPlus ? "hutch++" : "hutchinson";
+        var inner = apply;
+        apply = v =>
+        {
+            o.Cancellation.ThrowIfCancellationRequested();
+            var r = inner(v);
+            o.Progress?.Report(new CurvatureProgress(method, ++done, o.Probes, watch.Elapsed));
+            return r;
+        };
         if (o.HutchPlusPlus)
         {
             if (o.Probes < 3) throw new ArgumentException($"Hutchinson: Hutch++ needs at least 3 operator applications; got Probes = {o.Probes}.", nameof(options));

@@ -15,7 +15,7 @@ namespace WideValley.Landscape;
 /// using var v = torch.randn(hvp.Dimension);
 /// using var hv = hvp.Apply(v);
 /// </code></example>
-public sealed class Hvp : IDisposable
+public sealed class Hvp : ICurvatureOperator, IDisposable
 {
     private readonly LandscapeLoss loss;
 
@@ -33,11 +33,10 @@ public sealed class Hvp : IDisposable
     private Hvp(LandscapeLoss replica) => loss = replica;
 
     /// <summary>
-    /// The same products on a copy of the model (built by <see cref="LandscapeOptions.ModelFactory"/> or, for the
-    /// zoo's networks, automatically) over the same evaluation batches, shared read-only. Each thread of a parallel
+    /// The same products on a copy of the model (built by <see cref="LandscapeOptions.ModelFactory"/>) over the same evaluation batches, shared read-only. Each thread of a parallel
     /// computation differentiates its own replica. Dispose it when done; the caller's model is untouched.
     /// </summary>
-    /// <exception cref="ArgumentException">The model is not from the zoo and no ModelFactory is set.</exception>
+    /// <exception cref="ArgumentException">No ModelFactory is set, or it builds another architecture.</exception>
     public Hvp Replicate() => new(loss.Replicate("Hvp.Replicate"));
 
     /// <summary>Adds products computed on replicas to <see cref="HvpCount"/>, so the total stays in one place.</summary>
@@ -66,6 +65,17 @@ public sealed class Hvp : IDisposable
     /// <summary>Hessian-vector products computed so far (each is one pass of double backward over the whole set).</summary>
     public long HvpCount { get; private set; }
 
+    /// <inheritdoc/>
+    public long Applications => HvpCount;
+
+    /// <summary>False: the Hessian's diagonal needs n products (<see cref="ExactHessian"/>) or an estimate (<see cref="Hutchinson"/>).</summary>
+    public bool HasDiagonal => false;
+
+    /// <summary>Not available: see <see cref="HasDiagonal"/>.</summary>
+    /// <exception cref="NotSupportedException">Always.</exception>
+    public Tensor Diagonal() =>
+        throw new NotSupportedException("Hvp.Diagonal: the Hessian's diagonal needs one product per parameter; use ExactHessian.Compute for small n or Hutchinson for an estimate of its sum.");
+
     /// <summary>Gradients computed so far (each is one forward and backward pass over the whole set).</summary>
     public long GradientCount { get; private set; }
 
@@ -88,9 +98,7 @@ public sealed class Hvp : IDisposable
     /// <summary>Writes H v into <paramref name="result"/> (flat, <see cref="Dtype"/>, on <see cref="Device"/>).</summary>
     public void Apply(Tensor v, Tensor result)
     {
-        loss.Layout.CheckVector(result, nameof(result), "Hvp.Apply");
-        if (result.dtype != Dtype || !result.IsOn(Device))
-            throw new ArgumentException($"Hvp.Apply: result must be {Dtype} on {Device}; got {result.dtype} on {result.device}.", nameof(result));
+        CurvatureOperators.CheckResult(this, result, "Hvp.Apply");
         using var scope = NewDisposeScope();
         var conformed = loss.Conform(v, nameof(v), "Hvp.Apply");
         loss.HessianVectorProduct(conformed, result);

@@ -54,6 +54,12 @@ public sealed record LanczosOptions
 
     /// <summary>Steps between convergence checks (each check decomposes the small tridiagonal matrix). Default 1.</summary>
     public int CheckEvery { get; init; } = 1;
+
+    /// <summary>Told after every step (Done = steps so far, Total = the most steps), on the calling thread. Default none.</summary>
+    public IProgress<CurvatureProgress>? Progress { get; init; }
+
+    /// <summary>Checked before every operator application; a cancellation throws <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken Cancellation { get; init; }
 }
 
 /// <summary>Extreme eigenvalues found by <see cref="Lanczos"/>.</summary>
@@ -80,11 +86,18 @@ public sealed record LanczosResult(double[] Eigenvalues, double[] Residuals, dou
 /// </summary>
 public static class Lanczos
 {
-    /// <summary>Extreme eigenvalues of the Hessian behind <paramref name="hvp"/>; its <see cref="Hvp.HvpCount"/> grows by the steps taken.</summary>
-    public static LanczosResult Run(Hvp hvp, int k, SpectrumEnd which = SpectrumEnd.Largest, LanczosOptions? options = null)
+    /// <summary>
+    /// Extreme eigenvalues of a curvature operator (a Hessian <see cref="Hvp"/>, <see cref="GaussNewton"/>,
+    /// <see cref="EmpiricalFisher"/>, <see cref="DenseOperator"/>); its application count grows by the steps taken.
+    /// </summary>
+    /// <param name="op">The symmetric operator.</param>
+    /// <param name="k">How many eigenvalues.</param>
+    /// <param name="which">Which end of the spectrum.</param>
+    /// <param name="options">Steps, tolerance, seed.</param>
+    public static LanczosResult Run(ICurvatureOperator op, int k, SpectrumEnd which = SpectrumEnd.Largest, LanczosOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(hvp);
-        return Run(hvp.AsOperator(), hvp.Dimension, k, which, options, hvp.Dtype, hvp.Device);
+        ArgumentNullException.ThrowIfNull(op);
+        return Run(op.AsFunction(), op.Dimension, k, which, options, op.Dtype, op.Device);
     }
 
     /// <summary>
@@ -93,6 +106,7 @@ public static class Lanczos
     /// new flat tensor (any floating type), which this method disposes.
     /// </summary>
     /// <exception cref="ArgumentException">k not in [1, n], k above MaxIterations, or invalid options.</exception>
+    /// <exception cref="OperationCanceledException">The options' Cancellation was cancelled.</exception>
     public static LanczosResult Run(Func<Tensor, Tensor> apply, long n, int k, SpectrumEnd which = SpectrumEnd.Largest,
         LanczosOptions? options = null, ScalarType operatorType = ScalarType.Float64, Device? device = null)
     {
@@ -127,9 +141,13 @@ public static class Lanczos
         double[]? previousCheckValues = null;
         try
         {
-            while (process.Step())
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            while (true)
             {
+                o.Cancellation.ThrowIfCancellationRequested();
+                if (!process.Step()) break;
                 var m = process.Steps;
+                o.Progress?.Report(new CurvatureProgress("lanczos", m, steps, watch.Elapsed));
                 var last = m == steps || m == n;
                 if (m < k || (!last && !process.LastStepEndedBlock && m % o.CheckEvery != 0)) continue;
                 ritzVectors?.Dispose();

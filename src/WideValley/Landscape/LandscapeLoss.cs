@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using WideValley.Models;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -34,7 +33,6 @@ internal sealed class LandscapeLoss : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(evaluationSet);
         Options = options ?? new LandscapeOptions();
-        TorchRuntime.EnsureInitialized();
         original = model;
         var first = model.parameters().FirstOrDefault()
                     ?? throw new ArgumentException($"{where}: the model has no parameters.", nameof(model));
@@ -343,6 +341,87 @@ internal sealed class LandscapeLoss : IDisposable
         return 0;
     });
 
+    /// <summary>
+    /// Generalised Gauss-Newton product result = G v = sum_b J_b^T H_b J_b v, with J_b the Jacobian of batch b's model
+    /// output with respect to the selected parameters and H_b the Hessian of its weighted loss with respect to that
+    /// output. J v comes from the double-backward trick (the vjp u -> J^T u is linear in u, so d(v . J^T u)/du = J v),
+    /// H_b (J v) from double backward of the loss through a detached copy of the output, and J^T (.) from one more vjp.
+    /// </summary>
+    public void GaussNewtonVectorProduct(Tensor v, Tensor result) => InMode(() =>
+    {
+        using var grad = enable_grad();
+        result.zero_();
+        var vViews = Layout.Views(v);
+        var resultViews = Layout.Views(result);
+        for (var i = 0; i < batches.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var (x, y, weight, _) = batches[i];
+            var output = Model.call(x);
+            if (!output.requires_grad)
+                throw new InvalidOperationException(
+                    "The model's output does not depend on any selected parameter (no gradient graph); check the parameter selection and that gradients are enabled for them.");
+            var u = zeros_like(output).requires_grad_(true);
+            var jtu = autograd.grad([output], parameters, grad_outputs: [u], create_graph: true, retain_graph: true, allow_unused: true);
+            Tensor? dot = null;
+            for (var p = 0; p < jtu.Count; p++)
+            {
+                if (jtu[p].IsInvalid || !jtu[p].requires_grad) continue;
+                var term = jtu[p].mul(vViews[p]).sum();
+                dot = dot is null ? term : dot.Plus(term);
+            }
+            if (dot is null) continue;
+            var jv = autograd.grad([dot], [u], retain_graph: true)[0].detach();
+            var detached = output.detach().requires_grad_(true);
+            var l = loss(detached, y);
+            if (l.dim() != 0)
+                throw new ArgumentException(
+                    $"The loss function must return a scalar (the mean over the batch); it returned shape ({string.Join(", ", l.shape)}).");
+            var weighted = l.mul(weight);
+            var gOut = autograd.grad([weighted], [detached], create_graph: true, retain_graph: true)[0];
+            // A loss linear in the output (H_out = 0) has a zero Gauss-Newton matrix.
+            if (!gOut.requires_grad) continue;
+            var hjv = autograd.grad([gOut.mul(jv).sum()], [detached])[0];
+            var gv = autograd.grad([output], parameters, grad_outputs: [hjv], allow_unused: true);
+            for (var p = 0; p < gv.Count; p++)
+                if (!gv[p].IsInvalid) resultViews[p].Accumulate_(gv[p]);
+        }
+        return 0;
+    });
+
+    /// <summary>
+    /// Per-sample gradients of the loss, one row per sample of the evaluation set in order, into
+    /// <paramref name="rows"/> (SampleCount x n): row i is the gradient of sample i's own loss (the loss of the
+    /// one-sample slice of its batch's output). Each batch runs forward once; each sample needs one backward pass.
+    /// </summary>
+    public void PerSampleGradients(Tensor rows) => InMode(() =>
+    {
+        using var grad = enable_grad();
+        rows.zero_();
+        long row = 0;
+        for (var i = 0; i < batches.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var (x, y, _, count) = batches[i];
+            var output = Model.call(x);
+            for (long s = 0; s < count; s++)
+            {
+                using var inner = NewDisposeScope();
+                var l = loss(output.narrow(0, s, 1), y.narrow(0, s, 1));
+                if (l.dim() != 0)
+                    throw new ArgumentException(
+                        $"The loss function must return a scalar (the mean over the batch); it returned shape ({string.Join(", ", l.shape)}).");
+                CheckDifferentiable(l);
+                var grads = autograd.grad([l], parameters, retain_graph: s + 1 < count, allow_unused: true);
+                var views = Layout.Views(rows[row]);
+                for (var p = 0; p < grads.Count; p++)
+                    if (!grads[p].IsInvalid) views[p].copy_(grads[p]);
+                row++;
+            }
+        }
+        return 0;
+    });
+
     /// <summary>d/dx (g . v) for gradients g that carry their graph; null when g does not depend on the parameters.</summary>
     private IList<Tensor>? SecondBackward(IList<Tensor> grads, Tensor[] vViews, bool retain)
     {
@@ -494,7 +573,7 @@ internal sealed class LandscapeLoss : IDisposable
     }
 
     /// <summary>
-    /// A copy of <paramref name="model"/> in <paramref name="dtype"/>: a new instance (from the factory or the zoo),
+    /// A copy of <paramref name="model"/> in <paramref name="dtype"/>: a new instance (from the factory),
     /// converted, with every parameter and buffer copied and the per-module train/eval flags taken over.
     /// </summary>
     private static nn.Module<Tensor, Tensor> BuildCopy(nn.Module<Tensor, Tensor> model, ScalarType dtype,
@@ -505,30 +584,9 @@ internal sealed class LandscapeLoss : IDisposable
         nn.Module<Tensor, Tensor> copy;
         try
         {
-            if (factory is not null)
-                copy = factory();
-            else if (model is ImageClassifier classifier)
-                copy = (nn.Module<Tensor, Tensor>)ModelZoo.Create(classifier.ZooName, new ModelOptions
-                {
-                    InputChannels = classifier.InputChannels,
-                    ImageSize = classifier.ImageSize,
-                    NumClasses = classifier.NumClasses,
-                    Dropout = classifier.HiddenDropout,
-                    InputDropout = classifier.InputDropout,
-                });
-            else if (model is LstmLanguageModel language)
-                copy = (nn.Module<Tensor, Tensor>)ModelZoo.Create(language.ZooName, new ModelOptions
-                {
-                    VocabularySize = language.VocabularySize,
-                    HiddenSize = language.HiddenSize,
-                    Layers = language.LayerCount,
-                    Dropout = language.HiddenDropout,
-                    InputDropout = language.InputDropout,
-                });
-            else
-                throw new ArgumentException(
-                    $"{where}: {purpose} needs a copy of the model; for a model that is not from the zoo " +
-                    $"({model.GetType().Name}) set LandscapeOptions.ModelFactory to a function that builds the same architecture.");
+            copy = factory?.Invoke() ?? throw new ArgumentException(
+                $"{where}: {purpose} needs a copy of the model ({model.GetType().Name}); set LandscapeOptions.ModelFactory to a function that " +
+                "builds the same architecture (for WideValley's own networks: ZooCopies.FactoryFor(model)).");
         }
         finally
         {

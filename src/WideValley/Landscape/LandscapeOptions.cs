@@ -47,21 +47,33 @@ public sealed class ParameterSelection
     public static ParameterSelection All { get; } = new("all", module =>
         module.named_parameters().Where(np => np.parameter.requires_grad).Select(np => np.name).ToArray());
 
-    /// <summary>Parameters whose names start with any of <paramref name="prefixes"/> (e.g. "body.fc3" for one layer).</summary>
+    /// <summary>
+    /// Parameters under any of <paramref name="prefixes"/>, matched on whole segments of the dotted module path: "fc1"
+    /// selects "fc1.weight" and "fc1.bias" (and "fc1" itself, a parameter of that name) but not "fc10.weight";
+    /// "body.fc3" selects one layer of a body, "body" all of it.
+    /// </summary>
     public static ParameterSelection ByPrefix(params string[] prefixes)
     {
         ArgumentNullException.ThrowIfNull(prefixes);
         if (prefixes.Length == 0) throw new ArgumentException("ParameterSelection.ByPrefix: give at least one name prefix.", nameof(prefixes));
+        foreach (var prefix in prefixes)
+            if (string.IsNullOrWhiteSpace(prefix) || prefix.StartsWith('.') || prefix.EndsWith('.'))
+                throw new ArgumentException(
+                    $"ParameterSelection.ByPrefix: '{prefix}' is not a module path; give dotted names such as 'body.fc1' (no leading or trailing dot).", nameof(prefixes));
         return new ParameterSelection("prefix:" + string.Join(",", prefixes), module =>
         {
             var names = module.named_parameters().Select(np => np.name).ToArray();
             foreach (var prefix in prefixes)
-                if (!names.Any(n => n.StartsWith(prefix, StringComparison.Ordinal)))
+                if (!names.Any(n => IsUnder(n, prefix)))
                     throw new ArgumentException(
-                        $"ParameterSelection.ByPrefix: no parameter name starts with '{prefix}'. The model's parameters are: {string.Join(", ", names)}.");
-            return names.Where(n => prefixes.Any(p => n.StartsWith(p, StringComparison.Ordinal))).ToArray();
+                        $"ParameterSelection.ByPrefix: no parameter name starts with '{prefix}' (matched on whole dotted segments). The model's parameters are: {string.Join(", ", names)}.");
+            return names.Where(n => prefixes.Any(p => IsUnder(n, p))).ToArray();
         });
     }
+
+    /// <summary>Whether <paramref name="name"/> is <paramref name="prefix"/> or lies below it in the module path.</summary>
+    internal static bool IsUnder(string name, string prefix) =>
+        name.StartsWith(prefix, StringComparison.Ordinal) && (name.Length == prefix.Length || name[prefix.Length] == '.');
 
     /// <summary>Exactly the named parameters, in the model's order.</summary>
     public static ParameterSelection Named(params string[] names)
@@ -126,17 +138,26 @@ public sealed record LandscapeOptions
     public Func<Tensor, Tensor, Tensor>? Loss { get; init; }
 
     /// <summary>
+    /// A stable name of a custom <see cref="Loss"/> that says everything it computes (e.g. "label-smoothing-0.1"): it
+    /// goes into fingerprints, so that a resumed exact Hessian never mixes the columns of two losses. A delegate has no
+    /// identity that survives a restart, so checkpointing with a custom loss requires this name. Ignored without a
+    /// custom loss.
+    /// </summary>
+    public string? LossName { get; init; }
+
+    /// <summary>
     /// Floating type to compute in. Null (default) or the model's own type: the model itself is used. Another type
     /// (typically Float64 for reference-quality numbers): a copy of the model in that type is built once, from
-    /// <see cref="ModelFactory"/> or, for the networks of <see cref="Models.ModelZoo"/>, automatically; the caller's
-    /// model is never converted (converting in place would replace its Parameter objects under any optimizer that
-    /// holds them). The copy is a snapshot of the weights at construction.
+    /// <see cref="ModelFactory"/>; the caller's model is never converted (converting in place would replace its
+    /// Parameter objects under any optimizer that holds them). The copy is a snapshot of the weights at construction.
     /// </summary>
     public ScalarType? ComputeType { get; init; }
 
     /// <summary>
     /// Builds an untrained network of the same architecture as the measured one, for the <see cref="ComputeType"/>
-    /// copy of models that are not from the zoo. Its random initialisation does not disturb the global generator.
+    /// copy and for parallel workers (<see cref="ExactHessianOptions.Workers"/>); the weights, buffers and train/eval
+    /// flags are copied in afterwards. Its random initialisation does not disturb the global generator. For
+    /// WideValley's own networks: <c>ZooCopies.FactoryFor(model)</c>.
     /// </summary>
     public Func<nn.Module<Tensor, Tensor>>? ModelFactory { get; init; }
 
@@ -151,7 +172,10 @@ public sealed record LandscapeOptions
 
     /// <summary>One line describing the options (for fingerprints and reports).</summary>
     public string Describe() =>
-        $"params={Parameters.Description};bn={BatchNorm};dropout={Dropout};loss={(Loss is null ? "cross-entropy" : "custom")};type={ComputeType?.ToString() ?? "model"}";
+        $"params={Parameters.Description};bn={BatchNorm};dropout={Dropout};loss={LossIdentity ?? "custom"};type={ComputeType?.ToString() ?? "model"}";
+
+    /// <summary>"cross-entropy" for the default loss, "custom:NAME" for a named custom loss, null for an anonymous one.</summary>
+    internal string? LossIdentity => Loss is null ? "cross-entropy" : LossName is { Length: > 0 } name ? "custom:" + name : null;
 }
 
 /// <summary>One parameter tensor's place in the flat vector of the selected parameters.</summary>

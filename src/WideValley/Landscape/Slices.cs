@@ -93,6 +93,23 @@ public static class Slices
         return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0]);
     }
 
+    /// <summary>
+    /// Loss and error at w + alpha d along a given direction <paramref name="direction"/> (flat, in the layout of the
+    /// selected parameters; e.g. a top eigenvector from <see cref="Lanczos"/>), for alpha on the options' axis. The
+    /// direction is used as given (not normalised). Seed and OneDimensional of the options are not used.
+    /// </summary>
+    public static IReadOnlyList<SlicePoint> AlongDirection(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
+        Tensor direction, SliceOptions? options = null)
+    {
+        var o = options ?? new SliceOptions();
+        CheckAxis(o.Points, o.From, o.To, "Slices.AlongDirection");
+        using var loss = new LandscapeLoss(model, evaluationSet, o.Landscape, "Slices.AlongDirection");
+        using var scope = NewDisposeScope();
+        var center = loss.GetFlat();
+        var d = loss.Conform(direction, nameof(direction), "Slices.AlongDirection");
+        return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0]);
+    }
+
     /// <summary>Loss and error at w + alpha d1 + beta d2 on a Points x Points grid, with two filter-normalised random directions.</summary>
     public static IReadOnlyList<SlicePoint> RandomDirections2D(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
         SliceOptions? options = null)

@@ -17,6 +17,12 @@ public sealed record SlqOptions
 
     /// <summary>Seed of the probes. Default 0.</summary>
     public long Seed { get; init; }
+
+    /// <summary>Told after every Lanczos step (Done and Total count operator applications over all probes), on the calling thread. Default none.</summary>
+    public IProgress<CurvatureProgress>? Progress { get; init; }
+
+    /// <summary>Checked before every operator application; a cancellation throws <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken Cancellation { get; init; }
 }
 
 /// <summary>An eigenvalue density on a grid.</summary>
@@ -117,14 +123,17 @@ public sealed record SlqResult(double[][] Nodes, double[][] Weights, long Dimens
 /// </summary>
 public static class Slq
 {
-    /// <summary>Density of the Hessian behind <paramref name="hvp"/>.</summary>
-    public static SlqResult Run(Hvp hvp, SlqOptions? options = null)
+    /// <summary>Eigenvalue density of a curvature operator (Hessian, Gauss-Newton, Fisher, dense matrix).</summary>
+    /// <param name="op">The symmetric operator.</param>
+    /// <param name="options">Probes, steps, seed.</param>
+    public static SlqResult Run(ICurvatureOperator op, SlqOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(hvp);
-        return Run(hvp.AsOperator(), hvp.Dimension, options, hvp.Dtype, hvp.Device);
+        ArgumentNullException.ThrowIfNull(op);
+        return Run(op.AsFunction(), op.Dimension, options, op.Dtype, op.Device);
     }
 
     /// <summary>Density of the symmetric operator <paramref name="apply"/> on vectors of length <paramref name="n"/> (see <see cref="Lanczos.Run(Func{Tensor, Tensor}, long, int, SpectrumEnd, LanczosOptions?, ScalarType, Device?)"/> for the operator's contract).</summary>
+    /// <exception cref="OperationCanceledException">The options' Cancellation was cancelled.</exception>
     public static SlqResult Run(Func<Tensor, Tensor> apply, long n, SlqOptions? options = null,
         ScalarType operatorType = ScalarType.Float64, Device? device = null)
     {
@@ -139,11 +148,17 @@ public static class Slq
         var weights = new double[o.Probes][];
         long applications = 0;
         using var generator = new Generator((ulong)o.Seed);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         for (var l = 0; l < o.Probes; l++)
         {
             using var probe = RandomVectors.Draw(generator, n, o.Distribution, dev);
             using var process = new LanczosProcess(apply, n, probe, operatorType, dev, unchecked(o.Seed * 1_000_003 + l));
-            while (process.Steps < steps && process.Step()) { }
+            while (process.Steps < steps)
+            {
+                o.Cancellation.ThrowIfCancellationRequested();
+                if (!process.Step()) break;
+                o.Progress?.Report(new CurvatureProgress("slq", (long)l * steps + process.Steps, (long)o.Probes * steps, watch.Elapsed));
+            }
             applications += process.OperatorApplications;
             var (values, vectors) = process.Ritz();
             using (vectors)

@@ -341,3 +341,26 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
         Assert.Contains("'small-mnistfc', 50,890 parameters", err);
     }
 }
+
+/// <summary>How `hessian --method exact` reports failures that are not a foreign column folder.</summary>
+public sealed class HessianExactFailureTests
+{
+    [Fact]
+    public void ALossWithoutAGraphIsReportedAsItselfNotAsAForeignColumnFolder()
+    {
+        using var dir = new TempDir();
+        var model = WideValley.Tests.Landscape.LandscapeFixtures.TanhNet(hidden: 3);
+        var data = WideValley.Tests.Landscape.LandscapeFixtures.RandomSet([8]);
+        // The loss ignores the output's graph: no parameter influences it.
+        var options = new WideValley.Landscape.LandscapeOptions { Loss = (output, _) => output.detach().sum(), LossName = "detached" };
+        using var hvp = new WideValley.Landscape.Hvp(model, data, options);
+        var settings = new WideValley.Landscape.HessianMeasurementSettings
+        {
+            Method = WideValley.Landscape.HessianMethod.Exact, ColumnsFolder = dir.File("columns"), Workers = 1, MemoryLimitBytes = 1L << 30,
+        };
+        // Exactly InvalidOperationException: not the column-folder mismatch, which the command reports as "another measurement".
+        var e = Assert.Throws<InvalidOperationException>(() => WideValley.Landscape.HessianMeasurement.Measure(hvp, settings));
+        Assert.Contains("no gradient graph", e.Message);
+        Assert.DoesNotContain("another measurement", e.Message);
+    }
+}

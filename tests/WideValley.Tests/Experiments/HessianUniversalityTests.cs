@@ -169,8 +169,9 @@ public sealed class HessianUniversalityTests
         var data = new List<(Tensor, Tensor)> { (tokens.narrow(1, 0, 4), tokens.narrow(1, 1, 4)) };
         var options = new LandscapeOptions
         {
-            Parameters = ParameterSelection.ByPrefix("layers.0.bias_hh"),
+            Parameters = ParameterSelection.ByPrefix("layers.0.bias_hh_l0"),
             ComputeType = ScalarType.Float64,
+            ModelFactory = ZooCopies.FactoryFor(model),
             Loss = (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1)),
         };
         using var hvp = new Hvp(model, data, options);

@@ -97,11 +97,11 @@ public sealed class ExactHessianTests
         // Same architecture, different weights: the folder's fingerprint does not match.
         var other = TanhNet(hidden: 6, seed: 77);
         using var otherHvp = new Hvp(other, data);
-        var refused = Assert.Throws<InvalidOperationException>(() => ExactHessian.Compute(otherHvp, options with { Cancellation = default, Progress = null }));
+        var refused = Assert.Throws<ColumnStoreMismatchException>(() => ExactHessian.Compute(otherHvp, options with { Cancellation = default, Progress = null }));
         Assert.Contains("different model", refused.Message);
         // Different data: refused as well.
         using var otherData = new Hvp(model, RandomSet([30], seed: 6));
-        Assert.Throws<InvalidOperationException>(() => ExactHessian.Compute(otherData, options with { Cancellation = default, Progress = null }));
+        Assert.Throws<ColumnStoreMismatchException>(() => ExactHessian.Compute(otherData, options with { Cancellation = default, Progress = null }));
     }
 
     [Fact]
@@ -137,7 +137,7 @@ public sealed class ExactHessianTests
         using var dir = new TempDir();
         using var hvp = new Hvp(model, data);
         using (ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, CheckpointFolder = dir.Path, UseSymmetry = false })) { }
-        var e = Assert.Throws<InvalidOperationException>(() => ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, CheckpointFolder = dir.Path }));
+        var e = Assert.Throws<ColumnStoreMismatchException>(() => ExactHessian.Compute(hvp, new ExactHessianOptions { MemoryLimitBytes = 1L << 30, CheckpointFolder = dir.Path }));
         Assert.Contains("UseSymmetry", e.Message);
     }
 
@@ -234,7 +234,7 @@ public sealed class ExactHessianTests
     }
 
     [Fact]
-    public void AZooNetworkReplicatesWithoutAFactoryAndGivesBitIdenticalProducts()
+    public void AZooNetworkReplicatesWithTheZooFactoryAndGivesBitIdenticalProducts()
     {
         TorchRuntime.EnsureInitialized();
         random.manual_seed(8);
@@ -242,7 +242,11 @@ public sealed class ExactHessianTests
         using var gen = new Generator(3);
         var x = randn([6, 1, 28, 28], generator: gen);
         var y = randint(0, 10, [6], generator: gen).to(ScalarType.Int64);
-        using var hvp = new Hvp(model, [(x, y)], new LandscapeOptions { Parameters = ParameterSelection.ByPrefix("body.fc4") });
+        using var hvp = new Hvp(model, [(x, y)], new LandscapeOptions
+        {
+            Parameters = ParameterSelection.ByPrefix("body.fc4"),
+            ModelFactory = WideValley.Models.ZooCopies.FactoryFor(model),
+        });
         using var replica = hvp.Replicate();
         Assert.Equal(hvp.Dimension, replica.Dimension);
         using var v = randn(hvp.Dimension, generator: gen);

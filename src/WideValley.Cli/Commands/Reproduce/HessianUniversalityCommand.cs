@@ -124,16 +124,31 @@ public static class HessianUniversalityCommand
             {
                 ctx.Out.WriteLine($"{plan.Network.Name}: measuring ({step.Method}) into {step.Folder}");
                 worked++;
-                var errors = new StringWriter();
-                var code = HessianCommand.Execute(new CliContext { Out = ctx.Out, Error = new TeeWriter(ctx.Error, errors), Console = ctx.Console, Interactive = ctx.Interactive },
-                    step.Settings);
-                if (code == ExitCodes.Ok) continue;
-                if (code == ExitCodes.Interrupted)
+                // The measurement service itself, not the hessian command: its typed result and exceptions are the interface.
+                string? failure = null;
+                using (var stop = new HessianCommand.StopOnSignal(ctx.Error))
                 {
-                    exit = ExitCodes.Interrupted;
-                    break;
+                    try
+                    {
+                        var measured = HessianCommand.MeasureRun(step.Settings, ctx.Out, stop.Token);
+                        foreach (var line in measured.Result.Lines) ctx.Out.WriteLine(line);
+                        ctx.Out.WriteLine($"wrote {measured.OutDir}: {string.Join(", ", measured.Files)}");
+                    }
+                    catch (OperationCanceledException e)
+                    {
+                        ctx.Error.WriteLine($"widevalley: {e.Message}");
+                        exit = ExitCodes.Interrupted;
+                        break;
+                    }
+                    catch (Exception e) when (e is UsageException or ArgumentException or InvalidOperationException or InsufficientMemoryException
+                                                  or IOException or InvalidDataException or UnauthorizedAccessException or NotSupportedException)
+                    {
+                        failure = e.Message;
+                    }
                 }
-                plan.Failure = $"the {step.Method} measurement failed: {errors.ToString().Trim().Replace("widevalley: ", "", StringComparison.Ordinal)}";
+                if (failure is null) continue;
+                ctx.Error.WriteLine($"widevalley: {failure}");
+                plan.Failure = $"the {step.Method} measurement failed: {failure}";
                 exit = ExitCodes.Failure;
                 break;
             }
@@ -411,29 +426,5 @@ public static class HessianUniversalityCommand
         if (data.Cifar10Dir is not null) parts.Add("--cifar10-dir CIFAR10_DIR");
         if (data.Corpus is not null && networks.Any(n => n.IsLanguageModel)) parts.Add($"--corpus {data.Corpus}");
         return string.Join(" ", parts);
-    }
-
-    /// <summary>Writes to two writers: the measurement's errors go to the console and into the report's reason.</summary>
-    sealed class TeeWriter(TextWriter first, TextWriter second) : TextWriter
-    {
-        public override Encoding Encoding => first.Encoding;
-
-        public override void Write(char value)
-        {
-            first.Write(value);
-            second.Write(value);
-        }
-
-        public override void Write(string? value)
-        {
-            first.Write(value);
-            second.Write(value);
-        }
-
-        public override void Flush()
-        {
-            first.Flush();
-            second.Flush();
-        }
     }
 }
