@@ -214,7 +214,7 @@ public static class DatasetCatalog
             var folder = Path.GetFullPath(dataDir);
             return Check(folder, "--data-dir") is { } found
                 ? new DatasetLocation(found, "--data-dir", [])
-                : throw NotFound(name, looked, incomplete, folder);
+                : throw NotFound(name, looked, incomplete, folder, explicitFolder: true);
         }
 
         var candidates = new List<(string Folder, string Origin)>();
@@ -290,7 +290,7 @@ public static class DatasetCatalog
         return Directory.Exists(folder) && MissingFiles(name, EffectiveFolder(name, folder)).Count == 0;
     }
 
-    static DatasetNotFoundException NotFound(string name, List<string> looked, List<string> incomplete, string path)
+    static DatasetNotFoundException NotFound(string name, List<string> looked, List<string> incomplete, string path, bool explicitFolder = false)
     {
         var expected = name == Cifar10Name
             ? $"{string.Join(", ", ExpectedFiles(name))} (the binary version; they may also sit in a cifar-10-batches-bin subfolder)"
@@ -305,8 +305,8 @@ public static class DatasetCatalog
         var hint = looked.Count > 0 && Directory.Exists(Path.Combine(path, name)) && MissingFiles(name, Path.Combine(path, name)).Count == 0
             ? $" (note: {Path.Combine(path, name)} has them; --data-dir names the folder holding the files, not its parent)"
             : "";
-        var skipped = incomplete.Count > 0
-            ? $" Incomplete folders were skipped (an interrupted copy or download; complete them or delete them): {string.Join("; ", incomplete)}."
+        var skipped = incomplete.Count > 0 && !explicitFolder
+            ? " Incomplete folders were skipped, not read (an interrupted copy or download: complete them or delete them)."
             : "";
         return new DatasetNotFoundException(path,
             $"{name} data not found{hint}. Searched: {string.Join("; ", looked)}.{skipped} " +

@@ -19,11 +19,11 @@ public static class DatasetDownloader
     /// <summary>
     /// What to fetch for a dataset; <paramref name="Unpack"/> runs after every file is verified (CIFAR-10 extracts its
     /// batch files from the archive) and receives where each verified file now is (by file name: in the staging
-    /// folder when just fetched, in the target when it was already there), the staging folder to write into, and
-    /// the log.
+    /// folder when just fetched, in the target when it was already there), the staging folder to write into, the
+    /// target folder (to name files in messages by their final path), and the log.
     /// </summary>
     internal sealed record DownloadSpec(string Name, Uri BaseUri, IReadOnlyList<RemoteFile> Files,
-        Action<Func<string, string>, string, Action<string>?>? Unpack = null);
+        Action<Func<string, string>, string, string, Action<string>?>? Unpack = null);
 
     /// <summary>Names that can be downloaded (the same as <see cref="DatasetCatalog.Names"/>).</summary>
     public static IReadOnlyList<string> Names => DatasetCatalog.Names;
@@ -63,7 +63,8 @@ public static class DatasetDownloader
             ]),
             _ => new DownloadSpec(canonical, new Uri("https://www.cs.toronto.edu/~kriz/"),
                 [new(CifarArchive, "c32a1d4ab5d03f1284b67883e8d87530")],
-                (pathOf, output, log) => ExtractCifarBatches(pathOf(CifarArchive), output, log)),
+                (pathOf, output, target, log) =>
+                    ExtractCifarBatches(pathOf(CifarArchive), output, log, Path.Combine(target, CifarArchive))),
         };
     }
 
@@ -92,7 +93,7 @@ public static class DatasetDownloader
                 Fetch(client, new Uri(baseUri, file.FileName), staged, target, file.Md5, log);
                 where[file.FileName] = staged;
             }
-            spec.Unpack?.Invoke(name => where[name], staging, log);
+            spec.Unpack?.Invoke(name => where[name], staging, targetDir, log);
         });
         log?.Invoke($"{spec.Name}: ready in {targetDir}");
     }
@@ -177,10 +178,12 @@ public static class DatasetDownloader
     /// <summary>
     /// Extracts the CIFAR-10 batch files from the verified archive into <paramref name="folder"/> (flattening the
     /// archive's cifar-10-batches-bin/ folder), each written atomically. Only the expected file names are taken, by
-    /// their last path component, so entries cannot escape the folder.
+    /// their last path component, so entries cannot escape the folder. Errors name the archive as
+    /// <paramref name="shownAs"/> (its final name when it sits in a staging folder that is about to be deleted).
     /// </summary>
-    internal static void ExtractCifarBatches(string archive, string folder, Action<string>? log)
+    internal static void ExtractCifarBatches(string archive, string folder, Action<string>? log, string? shownAs = null)
     {
+        shownAs ??= archive;
         var wanted = Cifar10.TrainFiles.Append(Cifar10.TestFile).ToHashSet(StringComparer.Ordinal);
         var extracted = new HashSet<string>(StringComparer.Ordinal);
         try
@@ -200,11 +203,11 @@ public static class DatasetDownloader
         }
         catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException)
         {
-            throw new DataException(archive, $"cannot be unpacked as a gzip-compressed tar archive: {e.Message}", e);
+            throw new DataException(shownAs, $"cannot be unpacked as a gzip-compressed tar archive: {e.Message}; nothing was kept", e);
         }
         var missing = wanted.Except(extracted).Order(StringComparer.Ordinal).ToList();
         if (missing.Count > 0)
-            throw new DataException(archive, $"does not contain {string.Join(", ", missing)}; is it the binary version of CIFAR-10?");
-        log?.Invoke($"{archive}: extracted {string.Join(", ", wanted.Order(StringComparer.Ordinal))}");
+            throw new DataException(shownAs, $"does not contain {string.Join(", ", missing)}; is it the binary version of CIFAR-10? Nothing was kept");
+        log?.Invoke($"{shownAs}: extracted {string.Join(", ", wanted.Order(StringComparer.Ordinal))}");
     }
 }
