@@ -174,7 +174,8 @@ public static class DataThroughputBenchmark
             }
             catch (DatasetNotFoundException e) when (options.Data == ThroughputData.Auto)
             {
-                why = $" (Fashion-MNIST unavailable: {FirstSentence(e.Message)})";
+                var skipped = e.IncompleteFolders.Count > 0 ? $"; skipped {string.Join("; ", e.IncompleteFolders)}" : "";
+                why = $" (Fashion-MNIST unavailable: {FirstSentence(e.Message)}{skipped})";
             }
         }
         using var generator = new Generator((ulong)options.Seed);
