@@ -11,7 +11,10 @@ namespace WideValley.Benchmarks;
 /// <summary>Where <see cref="DataThroughputBenchmark"/> takes its images from.</summary>
 public static class ThroughputData
 {
-    /// <summary>Fashion-MNIST when its files are found, else a synthetic set of the same shape.</summary>
+    /// <summary>
+    /// Fashion-MNIST when a complete folder is found (incomplete folders earlier in the search are skipped), else a
+    /// synthetic set of the same shape; a folder that is found but unreadable is an error, not a reason to fall back.
+    /// </summary>
     public const string Auto = "auto";
     /// <summary>Fashion-MNIST; missing files are an error.</summary>
     public const string FashionMnist = DatasetCatalog.FashionMnist;
@@ -169,9 +172,10 @@ public static class DataThroughputBenchmark
             {
                 return LoadFashionMnist(options, progress);
             }
-            catch (DataException e) when (options.Data == ThroughputData.Auto)
+            catch (DatasetNotFoundException e) when (options.Data == ThroughputData.Auto)
             {
-                why = $" (Fashion-MNIST unavailable: {FirstSentence(e.Message)})";
+                var skipped = e.IncompleteFolders.Count > 0 ? $"; skipped {string.Join("; ", e.IncompleteFolders)}" : "";
+                why = $" (Fashion-MNIST unavailable: {FirstSentence(e.Message)}{skipped})";
             }
         }
         using var generator = new Generator((ulong)options.Seed);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using WideValley.Cli.DemoData;
 using WideValley.Data;
 using WideValley.Optim;
 using WideValley.Training;
@@ -7,8 +8,8 @@ using WideValley.Training;
 namespace WideValley.Cli.Commands;
 
 /// <summary>
-/// `widevalley demo`: a few-minute comparison that shows the whole pipeline working on this machine: finds (or
-/// downloads) Fashion-MNIST, trains the paper's mnistfc with Adam and with Entropy-SGD for the same number of effective
+/// `widevalley demo`: a few-minute comparison that shows the whole pipeline working on this machine: finds
+/// Fashion-MNIST (or, without it, uses the subset built into the tool; see <see cref="FashionMnistSubset"/>), trains the paper's mnistfc with Adam and with Entropy-SGD for the same number of effective
 /// epochs (gradient evaluations), and prints a small table of test error, training loss and time.
 /// </summary>
 public static class DemoCommand
@@ -18,12 +19,19 @@ public static class DemoCommand
         var budget = new Option<double>("--effective-epochs") { Description = "Budget of each run in effective epochs (passes over the data counting every minibatch; about 12 s each on 2 cores).", DefaultValueFactory = _ => 5 };
         var l = new Option<int>("-L", "--langevin-steps") { Description = "Langevin steps per Entropy-SGD update (the paper uses 20 with a 100-epoch budget).", DefaultValueFactory = _ => 5 };
         var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
-        var dataDir = new Option<string?>("--data-dir") { Description = "Folder with the Fashion-MNIST IDX files." };
+        var dataDir = new Option<string?>("--data-dir") { Description = "Folder with the full Fashion-MNIST IDX files." };
+        var data = new Option<string>("--data")
+        {
+            Description = "Which data: auto (the full Fashion-MNIST when installed, else the built-in 10k/2k subset), " +
+                          "full (the full set; downloaded to the user data folder if not found), subset (the built-in subset).",
+            DefaultValueFactory = _ => DataChoice.Auto,
+        };
+        data.AcceptOnlyFromAmong(DataChoice.All);
         var output = new Option<string?>("--out") { Description = "Folder for the two runs (default: runs/demo-TIME)." };
         var command = new Command("demo",
             "Train mnistfc on Fashion-MNIST with Adam and with Entropy-SGD at the same budget (a few minutes) and compare them.")
         {
-            budget, l, threads, dataDir, output,
+            budget, l, threads, data, dataDir, output,
         };
         command.SetAction(p =>
         {
@@ -32,13 +40,14 @@ public static class DemoCommand
             if (!(effectiveEpochs > 0) || double.IsInfinity(effectiveEpochs))
                 throw new UsageException($"--effective-epochs must be a positive number, got {effectiveEpochs}");
             if (langevinSteps < 1) throw new UsageException($"-L must be at least 1, got {langevinSteps}");
-            var folder = LocateData(ctx, p.GetValue(dataDir));
-            if (folder is null) return ExitCodes.Failure;
+            var source = LocateData(ctx, p.GetValue(data)!, p.GetValue(dataDir));
+            if (source is null) return ExitCodes.Failure;
+            var folder = source.Value.Folder;
             var outDir = Path.GetFullPath(p.GetValue(output) ?? Path.Combine("runs", $"demo-{DateTime.Now:yyyyMMdd-HHmmss}"));
             var runs = Runs(folder, effectiveEpochs, langevinSteps, p.GetValue(threads));
             ctx.Out.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                "WideValley demo: mnistfc (784-1024-1024-10, BatchNorm, dropout) on Fashion-MNIST, Adam against Entropy-SGD (L = {0}), {1:0.##} effective epochs each.",
-                langevinSteps, effectiveEpochs));
+                "WideValley demo: mnistfc (784-1024-1024-10, BatchNorm, dropout) on Fashion-MNIST ({2}), Adam against Entropy-SGD (L = {0}), {1:0.##} effective epochs each.",
+                langevinSteps, effectiveEpochs, source.Value.Subset ? "built-in subset" : "full set"));
             var results = new List<(string Label, RunConfig Config, TrainingResult Result)>();
             foreach (var (label, config) in runs)
             {
@@ -117,33 +126,71 @@ public static class DemoCommand
         ctx.Out.WriteLine();
     }
 
-    /// <summary>
-    /// The Fashion-MNIST folder: the one given, or the usual places, or a fresh checksum-verified download into the
-    /// user's data folder. When all fail, prints exactly what to do and returns null.
-    /// </summary>
-    static string? LocateData(CliContext ctx, string? dataDir)
+    /// <summary>Values of the demo's --data option.</summary>
+    internal static class DataChoice
     {
+        /// <summary>The full set when a complete folder is found, else the built-in subset (the default).</summary>
+        public const string Auto = "auto";
+        /// <summary>The full set: the folder given or found, else a checksum-verified download into the user data folder.</summary>
+        public const string Full = "full";
+        /// <summary>The built-in subset, even when the full set is installed (fast, and the same on every machine).</summary>
+        public const string Subset = "subset";
+
+        public static string[] All { get; } = [Auto, Full, Subset];
+    }
+
+    /// <summary>
+    /// The Fashion-MNIST folder for <paramref name="choice"/> (see <see cref="DataChoice"/>) and whether it is the built-in
+    /// subset. An explicit --data-dir must hold the full set. When nothing works, prints exactly what to do and
+    /// returns null.
+    /// </summary>
+    static (string Folder, bool Subset)? LocateData(CliContext ctx, string choice, string? dataDir)
+    {
+        if (choice == DataChoice.Subset)
+        {
+            if (dataDir is not null)
+                throw new UsageException("--data-dir names a folder with the full Fashion-MNIST; it cannot be combined with --data subset");
+            return (UseSubset(ctx), true);
+        }
         try
         {
-            return DatasetCatalog.ResolveFolder(DatasetCatalog.FashionMnist, dataDir);
+            var location = DatasetCatalog.Locate(DatasetCatalog.FashionMnist, dataDir);
+            foreach (var skipped in location.SkippedFolders) ctx.Out.WriteLine($"note: skipped {skipped}");
+            return (location.Folder, false);
         }
-        catch (DataException notFound) when (dataDir is null)
+        catch (DatasetNotFoundException notFound) when (dataDir is null)
         {
-            var target = DatasetCatalog.UserFolder(DatasetCatalog.FashionMnist);
-            ctx.Out.WriteLine($"Fashion-MNIST is not installed; downloading it to {target} (checksums verified) ...");
-            try
+            foreach (var skipped in notFound.IncompleteFolders) ctx.Out.WriteLine($"note: skipped {skipped}");
+            if (choice == DataChoice.Auto)
             {
-                DatasetDownloader.Download(DatasetCatalog.FashionMnist, target, log: m => ctx.Out.WriteLine("  " + m));
-                return DatasetCatalog.ResolveFolder(DatasetCatalog.FashionMnist, target);
+                ctx.Out.WriteLine($"Fashion-MNIST is not installed, so the demo uses {FashionMnistSubset.Description}. " +
+                                  "For the whole set (60,000 training and 10,000 test images): sudo apt-get install dataset-fashion-mnist, " +
+                                  "or widevalley data download fashion-mnist, or pass --data-dir FOLDER.");
+                return (UseSubset(ctx), true);
             }
-            catch (Exception e) when (e is IOException or HttpRequestException or TaskCanceledException or InvalidDataException)
-            {
-                ctx.Error.WriteLine($"widevalley: the download failed: {e.Message}");
-                ctx.Error.WriteLine(notFound.Message);
-                ctx.Error.WriteLine("To get the data on Debian or Ubuntu:  sudo apt-get install dataset-fashion-mnist");
-                ctx.Error.WriteLine("or put the four IDX files in a folder and run:  widevalley demo --data-dir FOLDER");
-                return null;
-            }
+            return Download(ctx, notFound);
+        }
+    }
+
+    static string UseSubset(CliContext ctx) => FashionMnistSubset.Materialize(log: m => ctx.Out.WriteLine(m));
+
+    static (string Folder, bool Subset)? Download(CliContext ctx, DatasetNotFoundException notFound)
+    {
+        var target = DatasetCatalog.UserFolder(DatasetCatalog.FashionMnist);
+        ctx.Out.WriteLine($"Fashion-MNIST is not installed; downloading it to {target} (checksums verified) ...");
+        try
+        {
+            DatasetDownloader.Download(DatasetCatalog.FashionMnist, target, log: m => ctx.Out.WriteLine("  " + m));
+            return (DatasetCatalog.ResolveFolder(DatasetCatalog.FashionMnist, target), false);
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or TaskCanceledException or InvalidDataException)
+        {
+            ctx.Error.WriteLine($"widevalley: the download failed (nothing was left behind): {e.Message}");
+            ctx.Error.WriteLine(notFound.Message);
+            ctx.Error.WriteLine("To get the data on Debian or Ubuntu:  sudo apt-get install dataset-fashion-mnist");
+            ctx.Error.WriteLine("or put the four IDX files in a folder and run:  widevalley demo --data-dir FOLDER");
+            ctx.Error.WriteLine("or run the demo on the built-in subset:  widevalley demo --data subset");
+            return null;
         }
     }
 }

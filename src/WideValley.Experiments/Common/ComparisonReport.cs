@@ -123,6 +123,7 @@ public static class ComparisonReport
 
     static JsonObject ToJson(ComparisonReportInput input)
     {
+        var runsRoot = RunsRoot(input.Rows.SelectMany(r => new[] { r.Baseline, r.Entropy }).SelectMany(a => a?.Runs ?? []).Select(r => r.Folder));
         var rows = new JsonArray();
         foreach (var row in input.Rows)
         {
@@ -136,8 +137,8 @@ public static class ComparisonReport
                 ["paper_entropy"] = PaperJson(row.Row.PaperEntropy),
                 ["paper_baseline"] = PaperJson(row.Row.PaperBaseline),
             };
-            if (row.Baseline is not null) o["baseline"] = ArmJson(row.Row, row.Baseline);
-            if (row.Entropy is not null) o["entropy"] = ArmJson(row.Row, row.Entropy);
+            if (row.Baseline is not null) o["baseline"] = ArmJson(row.Row, row.Baseline, runsRoot);
+            if (row.Entropy is not null) o["entropy"] = ArmJson(row.Row, row.Entropy, runsRoot);
             if (row.Entropy is not null && row.Baseline is not null && Stats(row.Row, row.Baseline).Test is SeedStatistic target)
                 o["reach_baseline_final"] = new JsonObject
                 {
@@ -155,7 +156,28 @@ public static class ComparisonReport
 
     static JsonObject PaperJson(PaperValue p) => new() { ["mean"] = p.Mean, ["std"] = p.Std, ["effective_epochs"] = p.EffectiveEpochs };
 
-    static JsonObject ArmJson(ComparisonRow row, ArmResult arm)
+    /// <summary>
+    /// The folder that holds every run of the report (the command's output folder, or a folder in it), so that runs
+    /// are named relative to it ("mnistfc/adam/seed-1") and the committed JSON names no folder of the machine that
+    /// made it. Null when there are no runs.
+    /// </summary>
+    internal static string? RunsRoot(IEnumerable<string> folders)
+    {
+        var split = folders.Select(f => Path.GetFullPath(f).TrimEnd('/').Split('/')).ToList();
+        if (split.Count == 0) return null;
+        var common = split[0].Length;
+        foreach (var parts in split)
+        {
+            var n = 0;
+            while (n < Math.Min(common, parts.Length) && parts[n] == split[0][n]) n++;
+            common = n;
+        }
+        // A run folder itself is never the root: its name is what the report should show.
+        if (split.Any(parts => parts.Length == common)) common--;
+        return string.Join('/', split[0][..Math.Max(common, 1)]) is { Length: > 0 } root ? root : "/";
+    }
+
+    static JsonObject ArmJson(ComparisonRow row, ArmResult arm, string? runsRoot)
     {
         var runs = new JsonArray();
         foreach (var r in arm.Runs)
@@ -168,7 +190,7 @@ public static class ComparisonReport
                 ["final_training_loss"] = Finite(FinalTrainingLoss(r.Final)),
                 ["seconds"] = r.TotalSeconds,
                 ["threads"] = r.Config.Threads,
-                ["folder"] = r.Folder,
+                ["folder"] = runsRoot is null ? Path.GetFileName(r.Folder) : Path.GetRelativePath(runsRoot, r.Folder),
             });
         var s = Stats(row, arm);
         return new JsonObject

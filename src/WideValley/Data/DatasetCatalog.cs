@@ -81,13 +81,19 @@ public sealed record DataOptions
     internal string ResolvedCacheDir => string.IsNullOrWhiteSpace(CacheDir) ? DataFiles.DefaultCacheDir() : CacheDir;
 }
 
+/// <summary>Where <see cref="DatasetCatalog.Locate(string, string?)"/> found a dataset.</summary>
+/// <param name="Folder">The folder holding the files.</param>
+/// <param name="Origin">Which rule chose it: "--data-dir", "$WIDEVALLEY_DATA", "user data folder" or "default folder".</param>
+/// <param name="SkippedFolders">Candidate folders searched before it that exist but lack files, each with what it lacks.</param>
+public sealed record DatasetLocation(string Folder, string Origin, IReadOnlyList<string> SkippedFolders);
+
 /// <summary>
-/// The named image-classification datasets and where their files are looked for. A dataset's folder is, in order of
-/// precedence: the explicit <see cref="DataOptions.DataDir"/> (the folder holding the files); else
-/// $WIDEVALLEY_DATA/NAME when that folder exists; else the user data folder (<see cref="UserFolder"/>, where
-/// downloads go by default) when it exists; else the system-wide default folder (Fashion-MNIST:
-/// /usr/share/datasets/fashion-mnist, where Debian's dataset-fashion-mnist package installs it; MNIST and CIFAR-10
-/// have none).
+/// The named image-classification datasets and where their files are looked for. A dataset's folder is the explicit
+/// <see cref="DataOptions.DataDir"/> (the folder holding the files) when given; else the first complete one of
+/// $WIDEVALLEY_DATA/NAME, the user data folder (<see cref="UserFolder"/>, where downloads go by default) and the
+/// system-wide default folder (Fashion-MNIST: /usr/share/datasets/fashion-mnist, where Debian's
+/// dataset-fashion-mnist package installs it; MNIST and CIFAR-10 have none). Incomplete folders are skipped and
+/// reported, never read (see <see cref="Locate(string, string?)"/>).
 /// </summary>
 public static class DatasetCatalog
 {
@@ -117,17 +123,55 @@ public static class DatasetCatalog
         Canonical(name) == Cifar10Name ? [.. Cifar10.TrainFiles, Cifar10.TestFile] : IdxRoles.Select(r => r.Stem).ToArray();
 
     /// <summary>The system-wide folder searched last, or null (only Fashion-MNIST has one, from its Debian package).</summary>
-    public static string? DefaultFolder(string name) =>
-        Canonical(name) == FashionMnist ? "/usr/share/datasets/fashion-mnist" : null;
+    public static string? DefaultFolder(string name) => SystemFolder(name, SystemRoot);
+
+    /// <summary>Where Debian's dataset packages install their data (dataset-fashion-mnist: ROOT/fashion-mnist).</summary>
+    internal const string SystemRoot = "/usr/share/datasets";
+
+    static string? SystemFolder(string name, string? systemRoot) =>
+        Canonical(name) == FashionMnist && systemRoot is not null ? Path.Combine(systemRoot, FashionMnist) : null;
+
+    /// <summary>
+    /// The places searched when no folder is given: $WIDEVALLEY_DATA, the user data root and the system root (null:
+    /// not searched). Tests replace them with <see cref="OverrideSearchPlaces"/> to play a machine without the
+    /// Debian package, or one where an earlier download failed, without touching the real folders.
+    /// </summary>
+    internal sealed record SearchPlaces(string? EnvironmentRoot, string? UserDataRoot, string? SystemRoot)
+    {
+        /// <summary>This process's places: $WIDEVALLEY_DATA, $XDG_DATA_HOME/widevalley (or ~/.local/share/widevalley), /usr/share/datasets.</summary>
+        public static SearchPlaces FromEnvironment() =>
+            new(Environment.GetEnvironmentVariable(EnvironmentVariable), DefaultUserDataRoot(), DatasetCatalog.SystemRoot);
+    }
+
+    static readonly AsyncLocal<SearchPlaces?> PlacesOverride = new();
+
+    static SearchPlaces CurrentPlaces => PlacesOverride.Value ?? SearchPlaces.FromEnvironment();
+
+    /// <summary>
+    /// Makes this execution context (the calling test and what it runs, commands included) search
+    /// <paramref name="places"/> instead of the real ones until the result is disposed.
+    /// </summary>
+    internal static IDisposable OverrideSearchPlaces(SearchPlaces places)
+    {
+        var previous = PlacesOverride.Value;
+        PlacesOverride.Value = places;
+        return new Restore(() => PlacesOverride.Value = previous);
+    }
+
+    sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
 
     /// <summary>
     /// The per-user folder for dataset <paramref name="name"/>: $XDG_DATA_HOME/widevalley/NAME, or
     /// ~/.local/share/widevalley/NAME. Downloads go there when no target is given, and it is searched after
     /// $WIDEVALLEY_DATA, so a downloaded dataset is found without further options.
     /// </summary>
-    public static string UserFolder(string name) => Path.Combine(UserDataRoot(), Canonical(name));
+    public static string UserFolder(string name) =>
+        Path.Combine(CurrentPlaces.UserDataRoot ?? DefaultUserDataRoot(), Canonical(name));
 
-    static string UserDataRoot()
+    static string DefaultUserDataRoot()
     {
         var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
         var root = !string.IsNullOrWhiteSpace(xdg) && Path.IsPathRooted(xdg)
@@ -137,48 +181,69 @@ public static class DatasetCatalog
     }
 
     /// <summary>
-    /// The folder to read dataset <paramref name="name"/> from. Precedence: <paramref name="dataDir"/> when given (the
-    /// folder holding the files); else the first of $WIDEVALLEY_DATA/NAME, <see cref="UserFolder"/> and
-    /// <see cref="DefaultFolder"/> that exists. The folder chosen must hold every file (an incomplete folder is an
-    /// error, not a reason to look further, so a half-finished copy is noticed). Throws a <see cref="DataException"/>
-    /// that lists every place searched, the files expected, and how to get them.
+    /// The folder to read dataset <paramref name="name"/> from (see <see cref="Locate(string, string?)"/>).
     /// </summary>
-    public static string ResolveFolder(string name, string? dataDir) =>
-        ResolveFolder(name, dataDir, Environment.GetEnvironmentVariable(EnvironmentVariable), UserDataRoot());
+    public static string ResolveFolder(string name, string? dataDir) => Locate(name, dataDir).Folder;
 
     /// <summary>
     /// <see cref="ResolveFolder(string, string?)"/> with $WIDEVALLEY_DATA and the user data root given (null: not
-    /// searched), so tests need not depend on the process environment or the home folder.
+    /// searched) and the real system folder, so tests need not depend on the process environment or the home folder.
     /// </summary>
-    internal static string ResolveFolder(string name, string? dataDir, string? root, string? userDataRoot = null)
+    internal static string ResolveFolder(string name, string? dataDir, string? root, string? userDataRoot = null) =>
+        Locate(name, dataDir, new SearchPlaces(root, userDataRoot, SystemRoot)).Folder;
+
+    /// <summary>
+    /// Finds dataset <paramref name="name"/>. When <paramref name="dataDir"/> is given it is the folder holding the
+    /// files and must hold all of them. Otherwise the candidates are, in order, $WIDEVALLEY_DATA/NAME,
+    /// <see cref="UserFolder"/> and <see cref="DefaultFolder"/>, and the first that holds every file wins: a folder
+    /// that is missing or incomplete (an interrupted copy, an empty folder left by an older version's failed
+    /// download) is skipped, so it never hides a complete set further down, and the skipped folders are reported in
+    /// <see cref="DatasetLocation.SkippedFolders"/>. When no candidate is complete, throws a
+    /// <see cref="DatasetNotFoundException"/> that lists every place searched (the incomplete ones with the files they
+    /// lack), the files expected, and how to get them.
+    /// </summary>
+    public static DatasetLocation Locate(string name, string? dataDir) => Locate(name, dataDir, CurrentPlaces);
+
+    internal static DatasetLocation Locate(string name, string? dataDir, SearchPlaces places)
     {
         name = Canonical(name);
         var looked = new List<string>();
+        var incomplete = new List<string>();
         if (!string.IsNullOrWhiteSpace(dataDir))
-            return Check(Path.GetFullPath(dataDir), "--data-dir") ?? throw NotFound(name, looked, dataDir);
+        {
+            var folder = Path.GetFullPath(dataDir);
+            return Check(folder, "--data-dir") is { } found
+                ? new DatasetLocation(found, "--data-dir", [])
+                : throw NotFound(name, looked, incomplete, folder, explicitFolder: true);
+        }
 
         var candidates = new List<(string Folder, string Origin)>();
-        if (!string.IsNullOrWhiteSpace(root)) candidates.Add((Path.GetFullPath(Path.Combine(root, name)), $"${EnvironmentVariable}"));
+        if (!string.IsNullOrWhiteSpace(places.EnvironmentRoot))
+            candidates.Add((Path.GetFullPath(Path.Combine(places.EnvironmentRoot, name)), $"${EnvironmentVariable}"));
         else looked.Add($"${EnvironmentVariable} is not set");
-        if (userDataRoot is not null) candidates.Add((Path.GetFullPath(Path.Combine(userDataRoot, name)), "user data folder"));
-        if (DefaultFolder(name) is { } fallback) candidates.Add((fallback, "default folder"));
-        else looked.Add($"{name} has no system-wide default folder");
+        if (places.UserDataRoot is not null)
+            candidates.Add((Path.GetFullPath(Path.Combine(places.UserDataRoot, name)), "user data folder"));
+        if (SystemFolder(name, places.SystemRoot) is { } system) candidates.Add((system, "default folder"));
+        else if (SystemFolder(name, SystemRoot) is null) looked.Add($"{name} has no system-wide default folder");
 
         foreach (var (folder, origin) in candidates)
-        {
-            if (Directory.Exists(folder)) return Check(folder, origin) ?? throw NotFound(name, looked, folder);
-            looked.Add($"{folder} (from {origin}): folder does not exist");
-        }
-        throw NotFound(name, looked, candidates.Count > 0 ? candidates[^1].Folder : name);
+            if (Check(folder, origin) is { } found)
+                return new DatasetLocation(found, origin, incomplete.ToArray());
+        throw NotFound(name, looked, incomplete, candidates.Count > 0 ? candidates[^1].Folder : name);
 
         string? Check(string folder, string origin)
         {
+            if (!Directory.Exists(folder))
+            {
+                looked.Add($"{folder} (from {origin}): folder does not exist");
+                return null;
+            }
             var effective = EffectiveFolder(name, folder);
             var missing = MissingFiles(name, effective);
             if (missing.Count == 0) return effective;
-            looked.Add(Directory.Exists(folder)
-                ? $"{folder} (from {origin}): missing {string.Join(", ", missing)}"
-                : $"{folder} (from {origin}): folder does not exist");
+            var note = $"{folder} (from {origin}): incomplete, missing {string.Join(", ", missing)}";
+            looked.Add(note);
+            incomplete.Add(note);
             return null;
         }
     }
@@ -186,14 +251,16 @@ public static class DatasetCatalog
     /// <summary>
     /// Loads a named dataset (<see cref="Names"/>) as training, optional validation, and test sets, preprocessed as
     /// <paramref name="options"/> say. Unknown names throw <see cref="ArgumentException"/>; missing or malformed files
-    /// throw <see cref="DataException"/>.
+    /// throw <see cref="DataException"/> (<see cref="DatasetNotFoundException"/> when no complete folder was found).
+    /// Incomplete folders skipped on the way are reported through <see cref="DataOptions.Log"/>.
     /// </summary>
     public static ClassificationDataset LoadClassification(string name, DataOptions options)
     {
         name = Canonical(name);
         options.Validate();
-        var folder = ResolveFolder(name, options.DataDir);
-        return name == Cifar10Name ? Cifar10.Load(folder, options) : LoadIdxImages(name, folder, options);
+        var location = Locate(name, options.DataDir);
+        foreach (var skipped in location.SkippedFolders) options.Log?.Invoke($"{name}: skipped {skipped}");
+        return name == Cifar10Name ? Cifar10.Load(location.Folder, options) : LoadIdxImages(name, location.Folder, options);
     }
 
     static string Canonical(string name)
@@ -216,7 +283,14 @@ public static class DatasetCatalog
         ? ExpectedFiles(name).Where(f => !File.Exists(Path.Combine(folder, f))).ToList()
         : IdxRoles.Where(r => FindIdxFile(folder, r) is null).Select(r => r.Stem).ToList();
 
-    static DataException NotFound(string name, List<string> looked, string path)
+    /// <summary>Whether <paramref name="folder"/> holds every file of dataset <paramref name="name"/> (CIFAR-10: possibly in its cifar-10-batches-bin subfolder).</summary>
+    public static bool IsComplete(string name, string folder)
+    {
+        name = Canonical(name);
+        return Directory.Exists(folder) && MissingFiles(name, EffectiveFolder(name, folder)).Count == 0;
+    }
+
+    static DatasetNotFoundException NotFound(string name, List<string> looked, List<string> incomplete, string path, bool explicitFolder = false)
     {
         var expected = name == Cifar10Name
             ? $"{string.Join(", ", ExpectedFiles(name))} (the binary version; they may also sit in a cifar-10-batches-bin subfolder)"
@@ -231,9 +305,13 @@ public static class DatasetCatalog
         var hint = looked.Count > 0 && Directory.Exists(Path.Combine(path, name)) && MissingFiles(name, Path.Combine(path, name)).Count == 0
             ? $" (note: {Path.Combine(path, name)} has them; --data-dir names the folder holding the files, not its parent)"
             : "";
-        return new DataException(path,
-            $"{name} data not found{hint}. Searched: {string.Join("; ", looked)}. " +
-            $"Expected files: {expected}. To fix, do one of: " + string.Join("; or ", fixes) + ".");
+        var skipped = incomplete.Count > 0 && !explicitFolder
+            ? " Incomplete folders were skipped, not read (an interrupted copy or download: complete them or delete them)."
+            : "";
+        return new DatasetNotFoundException(path,
+            $"{name} data not found{hint}. Searched: {string.Join("; ", looked)}.{skipped} " +
+            $"Expected files: {expected}. To fix, do one of: " + string.Join("; or ", fixes) + ".",
+            incomplete.ToArray());
     }
 
     // ---- MNIST and Fashion-MNIST (IDX files) ----

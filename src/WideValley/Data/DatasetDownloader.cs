@@ -7,8 +7,9 @@ namespace WideValley.Data;
 
 /// <summary>
 /// Downloads the named datasets of <see cref="DatasetCatalog"/> from their official locations (or a mirror) and
-/// verifies every file against its published MD5 before it takes the final name, so a folder never holds a partial
-/// or corrupted file under a real name, and nothing already there is lost when a download fails.
+/// verifies every file against its published MD5. Everything is fetched into a staging folder beside the target and
+/// moved into place only when every file is verified (<see cref="StagedFolder"/>), so a failed download leaves
+/// nothing behind: no partial file under a real name, no empty target folder, and nothing already there is lost.
 /// </summary>
 public static class DatasetDownloader
 {
@@ -17,19 +18,23 @@ public static class DatasetDownloader
 
     /// <summary>
     /// What to fetch for a dataset; <paramref name="Unpack"/> runs after every file is verified (CIFAR-10 extracts its
-    /// batch files from the archive) and receives the target folder and the log.
+    /// batch files from the archive) and receives where each verified file now is (by file name: in the staging
+    /// folder when just fetched, in the target when it was already there), the staging folder to write into, the
+    /// target folder (to name files in messages by their final path), and the log.
     /// </summary>
     internal sealed record DownloadSpec(string Name, Uri BaseUri, IReadOnlyList<RemoteFile> Files,
-        Action<string, Action<string>?>? Unpack = null);
+        Action<Func<string, string>, string, string, Action<string>?>? Unpack = null);
 
     /// <summary>Names that can be downloaded (the same as <see cref="DatasetCatalog.Names"/>).</summary>
     public static IReadOnlyList<string> Names => DatasetCatalog.Names;
 
     /// <summary>
-    /// Downloads dataset <paramref name="name"/> into <paramref name="targetDir"/> (created if needed), so that the
-    /// folder can then be passed as <see cref="DataOptions.DataDir"/>. Files already present with the right MD5 are
+    /// Downloads dataset <paramref name="name"/> into <paramref name="targetDir"/>, so that the folder can then be
+    /// passed as <see cref="DataOptions.DataDir"/>. The target is created (by renaming the verified staging folder
+    /// into place) only when every file arrived with the right MD5; files already present in it with the right MD5 are
     /// not fetched again. <paramref name="mirror"/> replaces the official base URL (the file names stay the same).
-    /// A checksum mismatch or an HTTP failure throws <see cref="DataException"/>; the partial download is deleted.
+    /// A checksum mismatch or an HTTP failure throws <see cref="DataException"/>; the staging folder is deleted and the
+    /// target is left as it was (absent if it was absent).
     /// CIFAR-10's archive is kept next to the extracted batch files, so that a second call can verify it and skip the
     /// download (no checksums are published for the individual batch files).
     /// </summary>
@@ -58,7 +63,8 @@ public static class DatasetDownloader
             ]),
             _ => new DownloadSpec(canonical, new Uri("https://www.cs.toronto.edu/~kriz/"),
                 [new(CifarArchive, "c32a1d4ab5d03f1284b67883e8d87530")],
-                (folder, log) => ExtractCifarBatches(Path.Combine(folder, CifarArchive), folder, log)),
+                (pathOf, output, target, log) =>
+                    ExtractCifarBatches(pathOf(CifarArchive), output, log, Path.Combine(target, CifarArchive))),
         };
     }
 
@@ -69,61 +75,67 @@ public static class DatasetDownloader
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(targetDir);
         targetDir = Path.GetFullPath(targetDir);
-        Directory.CreateDirectory(targetDir);
         var baseUri = WithTrailingSlash(mirror ?? spec.BaseUri);
-        using var client = new HttpClient();
-        client.DefaultRequestHeaders.UserAgent.ParseAdd("WideValley-data-downloader");
-        foreach (var file in spec.Files)
-            Fetch(client, new Uri(baseUri, file.FileName), Path.Combine(targetDir, file.FileName), file.Md5, log);
-        spec.Unpack?.Invoke(targetDir, log);
+        StagedFolder.Fill(targetDir, staging =>
+        {
+            using var client = new HttpClient();
+            client.DefaultRequestHeaders.UserAgent.ParseAdd("WideValley-data-downloader");
+            var where = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var file in spec.Files)
+            {
+                var target = Path.Combine(targetDir, file.FileName);
+                if (IsPresent(target, file.Md5, log))
+                {
+                    where[file.FileName] = target;
+                    continue;
+                }
+                var staged = Path.Combine(staging, file.FileName);
+                Fetch(client, new Uri(baseUri, file.FileName), staged, target, file.Md5, log);
+                where[file.FileName] = staged;
+            }
+            spec.Unpack?.Invoke(name => where[name], staging, targetDir, log);
+        });
         log?.Invoke($"{spec.Name}: ready in {targetDir}");
+    }
+
+    static bool IsPresent(string target, string expectedMd5, Action<string>? log)
+    {
+        if (!File.Exists(target)) return false;
+        var present = DataFiles.FileMd5(target);
+        if (string.Equals(present, expectedMd5, StringComparison.OrdinalIgnoreCase))
+        {
+            log?.Invoke($"{target}: already present with the expected MD5; skipped");
+            return true;
+        }
+        log?.Invoke($"{target}: present but its MD5 {present} is not the expected {expectedMd5}; downloading it again");
+        return false;
     }
 
     static Uri WithTrailingSlash(Uri uri) => uri.AbsoluteUri.EndsWith('/') ? uri : new Uri(uri.AbsoluteUri + "/");
 
-    static void Fetch(HttpClient client, Uri url, string target, string expectedMd5, Action<string>? log)
+    /// <summary>Fetches <paramref name="url"/> into <paramref name="staged"/>, checking its MD5; <paramref name="target"/> is the final name, for messages.</summary>
+    static void Fetch(HttpClient client, Uri url, string staged, string target, string expectedMd5, Action<string>? log)
     {
-        if (File.Exists(target))
-        {
-            var present = DataFiles.FileMd5(target);
-            if (string.Equals(present, expectedMd5, StringComparison.OrdinalIgnoreCase))
-            {
-                log?.Invoke($"{target}: already present with the expected MD5; skipped");
-                return;
-            }
-            log?.Invoke($"{target}: present but its MD5 {present} is not the expected {expectedMd5}; downloading it again");
-        }
-
         log?.Invoke($"downloading {url}");
         var clock = Stopwatch.StartNew();
-        var temp = AtomicFile.TempPathNextTo(target);
-        try
+        long length;
+        string actualMd5;
+        using (var request = new HttpRequestMessage(HttpMethod.Get, url))
+        using (var response = Send(client, request, url))
         {
-            long length;
-            string actualMd5;
-            using (var request = new HttpRequestMessage(HttpMethod.Get, url))
-            using (var response = Send(client, request, url))
-            {
-                if (!response.IsSuccessStatusCode)
-                    throw new DataException(url.ToString(),
-                        $"download failed: HTTP {(int)response.StatusCode} {response.ReasonPhrase}; nothing was written to {target}");
-                using var body = response.Content.ReadAsStream();
-                using var output = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
-                (length, actualMd5) = CopyHashing(body, output, url, target);
-                output.Flush(flushToDisk: true);
-            }
-            if (!string.Equals(actualMd5, expectedMd5, StringComparison.OrdinalIgnoreCase))
+            if (!response.IsSuccessStatusCode)
                 throw new DataException(url.ToString(),
-                    $"checksum mismatch: expected MD5 {expectedMd5}, got {actualMd5} ({length} bytes downloaded); " +
-                    $"the download was discarded and {target} was left as it was");
-            File.Move(temp, target, overwrite: true);
-            log?.Invoke($"{target}: {length} bytes in {clock.Elapsed.TotalSeconds:F1} s, MD5 verified");
+                    $"download failed: HTTP {(int)response.StatusCode} {response.ReasonPhrase}; nothing was written to {target}");
+            using var body = response.Content.ReadAsStream();
+            using var output = new FileStream(staged, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+            (length, actualMd5) = CopyHashing(body, output, url, target);
+            output.Flush(flushToDisk: true);
         }
-        finally
-        {
-            // After a successful move the temporary name no longer exists; otherwise this removes the partial file.
-            AtomicFile.TryDelete(temp);
-        }
+        if (!string.Equals(actualMd5, expectedMd5, StringComparison.OrdinalIgnoreCase))
+            throw new DataException(url.ToString(),
+                $"checksum mismatch: expected MD5 {expectedMd5}, got {actualMd5} ({length} bytes downloaded); " +
+                $"the download was discarded and {target} was left as it was");
+        log?.Invoke($"{target}: {length} bytes in {clock.Elapsed.TotalSeconds:F1} s, MD5 verified");
     }
 
     static HttpResponseMessage Send(HttpClient client, HttpRequestMessage request, Uri url)
@@ -166,10 +178,12 @@ public static class DatasetDownloader
     /// <summary>
     /// Extracts the CIFAR-10 batch files from the verified archive into <paramref name="folder"/> (flattening the
     /// archive's cifar-10-batches-bin/ folder), each written atomically. Only the expected file names are taken, by
-    /// their last path component, so entries cannot escape the folder.
+    /// their last path component, so entries cannot escape the folder. Errors name the archive as
+    /// <paramref name="shownAs"/> (its final name when it sits in a staging folder that is about to be deleted).
     /// </summary>
-    internal static void ExtractCifarBatches(string archive, string folder, Action<string>? log)
+    internal static void ExtractCifarBatches(string archive, string folder, Action<string>? log, string? shownAs = null)
     {
+        shownAs ??= archive;
         var wanted = Cifar10.TrainFiles.Append(Cifar10.TestFile).ToHashSet(StringComparer.Ordinal);
         var extracted = new HashSet<string>(StringComparer.Ordinal);
         try
@@ -189,11 +203,11 @@ public static class DatasetDownloader
         }
         catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException)
         {
-            throw new DataException(archive, $"cannot be unpacked as a gzip-compressed tar archive: {e.Message}", e);
+            throw new DataException(shownAs, $"cannot be unpacked as a gzip-compressed tar archive: {e.Message}; nothing was kept", e);
         }
         var missing = wanted.Except(extracted).Order(StringComparer.Ordinal).ToList();
         if (missing.Count > 0)
-            throw new DataException(archive, $"does not contain {string.Join(", ", missing)}; is it the binary version of CIFAR-10?");
-        log?.Invoke($"{archive}: extracted {string.Join(", ", wanted.Order(StringComparer.Ordinal))}");
+            throw new DataException(shownAs, $"does not contain {string.Join(", ", missing)}; is it the binary version of CIFAR-10? Nothing was kept");
+        log?.Invoke($"{shownAs}: extracted {string.Join(", ", wanted.Order(StringComparer.Ordinal))}");
     }
 }

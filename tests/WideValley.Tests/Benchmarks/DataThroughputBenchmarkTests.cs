@@ -59,10 +59,23 @@ public class DataThroughputBenchmarkTests
     }
 
     [Fact]
+    public void AnEmptyFolderEarlierInTheSearchDoesNotTurnAutoIntoSyntheticData()
+    {
+        // An empty user folder (what an older version's failed download left) before the installed set.
+        using var places = new TempDir();
+        Directory.CreateDirectory(places.File("user/fashion-mnist"));
+        using var _ = DatasetCatalog.OverrideSearchPlaces(
+            new DatasetCatalog.SearchPlaces(null, places.File("user"), Path.GetDirectoryName(FashionMnistFolder)));
+        var r = DataThroughputBenchmark.Run(Small with { Data = ThroughputData.Auto, DataLoaderBatchesPerRound = 0, LoadRepeats = 1, BatchesPerRound = 10 });
+        Assert.True(r.RealData, r.Data);
+        Assert.Contains(FashionMnistFolder, r.Data);
+    }
+
+    [Fact]
     public void AskingForFashionMnistThatIsMissingIsADataError()
     {
         using var dir = new TempDir();
-        var e = Assert.Throws<DataException>(() =>
+        var e = Assert.Throws<DatasetNotFoundException>(() =>
             DataThroughputBenchmark.Run(Small with { Data = ThroughputData.FashionMnist, DataDir = dir.File("nowhere") }));
         Assert.Contains(dir.File("nowhere"), e.Message);
     }

@@ -283,24 +283,4 @@ public class CliTests
         Assert.Contains("this run holds a custom model 'MyNet'", refused.Err);
         Assert.Contains("--model-factory ASSEMBLY:TYPE", refused.Err);
     }
-
-    [Fact]
-    public void DemoComparesAdamWithEntropySgdAtTheSameBudget()
-    {
-        using var dir = new TempDir();
-        var (code, output, err) = Run("demo", "--effective-epochs", "0.2", "-L", "2", "--threads", "2", "--out", dir.Path);
-        Assert.True(code == ExitCodes.Ok, err);
-        var table = output.Split('\n').SkipWhile(l => !l.StartsWith("optimizer", StringComparison.Ordinal)).ToArray();
-        Assert.StartsWith("adam", table[1]);
-        Assert.StartsWith("entropy-sgd", table[2]);
-        foreach (var row in table[1..3])
-        {
-            var cells = row.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            Assert.InRange(double.Parse(cells[1], System.Globalization.CultureInfo.InvariantCulture), 0.2, 0.25);
-            var error = double.Parse(cells[2].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture);
-            Assert.InRange(error, 0, 60);    // both learn something in a fifth of an epoch (chance is 90%)
-        }
-        Assert.True(File.Exists(Path.Combine(dir.Path, "adam", "summary.json")));
-        Assert.True(File.Exists(Path.Combine(dir.Path, "entropy-sgd", "summary.json")));
-    }
 }

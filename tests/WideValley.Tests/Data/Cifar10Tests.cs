@@ -119,7 +119,7 @@ public class Cifar10Tests
         Assert.Equal(folder.Path, e.Path);
         Assert.Contains("missing CIFAR-10 file(s): data_batch_3.bin, test_batch.bin", e.Message);
 
-        var viaCatalog = Assert.Throws<DataException>(() =>
+        var viaCatalog = Assert.Throws<DatasetNotFoundException>(() =>
             DatasetCatalog.LoadClassification("cifar10", new DataOptions { DataDir = folder.Path, UseCache = false }));
         Assert.Contains("missing data_batch_3.bin, test_batch.bin", viaCatalog.Message);
         Assert.Contains("widevalley data download cifar10 --to DIR", viaCatalog.Message);

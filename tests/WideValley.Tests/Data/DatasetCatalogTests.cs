@@ -193,7 +193,7 @@ public class DatasetCatalogTests
     public void MissingDataSaysWhereItLookedWhatItExpectsAndWhatToDo()
     {
         using var folder = new TempDir();
-        var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", folder.Path, root: null));
+        var e = Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.ResolveFolder("mnist", folder.Path, root: null));
         Assert.Equal(folder.Path, e.Path);
         foreach (var expected in new[]
                  {
@@ -203,7 +203,7 @@ public class DatasetCatalogTests
             Assert.Contains(expected, e.Message);
         Assert.DoesNotContain("apt-get", e.Message);
 
-        e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("fashion-mnist", folder.Path, root: null));
+        e = Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.ResolveFolder("fashion-mnist", folder.Path, root: null));
         Assert.Contains("apt-get install dataset-fashion-mnist", e.Message);
         Assert.Contains("widevalley data download fashion-mnist --to DIR", e.Message);
     }
@@ -214,7 +214,7 @@ public class DatasetCatalogTests
         using var folder = new TempDir();
         WriteMnistFolder(folder, train: 2, test: 2);
         File.Delete(folder.File("t10k-labels-idx1-ubyte"));
-        var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", folder.Path, root: null));
+        var e = Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.ResolveFolder("mnist", folder.Path, root: null));
         Assert.Contains("missing t10k-labels-idx1-ubyte", e.Message);
         Assert.DoesNotContain("missing train-images", e.Message);
     }
@@ -222,7 +222,7 @@ public class DatasetCatalogTests
     [Fact]
     public void MnistWithoutAnyFolderSaysSo()
     {
-        var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", null, root: null));
+        var e = Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.ResolveFolder("mnist", null, root: null));
         Assert.Contains("$WIDEVALLEY_DATA is not set", e.Message);
         Assert.Contains("mnist has no system-wide default folder", e.Message);
     }
@@ -233,7 +233,7 @@ public class DatasetCatalogTests
         using var user = new TempDir();
         using var root = new TempDir();
         Assert.Equal("/usr/share/datasets/fashion-mnist", DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path, user.Path));
-        var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", null, root.Path, user.Path));
+        var e = Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.ResolveFolder("mnist", null, root.Path, user.Path));
         Assert.Contains($"{user.File("mnist")} (from user data folder): folder does not exist", e.Message);
 
         using (var staged = new TempDir())
@@ -275,17 +275,65 @@ public class DatasetCatalogTests
     {
         using var root = new TempDir();
         Assert.Equal("/usr/share/datasets/fashion-mnist", DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path));
-        var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", null, root.Path));
+        var e = Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.ResolveFolder("mnist", null, root.Path));
         Assert.Contains($"{root.File("mnist")} (from $WIDEVALLEY_DATA): folder does not exist", e.Message);
     }
 
-    [Fact]
-    public void IncompleteEnvironmentFolderIsAnErrorNotASilentFallback()
+    /// <summary>A complete synthetic MNIST-format folder at <paramref name="path"/> (which must not exist yet).</summary>
+    internal static void WriteMnistFolderAt(string path)
     {
-        using var root = new TempDir();
-        Directory.CreateDirectory(root.File("fashion-mnist"));
-        var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("fashion-mnist", null, root.Path));
-        Assert.Equal(root.File("fashion-mnist"), e.Path);
+        using var staged = new TempDir();
+        WriteMnistFolder(staged, 2, 2);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        Directory.Move(staged.Path, path);
+        Directory.CreateDirectory(staged.Path); // so that dispose has something to delete
+    }
+
+    [Fact]
+    public void IncompleteFoldersAreSkippedAndNamedNotReadOrShadowing()
+    {
+        using var places = new TempDir();
+        var search = new DatasetCatalog.SearchPlaces(places.File("env"), places.File("user"), places.File("system"));
+        // $WIDEVALLEY_DATA/fashion-mnist is empty and the user folder holds three of the four files (an interrupted copy).
+        Directory.CreateDirectory(Path.Combine(search.EnvironmentRoot!, "fashion-mnist"));
+        WriteMnistFolderAt(Path.Combine(search.UserDataRoot!, "fashion-mnist"));
+        File.Delete(Path.Combine(search.UserDataRoot!, "fashion-mnist", "t10k-labels-idx1-ubyte"));
+
+        // Nothing complete: the error names both incomplete folders and what each lacks.
+        var e = Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.Locate("fashion-mnist", null, search));
+        Assert.Contains($"{places.File("env/fashion-mnist")} (from $WIDEVALLEY_DATA): incomplete, missing train-images-idx3-ubyte", e.Message);
+        Assert.Contains($"{places.File("user/fashion-mnist")} (from user data folder): incomplete, missing t10k-labels-idx1-ubyte", e.Message);
+        Assert.Contains("Incomplete folders were skipped", e.Message);
+        Assert.Equal(2, e.IncompleteFolders.Count);
+
+        // A complete set further down the search order is found, and the skipped folders are reported.
+        WriteMnistFolderAt(Path.Combine(search.SystemRoot!, "fashion-mnist"));
+        var found = DatasetCatalog.Locate("fashion-mnist", null, search);
+        Assert.Equal(places.File("system/fashion-mnist"), found.Folder);
+        Assert.Equal("default folder", found.Origin);
+        Assert.Equal(2, found.SkippedFolders.Count);
+        Assert.False(DatasetCatalog.IsComplete("fashion-mnist", places.File("user/fashion-mnist")));
+        Assert.True(DatasetCatalog.IsComplete("fashion-mnist", found.Folder));
+
+        // The process-wide entry points see the same places while overridden, and log what they skipped.
+        using (DatasetCatalog.OverrideSearchPlaces(search))
+        {
+            Assert.Equal(found.Folder, DatasetCatalog.ResolveFolder("fashion-mnist", null));
+            Assert.Equal(places.File("user/fashion-mnist"), DatasetCatalog.UserFolder("fashion-mnist"));
+            var log = new List<string>();
+            using var data = DatasetCatalog.LoadClassification("fashion-mnist", new DataOptions { Log = log.Add });
+            Assert.Equal(found.Folder, data.Source);
+            Assert.Contains(log, m => m.Contains("skipped") && m.Contains(places.File("env/fashion-mnist")));
+        }
+        Assert.NotEqual(places.File("user/fashion-mnist"), DatasetCatalog.UserFolder("fashion-mnist"));
+    }
+
+    [Fact]
+    public void AnExplicitIncompleteFolderIsAnErrorNotASilentFallback()
+    {
+        using var folder = new TempDir();
+        var e = Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.ResolveFolder("fashion-mnist", folder.Path, root: null));
+        Assert.Equal(folder.Path, e.Path);
         Assert.Contains("missing train-images-idx3-ubyte", e.Message);
     }
 
@@ -297,7 +345,7 @@ public class DatasetCatalogTests
         WriteMnistFolder(mnist, 2, 2);
         Directory.Move(mnist.Path, root.File("mnist"));
         Directory.CreateDirectory(mnist.Path);
-        var e = Assert.Throws<DataException>(() => DatasetCatalog.ResolveFolder("mnist", root.Path, null));
+        var e = Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.ResolveFolder("mnist", root.Path, null));
         Assert.Contains($"note: {root.File("mnist")} has them", e.Message);
     }
 

@@ -131,6 +131,96 @@ public class DatasetDownloaderTests
         Assert.Empty(target.Leftovers());
     }
 
+    /// <summary>Entries of <paramref name="parent"/> whose names start with ".NAME." (staging folders or files of NAME).</summary>
+    static string[] StagingLeftovers(string parent, string name) =>
+        Directory.EnumerateFileSystemEntries(parent, $".{name}.*").ToArray();
+
+    [Fact]
+    public void FailedDownloadCreatesNoFolderAndLeavesNoStagingBehind()
+    {
+        using var server = new LocalHttpServer();
+        using var parent = new TempDir();
+        var good = RandomBytes(5_000, 5);
+        var expected = RandomBytes(8_000, 6);
+        server.Serve("/a.gz", good);
+        server.Serve("/b.gz", RandomBytes(8_000, 7));
+        var target = parent.File("fashion-mnist");
+
+        var e = Assert.Throws<DataException>(() => Download(Spec(("a.gz", good), ("b.gz", expected)), target, server.Root, null));
+        Assert.Contains("checksum mismatch", e.Message);
+        Assert.Equal(1, server.RequestsFor("/a.gz"));
+        Assert.False(Directory.Exists(target), "a failed download must not create its target folder");
+        Assert.Empty(Directory.EnumerateFileSystemEntries(parent.Path));
+
+        // Once every file verifies, the folder appears whole.
+        server.Serve("/b.gz", expected);
+        Download(Spec(("a.gz", good), ("b.gz", expected)), target, server.Root, null);
+        Assert.Equal(good, File.ReadAllBytes(Path.Combine(target, "a.gz")));
+        Assert.Equal(expected, File.ReadAllBytes(Path.Combine(target, "b.gz")));
+        Assert.Empty(StagingLeftovers(parent.Path, "fashion-mnist"));
+    }
+
+    /// <summary>
+    /// The sequence of issue 15: a download into the user data folder fails (nothing may be left there to shadow
+    /// anything), then the complete set appears in a later folder of the search order (the Debian package is
+    /// installed): the catalogue finds it. An empty user folder left by an older version must not shadow it either.
+    /// </summary>
+    [Fact]
+    public void AfterAFailedDownloadACompleteSetLaterInTheSearchOrderIsFound()
+    {
+        using var server = new LocalHttpServer();
+        using var places = new TempDir();
+        var search = new DatasetCatalog.SearchPlaces(null, places.File("user"), places.File("system"));
+        using var _ = DatasetCatalog.OverrideSearchPlaces(search);
+        var userFolder = DatasetCatalog.UserFolder("fashion-mnist");
+        Assert.Equal(places.File("user/fashion-mnist"), userFolder);
+
+        // The server has none of the files: HTTP 404 on the first one.
+        var e = Assert.Throws<DataException>(() => DatasetDownloader.Download("fashion-mnist", userFolder, server.Root));
+        Assert.Contains("HTTP 404", e.Message);
+        Assert.False(Directory.Exists(userFolder));
+        Assert.Empty(StagingLeftovers(places.File("user"), "fashion-mnist"));
+        Assert.Throws<DatasetNotFoundException>(() => DatasetCatalog.ResolveFolder("fashion-mnist", null));
+
+        DatasetCatalogTests.WriteMnistFolderAt(places.File("system/fashion-mnist"));
+        Assert.Equal(places.File("system/fashion-mnist"), DatasetCatalog.ResolveFolder("fashion-mnist", null));
+
+        // What an older widevalley left after its failed download: an empty user folder. It is skipped, not read.
+        Directory.CreateDirectory(userFolder);
+        var location = DatasetCatalog.Locate("fashion-mnist", null);
+        Assert.Equal(places.File("system/fashion-mnist"), location.Folder);
+        Assert.Contains(location.SkippedFolders, s => s.StartsWith(userFolder, StringComparison.Ordinal) && s.Contains("incomplete"));
+    }
+
+    [Fact]
+    public void StagedFolderFillsAnExistingFolderWithoutLosingItsOtherFiles()
+    {
+        using var parent = new TempDir();
+        var target = parent.File("set");
+        Directory.CreateDirectory(target);
+        File.WriteAllText(Path.Combine(target, "keep.txt"), "mine");
+        File.WriteAllText(Path.Combine(target, "replace.txt"), "old");
+
+        Assert.Throws<InvalidOperationException>(() => StagedFolder.Fill(target, staging =>
+        {
+            File.WriteAllText(Path.Combine(staging, "replace.txt"), "half");
+            throw new InvalidOperationException("writer failed");
+        }));
+        Assert.Equal("old", File.ReadAllText(Path.Combine(target, "replace.txt")));
+        Assert.Empty(StagingLeftovers(parent.Path, "set"));
+
+        Assert.Equal(target, StagedFolder.Fill(target, staging =>
+        {
+            File.WriteAllText(Path.Combine(staging, "replace.txt"), "new");
+            Directory.CreateDirectory(Path.Combine(staging, "sub"));
+            File.WriteAllText(Path.Combine(staging, "sub", "x.txt"), "x");
+        }));
+        Assert.Equal("mine", File.ReadAllText(Path.Combine(target, "keep.txt")));
+        Assert.Equal("new", File.ReadAllText(Path.Combine(target, "replace.txt")));
+        Assert.Equal("x", File.ReadAllText(Path.Combine(target, "sub", "x.txt")));
+        Assert.Empty(StagingLeftovers(parent.Path, "set"));
+    }
+
     [Fact]
     public void FileWithWrongChecksumIsReplacedByAVerifiedDownload()
     {
