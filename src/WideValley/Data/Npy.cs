@@ -226,22 +226,22 @@ public static class Npy
     {
         var parser = new HeaderParser(text, path, headerStart);
         var entries = parser.ParseDict();
-        string Where(string key) => $"header (bytes {headerStart}-{headerStart + text.Length - 1})";
+        var where = $"header (bytes {headerStart}-{headerStart + text.Length - 1})";
         if (!entries.TryGetValue("descr", out var descr))
-            throw new DataException(path, $"{Where("descr")}: no 'descr' key; expected {{'descr': ..., 'fortran_order': ..., 'shape': ...}}, found {text.Trim()}");
+            throw new DataException(path, $"{where}: no 'descr' key; expected {{'descr': ..., 'fortran_order': ..., 'shape': ...}}, found {text.Trim()}");
         if (!entries.TryGetValue("fortran_order", out var fortran))
-            throw new DataException(path, $"{Where("fortran_order")}: no 'fortran_order' key; found {text.Trim()}");
+            throw new DataException(path, $"{where}: no 'fortran_order' key; found {text.Trim()}");
         if (!entries.TryGetValue("shape", out var shape))
-            throw new DataException(path, $"{Where("shape")}: no 'shape' key; found {text.Trim()}");
+            throw new DataException(path, $"{where}: no 'shape' key; found {text.Trim()}");
         var extra = entries.Keys.Except(["descr", "fortran_order", "shape"]).ToArray();
         if (extra.Length > 0)
-            throw new DataException(path, $"{Where("")}: unexpected key(s) {string.Join(", ", extra.Select(k => $"'{k}'"))}; expected only descr, fortran_order and shape");
+            throw new DataException(path, $"{where}: unexpected key(s) {string.Join(", ", extra.Select(k => $"'{k}'"))}; expected only descr, fortran_order and shape");
         if (descr is not string descrText)
-            throw new DataException(path, $"{Where("descr")}: 'descr' is {Describe(descr)}; expected a type string such as '<f4' (structured arrays are not supported)");
+            throw new DataException(path, $"{where}: 'descr' is {Describe(descr)}; expected a type string such as '<f4' (structured arrays are not supported)");
         if (fortran is not bool fortranOrder)
-            throw new DataException(path, $"{Where("fortran_order")}: 'fortran_order' is {Describe(fortran)}; expected True or False");
+            throw new DataException(path, $"{where}: 'fortran_order' is {Describe(fortran)}; expected True or False");
         if (shape is not long[] dims)
-            throw new DataException(path, $"{Where("shape")}: 'shape' is {Describe(shape)}; expected a tuple of integers such as (60000, 784)");
+            throw new DataException(path, $"{where}: 'shape' is {Describe(shape)}; expected a tuple of integers such as (60000, 784)");
         return (descrText, fortranOrder, dims);
     }
 
@@ -416,7 +416,9 @@ public static class Npy
                 SkipSpace();
                 if (Peek() == ')') { position++; return items.ToArray(); }
                 var at = position;
-                if (ParseValue() is not long n) throw Error(at, "an integer dimension");
+                while (position < text.Length && (char.IsDigit(text[position]) || text[position] == '-')) position++;
+                if (!long.TryParse(text.AsSpan(at, position - at), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
+                    throw Error(at, "an integer dimension");
                 items.Add(n);
                 SkipSpace();
                 if (Peek() == ',') { position++; continue; }

@@ -135,7 +135,7 @@ public sealed class UserModelTorchScriptTests
             scriptTop64 = Lanczos.Run(hvp, 2, SpectrumEnd.Largest, options with { Tolerance = 1e-9 }).Eigenvalues[0];
         }
         var reference = Reference()["top_eigenvalue"];
-        Console.WriteLine(FormattableString.Invariant(
+        TestContext.Current.TestOutputHelper?.WriteLine(FormattableString.Invariant(
             $"top Hessian eigenvalue: TorchScript fixture {scriptTop:R} (float32), {scriptTop64:R} (float64); C# twin {twinTop:R} (float32); PyTorch 1.13 float64 dense {reference:R}"));
         Assert.True(Math.Abs(scriptTop - twinTop) < 1e-5 * reference, $"script {scriptTop} vs twin {twinTop}");
         Assert.True(Math.Abs(scriptTop - reference) < 1e-4 * reference, $"script {scriptTop} vs PyTorch {reference}");
