@@ -114,6 +114,8 @@ public static class ModelSource
         if (Directory.Exists(path)) return ModelFormat.Run;
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file or folder (expected a run folder, a TorchScript archive or TorchSharp weights)", path);
         if (RunCheckpoints.IsCheckpoint(path)) return ModelFormat.Run;
+        if (ArchiveProbe.StartsWith(path, [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y']))
+            throw new InvalidDataException($"{path}: a NumPy .npy array, not a network; arrays are data (inputs and labels)");
         return ArchiveProbe.Classify(path) switch
         {
             ArchiveKind.TorchScript => ModelFormat.TorchScript,
