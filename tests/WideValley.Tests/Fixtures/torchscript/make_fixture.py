@@ -4,7 +4,7 @@
 Run from this folder (re-runnable; the output is the same on every run with the same PyTorch build):
 
     apt-get install -y python3-torch python3-numpy   # Debian 12: PyTorch 1.13.1, NumPy 1.24
-    python3 make_fixture.py
+    /usr/bin/python3 make_fixture.py                 # Debian's Python, where those packages live (about 20 s)
 
 It writes, next to itself:
   tiny_convnet.pt      the network, scripted (torch.jit.script) and saved by torch.jit.save
@@ -21,6 +21,12 @@ and check forward, loss and the top Hessian eigenvalue (Lanczos on Hessian-vecto
 TorchScript module and reference.txt.
 """
 import os
+import sys
+
+# TorchScript writes a module's constants in Python set order, which string hashing randomises per process: pin the
+# hash seed so that the archive's bytes are the same on every run.
+if os.environ.get("PYTHONHASHSEED") != "0":
+    os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "PYTHONHASHSEED": "0"})
 
 import numpy as np
 import torch
