@@ -1,11 +1,12 @@
 using TorchSharp;
+using WideValley.TestFactory.Layers;
 using TorchSharp.Modules;
 using WideValley.Models;
 using static TorchSharp.torch;
 
 namespace WideValley.TestFactory;
 
-/// <summary>make_fixture.py's TinyConvNet (conv 4@5x5 stride 3, tanh, linear to the classes), sized from the context.</summary>
+/// <summary>make_fixture.py's TinyConvNet (its helpers in WideValley.TestFactory.Layers, a private dependency) (conv 4@5x5 stride 3, tanh, linear to the classes), sized from the context.</summary>
 public sealed class TinyConvNetFactory : IModelFactory
 {
     /// <inheritdoc/>
@@ -15,7 +16,7 @@ public sealed class TinyConvNetFactory : IModelFactory
     public nn.Module<Tensor, Tensor> Create(ModelFactoryContext context)
     {
         var shape = context.SampleShape ?? [1, 28, 28];
-        var side = (shape[^1] - 5) / 3 + 1;
+        var side = Features.OutputSide(shape[^1]);
         var model = new TinyConvNet(shape[0], 4 * side * side, context.NumClasses ?? 10);
         return model.to(context.Device).to(context.Dtype);
     }
@@ -35,7 +36,7 @@ public sealed class TinyConvNetFactory : IModelFactory
         public override Tensor forward(Tensor input)
         {
             using var scope = NewDisposeScope();
-            return fc.call(tanh(conv.call(input)).flatten(1)).MoveToOuterDisposeScope();
+            return fc.call(Features.TanhFlatten(conv.call(input))).MoveToOuterDisposeScope();
         }
     }
 }

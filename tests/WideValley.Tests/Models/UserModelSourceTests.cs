@@ -49,6 +49,9 @@ public sealed class UserModelSourceTests
         var v = randn(userHvp.Dimension, generator: generator);
         var error = userHvp.Apply(v).sub(twinHvp.Apply(v)).norm().ToDouble() / twinHvp.Apply(v).norm().ToDouble();
         Assert.True(error < 1e-6, $"relative difference {error:E2}");
+        // The factory's private dependency (WideValley.TestFactory.Layers) was found next to it, in its context only.
+        Assert.Contains(context.Assemblies, a => a.GetName().Name == "WideValley.TestFactory.Layers");
+        Assert.DoesNotContain(AssemblyLoadContext.Default.Assemblies, a => a.GetName().Name == "WideValley.TestFactory.Layers");
     }
 
     [Fact]
