@@ -138,16 +138,19 @@ public static class ModelSource
         TorchRuntime.EnsureInitialized();
         var format = o.Format == ModelFormat.Auto ? Detect(path) : o.Format;
         var hasArchitecture = o.ZooModel is not null || o.Factory is not null || o.FactorySpecification is not null;
-        if (format != ModelFormat.TorchSharp && hasArchitecture)
+        if (format == ModelFormat.TorchScript && hasArchitecture)
             throw new ArgumentException(
-                $"{path}: a {Name(format)} carries its own architecture; a zoo model or a model factory only applies to TorchSharp weights (module.save)");
+                $"{path}: a {Name(format)} carries its own architecture; a zoo model or a model factory only applies to TorchSharp weights (module.save) and WideValley checkpoints");
         if (format != ModelFormat.Run && o.RunDataDir is not null)
             throw new ArgumentException($"{path}: a run's data folder only applies to WideValley runs; this is a {Name(format)}");
         return format switch
         {
+            // A run with a named architecture: the checkpoint's weights on that network (e.g. a custom model that
+            // WideValley's Trainer trained, whose checkpoint stores no run configuration to rebuild it from).
+            ModelFormat.Run when hasArchitecture => OpenWeights(path, o, RunCheckpoints.Resolve(path), RunCheckpoints.LoadWeights, ModelFormat.Run, "checkpoint"),
             ModelFormat.Run => RunCheckpoints.Open(path, o.RunDataDir),
             ModelFormat.TorchScript => OpenTorchScript(path, o.Context),
-            ModelFormat.TorchSharp => OpenTorchSharp(path, o),
+            ModelFormat.TorchSharp => OpenWeights(path, o, path, LoadTorchSharpWeights, ModelFormat.TorchSharp, "TorchSharp weights"),
             _ => throw new ArgumentOutOfRangeException(nameof(options), o.Format, "unknown model format"),
         };
     }
@@ -174,9 +177,9 @@ public static class ModelSource
             () => Load(), runData: null, owner: null);
     }
 
-    private static LoadedModel OpenTorchSharp(string path, ModelSourceOptions o)
+    private static LoadedModel OpenWeights(string path, ModelSourceOptions o, string file, Action<nn.Module, string, string> load, ModelFormat format, string what)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file (expected TorchSharp weights written by module.save)", path);
+        if (!File.Exists(file)) throw new FileNotFoundException($"{file}: no such file (expected TorchSharp weights written by module.save)", file);
         var chosen = (o.ZooModel is null ? 0 : 1) + (o.Factory is null ? 0 : 1) + (o.FactorySpecification is null ? 0 : 1);
         if (chosen == 0)
             throw new ArgumentException(
@@ -230,7 +233,7 @@ public static class ModelSource
         var model = Build();
         try
         {
-            LoadTorchSharpWeights(model, path, architecture);
+            load(model, file, architecture);
         }
         catch
         {
@@ -238,8 +241,8 @@ public static class ModelSource
             throw;
         }
         var count = model.parameters().Sum(p => p.numel());
-        return new LoadedModel(model, ModelFormat.TorchSharp, path,
-            $"TorchSharp weights {System.IO.Path.GetFileName(path)} on {architecture} ({count:N0} parameters)", Build, runData: null, owner: null);
+        return new LoadedModel(model, format, file,
+            $"{what} {System.IO.Path.GetFileName(file)} on {architecture} ({count:N0} parameters)", Build, runData: null, owner: null);
     }
 
     /// <summary>

@@ -32,6 +32,19 @@ internal static class RunCheckpoints
         throw new FileNotFoundException($"{full}: no such run folder or checkpoint file", full);
     }
 
+    /// <summary>Loads only the network weights of <paramref name="checkpoint"/> into <paramref name="module"/> (built by the caller).</summary>
+    public static void LoadWeights(nn.Module module, string checkpoint, string architecture)
+    {
+        try
+        {
+            Checkpoint.LoadWeights(checkpoint, module);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{e.Message} (architecture: {architecture})", e);
+        }
+    }
+
     /// <summary>Rebuilds the run's image classifier and data as the run did, and loads the checkpoint's weights.</summary>
     public static LoadedModel Open(string path, string? dataDir)
     {
@@ -39,7 +52,8 @@ internal static class RunCheckpoints
         var meta = Checkpoint.ReadMeta(checkpoint);
         if (meta.RunConfig is not JsonNode stored)
             throw new InvalidDataException(
-                $"{checkpoint}: stores no run configuration, so its network cannot be rebuilt; save the network with module.save(path) and open it as TorchSharp weights with its zoo name or model factory");
+                $"{checkpoint}: stores no run configuration, so its network cannot be rebuilt from it; name the architecture " +
+                $"(a zoo model, or a model factory implementing {nameof(IModelFactory)}) and its weights are loaded into that");
         var config = RunConfig.FromJson(stored) with { TensorBoard = false };
         if (dataDir is not null) config = config with { DataDir = dataDir };
         if (ModelZoo.Describe(config.Model).Kind != ModelKind.Classifier)

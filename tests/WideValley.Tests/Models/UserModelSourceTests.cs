@@ -163,6 +163,39 @@ public sealed class UserModelSourceTests
     }
 
     [Fact]
+    public void ATrainerRunOfACustomModelOpensWithItsFactory()
+    {
+        // What the issue found: WideValley's own Trainer wrote a run for a custom model, and its checkpoint stores no
+        // run configuration. Naming the architecture loads the checkpoint's weights into it.
+        using var dir = new TempDir();
+        var run = dir.File("run");
+        var data = Npy.ReadLabeled(Fixture("inputs.npy"), Fixture("labels.npy"), numClasses: 10);
+        var dataset = new ClassificationDataset { Name = "fixture", Train = data, Test = data.Take(16), Source = "Fixtures/torchscript" };
+        var model = TinyConvNet.WithFixtureWeights();
+        using (var task = new WideValley.Training.ClassificationTask(model, dataset, batchSize: 16, seed: 1, evalBatchSize: 64))
+        {
+            using var optimizer = optim.SGD(model.parameters(), 0.05);
+            new WideValley.Training.Trainer(task, optimizer, new WideValley.Training.TrainerOptions { Epochs = 1, OutputDirectory = run, TensorBoard = false }).Run();
+
+            var noConfig = Assert.Throws<InvalidDataException>(() => ModelSource.Open(run));
+            Assert.Contains("stores no run configuration", noConfig.Message);
+            Assert.Contains("name the architecture", noConfig.Message);
+
+            using var loaded = ModelSource.Open(run, new ModelSourceOptions { FactorySpecification = $"{FactoryAssembly}:{TinyFactory}", Context = MnistContext });
+            Assert.Equal(ModelFormat.Run, loaded.Format);
+            Assert.Contains("tiny-convnet", loaded.Description);
+            using var initial = TinyConvNet.WithFixtureWeights();
+            var moved = false;
+            foreach (var ((name, trained), (_, opened), (_, start)) in model.named_parameters().Zip(loaded.Module.named_parameters(), initial.named_parameters()))
+            {
+                Assert.True(trained.allclose(opened, rtol: 0, atol: 0), name);
+                moved |= !trained.allclose(start, rtol: 0, atol: 0);
+            }
+            Assert.True(moved, "one epoch of SGD changed the weights, so the comparison is not with the fixture's");
+        }
+    }
+
+    [Fact]
     public void PicklesFoldersWithoutCheckpointsAndMisplacedOptionsAreRefused()
     {
         using var dir = new TempDir();

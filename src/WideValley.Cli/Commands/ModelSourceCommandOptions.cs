@@ -31,13 +31,13 @@ public sealed class ModelSourceCommandOptions
     /// <summary>--model: the zoo architecture of TorchSharp weights.</summary>
     public Option<string?> Model { get; } = new("--model")
     {
-        Description = $"TorchSharp weights: the zoo network they belong to ({string.Join(", ", ModelZoo.Names.Where(n => ModelZoo.Describe(n).Kind == ModelKind.Classifier))}).",
+        Description = $"TorchSharp weights (or a checkpoint that stores no run configuration): the zoo network they belong to ({string.Join(", ", ModelZoo.Names.Where(n => ModelZoo.Describe(n).Kind == ModelKind.Classifier))}).",
     };
 
     /// <summary>--model-factory: a user factory for TorchSharp weights.</summary>
     public Option<string?> ModelFactory { get; } = new("--model-factory")
     {
-        Description = $"TorchSharp weights: ASSEMBLY:TYPE, a class implementing WideValley.Models.{nameof(IModelFactory)} in your DLL " +
+        Description = $"TorchSharp weights (or a checkpoint of your own network): ASSEMBLY:TYPE, a class implementing WideValley.Models.{nameof(IModelFactory)} in your DLL " +
                       "(e.g. bin/Release/net10.0/MyModels.dll:MyModels.MlpFactory); see docs/user-models.md.",
     };
 
