@@ -35,8 +35,8 @@ public sealed class TorchScriptModel : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Loads a TorchScript archive onto <paramref name="device"/> (CPU when null). The file must be a zip archive as
-    /// <c>torch.jit.save</c> writes it (a <c>code/</c> folder and <c>constants.pkl</c>); a plain <c>torch.save</c>
-    /// pickle is refused with the way to convert it.
+    /// <c>torch.jit.save</c> writes it (a <c>code/</c> folder and <c>constants.pkl</c>; other zip layouts are left to
+    /// libtorch to judge); a plain <c>torch.save</c> pickle is refused with the way to convert it.
     /// </summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="InvalidDataException">The file is not a TorchScript archive, or libtorch cannot read it.</exception>
@@ -49,8 +49,9 @@ public sealed class TorchScriptModel : nn.Module<Tensor, Tensor>
             throw new InvalidDataException(
                 $"{path}: a PyTorch pickle written by torch.save (a state_dict or whole module), not TorchScript; in PyTorch save the network " +
                 "with torch.jit.script(model).save(path) (or torch.jit.trace(model, example).save(path)) and load that");
-        if (kind != ArchiveKind.TorchScript)
+        if (kind == ArchiveKind.NotZip)
             throw new InvalidDataException($"{path}: not a TorchScript archive (expected a zip file with code/ and constants.pkl, as torch.jit.save writes)");
+        // Another zip layout (ArchiveKind.OtherZip) goes to libtorch, which knows its own format best and says why it refuses.
         TorchRuntime.EnsureInitialized();
         jit.ScriptModule script;
         try

@@ -216,5 +216,18 @@ public sealed class UserModelSourceTests
         Assert.Contains("carries its own architecture", misplaced.Message);
 
         Assert.Throws<FileNotFoundException>(() => ModelSource.Open(dir.File("nothing-here.pt")));
+
+        // Forced TorchScript: a file that is no zip is refused here; another zip goes to libtorch, whose refusal is reported.
+        var notZip = Assert.Throws<InvalidDataException>(() =>
+            ModelSource.Open(Fixture("inputs.npy"), new ModelSourceOptions { Format = ModelFormat.TorchScript }));
+        Assert.Contains("not a TorchScript archive", notZip.Message);
+        var otherZip = dir.File("other.pt");
+        using (var zip = ZipFile.Open(otherZip, ZipArchiveMode.Create))
+        {
+            using var writer = new StreamWriter(zip.CreateEntry("other/readme.txt").Open());
+            writer.Write("hello");
+        }
+        var libtorch = Assert.Throws<InvalidDataException>(() => ModelSource.Open(otherZip, new ModelSourceOptions { Format = ModelFormat.TorchScript }));
+        Assert.Contains("could not load this TorchScript archive", libtorch.Message);
     }
 }
