@@ -110,6 +110,30 @@ public sealed class UserModelTorchScriptTests
     }
 
     [Fact]
+    public void DoubleBackwardStillWorksAfterTheProfilingExecutorHasOptimisedTheScript()
+    {
+        // libtorch's profiling executor runs a script plainly for its first calls and then swaps in an optimised graph
+        // with autodiff subgraphs. Without the kept gradient graph every product is a fresh forward and double
+        // backward, so these products run through the optimised graph too.
+        using var scope = NewDisposeScope();
+        using var script = TorchScriptModel.Load(Fixture("tiny_convnet.pt"));
+        using var twin = TinyConvNet.WithFixtureWeights();
+        var (inputs, labels) = Samples();
+        var batches = new List<(Tensor, Tensor)> { (inputs, labels) };
+        var options = new LandscapeOptions { ReuseGradientGraph = false };
+        using var scriptHvp = new Hvp(script, batches, options);
+        using var twinHvp = new Hvp(twin, batches, options);
+        using var generator = new Generator(2);
+        var v = randn(scriptHvp.Dimension, generator: generator);
+        var expected = twinHvp.Apply(v);
+        for (var call = 0; call < 6; call++)
+        {
+            var error = scriptHvp.Apply(v).sub(expected).norm().ToDouble() / expected.norm().ToDouble();
+            Assert.True(error < 1e-5, $"product {call}: relative difference {error:E2}");
+        }
+    }
+
+    [Fact]
     public void TopHessianEigenvalueOfTheScriptEqualsTheTwinsAndPyTorchsFloat64Reference()
     {
         using var scope = NewDisposeScope();
