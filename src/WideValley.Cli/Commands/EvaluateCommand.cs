@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using WideValley.Models;
 using WideValley.Training;
 
 namespace WideValley.Cli.Commands;
@@ -9,22 +10,40 @@ namespace WideValley.Cli.Commands;
 /// `widevalley evaluate RUN`: loads a run's checkpoint and evaluates the network at its weights on whole splits, in
 /// eval mode. The training loss logged during training is the mean minibatch loss with dropout on (and, for
 /// Entropy-SGD, at the Langevin iterates rather than at the weights), so comparing optimizers needs this.
+/// `widevalley evaluate --model-file PATH ...` does the same for a user's network (TorchScript from PyTorch, TorchSharp
+/// weights with a zoo or factory architecture, or a run) on named data (.npy arrays, a named dataset, or a run's own).
 /// </summary>
 public static class EvaluateCommand
 {
     public static Command Create(CliContext ctx)
     {
-        var run = new Argument<string>("run") { Description = "Run folder (holding checkpoint.bin)." };
-        var splits = new Option<string>("--splits") { Description = "Comma-separated splits: train, validation, test.", DefaultValueFactory = _ => "train,test" };
-        var dataDir = new Option<string?>("--data-dir") { Description = "Read the data from here instead of where the run found it." };
+        var run = new Argument<string?>("run") { Description = "Run folder (holding checkpoint.bin). Or name the network with --model-file.", Arity = ArgumentArity.ZeroOrOne };
+        var splits = new Option<string>("--splits") { Description = "Comma-separated splits: train, validation, test (.npy data is one set and ignores this).", DefaultValueFactory = _ => "train,test" };
         var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Samples per forward pass with --model-file.", DefaultValueFactory = _ => 1000 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
-        var command = new Command("evaluate", "Evaluate a run's checkpoint on whole data splits (eval mode: dropout off, BatchNorm running statistics).")
+        var source = new ModelSourceCommandOptions();
+        var dataDir = source.DataDir;
+        var command = new Command("evaluate",
+            "Evaluate a network on whole data splits (eval mode: dropout off, BatchNorm running statistics): a run's checkpoint, " +
+            "or with --model-file a TorchScript archive from PyTorch or TorchSharp weights, on .npy arrays or a named dataset.")
         {
-            run, splits, dataDir, threads, json,
+            run, splits, threads, batchSize, json,
         };
+        source.AddTo(command);
         command.SetAction(p =>
         {
+            if (source.Used(p))
+            {
+                if (p.GetValue(run) is string both)
+                    throw new UsageException($"name the network once: the run folder {both} or --model-file, not both");
+                return EvaluateModelFile(ctx, p, source, ParseSplits(p.GetValue(splits)!), p.GetValue(threads), p.GetValue(batchSize), p.GetValue(json));
+            }
+            foreach (var option in new Option[] { source.Format, source.Model, source.ModelFactory, source.Inputs, source.Labels, source.Data, source.Device, batchSize })
+                if (p.GetResult(option) is { Implicit: false })
+                    throw new UsageException($"{option.Name} applies with --model-file; a run folder brings its own network and data");
+            if (p.GetValue(run) is null)
+                throw new UsageException("name the network: a run folder (widevalley evaluate RUN) or --model-file PATH (see --help)");
             var folder = Path.GetFullPath(p.GetValue(run)!);
             var wanted = ParseSplits(p.GetValue(splits)!);
             var checkpoint = Path.Combine(folder, Trainer.CheckpointFileName);
@@ -61,6 +80,45 @@ public static class EvaluateCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    static int EvaluateModelFile(CliContext ctx, ParseResult p, ModelSourceCommandOptions source, IReadOnlyList<EvaluationSplit> wanted,
+        int threads, int batchSize, bool json)
+    {
+        if (batchSize < 1) throw new UsageException($"--batch-size must be at least 1, got {batchSize}");
+        TorchRuntime.EnsureInitialized();
+        TorchRuntime.SetThreads(threads);
+        using var opened = source.Open(p);
+        var names = wanted.Select(s => s.ToString().ToLowerInvariant()).ToHashSet();
+        // .npy data is one set ("data"); named datasets and runs have train/test (and validation, for some runs).
+        var oneSet = opened.Splits.Any(s => s.Name == "data");
+        var chosen = oneSet ? opened.Splits.ToList() : opened.Splits.Where(s => names.Contains(s.Name)).ToList();
+        if (!oneSet)
+            foreach (var name in names.Where(n => opened.Splits.All(s => s.Name != n)))
+                throw new UsageException($"--splits: {opened.DataDescription} has no {name} split; it has {string.Join(", ", opened.Splits.Select(s => s.Name))}");
+        var result = new JsonObject
+        {
+            ["model_file"] = opened.Model.Path,
+            ["format"] = opened.Model.Format.ToString().ToLowerInvariant(),
+            ["model"] = opened.Model.Description,
+            ["data"] = opened.DataDescription,
+        };
+        if (!json)
+        {
+            ctx.Out.WriteLine($"model: {opened.Model.Description}");
+            ctx.Out.WriteLine($"data:  {opened.DataDescription}");
+        }
+        foreach (var (name, data) in chosen)
+        {
+            var score = ClassifierEvaluation.Evaluate(opened.Model.Module, data, batchSize);
+            result[$"{name}_loss"] = score.Loss;
+            result[$"{name}_error"] = score.ErrorPercent;
+            if (!json)
+                ctx.Out.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-10} loss {1:0.0000}  error {2:0.00}%  ({3:N0} samples)",
+                    name, score.Loss, score.ErrorPercent, score.Count));
+        }
+        if (json) ctx.Out.WriteLine(result.ToJsonString());
+        return ExitCodes.Ok;
     }
 
     static IReadOnlyList<EvaluationSplit> ParseSplits(string text)
