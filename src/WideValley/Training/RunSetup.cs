@@ -234,7 +234,7 @@ public static class RunSetup
     public static PreparedRun Prepare(RunConfig c, string? outputDirectory, Action<string>? log = null)
     {
         Validate(c);
-        TorchRuntime.EnsureInitialized();
+        TorchRuntime.EnsureLoadable();
         TorchRuntime.SetThreads(c.Threads);
         var device = TorchRuntime.ResolveDevice(c.Device);
         var info = ModelZoo.Describe(c.Model);
