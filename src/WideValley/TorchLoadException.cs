@@ -27,7 +27,9 @@ public sealed class TorchLoadException : Exception
     internal static TorchLoadException Explain(Exception failure, IEnumerable<string> folders,
         (string Path, ICollection<string> Versions)? system)
     {
-        var original = Innermost(failure).Message;
+        // TorchSharp's message runs to a page of load trace; its first line is enough here (the rest stays in
+        // InnerException).
+        var original = Innermost(failure).Message.Split('\n')[0].Trim();
         var libraries = folders.Where(Directory.Exists)
             .SelectMany(f => Directory.EnumerateFiles(f, NativeLibrary, SearchOption.TopDirectoryOnly))
             .Select(Path.GetFullPath)
