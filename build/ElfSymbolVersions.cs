@@ -6,9 +6,11 @@
 // as optional. We patch only the copy in a build output, only when the system library lacks the version, and only
 // when every symbol bound to the version is on an allow-list; anything else is refused loudly.
 //
-// This file is compiled twice: by MSBuild's RoslynCodeTaskFactory (the task at the bottom) and into the test project
-// (with WIDEVALLEY_ELF_NO_MSBUILD defined) so the ELF logic is tested directly. It targets the API surface of
-// netstandard2.0, which is what the inline task factory compiles against.
+// This file is compiled twice: by MSBuild's RoslynCodeTaskFactory (the task at the bottom; in a consumer's build from
+// the WideValley package's buildTransitive folder) and into the WideValley library (with WIDEVALLEY_ELF_NO_MSBUILD
+// defined, the types internal), where TorchRuntime uses it to explain a failed load of torch and the tests exercise the
+// ELF logic directly. It targets the API surface of netstandard2.0, which is what the inline task factory compiles
+// against.
 #nullable enable
 using System;
 using System.Collections.Generic;
@@ -19,7 +21,12 @@ using System.Text;
 namespace WideValley.Build
 {
     /// <summary>One Vernaux entry of .gnu.version_r: "this object needs version <c>Name</c> from <c>File</c>".</summary>
-    public sealed class ElfVersionNeed
+#if WIDEVALLEY_ELF_NO_MSBUILD
+    internal
+#else
+    public
+#endif
+    sealed class ElfVersionNeed
     {
         public string File = "";
         public string Name = "";
@@ -31,7 +38,12 @@ namespace WideValley.Build
     }
 
     /// <summary>What <see cref="ElfImage.WeakenUnmetNeeds"/> did to one library.</summary>
-    public sealed class ElfPatchOutcome
+#if WIDEVALLEY_ELF_NO_MSBUILD
+    internal
+#else
+    public
+#endif
+    sealed class ElfPatchOutcome
     {
         public readonly List<string> Weakened = new List<string>();
         public readonly List<string> AlreadyWeak = new List<string>();
@@ -41,7 +53,12 @@ namespace WideValley.Build
     }
 
     /// <summary>Minimal reader of the parts of a 64-bit little-endian ELF file that symbol versioning uses.</summary>
-    public sealed class ElfImage
+#if WIDEVALLEY_ELF_NO_MSBUILD
+    internal
+#else
+    public
+#endif
+    sealed class ElfImage
     {
         public const ushort VerFlagWeak = 0x2;
         const uint ShtDynsym = 11;
@@ -269,6 +286,20 @@ namespace WideValley.Build
             return outcome;
         }
 
+        /// <summary>
+        /// The versions in <paramref name="versions"/> that this object requires (not weak) from
+        /// <paramref name="dependency"/> and that <paramref name="available"/> (the system library's definitions) lacks:
+        /// the reason the dynamic loader refuses it.
+        /// </summary>
+        public List<string> UnmetNeeds(string dependency, ICollection<string> versions, ICollection<string> available)
+        {
+            return VersionNeeds()
+                .Where(n => n.File == dependency && !n.IsWeak && versions.Contains(n.Name) && !available.Contains(n.Name))
+                .Select(n => n.Name)
+                .Distinct()
+                .ToList();
+        }
+
         Exception Bad(string what) { return new InvalidDataException(_path + ": " + what); }
 
         ushort U16(long at) { Check(at, 2); return (ushort)(_bytes[at] | _bytes[at + 1] << 8); }
@@ -309,11 +340,17 @@ namespace WideValley.Build
         /// <summary>Semicolon-separated symbols known to be safe to leave unresolved.</summary>
         public string AllowedSymbols { get; set; } = "";
 
+        /// <summary>
+        /// True (build outputs): weaken only the versions this machine's library lacks. False (publish folders, which
+        /// run elsewhere): weaken the listed versions whatever this machine has.
+        /// </summary>
+        public bool OnlyWhenSystemLacksVersion { get; set; } = true;
+
         public override bool Execute()
         {
             var versions = Split(Versions);
             var allowed = Split(AllowedSymbols);
-            var system = ElfImage.FindSystemLibrary(Dependency);
+            var system = OnlyWhenSystemLacksVersion ? ElfImage.FindSystemLibrary(Dependency) : "(any system)";
             if (system == null)
             {
                 Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Normal,
@@ -321,7 +358,8 @@ namespace WideValley.Build
                 return true;
             }
             HashSet<string> available;
-            try { available = ElfImage.Load(system).VersionDefinitions(); }
+            if (!OnlyWhenSystemLacksVersion) available = new HashSet<string>(StringComparer.Ordinal);
+            else try { available = ElfImage.Load(system).VersionDefinitions(); }
             catch (Exception e) { Log.LogError("WideValley: cannot read version definitions of " + system + ": " + e.Message); return false; }
 
             foreach (var item in Libraries)
@@ -332,7 +370,8 @@ namespace WideValley.Build
                     var outcome = ElfImage.PatchFile(path, Dependency, versions, allowed, available);
                     if (outcome.Changed)
                         Log.LogMessage(Microsoft.Build.Framework.MessageImportance.High,
-                            "WideValley: " + path + ": marked " + string.Join(", ", outcome.Weakened) + " weak (" + system + " lacks it).");
+                            "WideValley: " + path + ": marked " + string.Join(", ", outcome.Weakened) + " weak (" +
+                            (OnlyWhenSystemLacksVersion ? system + " lacks it" : "published output, for systems that lack it") + ").");
                     else
                         Log.LogMessage(Microsoft.Build.Framework.MessageImportance.Low,
                             "WideValley: " + path + ": nothing to patch (satisfied: " + string.Join(",", outcome.Satisfied) +

@@ -70,6 +70,7 @@ public static class CliApp
         }
         try
         {
+            if (RunsACommand(root, parse)) ConfigureTorch();
             return parse.Invoke(new InvocationConfiguration
             {
                 Output = stdout,
@@ -84,10 +85,26 @@ public static class CliApp
             stderr.WriteLine($"widevalley: {e.Message}");
             return ExitCodes.Usage;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or NotSupportedException)
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or NotSupportedException
+                                      or TorchLoadException)
         {
             stderr.WriteLine($"widevalley: {e.Message}");
             return ExitCodes.Failure;
         }
+    }
+
+    /// <summary>
+    /// The command's process-wide set-up, explicit here rather than hidden in the library: oneDNN and NNPACK off and
+    /// glibc malloc tuned (see <see cref="TorchRuntime.Configure"/> for why), unless WIDEVALLEY_ONEDNN=1 or
+    /// WIDEVALLEY_MALLOC_TUNING=0 say otherwise. A configuration already in force (a test host's) is kept. Throws
+    /// <see cref="TorchLoadException"/>, which names the cause, when torch cannot be loaded.
+    /// </summary>
+    static void ConfigureTorch() => TorchRuntime.EnsureInitialized();
+
+    /// <summary>False for --help and --version, which print text and need no torch.</summary>
+    static bool RunsACommand(RootCommand root, ParseResult parse)
+    {
+        if (parse.Action is System.CommandLine.Help.HelpAction) return false;
+        return !root.Options.OfType<VersionOption>().Any(v => parse.GetResult(v) is not null);
     }
 }

@@ -4,7 +4,11 @@ using static TorchSharp.torch;
 
 namespace WideValley;
 
-/// <summary>Process-wide TorchSharp set-up: device choice, thread count, seeding.</summary>
+/// <summary>
+/// Process-wide TorchSharp set-up: loading torch (with an explanation when it fails), the explicit runtime configuration
+/// (<see cref="Configure"/>), device choice, thread count, seeding. Nothing here runs unless called: WideValley's
+/// library code only checks that torch loads.
+/// </summary>
 public static class TorchRuntime
 {
     /// <summary>
@@ -46,65 +50,149 @@ public static class TorchRuntime
     /// <summary>Seeds libtorch's global generator (dropout masks, initialisation).</summary>
     public static void Seed(long seed) => random.manual_seed(seed);
 
-    /// <summary>Environment variable that, set to 1, keeps libtorch's oneDNN (mkldnn) CPU kernels switched on.</summary>
-    public const string OneDnnVariable = "WIDEVALLEY_ONEDNN";
-
-    static int _initialized;
-
-    /// <summary>What <see cref="EnsureInitialized"/> did, for logs and reports.</summary>
-    public static string CpuBackendNote { get; private set; } = "not configured";
+    static volatile bool _loaded;
 
     /// <summary>
-    /// Makes libtorch's CPU backend choices that WideValley relies on; safe to call many times (only the first call acts).
+    /// Loads torch's native libraries if they are not loaded yet, and when that fails, throws a
+    /// <see cref="TorchLoadException"/> that says why: on Linux it checks the app's libLibTorchSharp.so against the
+    /// system's libstdc++ (Debian 12 lacks the GLIBCXX_3.4.32 that TorchSharp 0.107 asks for) and names the fix, or
+    /// finds no native backend package in the app. WideValley calls it where it first touches torch; changes no state.
     /// </summary>
-    /// <remarks>
-    /// libtorch 2.10's oneDNN (mkldnn) convolutions, which TorchSharp 0.107 uses for CPU float32 conv2d, now and then
-    /// return an output channel of NaN for finite inputs and weights on our AMD EPYC machines; re-running the same call
-    /// gives finite values, so the kernel reads memory it never wrote. LeNet training hit it every few hundred steps;
-    /// with oneDNN off, four 2,500-step runs that had failed were clean. TorchSharp has no switch for this, so we call
-    /// libtorch's own at::Context setters (exported C++ functions). NNPACK is switched off as well: it cannot initialise
-    /// on these CPUs and libtorch would print a warning on every convolution instead. Set WIDEVALLEY_ONEDNN=1 to keep
-    /// oneDNN on (for example on hardware where it is known to behave).
-    /// </remarks>
-    public static void EnsureInitialized()
+    /// <exception cref="TorchLoadException">torch's native libraries cannot be loaded.</exception>
+    public static void EnsureLoadable()
     {
-        if (Interlocked.Exchange(ref _initialized, 1) == 1) return;
-        TuneAllocator();
-        _ = get_num_threads(); // loads TorchSharp's native libraries before we look up libtorch's symbols
-        var keepOneDnn = Environment.GetEnvironmentVariable(OneDnnVariable) == "1";
+        if (_loaded) return;
         try
         {
-            var context = LibTorchContext.GlobalContext();
-            if (!keepOneDnn) LibTorchContext.SetUserEnabledMkldnn(context, false);
-            LibTorchContext.SetUserEnabledNnpack(context, false);
-            CpuBackendNote = LibTorchContext.UserEnabledMkldnn(context)
-                ? $"oneDNN on ({OneDnnVariable}=1), NNPACK off"
-                : "oneDNN off (see TorchRuntime.EnsureInitialized), NNPACK off";
+            _ = get_num_threads(); // the first call into torch loads TorchSharp's native libraries
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException
+                                      or BadImageFormatException or EntryPointNotFoundException)
         {
-            CpuBackendNote = $"libtorch's backend switches are not available ({e.GetType().Name}); libtorch defaults in use";
+            throw TorchLoadException.Explain(e);
         }
-        CpuBackendNote += $", {AllocatorNote}";
+        _loaded = true;
     }
+
+    /// <summary>Environment variable that, set to 1, keeps libtorch's oneDNN (mkldnn) CPU kernels switched on.</summary>
+    public const string OneDnnVariable = "WIDEVALLEY_ONEDNN";
 
     /// <summary>Environment variable that, set to 0, leaves glibc's allocator settings alone.</summary>
     public const string AllocatorVariable = "WIDEVALLEY_MALLOC_TUNING";
 
-    /// <summary>What <see cref="EnsureInitialized"/> did to the C allocator, for logs and reports.</summary>
+    static readonly Lock ConfigureLock = new();
+
+    /// <summary>Calls of <see cref="Configure"/> and <see cref="EnsureInitialized"/>: the tests check that library code makes none.</summary>
+    internal static int ConfigurationRequests;
+    static bool _mallocTuned;
+
+    /// <summary>
+    /// The configuration last applied by <see cref="Configure"/>, or null if nobody has called it: then libtorch's and
+    /// glibc's defaults are in force. WideValley's library code never configures the process on its own.
+    /// </summary>
+    public static TorchRuntimeConfiguration? Configuration { get; private set; }
+
+    /// <summary>
+    /// Applies <paramref name="configuration"/> to the whole process: libtorch's oneDNN and NNPACK switches (set both
+    /// ways, so a later call can switch oneDNN back on), glibc's allocator and the intra-op thread count. Loads torch
+    /// first (<see cref="EnsureLoadable"/>). The CLI calls it at start with <see cref="TorchRuntimeConfiguration.FromEnvironment"/>;
+    /// a library user calls it once, early, if they want the same set-up. Thread-safe.
+    /// </summary>
+    /// <remarks>
+    /// Why these switches exist. libtorch 2.10's oneDNN (mkldnn) convolutions, which TorchSharp 0.107 uses for CPU
+    /// float32 conv2d, now and then return an output channel of NaN for finite inputs and weights on our AMD EPYC
+    /// machines; re-running the same call gives finite values, so the kernel reads memory it never wrote. LeNet training
+    /// hit it every few hundred steps; with oneDNN off, four 2,500-step runs that had failed were clean. TorchSharp has
+    /// no switch for this, so we call libtorch's own at::Context setters (exported C++ functions). NNPACK cannot
+    /// initialise on these CPUs and libtorch would print a warning on every convolution. libtorch allocates its CPU
+    /// tensors with malloc; glibc serves blocks above its (adaptive) mmap threshold with fresh mmap calls and returns
+    /// freed memory to the kernel, so every training step and Hessian-vector product pays page faults and zeroing for
+    /// its large temporaries again: a LeNet HVP over 1,000 samples took 635 ms with glibc's defaults and 297 ms with
+    /// <see cref="TorchRuntimeConfiguration.TuneMalloc"/> (blocks up to 32 MB stay on the heap, no trimming, at the
+    /// price of the process keeping its peak memory). glibc offers no way back, so once tuned, the allocator stays
+    /// tuned for the life of the process, whatever a later configuration says (<see cref="AllocatorNote"/> tells).
+    /// </remarks>
+    /// <exception cref="ArgumentOutOfRangeException">Negative <see cref="TorchRuntimeConfiguration.Threads"/>.</exception>
+    /// <exception cref="TorchLoadException">torch's native libraries cannot be loaded; the message says why.</exception>
+    public static void Configure(TorchRuntimeConfiguration configuration)
+    {
+        Interlocked.Increment(ref ConfigurationRequests);
+        ArgumentNullException.ThrowIfNull(configuration);
+        if (configuration.Threads < 0)
+            throw new ArgumentOutOfRangeException(nameof(configuration), configuration.Threads,
+                "TorchRuntimeConfiguration.Threads must be 0 (libtorch's default) or positive.");
+        lock (ConfigureLock)
+        {
+            if (configuration.TuneMalloc && !_mallocTuned)
+            {
+                TuneAllocator();
+                _mallocTuned = true;
+            }
+            EnsureLoadable();
+            try
+            {
+                var context = LibTorchContext.GlobalContext();
+                LibTorchContext.SetUserEnabledMkldnn(context, !configuration.DisableOneDnn);
+                LibTorchContext.SetUserEnabledNnpack(context, !configuration.DisableNnpack);
+                BackendSwitchesNote = null;
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                BackendSwitchesNote = $"libtorch's backend switches are not available ({e.GetType().Name}); libtorch defaults in use";
+            }
+            SetThreads(configuration.Threads);
+            Configuration = configuration;
+        }
+    }
+
+    /// <summary>
+    /// Applies <see cref="TorchRuntimeConfiguration.FromEnvironment"/> unless a configuration is already in force: what
+    /// the CLI, the benchmarks and the tests do at start. Library code does not call it.
+    /// </summary>
+    public static void EnsureInitialized()
+    {
+        Interlocked.Increment(ref ConfigurationRequests);
+        lock (ConfigureLock)
+        {
+            if (Configuration is null) Configure(TorchRuntimeConfiguration.FromEnvironment());
+        }
+    }
+
+    static string? BackendSwitchesNote;
+
+    /// <summary>
+    /// What is in force for libtorch's CPU backend and the C allocator, in one line for logs and reports (the reports'
+    /// machine line). Reads the live oneDNN and NNPACK state; changes nothing.
+    /// </summary>
+    public static string CpuBackendNote
+    {
+        get
+        {
+            var configured = Configuration is null ? "TorchRuntime.Configure not called" : "TorchRuntime.Configure";
+            string backend;
+            if (BackendSwitchesNote is not null) backend = BackendSwitchesNote;
+            else
+            {
+                var oneDnn = OneDnnEnabled;
+                var nnpack = NnpackEnabled;
+                backend = oneDnn is null || nnpack is null
+                    ? "libtorch's backend switches cannot be read"
+                    : $"oneDNN {(oneDnn.Value ? "on" : "off")}, NNPACK {(nnpack.Value ? "on" : "off")}";
+            }
+            return $"{backend}, {AllocatorNote} ({configured})";
+        }
+    }
+
+    /// <summary>What <see cref="Configure"/> did to the C allocator, for logs and reports.</summary>
     public static string AllocatorNote { get; private set; } = "glibc defaults";
 
     /// <summary>
-    /// libtorch allocates its CPU tensors with malloc. glibc serves blocks above its (adaptive) mmap threshold with fresh
-    /// mmap calls and hands freed memory back to the kernel, so every training step and every Hessian-vector product
-    /// pays page faults and zeroing for its large temporaries again. Measured here: a LeNet HVP over 1,000 samples took
-    /// 635 ms with glibc's defaults and 297 ms with these settings. We keep blocks up to 32 MB (glibc's largest mmap
-    /// threshold) on the heap and stop trimming, at the price of the process keeping its peak memory. Linux with glibc
-    /// only; WIDEVALLEY_MALLOC_TUNING=0 turns it off.
+    /// Keeps blocks up to 32 MB (glibc's largest mmap threshold) on the heap and stops trimming; see the remarks of
+    /// <see cref="Configure"/>. Linux with glibc only.
     /// </summary>
     static void TuneAllocator()
     {
-        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable(AllocatorVariable) == "0") return;
+        if (!OperatingSystem.IsLinux()) { AllocatorNote = "not Linux; allocator defaults in use"; return; }
         try
         {
             const int TrimThreshold = -1, TopPad = -2, MmapThreshold = -3;
@@ -125,12 +213,24 @@ public static class TorchRuntime
         public static extern int mallopt(int param, int value);
     }
 
-    /// <summary>Whether libtorch will use oneDNN for CPU operators (null if that cannot be asked).</summary>
+    /// <summary>Whether libtorch will use oneDNN for CPU operators (null if that cannot be asked). Loads torch.</summary>
     public static bool? OneDnnEnabled
     {
         get
         {
+            EnsureLoadable();
             try { return LibTorchContext.UserEnabledMkldnn(LibTorchContext.GlobalContext()); }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return null; }
+        }
+    }
+
+    /// <summary>Whether libtorch may use NNPACK for CPU convolutions (null if that cannot be asked). Loads torch.</summary>
+    public static bool? NnpackEnabled
+    {
+        get
+        {
+            EnsureLoadable();
+            try { return LibTorchContext.UserEnabledNnpack(LibTorchContext.GlobalContext()); }
             catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return null; }
         }
     }
@@ -152,5 +252,9 @@ public static class TorchRuntime
 
         [DllImport(Library, EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
         public static extern void SetUserEnabledNnpack(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
+
+        [DllImport(Library, EntryPoint = "_ZNK2at7Context17userEnabledNNPACKEv")]
+        [return: MarshalAs(UnmanagedType.U1)]
+        public static extern bool UserEnabledNnpack(IntPtr context);
     }
 }

@@ -1,9 +1,14 @@
 using TorchSharp;
+using WideValley.Landscape;
+using WideValley.Tests.Support;
 using static TorchSharp.torch;
 
 namespace WideValley.Tests;
 
-/// <summary>Proves the native library loads on this machine (the GLIBCXX fix worked) and autograd runs.</summary>
+/// <summary>
+/// Proves the native library loads on this machine (the GLIBCXX fix worked) and autograd runs, and that the runtime
+/// configuration is explicit: applied by <see cref="TorchRuntime.Configure"/>, never by library code on its own.
+/// </summary>
 public class TorchLoadsTests
 {
     [Fact]
@@ -32,11 +37,11 @@ public class TorchLoadsTests
     }
 
     [Fact]
-    public void OneDnnIsSwitchedOffAndConvolutionsStillWork()
+    public void TheTestHostConfiguredOneDnnOffAndConvolutionsStillWork()
     {
-        TorchRuntime.EnsureInitialized();
-        if (Environment.GetEnvironmentVariable(TorchRuntime.OneDnnVariable) != "1")
-            Assert.False(TorchRuntime.OneDnnEnabled, TorchRuntime.CpuBackendNote);
+        Assert.Same(ConfiguredTorchRuntime.Configuration, TorchRuntime.Configuration);
+        Assert.Equal(!ConfiguredTorchRuntime.Configuration.DisableOneDnn, TorchRuntime.OneDnnEnabled);
+        Assert.False(TorchRuntime.NnpackEnabled);
         using var scope = NewDisposeScope();
         // A 3x3 box filter over ones: every interior output is 9.
         var y = nn.functional.conv2d(ones(2, 1, 5, 5), ones(4, 1, 3, 3));
@@ -47,9 +52,83 @@ public class TorchLoadsTests
     [Fact]
     public void GlibcAllocatorIsTunedForLargeTemporaries()
     {
-        TorchRuntime.EnsureInitialized();
-        if (Environment.GetEnvironmentVariable(TorchRuntime.AllocatorVariable) == "0") return;
+        if (!ConfiguredTorchRuntime.Configuration.TuneMalloc) return;
         Assert.Equal("glibc malloc: 32 MB mmap threshold, no trimming", TorchRuntime.AllocatorNote);
         Assert.Contains(TorchRuntime.AllocatorNote, TorchRuntime.CpuBackendNote);
+    }
+
+    [Fact]
+    public void ConfigureSetsTheSwitchesBothWaysAndTheNoteSaysWhatIsInForce()
+    {
+        try
+        {
+            TorchRuntime.Configure(TorchRuntimeConfiguration.Recommended with { DisableOneDnn = false, DisableNnpack = false });
+            Assert.True(TorchRuntime.OneDnnEnabled);
+            Assert.True(TorchRuntime.NnpackEnabled);
+            Assert.StartsWith("oneDNN on, NNPACK on, ", TorchRuntime.CpuBackendNote);
+
+            TorchRuntime.Configure(TorchRuntimeConfiguration.Recommended);
+            Assert.False(TorchRuntime.OneDnnEnabled);
+            Assert.False(TorchRuntime.NnpackEnabled);
+            Assert.StartsWith("oneDNN off, NNPACK off, ", TorchRuntime.CpuBackendNote);
+            Assert.EndsWith("(TorchRuntime.Configure)", TorchRuntime.CpuBackendNote);
+        }
+        finally
+        {
+            ConfiguredTorchRuntime.Restore();
+        }
+    }
+
+    [Fact]
+    public void CreatingAModelOrAnHvpAndMeasuringLeaveTheProcessConfigurationAlone()
+    {
+        // oneDNN on (libtorch's default) is the state the old code silently switched off when an Hvp was created.
+        var userChoice = TorchRuntimeConfiguration.LibTorchDefaults;
+        try
+        {
+            TorchRuntime.Configure(userChoice);
+            Assert.True(TorchRuntime.OneDnnEnabled);
+            var noteBefore = TorchRuntime.CpuBackendNote;
+            var requestsBefore = TorchRuntime.ConfigurationRequests;
+            using (var scope = NewDisposeScope())
+            {
+                using var zooModel = WideValley.Models.ModelZoo.Create("small-mnistfc", new WideValley.Models.ModelOptions());
+                random.manual_seed(1);
+                using var net = nn.Sequential(("fc1", nn.Linear(4, 3)), ("act", nn.Tanh()), ("fc2", nn.Linear(3, 2)));
+                var x = randn(8, 4);
+                var y = randint(0, 2, [8]).to(ScalarType.Int64);
+                using var hvp = new Hvp(net, [(x, y)]);
+                var trace = Hutchinson.Run(hvp, new HutchinsonOptions { Probes = 2 });
+                Assert.True(double.IsFinite(trace.Total.Trace));
+            }
+            Assert.Equal(requestsBefore, TorchRuntime.ConfigurationRequests);
+            Assert.True(TorchRuntime.OneDnnEnabled);
+            Assert.True(TorchRuntime.NnpackEnabled);
+            Assert.Same(userChoice, TorchRuntime.Configuration);
+            Assert.Equal(noteBefore, TorchRuntime.CpuBackendNote);
+        }
+        finally
+        {
+            ConfiguredTorchRuntime.Restore();
+        }
+    }
+
+    [Fact]
+    public void NegativeThreadsAreRefusedWithTheirName()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            TorchRuntime.Configure(TorchRuntimeConfiguration.Recommended with { Threads = -1 }));
+        Assert.Contains("Threads", e.Message);
+        Assert.Same(ConfiguredTorchRuntime.Configuration, TorchRuntime.Configuration);
+    }
+
+    [Fact]
+    public void FromEnvironmentReadsTheCommandsVariables()
+    {
+        var config = TorchRuntimeConfiguration.FromEnvironment();
+        Assert.Equal(Environment.GetEnvironmentVariable(TorchRuntime.OneDnnVariable) != "1", config.DisableOneDnn);
+        Assert.Equal(Environment.GetEnvironmentVariable(TorchRuntime.AllocatorVariable) != "0", config.TuneMalloc);
+        Assert.True(config.DisableNnpack);
+        Assert.Equal(0, config.Threads);
     }
 }

@@ -25,17 +25,17 @@ public sealed record MachineDescription
     public required string LibTorch { get; init; }
     /// <summary>libtorch's intra-op threads at the time of the description.</summary>
     public required int Threads { get; init; }
-    /// <summary>What <see cref="TorchRuntime.EnsureInitialized"/> set (oneDNN, NNPACK, allocator).</summary>
+    /// <summary>What is in force for oneDNN, NNPACK and the allocator (<see cref="TorchRuntime.CpuBackendNote"/>).</summary>
     public required string CpuBackend { get; init; }
     /// <summary>OMP_WAIT_POLICY as the process sees it (null: unset).</summary>
     public string? OmpWaitPolicy { get; init; }
     /// <summary>The 1-minute load average (/proc/loadavg) when described: other work on a shared machine shows here.</summary>
     public double? LoadAverage { get; init; }
 
-    /// <summary>Describes this machine and process. Initialises libtorch (the thread count and backend are libtorch's).</summary>
+    /// <summary>Describes this machine and process. Loads libtorch (the thread count and backend are libtorch's) but configures nothing.</summary>
     public static MachineDescription Current()
     {
-        TorchRuntime.EnsureInitialized();
+        TorchRuntime.EnsureLoadable();
         var cpuinfo = ReadOrNull("/proc/cpuinfo");
         return new MachineDescription
         {

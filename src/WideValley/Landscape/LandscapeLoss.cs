@@ -33,6 +33,7 @@ internal sealed class LandscapeLoss : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(evaluationSet);
         Options = options ?? new LandscapeOptions();
+        TorchRuntime.EnsureLoadable();
         original = model;
         var first = model.parameters().FirstOrDefault()
                     ?? throw new ArgumentException($"{where}: the model has no parameters.", nameof(model));

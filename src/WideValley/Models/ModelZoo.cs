@@ -93,7 +93,7 @@ public static class ModelZoo
     public static nn.Module Create(string name, ModelOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        TorchRuntime.EnsureInitialized();
+        TorchRuntime.EnsureLoadable();
         var entry = Find(name);
         return entry.Build(options, entry.Info);
     }

@@ -246,7 +246,7 @@ public static class RunSetup
         Validate(c);
         // Store the resolved options, so that the run keeps its settings even if an optimizer's defaults change.
         c = c with { OptimizerOptions = c.ResolvedOptimizerOptions };
-        TorchRuntime.EnsureInitialized();
+        TorchRuntime.EnsureLoadable();
         TorchRuntime.SetThreads(c.Threads);
         var device = TorchRuntime.ResolveDevice(c.Device);
         var info = ModelZoo.Describe(c.Model);
