@@ -50,11 +50,12 @@ internal static class RunCheckpoints
     {
         var checkpoint = Resolve(path);
         var meta = Checkpoint.ReadMeta(checkpoint);
-        if (meta.RunConfig is not JsonNode stored)
+        if (meta.RunConfig is not RunConfig stored)
             throw new InvalidDataException(
-                $"{checkpoint}: stores no run configuration, so its network cannot be rebuilt from it; name the architecture " +
+                (meta.Run is RunDescription run ? $"{checkpoint}: this run holds a custom model '{run.ModelName}' (type {run.ModelType}) and " : $"{checkpoint}: ") +
+                "stores no run configuration, so its network cannot be rebuilt from it; name the architecture " +
                 $"(a zoo model, or a model factory implementing {nameof(IModelFactory)}) and its weights are loaded into that");
-        var config = RunConfig.FromJson(stored) with { TensorBoard = false };
+        var config = stored with { TensorBoard = false };
         if (dataDir is not null) config = config with { DataDir = dataDir };
         if (ModelZoo.Describe(config.Model).Kind != ModelKind.Classifier)
             throw new ArgumentException($"{checkpoint}: the run trained '{config.Model}', a language model; model sources take image classifiers (inputs to logits)");
