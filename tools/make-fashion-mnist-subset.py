@@ -13,7 +13,7 @@ src/WideValley.Cli/DemoData/fashion-mnist-subset. It prints the MD5 of each file
 what src/WideValley.Cli/DemoData/FashionMnistSubset.cs records and checks at load (the uncompressed bytes, because
 another zlib may compress the same bytes differently).
 
-Fashion-MNIST is Copyright (c) 2017 Zalando SE and distributed under the MIT licence; see NOTICE in the output folder.
+Fashion-MNIST is Copyright (c) 2017 Zalando SE and distributed under the MIT licence; see NOTICE.txt in the output folder.
 """
 import gzip
 import hashlib

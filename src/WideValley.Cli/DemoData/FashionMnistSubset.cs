@@ -10,7 +10,7 @@ namespace WideValley.Cli.DemoData;
 /// without network: the first 1,000 training and the first 200 test images of each class, in the official order
 /// (10,000 and 2,000 images), as gzip IDX files embedded in this assembly. tools/make-fashion-mnist-subset.py makes
 /// them from the official files; a test re-derives them from the full set. Fashion-MNIST is MIT-licensed,
-/// Copyright (c) 2017 Zalando SE (DemoData/fashion-mnist-subset/NOTICE, packed with the tool).
+/// Copyright (c) 2017 Zalando SE (DemoData/fashion-mnist-subset/NOTICE.txt, packed with the tool as THIRD-PARTY-NOTICES-fashion-mnist.txt).
 /// </summary>
 public static class FashionMnistSubset
 {
@@ -29,7 +29,7 @@ public static class FashionMnistSubset
         "MIT licence, Copyright (c) 2017 Zalando SE)";
 
     /// <summary>Name of the licence notice shipped with the files.</summary>
-    public const string NoticeFile = "NOTICE";
+    public const string NoticeFile = "NOTICE.txt";
 
     const string ResourcePrefix = "DemoData/fashion-mnist-subset/";
 
@@ -52,7 +52,7 @@ public static class FashionMnistSubset
     internal static string FolderName => $"fashion-mnist-subset-{Files[0].ContentMd5[..8]}";
 
     /// <summary>
-    /// A folder holding the subset's four IDX files (and its NOTICE), ready for <see cref="DataOptions.DataDir"/>:
+    /// A folder holding the subset's four IDX files (and its licence notice), ready for <see cref="DataOptions.DataDir"/>:
     /// <paramref name="folder"/> when given, else FOLDER_NAME under the cache root ($XDG_CACHE_HOME/widevalley or
     /// ~/.cache/widevalley). The files are written from the embedded resources when the folder does not hold them with
     /// the recorded checksums (checked on every call), through a staging folder, so a failure leaves nothing behind.
@@ -90,9 +90,10 @@ public static class FashionMnistSubset
         return reader.ReadToEnd();
     }
 
-    /// <summary>Whether <paramref name="folder"/> holds every file of the subset with its recorded checksum.</summary>
+    /// <summary>Whether <paramref name="folder"/> holds every file of the subset with its recorded checksum, and the licence notice.</summary>
     internal static bool Verified(string folder)
     {
+        if (!File.Exists(Path.Combine(folder, NoticeFile))) return false;
         foreach (var (name, md5) in Files)
         {
             var path = Path.Combine(folder, name);
