@@ -538,12 +538,21 @@ internal sealed class LandscapeLoss : IDisposable
     // libtorch, which TorchSharp cannot turn into an exception, so every use compares first.
     private List<IList<Tensor>>? gradientGraph;
     private Tensor[]? graphState;
+    private long graphWrites;
+
+    // In-place writes of the weights through any LandscapeLoss (slices, local entropy), per model object. Writing the
+    // same values back still bumps autograd's version counters, which TorchSharp does not expose, and a kept graph
+    // that saved those tensors would then abort the process in backward; so a value comparison is not enough.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<nn.Module, System.Runtime.CompilerServices.StrongBox<long>> Writes = new();
+
+    private static long WritesTo(nn.Module model) => Interlocked.Read(ref Writes.GetValue(model, _ => new(0)).Value);
 
     /// <summary>Per-batch weighted-loss gradients that keep their graph, rebuilt when the weights or buffers changed.</summary>
     private List<IList<Tensor>> GradientGraph()
     {
         if (gradientGraph is not null && StateUnchanged()) return gradientGraph;
         DropGradientGraph();
+        graphWrites = WritesTo(Model);
         using (no_grad())
             graphState = Model.parameters().Select(t => (Tensor)t).Concat(Model.buffers())
                 .Select(t => t.detach().clone().DetachFromDisposeScope()).ToArray();
@@ -575,7 +584,7 @@ internal sealed class LandscapeLoss : IDisposable
     {
         using var noGrad = no_grad();
         var current = Model.parameters().Select(t => (Tensor)t).Concat(Model.buffers()).ToArray();
-        if (graphState is null || current.Length != graphState.Length) return false;
+        if (graphState is null || current.Length != graphState.Length || WritesTo(Model) != graphWrites) return false;
         for (var i = 0; i < current.Length; i++)
             if (!current[i].shape.SequenceEqual(graphState[i].shape) || !current[i].allclose(graphState[i], 0, 0, equal_nan: true)) return false;
         return true;
@@ -608,6 +617,7 @@ internal sealed class LandscapeLoss : IDisposable
     public void SetFlat(Tensor flat)
     {
         DropGradientGraph();
+        Interlocked.Increment(ref Writes.GetValue(Model, _ => new(0)).Value);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var views = Layout.Views(flat);
