@@ -376,7 +376,10 @@ public static class HessianCommand
         {
             try
             {
-                measured = ProgressDisplay.Run(ctx, s.Method, (progress, columns) => MeasureRun(s, log, stop.Token, progress, columns));
+                // With --json, stdout carries exactly one object: no live display there.
+                measured = s.Json
+                    ? MeasureRun(s, log, stop.Token)
+                    : ProgressDisplay.Run(ctx, s.Method, (progress, columns) => MeasureRun(s, log, stop.Token, progress, columns));
             }
             catch (OperationCanceledException e)
             {

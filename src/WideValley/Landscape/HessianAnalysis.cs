@@ -34,7 +34,8 @@ public enum CurvatureKind
 public sealed class HessianAnalysis : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> model;
-    private readonly IReadOnlyList<(Tensor Inputs, Tensor Labels)> batches;
+    private readonly IReadOnlyList<(Tensor Inputs, Tensor Labels)>? batches;
+    private readonly IStreamedLoss? streamedLoss;
     private readonly ICurvatureOperator op;
 
     /// <summary>Prepares the measurements of <paramref name="model"/> over <paramref name="batches"/>.</summary>
@@ -60,6 +61,22 @@ public sealed class HessianAnalysis : IDisposable
             CurvatureKind.EmpiricalFisher => new EmpiricalFisher(model, batches, Options),
             _ => throw new ArgumentOutOfRangeException(nameof(curvature), $"HessianAnalysis: unknown curvature kind {curvature}."),
         };
+    }
+
+    /// <summary>
+    /// Prepares the Hessian measurements of <paramref name="model"/> under the general loss <paramref name="loss"/>:
+    /// (model, batch) -&gt; mean loss over any sequence of batches, streamed (see <see cref="StreamedLoss{TBatch}"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">No batches, an empty or frozen parameter selection.</exception>
+    public HessianAnalysis(nn.Module<Tensor, Tensor> model, IStreamedLoss loss, LandscapeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(loss);
+        this.model = model;
+        streamedLoss = loss;
+        Options = options ?? new LandscapeOptions();
+        Curvature = CurvatureKind.Hessian;
+        op = new Hvp(model, loss, Options);
     }
 
     /// <summary>The options in force (with the loss given to the constructor).</summary>
@@ -102,7 +119,12 @@ public sealed class HessianAnalysis : IDisposable
         // The slice writes the weights in place and puts them back: equal values, but autograd counts the writes, and
         // a kept gradient graph that saved those tensors could no longer be differentiated (libtorch aborts).
         if (op is Hvp hvp) hvp.Loss.DropGradientGraph();
-        return direction is null ? Slices.RandomDirection1D(model, batches, o) : Slices.AlongDirection(model, batches, direction, o);
+        if (streamedLoss is not null)
+        {
+            using var line = new LandscapeLoss(model, streamedLoss, Options, "HessianAnalysis.Slice");
+            return Slices.Line(line, direction, o, "HessianAnalysis.Slice");
+        }
+        return direction is null ? Slices.RandomDirection1D(model, batches!, o) : Slices.AlongDirection(model, batches!, direction, o);
     }
 
     /// <summary>The dense matrix, one application per column (for small selections; see <see cref="ExactHessian"/>). Dispose the result.</summary>

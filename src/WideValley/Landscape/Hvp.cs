@@ -30,6 +30,17 @@ public sealed class Hvp : ICurvatureOperator, IDisposable
         loss = new LandscapeLoss(model, evaluationSet, options, nameof(Hvp));
     }
 
+    /// <summary>
+    /// Prepares products of the general loss <paramref name="streamedLoss"/>: (model, batch) -&gt; mean loss over a sequence
+    /// of batches of any type, enumerated afresh for every product (nothing is held; each product is a forward and two
+    /// backward passes per batch, as no gradient graph is kept).
+    /// </summary>
+    /// <exception cref="ArgumentException">No batches, an empty or frozen parameter selection, or a compute type without a ModelFactory.</exception>
+    public Hvp(nn.Module<Tensor, Tensor> model, IStreamedLoss streamedLoss, LandscapeOptions? options = null)
+    {
+        loss = new LandscapeLoss(model, streamedLoss, options, nameof(Hvp));
+    }
+
     private Hvp(LandscapeLoss replica) => loss = replica;
 
     /// <summary>

@@ -19,7 +19,9 @@ internal sealed class LandscapeLoss : IDisposable
     private readonly List<(Tensor Inputs, Tensor Labels, Tensor Weight, long Count)> batches = [];
     // Converted copies of the caller's batches (other type or device) are ours to dispose; the caller's are not.
     private readonly List<Tensor> ownedTensors = [];
-    private readonly Func<Tensor, Tensor, Tensor> loss;
+    private readonly Func<Tensor, Tensor, Tensor> loss = (output, labels) => F.cross_entropy(output, labels);
+    // The general form: (model, batch) -> mean loss over a streamed sequence of batches; null for (inputs, labels) batches.
+    private readonly IStreamedLoss? streamed;
 
     public LandscapeLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
         LandscapeOptions? options, string where)
@@ -27,11 +29,65 @@ internal sealed class LandscapeLoss : IDisposable
     {
     }
 
+    public LandscapeLoss(nn.Module<Tensor, Tensor> model, IStreamedLoss streamedLoss, LandscapeOptions? options, string where)
+        : this(model, streamedLoss, options, where, ownsModel: false)
+    {
+    }
+
+    private LandscapeLoss(nn.Module<Tensor, Tensor> model, IStreamedLoss streamedLoss, LandscapeOptions? options, string where, bool ownsModel)
+        : this(model, options, where, ownsModel)
+    {
+        ArgumentNullException.ThrowIfNull(streamedLoss);
+        streamed = streamedLoss;
+        long total = 0;
+        var count = 0;
+        foreach (var (n, _) in streamedLoss.Pass())
+        {
+            total += n;
+            count++;
+        }
+        if (count == 0) throw new ArgumentException($"{where}: the streamed loss has no batches.", nameof(streamedLoss));
+        SampleCount = total;
+    }
+
     private LandscapeLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
         LandscapeOptions? options, string where, bool ownsModel)
+        : this(model, options, where, ownsModel)
+    {
+        ArgumentNullException.ThrowIfNull(evaluationSet);
+        if (evaluationSet.Count == 0) throw new ArgumentException($"{where}: the evaluation set has no batches.", nameof(evaluationSet));
+        long total = 0;
+        for (var i = 0; i < evaluationSet.Count; i++)
+        {
+            var (x, y) = evaluationSet[i];
+            if (x is null || y is null) throw new ArgumentException($"{where}: batch {i} has a null tensor.", nameof(evaluationSet));
+            if (x.dim() == 0 || y.dim() == 0 || x.shape[0] != y.shape[0] || x.shape[0] == 0)
+                throw new ArgumentException(
+                    $"{where}: batch {i} has inputs ({string.Join(", ", x.shape)}) and labels ({string.Join(", ", y.shape)}); " +
+                    "both need the same non-zero first dimension.", nameof(evaluationSet));
+            total += x.shape[0];
+        }
+        SampleCount = total;
+        using (no_grad())
+        {
+            for (var i = 0; i < evaluationSet.Count; i++)
+            {
+                var (x, y) = evaluationSet[i];
+                var convert = x.is_floating_point() && x.dtype != Dtype || !x.IsOn(Device);
+                var inputs = convert ? x.to(x.is_floating_point() ? Dtype : x.dtype, Device).DetachFromDisposeScope() : x;
+                var labels = !y.IsOn(Device) ? y.to(Device).DetachFromDisposeScope() : y;
+                if (convert) ownedTensors.Add(inputs);
+                if (!ReferenceEquals(labels, y)) ownedTensors.Add(labels);
+                var n = x.shape[0];
+                batches.Add((inputs, labels, tensor((double)n / total, Dtype, Device).DetachFromDisposeScope(), n));
+            }
+        }
+    }
+
+    /// <summary>The model, its working copy, the compute type and the parameter layout: the part every form of loss shares.</summary>
+    private LandscapeLoss(nn.Module<Tensor, Tensor> model, LandscapeOptions? options, string where, bool ownsModel)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(evaluationSet);
         Options = options ?? new LandscapeOptions();
         TorchRuntime.EnsureLoadable();
         original = model;
@@ -70,35 +126,7 @@ internal sealed class LandscapeLoss : IDisposable
         }
         parameters = selected.ToArray();
         Layout = new ParameterLayout(blocks);
-
-        if (evaluationSet.Count == 0) throw new ArgumentException($"{where}: the evaluation set has no batches.", nameof(evaluationSet));
-        long total = 0;
-        for (var i = 0; i < evaluationSet.Count; i++)
-        {
-            var (x, y) = evaluationSet[i];
-            if (x is null || y is null) throw new ArgumentException($"{where}: batch {i} has a null tensor.", nameof(evaluationSet));
-            if (x.dim() == 0 || y.dim() == 0 || x.shape[0] != y.shape[0] || x.shape[0] == 0)
-                throw new ArgumentException(
-                    $"{where}: batch {i} has inputs ({string.Join(", ", x.shape)}) and labels ({string.Join(", ", y.shape)}); " +
-                    "both need the same non-zero first dimension.", nameof(evaluationSet));
-            total += x.shape[0];
-        }
-        SampleCount = total;
-        using (no_grad())
-        {
-            for (var i = 0; i < evaluationSet.Count; i++)
-            {
-                var (x, y) = evaluationSet[i];
-                var convert = x.is_floating_point() && x.dtype != Dtype || !x.IsOn(Device);
-                var inputs = convert ? x.to(x.is_floating_point() ? Dtype : x.dtype, Device).DetachFromDisposeScope() : x;
-                var labels = !y.IsOn(Device) ? y.to(Device).DetachFromDisposeScope() : y;
-                if (convert) ownedTensors.Add(inputs);
-                if (!ReferenceEquals(labels, y)) ownedTensors.Add(labels);
-                var n = x.shape[0];
-                batches.Add((inputs, labels, tensor((double)n / total, Dtype, Device).DetachFromDisposeScope(), n));
-            }
-        }
-        loss = Options.Loss ?? ((output, labels) => F.cross_entropy(output, labels));
+        if (Options.Loss is not null) loss = Options.Loss;
     }
 
     public LandscapeOptions Options { get; }
@@ -189,10 +217,51 @@ internal sealed class LandscapeLoss : IDisposable
         return (weighted ? l.mul(weight) : l, output);
     }
 
+    /// <summary>Whether products differentiate a kept first-backward graph (see <see cref="LandscapeOptions.ReuseGradientGraph"/>).</summary>
+    private bool KeepsGraph => Options.ReuseGradientGraph && Options.Dropout == DropoutMode.Off && streamed is null;
+
+    /// <summary>
+    /// One pass over a streamed loss: for each batch, a function that evaluates its weighted (n_b / N) mean loss with
+    /// its graph. Call each inside the caller's dispose scope.
+    /// </summary>
+    private IEnumerable<Func<Tensor>> StreamedTerms()
+    {
+        foreach (var (count, meanLoss) in streamed!.Pass())
+        {
+            var inverseWeight = (double)SampleCount / count;
+            yield return () =>
+            {
+                var l = meanLoss(Model) ?? throw new InvalidOperationException("StreamedLoss: the loss function returned null.");
+                if (l.dim() != 0)
+                    throw new ArgumentException(
+                        $"The loss function must return a scalar (the mean over the batch); it returned shape ({string.Join(", ", l.shape)}).");
+                return l.DividedBy(inverseWeight);
+            };
+        }
+    }
+
+    /// <summary>Refuses what needs model outputs and labels, which the general (model, batch) form does not expose.</summary>
+    private void RequireOutputs(string what)
+    {
+        if (streamed is not null)
+            throw new NotSupportedException(
+                $"{what} needs the model's outputs and labels batch by batch; a StreamedLoss gives only the batch losses. Use (inputs, labels) batches with LandscapeOptions.Loss.");
+    }
+
     /// <summary>Mean loss and error rate (percent; NaN when the output is not (N, C) logits) over the set, without gradients.</summary>
     public (double Loss, double ErrorPercent) Evaluate() => InMode(() =>
     {
         using var noGrad = no_grad();
+        if (streamed is not null)
+        {
+            double streamedSum = 0;
+            foreach (var term in StreamedTerms())
+            {
+                using var scope = NewDisposeScope();
+                streamedSum += term().ToDouble();
+            }
+            return (streamedSum, double.NaN);
+        }
         double sum = 0;
         long errors = 0;
         var classification = true;
@@ -217,6 +286,15 @@ internal sealed class LandscapeLoss : IDisposable
         result.zero_();
         var views = Layout.Views(result);
         double total = 0;
+        if (streamed is not null)
+        {
+            foreach (var term in StreamedTerms())
+            {
+                using var scope = NewDisposeScope();
+                total += AccumulateGradient(term(), views);
+            }
+            return total;
+        }
         for (var i = 0; i < batches.Count; i++)
         {
             using var scope = NewDisposeScope();
@@ -229,6 +307,7 @@ internal sealed class LandscapeLoss : IDisposable
     /// <summary>Gradient of batch <paramref name="index"/>'s own mean loss into <paramref name="result"/>; returns that loss.</summary>
     public double BatchGradient(int index, Tensor result) => InMode(() =>
     {
+        RequireOutputs("A minibatch gradient");
         using var grad = enable_grad();
         result.zero_();
         using var scope = NewDisposeScope();
@@ -265,7 +344,22 @@ internal sealed class LandscapeLoss : IDisposable
         result.zero_();
         var vViews = Layout.Views(v);
         var resultViews = Layout.Views(result);
-        if (Options.ReuseGradientGraph && Options.Dropout == DropoutMode.Off)
+        if (streamed is not null)
+        {
+            foreach (var term in StreamedTerms())
+            {
+                using var scope = NewDisposeScope();
+                var l = term();
+                CheckDifferentiable(l);
+                var grads = autograd.grad([l], parameters, create_graph: true, retain_graph: true, allow_unused: true);
+                var hv = SecondBackward(grads, vViews, retain: false);
+                if (hv is null) continue;
+                for (var p = 0; p < hv.Count; p++)
+                    if (!hv[p].IsInvalid) resultViews[p].Accumulate_(hv[p]);
+            }
+            return 0;
+        }
+        if (KeepsGraph)
         {
             var gradients = GradientGraph();
             for (var i = 0; i < gradients.Count; i++)
@@ -314,7 +408,7 @@ internal sealed class LandscapeLoss : IDisposable
         var wanted = parameters[firstBlock..];
         var tailOffset = Layout.Blocks[firstBlock].Offset;
         var tailViews = Layout.Views(tail, firstBlock);
-        if (Options.ReuseGradientGraph && Options.Dropout == DropoutMode.Off)
+        if (KeepsGraph)
         {
             foreach (var gradients in GradientGraph())
             {
@@ -350,6 +444,7 @@ internal sealed class LandscapeLoss : IDisposable
     /// </summary>
     public void GaussNewtonVectorProduct(Tensor v, Tensor result) => InMode(() =>
     {
+        RequireOutputs("The Gauss-Newton matrix");
         using var grad = enable_grad();
         result.zero_();
         var vViews = Layout.Views(v);
@@ -397,6 +492,7 @@ internal sealed class LandscapeLoss : IDisposable
     /// </summary>
     public void PerSampleGradients(Tensor rows) => InMode(() =>
     {
+        RequireOutputs("Per-sample gradients");
         using var grad = enable_grad();
         rows.zero_();
         long row = 0;
@@ -443,12 +539,21 @@ internal sealed class LandscapeLoss : IDisposable
     // libtorch, which TorchSharp cannot turn into an exception, so every use compares first.
     private List<IList<Tensor>>? gradientGraph;
     private Tensor[]? graphState;
+    private long graphWrites;
+
+    // In-place writes of the weights through any LandscapeLoss (slices, local entropy), per model object. Writing the
+    // same values back still bumps autograd's version counters, which TorchSharp does not expose, and a kept graph
+    // that saved those tensors would then abort the process in backward; so a value comparison is not enough.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<nn.Module, System.Runtime.CompilerServices.StrongBox<long>> Writes = new();
+
+    private static long WritesTo(nn.Module model) => Interlocked.Read(ref Writes.GetValue(model, _ => new(0)).Value);
 
     /// <summary>Per-batch weighted-loss gradients that keep their graph, rebuilt when the weights or buffers changed.</summary>
     private List<IList<Tensor>> GradientGraph()
     {
         if (gradientGraph is not null && StateUnchanged()) return gradientGraph;
         DropGradientGraph();
+        graphWrites = WritesTo(Model);
         using (no_grad())
             graphState = Model.parameters().Select(t => (Tensor)t).Concat(Model.buffers())
                 .Select(t => t.detach().clone().DetachFromDisposeScope()).ToArray();
@@ -480,7 +585,7 @@ internal sealed class LandscapeLoss : IDisposable
     {
         using var noGrad = no_grad();
         var current = Model.parameters().Select(t => (Tensor)t).Concat(Model.buffers()).ToArray();
-        if (graphState is null || current.Length != graphState.Length) return false;
+        if (graphState is null || current.Length != graphState.Length || WritesTo(Model) != graphWrites) return false;
         for (var i = 0; i < current.Length; i++)
             if (!current[i].shape.SequenceEqual(graphState[i].shape) || !current[i].allclose(graphState[i], 0, 0, equal_nan: true)) return false;
         return true;
@@ -513,6 +618,7 @@ internal sealed class LandscapeLoss : IDisposable
     public void SetFlat(Tensor flat)
     {
         DropGradientGraph();
+        Interlocked.Increment(ref Writes.GetValue(Model, _ => new(0)).Value);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var views = Layout.Views(flat);
@@ -540,7 +646,12 @@ internal sealed class LandscapeLoss : IDisposable
                 hash.AppendData(part.bytes);
             }
         }
+        if (streamed is not null && streamed.Identity is null)
+            throw new ArgumentException(
+                "A StreamedLoss without an identity cannot be fingerprinted (its batches are not held, and a delegate has no identity that survives " +
+                "a restart); give it an identity that names the data and the loss, or compute without a checkpoint folder.");
         hash.AppendData(System.Text.Encoding.UTF8.GetBytes(Options.Describe() + ";" + string.Join(",", Layout.Blocks.Select(b => b.Name))));
+        if (streamed is not null) hash.AppendData(System.Text.Encoding.UTF8.GetBytes("streamed:" + streamed.Identity));
         foreach (var (name, t) in Model.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes(name));
@@ -564,7 +675,9 @@ internal sealed class LandscapeLoss : IDisposable
         try
         {
             // The copy and the batches are already in the working type and device, so the replica converts nothing.
-            return new LandscapeLoss(copy, batches.Select(b => (b.Inputs, b.Labels)).ToList(), Options, where, ownsModel: true);
+            return streamed is not null
+                ? new LandscapeLoss(copy, streamed, Options, where, ownsModel: true)
+                : new LandscapeLoss(copy, batches.Select(b => (b.Inputs, b.Labels)).ToList(), Options, where, ownsModel: true);
         }
         catch
         {

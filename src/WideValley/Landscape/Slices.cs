@@ -110,6 +110,25 @@ public static class Slices
         return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0]);
     }
 
+    /// <summary>A 1-D slice of an open loss: along <paramref name="direction"/>, or a seeded filter-normalised random one when null.</summary>
+    internal static IReadOnlyList<SlicePoint> Line(LandscapeLoss loss, Tensor? direction, SliceOptions o, string where)
+    {
+        CheckAxis(o.Points, o.From, o.To, where);
+        using var scope = NewDisposeScope();
+        var center = loss.GetFlat();
+        Tensor d;
+        if (direction is null)
+        {
+            using var generator = new Generator((ulong)o.Seed);
+            d = FilterNormalizedDirection(loss.Layout, center, generator, o.OneDimensional);
+        }
+        else
+        {
+            d = loss.Conform(direction, nameof(direction), where);
+        }
+        return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0]);
+    }
+
     /// <summary>Loss and error at w + alpha d1 + beta d2 on a Points x Points grid, with two filter-normalised random directions.</summary>
     public static IReadOnlyList<SlicePoint> RandomDirections2D(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
         SliceOptions? options = null)

@@ -61,6 +61,23 @@ public sealed class HessianAnalysisTests
     }
 
     [Fact]
+    public void AnHvpKeepsWorkingAfterASliceWroteTheSameWeightsBack()
+    {
+        // The slice writes w + alpha d into the model and then w back: equal values, but autograd's version counters
+        // moved, and differentiating the kept graph again would abort the process inside libtorch.
+        var model = TanhNet(hidden: 4);
+        var data = RandomSet([10]);
+        using var hvp = new Hvp(model, data);
+        using var gen = new Generator(2);
+        using var v = randn(hvp.Dimension, ScalarType.Float64, generator: gen);
+        using var before = hvp.Apply(v);
+        var slice = Slices.RandomDirection1D(model, data, new SliceOptions { Points = 3 });
+        Assert.Equal(3, slice.Count);
+        using var after = hvp.Apply(v);
+        Assert.True(MaxAbsDiff(before, after) < 1e-15);
+    }
+
+    [Fact]
     public void TheGaussNewtonAndFisherKindsArePositiveSemiDefinite()
     {
         var model = TanhNet(hidden: 3);
