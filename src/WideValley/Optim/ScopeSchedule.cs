@@ -17,10 +17,12 @@ public abstract record ScopeSchedule
     /// <summary>Text accepted by <see cref="Parse"/>; round-trips.</summary>
     public abstract string Spec { get; }
 
+    /// <summary>The accepted forms, for help and error messages.</summary>
     public const string Syntax =
         "const:G0 | exp:G0:G1 (G0 (1+G1)^t, the paper's) | linear:G0:G1 (G0 (1 + G1 t)) | quadratic:G0:G1 (G0 (1 + G1 t)^2) | " +
         "bounded:G0:TAU (G0 (1 - exp(-TAU t)))";
 
+    /// <summary>A schedule from its <see cref="Spec"/> text; <see cref="FormatException"/> naming the form when it is not one.</summary>
     public static ScopeSchedule Parse(string text)
     {
         var parts = (text ?? "").Trim().Split(':');
@@ -50,41 +52,52 @@ public abstract record ScopeSchedule
     public static ScopeSchedule From(string kind, double gamma0, double rate) => Parse(
         kind == "const" ? $"const:{F(gamma0)}" : $"{kind}:{F(gamma0)}:{F(rate)}");
 
+    /// <summary>Round-trip invariant text of a number.</summary>
     protected static string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
 }
 
 /// <summary>gamma(t) = gamma0: no scoping.</summary>
 public sealed record ConstantScope(double Gamma0) : ScopeSchedule
 {
+    /// <inheritdoc/>
     public override double Gamma(long t) => Gamma0;
+    /// <inheritdoc/>
     public override string Spec => $"const:{F(Gamma0)}";
 }
 
 /// <summary>gamma(t) = gamma0 (1 + gamma1)^t, the schedule of the paper's experiments.</summary>
 public sealed record ExponentialScope(double Gamma0, double Gamma1) : ScopeSchedule
 {
+    /// <inheritdoc/>
     public override double Gamma(long t) => Gamma0 * Math.Pow(1 + Gamma1, t);
+    /// <inheritdoc/>
     public override string Spec => $"exp:{F(Gamma0)}:{F(Gamma1)}";
 }
 
 /// <summary>gamma(t) = gamma0 (1 + gamma1 t).</summary>
 public sealed record LinearScope(double Gamma0, double Gamma1) : ScopeSchedule
 {
+    /// <inheritdoc/>
     public override double Gamma(long t) => Gamma0 * (1 + Gamma1 * t);
+    /// <inheritdoc/>
     public override string Spec => $"linear:{F(Gamma0)}:{F(Gamma1)}";
 }
 
 /// <summary>gamma(t) = gamma0 (1 + gamma1 t)^2.</summary>
 public sealed record QuadraticScope(double Gamma0, double Gamma1) : ScopeSchedule
 {
+    /// <inheritdoc/>
     public override double Gamma(long t) => Gamma0 * (1 + Gamma1 * t) * (1 + Gamma1 * t);
+    /// <inheritdoc/>
     public override string Spec => $"quadratic:{F(Gamma0)}:{F(Gamma1)}";
 }
 
 /// <summary>gamma(t) = gamma0 (1 - exp(-tau t)): rises from 0 and saturates at gamma0.</summary>
 public sealed record BoundedExponentialScope(double Gamma0, double Tau) : ScopeSchedule
 {
+    /// <inheritdoc/>
     public override double Gamma(long t) => Gamma0 * (1 - Math.Exp(-Tau * t));
+    /// <inheritdoc/>
     public override string Spec => $"bounded:{F(Gamma0)}:{F(Tau)}";
 }
 

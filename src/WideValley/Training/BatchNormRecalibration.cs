@@ -12,6 +12,7 @@ namespace WideValley.Training;
 /// </summary>
 public static class BatchNormRecalibration
 {
+    /// <summary>Every BatchNorm layer of <paramref name="model"/>.</summary>
     public static IReadOnlyList<BatchNorm> BatchNormLayers(nn.Module model) =>
         model.modules().OfType<BatchNorm>().ToList();
 

@@ -250,6 +250,7 @@ public static class Checkpoint
         return meta;
     }
 
+    /// <summary>Elements in all of <paramref name="model"/>'s parameters.</summary>
     public static long CountParameters(nn.Module model) => model.parameters().Sum(p => p.numel());
 
     static FileStream OpenChecked(string path)

@@ -17,6 +17,11 @@ public sealed class ClassificationTask : ITrainingTask
     readonly int _evalBatchSize;
     readonly bool _ownsData;
 
+    /// <summary>
+    /// Trains <paramref name="model"/> on <paramref name="data"/> in minibatches of <paramref name="batchSize"/>, shuffled by
+    /// <paramref name="seed"/>; evaluates <paramref name="evalBatchSize"/> samples per forward pass. With
+    /// <paramref name="ownsData"/>, disposing the task disposes the data.
+    /// </summary>
     public ClassificationTask(nn.Module<Tensor, Tensor> model, ClassificationDataset data, int batchSize, long seed,
         int evalBatchSize = 1000, bool ownsData = true)
     {
@@ -27,14 +32,22 @@ public sealed class ClassificationTask : ITrainingTask
         _ownsData = ownsData;
     }
 
+    /// <inheritdoc/>
     public nn.Module Model => _model;
+    /// <inheritdoc/>
     public bool IsLanguageModel => false;
+    /// <inheritdoc/>
     public double MinibatchesPerPass => _stream.MinibatchesPerPass;
+    /// <inheritdoc/>
     public long TrainingSize => _data.Train.Count;
+    /// <inheritdoc/>
     public bool HasValidation => _data.Validation is not null;
+    /// <summary>The dataset.</summary>
     public ClassificationDataset Data => _data;
+    /// <summary>The training minibatch stream.</summary>
     public MinibatchStream Stream => _stream;
 
+    /// <inheritdoc/>
     public MinibatchLoss NextTrainingLoss()
     {
         var (x, y) = _stream.Next();
@@ -46,6 +59,7 @@ public sealed class ClassificationTask : ITrainingTask
         return new MinibatchLoss(loss, loss.ToDouble(), errors, y.shape[0]);
     }
 
+    /// <inheritdoc/>
     public Evaluation Evaluate(EvaluationSplit split)
     {
         var set = split switch
@@ -69,6 +83,7 @@ public sealed class ClassificationTask : ITrainingTask
         });
     }
 
+    /// <inheritdoc/>
     public void FeedTrainingData(int maxMinibatches)
     {
         using var noGrad = no_grad();
@@ -81,9 +96,12 @@ public sealed class ClassificationTask : ITrainingTask
         }
     }
 
+    /// <inheritdoc/>
     public void SaveState(BinaryWriter writer) => TaskHelpers.WritePosition(writer, _stream.Position);
+    /// <inheritdoc/>
     public void LoadState(BinaryReader reader) => _stream.Position = TaskHelpers.ReadPosition(reader);
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _stream.Dispose();

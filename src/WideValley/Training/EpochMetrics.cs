@@ -10,22 +10,37 @@ namespace WideValley.Training;
 /// </summary>
 public sealed class EpochMetrics
 {
+    /// <summary>The epoch (1-based).</summary>
     public int Epoch { get; set; }
+    /// <summary>Gradient evaluations so far / minibatches per pass.</summary>
     public double EffectiveEpochs { get; set; }
+    /// <summary>Gradient evaluations (closure calls) so far.</summary>
     public long GradEvals { get; set; }
+    /// <summary>Optimizer steps so far.</summary>
     public long OuterSteps { get; set; }
+    /// <summary>The first parameter group's learning rate during the epoch.</summary>
     public double Lr { get; set; }
+    /// <summary>Mean loss of the minibatches drawn during the epoch.</summary>
     public double TrainLoss { get; set; }
+    /// <summary>Error (%) of those minibatches.</summary>
     public double TrainError { get; set; }
+    /// <summary>exp(<see cref="TrainLoss"/>), for language models.</summary>
     public double? TrainPerplexity { get; set; }
+    /// <summary>Validation loss at the end-of-epoch weights (eval mode), if there is a validation split.</summary>
     public double? ValLoss { get; set; }
+    /// <summary>Validation error (%).</summary>
     public double? ValError { get; set; }
+    /// <summary>Validation perplexity, for language models.</summary>
     public double? ValPerplexity { get; set; }
+    /// <summary>Test loss at the end-of-epoch weights (eval mode).</summary>
     public double? TestLoss { get; set; }
+    /// <summary>Test error (%).</summary>
     public double? TestError { get; set; }
+    /// <summary>Test perplexity, for language models.</summary>
     public double? TestPerplexity { get; set; }
     /// <summary>Loss and error over the whole training set at the end-of-epoch weights (only with --eval-train).</summary>
     public double? TrainEvalLoss { get; set; }
+    /// <summary>Error (%) over the whole training set at the end-of-epoch weights (only with --eval-train).</summary>
     public double? TrainEvalError { get; set; }
     /// <summary>Wall time of this epoch (training, recalibration and evaluation).</summary>
     public double Seconds { get; set; }
@@ -35,6 +50,7 @@ public sealed class EpochMetrics
     [JsonExtensionData]
     public Dictionary<string, object>? Extra { get; set; }
 
+    /// <summary>snake_case names, NaN and infinities allowed, nulls written.</summary>
     public static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -42,7 +58,9 @@ public sealed class EpochMetrics
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
     };
 
+    /// <summary>One metrics.jsonl line.</summary>
     public string ToJsonLine() => JsonSerializer.Serialize(this, Json);
+    /// <summary>Reads one metrics.jsonl line.</summary>
     public static EpochMetrics FromJsonLine(string line) =>
         JsonSerializer.Deserialize<EpochMetrics>(line, Json) ?? throw new JsonException("empty metrics line");
 }

@@ -23,6 +23,11 @@ public sealed class LanguageModelTask : ITrainingTask
     readonly Device _device;
     RecurrentState? _state;
 
+    /// <summary>
+    /// Trains a recurrent language model on <paramref name="corpus"/>: <paramref name="batchSize"/> rows, BPTT windows of
+    /// <paramref name="unroll"/> tokens, state carried across windows; evaluation in rows of <paramref name="evalBatchSize"/>
+    /// (default: the batch size). With <paramref name="ownsData"/>, disposing the task disposes the corpus.
+    /// </summary>
     public LanguageModelTask(nn.Module model, TokenCorpus corpus, int batchSize, int unroll, Device device,
         int? evalBatchSize = null, bool ownsData = true)
     {
@@ -40,13 +45,20 @@ public sealed class LanguageModelTask : ITrainingTask
         _ownsData = ownsData;
     }
 
+    /// <inheritdoc/>
     public nn.Module Model => _module;
+    /// <inheritdoc/>
     public bool IsLanguageModel => true;
+    /// <inheritdoc/>
     public double MinibatchesPerPass => _train.WindowsPerPass;
+    /// <inheritdoc/>
     public long TrainingSize => _corpus.Train.shape[0];
+    /// <inheritdoc/>
     public bool HasValidation => _corpus.Validation.shape[0] > 1;
+    /// <summary>The corpus.</summary>
     public TokenCorpus Corpus => _corpus;
 
+    /// <inheritdoc/>
     public MinibatchLoss NextTrainingLoss()
     {
         var (inputs, targets, startsPass) = _train.Next();
@@ -64,6 +76,7 @@ public sealed class LanguageModelTask : ITrainingTask
         return new MinibatchLoss(loss, loss.ToDouble(), errors, flatTargets.shape[0]);
     }
 
+    /// <inheritdoc/>
     public Evaluation Evaluate(EvaluationSplit split)
     {
         var tokens = split switch
@@ -127,6 +140,7 @@ public sealed class LanguageModelTask : ITrainingTask
         }
     }
 
+    /// <inheritdoc/>
     public void SaveState(BinaryWriter writer)
     {
         TaskHelpers.WritePosition(writer, _train.Position);
@@ -139,6 +153,7 @@ public sealed class LanguageModelTask : ITrainingTask
         }
     }
 
+    /// <inheritdoc/>
     public void LoadState(BinaryReader reader)
     {
         _train.Position = TaskHelpers.ReadPosition(reader);
@@ -154,6 +169,7 @@ public sealed class LanguageModelTask : ITrainingTask
         }
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _state?.Dispose();

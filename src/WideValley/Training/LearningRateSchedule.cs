@@ -15,8 +15,10 @@ public abstract class LearningRateSchedule
     /// <summary>The textual form accepted by <see cref="Parse"/>; round-trips.</summary>
     public abstract string Spec { get; }
 
+    /// <summary>The <see cref="Spec"/>.</summary>
     public override string ToString() => Spec;
 
+    /// <summary>The accepted forms, for help and error messages.</summary>
     public const string Syntax =
         "const | step:K:N (divide by K every N epochs) | after:K:E1[,E2,...] (divide by K after each listed epoch) | " +
         "custom:E1=F1,E2=F2,... (from epoch Ei on, multiply the initial rate by Fi; epochs before E1 use 1)";
@@ -88,32 +90,44 @@ public abstract class LearningRateSchedule
 /// <summary>The initial learning rate throughout.</summary>
 public sealed class ConstantSchedule : LearningRateSchedule
 {
+    /// <inheritdoc/>
     public override double Factor(int epoch) => 1.0;
+    /// <inheritdoc/>
     public override string Spec => "const";
 }
 
 /// <summary>Divide by <see cref="Divisor"/> every <see cref="Every"/> epochs: factor = Divisor^-floor((epoch-1)/Every).</summary>
 public sealed class StepDecaySchedule(double divisor, int every) : LearningRateSchedule
 {
+    /// <summary>What the rate is divided by at each step.</summary>
     public double Divisor { get; } = divisor;
+    /// <summary>Epochs between steps.</summary>
     public int Every { get; } = every;
+    /// <inheritdoc/>
     public override double Factor(int epoch) => Math.Pow(Divisor, -((Math.Max(epoch, 1) - 1) / Every));
+    /// <inheritdoc/>
     public override string Spec => $"step:{Format(Divisor)}:{Every}";
 }
 
 /// <summary>Divide by <see cref="Divisor"/> once after each listed epoch.</summary>
 public sealed class DivideAfterSchedule(double divisor, IEnumerable<int> afterEpochs) : LearningRateSchedule
 {
+    /// <summary>What the rate is divided by at each step.</summary>
     public double Divisor { get; } = divisor;
+    /// <summary>The epochs after which the rate is divided.</summary>
     public IReadOnlyList<int> AfterEpochs { get; } = afterEpochs.OrderBy(e => e).ToList();
+    /// <inheritdoc/>
     public override double Factor(int epoch) => Math.Pow(Divisor, -AfterEpochs.Count(e => e < epoch));
+    /// <inheritdoc/>
     public override string Spec => $"after:{Format(Divisor)}:{string.Join(",", AfterEpochs)}";
 }
 
 /// <summary>Piecewise-constant factors given per starting epoch.</summary>
 public sealed class PiecewiseSchedule(IDictionary<int, double> points) : LearningRateSchedule
 {
+    /// <summary>Starting epoch → factor.</summary>
     public IReadOnlyDictionary<int, double> Points { get; } = new SortedDictionary<int, double>(points);
+    /// <inheritdoc/>
     public override double Factor(int epoch)
     {
         var factor = 1.0;
@@ -121,5 +135,6 @@ public sealed class PiecewiseSchedule(IDictionary<int, double> points) : Learnin
             if (start <= epoch) factor = f;
         return factor;
     }
+    /// <inheritdoc/>
     public override string Spec => "custom:" + string.Join(",", Points.Select(p => $"{p.Key}={Format(p.Value)}"));
 }

@@ -11,6 +11,7 @@ public sealed class MetricsLog : IDisposable
     readonly string _path;
     readonly TorchSharp.Modules.SummaryWriter? _tensorboard;
 
+    /// <summary>The metrics.jsonl file.</summary>
     public string Path => _path;
 
     /// <param name="directory">The run folder.</param>
@@ -39,6 +40,7 @@ public sealed class MetricsLog : IDisposable
             _tensorboard = torch.utils.tensorboard.SummaryWriter(System.IO.Path.Combine(directory, "tensorboard"));
     }
 
+    /// <summary>Writes one epoch's line (and its TensorBoard scalars), flushed.</summary>
     public void Append(EpochMetrics m)
     {
         using (var stream = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read))
@@ -74,8 +76,10 @@ public sealed class MetricsLog : IDisposable
                 if (v is double d) Scalar("optimizer/" + k, d);
     }
 
+    /// <summary>Every line of a metrics.jsonl file.</summary>
     public static IReadOnlyList<EpochMetrics> Read(string path) =>
         File.ReadAllLines(path).Where(l => l.Trim().Length > 0).Select(EpochMetrics.FromJsonLine).ToList();
 
+    /// <summary>Closes the files.</summary>
     public void Dispose() { }
 }

@@ -153,17 +153,25 @@ public sealed record RunConfig : IJsonOnDeserialized
 /// <summary>A run ready to train: task (model + data), optimizer and trainer options. Owns them.</summary>
 public sealed class PreparedRun : IDisposable
 {
+    /// <summary>The configuration, with the optimizer's options resolved.</summary>
     public required RunConfig Config { get; init; }
+    /// <summary>Model and data.</summary>
     public required ITrainingTask Task { get; init; }
+    /// <summary>The optimizer over the model's parameters (on its device).</summary>
     public required optim.Optimizer Optimizer { get; init; }
+    /// <summary>The trainer's options, including the configuration to store in checkpoints.</summary>
     public required TrainerOptions TrainerOptions { get; init; }
+    /// <summary>Where the model and data live.</summary>
     public required Device Device { get; init; }
     /// <summary>The resolved dataset name and where it came from, for the console and reports.</summary>
     public required string DataDescription { get; init; }
+    /// <summary>Number of model parameters.</summary>
     public long Parameters => Checkpoint.CountParameters(Task.Model);
 
+    /// <summary>A trainer for this run.</summary>
     public Trainer CreateTrainer() => new(Task, Optimizer, TrainerOptions);
 
+    /// <summary>Frees data, optimizer and model.</summary>
     public void Dispose()
     {
         Task.Dispose();
@@ -175,7 +183,9 @@ public sealed class PreparedRun : IDisposable
 /// <summary>Turns a <see cref="RunConfig"/> into a <see cref="PreparedRun"/>: data, model, task, optimizer.</summary>
 public static class RunSetup
 {
+    /// <summary>The Penn Treebank (word level), read from a folder.</summary>
     public const string Ptb = "ptb";
+    /// <summary>Any UTF-8 text file at character level (<see cref="RunConfig.Corpus"/>).</summary>
     public const string Text = "text";
 
     /// <summary>The dataset a model is trained on when none is named.</summary>

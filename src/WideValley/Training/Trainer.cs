@@ -14,6 +14,7 @@ public sealed record TrainerOptions
     public int Epochs { get; init; } = 1;
     /// <summary>Stop early once this many effective epochs (gradient evaluations x batch / set size) are done.</summary>
     public double? MaxEffectiveEpochs { get; init; }
+    /// <summary>Factor applied to each parameter group's initial learning rate at the start of each epoch.</summary>
     public LearningRateSchedule Schedule { get; init; } = new ConstantSchedule();
     /// <summary>Clip the global gradient norm of every gradient evaluation to this (0 = off).</summary>
     public double ClipGradNorm { get; init; }
@@ -23,10 +24,13 @@ public sealed record TrainerOptions
     public int RecalibrationMinibatches { get; init; }
     /// <summary>Also evaluate loss and error on the whole training set at the end of each epoch.</summary>
     public bool EvaluateTrainingSet { get; init; }
+    /// <summary>Evaluate the test split at the end of each epoch.</summary>
     public bool EvaluateTest { get; init; } = true;
     /// <summary>Run folder for metrics.jsonl, summary.json, TensorBoard and the checkpoint; null writes nothing.</summary>
     public string? OutputDirectory { get; init; }
+    /// <summary>Write the checkpoint after each epoch and on interruption (needs <see cref="OutputDirectory"/>).</summary>
     public bool WriteCheckpoints { get; init; } = true;
+    /// <summary>Write TensorBoard event files into the run folder.</summary>
     public bool TensorBoard { get; init; } = true;
     /// <summary>The model's name for the checkpoint and summary (default: its type's name).</summary>
     public string ModelName { get; init; } = "";
@@ -42,11 +46,27 @@ public sealed record TrainerOptions
     public string? DataDescription { get; init; }
 }
 
-public enum TrainingStatus { Completed, Interrupted, Diverged }
+/// <summary>How a <see cref="Trainer.Run"/> ended.</summary>
+public enum TrainingStatus
+{
+    /// <summary>Every planned epoch (or the effective-epoch budget) is done.</summary>
+    Completed,
+    /// <summary>Stopped on request (<see cref="Trainer.RequestStop"/>); resumable from its checkpoint.</summary>
+    Interrupted,
+    /// <summary>A loss or weight became non-finite; the last good checkpoint is kept.</summary>
+    Diverged,
+}
 
 /// <summary>Progress within an epoch, reported after every optimizer step.</summary>
 public readonly record struct StepProgress(int Epoch, int Epochs, long Step, long StepsPerEpoch, double MeanTrainLoss, double EffectiveEpochs);
 
+/// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
+/// <param name="Status">Completed, interrupted on request, or diverged.</param>
+/// <param name="Message">Why it stopped early, or null.</param>
+/// <param name="Epochs">Every epoch's metrics, including those of earlier sessions of a resumed run.</param>
+/// <param name="GradEvals">Gradient evaluations (closure calls) in total.</param>
+/// <param name="EffectiveEpochs">Gradient evaluations / minibatches per pass.</param>
+/// <param name="TotalSeconds">Training time over all sessions.</param>
 public sealed record TrainingResult(
     TrainingStatus Status,
     string? Message,
@@ -55,6 +75,7 @@ public sealed record TrainingResult(
     double EffectiveEpochs,
     double TotalSeconds)
 {
+    /// <summary>The last epoch's metrics, or null when none finished.</summary>
     public EpochMetrics? Last => Epochs.Count > 0 ? Epochs[^1] : null;
 }
 
@@ -69,7 +90,9 @@ public sealed class TrainingDivergedException(string message) : Exception(messag
 /// </summary>
 public sealed class Trainer
 {
+    /// <summary>The checkpoint's file name in the run folder.</summary>
     public const string CheckpointFileName = "checkpoint.bin";
+    /// <summary>The summary's file name in the run folder.</summary>
     public const string SummaryFileName = "summary.json";
 
     readonly ITrainingTask _task;
@@ -86,9 +109,12 @@ public sealed class Trainer
     int _currentEpoch;
     long _currentStep;
 
+    /// <summary>Called after every optimizer step (for progress displays).</summary>
     public Action<StepProgress>? StepCompleted { get; set; }
+    /// <summary>Called after every epoch, once its metrics are logged and its checkpoint written.</summary>
     public Action<EpochMetrics>? EpochCompleted { get; set; }
 
+    /// <summary>A trainer for <paramref name="task"/>'s model with <paramref name="optimizer"/> (built over that model's parameters).</summary>
     public Trainer(ITrainingTask task, optim.Optimizer optimizer, TrainerOptions options)
     {
         if (options.Epochs < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Epochs, "--epochs must be at least 1");
@@ -101,7 +127,9 @@ public sealed class Trainer
         _parameters = task.Model.parameters().Where(p => p.requires_grad).ToList();
     }
 
+    /// <summary>Gradient evaluations (closure calls) so far.</summary>
     public long GradEvals => _gradEvals;
+    /// <summary>Gradient evaluations / minibatches per pass: passes over the data, whatever an optimizer step costs.</summary>
     public double EffectiveEpochs => _gradEvals / _task.MinibatchesPerPass;
 
     /// <summary>Optimizer steps per outer epoch: ceil(minibatches per pass).</summary>

@@ -4,7 +4,15 @@ using static TorchSharp.torch;
 namespace WideValley.Training;
 
 /// <summary>Which part of a dataset to evaluate on.</summary>
-public enum EvaluationSplit { Train, Validation, Test }
+public enum EvaluationSplit
+{
+    /// <summary>The training set (all of it, in order).</summary>
+    Train,
+    /// <summary>The held-out part of the training set, if any.</summary>
+    Validation,
+    /// <summary>The test set.</summary>
+    Test,
+}
 
 /// <summary>Mean loss, error and (for language models) perplexity over one split.</summary>
 public sealed record Evaluation(double Loss, double ErrorPercent, long Count, double? Perplexity);
@@ -21,7 +29,9 @@ public readonly record struct MinibatchLoss(Tensor Loss, double Value, long Erro
 /// </summary>
 public interface ITrainingTask : IDisposable
 {
+    /// <summary>The network being trained.</summary>
     nn.Module Model { get; }
+    /// <summary>True for next-token prediction (metrics add perplexity).</summary>
     bool IsLanguageModel { get; }
 
     /// <summary>
@@ -33,6 +43,7 @@ public interface ITrainingTask : IDisposable
     /// <summary>Training samples (images) or tokens, for reports.</summary>
     long TrainingSize { get; }
 
+    /// <summary>True when there is a validation split.</summary>
     bool HasValidation { get; }
 
     /// <summary>
@@ -52,6 +63,7 @@ public interface ITrainingTask : IDisposable
 
     /// <summary>Stream positions and carried state, for checkpoints.</summary>
     void SaveState(BinaryWriter writer);
+    /// <summary>Restores what <see cref="SaveState"/> wrote.</summary>
     void LoadState(BinaryReader reader);
 }
 

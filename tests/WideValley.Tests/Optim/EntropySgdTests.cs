@@ -254,10 +254,11 @@ public class EntropySgdTests
     [Fact]
     public void OptionsAreValidatedWithClearMessages()
     {
-        Assert.Contains("at least 1", Assert.Throws<ArgumentException>(() => new LocalEntropyOptions { L = 0 }.Validate()).Message);
-        Assert.Contains("--alpha", Assert.Throws<ArgumentException>(() => new LocalEntropyOptions { Alpha = 1.5 }.Validate()).Message);
-        Assert.Contains("--noise", Assert.Throws<ArgumentException>(() => new LocalEntropyOptions { Noise = -1 }.Validate()).Message);
-        Assert.Contains("Nesterov", Assert.Throws<ArgumentException>(() => new LocalEntropyOptions { LangevinNesterov = true }.Validate()).Message);
+        // Errors name the property (ParamName); front ends map it to their own spelling (the CLI: --alpha, ...).
+        Assert.Contains("at least 1", Assert.Throws<OptionsException>(() => new LocalEntropyOptions { L = 0 }.Validate()).Message);
+        Assert.Equal("Alpha", Assert.Throws<OptionsException>(() => new LocalEntropyOptions { Alpha = 1.5 }.Validate()).ParamName);
+        Assert.Equal("Noise", Assert.Throws<OptionsException>(() => new LocalEntropyOptions { Noise = -1 }.Validate()).ParamName);
+        Assert.Contains("LangevinMomentum", Assert.Throws<OptionsException>(() => new LocalEntropyOptions { LangevinNesterov = true }.Validate()).Message);
         var problem = new Problem();
         using var opt = new EntropySgd(problem.Model.parameters(), 1, Options());
         Assert.Contains("closure", Assert.Throws<ArgumentNullException>(() => opt.step()).Message);
