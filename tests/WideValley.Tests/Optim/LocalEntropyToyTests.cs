@@ -30,7 +30,7 @@ public class LocalEntropyToyTests
         const int chains = 4096;
         const double gamma = 1;
         var starts = points.SelectMany(x => Enumerable.Repeat(x, chains)).ToArray();
-        var toy = new TwoWellLandscape(starts, dtype);
+        var toy = new TwoWellParticles(starts, dtype);
         // eta' * (largest curvature) = 0.002 * 67 = 0.13 keeps the Euler discretisation bias of the sharp well's
         // variance near 7%, which moves <x'> by well under 0.01 here. L * eta' = 16 time units is many relaxation times
         // 1/gamma and enough to cross the T-sized barrier; alpha * L = 12 leaves weight e^-12 on the starting point.
@@ -44,7 +44,7 @@ public class LocalEntropyToyTests
         using var g = (gamma * toy.X.grad!.to(ScalarType.Float64)).view(points.Length, chains);
         for (var j = 0; j < points.Length; j++)
         {
-            var exact = LocalEntropyQuadrature.Evaluate(TwoWellLandscape.F, points[j], gamma, -12, 12, 40_001, Temperature).NegativeGradient(points[j], gamma);
+            var exact = LocalEntropyQuadrature.Evaluate(TwoWellParticles.F, points[j], gamma, -12, 12, 40_001, Temperature).NegativeGradient(points[j], gamma);
             using var row = g[j];
             var estimate = row.mean().ToDouble();
             var standardError = row.std().ToDouble() / Math.Sqrt(chains);
@@ -61,16 +61,16 @@ public class LocalEntropyToyTests
         const double start = 0.64;   // between the minima, inside the sharp well's basin (its watershed is at 0.52)
         // Local entropy at T = 1, gamma = 1 has its minimum in the wide valley (near -0.72):
         var best = Enumerable.Range(0, 301).Select(i => -2 + i * 0.01)
-            .MinBy(x => -LocalEntropyQuadrature.Evaluate(TwoWellLandscape.F, x, 1, -12, 12, 8001, Temperature).LocalEntropy);
+            .MinBy(x => -LocalEntropyQuadrature.Evaluate(TwoWellParticles.F, x, 1, -12, 12, 8001, Temperature).LocalEntropy);
         Assert.InRange(best, -0.9, -0.5);
 
-        var sgdToy = new TwoWellLandscape(Enumerable.Repeat(start, runs).ToArray(), ScalarType.Float32);
+        var sgdToy = new TwoWellParticles(Enumerable.Repeat(start, runs).ToArray(), ScalarType.Float32);
         using (var sgd = optim.SGD([sgdToy.X], 0.01))
             for (var s = 0; s < 2000; s++) sgd.step(sgdToy.Closure);
         var sgdEnd = sgdToy.X.data<float>().ToArray();
         Assert.All(sgdEnd, x => Assert.InRange(x, 0.99, 1.01));   // every SGD run falls into the sharp minimum
 
-        var toy = new TwoWellLandscape(Enumerable.Repeat(start, runs).ToArray(), ScalarType.Float32);
+        var toy = new TwoWellParticles(Enumerable.Repeat(start, runs).ToArray(), ScalarType.Float32);
         var options = new LocalEntropyOptions
         {
             L = 3000, Scope = new ConstantScope(1), LangevinLr = 0.003, Noise = Math.Sqrt(2 * Temperature), Alpha = 0.003, Seed = 3,
