@@ -138,7 +138,7 @@ internal sealed unsafe class CounterNormalNoise
             var low = Vector256.Narrow(a, b);
             var high = Vector256.Narrow(a >> 32, b >> 32);
             // 24-bit values convert exactly as signed integers (AVX2 has no unsigned conversion).
-            var u1 = Vector256.ConvertToSingle((low >> 8).AsInt32()) * scale + half;   // (0, 1): log is finite
+            var u1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle((low >> 8).AsInt32()), scale, half);   // (0, 1): log is finite
             var u2 = Vector256.ConvertToSingle((high >> 8).AsInt32()) * scale;         // [0, 1)
             var r = Vector256.Sqrt(minusTwo * Log(u1));
             var (sin, cos) = SinCosOfTurns(u2);
@@ -163,13 +163,16 @@ internal sealed unsafe class CounterNormalNoise
     /// </summary>
     internal static (Vector256<float> Sin, Vector256<float> Cos) SinCosOfTurns(Vector256<float> u)
     {
-        var q = Vector256.ConvertToInt32(u * Vector256.Create(4f) + Vector256.Create(0.5f));    // round(4u), 0..4
-        var x = (u - Vector256.ConvertToSingle(q) * Vector256.Create(0.25f)) * Vector256.Create(2 * MathF.PI);
+        // round(4u), 0..4: the argument is in [0.5, 4.5), so the plain truncating conversion is exact.
+        var q = Vector256.ConvertToInt32Native(Vector256.FusedMultiplyAdd(u, Vector256.Create(4f), Vector256.Create(0.5f)));
+        var x = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q), Vector256.Create(-0.25f), u) * Vector256.Create(2 * MathF.PI);
         var z = x * x;
-        var sin = ((Vector256.Create(-1.9515295891E-4f) * z + Vector256.Create(8.3321608736E-3f)) * z
-                   + Vector256.Create(-1.6666654611E-1f)) * z * x + x;
-        var cos = ((Vector256.Create(2.443315711809948E-5f) * z + Vector256.Create(-1.388731625493765E-3f)) * z
-                   + Vector256.Create(4.166664568298827E-2f)) * z * z - Vector256.Create(0.5f) * z + Vector256.Create(1f);
+        var sin = Vector256.FusedMultiplyAdd(Vector256.Create(-1.9515295891E-4f), z, Vector256.Create(8.3321608736E-3f));
+        sin = Vector256.FusedMultiplyAdd(sin, z, Vector256.Create(-1.6666654611E-1f));
+        sin = Vector256.FusedMultiplyAdd(sin * z, x, x);
+        var cos = Vector256.FusedMultiplyAdd(Vector256.Create(2.443315711809948E-5f), z, Vector256.Create(-1.388731625493765E-3f));
+        cos = Vector256.FusedMultiplyAdd(cos, z, Vector256.Create(4.166664568298827E-2f));
+        cos = Vector256.FusedMultiplyAdd(cos * z, z, Vector256.FusedMultiplyAdd(Vector256.Create(-0.5f), z, Vector256.Create(1f)));
         // Angle = x + q pi/2: odd quadrants swap sin and cos; sin is negative in quadrants 2, 3, cos in 1, 2.
         var swap = Vector256.Equals(q & Vector256.Create(1), Vector256.Create(1)).AsSingle();
         var s = Vector256.ConditionalSelect(swap, cos, sin);
@@ -195,18 +198,18 @@ internal sealed unsafe class CounterNormalNoise
         var t = mantissa - Vector256.Create(1f);
         var t2 = t * t;
         var y = Vector256.Create(7.0376836292E-2f);
-        y = y * t + Vector256.Create(-1.1514610310E-1f);
-        y = y * t + Vector256.Create(1.1676998740E-1f);
-        y = y * t + Vector256.Create(-1.2420140846E-1f);
-        y = y * t + Vector256.Create(1.4249322787E-1f);
-        y = y * t + Vector256.Create(-1.6668057665E-1f);
-        y = y * t + Vector256.Create(2.0000714765E-1f);
-        y = y * t + Vector256.Create(-2.4999993993E-1f);
-        y = y * t + Vector256.Create(3.3333331174E-1f);
+        y = Vector256.FusedMultiplyAdd(y, t, Vector256.Create(-1.1514610310E-1f));
+        y = Vector256.FusedMultiplyAdd(y, t, Vector256.Create(1.1676998740E-1f));
+        y = Vector256.FusedMultiplyAdd(y, t, Vector256.Create(-1.2420140846E-1f));
+        y = Vector256.FusedMultiplyAdd(y, t, Vector256.Create(1.4249322787E-1f));
+        y = Vector256.FusedMultiplyAdd(y, t, Vector256.Create(-1.6668057665E-1f));
+        y = Vector256.FusedMultiplyAdd(y, t, Vector256.Create(2.0000714765E-1f));
+        y = Vector256.FusedMultiplyAdd(y, t, Vector256.Create(-2.4999993993E-1f));
+        y = Vector256.FusedMultiplyAdd(y, t, Vector256.Create(3.3333331174E-1f));
         y = y * t * t2;
         // ln 2 split in two parts (0.693359375 - 2.12194440e-4) so that e ln 2 adds without rounding error.
-        y += Vector256.Create(-2.12194440e-4f) * e;
-        y += Vector256.Create(-0.5f) * t2;
-        return t + y + Vector256.Create(0.693359375f) * e;
+        y = Vector256.FusedMultiplyAdd(Vector256.Create(-2.12194440e-4f), e, y);
+        y = Vector256.FusedMultiplyAdd(Vector256.Create(-0.5f), t2, y);
+        return Vector256.FusedMultiplyAdd(Vector256.Create(0.693359375f), e, t + y);
     }
 }

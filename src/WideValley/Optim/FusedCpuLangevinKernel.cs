@@ -19,7 +19,7 @@ internal sealed unsafe class FusedCpuLangevinKernel : ILangevinKernel
     /// and streaming (memory) alternate quickly and the hardware prefetcher keeps the streams coming while the noise
     /// is computed; a multiple of the noise block, and a divisor of the chunk, so that noise blocks stay whole.
     /// </summary>
-    const int SubBlock = 512;
+    const int SubBlock = 256;
 
     readonly List<Parameter> _params;
     readonly long[] _offsets;

@@ -342,6 +342,41 @@ public class LocalEntropyTorchOptimTests
         Assert.True(MaxDifference(Values(whole.A), Values(otherSeed.A)) > 1e-3);
     }
 
+    /// <summary>
+    /// States written before the counter-based stream (layout 2 with libtorch's generator state for the tensor-ops
+    /// kernel; SGLD's layout 1) still load: counters and diagnostics come back, and the run continues on the stream of
+    /// the seed it was built with.
+    /// </summary>
+    [Fact]
+    public void StatesWrittenWithLibtorchsGeneratorStillLoad()
+    {
+        var p = new TwoBlocks(dtype: ScalarType.Float64);
+        using var estimator = new LocalEntropy([p.A, p.B], Options with { Kernel = LangevinKernel.TensorOps, Seed = 21 });
+        using var legacy = new MemoryStream();
+        using (var w = new BinaryWriter(legacy, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(-2L); w.Write(12L); w.Write(48L);                  // version 2, t, Langevin steps
+            w.Write(3); w.Write(1.5); w.Write(2.5); w.Write(3.5); w.Write(0.25);
+            var generator = new byte[5056];                           // libtorch's CPU generator state
+            new Random(4).NextBytes(generator);
+            w.Write(generator.Length); w.Write(generator);
+        }
+        legacy.Position = 0;
+        using (var r = new BinaryReader(legacy)) estimator.Load(r);
+        Assert.Equal((12L, 48L, 21L), (estimator.OuterSteps, estimator.LangevinSteps, estimator.NoiseSeed));
+        Assert.Equal(3, estimator.TakeDiagnostics()!.Samples);
+        using (var scope = NewDisposeScope()) estimator.Estimate(p.Closure);
+        Assert.Equal(52, estimator.LangevinSteps);
+
+        var x = new Parameter(zeros(10));
+        using var sgld = new Sgld([x], 0.1, 10, seed: 3);
+        using var old = new MemoryStream();
+        using (var w = new BinaryWriter(old, System.Text.Encoding.UTF8, leaveOpen: true)) { w.Write(7L); w.Write(4); w.Write(new byte[4]); }
+        old.Position = 0;
+        using (var r = new BinaryReader(old)) ((IStateOwner)sgld).Load(r);
+        Assert.Equal(7, sgld.Steps);
+    }
+
     /// <summary>SGLD draws the same counter-based stream: its noise is element for element CounterNormalNoise's.</summary>
     [Fact]
     public void SgldDrawsTheSharedCounterBasedNoise()
