@@ -9,6 +9,13 @@ namespace WideValley;
 /// </summary>
 public static class AtomicFile
 {
+    /// <summary>
+    /// Writes <paramref name="path"/> atomically: <paramref name="write"/> fills a temporary file next to it, which is
+    /// flushed to disk and renamed over the target. Creates the folder if needed. When <paramref name="write"/> throws, the
+    /// temporary file is deleted, the target is left as it was, and the exception propagates.
+    /// </summary>
+    /// <param name="path">The file to create or replace.</param>
+    /// <param name="write">Writes the complete new content to the stream it is given (do not dispose the stream).</param>
     public static void Write(string path, Action<FileStream> write)
     {
         var full = Path.GetFullPath(path);

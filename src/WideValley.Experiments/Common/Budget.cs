@@ -7,16 +7,22 @@ namespace WideValley.Experiments;
 /// </summary>
 public enum Budget
 {
+    /// <summary>A few steps on a data subset: exercises every code path and writes every report (what CI runs); its numbers judge nothing.</summary>
     Smoke,
+    /// <summary>A stated fraction of the paper's epochs or training data (each experiment says which).</summary>
     Small,
+    /// <summary>The paper's own epochs and data; the committed reports under docs/results use this budget.</summary>
     Paper,
 }
 
 /// <summary>Parsing and naming of <see cref="Budget"/> values as the CLI spells them.</summary>
 public static class Budgets
 {
+    /// <summary>The CLI's spelling of every budget, in the order of <see cref="Budget"/>: smoke, small, paper.</summary>
     public static IReadOnlyList<string> Names { get; } = ["smoke", "small", "paper"];
 
+    /// <summary>The CLI's spelling of <paramref name="budget"/> (one of <see cref="Names"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value outside the enum.</exception>
     public static string Name(Budget budget) => budget switch
     {
         Budget.Smoke => "smoke",

@@ -34,6 +34,10 @@ public sealed record ComparisonReportInput(string Stem, string Title, IReadOnlyL
 /// <summary>Mean, sample standard deviation (null for one value) and count.</summary>
 public readonly record struct SeedStatistic(double Mean, double? Std, int Count)
 {
+    /// <summary>
+    /// The statistic of the finite <paramref name="values"/> (NaN and infinities, e.g. a diverged run's loss, are left out);
+    /// null when none is finite.
+    /// </summary>
     public static SeedStatistic? Of(IEnumerable<double> values)
     {
         var v = values.Where(double.IsFinite).ToArray();

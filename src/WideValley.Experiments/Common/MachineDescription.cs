@@ -11,6 +11,7 @@ namespace WideValley.Experiments;
 /// </summary>
 public sealed record MachineDescription
 {
+    /// <summary>Logical processors the runtime sees (<see cref="Environment.ProcessorCount"/>).</summary>
     public required int Processors { get; init; }
     /// <summary>The distribution's name (/etc/os-release) when there is one, else the runtime's OS description; and the Linux kernel.</summary>
     public required string Os { get; init; }
@@ -18,8 +19,11 @@ public sealed record MachineDescription
     public required string CpuModel { get; init; }
     /// <summary>The vector extensions libtorch and our Langevin kernel can use (from /proc/cpuinfo's flags).</summary>
     public required string VectorExtensions { get; init; }
+    /// <summary>Physical memory in bytes (/proc/meminfo's MemTotal, else what the GC reports as available).</summary>
     public required long MemoryTotalBytes { get; init; }
+    /// <summary>The .NET runtime, e.g. ".NET 10.0.0".</summary>
     public required string DotNet { get; init; }
+    /// <summary>The TorchSharp package version (without the commit hash), or "unknown".</summary>
     public required string TorchSharp { get; init; }
     /// <summary>libtorch's own version string (torch.__version__).</summary>
     public required string LibTorch { get; init; }

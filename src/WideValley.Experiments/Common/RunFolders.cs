@@ -29,6 +29,7 @@ public sealed record FinishedRun(string Folder, RunConfig Config, string Status,
     /// <summary>The last epoch's metrics (null when no epoch completed).</summary>
     public EpochMetrics? Final => History.Count > 0 ? History[^1] : null;
 
+    /// <summary>Whether the run stopped on a non-finite loss (<see cref="Status"/> is "diverged").</summary>
     public bool Diverged => Status == "diverged";
 }
 

@@ -21,6 +21,7 @@ public enum SpectrumMethod
 /// <summary>The measurement of one network at one budget.</summary>
 public sealed record SpectrumPlan
 {
+    /// <summary>How the spectrum is measured.</summary>
     public required SpectrumMethod Method { get; init; }
     /// <summary>Evaluation samples: the first N training images, or lines of text for the char-LSTM.</summary>
     public required int Samples { get; init; }
@@ -71,6 +72,7 @@ public sealed record PaperSpectrum(string Figure, string Data, long Parameters, 
 /// <param name="Paper">The paper's numbers.</param>
 public sealed record UniversalityNetwork(string Name, string Title, SpectrumMethod Kind, PaperSpectrum Paper)
 {
+    /// <summary>Whether this is the char-LSTM, whose samples are lines of text rather than images.</summary>
     public bool IsLanguageModel => Name == HessianUniversality.CharLstm;
 }
 
@@ -82,9 +84,13 @@ public sealed record UniversalityNetwork(string Name, string Title, SpectrumMeth
 /// </summary>
 public static class HessianUniversality
 {
+    /// <summary>Name of the small LeNet of Fig. 1, trained on MNIST.</summary>
     public const string SmallLeNet = "small-lenet";
+    /// <summary>Name of the small fully connected MNIST network of Fig. 3a.</summary>
     public const string SmallMnistFc = "small-mnistfc";
+    /// <summary>Name of the small char-LSTM of Fig. 3b, trained on lines of text.</summary>
     public const string CharLstm = "small-char-lstm";
+    /// <summary>Name of All-CNN-BN of Fig. 3c (CIFAR-10): too large for a Hessian, so its diagonal Fisher is measured.</summary>
     public const string AllCnn = "allcnn";
 
     /// <summary>Characters per line of the char-LSTM's text (the paper's "lines of length 32").</summary>
@@ -116,6 +122,7 @@ public static class HessianUniversality
             "about 95% of the diagonal Fisher entries are near zero (|λ| ≤ 1e-5)")),
     ];
 
+    /// <summary>The names of <see cref="Networks"/>, in the same order, as the CLI accepts them.</summary>
     public static IReadOnlyList<string> NetworkNames { get; } = Networks.Select(n => n.Name).ToList();
 
     /// <summary>What each budget means, for reports and --help.</summary>

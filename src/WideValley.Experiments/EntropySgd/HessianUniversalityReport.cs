@@ -11,6 +11,7 @@ namespace WideValley.Experiments;
 /// <summary>One network of the Sec. 5.1 reproduction as far as it got: skipped, pending, or trained and measured.</summary>
 public sealed record UniversalityResult
 {
+    /// <summary>The network and the paper's numbers for it.</summary>
     public required UniversalityNetwork Network { get; init; }
     /// <summary>The data it trained on, as reports name it.</summary>
     public required string Dataset { get; init; }
@@ -26,15 +27,21 @@ public sealed record UniversalityResult
     public (string Name, double Value)? TrainingMetric { get; init; }
     /// <summary>The training run's settings (null when it has not run).</summary>
     public Training.RunConfig? TrainingConfig { get; init; }
+    /// <summary>Wall time of the training run in seconds, summed over resumptions (null when it has not run).</summary>
     public double? TrainingSeconds { get; init; }
+    /// <summary>The measurement asked for at this budget.</summary>
     public required SpectrumPlan Plan { get; init; }
     /// <summary>Evaluation samples the spectrum was taken over, and what a sample is ("images", "lines").</summary>
     public long? Samples { get; init; }
+    /// <summary>What one of <see cref="Samples"/> is, plural, for reports: "images" or "lines".</summary>
     public string SampleUnit { get; init; } = "images";
     /// <summary>Parameters measured (n; below <see cref="Parameters"/> when only a layer is measured).</summary>
     public long? Dimension { get; init; }
+    /// <summary>The dtype the measurement computed in, as torch names it (e.g. "float32"); null before the measurement.</summary>
     public string? Dtype { get; init; }
+    /// <summary>Wall time of the measurement in seconds, summed over its parts (null before the measurement).</summary>
     public double? MeasurementSeconds { get; init; }
+    /// <summary>The spectrum's summary (extremes, fractions near zero) the report compares with the paper; null before the measurement.</summary>
     public SpectrumSummary? Summary { get; init; }
     /// <summary>All eigenvalues (exact), or the diagonal Fisher's entries: the plot is their histogram.</summary>
     public IReadOnlyList<double>? Eigenvalues { get; init; }

@@ -66,6 +66,7 @@ public sealed unsafe class IndependentParticles : IDisposable
         _lossData = (double*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(_loss.bytes));
     }
 
+    /// <summary>K, the number of particles.</summary>
     public int Count => _losses.Length;
 
     /// <summary>
@@ -109,6 +110,7 @@ public sealed unsafe class IndependentParticles : IDisposable
         return new ReadOnlySpan<float>(_positionsData, _losses.Length).ToArray().Select(v => (double)v).ToArray();
     }
 
+    /// <summary>Frees the positions, their gradient and the loss tensor; the object is unusable afterwards.</summary>
     public void Dispose()
     {
         _grad.Dispose();

@@ -13,7 +13,9 @@ namespace WideValley.Experiments;
 /// </summary>
 public sealed record LocalEntropyToySettings
 {
+    /// <summary>The budget these settings were made for (<see cref="For"/>); it sizes the curves, checks and runs, nothing else.</summary>
     public Budget Budget { get; init; } = Budget.Smoke;
+    /// <summary>The function f the optimizers descend; the default is seed 003's cartoon.</summary>
     public TwoWellLandscape Landscape { get; init; } = new();
 
     /// <summary>
@@ -39,6 +41,7 @@ public sealed record LocalEntropyToySettings
 
     /// <summary>The x range of the curves, the Langevin checks and the starts.</summary>
     public double XMin { get; init; } = -2.5;
+    /// <summary>The upper end of the x range (see <see cref="XMin"/>).</summary>
     public double XMax { get; init; } = 2.5;
 
     /// <summary>Points of the quadrature curves on [<see cref="XMin"/>, <see cref="XMax"/>].</summary>
@@ -186,7 +189,9 @@ public sealed record LocalEntropyToySettings
 /// <summary>Which valley of f a run ended in.</summary>
 public enum EndValley
 {
+    /// <summary>In the wide, shallow well: on its side of the barrier and below half its depth.</summary>
     Wide,
+    /// <summary>In the sharp, deep well: on its side of the barrier and below half its depth.</summary>
     Sharp,
     /// <summary>Neither: still on a plateau or the barrier, where f is above half of either valley's depth.</summary>
     Neither,
@@ -241,6 +246,7 @@ public sealed record LangevinCheck(double Gamma, double[] X, double[] GibbsMean,
     /// <summary>max |gradient error| = gamma max |&lt;x'&gt; error|.</summary>
     public double MaxGradientError => Gamma * MaxGibbsMeanError;
 
+    /// <summary>max |-F estimated - -F by quadrature| over the check points (both shifted by F_flat).</summary>
     public double MaxNegativeLocalEntropyError => X.Select((_, i) => Math.Abs(NegativeLocalEntropy[i] - ExactNegativeLocalEntropy[i])).Max();
 
     /// <summary>Estimated -dF/dx = gamma (x - &lt;x'&gt;).</summary>
@@ -250,7 +256,9 @@ public sealed record LangevinCheck(double Gamma, double[] X, double[] GibbsMean,
 /// <summary>Where one optimizer's runs ended, one per start and replica.</summary>
 public sealed record OptimizerEnds(string Name, double[] Starts, double[] Ends, EndValley[] Valleys, string Description)
 {
+    /// <summary>How many runs ended in <paramref name="valley"/>.</summary>
     public int Count(EndValley valley) => Valleys.Count(v => v == valley);
+    /// <summary>The fraction of runs, in [0, 1], that ended in <paramref name="valley"/>.</summary>
     public double Fraction(EndValley valley) => (double)Count(valley) / Valleys.Length;
 }
 

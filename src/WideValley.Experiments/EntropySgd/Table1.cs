@@ -11,6 +11,7 @@ namespace WideValley.Experiments;
 /// </summary>
 public static class Table1
 {
+    /// <summary>The five rows of Table 1 with the paper's numbers (mean, standard deviation, epochs of each arm), in the paper's order.</summary>
     public static IReadOnlyList<ComparisonRow> Rows { get; } =
     [
         new("mnistfc", "mnistfc", ComparisonMetric.ErrorPercent, new(1.37, 0.03, 120), new(1.39, 0.03, 66), "MNIST"),
@@ -20,6 +21,7 @@ public static class Table1
         new("char-lstm", "char-LSTM", ComparisonMetric.Perplexity, new(1.217, 0.005, 25), new(1.226, 0.01, 40), "War and Peace"),
     ];
 
+    /// <summary>The names of <see cref="Rows"/>, in the same order, as the CLI accepts them.</summary>
     public static IReadOnlyList<string> RowNames { get; } = Rows.Select(r => r.Name).ToList();
 
     /// <summary>Training images the small budget keeps (a fifth of MNIST's 60,000); the test set stays whole.</summary>

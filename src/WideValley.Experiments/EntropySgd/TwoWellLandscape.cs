@@ -11,15 +11,23 @@ namespace WideValley.Experiments;
 /// </summary>
 public sealed record TwoWellLandscape
 {
+    /// <summary>c_w, the centre of the wide well (default -1).</summary>
     public double WideCentre { get; init; } = -1;
+    /// <summary>s_w, the wide well's standard deviation (default 0.6; positive, larger than <see cref="SharpWidth"/>).</summary>
     public double WideWidth { get; init; } = 0.6;
+    /// <summary>A_w, the wide well's depth (default 1; positive, below <see cref="SharpDepth"/>).</summary>
     public double WideDepth { get; init; } = 1;
+    /// <summary>c_s, the centre of the sharp well (default +1).</summary>
     public double SharpCentre { get; init; } = 1;
+    /// <summary>s_s, the sharp well's standard deviation (default 0.15; positive).</summary>
     public double SharpWidth { get; init; } = 0.15;
+    /// <summary>A_s, the sharp well's depth (default 1.5; positive).</summary>
     public double SharpDepth { get; init; } = 1.5;
 
+    /// <summary>f(x).</summary>
     public double Value(double x) => Evaluate(x).Value;
 
+    /// <summary>f'(x).</summary>
     public double Derivative(double x) => Evaluate(x).Derivative;
 
     /// <summary>f(x) and f'(x) together: they share the two exponentials, which is most of the cost.</summary>

@@ -14,7 +14,9 @@ public sealed class BpttStream : IDisposable
 {
     readonly Tensor _rows;
 
+    /// <summary>B, the number of rows the token stream is cut into (at least 1).</summary>
     public int BatchSize { get; }
+    /// <summary>u, the columns of a window: the time steps back-propagated through per minibatch (at least 1).</summary>
     public int Unroll { get; }
     /// <summary>Tokens per row.</summary>
     public long Columns { get; }
@@ -23,6 +25,13 @@ public sealed class BpttStream : IDisposable
     /// <summary>(pass, index of the next window within the pass).</summary>
     public StreamPosition Position { get; set; }
 
+    /// <summary>Cuts <paramref name="tokens"/> into <paramref name="batchSize"/> rows; tokens that do not fill a whole row at the end are dropped.</summary>
+    /// <param name="tokens">The token ids, a 1-D int64 tensor. The stream holds its own handle on the same memory; the caller still owns (and disposes) this one.</param>
+    /// <param name="batchSize">B, rows per minibatch.</param>
+    /// <param name="unroll">u, time steps per window.</param>
+    /// <param name="what">What the stream is, for error messages (e.g. "validation tokens").</param>
+    /// <exception cref="ArgumentException"><paramref name="tokens"/> is not 1-D int64, or too short for two tokens per row.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchSize"/> or <paramref name="unroll"/> is below 1.</exception>
     public BpttStream(Tensor tokens, int batchSize, int unroll, string what = "token stream")
     {
         if (tokens.dim() != 1 || tokens.dtype != ScalarType.Int64)
@@ -66,5 +75,6 @@ public sealed class BpttStream : IDisposable
         }
     }
 
+    /// <summary>Releases the stream's handle on the token rows.</summary>
     public void Dispose() => _rows.Dispose();
 }

@@ -9,11 +9,17 @@ namespace WideValley.Data;
 /// <summary>Element types of the IDX format (the third magic byte).</summary>
 public enum IdxElementType : byte
 {
+    /// <summary>0x08: unsigned 8-bit integers (MNIST's pixels and labels).</summary>
     UnsignedByte = 0x08,
+    /// <summary>0x09: signed 8-bit integers.</summary>
     SignedByte = 0x09,
+    /// <summary>0x0B: signed 16-bit integers.</summary>
     Int16 = 0x0B,
+    /// <summary>0x0C: signed 32-bit integers.</summary>
     Int32 = 0x0C,
+    /// <summary>0x0D: IEEE 32-bit floats.</summary>
     Float32 = 0x0D,
+    /// <summary>0x0E: IEEE 64-bit floats.</summary>
     Float64 = 0x0E,
 }
 

@@ -9,11 +9,21 @@ namespace WideValley.Data;
 /// </summary>
 public sealed class LabeledData : IDisposable
 {
+    /// <summary>The samples, first dimension N (e.g. images (N, C, H, W) float32).</summary>
     public Tensor Inputs { get; private set; }
+    /// <summary>Class indices in [0, <see cref="NumClasses"/>), shape (N), int64.</summary>
     public Tensor Labels { get; private set; }
+    /// <summary>Number of classes the labels index (at least 1).</summary>
     public int NumClasses { get; }
+    /// <summary>N, the number of samples.</summary>
     public long Count => Labels.shape[0];
 
+    /// <summary>Takes ownership of <paramref name="inputs"/> and <paramref name="labels"/> (they leave any dispose scope).</summary>
+    /// <param name="inputs">The samples, first dimension N.</param>
+    /// <param name="labels">Class indices, 1-D int64 of length N.</param>
+    /// <param name="numClasses">Number of classes (at least 1).</param>
+    /// <exception cref="ArgumentException">The first dimensions differ, the labels are not 1-D, or not int64.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="numClasses"/> is below 1.</exception>
     public LabeledData(Tensor inputs, Tensor labels, int numClasses)
     {
         if (inputs.shape.Length == 0 || labels.shape.Length != 1 || inputs.shape[0] != labels.shape[0])
@@ -66,6 +76,7 @@ public sealed class LabeledData : IDisposable
         return moved;
     }
 
+    /// <summary>Frees the inputs and labels.</summary>
     public void Dispose()
     {
         Inputs.Dispose();
@@ -78,20 +89,26 @@ public sealed class LabeledData : IDisposable
 /// <summary>A classification dataset: training, optional validation and test parts, plus where it came from.</summary>
 public sealed class ClassificationDataset : IDisposable
 {
+    /// <summary>Short name for reports and folders (e.g. "fashion-mnist").</summary>
     public required string Name { get; init; }
+    /// <summary>The training part.</summary>
     public required LabeledData Train { get; init; }
+    /// <summary>The validation part, when the dataset has one (null otherwise).</summary>
     public LabeledData? Validation { get; init; }
+    /// <summary>The test part.</summary>
     public required LabeledData Test { get; init; }
     /// <summary>Where the data was read from (folder or files), for reports.</summary>
     public required string Source { get; init; }
     /// <summary>Human-readable note on preprocessing (e.g. "pixels scaled to [0,1]").</summary>
     public string Preprocessing { get; init; } = "";
 
+    /// <summary>Number of classes (the training part's).</summary>
     public int NumClasses => Train.NumClasses;
 
     /// <summary>Shape of one input sample, e.g. [1, 28, 28].</summary>
     public long[] SampleShape => Train.Inputs.shape.Skip(1).ToArray();
 
+    /// <summary>Frees the training, validation and test parts.</summary>
     public void Dispose()
     {
         Train.Dispose();

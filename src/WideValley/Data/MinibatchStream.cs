@@ -20,12 +20,24 @@ public sealed class MinibatchStream : IDisposable
     Tensor? _permutation;
     long _permutationPass = -1;
 
+    /// <summary>Samples per minibatch (at least 1; may exceed <see cref="Count"/>).</summary>
     public int BatchSize { get; }
+    /// <summary>Samples in the set the stream draws from.</summary>
     public long Count => _data.Count;
     /// <summary>Minibatches per pass over the data; fractional when the batch size does not divide the set size.</summary>
     public double MinibatchesPerPass => (double)Count / BatchSize;
+    /// <summary>
+    /// The pass and the offset into that pass's permutation of the next minibatch's first sample. Save it to checkpoint
+    /// the stream; setting it makes the stream continue exactly from there.
+    /// </summary>
     public StreamPosition Position { get; set; }
 
+    /// <summary>A stream over <paramref name="data"/> at pass 0, offset 0. Does not take ownership of <paramref name="data"/>.</summary>
+    /// <param name="data">The samples to draw from (not empty); must outlive the stream.</param>
+    /// <param name="batchSize">Samples per minibatch (at least 1).</param>
+    /// <param name="seed">Seeds every pass's permutation.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchSize"/> is below 1.</exception>
+    /// <exception cref="ArgumentException"><paramref name="data"/> is empty.</exception>
     public MinibatchStream(LabeledData data, int batchSize, long seed)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be at least 1");
@@ -92,12 +104,18 @@ public sealed class MinibatchStream : IDisposable
         }
     }
 
+    /// <summary>Frees the cached permutation (not the data).</summary>
     public void Dispose() => _permutation?.Dispose();
 }
 
 /// <summary>Sequential, unshuffled minibatches over a set, for evaluation. Yields views (no copies).</summary>
 public static class Batches
 {
+    /// <summary>
+    /// Minibatches of <paramref name="batchSize"/> samples in stored order; the last may be smaller. The tensors are views of
+    /// <paramref name="data"/>'s.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchSize"/> is below 1 (thrown on enumeration).</exception>
     public static IEnumerable<(Tensor Inputs, Tensor Labels)> InOrder(LabeledData data, int batchSize)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be at least 1");

@@ -6,9 +6,12 @@ namespace WideValley.Models;
 /// <summary>The hidden and cell states of a stacked LSTM, each (layers, batch, hidden). Owns its tensors.</summary>
 public sealed class RecurrentState : IDisposable
 {
+    /// <summary>Hidden state h, (layers, batch, hidden).</summary>
     public Tensor Hidden { get; }
+    /// <summary>Cell state c, (layers, batch, hidden).</summary>
     public Tensor Cell { get; }
 
+    /// <summary>Takes ownership of both tensors (they leave any dispose scope).</summary>
     public RecurrentState(Tensor hidden, Tensor cell)
     {
         Hidden = hidden.DetachFromDisposeScope();
@@ -20,6 +23,7 @@ public sealed class RecurrentState : IDisposable
     /// </summary>
     public RecurrentState Detached() => new(Hidden.detach().clone(), Cell.detach().clone());
 
+    /// <summary>Frees both states.</summary>
     public void Dispose()
     {
         Hidden.Dispose();
@@ -33,6 +37,7 @@ public sealed class RecurrentState : IDisposable
 /// </summary>
 public interface IRecurrentLanguageModel
 {
+    /// <summary>Tokens the model reads and predicts: the last dimension of its logits.</summary>
     int VocabularySize { get; }
     /// <summary>Tensors of the returned logits and state belong to the caller's dispose scope.</summary>
     (Tensor Logits, Tensor Hidden, Tensor Cell) Forward(Tensor tokens, RecurrentState? state);
