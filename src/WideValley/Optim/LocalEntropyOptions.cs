@@ -78,13 +78,19 @@ public sealed record LocalEntropyOptions
     public double Alpha { get; init; } = 0.75;
     /// <summary>Momentum of the Langevin steps (0 = none; the paper's MNIST runs use Nesterov 0.9).</summary>
     public double LangevinMomentum { get; init; }
+    /// <summary>Use Nesterov momentum in the Langevin steps; needs <see cref="LangevinMomentum"/> greater than 0.</summary>
     public bool LangevinNesterov { get; init; }
     /// <summary>L2 weight decay added to the loss gradient inside the Langevin loop.</summary>
     public double LangevinWeightDecay { get; init; }
+    /// <summary>How the thermal noise is scaled: the paper's sqrt(eta') eps (default) or the reference code's sqrt(2 eta') eps.</summary>
     public LangevinNoiseScaling NoiseScaling { get; init; } = LangevinNoiseScaling.Paper;
+    /// <summary>Which iterate the average mu weights by alpha: the new sample, as in the paper (default), or mu, as in the reference code.</summary>
     public LangevinAverage Average { get; init; } = LangevinAverage.Paper;
+    /// <summary>What the Langevin momentum acts on: the whole drift, as in the paper (default), or only the loss gradient, as in the reference code.</summary>
     public LangevinMomentumTarget MomentumTarget { get; init; } = LangevinMomentumTarget.Drift;
+    /// <summary>What is left in .grad for the outer optimizer: x - mu (default, the paper's scoped form) or gamma (x - mu).</summary>
     public LocalEntropyGradient Gradient { get; init; } = LocalEntropyGradient.Unscaled;
+    /// <summary>Which outer-step count the scope schedule sees: the steps taken (default) or always 0, as in the reference code.</summary>
     public ScopeCounting ScopeCounting { get; init; } = ScopeCounting.Paper;
     /// <summary>
     /// Evaluate the closure once more before the Langevin loop and discard the result, as the reference code does
@@ -95,6 +101,7 @@ public sealed record LocalEntropyOptions
     public long Seed { get; init; }
     /// <summary>Collect diagnostics every this many outer steps (0 = never); each costs one extra closure call.</summary>
     public int DiagnosticsEvery { get; init; }
+    /// <summary>Which implementation runs the Langevin update (default: the fused CPU kernel where the parameters allow it).</summary>
     public LangevinKernel Kernel { get; init; } = LangevinKernel.Auto;
 
     /// <summary>Temperature of the Gibbs measure the Langevin chain samples (eq. 8 at inverse temperature 1/T).</summary>

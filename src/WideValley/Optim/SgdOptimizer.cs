@@ -65,6 +65,11 @@ public sealed class SgdOptimizer : SGD, IOptimizerMemory
                 p.grad = null;
     }
 
+    /// <summary>
+    /// One SGD step on every parameter that has a gradient (parameters whose gradient is None are skipped). When
+    /// <paramref name="closure"/> is given it is evaluated first, with gradients enabled, to compute the loss and gradients.
+    /// </summary>
+    /// <returns>The closure's loss, or null without a closure.</returns>
     public override Tensor step(Func<Tensor>? closure = null)
     {
         Tensor? loss = null;

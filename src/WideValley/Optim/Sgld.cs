@@ -27,6 +27,15 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
     /// <summary>t: steps taken so far (survives checkpoints).</summary>
     public long Steps { get; private set; }
 
+    /// <summary>SGLD over <paramref name="parameters"/> as one group.</summary>
+    /// <param name="parameters">The parameters to sample.</param>
+    /// <param name="lr">eta, the step size before decay (positive).</param>
+    /// <param name="datasetSize">N, the training-set size the minibatch loss averages over (at least 1); it scales the noise.</param>
+    /// <param name="decay">b of eta_t = eta / (1 + t)^b (zero or positive; 0 keeps the step fixed).</param>
+    /// <param name="temperature">T (zero or positive; 1 samples the posterior, 0 is plain SGD with the decaying step).</param>
+    /// <param name="weightDecay">wd, L2 weight decay added to the gradient (zero or positive).</param>
+    /// <param name="seed">Seed of the noise stream.</param>
+    /// <exception cref="ArgumentException">A value is out of range; the message names it.</exception>
     public Sgld(IEnumerable<Parameter> parameters, double lr, long datasetSize, double decay = 0.55, double temperature = 1,
         double weightDecay = 0, long seed = 0)
     {
@@ -46,6 +55,10 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
         add_param_group(new TorchSharp.Modules.ParamGroup { Parameters = list, Options = new OptimizerOptions { LearningRate = lr } });
     }
 
+    /// <summary>
+    /// Adds a group; its unset learning rate takes the optimizer's. The noise stream is rebuilt to cover every parameter,
+    /// so add groups before the first step.
+    /// </summary>
     public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
     {
         param_group.Options ??= new OptimizerOptions { LearningRate = _defaults.LearningRate };
@@ -63,6 +76,12 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
             : null;
     }
 
+    /// <summary>
+    /// One SGLD step on every parameter that has a gradient: eta_t = lr / (1 + t)^b per group, then t advances. When
+    /// <paramref name="closure"/> is given it is evaluated first, with gradients enabled. The gradient buffers are
+    /// overwritten with the step's noise.
+    /// </summary>
+    /// <returns>The closure's loss, or null without a closure.</returns>
     public override Tensor step(Func<Tensor>? closure = null)
     {
         Tensor? loss = null;
@@ -96,6 +115,7 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
         return loss!;
     }
 
+    /// <summary>TorchSharp's state dictionary plus an entry holding t and the noise seed, so a checkpoint continues the same noise stream.</summary>
     public override StateDictionary state_dict()
     {
         var sd = base.state_dict();
@@ -103,6 +123,7 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
         return sd;
     }
 
+    /// <summary>Restores a dictionary from <see cref="state_dict"/>, including t and the noise seed (older checkpoints keep this optimizer's seed).</summary>
     public override void load_state_dict(StateDictionary state_dict)
     {
         var entry = ExtraStateEntry.Take(state_dict, nameof(Sgld));
@@ -148,9 +169,11 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
         }
     }
 
+    /// <summary>The step size of the last step (sgld_step_size, after decay) and the steps taken (sgld_steps).</summary>
     public IReadOnlyDictionary<string, double> TakeDiagnostics() =>
         new Dictionary<string, double> { ["sgld_step_size"] = _lastLr, ["sgld_steps"] = Steps };
 
+    /// <summary>Frees the staging buffer of the noise, then the base optimizer's resources.</summary>
     protected override void Dispose(bool disposing)
     {
         if (disposing) _staging?.Dispose();
