@@ -211,6 +211,30 @@ public sealed class UserModelMeasureCliTests
         Assert.Equal(Path.Combine(run, "landscape-1d"), (string?)json["out"]);
     }
 
+    [Fact]
+    public void ARunNamedAsAModelFileMeasuresAsWithCheckpointAndTakesOtherData()
+    {
+        using var dir = new TempDir();
+        var run = dir.File("run");
+        var (code, _, err) = Run("train", "--model", "small-mnistfc", "--optimizer", "adam", "--max-train-samples", "500", "--batch-size", "100",
+            "--epochs", "1", "--threads", "1", "--out", run, "--no-tensorboard");
+        Assert.True(code == ExitCodes.Ok, err);
+
+        string[] lanczos = ["--method", "lanczos", "--top", "1", "--which", "largest", "--samples", "200"];
+        var classic = RunJson(["hessian", "--checkpoint", run, .. lanczos, "--out", dir.File("classic")]);
+        // --model-file RUN without data: the run's own training samples, and the output folder in the run folder.
+        var asFile = RunJson(["hessian", "--model-file", run, .. lanczos]);
+        Assert.Equal("run", (string?)asFile["format"]);
+        Assert.Equal(Path.Combine(run, "hessian-lanczos"), (string?)asFile["out"]);
+        Assert.Equal((double)classic["lambda_max"]!, (double)asFile["lambda_max"]!, 1e-6 * (double)classic["lambda_max"]!);
+        Assert.Equal((long)classic["n_params"]!, (long)asFile["n_params"]!);
+
+        // The run's network on other data: the fixture's 64 images as .npy arrays.
+        var onNpy = RunJson(["hessian", "--checkpoint", run, .. FixtureData, "--method", "trace", "--probes", "4", "--out", dir.File("npy")]);
+        Assert.Equal(64, (long)onNpy["samples"]!);
+        Assert.Contains("inputs.npy", (string?)onNpy["data"]);
+    }
+
     [Theory]
     [InlineData("--inputs needs --labels", "hessian", "--model-file", "{pt}", "--inputs", "{x}", "--method", "trace")]
     [InlineData("--labels needs --inputs", "landscape", "--model-file", "{pt}", "--labels", "{y}", "--slice", "1d")]
