@@ -53,7 +53,8 @@ public static class LandscapeCommand
         var output = Out("A/landscape-SLICE; for a model file DIR/NAME.EXT: DIR/NAME-landscape-SLICE");
         var json = Json();
         var command = new Command("landscape",
-            "Loss and error along the line between two checkpoints (interp) or along random filter-normalised directions (1d, 2d).")
+            "Loss and error along the line between two checkpoints or model files (interp) or along random filter-normalised directions (1d, 2d), " +
+            "of a run or of a --model-file (TorchScript from PyTorch, TorchSharp weights) on the data named.")
         {
             checkpoint, other, slice, points, range, samples, batch, dtype, bn, dropout, parameters, seed, threads, output, json,
         };
