@@ -12,7 +12,9 @@ namespace WideValley.Cli.Commands;
 
 /// <summary>
 /// `widevalley hessian --checkpoint RUN --method exact|lanczos|slq|trace|diag-fisher`: the Hessian of a trained run's
-/// loss over its first N training samples (seed 003 Sec. 5.1, Figs. 1 and 3), by one of the library's methods. A shell
+/// loss over its first N training samples (seed 003 Sec. 5.1, Figs. 1 and 3), by one of the library's methods; or,
+/// with `--model-file FILE` (<see cref="ModelSourceCommandOptions"/>), of a user's network (TorchScript from PyTorch,
+/// TorchSharp weights with a zoo or factory architecture) over the first N samples of the data named. A shell
 /// over the library's <see cref="HessianMeasurement"/> service: it parses the options, opens the run, calls the
 /// service (which owns the methods, the inertia route, the column-block policy and the hessian.json format), adds the
 /// plots, and prints the quantities the paper quotes (or one JSON object), with a progress bar on terminals.
@@ -34,7 +36,11 @@ public static class HessianCommand
     /// <summary>Builds the command.</summary>
     public static Command Create(CliContext ctx)
     {
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Run folder (holding checkpoint.bin) or a checkpoint file.", Required = true };
+        var checkpoint = new Option<string?>("--checkpoint")
+        {
+            Description = "Run folder (holding checkpoint.bin) or a checkpoint file. A run of your own network (no run configuration): add --model-factory " +
+                          "(or --model) and the data. Or name the network with --model-file.",
+        };
         var method = new Option<string>("--method")
         {
             Description = "exact (dense Hessian, all eigenvalues), lanczos (extreme eigenvalues), slq (eigenvalue density), trace (Hutchinson), diag-fisher.",
@@ -51,9 +57,8 @@ public static class HessianCommand
         var parameters = Params();
         var seed = Seed();
         var threads = Threads();
-        var device = Device();
-        var dataDir = DataDir();
-        var output = Out("RUN/hessian-METHOD");
+        var source = new ModelSourceCommandOptions();
+        var output = Out("RUN/hessian-METHOD; for a model file DIR/NAME.EXT: DIR/NAME-hessian-METHOD");
         var json = Json();
         var tolerance = new Option<double?>("--tolerance") { Description = "lanczos: relative residual tolerance (default 1e-8 in float64, 1e-4 in float32)." };
         var steps = new Option<int?>("--steps") { Description = "lanczos: most iterations (default max(300, 3 x top)); slq: Lanczos steps per probe (default 90)." };
@@ -78,16 +83,19 @@ public static class HessianCommand
             Description = "exact: threads computing columns at once, each on its own model copy with one libtorch thread (default: the libtorch thread count on CPU, 1 on CUDA).",
         };
         var command = new Command("hessian",
-            "Hessian of a run's loss over its first N training samples: exact spectrum, Lanczos extremes, SLQ density, Hutchinson trace or diagonal Fisher.")
+            "Hessian of a network's loss over its first N training samples (a run's, or the data named for a --model-file): exact spectrum, " +
+            "Lanczos extremes, SLQ density, Hutchinson trace or diagonal Fisher.")
         {
-            checkpoint, method, top, which, layerwise, samples, batch, dtype, bn, dropout, parameters, seed, threads, device, dataDir, output, json,
+            checkpoint, method, top, which, layerwise, samples, batch, dtype, bn, dropout, parameters, seed, threads, output, json,
             tolerance, steps, probes, hutchPlusPlus, checkpointDir, keepColumns, memoryLimit, workers, eigen, bands,
         };
+        source.AddTo(command);
         command.SetAction(p =>
         {
             var settings = new HessianSettings
             {
-                Checkpoint = p.GetValue(checkpoint)!,
+                Checkpoint = p.GetValue(checkpoint),
+                Source = source.ForMeasurement(p, p.GetValue(checkpoint)),
                 Method = p.GetValue(method)!.ToLowerInvariant(),
                 Top = p.GetValue(top),
                 Which = p.GetValue(which)!.ToLowerInvariant(),
@@ -99,7 +107,7 @@ public static class HessianCommand
                 Dropout = ParseDropout(p.GetValue(dropout)!),
                 ParamsText = p.GetValue(parameters),
                 Seed = p.GetValue(seed),
-                Overrides = new RunOverrides(p.GetValue(threads), p.GetValue(device), p.GetValue(dataDir)),
+                Overrides = new RunOverrides(p.GetValue(threads), p.GetValue(source.Device), p.GetValue(source.DataDir)),
                 Out = p.GetValue(output),
                 Json = p.GetValue(json),
                 Tolerance = p.GetValue(tolerance),
@@ -122,7 +130,10 @@ public static class HessianCommand
     /// <summary>What `hessian` measures, as its options say; experiment commands build one to measure a run the same way.</summary>
     internal sealed record HessianSettings
     {
-        public required string Checkpoint { get; init; }
+        /// <summary>The run folder or checkpoint file (when <see cref="Source"/> is null).</summary>
+        public string? Checkpoint { get; init; }
+        /// <summary>A model source and its data (--model-file, or a run with a named architecture or data); null: the run <see cref="Checkpoint"/>.</summary>
+        public ModelSourceRequest? Source { get; init; }
         public required string Method { get; init; }
         public int? Top { get; init; }
         public required string Which { get; init; }
@@ -250,8 +261,11 @@ public static class HessianCommand
     {
         s.Validate();
         var defaultBatch = s.Method == "diag-fisher" ? 100 : 500;
-        using var run = MeasuredRun.Open(s.Checkpoint, "--checkpoint", s.Samples, DefaultSamples, s.BatchSize ?? defaultBatch, s.Overrides, s.LanguageModels);
-        var outDir = Path.GetFullPath(s.Out ?? Path.Combine(run.Folder, $"hessian-{s.Method}"));
+        using var run = s.Source is { } source
+            ? MeasuredRun.OpenModel(source, s.Samples, DefaultSamples, s.BatchSize ?? defaultBatch, s.Overrides.Threads)
+            : MeasuredRun.Open(s.Checkpoint ?? throw new UsageException("--checkpoint: name the run to measure"), "--checkpoint", s.Samples, DefaultSamples,
+                s.BatchSize ?? defaultBatch, s.Overrides, s.LanguageModels);
+        var outDir = Path.GetFullPath(s.Out ?? run.DefaultOut($"hessian-{s.Method}"));
         var options = new LandscapeOptions
         {
             Parameters = ParseParams(s.ParamsText),
@@ -272,13 +286,13 @@ public static class HessianCommand
                 if (run.EvaluationSet.Count < 2)
                     throw new UsageException(
                         $"--method diag-fisher is a variance over minibatches and needs at least 2; {run.Samples:N0} samples in batches of {run.EvaluationSet[0].Inputs.shape[0]} give 1. Use a smaller --batch-size or more --samples");
-                log.WriteLine($"hessian diag-fisher: {run.Meta.Model}, {run.Samples:N0} samples in {run.EvaluationSet.Count} minibatches");
+                log.WriteLine($"hessian diag-fisher: {run.Name}, {run.Samples:N0} samples in {run.EvaluationSet.Count} minibatches");
                 m = HessianMeasurement.MeasureDiagonalFisher(run.Model, run.EvaluationSet, options, settings);
             }
             else
             {
                 using var hvp = new Hvp(run.Model, run.EvaluationSet, options);
-                log.WriteLine($"hessian {s.Method}: {run.Meta.Model}, n = {hvp.Dimension:N0} parameters ({options.Parameters.Description}), {run.Samples:N0} samples, {DtypeName(hvp.Dtype)}");
+                log.WriteLine($"hessian {s.Method}: {run.Name}, n = {hvp.Dimension:N0} parameters ({options.Parameters.Description}), {run.Samples:N0} samples, {DtypeName(hvp.Dtype)}");
                 m = HessianMeasurement.Measure(hvp, settings);
             }
         }
@@ -309,15 +323,11 @@ public static class HessianCommand
             ["params"] = s.ParamsText ?? "all",
             ["parameter_names"] = new JsonArray(names.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
             ["seed"] = s.Seed,
-            ["model"] = run.Meta.Model,
-            ["model_params"] = run.Parameters,
-            ["optimizer"] = run.Meta.Optimizer,
-            ["epoch"] = run.Meta.CompletedEpochs,
-            ["checkpoint"] = run.CheckpointPath,
-            ["out"] = outDir,
         };
+        run.Describe(context);
+        context["out"] = outDir;
         Directory.CreateDirectory(outDir);
-        var plots = WritePlots(outDir, m, run.Meta.Model, run.EvaluationSet[0].Inputs.shape[0]);
+        var plots = WritePlots(outDir, m, run.Name, run.EvaluationSet[0].Inputs.shape[0]);
         var text = HessianMeasurement.Write(outDir, m, context, plots);
         var files = m.Tables.Select(t => t.Name).Concat(plots).Append("hessian.json").ToArray();
         return new RunMeasurement(outDir, text, files, m);

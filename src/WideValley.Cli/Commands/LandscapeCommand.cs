@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using WideValley.Landscape;
+using WideValley.Models;
 using WideValley.Reports;
 using static WideValley.Cli.Commands.MeasurementOptions;
 
@@ -13,6 +14,9 @@ namespace WideValley.Cli.Commands;
 /// `widevalley landscape --checkpoint A [--other B] --slice interp|1d|2d`: loss and error of a trained run along the
 /// line to another checkpoint of the same network (w(t) = A + t (B - A)), or along one or two filter-normalised random
 /// directions (Li et al. 2018), over the run's first N training samples. Writes CSV, PNG + SVG and a JSON summary.
+/// With `--model-file A [--other B]` (<see cref="ModelSourceCommandOptions"/>) the same for a user's network
+/// (TorchScript from PyTorch, TorchSharp weights with a zoo or factory architecture) over the first N samples of the
+/// data named; B is read the same way as A.
 /// </summary>
 public static class LandscapeCommand
 {
@@ -25,8 +29,15 @@ public static class LandscapeCommand
     /// <summary>Builds the command.</summary>
     public static Command Create(CliContext ctx)
     {
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Run folder (holding checkpoint.bin) or a checkpoint file: the point A.", Required = true };
-        var other = new Option<string?>("--other") { Description = "interp: the end point B, a checkpoint of the same network." };
+        var checkpoint = new Option<string?>("--checkpoint")
+        {
+            Description = "Run folder (holding checkpoint.bin) or a checkpoint file: the point A. A run of your own network (no run configuration): add " +
+                          "--model-factory (or --model) and the data. Or name the network with --model-file.",
+        };
+        var other = new Option<string?>("--other")
+        {
+            Description = "interp: the end point B, a checkpoint of the same network, or with --model-file another file of the same network, read the same way.",
+        };
         var slice = new Option<string>("--slice") { Description = "interp (A to B), 1d or 2d (filter-normalised random directions around A).", Required = true };
         var points = new Option<int?>("--points") { Description = "Points along each axis (default 41 for interp and 1d, 21 for 2d)." };
         var range = new Option<string?>("--range") { Description = "FROM:TO along each axis (default -0.5:1.5 for interp, -1:1 for random directions); write --range=-1:1." };
@@ -38,22 +49,26 @@ public static class LandscapeCommand
         var parameters = Params();
         var seed = Seed();
         var threads = Threads();
-        var device = Device();
-        var dataDir = DataDir();
-        var output = Out("A/landscape-SLICE");
+        var source = new ModelSourceCommandOptions();
+        var output = Out("A/landscape-SLICE; for a model file DIR/NAME.EXT: DIR/NAME-landscape-SLICE");
         var json = Json();
         var command = new Command("landscape",
-            "Loss and error along the line between two checkpoints (interp) or along random filter-normalised directions (1d, 2d).")
+            "Loss and error along the line between two checkpoints or model files (interp) or along random filter-normalised directions (1d, 2d), " +
+            "of a run or of a --model-file (TorchScript from PyTorch, TorchSharp weights) on the data named.")
         {
-            checkpoint, other, slice, points, range, samples, batch, dtype, bn, dropout, parameters, seed, threads, device, dataDir, output, json,
+            checkpoint, other, slice, points, range, samples, batch, dtype, bn, dropout, parameters, seed, threads, output, json,
         };
+        source.AddTo(command);
         command.SetAction(p =>
         {
             var kind = p.GetValue(slice)!.ToLowerInvariant();
             if (!SliceKinds.Contains(kind)) throw new UsageException($"--slice must be one of {string.Join(", ", SliceKinds)}, got '{p.GetValue(slice)}'");
             var otherPath = p.GetValue(other);
-            if (kind == "interp" && otherPath is null) throw new UsageException("--slice interp needs --other B, the checkpoint at the other end of the line");
-            if (kind != "interp" && otherPath is not null) throw new UsageException($"--other applies to --slice interp; --slice {kind} explores random directions around --checkpoint");
+            var checkpointArgument = p.GetValue(checkpoint);
+            var request = source.ForMeasurement(p, checkpointArgument);
+            var thisArgument = request is null ? "--checkpoint" : request.FileOption;
+            if (kind == "interp" && otherPath is null) throw new UsageException("--slice interp needs --other B, the checkpoint (or model file) at the other end of the line");
+            if (kind != "interp" && otherPath is not null) throw new UsageException($"--other applies to --slice interp; --slice {kind} explores random directions around {thisArgument}");
             var count = p.GetValue(points) ?? (kind == "2d" ? 21 : 41);
             if (count < 2) throw new UsageException($"--points must be at least 2, got {count}");
             var (from, to) = ParseRange(p.GetValue(range), kind == "interp" ? (-0.5, 1.5) : (-1.0, 1.0));
@@ -64,28 +79,33 @@ public static class LandscapeCommand
                 Dropout = ParseDropout(p.GetValue(dropout)!),
                 ComputeType = ParseDtype(p.GetValue(dtype)!),
             };
-            var overrides = new RunOverrides(p.GetValue(threads), p.GetValue(device), p.GetValue(dataDir));
+            var overrides = new RunOverrides(p.GetValue(threads), p.GetValue(source.Device), p.GetValue(source.DataDir));
             var log = p.GetValue(json) ? ctx.Error : ctx.Out;
 
-            var checkpointArgument = p.GetValue(checkpoint)!;
             // Check B's path before A's data is loaded: a typo should not cost a data load.
-            var otherCheckpoint = otherPath is null ? null : MeasuredRun.ResolveCheckpoint(otherPath, "--other");
-            using var run = MeasuredRun.Open(checkpointArgument, "--checkpoint", p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides);
-            // A float64 measurement computes on a copy of the network, built by the run's factory.
+            string? otherFile = null;
+            if (otherPath is not null)
+            {
+                if (request is null || request.Format == ModelFormat.Run) otherFile = MeasuredRun.ResolveCheckpoint(otherPath, "--other");
+                else if (File.Exists(otherPath)) otherFile = Path.GetFullPath(otherPath);
+                else throw new UsageException($"--other {otherPath}: no such file (expected another model file of the same network as {thisArgument})");
+            }
+            using var run = request is null
+                ? MeasuredRun.Open(checkpointArgument!, "--checkpoint", p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides)
+                : MeasuredRun.OpenModel(request, p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides.Threads);
+            // A float64 measurement computes on a copy of the network, built by the model source's or the zoo's factory.
             options = options with { ModelFactory = run.ModelFactory };
-            var outDir = Path.GetFullPath(p.GetValue(output) ?? Path.Combine(run.Folder, $"landscape-{kind}"));
+            var outDir = Path.GetFullPath(p.GetValue(output) ?? run.DefaultOut($"landscape-{kind}"));
             var seedValue = p.GetValue(seed);
-            log.WriteLine($"landscape {kind}: {run.Meta.Model}, {run.Samples:N0} samples, {count} points per axis on [{F(from)}, {F(to)}]");
+            log.WriteLine($"landscape {kind}: {run.Name}, {run.Samples:N0} samples, {count} points per axis on [{F(from)}, {F(to)}]");
 
             var watch = Stopwatch.StartNew();
             IReadOnlyList<SlicePoint> result;
             if (kind == "interp")
             {
                 using var start = Slices.FlatParameters(run.Model, options.Parameters);
-                run.LoadOtherWeights(otherCheckpoint!, otherPath!, checkpointArgument);
-                using var end = Slices.FlatParameters(run.Model, options.Parameters);
-                // Back to A, weights and buffers: BatchNorm running statistics along the line are A's.
-                run.ReloadOwnWeights();
+                // B's weights; A keeps its own weights and buffers: BatchNorm running statistics along the line are A's.
+                using var end = run.OtherParameters(otherPath!, request is null ? checkpointArgument! : request.File, options.Parameters);
                 result = Slices.Interpolation(run.Model, run.EvaluationSet, start, end, count, from, to, options);
             }
             else
@@ -138,11 +158,10 @@ public static class LandscapeCommand
                 ["dtype"] = options.ComputeType is null ? "float32" : "float64",
                 ["bn"] = options.BatchNorm == BatchNormMode.RunningStatistics ? "running" : "batch",
                 ["params"] = p.GetValue(parameters) ?? "all",
-                ["model"] = run.Meta.Model,
-                ["checkpoint"] = run.CheckpointPath,
-                ["other"] = otherCheckpoint,
-                ["out"] = outDir,
             };
+            run.Describe(summary);
+            summary["other"] = otherFile;
+            summary["out"] = outDir;
             files.Add("landscape.json");
             summary["files"] = new JsonArray(files.Select(f => (JsonNode?)JsonValue.Create(f)).ToArray());
             var text = summary.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
@@ -190,14 +209,14 @@ public static class LandscapeCommand
     {
         // One curve per panel: the sample count goes in the title instead of a legend that would hide the curve.
         const string label = "";
-        var samples = $"{run.Samples:N0} training samples";
+        var samples = $"{run.Samples:N0} {(run.Meta is null ? "" : "training ")}samples";
         if (kind == "interp")
         {
             var t = result.Select(r => r.Alpha).ToArray();
             return LinePlot.Interpolation(
                 [new LineSeries(label, t, result.Select(r => r.Loss).ToArray()) { ShowMarkers = count <= 25 }],
                 [new LineSeries(label, t, result.Select(r => r.ErrorPercent).ToArray()) { ShowMarkers = count <= 25 }],
-                new LinePlotOptions { Title = $"{run.Meta.Model}: loss between two checkpoints ({samples})" },
+                new LinePlotOptions { Title = $"{run.Name}: loss between two {(run.Meta is null ? "networks" : "checkpoints")} ({samples})" },
                 startName: ShortName(run.CheckpointPath), endName: ShortName(other!));
         }
         if (kind == "1d")
@@ -209,7 +228,7 @@ public static class LandscapeCommand
                 new LinePanel("error (%)", [new LineSeries(label, alpha, result.Select(r => r.ErrorPercent).ToArray())]),
             ], "α (filter-normalised random direction)", new LinePlotOptions
             {
-                Title = $"{run.Meta.Model}: 1-D slice around the checkpoint ({samples})",
+                Title = $"{run.Name}: 1-D slice around the {(run.Meta is null ? "weights" : "checkpoint")} ({samples})",
                 Markers = alpha[0] <= 0 && alpha[^1] >= 0 ? [new VerticalMarker(0, "checkpoint")] : [],
             });
         }
@@ -221,7 +240,7 @@ public static class LandscapeCommand
         var inside = axis[0] <= 0 && axis[^1] >= 0;
         return SurfacePlot.Create(new LossSurface(axis, betas, values), new SurfacePlotOptions
         {
-            Title = $"{run.Meta.Model}: 2-D slice around the checkpoint ({samples})",
+            Title = $"{run.Name}: 2-D slice around the {(run.Meta is null ? "weights" : "checkpoint")} ({samples})",
             LogScale = result.All(r => r.Loss > 0),
             Markers = inside ? [new SurfaceMarker(0, 0, "checkpoint")] : [],
         });

@@ -11,13 +11,18 @@ using static TorchSharp.torch;
 namespace WideValley.Cli.Commands;
 
 /// <summary>
-/// A trained run opened for a landscape measurement (`hessian`, `landscape`): its checkpoint, the network rebuilt from
-/// the stored run configuration with the checkpoint's weights, and the evaluation set, the first N training samples
-/// of the run's own data in their stored order. Owns everything it loads.
+/// A network opened for a landscape measurement (`hessian`, `landscape`), with its evaluation set: either a trained
+/// run (`--checkpoint RUN`: the network rebuilt from the stored run configuration with the checkpoint's weights, the
+/// first N training samples of the run's own data in their stored order) or a model source (`--model-file`: a
+/// TorchScript archive, TorchSharp weights with a zoo or factory architecture, or a run, on the data named: the first
+/// N samples of the .npy arrays, of a named dataset's training split, or of a run's training split, in order). Owns
+/// everything it loads.
 /// </summary>
 internal sealed class MeasuredRun : IDisposable
 {
-    private readonly PreparedRun prepared;
+    private readonly PreparedRun? prepared;
+    private readonly OpenedModelAndData? opened;
+    private readonly ModelSourceRequest? request;
     private readonly List<(Tensor Inputs, Tensor Labels)> evaluationSet;
 
     private MeasuredRun(string folder, string checkpointPath, CheckpointMeta meta, RunConfig config, PreparedRun prepared,
@@ -31,24 +36,56 @@ internal sealed class MeasuredRun : IDisposable
         this.evaluationSet = evaluationSet;
         Samples = samples;
         Loss = loss;
+        Name = meta.Model;
+        DefaultOutBase = folder + Path.DirectorySeparatorChar;
     }
 
-    /// <summary>The run folder (the checkpoint's folder when a file was named).</summary>
+    private MeasuredRun(ModelSourceRequest request, OpenedModelAndData opened, List<(Tensor Inputs, Tensor Labels)> evaluationSet, long samples)
+    {
+        this.request = request;
+        this.opened = opened;
+        this.evaluationSet = evaluationSet;
+        Samples = samples;
+        var path = Path.GetFullPath(opened.Model.Path);
+        CheckpointPath = path;
+        if (opened.Model.Format == ModelFormat.Run)
+        {
+            // A run read as a model source (its own or a named architecture): outputs go into the run folder, as for --checkpoint.
+            Folder = Path.GetDirectoryName(path)!;
+            Name = Path.GetFileName(Folder);
+            DefaultOutBase = Folder + Path.DirectorySeparatorChar;
+        }
+        else
+        {
+            // A model file: outputs go next to it, named after it (net.pt -> net-hessian-lanczos).
+            Folder = Path.GetDirectoryName(path)!;
+            Name = Path.GetFileName(path);
+            DefaultOutBase = Path.Combine(Folder, Path.GetFileNameWithoutExtension(path) + "-");
+        }
+    }
+
+    /// <summary>The run folder (the checkpoint's folder when a file was named), or the folder of a model file.</summary>
     public string Folder { get; }
 
-    /// <summary>Full path of the checkpoint file.</summary>
+    /// <summary>Full path of the checkpoint file, or of the model file.</summary>
     public string CheckpointPath { get; }
 
-    /// <summary>The checkpoint's metadata.</summary>
-    public CheckpointMeta Meta { get; }
+    /// <summary>A short name of the network for titles and log lines: the run's zoo model, or the model file's name.</summary>
+    public string Name { get; }
 
-    /// <summary>The stored run configuration (with the command's thread, device and data overrides).</summary>
-    public RunConfig Config { get; }
+    /// <summary>What the default output folder's name is appended to: RUN/ for runs, DIR/STEM- for a model file DIR/STEM.EXT.</summary>
+    private string DefaultOutBase { get; }
 
-    /// <summary>The network at the checkpoint's weights.</summary>
-    public nn.Module<Tensor, Tensor> Model => (nn.Module<Tensor, Tensor>)prepared.Task.Model;
+    /// <summary>The checkpoint's metadata (runs opened by --checkpoint only).</summary>
+    public CheckpointMeta? Meta { get; }
 
-    /// <summary>The evaluation set: the first <see cref="Samples"/> training samples, in order, as batches.</summary>
+    /// <summary>The stored run configuration with the command's thread, device and data overrides (runs opened by --checkpoint only).</summary>
+    public RunConfig? Config { get; }
+
+    /// <summary>The network at the checkpoint's (or file's) weights.</summary>
+    public nn.Module<Tensor, Tensor> Model => prepared is not null ? (nn.Module<Tensor, Tensor>)prepared.Task.Model : opened!.Model.Module;
+
+    /// <summary>The evaluation set: the first <see cref="Samples"/> samples, in order, as batches.</summary>
     public IReadOnlyList<(Tensor Inputs, Tensor Labels)> EvaluationSet => evaluationSet;
 
     /// <summary>Number of samples in the evaluation set (sequences for a language model).</summary>
@@ -61,16 +98,39 @@ internal sealed class MeasuredRun : IDisposable
     public Func<Tensor, Tensor, Tensor>? Loss { get; }
 
     /// <summary>
-    /// Builds a fresh network of this run's architecture, for the model copies of a measurement (float64, parallel
-    /// workers). The seam where models that are not from the zoo bring their own factory.
+    /// Builds a fresh network of this architecture, for the model copies of a measurement (float64, parallel
+    /// workers): the model source's own copy (a TorchScript archive read again, the factory called again), else the
+    /// zoo's factory for a run's network.
     /// </summary>
-    public Func<nn.Module<Tensor, Tensor>>? ModelFactory => ZooCopies.FactoryFor(Model);
+    public Func<nn.Module<Tensor, Tensor>>? ModelFactory => opened?.Model.CreateCopy ?? ZooCopies.FactoryFor(Model);
 
     /// <summary>The stable name of <see cref="Loss"/> for fingerprints (null with the default loss).</summary>
     public string? LossName => Loss is null ? null : "per-token-cross-entropy";
 
     /// <summary>Number of trainable parameters of the whole network.</summary>
-    public long Parameters => prepared.Parameters;
+    public long Parameters => prepared?.Parameters ?? Model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+
+    /// <summary>The default output folder of a measurement called <paramref name="name"/>: RUN/NAME, or FILE-NAME next to a model file.</summary>
+    public string DefaultOut(string name) => Path.GetFullPath(DefaultOutBase + name);
+
+    /// <summary>Adds what was measured to a result's JSON: the run's model, optimizer, epoch and checkpoint, or the model file, its format and the data.</summary>
+    public void Describe(JsonObject json)
+    {
+        if (Meta is not null)
+        {
+            json["model"] = Meta.Model;
+            json["model_params"] = Parameters;
+            json["optimizer"] = Meta.Optimizer;
+            json["epoch"] = Meta.CompletedEpochs;
+            json["checkpoint"] = CheckpointPath;
+            return;
+        }
+        json["model"] = opened!.Model.Description;
+        json["model_params"] = Parameters;
+        json["model_file"] = CheckpointPath;
+        json["format"] = opened.Model.Format.ToString().ToLowerInvariant();
+        json["data"] = opened.DataDescription;
+    }
 
     /// <summary>
     /// The checkpoint file that <paramref name="path"/> names: a run folder holding checkpoint.bin, or the file itself.
@@ -128,22 +188,96 @@ internal sealed class MeasuredRun : IDisposable
                 throw new UsageException(
                     $"--samples {wanted}: the run's training set has only {available:N0} {what} (it was trained with {(config.MaxTrainSamples is long m ? $"--max-train-samples {m}" : "the whole set")}); ask for at most {available:N0}");
             var count = samples ?? Math.Min(defaultSamples, available);
-            var batches = new List<(Tensor, Tensor)>();
-            for (long start = 0; start < count; start += batchSize)
-            {
-                var length = Math.Min(batchSize, count - start);
-                batches.Add((inputs.narrow(0, start, length), labels.narrow(0, start, length)));
-            }
             Func<Tensor, Tensor, Tensor>? loss = isLanguageModel
                 ? (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1))
                 : null;
-            return new MeasuredRun(Path.GetDirectoryName(checkpoint)!, checkpoint, meta, config, prepared, batches, count, loss);
+            return new MeasuredRun(Path.GetDirectoryName(checkpoint)!, checkpoint, meta, config, prepared, Batches(inputs, labels, count, batchSize), count, loss);
         }
         catch
         {
             prepared.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Opens a model source (<see cref="ModelSourceRequest"/>: a TorchScript archive, TorchSharp weights with their
+    /// architecture, or a run) and its data, and takes the first <paramref name="samples"/> samples of the data (all
+    /// of them, up to <paramref name="defaultSamples"/>, when null) in order, in batches of <paramref name="batchSize"/>:
+    /// of the .npy arrays, or of the training split of a named dataset or of the run's own data.
+    /// </summary>
+    public static MeasuredRun OpenModel(ModelSourceRequest request, int? samples, long defaultSamples, int batchSize, int threads)
+    {
+        if (samples is < 1) throw new UsageException($"--samples must be at least 1, got {samples}");
+        if (batchSize < 1) throw new UsageException($"--batch-size must be at least 1, got {batchSize}");
+        if (threads < 0) throw new UsageException($"--threads must be 0 (libtorch's default) or positive, got {threads}");
+        TorchRuntime.EnsureInitialized();
+        TorchRuntime.SetThreads(threads);
+        var opened = request.Open();
+        try
+        {
+            var (name, data) = opened.Splits[0];
+            var available = data.Count;
+            if (samples is int wanted && wanted > available)
+                throw new UsageException(
+                    $"--samples {wanted}: {(name == "data" ? "the data" : $"the {name} split of {opened.DataDescription}")} has only {available:N0} samples ({opened.DataDescription}); ask for at most {available:N0}");
+            var count = samples ?? Math.Min(defaultSamples, available);
+            return new MeasuredRun(request, opened, Batches(data.Inputs, data.Labels, count, batchSize), count);
+        }
+        catch
+        {
+            opened.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The first <paramref name="count"/> samples in batches of <paramref name="batchSize"/> (views; the caller's tensors keep them).</summary>
+    private static List<(Tensor, Tensor)> Batches(Tensor inputs, Tensor labels, long count, int batchSize)
+    {
+        var batches = new List<(Tensor, Tensor)>();
+        for (long start = 0; start < count; start += batchSize)
+        {
+            var length = Math.Min(batchSize, count - start);
+            batches.Add((inputs.narrow(0, start, length), labels.narrow(0, start, length)));
+        }
+        return batches;
+    }
+
+    /// <summary>
+    /// The flat (selected) parameters of the other end point of an interpolation, <paramref name="otherPath"/>, read
+    /// the way this network was (another checkpoint of the same run architecture, or another model file of the same
+    /// kind), after checking that it is the same architecture; the messages name both. This network keeps its own
+    /// weights and buffers.
+    /// </summary>
+    public Tensor OtherParameters(string otherPath, string thisArgument, ParameterSelection selection)
+    {
+        if (prepared is not null)
+        {
+            LoadOtherWeights(ResolveCheckpoint(otherPath, "--other"), otherPath, thisArgument);
+            try
+            {
+                return Slices.FlatParameters(Model, selection);
+            }
+            finally
+            {
+                ReloadOwnWeights();
+            }
+        }
+
+        var data = opened!.Splits[0].Data;
+        using var other = request!.OpenModel(data, Model.parameters().First().device, otherPath);
+        var mine = Model.named_parameters().Select(p => $"{p.name} [{string.Join(", ", p.parameter.shape)}]").ToList();
+        var theirs = other.Module.named_parameters().Select(p => $"{p.name} [{string.Join(", ", p.parameter.shape)}]").ToList();
+        if (!mine.SequenceEqual(theirs))
+        {
+            var i = Enumerable.Range(0, Math.Min(mine.Count, theirs.Count)).FirstOrDefault(k => mine[k] != theirs[k], Math.Min(mine.Count, theirs.Count));
+            throw new UsageException(
+                $"--other {otherPath} ({other.Description}) is not the same architecture as {thisArgument} ({opened.Model.Description}): " +
+                $"parameter {i + 1} is {(i < theirs.Count ? theirs[i] : "missing")} there and {(i < mine.Count ? mine[i] : "missing")} here");
+        }
+        var flat = Slices.FlatParameters(other.Module, selection);
+        // The result outlives the other network; Slices.FlatParameters gives a tensor of its own (a concatenation).
+        return flat;
     }
 
     /// <summary>
@@ -155,13 +289,13 @@ internal sealed class MeasuredRun : IDisposable
         var (meta, config) = ReadConfig(otherCheckpoint);
         string Describe(string argument, string model, long parameters, RunConfig c) =>
             $"{argument} ('{model}', {parameters:N0} parameters{(c.HiddenSize is int h ? $", hidden size {h}" : "")})";
-        var mine = Describe(thisArgument, Meta.Model, Meta.Parameters, Config);
+        var mine = Describe(thisArgument, Meta!.Model, Meta.Parameters, Config!);
         var theirs = Describe(otherArgument, meta.Model, meta.Parameters, config);
-        if (meta.Model != Meta.Model || meta.Parameters != Meta.Parameters || config.HiddenSize != Config.HiddenSize || config.Layers != Config.Layers)
+        if (meta.Model != Meta.Model || meta.Parameters != Meta.Parameters || config.HiddenSize != Config!.HiddenSize || config.Layers != Config.Layers)
             throw new UsageException($"--other {theirs} is not the same architecture as --checkpoint {mine}; both checkpoints must hold the same network");
         try
         {
-            Checkpoint.LoadWeights(otherCheckpoint, prepared.Task.Model);
+            Checkpoint.LoadWeights(otherCheckpoint, prepared!.Task.Model);
         }
         catch (InvalidDataException e)
         {
@@ -184,10 +318,14 @@ internal sealed class MeasuredRun : IDisposable
     }
 
     /// <summary>Puts this run's own weights (and buffers) back.</summary>
-    public void ReloadOwnWeights() => Checkpoint.LoadWeights(CheckpointPath, prepared.Task.Model);
+    public void ReloadOwnWeights() => Checkpoint.LoadWeights(CheckpointPath, prepared!.Task.Model);
 
     /// <summary>Frees the data, the network and the optimizer built with them.</summary>
-    public void Dispose() => prepared.Dispose();
+    public void Dispose()
+    {
+        prepared?.Dispose();
+        opened?.Dispose();
+    }
 }
 
 /// <summary>Settings a measurement may change in the stored run configuration: threads, device, data folder.</summary>
@@ -212,7 +350,8 @@ internal static class MeasurementOptions
 {
     public static Option<int?> Samples(long defaultSamples) => new("--samples")
     {
-        Description = $"Evaluation set: the first N training samples of the run, in order (default {defaultSamples:N0}, or all if fewer).",
+        Description = $"Evaluation set: the first N samples, in order, of the run's training set, or of the data named with --model-file (the .npy arrays, " +
+                      $"a named dataset's training split) (default {defaultSamples:N0}, or all if fewer).",
     };
 
     public static Option<int?> BatchSize(string defaultText) => new("--batch-size") { Description = $"Samples per forward pass ({defaultText})." };
@@ -243,10 +382,6 @@ internal static class MeasurementOptions
     public static Option<long> Seed() => new("--seed") { Description = "Seed of the random probes and directions.", DefaultValueFactory = _ => 0 };
 
     public static Option<int> Threads() => new("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
-
-    public static Option<string?> Device() => new("--device") { Description = "cpu, cuda or cuda:N (default: the run's device)." };
-
-    public static Option<string?> DataDir() => new("--data-dir") { Description = "Read the data from here instead of where the run found it." };
 
     public static Option<string?> Out(string defaultText) => new("--out") { Description = $"Output folder (default {defaultText})." };
 

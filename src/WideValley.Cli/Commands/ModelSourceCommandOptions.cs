@@ -6,8 +6,8 @@ using static TorchSharp.torch;
 namespace WideValley.Cli.Commands;
 
 /// <summary>
-/// The options that name a user's model and data, shared by the commands that measure a model (evaluate now;
-/// hessian and landscape can add the same set): <c>--model-file PATH [--format F] [--model NAME | --model-factory
+/// The options that name a user's model and data, shared by the commands that measure a model (evaluate, hessian,
+/// landscape): <c>--model-file PATH [--format F] [--model NAME | --model-factory
 /// ASSEMBLY:TYPE]</c> and <c>--inputs X.npy --labels Y.npy | --data NAME [--data-dir DIR]</c>. The library does the
 /// work (<see cref="ModelSource"/>, <see cref="Npy"/>, <see cref="DatasetCatalog"/>); this class only maps options.
 /// </summary>
@@ -63,8 +63,11 @@ public sealed class ModelSourceCommandOptions
                       "for a run, read its data from here instead of where the run found it.",
     };
 
-    /// <summary>--device: where to compute.</summary>
-    public Option<string> Device { get; } = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+    /// <summary>--device: where to compute (null: cpu for a model file, a run's own device for a run).</summary>
+    public Option<string?> Device { get; } = new("--device") { Description = "cpu, cuda or cuda:N (default: cpu for a model file, the run's own device for a run)." };
+
+    /// <summary>The options that describe a model file or its data, each of which needs a model named by file.</summary>
+    public IReadOnlyList<Option> SourceOptions => [Format, Model, ModelFactory, Inputs, Labels, Data];
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
@@ -76,15 +79,18 @@ public sealed class ModelSourceCommandOptions
     /// <summary>Whether the command line names a model by --model-file.</summary>
     public bool Used(ParseResult p) => p.GetValue(ModelFile) is not null;
 
+    /// <summary>The source options given explicitly on the command line (--format, --model, --model-factory, --inputs, --labels, --data).</summary>
+    public IReadOnlyList<Option> Given(ParseResult p) => SourceOptions.Where(o => p.GetResult(o) is { Implicit: false }).ToList();
+
     /// <summary>
-    /// Reads the data (if named) and then the model, sized from the data: the zoo and factory architectures learn the
-    /// sample shape and class count from it. Without --inputs or --data, a run's own data is used; other models
-    /// need data named.
+    /// The request the command line makes, checked for contradictions before anything is read. <paramref name="file"/>
+    /// and <paramref name="fileOption"/> name the network when it comes from another option (e.g. `--checkpoint RUN
+    /// --model-factory ...`, a run of a custom model); by default it is --model-file.
     /// </summary>
-    public OpenedModelAndData Open(ParseResult p)
+    public ModelSourceRequest Parse(ParseResult p, string? file = null, string fileOption = "--model-file", ModelFormat? format = null)
     {
-        var file = p.GetValue(ModelFile) ?? throw new UsageException("--model-file: name the network's file or run folder");
-        var format = p.GetValue(Format)!.ToLowerInvariant() switch
+        var path = file ?? p.GetValue(ModelFile) ?? throw new UsageException($"{fileOption}: name the network's file or run folder");
+        var chosenFormat = format ?? p.GetValue(Format)!.ToLowerInvariant() switch
         {
             "auto" => ModelFormat.Auto,
             "run" => ModelFormat.Run,
@@ -92,7 +98,6 @@ public sealed class ModelSourceCommandOptions
             "torchsharp" => ModelFormat.TorchSharp,
             var other => throw new UsageException($"--format {other}: expected auto, run, torchscript or torchsharp"),
         };
-        var device = TorchRuntime.ResolveDevice(p.GetValue(Device)!);
         var inputs = p.GetValue(Inputs);
         var labels = p.GetValue(Labels);
         var named = p.GetValue(Data);
@@ -101,44 +106,120 @@ public sealed class ModelSourceCommandOptions
             throw new UsageException(inputs is null ? "--labels needs --inputs (the .npy array of inputs)" : "--inputs needs --labels (the .npy array of class labels)");
         if (inputs is not null && named is not null) throw new UsageException("name the data once: --inputs/--labels or --data, not both");
         if (inputs is not null && dataDir is not null) throw new UsageException("--data-dir applies to --data NAME or a run's data, not to --inputs/--labels");
+        return new ModelSourceRequest
+        {
+            File = path,
+            FileOption = fileOption,
+            Format = chosenFormat,
+            ZooModel = p.GetValue(Model),
+            FactorySpecification = p.GetValue(ModelFactory),
+            Inputs = inputs,
+            Labels = labels,
+            Data = named,
+            DataDir = dataDir,
+            Device = p.GetValue(Device),
+        };
+    }
 
+    /// <summary>
+    /// Reads the data (if named) and then the model, sized from the data: the zoo and factory architectures learn the
+    /// sample shape and class count from it. Without --inputs or --data, a run's own data is used; other models
+    /// need data named.
+    /// </summary>
+    public OpenedModelAndData Open(ParseResult p) => Parse(p).Open();
+
+    /// <summary>
+    /// For the measurement commands, which name a run by <c>--checkpoint RUN</c> or any network by --model-file:
+    /// null for a plain run (<c>--checkpoint RUN</c> alone: the run rebuilds its network and data), else the model
+    /// source to open: --model-file, or a run with a named architecture or other data (<c>--checkpoint RUN
+    /// --model-factory ASSEMBLY:TYPE --data NAME</c>, e.g. a run that WideValley's Trainer wrote for a custom model).
+    /// </summary>
+    public ModelSourceRequest? ForMeasurement(ParseResult p, string? checkpoint)
+    {
+        var file = p.GetValue(ModelFile);
+        if (file is not null && checkpoint is not null)
+            throw new UsageException($"name the network once: --checkpoint {checkpoint} (a WideValley run) or --model-file {file}, not both");
+        if (file is not null) return Parse(p);
+        if (checkpoint is null)
+            throw new UsageException("name the network: --checkpoint RUN (a WideValley run) or --model-file FILE (a TorchScript archive from PyTorch, " +
+                                     "TorchSharp weights with --model or --model-factory, or a run); see --help");
+        var given = Given(p);
+        if (given.Count == 0) return null;
+        if (given.Contains(Format))
+            throw new UsageException($"--format applies to --model-file; --checkpoint {checkpoint} is a WideValley run (or give it as --model-file with --format)");
+        return Parse(p, checkpoint, "--checkpoint", ModelFormat.Run);
+    }
+}
+
+/// <summary>
+/// A model file (or run) and the data to measure it on, as the command line names them (<see
+/// cref="ModelSourceCommandOptions.Parse"/>); nothing is read until <see cref="Open"/>.
+/// </summary>
+public sealed record ModelSourceRequest
+{
+    /// <summary>The network's file or run folder.</summary>
+    public required string File { get; init; }
+
+    /// <summary>The option that named <see cref="File"/>, for messages (--model-file, --checkpoint, --other).</summary>
+    public string FileOption { get; init; } = "--model-file";
+
+    /// <summary>How to read <see cref="File"/>.</summary>
+    public ModelFormat Format { get; init; } = ModelFormat.Auto;
+
+    /// <summary>--model: the zoo architecture of TorchSharp weights or a checkpoint.</summary>
+    public string? ZooModel { get; init; }
+
+    /// <summary>--model-factory: ASSEMBLY:TYPE of a user factory.</summary>
+    public string? FactorySpecification { get; init; }
+
+    /// <summary>--inputs: .npy inputs (with <see cref="Labels"/>).</summary>
+    public string? Inputs { get; init; }
+
+    /// <summary>--labels: .npy labels (with <see cref="Inputs"/>).</summary>
+    public string? Labels { get; init; }
+
+    /// <summary>--data: a named dataset.</summary>
+    public string? Data { get; init; }
+
+    /// <summary>--data-dir: the named dataset's folder, or a run's data folder.</summary>
+    public string? DataDir { get; init; }
+
+    /// <summary>--device (null: cpu).</summary>
+    public string? Device { get; init; }
+
+    /// <summary>
+    /// Reads the data (if named) and then the model, sized from the data: the zoo and factory architectures learn the
+    /// sample shape and class count from it. Without --inputs or --data, a run's own data is used; other models
+    /// need data named.
+    /// </summary>
+    public OpenedModelAndData Open()
+    {
+        var device = TorchRuntime.ResolveDevice(Device ?? "cpu");
         var splits = new List<(string Name, LabeledData Data)>();
         ClassificationDataset? dataset = null;
         LoadedModel? model = null;
         try
         {
             string? dataDescription = null;
-            if (inputs is not null)
+            if (Inputs is not null)
             {
-                var data = Npy.ReadLabeled(inputs, labels!);
+                var data = Npy.ReadLabeled(Inputs, Labels!);
                 splits.Add(("data", data));
-                dataDescription = $"{inputs} + {labels} ({data.Count:N0} samples, {data.NumClasses} classes)";
+                dataDescription = $"{Inputs} + {Labels} ({data.Count:N0} samples, {data.NumClasses} classes)";
             }
-            else if (named is not null)
+            else if (Data is not null)
             {
-                dataset = DatasetCatalog.LoadClassification(named, new DataOptions { DataDir = dataDir });
+                dataset = DatasetCatalog.LoadClassification(Data, new DataOptions { DataDir = DataDir });
                 splits.Add(("train", dataset.Train));
                 splits.Add(("test", dataset.Test));
                 dataDescription = $"{dataset.Name} ({dataset.Train.Count:N0} train, {dataset.Test.Count:N0} test; {dataset.Source})";
             }
             var first = splits.Count > 0 ? splits[0].Data : null;
-            model = ModelSource.Open(file, new ModelSourceOptions
-            {
-                Format = format,
-                ZooModel = p.GetValue(Model),
-                FactorySpecification = p.GetValue(ModelFactory),
-                RunDataDir = named is null && inputs is null ? dataDir : null,
-                Context = new ModelFactoryContext
-                {
-                    SampleShape = first?.Inputs.shape.Skip(1).ToArray(),
-                    NumClasses = first?.NumClasses,
-                    Device = device,
-                },
-            });
+            model = OpenModel(first, device);
             if (splits.Count == 0)
             {
                 if (model.RunData is not ClassificationDataset runData)
-                    throw new UsageException($"--model-file {file}: name the data to evaluate on: --inputs X.npy --labels Y.npy, or --data NAME [--data-dir DIR]");
+                    throw new UsageException($"{FileOption} {File}: name the data to measure it on: --inputs X.npy --labels Y.npy, or --data NAME [--data-dir DIR]");
                 splits.Add(("train", runData.Train));
                 if (runData.Validation is not null) splits.Add(("validation", runData.Validation));
                 splits.Add(("test", runData.Test));
@@ -154,6 +235,25 @@ public sealed class ModelSourceCommandOptions
             throw;
         }
     }
+
+    /// <summary>
+    /// Reads the network of <paramref name="file"/> (default <see cref="File"/>) as this request says, sized from
+    /// <paramref name="data"/>: for the other end point of an interpolation, read like the first.
+    /// </summary>
+    public LoadedModel OpenModel(LabeledData? data, Device device, string? file = null) =>
+        ModelSource.Open(file ?? File, new ModelSourceOptions
+        {
+            Format = Format,
+            ZooModel = ZooModel,
+            FactorySpecification = FactorySpecification,
+            RunDataDir = Data is null && Inputs is null ? DataDir : null,
+            Context = new ModelFactoryContext
+            {
+                SampleShape = data?.Inputs.shape.Skip(1).ToArray(),
+                NumClasses = data?.NumClasses,
+                Device = device,
+            },
+        });
 }
 
 /// <summary>A model and the labelled splits to measure it on, as <see cref="ModelSourceCommandOptions.Open"/> read them.</summary>
