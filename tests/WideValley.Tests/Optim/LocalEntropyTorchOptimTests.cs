@@ -130,7 +130,7 @@ public class LocalEntropyTorchOptimTests
         var error = Assert.Throws<ArgumentException>(() => new EntropySgd(
             [new EntropySgd.ParamGroup([p.A]), new EntropySgd.ParamGroup([p.B], langevin: new LangevinGroupOptions { LangevinLr = -1 })], 1.0, Options));
         Assert.Contains("parameter group 1", error.Message);
-        Assert.Contains("--langevin-lr", error.Message);
+        Assert.Contains("LangevinLr", error.Message);   // the options' property; the CLI maps it to --langevin-lr
         using var opt = new EntropySgd([p.A], 1.0, Options);
         Assert.Contains("already belongs", Assert.Throws<ArgumentException>(() => opt.add_param_group(new EntropySgd.ParamGroup([p.A]))).Message);
         Assert.Contains("SGD.Options", Assert.Throws<ArgumentException>(() =>
