@@ -19,6 +19,13 @@ public static class PlotFonts
     /// font is not installed system-wide).</summary>
     public const string FontFolderVariable = "WIDEVALLEY_FONT_DIR";
 
+    /// <summary>
+    /// Environment variable that, set to <c>none</c>, hides the system's fonts: neither the system font manager nor the
+    /// usual font folders are asked, only <see cref="FontFolderVariable"/>. The test suite sets it to play a machine
+    /// without <see cref="AptPackage"/>.
+    /// </summary>
+    public const string SystemFontsVariable = "WIDEVALLEY_SYSTEM_FONTS";
+
     // File names of the four faces in the fonts-dejavu-core package, keyed by (bold, italic).
     private static readonly (bool Bold, bool Italic, string File)[] Faces =
     [
@@ -42,7 +49,8 @@ public static class PlotFonts
         lock (Gate)
         {
             if (_ready) return;
-            Resolve(Family, DefaultFolders(), SystemLookup);
+            var systemFonts = !string.Equals(Environment.GetEnvironmentVariable(SystemFontsVariable)?.Trim(), "none", StringComparison.OrdinalIgnoreCase);
+            Resolve(Family, DefaultFolders(systemFonts), systemFonts ? SystemLookup : _ => false);
             _ready = true;
         }
     }
@@ -87,11 +95,12 @@ public static class PlotFonts
         return typeface is not null && string.Equals(typeface.FamilyName, family, StringComparison.OrdinalIgnoreCase);
     }
 
-    private static IReadOnlyList<string> DefaultFolders()
+    private static IReadOnlyList<string> DefaultFolders(bool systemFolders)
     {
         var folders = new List<string>();
         var fromEnvironment = Environment.GetEnvironmentVariable(FontFolderVariable);
         if (!string.IsNullOrWhiteSpace(fromEnvironment)) folders.Add(fromEnvironment);
+        if (!systemFolders) return folders;
         folders.Add("/usr/share/fonts/truetype/dejavu");   // Debian, Ubuntu
         folders.Add("/usr/share/fonts/dejavu");            // Fedora, Alpine
         folders.Add("/usr/share/fonts/TTF");               // Arch

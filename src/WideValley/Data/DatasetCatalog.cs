@@ -128,6 +128,20 @@ public static class DatasetCatalog
     /// <summary>Where Debian's dataset packages install their data (dataset-fashion-mnist: ROOT/fashion-mnist).</summary>
     internal const string SystemRoot = "/usr/share/datasets";
 
+    /// <summary>
+    /// Environment variable that replaces the system-wide root (/usr/share/datasets) in the search: a folder with one
+    /// subfolder per dataset name, or <c>none</c> (or empty) for no system folder at all. The test suite sets it to
+    /// play a machine without Debian's dataset packages, or to put its small built-in data set in their place.
+    /// </summary>
+    public const string SystemRootVariable = "WIDEVALLEY_SYSTEM_DATA";
+
+    /// <summary>The system root given the value of <see cref="SystemRootVariable"/> (null: not set): the Debian root
+    /// when unset, no root (null) for <c>none</c> or an empty value, else the value.</summary>
+    internal static string? SystemRootFrom(string? variable) =>
+        variable is null ? SystemRoot
+        : string.IsNullOrWhiteSpace(variable) || variable.Trim().Equals("none", StringComparison.OrdinalIgnoreCase) ? null
+        : variable;
+
     static string? SystemFolder(string name, string? systemRoot) =>
         Canonical(name) == FashionMnist && systemRoot is not null ? Path.Combine(systemRoot, FashionMnist) : null;
 
@@ -138,9 +152,11 @@ public static class DatasetCatalog
     /// </summary>
     internal sealed record SearchPlaces(string? EnvironmentRoot, string? UserDataRoot, string? SystemRoot)
     {
-        /// <summary>This process's places: $WIDEVALLEY_DATA, $XDG_DATA_HOME/widevalley (or ~/.local/share/widevalley), /usr/share/datasets.</summary>
+        /// <summary>This process's places: $WIDEVALLEY_DATA, $XDG_DATA_HOME/widevalley (or ~/.local/share/widevalley),
+        /// /usr/share/datasets (or what $WIDEVALLEY_SYSTEM_DATA names instead).</summary>
         public static SearchPlaces FromEnvironment() =>
-            new(Environment.GetEnvironmentVariable(EnvironmentVariable), DefaultUserDataRoot(), DatasetCatalog.SystemRoot);
+            new(Environment.GetEnvironmentVariable(EnvironmentVariable), DefaultUserDataRoot(),
+                SystemRootFrom(Environment.GetEnvironmentVariable(SystemRootVariable)));
     }
 
     static readonly AsyncLocal<SearchPlaces?> PlacesOverride = new();

@@ -85,6 +85,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     [Fact]
     public void LanczosTop3GivesTheIssueKeysSortedWithLambdaMaxOnTop()
     {
+        TestMachine.RequireDejaVu();
         var outDir = runs.NewFolder("lanczos");
         var json = RunJson("hessian", "--checkpoint", runs.A, "--method", "lanczos", "--top", "3", "--samples", "200", "--threads", "1", "--out", outDir, "--json");
         foreach (var key in RequiredKeys) Assert.True(json.ContainsKey(key), $"missing key {key}");
@@ -113,6 +114,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     [Fact]
     public void ExactSpectrumOfTheLastLayerAgreesWithLanczosAndResumesFromItsColumns()
     {
+        TestMachine.RequireDejaVu();
         var outDir = runs.NewFolder("exact");
         string[] common = ["--checkpoint", runs.A, "--params", "body.fc2", "--dtype", "float64", "--samples", "200", "--threads", "1", "--json"];
         var exact = RunJson(["hessian", .. common, "--method", "exact", "--out", outDir, "--keep-columns", "--workers", "2"]);
@@ -178,6 +180,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     [Fact]
     public void ExactShowsProgressAndRefusesWhatDoesNotFitInMemory()
     {
+        TestMachine.RequireDejaVu();
         var outDir = runs.NewFolder("exact-memory");
         var (code, _, err) = Run("hessian", "--checkpoint", runs.A, "--method", "exact", "--params", "body.fc2", "--samples", "100",
             "--threads", "1", "--memory-limit", "0.000001", "--out", outDir);
@@ -217,6 +220,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     [Fact]
     public void SlqGivesFractionsBetweenZeroAndOneAndADensityPlot()
     {
+        TestMachine.RequireDejaVu();
         var outDir = runs.NewFolder("slq");
         var json = RunJson("hessian", "--checkpoint", runs.A, "--method", "slq", "--probes", "2", "--steps", "20", "--samples", "200",
             "--threads", "1", "--out", outDir, "--json");
@@ -235,6 +239,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     [Fact]
     public void DiagonalFisherWritesAHistogram()
     {
+        TestMachine.RequireDejaVu();
         var outDir = runs.NewFolder("fisher");
         var json = RunJson("hessian", "--checkpoint", runs.A, "--method", "diag-fisher", "--samples", "200", "--batch-size", "50", "--layerwise",
             "--threads", "1", "--out", outDir, "--json");
@@ -248,6 +253,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     [Fact]
     public void InterpolationStartsAtTheEvaluateLossOfA()
     {
+        TestMachine.RequireDejaVu();
         var outDir = runs.NewFolder("interp");
         var json = RunJson("landscape", "--checkpoint", runs.A, "--other", runs.B, "--slice", "interp", "--points", "5", "--samples", "500",
             "--threads", "1", "--out", outDir, "--json");
@@ -272,6 +278,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     [Fact]
     public void OneDimensionalSliceIsCentredOnTheCheckpoint()
     {
+        TestMachine.RequireDejaVu();
         var outDir = runs.NewFolder("slice1d");
         var json = RunJson("landscape", "--checkpoint", runs.A, "--slice", "1d", "--points", "3", "--samples", "500", "--threads", "1", "--out", outDir, "--json");
         Assert.Equal([-1.0, 0, 1], Doubles(json["alpha"]));
@@ -287,6 +294,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     [Fact]
     public void TwoDimensionalSliceWritesAGridAndAHeatmap()
     {
+        TestMachine.RequireDejaVu();
         var outDir = runs.NewFolder("slice2d");
         var (code, output, err) = Run("landscape", "--checkpoint", runs.A, "--slice", "2d", "--points", "4", "--samples", "100", "--seed", "3",
             "--threads", "1", "--out", outDir);

@@ -11,16 +11,17 @@ namespace WideValley.Tests.Cli;
 public sealed class SmokeReportFixture : IDisposable
 {
     readonly TempDir dir = new("widevalley-le-toy");
+    bool written;
 
-    public SmokeReportFixture()
-    {
-        var (code, _, err) = LandscapeCliTests.Run("reproduce", "local-entropy-toy", "--budget", "smoke", "--out", dir.Path);
-        if (code != ExitCodes.Ok) throw new InvalidOperationException($"the smoke report failed: {err}");
-    }
-
-    /// <summary>A fresh folder holding a copy of the report.</summary>
+    /// <summary>A fresh folder holding a copy of the report, written on first use (after the tests' skip guards: it plots).</summary>
     public TempDir CopyReport()
     {
+        if (!written)
+        {
+            var (code, _, err) = LandscapeCliTests.Run("reproduce", "local-entropy-toy", "--budget", "smoke", "--out", dir.Path);
+            if (code != ExitCodes.Ok) throw new InvalidOperationException($"the smoke report failed: {err}");
+            written = true;
+        }
         var copy = new TempDir("widevalley-le-toy-copy");
         foreach (var file in Directory.GetFiles(dir.Path)) File.Copy(file, copy.File(Path.GetFileName(file)));
         return copy;
@@ -45,6 +46,7 @@ public class LocalEntropyToyCliTests(SmokeReportFixture report) : IClassFixture<
     [Fact]
     public void SmokeWritesAWellFormedReport()
     {
+        TestMachine.RequireDejaVu();
         using var dir = new TempDir();
         var (code, output, err) = Run("--budget", "smoke", "--out", dir.Path, "--json");
         Assert.True(code == ExitCodes.Ok, $"exit {code}: {err}");
@@ -115,6 +117,7 @@ public class LocalEntropyToyCliTests(SmokeReportFixture report) : IClassFixture<
     [InlineData(new[] { "--temperature", "0" }, "--temperature must be positive")]
     public void BadValuesExitWithCode2AndLeaveTheReportAlone(string[] args, string expected)
     {
+        TestMachine.RequireDejaVu();
         using var dir = report.CopyReport();
         var before = Snapshot(dir.Path);
         Assert.Equal(ReportFiles.Order(), before.Keys.Order());
@@ -130,6 +133,7 @@ public class LocalEntropyToyCliTests(SmokeReportFixture report) : IClassFixture<
     [Fact]
     public void AnOutputPathThatIsAFileFailsBeforeComputingAnything()
     {
+        TestMachine.RequireDejaVu();
         using var dir = new TempDir();
         var file = dir.WriteText("not-a-folder", "keep me");
         var (code, _, err) = Run("--budget", "smoke", "--out", file);
@@ -146,6 +150,7 @@ public class LocalEntropyToyCliTests(SmokeReportFixture report) : IClassFixture<
     [Fact]
     public void AFailedWriteLeavesEveryFileWholeAndNoTemporaries()
     {
+        TestMachine.RequireDejaVu();
         using var dir = new TempDir();
         // A folder where the Markdown report should go: the last write fails after the others have been replaced.
         Directory.CreateDirectory(dir.File($"{Stem}.md"));

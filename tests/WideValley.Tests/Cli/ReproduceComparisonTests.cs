@@ -30,6 +30,7 @@ public class ReproduceComparisonTests
     [Fact]
     public void Table1SmokeWritesAWellFormedReportAndASecondRunTrainsNothing()
     {
+        TestMachine.RequireDejaVu();
         using var dir = new TempDir();
         string[] args = ["reproduce", "table1", "--budget", "smoke", "--rows", "mnistfc,allcnn,char-lstm", "--seeds", "2", "--threads", "2",
             "--corpus", Corpus(dir), "--runs", dir.File("runs"), "--out", dir.File("report")];
@@ -79,6 +80,7 @@ public class ReproduceComparisonTests
     [Fact]
     public void AFolderHoldingAnotherExperimentIsRefusedBeforeAnythingTrains()
     {
+        TestMachine.RequireDejaVu();
         using var dir = new TempDir();
         string[] common = ["reproduce", "table1", "--budget", "smoke", "--rows", "mnistfc", "--threads", "2", "--runs", dir.File("runs"), "--out", dir.File("report")];
         Assert.Equal(ExitCodes.Ok, Run([.. common, "--seeds", "1"]).Code);
@@ -110,6 +112,7 @@ public class ReproduceComparisonTests
     [Fact]
     public void SgldBaselineSmokeSharesTheEntropySgdRunsWithTable1()
     {
+        TestMachine.RequireDejaVu();
         using var dir = new TempDir();
         var (code, output, err) = Run("reproduce", "sgld-baseline", "--budget", "smoke", "--seeds", "1", "--threads", "2",
             "--runs", dir.File("runs"), "--out", dir.File("report"));

@@ -23,6 +23,7 @@ public sealed class ReproduceHessianUniversalityTests
     [Fact]
     public void SmokeRunReportsEveryNetworkAndASecondRunTrainsAndMeasuresNothing()
     {
+        TestMachine.RequireDejaVu();
         using var dir = new TempDir();
         var corpus = dir.WriteText("corpus.txt", HessianUniversalityTests.SourceText(120));
         string[] args = ["reproduce", "hessian-universality", "--budget", "smoke", "--corpus", corpus, "--threads", "2",
@@ -116,6 +117,7 @@ public sealed class ReproduceHessianUniversalityTests
     [Fact]
     public void AllCnnGetsItsDiagonalFisherWhenCifarIsGiven()
     {
+        TestMachine.RequireDejaVu();
         using var dir = new TempDir();
         var cifar = dir.File("cifar");
         // 40 training images: one step of All-CNN-BN, and its smoke Fisher's 4 minibatches of 8.

@@ -378,4 +378,23 @@ public class DatasetCatalogTests
         Assert.Equal(6, DatasetCatalog.ExpectedFiles("cifar10").Count);
         Assert.Null(DatasetCatalog.DefaultFolder("cifar10"));
     }
+
+    [Theory]
+    [InlineData(null, "/usr/share/datasets")]
+    [InlineData("none", null)]
+    [InlineData(" NONE ", null)]
+    [InlineData("", null)]
+    [InlineData("/srv/datasets", "/srv/datasets")]
+    public void SystemDataVariableReplacesOrRemovesTheDebianRoot(string? value, string? expected) =>
+        Assert.Equal(expected, DatasetCatalog.SystemRootFrom(value));
+
+    [Fact]
+    public void WithoutASystemRootFashionMnistIsNotFoundAndTheErrorSaysHowToInstallIt()
+    {
+        using var places = new TempDir();
+        var e = Assert.Throws<DatasetNotFoundException>(() =>
+            DatasetCatalog.Locate("fashion-mnist", null, new DatasetCatalog.SearchPlaces(null, places.File("user"), null)));
+        Assert.Contains("sudo apt-get install dataset-fashion-mnist", e.Message);
+        Assert.DoesNotContain("(from default folder)", e.Message);
+    }
 }

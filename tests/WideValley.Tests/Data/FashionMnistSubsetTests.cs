@@ -31,6 +31,7 @@ public class FashionMnistSubsetTests
     [InlineData("t10k", FashionMnistSubset.TestPerClass, FashionMnistSubset.TestImages)]
     public void EmbeddedSubsetIsTheFirstImagesOfEachClassOfTheFullSet(string prefix, int perClass, int count)
     {
+        TestMachine.RequireFullFashionMnist();
         using var folder = new TempDir();
         var subsetFolder = FashionMnistSubset.Materialize(folder.File("subset"));
         var full = FashionMnistFixture.Folder;

@@ -1,20 +1,23 @@
 using System.IO.Compression;
 using TorchSharp;
 using WideValley.Data;
+using WideValley.Tests.Support;
 using static TorchSharp.torch;
 
 namespace WideValley.Tests.Data;
 
-/// <summary>Loads the real Fashion-MNIST files once (Debian package dataset-fashion-mnist) for the tests below.</summary>
+/// <summary>
+/// Loads the real Fashion-MNIST files once (Debian package dataset-fashion-mnist) for the tests below, on first use, so
+/// the tests can skip on a machine without the package (<see cref="TestMachine.RequireFullFashionMnist"/>).
+/// </summary>
 public sealed class FashionMnistFixture : IDisposable
 {
-    public const string Folder = "/usr/share/datasets/fashion-mnist";
-    public ClassificationDataset Data { get; }
+    public const string Folder = TestMachine.DebianFashionMnistFolder;
+    ClassificationDataset? _data;
+    public ClassificationDataset Data =>
+        _data ??= DatasetCatalog.LoadClassification("fashion-mnist", new DataOptions { DataDir = Folder });
 
-    public FashionMnistFixture() =>
-        Data = DatasetCatalog.LoadClassification("fashion-mnist", new DataOptions { DataDir = Folder });
-
-    public void Dispose() => Data.Dispose();
+    public void Dispose() => _data?.Dispose();
 }
 
 public class FashionMnistTests(FashionMnistFixture fixture) : IClassFixture<FashionMnistFixture>
@@ -30,16 +33,23 @@ public class FashionMnistTests(FashionMnistFixture fixture) : IClassFixture<Fash
     [InlineData("train-labels-idx1-ubyte.gz", "9018921c3c673c538a1fc5bad174d6f9")]
     [InlineData("t10k-images-idx3-ubyte.gz", "8181f5470baa50b63fa0f6fddb340f0a")]
     [InlineData("t10k-labels-idx1-ubyte.gz", "15d484375f8d13e6eb1aabb0c3f46965")]
-    public void DecompressedContentsAreTheOfficialFiles(string file, string md5) =>
+    public void DecompressedContentsAreTheOfficialFiles(string file, string md5)
+    {
+        TestMachine.RequireFullFashionMnist();
         Assert.Equal(md5, DataFiles.ContentMd5(Path.Combine(Folder, file)));
+    }
 
     [Fact]
-    public void DefaultFolderIsTheDebianOne() =>
+    public void DefaultFolderIsTheDebianOne()
+    {
+        TestMachine.RequireFullFashionMnist();
         Assert.Equal(Folder, DatasetCatalog.ResolveFolder("fashion-mnist", null, root: null));
+    }
 
     [Fact]
     public void ShapesCountsAndScaling()
     {
+        TestMachine.RequireFullFashionMnist();
         var data = fixture.Data;
         Assert.Equal(Folder, data.Source);
         Assert.Equal([60000L, 1L, 28L, 28L], data.Train.Inputs.shape);
@@ -54,6 +64,7 @@ public class FashionMnistTests(FashionMnistFixture fixture) : IClassFixture<Fash
     [Fact]
     public void EveryClassHas6000TrainingAnd1000TestImages()
     {
+        TestMachine.RequireFullFashionMnist();
         using var scope = NewDisposeScope();
         Assert.Equal(Enumerable.Repeat(6000L, 10), fixture.Data.Train.Labels.bincount(null).data<long>().ToArray());
         Assert.Equal(Enumerable.Repeat(1000L, 10), fixture.Data.Test.Labels.bincount(null).data<long>().ToArray());
@@ -65,6 +76,7 @@ public class FashionMnistTests(FashionMnistFixture fixture) : IClassFixture<Fash
     [InlineData("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", false)]
     public void TensorsMatchTheRawBytes(string imagesFile, string labelsFile, bool train)
     {
+        TestMachine.RequireFullFashionMnist();
         var images = Gunzip(Path.Combine(Folder, imagesFile));
         var labels = Gunzip(Path.Combine(Folder, labelsFile));
         var set = train ? fixture.Data.Train : fixture.Data.Test;

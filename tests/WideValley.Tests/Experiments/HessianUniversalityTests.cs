@@ -185,6 +185,7 @@ public sealed class HessianUniversalityTests
     [Fact]
     public void TheReportHasEveryNetworkBothPlotKindsAndParsableNumbers()
     {
+        TestMachine.RequireDejaVu();
         using var dir = new TempDir();
         // 400 eigenvalues whose bands are easy to count: 25% below 1e-5, 50% below 1e-4, 75% below 1e-3, 90% below 1e-2.
         var eigenvalues = Enumerable.Repeat(0.0, 100).Concat(Enumerable.Repeat(5e-5, 100)).Concat(Enumerable.Repeat(-5e-4, 100))

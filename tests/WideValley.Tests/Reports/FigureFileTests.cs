@@ -14,6 +14,7 @@ public class FigureFileTests
     [Fact]
     public void SavesPngAndSvgOfTheRequestedSize()
     {
+        TestMachine.RequireDejaVu();
         using var folder = new TempDir();
         var (png, svg) = SmallLinePlot(width: 641, height: 397).SavePngAndSvg(folder.File("curve"));
         Assert.Equal(folder.File("curve.png"), png);
@@ -26,6 +27,7 @@ public class FigureFileTests
     [Fact]
     public void SaveChoosesTheFormatByExtensionAndRejectsOthers()
     {
+        TestMachine.RequireDejaVu();
         using var folder = new TempDir();
         var figure = SmallLinePlot();
         figure.Save(folder.File("a.PNG"));
@@ -40,6 +42,7 @@ public class FigureFileTests
     [Fact]
     public void WritingIntoAFolderThatDoesNotExistCreatesIt()
     {
+        TestMachine.RequireDejaVu();
         using var folder = new TempDir();
         var path = Path.Combine(folder.Path, "run", "plots", "deep", "spectrum.png");
         SmallLinePlot().SavePng(path);
@@ -51,6 +54,7 @@ public class FigureFileTests
     [Fact]
     public void AnExistingFileIsReplacedWholeAndNoTemporaryIsLeft()
     {
+        TestMachine.RequireDejaVu();
         using var folder = new TempDir();
         var png = folder.Write("plot.png", new byte[100_000]);   // bigger than the new image: a non-truncating write would show
         var svg = folder.WriteText("plot.svg", new string('x', 200_000));
@@ -67,6 +71,7 @@ public class FigureFileTests
     [InlineData("svg")]
     public void AFailureWhileDrawingKeepsTheOldFileAndLeavesNoPartialFile(string format)
     {
+        TestMachine.RequireDejaVu();
         using var folder = new TempDir();
         var path = folder.File("plot." + format);
         SmallLinePlot("old").Save(path);
@@ -86,6 +91,7 @@ public class FigureFileTests
     [Fact]
     public void AFailingRenameKeepsWhatIsThereAndLeavesNoPartialFile()
     {
+        TestMachine.RequireDejaVu();
         using var folder = new TempDir();
         var target = folder.File("taken.png");
         Directory.CreateDirectory(target);   // a folder where the image should go: the final rename must fail
@@ -98,6 +104,7 @@ public class FigureFileTests
     [Fact]
     public void TooSmallAFigureIsRejected()
     {
+        TestMachine.RequireDejaVu();
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => SmallLinePlot(width: 10, height: 400));
         Assert.Contains("10 x 400", error.Message);
     }
@@ -105,6 +112,7 @@ public class FigureFileTests
     [Fact]
     public void EncodingTwiceGivesTheSameBytes()
     {
+        TestMachine.RequireDejaVu();
         var figure = SmallLinePlot();
         Assert.Equal(figure.ToPng(), figure.ToPng());
         // Skia numbers SVG clip paths from a process-wide counter; everything else must be identical.

@@ -9,6 +9,7 @@ public class HistogramPlotTests
     [Fact]
     public void DiagonalFisherOnLogAxesRendersAndCountsTheZeros()
     {
+        TestMachine.RequireDejaVu();
         var random = new Random(5);
         var values = Enumerable.Range(0, 5000).Select(i => i % 100 == 0 ? 0 : Math.Pow(10, -9 + 8 * random.NextDouble())).ToArray();
         using var folder = new TempDir();

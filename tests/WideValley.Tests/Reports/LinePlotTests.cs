@@ -10,6 +10,7 @@ public class LinePlotTests
     [Fact]
     public void TrainingCurvesOfSeveralOptimizersRenderWithLegend()
     {
+        TestMachine.RequireDejaVu();
         using var folder = new TempDir();
         var figure = LinePlot.Create(
         [
@@ -28,6 +29,7 @@ public class LinePlotTests
     [Fact]
     public void InterpolationHasLossAboveErrorAndMarksBothEnds()
     {
+        TestMachine.RequireDejaVu();
         var t = Enumerable.Range(0, 41).Select(i => -0.5 + i * 0.05).ToArray();
         var figure = LinePlot.Interpolation(
             [new LineSeries("train", t, t.Select(x => 0.1 + x * x * (x - 1) * (x - 1)).ToArray())],
@@ -51,6 +53,7 @@ public class LinePlotTests
     [Fact]
     public void LogYLabelsTicksWithValues()
     {
+        TestMachine.RequireDejaVu();
         var figure = LinePlot.Stacked([new LinePanel("training loss", [new LineSeries("sgd", Epochs, Epochs.Select(e => Math.Pow(10, -e / 5)).ToArray())]) { LogY = true }],
             "epoch");
         var texts = ImageChecks.Texts(ImageChecks.AssertSvg(figure.ToSvg(), figure.Width, figure.Height));

@@ -26,6 +26,7 @@ public class ReportPathsTests
     [Fact]
     public void ComparisonReportNamesTheCorpusByNameSizeAndHashAndRunsRelativeToTheirFolder()
     {
+        TestMachine.RequireDejaVu();
         using var machine = new TempDir();
         var corpus = machine.WriteText("private/corpora/fortunes-all.txt", "a fortune\n%\nanother one\n");
         var runs = machine.File("private/runs/table1-paper");

@@ -21,6 +21,7 @@ public class SpectrumPlotTests
     [Fact]
     public void EigenvaluesRenderAsThreePanelsWithTitleLabelsAndStatistics()
     {
+        TestMachine.RequireDejaVu();
         using var folder = new TempDir();
         var figure = SpectrumPlot.FromEigenvalues(PaperLikeSpectrum(),
             new SpectrumPlotOptions { Title = "small-LeNet, Adam", Width = 1200, Height = 450 });
@@ -66,6 +67,7 @@ public class SpectrumPlotTests
     [Fact]
     public void AUserGivenBulkWidthIsHonouredAndAMissingTailIsSaidInWords()
     {
+        TestMachine.RequireDejaVu();
         var figure = SpectrumPlot.FromEigenvalues([0.1, 0.2, 0.3, 5, 7], new SpectrumPlotOptions { BulkHalfWidth = 0.5 });
         var texts = ImageChecks.Texts(ImageChecks.AssertSvg(figure.ToSvg(), figure.Width, figure.Height));
         Assert.Contains("bulk: |λ| ≤ 0.5 (60% of eigenvalues)", texts);
@@ -76,6 +78,7 @@ public class SpectrumPlotTests
     [Fact]
     public void ASingleEigenvalueStillRenders()
     {
+        TestMachine.RequireDejaVu();
         var figure = SpectrumPlot.FromEigenvalues([2.5]);
         ImageChecks.AssertPng(figure.ToPng(), figure.Width, figure.Height);
     }
@@ -83,6 +86,7 @@ public class SpectrumPlotTests
     [Fact]
     public void ADensityOnAGridRendersWithTheEstimatorsStatistics()
     {
+        TestMachine.RequireDejaVu();
         var grid = Enumerable.Range(0, 601).Select(i => -1 + i * 0.01).ToArray();
         var density = grid.Select(x => 0.9 * Math.Exp(-x * x / 0.002) / Math.Sqrt(0.002 * Math.PI) + 0.1 * Math.Exp(-Math.Abs(x - 1))).ToArray();
         using var folder = new TempDir();

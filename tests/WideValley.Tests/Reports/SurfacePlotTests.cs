@@ -20,6 +20,7 @@ public class SurfacePlotTests
     [Fact]
     public void HeatmapWithContoursColourBarAndLabelsRenders()
     {
+        TestMachine.RequireDejaVu();
         using var folder = new TempDir();
         var figure = SurfacePlot.Create(Bowl(), new SurfacePlotOptions
         {
@@ -40,6 +41,7 @@ public class SurfacePlotTests
     [Fact]
     public void ContoursAreDrawnAtTheRequestedNumberOfInteriorLevels()
     {
+        TestMachine.RequireDejaVu();
         var figure = SurfacePlot.Create(Bowl(), new SurfacePlotOptions { ContourCount = 7 });
         var contours = figure.Panels[0].Plot.GetPlottables<ScottPlot.Plottables.ContourLines>().Single();
         var levels = contours.Lines.Select(l => l.Z).Distinct().Order().ToArray();
@@ -53,6 +55,7 @@ public class SurfacePlotTests
     [Fact]
     public void TheLowValueCornerIsWhereTheGridSaysItIs()
     {
+        TestMachine.RequireDejaVu();
         // Loss grows with alpha and beta: the darkest (viridis: purple) cell must be at the lower left, not flipped.
         var alphas = new[] { 0.0, 1, 2, 3 };
         var betas = new[] { 0.0, 1, 2 };

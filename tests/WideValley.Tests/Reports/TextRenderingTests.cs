@@ -30,6 +30,7 @@ public class TextRenderingTests
     [Fact]
     public void AxisLabelsAndTitleAppearAsDarkPixelsExactlyWhereTheyBelong()
     {
+        TestMachine.RequireDejaVu();
         using var labelled = ImageChecks.Decode(LinePlotWithFixedLayout("A figure title", "effective epochs", "validation error").ToPng());
         using var blank = ImageChecks.Decode(LinePlotWithFixedLayout(null, "", "").ToPng());
 
@@ -59,6 +60,7 @@ public class TextRenderingTests
     [Fact]
     public void DifferentLabelTextGivesDifferentInkOfPlausibleWidth()
     {
+        TestMachine.RequireDejaVu();
         // A glyph-less renderer (tofu boxes, or one fixed-width blob per label) would not scale with the text.
         using var shortLabel = ImageChecks.Decode(LinePlotWithFixedLayout(null, "t", "y").ToPng());
         using var longLabel = ImageChecks.Decode(LinePlotWithFixedLayout(null, "interpolation coefficient t", "y").ToPng());
@@ -74,6 +76,7 @@ public class TextRenderingTests
     [Fact]
     public void EveryTextOfEveryPlotKindIsInDejaVuSans()
     {
+        TestMachine.RequireDejaVu();
         double[] x = [0, 1, 2];
         var surface = new LossSurface([0.0, 1, 2], [0.0, 1], new double[,] { { 1, 2 }, { 3, 4 }, { 5, 6 } });
         Figure[] figures =

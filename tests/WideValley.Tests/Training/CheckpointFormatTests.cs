@@ -63,8 +63,10 @@ public class CheckpointFormatTests
         var run = CopyFixture(dir);
         var checkpoint = Path.Combine(run, Trainer.CheckpointFileName);
         var stored = Checkpoint.ReadMeta(checkpoint).RunConfig!;
-        // The fixture found its data through $WIDEVALLEY_DATA; name the Debian folder so no other folder shadows it.
-        var config = stored with { DataDir = "/usr/share/datasets/fashion-mnist" };
+        // The fixture's logged losses are on the full set; it found its data through $WIDEVALLEY_DATA, so name the
+        // Debian folder so no other folder shadows it.
+        TestMachine.RequireFullFashionMnist();
+        var config = stored with { DataDir = TestMachine.DebianFashionMnistFolder };
         var logged = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[0])!;
 
         // Evaluate: the weights give the test loss logged at the end of epoch 1.
