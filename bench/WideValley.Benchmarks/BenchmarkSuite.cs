@@ -177,8 +177,11 @@ public static class BenchmarkTargets
     const string OptimizerSource = "docs/results/bench-optimizer.md";
     const string HessianSource = "docs/results/bench-hessian.md";
 
-    /// <summary>Entropy-SGD step / (L x SGD step) at L = 20.</summary>
-    static readonly Dictionary<string, double> RatioAtL20 = new() { [ModelZoo.MnistFcName] = 1.15, [ModelZoo.LeNetName] = 1.10 };
+    /// <summary>
+    /// Entropy-SGD step / (L x SGD step) at L = 20. mnistfc's was 1.15 (issue 3) and is 1.08 since issue 15, at 1 and 2
+    /// threads: the step is L gradient evaluations plus a memory-bound update, so little more than L SGD steps.
+    /// </summary>
+    static readonly Dictionary<string, double> RatioAtL20 = new() { [ModelZoo.MnistFcName] = 1.08, [ModelZoo.LeNetName] = 1.10 };
     const double HvpOverGrad = 2.5;
     const long LanczosHvps = 150;
     static readonly string[] HessianModels = [ModelZoo.MnistFcName, ModelZoo.LeNetName];
