@@ -27,6 +27,13 @@ public sealed class CliContext
     public required IAnsiConsole Console { get; init; }
     /// <summary>True when output goes to a terminal, where a live progress bar makes sense.</summary>
     public bool Interactive { get; init; }
+
+    /// <summary>The house progress display (description, bar, percent, elapsed, remaining, spinner; cleared when done).</summary>
+    public Progress ProgressBars() => Console.Progress()
+        .AutoClear(true)
+        .HideCompleted(true)
+        .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+            new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn());
 }
 
 public static class CliApp

@@ -21,11 +21,7 @@ public static class TrainingConsole
         if (!ctx.Interactive) return trainer.Run(resume);
 
         TrainingResult? result = null;
-        ctx.Console.Progress()
-            .AutoClear(true)
-            .HideCompleted(true)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+        ctx.ProgressBars()
             .Start(progress =>
             {
                 ProgressTask? bar = null;

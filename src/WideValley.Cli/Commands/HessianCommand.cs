@@ -438,11 +438,7 @@ public static class HessianCommand
         {
             if (!ctx.Interactive) return body(null, null);
             T result = default!;
-            ctx.Console.Progress()
-                .AutoClear(true)
-                .HideCompleted(true)
-                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                    new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            ctx.ProgressBars()
                 .Start(progress =>
                 {
                     ProgressTask? bar = null;

@@ -352,10 +352,7 @@ internal sealed class LandscapeLoss : IDisposable
                 var l = term();
                 CheckDifferentiable(l);
                 var grads = autograd.grad([l], parameters, create_graph: true, retain_graph: true, allow_unused: true);
-                var hv = SecondBackward(grads, vViews, retain: false);
-                if (hv is null) continue;
-                for (var p = 0; p < hv.Count; p++)
-                    if (!hv[p].IsInvalid) resultViews[p].Accumulate_(hv[p]);
+                AddInto(resultViews, SecondBackward(grads, vViews, retain: false));
             }
             return 0;
         }
@@ -365,12 +362,7 @@ internal sealed class LandscapeLoss : IDisposable
             for (var i = 0; i < gradients.Count; i++)
             {
                 using var scope = NewDisposeScope();
-                var hv = SecondBackward(gradients[i], vViews, retain: true);
-                if (hv is null) continue;
-                for (var p = 0; p < hv.Count; p++)
-                {
-                    if (!hv[p].IsInvalid) resultViews[p].Accumulate_(hv[p]);
-                }
+                AddInto(resultViews, SecondBackward(gradients[i], vViews, retain: true));
             }
             return 0;
         }
@@ -382,15 +374,18 @@ internal sealed class LandscapeLoss : IDisposable
             // create_graph needs retain_graph as well in TorchSharp; an error inside grad aborts the process, so every
             // shape was checked before (vectors by the layout, the loss is a scalar).
             var grads = autograd.grad([l], parameters, create_graph: true, retain_graph: true, allow_unused: true);
-            var hv = SecondBackward(grads, vViews, retain: false);
-            if (hv is null) continue;
-            for (var p = 0; p < hv.Count; p++)
-            {
-                if (!hv[p].IsInvalid) resultViews[p].Accumulate_(hv[p]);
-            }
+            AddInto(resultViews, SecondBackward(grads, vViews, retain: false));
         }
         return 0;
     });
+
+    /// <summary>Adds one batch's H v blocks into the result's views; a parameter the loss does not reach adds nothing.</summary>
+    static void AddInto(Tensor[] resultViews, IList<Tensor>? hv)
+    {
+        if (hv is null) return;
+        for (var p = 0; p < hv.Count; p++)
+            if (!hv[p].IsInvalid) resultViews[p].Accumulate_(hv[p]);
+    }
 
     /// <summary>
     /// Column <paramref name="index"/> of H restricted to the rows of the parameter tensors from
