@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -114,6 +115,7 @@ internal sealed unsafe class CounterNormalNoise
         return z ^ (z >> 31);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<ulong> SplitMix(Vector256<ulong> z)
     {
         z = (z ^ (z >> 30)) * Vector256.Create(0xBF58476D1CE4E5B9UL);
@@ -122,30 +124,70 @@ internal sealed unsafe class CounterNormalNoise
     }
 
     /// <summary>The generator itself; see the class remarks for the layout of the counter space.</summary>
+    /// <remarks>
+    /// Each block's normals are one long chain of dependent steps (hash, logarithm, square root, products), so one block
+    /// at a time leaves the floating-point units waiting on latency. Four blocks at a time, stage by stage, give the
+    /// out-of-order core four independent chains: 1.6x faster on Zen 4 with or without AVX-512, and every value the same
+    /// as one block at a time (the same operations per lane, in the same order).
+    /// </remarks>
     internal static void FillBlocks(ulong key, long blocksPerDraw, float* z, long start, long end, long draw)
     {
-        var laneOffsets = Vector256.Create(0UL, 1, 2, 3);
-        var golden = Vector256.Create(Golden);
-        var scale = Vector256.Create(1f / 16777216f);
-        var half = Vector256.Create(0.5f / 16777216f);
-        var minusTwo = Vector256.Create(-2f);
-        for (var e = start; e < end; e += Block)
+        var first = (ulong)(draw * blocksPerDraw + start / Block);
+        var e = start;
+        for (; e + 4 * Block <= end; e += 4 * Block)
         {
-            var block = (ulong)(draw * blocksPerDraw + e / Block);
-            var position = Vector256.Create(key) + (Vector256.Create(block * 8) + laneOffsets) * golden;
-            var a = SplitMix(position);
-            var b = SplitMix(position + Vector256.Create(4UL) * golden);
-            var low = Vector256.Narrow(a, b);
-            var high = Vector256.Narrow(a >> 32, b >> 32);
-            // 24-bit values convert exactly as signed integers (AVX2 has no unsigned conversion).
-            var u1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle((low >> 8).AsInt32()), scale, half);   // (0, 1): log is finite
-            var u2 = Vector256.ConvertToSingle((high >> 8).AsInt32()) * scale;         // [0, 1)
-            var r = Vector256.Sqrt(minusTwo * Log(u1));
-            var (sin, cos) = SinCosOfTurns(u2);
+            var block = first + (ulong)((e - start) / Block);
+            var (a0, b0) = Hashes(key, block);
+            var (a1, b1) = Hashes(key, block + 1);
+            var (a2, b2) = Hashes(key, block + 2);
+            var (a3, b3) = Hashes(key, block + 3);
+            var u10 = RadiusUniform(a0, b0); var u11 = RadiusUniform(a1, b1);
+            var u12 = RadiusUniform(a2, b2); var u13 = RadiusUniform(a3, b3);
+            var u20 = AngleUniform(a0, b0); var u21 = AngleUniform(a1, b1);
+            var u22 = AngleUniform(a2, b2); var u23 = AngleUniform(a3, b3);
+            var r0 = Radius(u10); var r1 = Radius(u11); var r2 = Radius(u12); var r3 = Radius(u13);
+            var (sin0, cos0) = SinCosOfTurns(u20); var (sin1, cos1) = SinCosOfTurns(u21);
+            var (sin2, cos2) = SinCosOfTurns(u22); var (sin3, cos3) = SinCosOfTurns(u23);
+            var o = z + (e - start);
+            (r0 * cos0).Store(o); (r0 * sin0).Store(o + 8);
+            (r1 * cos1).Store(o + 16); (r1 * sin1).Store(o + 24);
+            (r2 * cos2).Store(o + 32); (r2 * sin2).Store(o + 40);
+            (r3 * cos3).Store(o + 48); (r3 * sin3).Store(o + 56);
+        }
+        for (; e < end; e += Block)
+        {
+            var (a, b) = Hashes(key, first + (ulong)((e - start) / Block));
+            var r = Radius(RadiusUniform(a, b));
+            var (sin, cos) = SinCosOfTurns(AngleUniform(a, b));
             (r * cos).Store(z + (e - start));
             (r * sin).Store(z + (e - start) + 8);
         }
     }
+
+    /// <summary>The eight SplitMix64 outputs of a block: positions 8 block + j, j &lt; 4 in the first, 4 &lt;= j &lt; 8 in the second.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (Vector256<ulong> A, Vector256<ulong> B) Hashes(ulong key, ulong block)
+    {
+        var golden = Vector256.Create(Golden);
+        var position = Vector256.Create(key) + (Vector256.Create(block * 8) + Vector256.Create(0UL, 1, 2, 3)) * golden;
+        return (SplitMix(position), SplitMix(position + Vector256.Create(4UL) * golden));
+    }
+
+    /// <summary>The low 32 bits' top 24 as a uniform in (0, 1) (never 0, so that its logarithm is finite).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> RadiusUniform(Vector256<ulong> a, Vector256<ulong> b) =>
+        // 24-bit values convert exactly as signed integers (AVX2 has no unsigned conversion).
+        Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle((Vector256.Narrow(a, b) >> 8).AsInt32()),
+            Vector256.Create(1f / 16777216f), Vector256.Create(0.5f / 16777216f));
+
+    /// <summary>The high 32 bits' top 24 as a uniform in [0, 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> AngleUniform(Vector256<ulong> a, Vector256<ulong> b) =>
+        Vector256.ConvertToSingle((Vector256.Narrow(a >> 32, b >> 32) >> 8).AsInt32()) * Vector256.Create(1f / 16777216f);
+
+    /// <summary>Box-Muller's radius sqrt(-2 ln u).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Radius(Vector256<float> u) => Vector256.Sqrt(Vector256.Create(-2f) * Log(u));
 
     /// <summary>The same into a span (for tests); its length must cover [start, end) rounded up to whole blocks.</summary>
     internal static void FillBlocks(ulong key, long blocksPerDraw, Span<float> z, long start, long end, long draw)
@@ -161,6 +203,7 @@ internal sealed unsafe class CounterNormalNoise
     /// (relative error about 1e-7), then the quadrant q swaps and negates them. .NET's Vector256.SinCos reduces
     /// arbitrary arguments and cost about as much as the rest of the noise together.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static (Vector256<float> Sin, Vector256<float> Cos) SinCosOfTurns(Vector256<float> u)
     {
         // round(4u), 0..4: the argument is in [0.5, 4.5), so the plain truncating conversion is exact.
@@ -187,6 +230,7 @@ internal sealed unsafe class CounterNormalNoise
     /// [sqrt(1/2), sqrt(2)), log x = e ln 2 + log(1 + t) with t = m - 1 by a degree-9 polynomial; relative error below
     /// 1e-7).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<float> Log(Vector256<float> x)
     {
         var bits = x.AsInt32();

@@ -106,4 +106,46 @@ public class LangevinNoiseTests
         var tail = Normals(99, 3, start: 16 * 1000, count: N - 16 * 1000);
         Assert.Equal(whole[(16 * 1000)..], tail);
     }
+
+    [Fact]
+    public void FourBlocksAtATimeGiveTheSameValuesAsOneBlockAtATime()
+    {
+        // Whole range: the four-block path (and the one-block tail: 16 * 1001 is not a multiple of 64).
+        const int count = 16 * 1001;
+        var whole = Normals(4242, 5, start: 16 * 3, count: count);
+        var single = new float[count];
+        for (var b = 0; b < count; b += 16)
+            CounterNormalNoise.FillBlocks(4242, N / 16, single.AsSpan(b, 16), 16 * 3 + b, 16 * 3 + b + 16, 5);
+        Assert.Equal(whole, single);
+    }
+
+    [Fact]
+    public void NoiseFollowsTheDocumentedCounterLayout()
+    {
+        // A scalar float64 transcription of the class remarks: element 16 b + j (cosine) and 16 b + 8 + j (sine) of
+        // draw n come from SplitMix64 at position (n B + b) 8 + j of the stream keyed by the seed.
+        const long seed = 2017, draw = 3;
+        var key = CounterNormalNoise.KeyOf(seed);
+        const long blocksPerDraw = N / 16;
+        var z = Normals(key, draw);
+        for (var e = 0; e < N; e += 997)
+        {
+            var block = (ulong)(draw * blocksPerDraw + e / 16);
+            var j = (ulong)(e % 16 % 8);
+            var bits = SplitMix(unchecked(key + (block * 8 + j) * 0x9E3779B97F4A7C15UL));
+            var u1 = ((bits & 0xFFFFFFFF) >> 8) / 16777216.0 + 0.5 / 16777216.0;
+            var u2 = (bits >> 40) / 16777216.0;
+            var r = Math.Sqrt(-2 * Math.Log(u1));
+            var expected = e % 16 < 8 ? r * Math.Cos(2 * Math.PI * u2) : r * Math.Sin(2 * Math.PI * u2);
+            Assert.True(Math.Abs(z[e] - expected) <= 2e-6 * Math.Max(1, Math.Abs(expected)),
+                $"element {e}: {z[e]} against the layout's {expected}");
+        }
+    }
+
+    static ulong SplitMix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
 }
