@@ -65,8 +65,9 @@ public sealed record OptimizerBenchmarkResult
     public required double LangevinUpdateMs { get; init; }
     /// <summary>
     /// Bytes the Langevin update must move to and from memory per Langevin step: x', g, x0, mu, v read and x', mu, v
-    /// written (8 parameter-sized float32 streams with momentum, 6 without), plus the chain's start (x read; x0, mu, v
-    /// written) and finish (x0, mu read; x, .grad written) spread over its L steps. The noise is generated in cache.
+    /// written (8 parameter-sized float32 streams with momentum, 6 without) on all but the first step, which reads x' and
+    /// g and writes x', x0, mu and v (6 streams; 5 without momentum), plus the finish (x0, mu read; x, .grad written),
+    /// spread over the L steps. The noise is generated in cache.
     /// </summary>
     public long LangevinBytesPerStep { get; init; }
     /// <summary><see cref="LangevinBytesPerStep"/> over <see cref="LangevinUpdateMs"/>, in GB/s (10^9 bytes).</summary>
@@ -271,9 +272,9 @@ public static class OptimizerBenchmark
     {
         var momentum = options.LangevinMomentum != 0;
         var perStep = momentum ? 8 : 6;           // x', g, x0, mu (, v) read; x', mu (, v) written
-        var start = momentum ? 4 : 3;             // x read; x0, mu (, v) written
+        var firstStep = momentum ? 6 : 5;         // x', g read; x', x0, mu (, v) written (x0 = mu = x, v = 0: nothing to read)
         const int finish = 4;                     // x0, mu read; x, .grad written
-        return (long)Math.Round(4.0 * parameters * (perStep + (double)(start + finish) / options.L));
+        return (long)Math.Round(4.0 * parameters * ((options.L - 1) * perStep + firstStep + finish) / options.L);
     }
 
     /// <summary>Median ms of libtorch's copy_ between two float32 buffers of half the bytes each (read half, write half).</summary>
