@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using WideValley.Experiments;
-using WideValley.Reports;
 
 namespace WideValley.Cli.Commands.Reproduce;
 
@@ -36,7 +35,7 @@ public static class SgldBaselineCommand
             var commandLine = $"widevalley reproduce sgld-baseline --seeds {s.Seeds} --budget {Budgets.Name(b)}" +
                               string.Format(c, " --sgld-lr {0} --sgld-decay {1}", eta, exponent) +
                               (data.MnistDir is null ? "" : " --mnist-dir MNIST_DIR");
-            return ComparisonRunner.Execute(ctx, new ComparisonRequest
+            return ComparisonCommand.Execute(ctx, new ComparisonRequest
             {
                 Name = "sgld-baseline",
                 Rows = [SgldBaseline.Row],

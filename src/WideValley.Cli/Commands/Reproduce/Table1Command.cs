@@ -1,14 +1,12 @@
 using System.CommandLine;
 using System.Globalization;
 using WideValley.Experiments;
-using WideValley.Reports;
-using WideValley.Training;
 
 namespace WideValley.Cli.Commands.Reproduce;
 
 /// <summary>
 /// `widevalley reproduce table1`: every (row, optimizer, seed) of Table 1 in its own run folder, trained unless it
-/// has finished, then the report (see <see cref="ComparisonRunner"/>).
+/// has finished, then the report (see <see cref="ComparisonRunner"/>, shown by <see cref="ComparisonCommand"/>).
 /// </summary>
 public static class Table1Command
 {
@@ -40,7 +38,7 @@ public static class Table1Command
                 Corpus = ReproduceOptions.ExistingFile(p.GetValue(corpus), "--corpus"),
             };
             var commandLine = CommandLine(selected, s.Seeds, s.FirstSeed, b, data);
-            return ComparisonRunner.Execute(ctx, new ComparisonRequest
+            return ComparisonCommand.Execute(ctx, new ComparisonRequest
             {
                 Name = "table1",
                 Rows = selected,
