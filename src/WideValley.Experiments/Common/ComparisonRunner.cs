@@ -160,3 +160,40 @@ public static class ComparisonRunner
         return rows;
     }
 }
+
+/// <summary>How a paper comparison (Table 1, App. C.1) runs: budget, seeds, data, where the runs and the report go, and what the report quotes.</summary>
+public sealed record ComparisonRunSettings
+{
+    /// <summary>The compute budget.</summary>
+    public required Budget Budget { get; init; }
+
+    /// <summary>Independent runs per row and arm (at least 1).</summary>
+    public required int Seeds { get; init; }
+
+    /// <summary>The first run's seed; the others follow consecutively.</summary>
+    public long FirstSeed { get; init; } = 1;
+
+    /// <summary>Where the data are.</summary>
+    public required ExperimentData Data { get; init; }
+
+    /// <summary>libtorch threads per run (0: libtorch's default).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>cpu, cuda or cuda:N.</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>The folder of the run folders.</summary>
+    public required string RunsRoot { get; init; }
+
+    /// <summary>The report's folder.</summary>
+    public required string OutDir { get; init; }
+
+    /// <summary>Train nothing: report the runs that have finished, the others as pending.</summary>
+    public bool ReportOnly { get; init; }
+
+    /// <summary>The command that reproduces the report, as the report quotes it.</summary>
+    public required string CommandLine { get; init; }
+
+    /// <summary>The machine in one line, as the report quotes it.</summary>
+    public required string Machine { get; init; }
+}

@@ -332,3 +332,65 @@ public class HessianUniversalityRunnerTests
         Assert.Contains("training has not finished", Assert.Single(outcome.Report.Results).Pending);
     }
 }
+
+/// <summary>The comparisons Table 1 and App. C.1 define for <see cref="ComparisonRunner"/>: folders, rows, report names.</summary>
+public class PaperComparisonTests
+{
+    static ComparisonRunSettings Settings(Budget budget = Budget.Smoke) => new()
+    {
+        Budget = budget,
+        Seeds = 2,
+        FirstSeed = 7,
+        Data = new ExperimentData(),
+        RunsRoot = "/runs",
+        OutDir = "/out",
+        CommandLine = "widevalley reproduce ...",
+        Machine = "test machine",
+    };
+
+    [Fact]
+    public void SgldRunsInItsOwnTreeAndSharesTheEntropySgdRunsWithTable1()
+    {
+        var sgld = ComparisonRunner.Plan(SgldBaseline.Comparison(Settings(), 0.25, 0.5));
+        var table1 = ComparisonRunner.Plan(Table1.Comparison([Table1.Row("lenet")], Settings()));
+        Assert.Equal(["/runs/sgld-baseline-smoke/lenet/sgld-lr0.25-b0.5/seed-7", "/runs/table1-smoke/lenet/entropy-sgd/seed-7",
+            "/runs/sgld-baseline-smoke/lenet/sgld-lr0.25-b0.5/seed-8", "/runs/table1-smoke/lenet/entropy-sgd/seed-8"], sgld.Runs.Select(r => r.Folder));
+        // The shared arm is the same run in both: same folder, same configuration.
+        foreach (var entropy in sgld.Runs.Where(r => r.Arm.IsEntropy))
+        {
+            var same = table1.Runs.Single(r => r.Folder == entropy.Folder);
+            Assert.Equal(same.Arm.Config.ToJson().ToJsonString(), entropy.Arm.Config.ToJson().ToJsonString());
+        }
+        Assert.Equal("sgld", sgld.Runs[0].Arm.Key);
+        Assert.Throws<ArgumentException>(() => SgldBaseline.Comparison(Settings(), -1, 0.5));
+    }
+
+    [Fact]
+    public void TheReportsAreNamedByDatasetAndBudgetAndQuoteTheCommandAndMachine()
+    {
+        var table1 = Table1.Comparison(Table1.Rows, Settings()).Report([]);
+        Assert.Equal(("table1-fashion-mnist-smoke", "widevalley reproduce ...", "test machine"), (table1.Stem, table1.Command, table1.Machine));
+        Assert.Contains(table1.Introduction, p => p.Contains("Fashion-MNIST stands in for MNIST", StringComparison.OrdinalIgnoreCase));
+        Assert.Equal("table1-fashion-mnist", Table1.Comparison(Table1.Rows, Settings(Budget.Paper)).Report([]).Stem);
+        var sgld = SgldBaseline.Comparison(Settings(Budget.Paper)).Report([]);
+        Assert.Equal("sgld-baseline", sgld.Stem);
+        Assert.Contains(sgld.Introduction, p => p.Contains("these are the defaults", StringComparison.Ordinal));
+        Assert.Contains(SgldBaseline.Comparison(Settings(), 1, 0.5).Report([]).Introduction, p => p.Contains("given on the command line", StringComparison.Ordinal));
+    }
+}
+
+/// <summary><see cref="ReportFolders.CheckWritable"/>: a report folder that cannot be written fails before any computation.</summary>
+public class ReportFoldersTests
+{
+    [Fact]
+    public void AFileOrAFolderUnderAFileIsRefusedAndAWritableFolderIsCreatedAndLeftClean()
+    {
+        using var dir = new TempDir();
+        var file = dir.WriteText("file", "keep");
+        Assert.Contains("is a file; give a folder", Assert.Throws<IOException>(() => ReportFolders.CheckWritable(file, "report")).Message);
+        Assert.Contains("cannot write the report to --out", Assert.Throws<IOException>(() => ReportFolders.CheckWritable(Path.Combine(file, "sub"), "report")).Message);
+        ReportFolders.CheckWritable(dir.File("new/reports"), "report");
+        Assert.Empty(Directory.GetFileSystemEntries(dir.File("new/reports")));
+        Assert.Equal("keep", File.ReadAllText(file));
+    }
+}
