@@ -14,9 +14,10 @@ namespace WideValley.Cli.Commands;
 /// loss over its first N training samples (seed 003 Sec. 5.1, Figs. 1 and 3), by one of the library's methods; or,
 /// with `--model-file FILE` (<see cref="ModelSourceCommandOptions"/>), of a user's network (TorchScript from PyTorch,
 /// TorchSharp weights with a zoo or factory architecture) over the first N samples of the data named. A shell
-/// over the library's <see cref="HessianMeasurement"/> service: it parses the options, opens the run, calls the
-/// service (which owns the methods, the inertia route, the column-block policy and the hessian.json format), adds the
-/// plots, and prints the quantities the paper quotes (or one JSON object), with a progress bar on terminals.
+/// over the library's <see cref="HessianMeasurement"/> service (which owns the methods, the inertia route, the
+/// column-block policy and the hessian.json format): it parses the options, opens the run, measures it into its folder
+/// through <see cref="HessianFolders"/> (the service plus plots and tables, shared with the hessian-universality
+/// experiment), and prints the quantities the paper quotes (or one JSON object), with a progress bar on terminals.
 /// </summary>
 public static class HessianCommand
 {
