@@ -1,10 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Text.Json.Nodes;
 using Spectre.Console;
+using WideValley.Experiments;
 using WideValley.Landscape;
-using WideValley.Reports;
 using static TorchSharp.torch;
 using static WideValley.Cli.Commands.MeasurementOptions;
 
@@ -15,9 +14,10 @@ namespace WideValley.Cli.Commands;
 /// loss over its first N training samples (seed 003 Sec. 5.1, Figs. 1 and 3), by one of the library's methods; or,
 /// with `--model-file FILE` (<see cref="ModelSourceCommandOptions"/>), of a user's network (TorchScript from PyTorch,
 /// TorchSharp weights with a zoo or factory architecture) over the first N samples of the data named. A shell
-/// over the library's <see cref="HessianMeasurement"/> service: it parses the options, opens the run, calls the
-/// service (which owns the methods, the inertia route, the column-block policy and the hessian.json format), adds the
-/// plots, and prints the quantities the paper quotes (or one JSON object), with a progress bar on terminals.
+/// over the library's <see cref="HessianMeasurement"/> service (which owns the methods, the inertia route, the
+/// column-block policy and the hessian.json format): it parses the options, opens the run, measures it into its folder
+/// through <see cref="HessianFolders"/> (the service plus plots and tables, shared with the hessian-universality
+/// experiment), and prints the quantities the paper quotes (or one JSON object), with a progress bar on terminals.
 /// </summary>
 public static class HessianCommand
 {
@@ -246,64 +246,52 @@ public static class HessianCommand
         ["Method"] = "--method", ["Top"] = "--top", ["Steps"] = "--steps", ["Workers"] = "--workers", ["BandIndices"] = "--bands",
     };
 
-    /// <summary>A finished measurement of a run: where it was written, what hessian.json holds, and the result.</summary>
-    internal sealed record RunMeasurement(string OutDir, string Json, IReadOnlyList<string> Files, HessianMeasurementResult Result);
-
     /// <summary>
-    /// Opens the run, measures it through the library's <see cref="HessianMeasurement"/> service, and writes the output
-    /// folder (plots, CSV tables, hessian.json last). Used by this command and by the experiments, which handle the
-    /// exceptions themselves: nothing here prints a result or chooses an exit code.
+    /// Opens the run, measures it into its output folder through the shared <see cref="HessianFolders"/> service
+    /// (the library's <see cref="HessianMeasurement"/> plus plots, CSV tables and hessian.json last), and says
+    /// library errors in terms of this command's flags. Nothing here prints a result or chooses an exit code.
     /// </summary>
     /// <exception cref="UsageException">An option that does not fit the run (names the flag).</exception>
     /// <exception cref="OperationCanceledException">Interrupted; the exact route keeps its finished column blocks.</exception>
-    internal static RunMeasurement MeasureRun(HessianSettings s, TextWriter log, CancellationToken cancellation = default,
+    internal static HessianFolder MeasureRun(HessianSettings s, TextWriter log, CancellationToken cancellation = default,
         IProgress<CurvatureProgress>? progress = null, Action<ExactHessianProgress>? columnProgress = null)
     {
         s.Validate();
-        var defaultBatch = s.Method == "diag-fisher" ? 100 : 500;
+        var batchSize = s.BatchSize ?? HessianFolders.DefaultBatchSize(ParseMethod(s.Method));
         using var run = s.Source is { } source
-            ? MeasuredRun.OpenModel(source, s.Samples, DefaultSamples, s.BatchSize ?? defaultBatch, s.Overrides.Threads)
+            ? MeasuredRun.OpenModel(source, s.Samples, DefaultSamples, batchSize, s.Overrides.Threads)
             : MeasuredRun.Open(s.Checkpoint ?? throw new UsageException("--checkpoint: name the run to measure"), "--checkpoint", s.Samples, DefaultSamples,
-                s.BatchSize ?? defaultBatch, s.Overrides, s.LanguageModels);
+                batchSize, s.Overrides, s.LanguageModels);
         var outDir = Path.GetFullPath(s.Out ?? run.DefaultOut($"hessian-{s.Method}"));
-        var options = new LandscapeOptions
-        {
-            Parameters = ParseParams(s.ParamsText),
-            BatchNorm = s.BatchNorm,
-            Dropout = s.Dropout,
-            ComputeType = s.ComputeType,
-            Loss = run.Loss,
-            LossName = run.LossName,
-            ModelFactory = run.ModelFactory,
-        };
-        var names = options.Parameters.ResolveNames(run.Model);
         var settings = ToMeasurementSettings(s, ColumnsFolder(s, outDir), log, cancellation, progress, columnProgress);
-        HessianMeasurementResult m;
         try
         {
-            if (s.Method == "diag-fisher")
+            return HessianFolders.Measure(new HessianFolderRequest
             {
-                if (run.EvaluationSet.Count < 2)
-                    throw new UsageException(
-                        $"--method diag-fisher is a variance over minibatches and needs at least 2; {run.Samples:N0} samples in batches of {run.EvaluationSet[0].Inputs.shape[0]} give 1. Use a smaller --batch-size or more --samples");
-                log.WriteLine($"hessian diag-fisher: {run.Name}, {run.Samples:N0} samples in {run.EvaluationSet.Count} minibatches");
-                m = HessianMeasurement.MeasureDiagonalFisher(run.Model, run.EvaluationSet, options, settings);
-            }
-            else
-            {
-                using var hvp = new Hvp(run.Model, run.EvaluationSet, options);
-                log.WriteLine($"hessian {s.Method}: {run.Name}, n = {hvp.Dimension:N0} parameters ({options.Parameters.Description}), {run.Samples:N0} samples, {DtypeName(hvp.Dtype)}");
-                m = HessianMeasurement.Measure(hvp, settings);
-            }
+                Model = run.Model,
+                EvaluationSet = run.EvaluationSet,
+                Samples = run.Samples,
+                BatchSize = batchSize,
+                Name = run.Name,
+                Options = new LandscapeOptions
+                {
+                    Parameters = ParseParams(s.ParamsText),
+                    BatchNorm = s.BatchNorm,
+                    Dropout = s.Dropout,
+                    ComputeType = s.ComputeType,
+                    Loss = run.Loss,
+                    LossName = run.LossName,
+                    ModelFactory = run.ModelFactory,
+                },
+                ParametersText = s.ParamsText,
+                Settings = settings,
+                OutDir = outDir,
+                Describe = run.Describe,
+            });
         }
         catch (HessianSettingException e) when (Flags.ContainsKey(e.Setting))
         {
             throw new UsageException($"{Flags[e.Setting]} {e.Value} {e.Problem}");
-        }
-        catch (OperationCanceledException e) when (s.Method == "exact")
-        {
-            throw new OperationCanceledException(
-                $"interrupted; every finished block of columns is kept in {settings.ColumnsFolder}. Run the same command again to resume.", e);
         }
         catch (ColumnStoreMismatchException e)
         {
@@ -312,67 +300,6 @@ public static class HessianCommand
                 $"the column folder {settings.ColumnsFolder} (--checkpoint-dir) holds columns of another measurement (kept by --keep-columns or an interrupted run); " +
                 $"delete it or choose another --checkpoint-dir or --out. {e.Message}");
         }
-
-        var context = new JsonObject
-        {
-            ["samples"] = run.Samples,
-            ["batch_size"] = s.BatchSize ?? defaultBatch,
-            ["dtype"] = DtypeName(m.Dtype),
-            ["bn"] = s.BatchNorm == BatchNormMode.RunningStatistics ? "running" : "batch",
-            ["dropout"] = s.Dropout == DropoutMode.Off ? "off" : "on",
-            ["params"] = s.ParamsText ?? "all",
-            ["parameter_names"] = new JsonArray(names.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
-            ["seed"] = s.Seed,
-        };
-        run.Describe(context);
-        context["out"] = outDir;
-        Directory.CreateDirectory(outDir);
-        var plots = WritePlots(outDir, m, run.Name, run.EvaluationSet[0].Inputs.shape[0]);
-        var text = HessianMeasurement.Write(outDir, m, context, plots);
-        var files = m.Tables.Select(t => t.Name).Concat(plots).Append("hessian.json").ToArray();
-        return new RunMeasurement(outDir, text, files, m);
-    }
-
-    /// <summary>The figures of a measurement (PNG + SVG each); returns their file names.</summary>
-    private static List<string> WritePlots(string outDir, HessianMeasurementResult m, string model, long batchSize)
-    {
-        var n = m.Dimension;
-        var written = new List<string>();
-        void Save(string name, Figure figure)
-        {
-            figure.SavePngAndSvg(Path.Combine(outDir, name));
-            written.AddRange([name + ".png", name + ".svg"]);
-        }
-        switch (m.Method)
-        {
-            case HessianMethod.Exact when m.Eigenvalues is { } eigenvalues:
-                Save("spectrum", SpectrumPlot.FromEigenvalues(eigenvalues, new SpectrumPlotOptions { Title = $"{model}: Hessian spectrum (exact, n = {n:N0})" }));
-                break;
-            case HessianMethod.Lanczos:
-                var series = new List<LineSeries>();
-                if (m.Largest is { } top)
-                    series.Add(new LineSeries("largest", Enumerable.Range(1, top.Eigenvalues.Length).Select(i => (double)i).ToArray(), top.Eigenvalues) { ShowMarkers = true });
-                if (m.Smallest is { } bottom)
-                    series.Add(new LineSeries("smallest", Enumerable.Range(1, bottom.Eigenvalues.Length).Select(i => (double)i).ToArray(), bottom.Eigenvalues) { ShowMarkers = true });
-                Save("eigenvalues", LinePlot.Create(series, "rank from the end of the spectrum", "eigenvalue",
-                    new LinePlotOptions { Title = $"{model}: Hessian extreme eigenvalues (Lanczos, n = {n:N0})" }));
-                break;
-            case HessianMethod.Slq when m.Density is { } density && m.Quadrature is { } slq:
-                var statistics = new SpectrumStatistics(null, m.LambdaMin!.Value, m.LambdaMax!.Value, 1e-4, slq.FractionAbsBelow(1e-4));
-                Save("density", SpectrumPlot.FromDensity(density.Grid, density.Density,
-                    new SpectrumPlotOptions { Title = $"{model}: Hessian eigenvalue density (SLQ, n = {n:N0})", Statistics = statistics }));
-                break;
-            case HessianMethod.DiagFisher when m.FisherDiagonal is { } values:
-                Save("histogram", HistogramPlot.Create(values, new HistogramPlotOptions
-                {
-                    LogX = true,
-                    LogY = true,
-                    XLabel = "diagonal Fisher E(g²) − (E g)²",
-                    Title = $"{model}: diagonal empirical Fisher ({m.Minibatches} minibatches of {batchSize})",
-                }));
-                break;
-        }
-        return written;
     }
 
     /// <summary>Measures, writes the output folder (hessian.json last) and prints; returns the exit code.</summary>
@@ -381,7 +308,7 @@ public static class HessianCommand
         s.Validate();
         // With --json, stdout carries exactly one object; everything said along the way goes to stderr.
         var log = s.Json ? ctx.Error : ctx.Out;
-        RunMeasurement measured;
+        HessianFolder measured;
         using (var stop = new StopOnSignal(log))
         {
             try

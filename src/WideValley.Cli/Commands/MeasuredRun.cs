@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using WideValley.Data;
+using WideValley.Experiments;
 using WideValley.Landscape;
 using WideValley.Models;
 using WideValley.Training;
@@ -20,24 +21,25 @@ namespace WideValley.Cli.Commands;
 /// </summary>
 internal sealed class MeasuredRun : IDisposable
 {
-    private readonly PreparedRun? prepared;
+    private readonly MeasurableRun? measurable;
     private readonly OpenedModelAndData? opened;
     private readonly ModelSourceRequest? request;
     private readonly List<(Tensor Inputs, Tensor Labels)> evaluationSet;
 
-    private MeasuredRun(string folder, string checkpointPath, CheckpointMeta meta, RunConfig config, PreparedRun prepared,
-        List<(Tensor Inputs, Tensor Labels)> evaluationSet, long samples, Func<Tensor, Tensor, Tensor>? loss)
+    private PreparedRun? prepared => measurable?.Prepared;
+
+    private MeasuredRun(MeasurableRun measurable)
     {
-        Folder = folder;
-        CheckpointPath = checkpointPath;
-        Meta = meta;
-        Config = config;
-        this.prepared = prepared;
-        this.evaluationSet = evaluationSet;
-        Samples = samples;
-        Loss = loss;
-        Name = meta.Model;
-        DefaultOutBase = folder + Path.DirectorySeparatorChar;
+        this.measurable = measurable;
+        Folder = measurable.Folder;
+        CheckpointPath = measurable.CheckpointPath;
+        Meta = measurable.Meta;
+        Config = measurable.Config;
+        evaluationSet = [.. measurable.EvaluationSet];
+        Samples = measurable.Samples;
+        Loss = measurable.Loss;
+        Name = measurable.Meta.Model;
+        DefaultOutBase = Folder + Path.DirectorySeparatorChar;
     }
 
     private MeasuredRun(ModelSourceRequest request, OpenedModelAndData opened, List<(Tensor Inputs, Tensor Labels)> evaluationSet, long samples)
@@ -116,13 +118,9 @@ internal sealed class MeasuredRun : IDisposable
     /// <summary>Adds what was measured to a result's JSON: the run's model, optimizer, epoch and checkpoint, or the model file, its format and the data.</summary>
     public void Describe(JsonObject json)
     {
-        if (Meta is not null)
+        if (measurable is not null)
         {
-            json["model"] = Meta.Model;
-            json["model_params"] = Parameters;
-            json["optimizer"] = Meta.Optimizer;
-            json["epoch"] = Meta.CompletedEpochs;
-            json["checkpoint"] = CheckpointPath;
+            measurable.Describe(json);
             return;
         }
         json["model"] = opened!.Model.Description;
@@ -176,28 +174,8 @@ internal sealed class MeasuredRun : IDisposable
             throw new UsageException(
                 $"{option} {path}: the run trained '{stored.Model}', a language model; landscape measurements take image classifiers (cross-entropy on labelled images)");
         var config = overrides.Apply(stored);
-        var prepared = RunSetup.Prepare(config, outputDirectory: null);
-        try
-        {
-            Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);
-            var (inputs, labels, what) = isLanguageModel
-                ? Sequences((LanguageModelTask)prepared.Task, config.Unroll ?? RunSetup.DefaultUnroll(config.Model))
-                : (((ClassificationTask)prepared.Task).Data.Train.Inputs, ((ClassificationTask)prepared.Task).Data.Train.Labels, "samples");
-            var available = inputs.shape[0];
-            if (samples is int wanted && wanted > available)
-                throw new UsageException(
-                    $"--samples {wanted}: the run's training set has only {available:N0} {what} (it was trained with {(config.MaxTrainSamples is long m ? $"--max-train-samples {m}" : "the whole set")}); ask for at most {available:N0}");
-            var count = samples ?? Math.Min(defaultSamples, available);
-            Func<Tensor, Tensor, Tensor>? loss = isLanguageModel
-                ? (logits, targets) => nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1))
-                : null;
-            return new MeasuredRun(Path.GetDirectoryName(checkpoint)!, checkpoint, meta, config, prepared, Batches(inputs, labels, count, batchSize), count, loss);
-        }
-        catch
-        {
-            prepared.Dispose();
-            throw;
-        }
+        // The run rebuilt with its weights and first samples: the library's service, which the experiments share.
+        return new MeasuredRun(MeasurableRun.Open(checkpoint, meta, config, samples, defaultSamples, batchSize));
     }
 
     /// <summary>
@@ -222,25 +200,13 @@ internal sealed class MeasuredRun : IDisposable
                 throw new UsageException(
                     $"--samples {wanted}: {(name == "data" ? "the data" : $"the {name} split of {opened.DataDescription}")} has only {available:N0} samples ({opened.DataDescription}); ask for at most {available:N0}");
             var count = samples ?? Math.Min(defaultSamples, available);
-            return new MeasuredRun(request, opened, Batches(data.Inputs, data.Labels, count, batchSize), count);
+            return new MeasuredRun(request, opened, MeasurableRun.Batches(data.Inputs, data.Labels, count, batchSize), count);
         }
         catch
         {
             opened.Dispose();
             throw;
         }
-    }
-
-    /// <summary>The first <paramref name="count"/> samples in batches of <paramref name="batchSize"/> (views; the caller's tensors keep them).</summary>
-    private static List<(Tensor, Tensor)> Batches(Tensor inputs, Tensor labels, long count, int batchSize)
-    {
-        var batches = new List<(Tensor, Tensor)>();
-        for (long start = 0; start < count; start += batchSize)
-        {
-            var length = Math.Min(batchSize, count - start);
-            batches.Add((inputs.narrow(0, start, length), labels.narrow(0, start, length)));
-        }
-        return batches;
     }
 
     /// <summary>
@@ -303,27 +269,13 @@ internal sealed class MeasuredRun : IDisposable
         }
     }
 
-    /// <summary>
-    /// The training tokens as consecutive sequences of unroll + 1 tokens: inputs (S, unroll) and targets (S, unroll),
-    /// the inputs shifted by one. Views of the corpus, which the prepared run owns.
-    /// </summary>
-    private static (Tensor Inputs, Tensor Targets, string What) Sequences(LanguageModelTask task, int unroll)
-    {
-        var tokens = task.Corpus.Train;
-        var count = tokens.shape[0] / (unroll + 1);
-        if (count < 1)
-            throw new UsageException($"the run's training text has {tokens.shape[0]:N0} tokens, fewer than one sequence of {unroll + 1} (unroll + 1)");
-        var sequences = tokens.narrow(0, 0, count * (unroll + 1)).view(count, unroll + 1);
-        return (sequences.narrow(1, 0, unroll), sequences.narrow(1, 1, unroll), $"sequences of {unroll + 1} tokens");
-    }
-
     /// <summary>Puts this run's own weights (and buffers) back.</summary>
     public void ReloadOwnWeights() => Checkpoint.LoadWeights(CheckpointPath, prepared!.Task.Model);
 
     /// <summary>Frees the data, the network and the optimizer built with them.</summary>
     public void Dispose()
     {
-        prepared?.Dispose();
+        measurable?.Dispose();
         opened?.Dispose();
     }
 }

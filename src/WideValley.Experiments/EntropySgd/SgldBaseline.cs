@@ -1,4 +1,6 @@
+using System.Globalization;
 using WideValley.Optim;
+
 namespace WideValley.Experiments;
 
 /// <summary>
@@ -41,5 +43,60 @@ public static class SgldBaseline
         var sgld = new ExperimentArm("sgld", "SGLD", false, (adam.Config with { Epochs = PaperEpochs, LrSchedule = "const" })
             .WithOptimizer(new SgldOptions { LearningRate = learningRate, Decay = decay, Temperature = 1 }));
         return (Table1.Shorten(sgld, budget, table1Row), entropy);
+    }
+
+    /// <summary>RUNS/sgld-baseline-BUDGET/lenet/sgld-lrETA-bDECAY/seed-K: SGLD's own tree (the Entropy-SGD arm lives in Table 1's).</summary>
+    public static string RunFolder(string runsRoot, Budget budget, double learningRate, double decay, long seed) =>
+        Path.Combine(runsRoot, $"sgld-baseline-{Budgets.Name(budget)}", Row.Name, string.Format(CultureInfo.InvariantCulture, "sgld-lr{0}-b{1}", learningRate, decay), $"seed-{seed}");
+
+    /// <summary>
+    /// The comparison as <see cref="ComparisonRunner"/> runs it: SGLD in its own <see cref="RunFolder"/>, the
+    /// Entropy-SGD arm in Table 1's folders (so running both reproductions trains it once), reported as
+    /// sgld-baseline[-BUDGET].md/.json with a plot.
+    /// </summary>
+    /// <exception cref="ArgumentException">Non-positive learning rate or negative decay.</exception>
+    public static ComparisonRequest Comparison(ComparisonRunSettings s, double learningRate = DefaultLearningRate, double decay = DefaultDecay)
+    {
+        var (b, data) = (s.Budget, s.Data);
+        // Checks the SGLD settings before anything else happens.
+        Arms(b, s.FirstSeed, data, learningRate, decay, s.Threads, s.Device);
+        return new ComparisonRequest
+        {
+            Name = "sgld-baseline",
+            Rows = [Row],
+            SkipReason = _ => null,
+            DatasetOf = _ => data.MnistRowsDataset,
+            Arms = (_, seed) => Arms(b, seed, data, learningRate, decay, s.Threads, s.Device),
+            Folder = (row, arm, seed) => arm.IsEntropy ? Table1.RunFolder(s.RunsRoot, b, row, arm, seed) : RunFolder(s.RunsRoot, b, learningRate, decay, seed),
+            Seeds = s.Seeds,
+            FirstSeed = s.FirstSeed,
+            ReportOnly = s.ReportOnly,
+            OutDir = s.OutDir,
+            Report = results => new ComparisonReportInput(
+                Budgets.ReportStem("sgld-baseline", b),
+                $"SGLD against Entropy-SGD on LeNet, {data.MnistRowsDataset} (App. C.1, budget `{Budgets.Name(b)}`)",
+                Introduction(b, data, learningRate, decay), b, s.CommandLine, s.Machine, results),
+        };
+    }
+
+    /// <summary>The report's introduction: SGLD's settings and where they come from, the budget, the data.</summary>
+    internal static List<string> Introduction(Budget budget, ExperimentData data, double eta, double decay)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var paragraphs = new List<string>
+        {
+            "Appendix C.1 of Chaudhari et al. (ICLR 2017) asks whether plain SGLD does as well as Entropy-SGD, whose inner loop is SGLD. " +
+            string.Format(c, "SGLD here: step size eta / (1 + t)^b with eta = {0}, b = {1}, temperature 1 (noise sqrt(2 eta_t / N) per step, N the training-set size), ", eta, decay) +
+            $"{PaperEpochs} epochs, with LeNet's dropout and batch size as in Table 1. The paper does not publish the result of its hyper-parameter search; " +
+            (eta == DefaultLearningRate && decay == DefaultDecay
+                ? "these are the defaults, the best of our small search (eta 0.05 to 2, b 0.33 or 0.55, judged by validation error after the first 6 epochs; " +
+                  "[sgld-search.md](sgld-search.md)), which favours values that learn fast early. "
+                : "these values were given on the command line. ") +
+            "The Entropy-SGD runs are Table 1's LeNet arm. " +
+            $"Budget `{Budgets.Name(budget)}`: {Table1.DescribeBudget(budget)}.",
+        };
+        if (data.MnistDir is null)
+            paragraphs.Add($"**Data.** No MNIST folder was given, so {data.MnistRowsDataset} stands in for MNIST: compare the two optimizers with each other, not with the paper's absolute numbers.");
+        return paragraphs;
     }
 }

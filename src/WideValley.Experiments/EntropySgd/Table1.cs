@@ -176,6 +176,51 @@ public static class Table1
         return (Shorten(baseline, budget, row), Shorten(entropy, budget, row));
     }
 
+    /// <summary>
+    /// The comparison of <paramref name="rows"/> as <see cref="ComparisonRunner"/> runs it: every (row, arm, seed) in
+    /// its <see cref="RunFolder"/>, reported as table1-DATASET[-BUDGET].md/.json with one plot per row.
+    /// </summary>
+    public static ComparisonRequest Comparison(IReadOnlyList<ComparisonRow> rows, ComparisonRunSettings s)
+    {
+        var (b, data) = (s.Budget, s.Data);
+        return new ComparisonRequest
+        {
+            Name = "table1",
+            Rows = rows,
+            SkipReason = row => SkipReason(row, data),
+            DatasetOf = row => DatasetOf(row, data),
+            Arms = (row, seed) => Arms(row, b, seed, data, s.Threads, s.Device),
+            Folder = (row, arm, seed) => RunFolder(s.RunsRoot, b, row, arm, seed),
+            Seeds = s.Seeds,
+            FirstSeed = s.FirstSeed,
+            ReportOnly = s.ReportOnly,
+            OutDir = s.OutDir,
+            Report = results => new ComparisonReportInput(
+                Budgets.ReportStem($"table1-{data.MnistRowsDataset}", b),
+                $"Table 1 reproduced on {data.MnistRowsDataset} (budget `{Budgets.Name(b)}`)",
+                Introduction(rows, b, data), b, s.CommandLine, s.Machine, results),
+        };
+    }
+
+    /// <summary>The report's introduction: what is compared, at which budget, on which data.</summary>
+    internal static List<string> Introduction(IReadOnlyList<ComparisonRow> rows, Budget budget, ExperimentData data)
+    {
+        var paragraphs = new List<string>
+        {
+            "Entropy-SGD (Entropy-Adam for char-LSTM) against its SGD / Adam baseline with the settings of Sec. 5 of " +
+            "Chaudhari et al., *Entropy-SGD: Biasing Gradient Descent Into Wide Valleys* (ICLR 2017), Table 1. " +
+            $"Budget `{Budgets.Name(budget)}`: {DescribeBudget(budget)}.",
+        };
+        if (rows.Any(r => r.Name is "mnistfc" or "lenet") && data.MnistDir is null)
+            paragraphs.Add($"**Data.** No MNIST folder was given, so {data.MnistRowsDataset} stands in for MNIST in the mnistfc and LeNet rows. " +
+                           "Its test errors are several times MNIST's, so compare Entropy-SGD with the baseline *within* a row, not " +
+                           "with the paper's absolute numbers (shown for reference).");
+        if (rows.Any(r => r.Name == "char-lstm") && data.Corpus is not null)
+            paragraphs.Add($"**char-LSTM corpus.** `{data.Corpus}` (the paper used War and Peace), split 80/10/10 into training, validation and test text; " +
+                           "perplexity is per character, exp of the mean cross-entropy in nats.");
+        return paragraphs;
+    }
+
     /// <summary>RUNS/table1-BUDGET/ROW/OPTIMIZER/seed-K.</summary>
     public static string RunFolder(string runsRoot, Budget budget, ComparisonRow row, ExperimentArm arm, long seed) =>
         Path.Combine(runsRoot, $"table1-{Budgets.Name(budget)}", row.Name, arm.Key, $"seed-{seed}");

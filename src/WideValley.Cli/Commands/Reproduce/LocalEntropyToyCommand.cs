@@ -1,11 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text;
-using System.Text.Encodings.Web;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using WideValley.Experiments;
-using WideValley.Reports;
 using static WideValley.Cli.Commands.MeasurementOptions;
 
 namespace WideValley.Cli.Commands.Reproduce;
@@ -61,7 +56,7 @@ public static class LocalEntropyToyCommand
             var threadCount = p.GetValue(threads);
             if (threadCount < 0) throw new UsageException($"--threads must be 0 (libtorch's default) or positive, got {threadCount}");
             var outDir = Path.GetFullPath(p.GetValue(output)!);
-            CheckWritable(outDir);
+            ReportFolders.CheckWritable(outDir, Name);
             var asJson = p.GetValue(json);
             var log = asJson ? ctx.Error : ctx.Out;
 
@@ -104,26 +99,6 @@ public static class LocalEntropyToyCommand
         }
         if (!(values[1] > values[0])) throw new UsageException($"--scopes: the large scope must exceed the small one, got {text}");
         return (values[0], values[1]);
-    }
-
-    /// <summary>
-    /// Fails before minutes of computation if the report folder cannot be written: creates it and a temporary file in
-    /// it, which is deleted again.
-    /// </summary>
-    static void CheckWritable(string outDir)
-    {
-        if (File.Exists(outDir)) throw new IOException($"--out {outDir} is a file; give a folder for the report");
-        try
-        {
-            Directory.CreateDirectory(outDir);
-            var probe = AtomicFile.TempPathNextTo(Path.Combine(outDir, Name));
-            File.WriteAllBytes(probe, []);
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IOException($"cannot write the report to --out {outDir}: {e.Message}", e);
-        }
     }
 
     /// <summary>The command that reproduces this report (default options left out).</summary>

@@ -60,7 +60,24 @@ public static class ReproduceOptions
 
 /// <summary>What the options of a comparison command (table1, sgld-baseline) say, read and checked.</summary>
 internal sealed record ComparisonSettings(int Seeds, long FirstSeed, Budget Budget, string RunsRoot, string OutDir, string? MnistDir,
-    string? FashionMnistDir, int Threads, string Device, bool ReportOnly);
+    string? FashionMnistDir, int Threads, string Device, bool ReportOnly)
+{
+    /// <summary>The library's settings of a comparison on <paramref name="data"/>, quoting <paramref name="commandLine"/> in the report.</summary>
+    public ComparisonRunSettings ToRunSettings(ExperimentData data, string commandLine) => new()
+    {
+        Budget = Budget,
+        Seeds = Seeds,
+        FirstSeed = FirstSeed,
+        Data = data,
+        Threads = Threads,
+        Device = Device,
+        RunsRoot = RunsRoot,
+        OutDir = OutDir,
+        ReportOnly = ReportOnly,
+        CommandLine = commandLine,
+        Machine = ReproduceOptions.Machine(Threads),
+    };
+}
 
 /// <summary>The options every comparison of Entropy-SGD with a baseline over seeds takes.</summary>
 internal sealed class ComparisonOptions

@@ -1,14 +1,12 @@
 using System.CommandLine;
-using System.Globalization;
 using WideValley.Experiments;
-using WideValley.Reports;
-using WideValley.Training;
 
 namespace WideValley.Cli.Commands.Reproduce;
 
 /// <summary>
-/// `widevalley reproduce table1`: every (row, optimizer, seed) of Table 1 in its own run folder, trained unless it
-/// has finished, then the report (see <see cref="ComparisonRunner"/>).
+/// `widevalley reproduce table1`: parses the options into the library's <see cref="Table1.Comparison"/> (every (row,
+/// optimizer, seed) of Table 1 in its own run folder, trained unless it has finished, then the report), which
+/// <see cref="ComparisonCommand"/> runs and prints.
 /// </summary>
 public static class Table1Command
 {
@@ -39,44 +37,9 @@ public static class Table1Command
                 PtbDir = ReproduceOptions.ExistingFolder(p.GetValue(ptbDir), "--ptb-dir"),
                 Corpus = ReproduceOptions.ExistingFile(p.GetValue(corpus), "--corpus"),
             };
-            var commandLine = CommandLine(selected, s.Seeds, s.FirstSeed, b, data);
-            return ComparisonRunner.Execute(ctx, new ComparisonRequest
-            {
-                Name = "table1",
-                Rows = selected,
-                SkipReason = row => Table1.SkipReason(row, data),
-                DatasetOf = row => Table1.DatasetOf(row, data),
-                Arms = (row, seed) => Table1.Arms(row, b, seed, data, s.Threads, s.Device),
-                Folder = (row, arm, seed) => Table1.RunFolder(s.RunsRoot, b, row, arm, seed),
-                Seeds = s.Seeds,
-                FirstSeed = s.FirstSeed,
-                ReportOnly = s.ReportOnly,
-                OutDir = s.OutDir,
-                Report = results => new ComparisonReportInput(
-                    Budgets.ReportStem($"table1-{data.MnistRowsDataset}", b),
-                    $"Table 1 reproduced on {data.MnistRowsDataset} (budget `{Budgets.Name(b)}`)",
-                    Introduction(selected, b, data), b, commandLine, ReproduceOptions.Machine(s.Threads), results),
-            });
+            return ComparisonCommand.Execute(ctx, Table1.Comparison(selected, s.ToRunSettings(data, CommandLine(selected, s.Seeds, s.FirstSeed, b, data))));
         });
         return command;
-    }
-
-    static List<string> Introduction(IReadOnlyList<ComparisonRow> rows, Budget budget, ExperimentData data)
-    {
-        var paragraphs = new List<string>
-        {
-            "Entropy-SGD (Entropy-Adam for char-LSTM) against its SGD / Adam baseline with the settings of Sec. 5 of " +
-            "Chaudhari et al., *Entropy-SGD: Biasing Gradient Descent Into Wide Valleys* (ICLR 2017), Table 1. " +
-            $"Budget `{Budgets.Name(budget)}`: {Table1.DescribeBudget(budget)}.",
-        };
-        if (rows.Any(r => r.Name is "mnistfc" or "lenet") && data.MnistDir is null)
-            paragraphs.Add($"**Data.** No MNIST folder was given, so {data.MnistRowsDataset} stands in for MNIST in the mnistfc and LeNet rows. " +
-                           "Its test errors are several times MNIST's, so compare Entropy-SGD with the baseline *within* a row, not " +
-                           "with the paper's absolute numbers (shown for reference).");
-        if (rows.Any(r => r.Name == "char-lstm") && data.Corpus is not null)
-            paragraphs.Add($"**char-LSTM corpus.** `{data.Corpus}` (the paper used War and Peace), split 80/10/10 into training, validation and test text; " +
-                           "perplexity is per character, exp of the mean cross-entropy in nats.");
-        return paragraphs;
     }
 
     /// <summary>The command that reproduces the report (without machine-specific options).</summary>
