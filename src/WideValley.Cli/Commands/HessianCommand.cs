@@ -246,8 +246,11 @@ public static class HessianCommand
         ["Method"] = "--method", ["Top"] = "--top", ["Steps"] = "--steps", ["Workers"] = "--workers", ["BandIndices"] = "--bands",
     };
 
-    /// <summary>A finished measurement of a run: where it was written, what hessian.json holds, and the result.</summary>
-    internal sealed record RunMeasurement(string OutDir, string Json, IReadOnlyList<string> Files, HessianMeasurementResult Result);
+    /// <summary>
+    /// A finished measurement of a run: where it was written, what hessian.json holds, and the result; and, when the
+    /// plotting font is missing, why the figures were not drawn (PlotsSkipped; null when they were).
+    /// </summary>
+    internal sealed record RunMeasurement(string OutDir, string Json, IReadOnlyList<string> Files, HessianMeasurementResult Result, string? PlotsSkipped = null);
 
     /// <summary>
     /// Opens the run, measures it through the library's <see cref="HessianMeasurement"/> service, and writes the output
@@ -327,21 +330,22 @@ public static class HessianCommand
         run.Describe(context);
         context["out"] = outDir;
         Directory.CreateDirectory(outDir);
-        var plots = WritePlots(outDir, m, run.Name, run.EvaluationSet[0].Inputs.shape[0]);
+        var (plots, plotsSkipped) = WritePlots(outDir, m, run.Name, run.EvaluationSet[0].Inputs.shape[0]);
         var text = HessianMeasurement.Write(outDir, m, context, plots);
         var files = m.Tables.Select(t => t.Name).Concat(plots).Append("hessian.json").ToArray();
-        return new RunMeasurement(outDir, text, files, m);
+        return new RunMeasurement(outDir, text, files, m, plotsSkipped);
     }
 
-    /// <summary>The figures of a measurement (PNG + SVG each); returns their file names.</summary>
-    private static List<string> WritePlots(string outDir, HessianMeasurementResult m, string model, long batchSize)
+    /// <summary>The figures of a measurement (PNG + SVG each); returns the file names written, and why none were when the plotting font is missing.</summary>
+    private static (List<string> Written, string? Skipped) WritePlots(string outDir, HessianMeasurementResult m, string model, long batchSize)
     {
         var n = m.Dimension;
         var written = new List<string>();
+        string? skipped = null;
         void Save(string name, Figure figure)
         {
-            figure.SavePngAndSvg(Path.Combine(outDir, name));
-            written.AddRange([name + ".png", name + ".svg"]);
+            if (figure.TrySavePngAndSvg(Path.Combine(outDir, name), out var reason)) written.AddRange([name + ".png", name + ".svg"]);
+            else skipped = $"{name}.png and {name}.svg not drawn: {reason}";
         }
         switch (m.Method)
         {
@@ -372,7 +376,7 @@ public static class HessianCommand
                 }));
                 break;
         }
-        return written;
+        return (written, skipped);
     }
 
     /// <summary>Measures, writes the output folder (hessian.json last) and prints; returns the exit code.</summary>
@@ -409,6 +413,7 @@ public static class HessianCommand
             }
         }
         var m = measured.Result;
+        if (measured.PlotsSkipped is { } skippedPlots) ctx.Error.WriteLine($"widevalley: warning: {skippedPlots}");
         if (s.Json)
         {
             ctx.Out.WriteLine(measured.Json);
