@@ -95,6 +95,13 @@ public sealed class StreamedCurvatureTests
         Assert.True(MaxAbsDiff(h.Hessian, hReference.Hessian) < 1e-13 * MaxAbs(hReference.Hessian));
         Assert.True(MaxAbsDiff(h.Hessian, g.Hessian) > 1e-6);
         Assert.Equal(hvpTuples.Evaluate().Loss, hvp.Evaluate().Loss, 13);
+
+        // The entry point measures the same matrix: its top eigenvalue is the dense matrix's.
+        using var analysis = new HessianAnalysis(model, streamed, curvature: CurvatureKind.GaussNewton);
+        Assert.Equal(CurvatureKind.GaussNewton, analysis.Curvature);
+        using var eigenvalues = ExactHessian.Eigenvalues(reference.Hessian);
+        var top = eigenvalues[-1].ToDouble();
+        Assert.Equal(top, analysis.TopEigenvalues(1).Eigenvalues[0], 1e-9 * top);
     }
 
     [Fact]
@@ -213,5 +220,8 @@ public sealed class StreamedCurvatureTests
             b => b.Target.shape[0]);
         Assert.Contains("at least 2 minibatches", Assert.Throws<ArgumentException>(() => DiagFisher.Compute(model, one)).Message);
         Assert.Throws<ArgumentException>(() => new GaussNewton(model, CrossEntropy(() => [])));
+        // A loss given only as batch means cannot give a Gauss-Newton matrix or an empirical Fisher; the error names the form that can.
+        foreach (var kind in new[] { CurvatureKind.GaussNewton, CurvatureKind.EmpiricalFisher })
+            Assert.Contains("StreamedOutputLoss", Assert.Throws<ArgumentException>(() => new HessianAnalysis(model, one, curvature: kind)).Message);
     }
 }
