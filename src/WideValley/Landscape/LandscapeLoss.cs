@@ -517,7 +517,7 @@ internal sealed class LandscapeLoss : IDisposable
             var jv = autograd.grad([dot], [u], retain_graph: true)[0].detach();
             var detached = output.detach().requires_grad_(true);
             // Weight n_b / N, so the batches add up to the mean over every sample.
-            var weighted = term.MeanLoss(detached).mul((double)term.Count / SampleCount);
+            var weighted = term.MeanLoss(detached).DividedBy((double)SampleCount / term.Count);
             // A loss that does not depend on the output (or only linearly: H_out = 0) has a zero Gauss-Newton matrix.
             if (!weighted.requires_grad) continue;
             var gOut = autograd.grad([weighted], [detached], create_graph: true, retain_graph: true)[0];
