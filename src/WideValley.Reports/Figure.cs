@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using ScottPlot;
 using SkiaSharp;
 
@@ -82,6 +83,39 @@ public sealed class Figure
         SavePng(png);
         SaveSvg(svg);
         return (png, svg);
+    }
+
+    /// <summary>
+    /// Writes <c>{basePath}.png</c> and <c>{basePath}.svg</c> when the plotting font (<see cref="PlotFonts.Family"/>)
+    /// can be drawn; otherwise writes neither and returns false, with <paramref name="skippedBecause"/> naming the
+    /// missing font and how to install it or point at it. For reports whose tables are the result and the picture a
+    /// view of it: the caller writes its JSON/CSV/Markdown either way and shows the reason once. Any other failure
+    /// (a full disk, a bad path) still throws.
+    /// </summary>
+    /// <example><code>
+    /// if (!figure.TrySavePngAndSvg(Path.Combine(outDir, "spectrum"), out var skipped))
+    ///     Console.Error.WriteLine($"warning: plots skipped: {skipped}");
+    /// </code></example>
+    public bool TrySavePngAndSvg(string basePath, [NotNullWhen(false)] out string? skippedBecause)
+    {
+        CheckPath(basePath);
+        if (!PlotFonts.TryEnsureAvailable(out skippedBecause)) return false;
+        SavePngAndSvg(basePath);
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="Save"/> when the plotting font can be drawn; otherwise writes nothing and returns false with the
+    /// reason (see <see cref="TrySavePngAndSvg"/>).
+    /// </summary>
+    public bool TrySave(string path, [NotNullWhen(false)] out string? skippedBecause)
+    {
+        // A bad extension is the caller's mistake on any machine: refused before the font is looked at.
+        if (Path.GetExtension(CheckPath(path)).ToLowerInvariant() is not (".png" or ".svg"))
+            throw new ArgumentException($"Cannot tell the image format of \"{path}\": the extension must be .png or .svg.", nameof(path));
+        if (!PlotFonts.TryEnsureAvailable(out skippedBecause)) return false;
+        Save(path);
+        return true;
     }
 
     private static string CheckPath(string path)

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using SkiaSharp;
 
 namespace WideValley.Reports;
@@ -36,7 +37,10 @@ public static class PlotFonts
     ];
 
     private static readonly object Gate = new();
-    private static bool _ready;
+    // The font settings (system fonts on or off, the extra folder) under which the font was last found, or null. A
+    // change of either variable searches again, so a process that hides the system fonts after a first plot (the test
+    // suite's seam) sees the machine it asked for.
+    private static string? _readyFor;
 
     /// <summary>
     /// Makes sure <see cref="Family"/> can be drawn: found by the system font manager, or else loaded from the font
@@ -48,10 +52,32 @@ public static class PlotFonts
     {
         lock (Gate)
         {
-            if (_ready) return;
             var systemFonts = !string.Equals(Environment.GetEnvironmentVariable(SystemFontsVariable)?.Trim(), "none", StringComparison.OrdinalIgnoreCase);
+            var settings = $"{systemFonts}|{Environment.GetEnvironmentVariable(FontFolderVariable)}";
+            if (_readyFor == settings) return;
+            _readyFor = null;
             Resolve(Family, DefaultFolders(systemFonts), systemFonts ? SystemLookup : _ => false);
-            _ready = true;
+            _readyFor = settings;
+        }
+    }
+
+    /// <summary>
+    /// Like <see cref="EnsureAvailable"/>, but a missing font is an answer rather than an exception: false, with
+    /// <paramref name="problem"/> naming the font, where it was looked for, and how to install it or point at it.
+    /// For callers that can do without a picture (the measurement's tables are the result; the plot is a view of it).
+    /// </summary>
+    public static bool TryEnsureAvailable([NotNullWhen(false)] out string? problem)
+    {
+        try
+        {
+            EnsureAvailable();
+            problem = null;
+            return true;
+        }
+        catch (InvalidOperationException e)
+        {
+            problem = e.Message;
+            return false;
         }
     }
 

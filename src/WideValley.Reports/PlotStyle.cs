@@ -25,7 +25,9 @@ internal static class PlotStyle
     /// <summary>A plot with the house font on every element it has so far, and the given labels.</summary>
     public static Plot NewPlot(string? panelTitle, string? xLabel, string? yLabel)
     {
-        PlotFonts.EnsureAvailable();
+        // Registers the font files if they are there; a missing font does not stop a figure from being built, only
+        // from being drawn (Figure.TrySavePngAndSvg skips it with the reason, Figure.SavePng throws it).
+        PlotFonts.TryEnsureAvailable(out _);
         var plot = new Plot();
         if (!string.IsNullOrWhiteSpace(panelTitle)) plot.Title(panelTitle, PanelTitleSize);
         if (!string.IsNullOrWhiteSpace(xLabel)) plot.XLabel(xLabel, AxisLabelSize);

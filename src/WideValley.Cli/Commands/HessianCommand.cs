@@ -336,6 +336,7 @@ public static class HessianCommand
             }
         }
         var m = measured.Result;
+        if (measured.PlotsSkipped is { } skippedPlots) ctx.Error.WriteLine($"widevalley: warning: {skippedPlots}");
         if (s.Json)
         {
             ctx.Out.WriteLine(measured.Json);

@@ -131,9 +131,15 @@ public static class LandscapeCommand
             var finite = result.Where(r => double.IsFinite(r.Loss) && double.IsFinite(r.ErrorPercent)).ToList();
             if (kind == "2d" ? finite.Count == result.Count : finite.Count >= 2)
             {
-                Plot(kind, finite, run, otherPath, count).SavePngAndSvg(Path.Combine(outDir, kind));
-                files.Add($"{kind}.png");
-                files.Add($"{kind}.svg");
+                if (Plot(kind, finite, run, otherPath, count).TrySavePngAndSvg(Path.Combine(outDir, kind), out var skipped))
+                {
+                    files.Add($"{kind}.png");
+                    files.Add($"{kind}.svg");
+                }
+                else
+                {
+                    ctx.Error.WriteLine($"widevalley: warning: {kind}.png and {kind}.svg not drawn (the measurement is in {kind}.csv): {skipped}");
+                }
             }
             else
             {

@@ -67,20 +67,22 @@ public static class ComparisonReport
     public static double? FinalTrainingLoss(EpochMetrics? m) => m?.TrainEvalLoss ?? m?.TrainLoss;
 
     /// <summary>Writes the report files into <paramref name="folder"/> atomically and returns their paths.</summary>
-    public static IReadOnlyList<string> Write(string folder, ComparisonReportInput input)
+    /// <param name="folder">The report folder.</param>
+    /// <param name="input">What the report shows.</param>
+    /// <param name="warning">Told once when the figures cannot be drawn (the plotting font is missing); the Markdown then
+    /// links no figure, and the JSON and Markdown are written all the same.</param>
+    public static IReadOnlyList<string> Write(string folder, ComparisonReportInput input, Action<string>? warning = null)
     {
         Directory.CreateDirectory(folder);
         var stem = input.Stem;
         var written = new List<string>();
         var plots = new Dictionary<string, string>();
+        var figures = new ReportFigures(written, warning);
         foreach (var row in input.Rows)
         {
             if (PlotFor(row) is not Figure figure) continue;
             var basePath = Path.Combine(folder, $"{stem}-{row.Row.Name}");
-            var (png, svg) = figure.SavePngAndSvg(basePath);
-            written.Add(png);
-            written.Add(svg);
-            plots[row.Row.Name] = Path.GetFileName(png);
+            if (figures.TrySave(figure, basePath) is { } png) plots[row.Row.Name] = png;
         }
         var json = Path.Combine(folder, stem + ".json");
         AtomicFile.WriteAllText(json, ToJson(input).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");

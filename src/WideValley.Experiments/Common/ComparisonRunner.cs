@@ -128,7 +128,7 @@ public static class ComparisonRunner
         }
 
         var report = request.Report(Results(plan));
-        var files = ComparisonReport.Write(request.OutDir, report);
+        var files = ComparisonReport.Write(request.OutDir, report, message => progress?.Report(new ExperimentWarning(message)));
         return new ComparisonOutcome(interrupted, report, files);
     }
 

@@ -95,3 +95,10 @@ public sealed record MeasurementInterrupted(string Label, string Method, string 
 /// <param name="ToTrain">Runs to train or resume.</param>
 /// <param name="ReportOnly">True when nothing is trained: the report shows the missing runs as pending.</param>
 public sealed record ComparisonPlanned(string Name, int Planned, int Finished, int ToTrain, bool ReportOnly) : ExperimentEvent;
+
+/// <summary>
+/// Something the user should know that did not stop the work, e.g. a report's figures were not drawn because the
+/// plotting font is missing (its text, tables and JSON were written).
+/// </summary>
+/// <param name="Message">What happened and how to fix it.</param>
+public sealed record ExperimentWarning(string Message) : ExperimentEvent;

@@ -47,7 +47,8 @@ public sealed record HessianFolderRequest
 /// <param name="Json">hessian.json's text.</param>
 /// <param name="Files">The file names written there, hessian.json last.</param>
 /// <param name="Result">The measurement.</param>
-public sealed record HessianFolder(string OutDir, string Json, IReadOnlyList<string> Files, HessianMeasurementResult Result);
+/// <param name="PlotsSkipped">Why the figures were not drawn (the plotting font is missing); null when they were.</param>
+public sealed record HessianFolder(string OutDir, string Json, IReadOnlyList<string> Files, HessianMeasurementResult Result, string? PlotsSkipped = null);
 
 /// <summary>
 /// A Hessian measurement of a network written to a folder, as `widevalley hessian` and the experiments write it: the
@@ -111,21 +112,25 @@ public static class HessianFolders
         request.Describe(context);
         context["out"] = request.OutDir;
         Directory.CreateDirectory(request.OutDir);
-        var plots = WritePlots(request.OutDir, m, request.Name, request.EvaluationSet[0].Inputs.shape[0]);
+        var (plots, plotsSkipped) = WritePlots(request.OutDir, m, request.Name, request.EvaluationSet[0].Inputs.shape[0]);
         var text = HessianMeasurement.Write(request.OutDir, m, context, plots);
         var files = m.Tables.Select(t => t.Name).Concat(plots).Append("hessian.json").ToArray();
-        return new HessianFolder(request.OutDir, text, files, m);
+        return new HessianFolder(request.OutDir, text, files, m, plotsSkipped);
     }
 
-    /// <summary>The figures of a measurement (PNG + SVG each); returns their file names.</summary>
-    static List<string> WritePlots(string outDir, HessianMeasurementResult m, string model, long batchSize)
+    /// <summary>
+    /// The figures of a measurement (PNG + SVG each); returns the file names written, and why none were when the
+    /// plotting font is missing (the measurement is kept: hessian.json and the tables do not need the font).
+    /// </summary>
+    static (List<string> Written, string? Skipped) WritePlots(string outDir, HessianMeasurementResult m, string model, long batchSize)
     {
         var n = m.Dimension;
         var written = new List<string>();
+        string? skipped = null;
         void Save(string name, Figure figure)
         {
-            figure.SavePngAndSvg(Path.Combine(outDir, name));
-            written.AddRange([name + ".png", name + ".svg"]);
+            if (figure.TrySavePngAndSvg(Path.Combine(outDir, name), out var reason)) written.AddRange([name + ".png", name + ".svg"]);
+            else skipped = $"{name}.png and {name}.svg not drawn: {reason}";
         }
         switch (m.Method)
         {
@@ -156,6 +161,6 @@ public static class HessianFolders
                 }));
                 break;
         }
-        return written;
+        return (written, skipped);
     }
 }

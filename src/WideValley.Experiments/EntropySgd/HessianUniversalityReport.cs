@@ -76,17 +76,20 @@ public static class HessianUniversalityReport
     public static string FileStem(Budget budget) => Budgets.ReportStem("hessian-universality", budget);
 
     /// <summary>Writes the report files into <paramref name="folder"/> atomically and returns their paths (Markdown last).</summary>
-    public static IReadOnlyList<string> Write(string folder, UniversalityReportInput input)
+    /// <param name="folder">The report folder.</param>
+    /// <param name="input">What the report shows.</param>
+    /// <param name="warning">Told once when the figures cannot be drawn (the plotting font is missing); the Markdown then
+    /// links no figure, and the JSON and Markdown are written all the same.</param>
+    public static IReadOnlyList<string> Write(string folder, UniversalityReportInput input, Action<string>? warning = null)
     {
         Directory.CreateDirectory(folder);
         var written = new List<string>();
         var plots = new Dictionary<string, string>();
+        var figures = new ReportFigures(written, warning);
         foreach (var result in input.Results.Where(r => r.Measured))
         {
-            var (png, svg) = Plot(result).SavePngAndSvg(Path.Combine(folder, $"{input.Stem}-{result.Network.Name}"));
-            written.Add(png);
-            written.Add(svg);
-            plots[result.Network.Name] = Path.GetFileName(png);
+            if (figures.TrySave(Plot(result), Path.Combine(folder, $"{input.Stem}-{result.Network.Name}")) is { } png)
+                plots[result.Network.Name] = png;
         }
         var json = Path.Combine(folder, input.Stem + ".json");
         AtomicFile.WriteAllText(json, ToJson(input, plots).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");

@@ -228,7 +228,7 @@ public static class HessianUniversalityRunner
             request.Machine + (plan.LoadAtStart is null || worked == 0 ? "" :
                 $"; load average (1, 5, 15 min) {plan.LoadAtStart} before and {LoadAverage()} after the {worked} training and measurement steps this invocation ran"),
             plan.Networks.Select(Result).ToList());
-        var files = HessianUniversalityReport.Write(request.OutDir, input);
+        var files = HessianUniversalityReport.Write(request.OutDir, input, message => progress?.Report(new ExperimentWarning(message)));
         return new UniversalityOutcome(status, input, files);
     }
 

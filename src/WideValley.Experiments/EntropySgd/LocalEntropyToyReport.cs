@@ -20,9 +20,11 @@ public static class LocalEntropyToyReport
     /// <summary>Size of the figure: three stacked panels.</summary>
     const int FigureWidth = 1000, FigureHeight = 1250;
 
-    /// <summary>The files <see cref="Write"/> writes for a report stem, in order.</summary>
-    public static IReadOnlyList<string> Files(string stem) =>
-        [$"{stem}.md", $"{stem}.png", $"{stem}.svg", $"{stem}.json", $"{stem}.csv", $"{stem}-langevin.csv", $"{stem}-ends.csv"];
+    /// <summary>The files <see cref="Write"/> writes for a report stem, in order (without the figure's PNG and SVG when it is not drawn).</summary>
+    public static IReadOnlyList<string> Files(string stem, bool withFigure = true) =>
+        withFigure
+            ? [$"{stem}.md", $"{stem}.png", $"{stem}.svg", $"{stem}.json", $"{stem}.csv", $"{stem}-langevin.csv", $"{stem}-ends.csv"]
+            : [$"{stem}.md", $"{stem}.json", $"{stem}.csv", $"{stem}-langevin.csv", $"{stem}-ends.csv"];
 
     /// <summary>
     /// Writes the report of <paramref name="r"/> into <paramref name="outDir"/> under <paramref name="stem"/> and returns
@@ -32,16 +34,23 @@ public static class LocalEntropyToyReport
     /// <param name="commandLine">The command that reproduces the report, quoted in it.</param>
     /// <param name="outDir">The report folder (created if missing).</param>
     /// <param name="stem">File stem (see Budgets.ReportStem).</param>
-    public static string Write(LocalEntropyToyResult r, string commandLine, string outDir, string stem)
+    /// <param name="warning">Told when the figure cannot be drawn (the plotting font is missing): everything else is
+    /// written, and the summary and Markdown leave the figure out.</param>
+    public static string Write(LocalEntropyToyResult r, string commandLine, string outDir, string stem, Action<string>? warning = null)
     {
-        var files = Files(stem);
+        var withFigure = PlotFonts.TryEnsureAvailable(out var missingFont);
+        if (!withFigure) warning?.Invoke($"the report's figure was not drawn (its text and data were written): {missingFont}");
+        var files = Files(stem, withFigure);
         var figure = Plot(r);
         var summary = Summary(r, commandLine, files);
         // Relaxed escaping keeps f'' and + readable in the committed file; the text never goes into HTML.
         var summaryText = summary.ToJsonString(new JsonSerializerOptions { WriteIndented = false, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
-        var markdown = Markdown(r, commandLine, stem);
-        figure.SavePng(Path.Combine(outDir, $"{stem}.png"));
-        figure.SaveSvg(Path.Combine(outDir, $"{stem}.svg"));
+        var markdown = Markdown(r, commandLine, stem, withFigure);
+        if (withFigure)
+        {
+            figure.SavePng(Path.Combine(outDir, $"{stem}.png"));
+            figure.SaveSvg(Path.Combine(outDir, $"{stem}.svg"));
+        }
         SeriesCsv.WriteColumns(Path.Combine(outDir, $"{stem}.csv"), CurveColumns(r));
         SeriesCsv.WriteColumns(Path.Combine(outDir, $"{stem}-langevin.csv"), LangevinColumns(r));
         SeriesCsv.WriteColumns(Path.Combine(outDir, $"{stem}-ends.csv"), EndColumns(r));
@@ -285,7 +294,7 @@ public static class LocalEntropyToyReport
 
     // ---- Markdown ----------------------------------------------------------------------------------------------
 
-    static string Markdown(LocalEntropyToyResult r, string commandLine, string stem)
+    static string Markdown(LocalEntropyToyResult r, string commandLine, string stem, bool withFigure)
     {
         var s = r.Settings;
         var l = s.Landscape;
@@ -349,8 +358,11 @@ public static class LocalEntropyToyReport
             Line($"| {o.Name} | {o.Ends.Length} | {o.Count(EndValley.Wide)} ({Percent(o.Fraction(EndValley.Wide))}) | {o.Count(EndValley.Sharp)} ({Percent(o.Fraction(EndValley.Sharp))}) | " +
                  $"{o.Count(EndValley.Neither)} ({Percent(o.Fraction(EndValley.Neither))}) |");
         Line();
-        Line($"![f and −F for two scopes, the Gibbs mean, and where runs end]({stem}.png)");
-        Line();
+        if (withFigure)
+        {
+            Line($"![f and −F for two scopes, the Gibbs mean, and where runs end]({stem}.png)");
+            Line();
+        }
         Line("## Does it agree with the paper?");
         Line();
         Line($"The paper (Sec. 3, Fig. 2) claims that the negative local entropy has its global minimum in the wide valley for small γ, that it approaches f as γ grows, " +

@@ -88,14 +88,23 @@ public sealed record DiagFisherResult(Tensor Diagonal, Tensor MeanGradient, int 
 /// <summary>
 /// The diagonal of the empirical Fisher in the form the paper uses for large networks (seed 003, Fig. 3c):
 /// E_b(g_b^2) - (E_b g_b)^2, the per-parameter variance of minibatch gradients g_b (each the gradient of one
-/// minibatch's mean loss), accumulated in float64. Minibatches count equally.
+/// minibatch's mean loss), accumulated in float64. Minibatches count equally, whatever their sizes. Over your own batch
+/// type, give the loss as any <see cref="IStreamedLoss"/> (<see cref="StreamedLoss{TBatch}"/> or
+/// <see cref="StreamedOutputLoss{TBatch}"/>): each of its batches is one minibatch.
 /// </summary>
+/// <example><code>
+/// using var fisher = DiagFisher.Compute(model, minibatches);               // (inputs, labels) minibatches
+/// using var same = DiagFisher.Compute(model, new StreamedLoss&lt;Pair&gt;(() =&gt; loader.Batches(),
+///     (m, b) =&gt; F.cross_entropy(((MySiamese)m).call(b.Left, b.Right), b.Target), b =&gt; b.Target.shape[0]));
+/// var summary = fisher.Summary();
+/// </code></example>
 public static class DiagFisher
 {
     /// <summary>
     /// Computes the diagonal over <paramref name="minibatches"/> (at least two) with BatchNorm, dropout, parameter
     /// selection and loss as <paramref name="options"/> say; the model's modes are restored afterwards.
     /// </summary>
+    /// <exception cref="ArgumentException">Fewer than two minibatches, or as for <see cref="Hvp"/>.</exception>
     public static DiagFisherResult Compute(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> minibatches,
         LandscapeOptions? options = null)
     {
@@ -103,21 +112,41 @@ public static class DiagFisher
         if (minibatches.Count < 2)
             throw new ArgumentException($"DiagFisher: a variance over minibatches needs at least 2 minibatches; got {minibatches.Count}.", nameof(minibatches));
         using var loss = new LandscapeLoss(model, minibatches, options, nameof(DiagFisher));
+        return Compute(loss);
+    }
+
+    /// <summary>
+    /// Computes the diagonal over the batches of <paramref name="streamedLoss"/> (at least two; each batch is one
+    /// minibatch, its gradient that of its mean loss), with BatchNorm, dropout and parameter selection as
+    /// <paramref name="options"/> say. The batches are enumerated twice (once to count them, once for the gradients).
+    /// </summary>
+    /// <exception cref="ArgumentException">Fewer than two batches, or as for <see cref="Hvp"/>.</exception>
+    public static DiagFisherResult Compute(nn.Module<Tensor, Tensor> model, IStreamedLoss streamedLoss, LandscapeOptions? options = null)
+    {
+        using var loss = new LandscapeLoss(model, streamedLoss, options, nameof(DiagFisher));
+        if (loss.BatchCount < 2)
+            throw new ArgumentException($"DiagFisher: a variance over minibatches needs at least 2 minibatches; the streamed loss has {loss.BatchCount}.",
+                nameof(streamedLoss));
+        return Compute(loss);
+    }
+
+    private static DiagFisherResult Compute(LandscapeLoss loss)
+    {
         var n = loss.Layout.Dimension;
         var sum = zeros(n, ScalarType.Float64, loss.Device).DetachFromDisposeScope();
         var sumSquares = zeros(n, ScalarType.Float64, loss.Device).DetachFromDisposeScope();
         try
         {
             using var gradient = loss.NewVector();
-            for (var b = 0; b < loss.BatchCount; b++)
+            var count = loss.ForEachBatchGradient(gradient, g =>
             {
-                using var scope = NewDisposeScope();
-                loss.BatchGradient(b, gradient);
-                var g = gradient.to(ScalarType.Float64);
-                sum.Accumulate_(g);
-                sumSquares.AddMultiplied_(g, g, 1.0);
-            }
-            var count = loss.BatchCount;
+                var g64 = g.to(ScalarType.Float64);
+                sum.Accumulate_(g64);
+                sumSquares.AddMultiplied_(g64, g64, 1.0);
+            });
+            if (count < 2)
+                throw new InvalidOperationException(
+                    $"DiagFisher: the streamed loss gave {count} batch(es) on its second pass, after {loss.BatchCount} on its first; it must give the same batches on every pass.");
             sum.DivideBy_(count);
             sumSquares.DivideBy_(count);
             // E(g^2) - (E g)^2 can come out a hair below zero by round-off; a variance is not negative.

@@ -12,10 +12,19 @@ namespace WideValley.Landscape;
 /// equals the Hessian for a model linear in its parameters. Each product costs a forward pass and four backward passes
 /// per batch. BatchNorm, dropout, compute type and parameter selection follow <see cref="LandscapeOptions"/> as for
 /// <see cref="Hvp"/>.
+/// <para>
+/// Over your own batch type, give the loss as a <see cref="StreamedOutputLoss{TBatch}"/>: <c>forward(model, batch)</c>
+/// for the output (J's function) and <c>sampleLosses(output, batch)</c> for the loss on it (H's); the batches are
+/// enumerated afresh for every product.
+/// </para>
 /// </summary>
 /// <example><code>
 /// using var ggn = new GaussNewton(model, batches);
 /// var top = Lanczos.Run(ggn, k: 5);
+/// // your batch type, any number of inputs:
+/// using var ggn2 = new GaussNewton(model, new StreamedOutputLoss&lt;Pair&gt;(() =&gt; loader.Batches(),
+///     (m, b) =&gt; ((MySiamese)m).call(b.Left, b.Right), (output, b) =&gt; F.cross_entropy(output, b.Target, reduction: nn.Reduction.None),
+///     b =&gt; b.Target.shape[0]));
 /// </code></example>
 public sealed class GaussNewton : ICurvatureOperator, IDisposable
 {
@@ -27,6 +36,17 @@ public sealed class GaussNewton : ICurvatureOperator, IDisposable
     public GaussNewton(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet, LandscapeOptions? options = null)
     {
         loss = new LandscapeLoss(model, evaluationSet, options, nameof(GaussNewton));
+    }
+
+    /// <summary>
+    /// Prepares products for <paramref name="model"/> over a streamed loss split at the model's output (see
+    /// <see cref="StreamedOutputLoss{TBatch}"/>): J is the Jacobian of its forward function's output, H the Hessian of
+    /// its per-sample losses' mean with respect to that output. Nothing is held; each product enumerates the batches.
+    /// </summary>
+    /// <exception cref="ArgumentException">No batches, an empty or frozen parameter selection, or a compute type without a ModelFactory.</exception>
+    public GaussNewton(nn.Module<Tensor, Tensor> model, IStreamedOutputLoss streamedLoss, LandscapeOptions? options = null)
+    {
+        loss = new LandscapeLoss(model, streamedLoss, options, nameof(GaussNewton));
     }
 
     /// <inheritdoc/>
@@ -71,7 +91,8 @@ public sealed class GaussNewton : ICurvatureOperator, IDisposable
 /// sample i's own loss, as a curvature operator. The per-sample gradients are computed once, at construction (one
 /// backward pass per sample), and held as an N x n matrix G, so that each product F v = G^T (G v) / N is two
 /// matrix-vector products and the diagonal is exact. The operator is a snapshot: later changes to the weights do not
-/// affect it. It is positive semi-definite with rank at most N.
+/// affect it. It is positive semi-definite with rank at most N. Over your own batch type, give the loss as a
+/// <see cref="StreamedOutputLoss{TBatch}"/>: sample i's loss is then entry i of its per-sample losses.
 /// </summary>
 /// <example><code>
 /// using var fisher = new EmpiricalFisher(model, batches);
@@ -93,8 +114,30 @@ public sealed class EmpiricalFisher : ICurvatureOperator, IDisposable
     /// <exception cref="ArgumentException">As for <see cref="Hvp"/>, or the gradient matrix above <paramref name="maxGradientBytes"/>.</exception>
     public EmpiricalFisher(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet, LandscapeOptions? options = null,
         long maxGradientBytes = DefaultMaxGradientBytes)
+        : this(new LandscapeLoss(model, evaluationSet, options, nameof(EmpiricalFisher)), maxGradientBytes)
     {
-        using var loss = new LandscapeLoss(model, evaluationSet, options, nameof(EmpiricalFisher));
+    }
+
+    /// <summary>
+    /// Computes the per-sample gradients of <paramref name="model"/> over a streamed loss split at the model's output
+    /// (see <see cref="StreamedOutputLoss{TBatch}"/>): g_i is the gradient of entry i of a batch's per-sample losses.
+    /// The batches are enumerated twice (once to count the samples, once for the gradients) and not held.
+    /// </summary>
+    /// <param name="model">The network.</param>
+    /// <param name="streamedLoss">The batches, the forward function and the per-sample losses; every sample counts once.</param>
+    /// <param name="options">Parameters, modes, compute type, as for <see cref="Hvp"/> (the loss is the streamed one).</param>
+    /// <param name="maxGradientBytes">Refuse when the N x n gradient matrix would exceed this.</param>
+    /// <exception cref="ArgumentException">As for <see cref="Hvp"/>, or the gradient matrix above <paramref name="maxGradientBytes"/>.</exception>
+    public EmpiricalFisher(nn.Module<Tensor, Tensor> model, IStreamedOutputLoss streamedLoss, LandscapeOptions? options = null,
+        long maxGradientBytes = DefaultMaxGradientBytes)
+        : this(new LandscapeLoss(model, streamedLoss, options, nameof(EmpiricalFisher)), maxGradientBytes)
+    {
+    }
+
+    /// <summary>Takes <paramref name="source"/> (and disposes it): the gradients are all this operator keeps.</summary>
+    private EmpiricalFisher(LandscapeLoss source, long maxGradientBytes)
+    {
+        using var loss = source;
         var n = loss.Layout.Dimension;
         var bytes = loss.SampleCount * n * (loss.Dtype == ScalarType.Float64 ? 8L : 4L);
         if (bytes > maxGradientBytes)

@@ -64,19 +64,36 @@ public sealed class HessianAnalysis : IDisposable
     }
 
     /// <summary>
-    /// Prepares the Hessian measurements of <paramref name="model"/> under the general loss <paramref name="loss"/>:
+    /// Prepares the measurements of <paramref name="model"/> under the general loss <paramref name="loss"/>:
     /// (model, batch) -&gt; mean loss over any sequence of batches, streamed (see <see cref="StreamedLoss{TBatch}"/>).
+    /// The Gauss-Newton matrix and the empirical Fisher need the loss split at the model's output: a
+    /// <see cref="StreamedOutputLoss{TBatch}"/>.
     /// </summary>
-    /// <exception cref="ArgumentException">No batches, an empty or frozen parameter selection.</exception>
-    public HessianAnalysis(nn.Module<Tensor, Tensor> model, IStreamedLoss loss, LandscapeOptions? options = null)
+    /// <param name="model">Your network.</param>
+    /// <param name="loss">The batches and the loss.</param>
+    /// <param name="options">Parameters, modes, compute type, model factory.</param>
+    /// <param name="curvature">Which matrix: the Hessian (default), the Gauss-Newton matrix or the empirical Fisher.</param>
+    /// <exception cref="ArgumentException">No batches, an empty or frozen parameter selection, or a Gauss-Newton or
+    /// Fisher matrix asked of a loss that does not expose the model's output.</exception>
+    public HessianAnalysis(nn.Module<Tensor, Tensor> model, IStreamedLoss loss, LandscapeOptions? options = null,
+        CurvatureKind curvature = CurvatureKind.Hessian)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(loss);
         this.model = model;
         streamedLoss = loss;
         Options = options ?? new LandscapeOptions();
-        Curvature = CurvatureKind.Hessian;
-        op = new Hvp(model, loss, Options);
+        Curvature = curvature;
+        op = (curvature, loss) switch
+        {
+            (CurvatureKind.Hessian, _) => new Hvp(model, loss, Options),
+            (CurvatureKind.GaussNewton, IStreamedOutputLoss split) => new GaussNewton(model, split, Options),
+            (CurvatureKind.EmpiricalFisher, IStreamedOutputLoss split) => new EmpiricalFisher(model, split, Options),
+            (CurvatureKind.GaussNewton or CurvatureKind.EmpiricalFisher, _) => throw new ArgumentException(
+                $"HessianAnalysis: the {curvature} matrix needs the model's outputs and per-sample losses; give the loss as a StreamedOutputLoss " +
+                "(forward: (model, batch) -> outputs, sampleLosses: (outputs, batch) -> one loss per sample) instead of a StreamedLoss.", nameof(loss)),
+            _ => throw new ArgumentOutOfRangeException(nameof(curvature), $"HessianAnalysis: unknown curvature kind {curvature}."),
+        };
     }
 
     /// <summary>The options in force (with the loss given to the constructor).</summary>

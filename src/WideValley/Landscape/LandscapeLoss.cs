@@ -22,6 +22,8 @@ internal sealed class LandscapeLoss : IDisposable
     private readonly Func<Tensor, Tensor, Tensor> loss = (output, labels) => F.cross_entropy(output, labels);
     // The general form: (model, batch) -> mean loss over a streamed sequence of batches; null for (inputs, labels) batches.
     private readonly IStreamedLoss? streamed;
+    // Batches of the streamed loss's first pass (each later pass is expected to give the same).
+    private readonly int streamedBatchCount;
 
     public LandscapeLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
         LandscapeOptions? options, string where)
@@ -48,6 +50,7 @@ internal sealed class LandscapeLoss : IDisposable
         }
         if (count == 0) throw new ArgumentException($"{where}: the streamed loss has no batches.", nameof(streamedLoss));
         SampleCount = total;
+        streamedBatchCount = count;
     }
 
     private LandscapeLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
@@ -137,7 +140,7 @@ internal sealed class LandscapeLoss : IDisposable
     public ScalarType Dtype { get; }
     public Device Device { get; }
     public long SampleCount { get; }
-    public int BatchCount => batches.Count;
+    public int BatchCount => streamed is null ? batches.Count : streamedBatchCount;
     public long BatchSize(int index) => batches[index].Count;
 
     /// <summary>A new zero vector of the layout's length, in the working type and device.</summary>
@@ -240,13 +243,40 @@ internal sealed class LandscapeLoss : IDisposable
         }
     }
 
-    /// <summary>Refuses what needs model outputs and labels, which the general (model, batch) form does not expose.</summary>
-    private void RequireOutputs(string what)
+    /// <summary>
+    /// One batch seen through the model's output, for the curvature matrices that need it (Gauss-Newton, per-sample
+    /// gradients): the output with its graph, the batch's mean loss of an output, and its per-sample losses (a vector).
+    /// </summary>
+    private readonly record struct OutputTerm(long Count, Func<Tensor> Forward, Func<Tensor, Tensor> MeanLoss, Func<Tensor, Tensor> SampleLosses);
+
+    /// <summary>
+    /// One pass over the batches as <see cref="OutputTerm"/>s: (inputs, labels) batches with the options' loss (a
+    /// sample's loss is the loss of its one-sample slice), or a <see cref="IStreamedOutputLoss"/>. A plain
+    /// <see cref="StreamedLoss{TBatch}"/> does not expose the output, so it is refused with what to use instead.
+    /// </summary>
+    private IEnumerable<OutputTerm> OutputTerms(string what)
     {
-        if (streamed is not null)
+        if (streamed is null)
+        {
+            for (var i = 0; i < batches.Count; i++)
+            {
+                var (x, y, _, count) = batches[i];
+                yield return new OutputTerm(count, () => Model.call(x), output => ScalarLoss(loss(output, y)),
+                    output => stack(Enumerable.Range(0, (int)count).Select(s => ScalarLoss(loss(output.narrow(0, s, 1), y.narrow(0, s, 1)))).ToArray()));
+            }
+            yield break;
+        }
+        if (streamed is not IStreamedOutputLoss split)
             throw new NotSupportedException(
-                $"{what} needs the model's outputs and labels batch by batch; a StreamedLoss gives only the batch losses. Use (inputs, labels) batches with LandscapeOptions.Loss.");
+                $"{what} needs the model's outputs batch by batch; a StreamedLoss gives only the batch losses. Describe the loss as a " +
+                "StreamedOutputLoss (forward: (model, batch) -> outputs, and sampleLosses: (outputs, batch) -> one loss per sample) instead.");
+        foreach (var b in split.OutputPass())
+            yield return new OutputTerm(b.Count, () => b.Forward(Model), output => b.SampleLosses(output).mean(), b.SampleLosses);
     }
+
+    private static Tensor ScalarLoss(Tensor l) => l.dim() == 0
+        ? l
+        : throw new ArgumentException($"The loss function must return a scalar (the mean over the batch); it returned shape ({string.Join(", ", l.shape)}).");
 
     /// <summary>Mean loss and error rate (percent; NaN when the output is not (N, C) logits) over the set, without gradients.</summary>
     public (double Loss, double ErrorPercent) Evaluate() => InMode(() =>
@@ -304,15 +334,39 @@ internal sealed class LandscapeLoss : IDisposable
         return total;
     });
 
-    /// <summary>Gradient of batch <paramref name="index"/>'s own mean loss into <paramref name="result"/>; returns that loss.</summary>
-    public double BatchGradient(int index, Tensor result) => InMode(() =>
+    /// <summary>
+    /// The gradient of each batch's own (unweighted) mean loss in turn, over either form of loss: writes it into
+    /// <paramref name="gradient"/> and hands it to <paramref name="consume"/> (inside the batch's dispose scope).
+    /// Returns the number of batches.
+    /// </summary>
+    public int ForEachBatchGradient(Tensor gradient, Action<Tensor> consume) => InMode(() =>
     {
-        RequireOutputs("A minibatch gradient");
         using var grad = enable_grad();
-        result.zero_();
-        using var scope = NewDisposeScope();
-        var (l, _) = WeightedBatchLoss(index, weighted: false);
-        return AccumulateGradient(l, Layout.Views(result));
+        var views = Layout.Views(gradient);
+        var count = 0;
+        if (streamed is not null)
+        {
+            foreach (var (_, meanLoss) in streamed.Pass())
+            {
+                using var scope = NewDisposeScope();
+                gradient.zero_();
+                var l = meanLoss(Model) ?? throw new InvalidOperationException("StreamedLoss: the loss function returned null.");
+                AccumulateGradient(ScalarLoss(l), views);
+                consume(gradient);
+                count++;
+            }
+            return count;
+        }
+        for (var i = 0; i < batches.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            gradient.zero_();
+            var (l, _) = WeightedBatchLoss(i, weighted: false);
+            AccumulateGradient(l, views);
+            consume(gradient);
+            count++;
+        }
+        return count;
     });
 
     private double AccumulateGradient(Tensor l, Tensor[] views)
@@ -439,16 +493,14 @@ internal sealed class LandscapeLoss : IDisposable
     /// </summary>
     public void GaussNewtonVectorProduct(Tensor v, Tensor result) => InMode(() =>
     {
-        RequireOutputs("The Gauss-Newton matrix");
         using var grad = enable_grad();
         result.zero_();
         var vViews = Layout.Views(v);
         var resultViews = Layout.Views(result);
-        for (var i = 0; i < batches.Count; i++)
+        foreach (var term in OutputTerms("The Gauss-Newton matrix"))
         {
             using var scope = NewDisposeScope();
-            var (x, y, weight, _) = batches[i];
-            var output = Model.call(x);
+            var output = term.Forward();
             if (!output.requires_grad)
                 throw new InvalidOperationException(
                     "The model's output does not depend on any selected parameter (no gradient graph); check the parameter selection and that gradients are enabled for them.");
@@ -458,19 +510,17 @@ internal sealed class LandscapeLoss : IDisposable
             for (var p = 0; p < jtu.Count; p++)
             {
                 if (jtu[p].IsInvalid || !jtu[p].requires_grad) continue;
-                var term = jtu[p].mul(vViews[p]).sum();
-                dot = dot is null ? term : dot.Plus(term);
+                var product = jtu[p].mul(vViews[p]).sum();
+                dot = dot is null ? product : dot.Plus(product);
             }
             if (dot is null) continue;
             var jv = autograd.grad([dot], [u], retain_graph: true)[0].detach();
             var detached = output.detach().requires_grad_(true);
-            var l = loss(detached, y);
-            if (l.dim() != 0)
-                throw new ArgumentException(
-                    $"The loss function must return a scalar (the mean over the batch); it returned shape ({string.Join(", ", l.shape)}).");
-            var weighted = l.mul(weight);
+            // Weight n_b / N, so the batches add up to the mean over every sample.
+            var weighted = term.MeanLoss(detached).DividedBy((double)SampleCount / term.Count);
+            // A loss that does not depend on the output (or only linearly: H_out = 0) has a zero Gauss-Newton matrix.
+            if (!weighted.requires_grad) continue;
             var gOut = autograd.grad([weighted], [detached], create_graph: true, retain_graph: true)[0];
-            // A loss linear in the output (H_out = 0) has a zero Gauss-Newton matrix.
             if (!gOut.requires_grad) continue;
             var hjv = autograd.grad([gOut.mul(jv).sum()], [detached])[0];
             var gv = autograd.grad([output], parameters, grad_outputs: [hjv], allow_unused: true);
@@ -482,35 +532,37 @@ internal sealed class LandscapeLoss : IDisposable
 
     /// <summary>
     /// Per-sample gradients of the loss, one row per sample of the evaluation set in order, into
-    /// <paramref name="rows"/> (SampleCount x n): row i is the gradient of sample i's own loss (the loss of the
-    /// one-sample slice of its batch's output). Each batch runs forward once; each sample needs one backward pass.
+    /// <paramref name="rows"/> (SampleCount x n): row i is the gradient of sample i's own loss (for (inputs, labels)
+    /// batches the loss of the one-sample slice of its batch's output; for a <see cref="IStreamedOutputLoss"/> entry i
+    /// of its per-sample losses). Each batch runs forward once; each sample needs one backward pass.
     /// </summary>
     public void PerSampleGradients(Tensor rows) => InMode(() =>
     {
-        RequireOutputs("Per-sample gradients");
         using var grad = enable_grad();
         rows.zero_();
         long row = 0;
-        for (var i = 0; i < batches.Count; i++)
+        var total = rows.shape[0];
+        foreach (var term in OutputTerms("Per-sample gradients"))
         {
             using var scope = NewDisposeScope();
-            var (x, y, _, count) = batches[i];
-            var output = Model.call(x);
-            for (long s = 0; s < count; s++)
+            if (row + term.Count > total)
+                throw new InvalidOperationException(
+                    $"The batches hold more than the {total:N0} samples they held when the operator was built; a streamed loss must give the same batches on every pass.");
+            var losses = term.SampleLosses(term.Forward());
+            CheckDifferentiable(losses);
+            for (long s = 0; s < term.Count; s++)
             {
                 using var inner = NewDisposeScope();
-                var l = loss(output.narrow(0, s, 1), y.narrow(0, s, 1));
-                if (l.dim() != 0)
-                    throw new ArgumentException(
-                        $"The loss function must return a scalar (the mean over the batch); it returned shape ({string.Join(", ", l.shape)}).");
-                CheckDifferentiable(l);
-                var grads = autograd.grad([l], parameters, retain_graph: s + 1 < count, allow_unused: true);
+                var grads = autograd.grad([losses[s]], parameters, retain_graph: s + 1 < term.Count, allow_unused: true);
                 var views = Layout.Views(rows[row]);
                 for (var p = 0; p < grads.Count; p++)
                     if (!grads[p].IsInvalid) views[p].copy_(grads[p]);
                 row++;
             }
         }
+        if (row != total)
+            throw new InvalidOperationException(
+                $"The batches held {row:N0} samples, not the {total:N0} they held when the operator was built; a streamed loss must give the same batches on every pass.");
         return 0;
     });
 

@@ -17,6 +17,7 @@ internal sealed class ExperimentConsole : IProgress<ExperimentEvent>
 {
     readonly CliContext ctx;
     readonly Lock gate = new();
+    bool _warnedAboutFigures;
     ProgressContext? bars;
     ProgressTask? bar;
     string? barKey;
@@ -128,6 +129,11 @@ internal sealed class ExperimentConsole : IProgress<ExperimentEvent>
                 EndBar();
                 foreach (var line in m.Measurement.Result.Lines) Line(line);
                 Line($"wrote {m.Measurement.OutDir}: {string.Join(", ", m.Measurement.Files)}");
+                if (m.Measurement.PlotsSkipped is { } skipped) Warn(skipped);
+                break;
+            case ExperimentWarning w:
+                EndBar();
+                Warn(w.Message);
                 break;
             case MeasurementFailed f:
                 EndBar();
@@ -138,6 +144,17 @@ internal sealed class ExperimentConsole : IProgress<ExperimentEvent>
                 ctx.Error.WriteLine($"widevalley: {i.Message}");
                 break;
         }
+    }
+
+    /// <summary>
+    /// Prints a warning on stderr; only the first about missing figures (every figure of a run misses the same font, and
+    /// one line says what to install).
+    /// </summary>
+    void Warn(string message)
+    {
+        if (_warnedAboutFigures) return;
+        _warnedAboutFigures = true;
+        ctx.Error.WriteLine($"widevalley: warning: {message}");
     }
 
     /// <summary>

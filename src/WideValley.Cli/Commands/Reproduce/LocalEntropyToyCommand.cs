@@ -67,8 +67,13 @@ public static class LocalEntropyToyCommand
             var commandLine = CommandLine(settings, p.GetValue(output)!, threadCount);
 
             var stem = Budgets.ReportStem(Name, budgetValue);
-            var summaryText = LocalEntropyToyReport.Write(result, commandLine, outDir, stem);
-            var files = LocalEntropyToyReport.Files(stem);
+            var figureSkipped = false;
+            var summaryText = LocalEntropyToyReport.Write(result, commandLine, outDir, stem, message =>
+            {
+                figureSkipped = true;
+                ctx.Error.WriteLine($"widevalley: warning: {message}");
+            });
+            var files = LocalEntropyToyReport.Files(stem, withFigure: !figureSkipped);
 
             if (asJson)
             {
