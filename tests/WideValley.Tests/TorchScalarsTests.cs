@@ -19,6 +19,7 @@ public class TorchScalarsTests
         using var sum = zeros(4, ScalarType.Float64);
         using var total = zeros(4, ScalarType.Float64);
         using var one = ones(4, ScalarType.Float64);
+        var expected = 0.0;
         var collections = GarbageChurn.WhileCollecting(() =>
         {
             for (var i = 0; i < repetitions; i++)
@@ -27,9 +28,10 @@ public class TorchScalarsTests
                 sum.Accumulate_(one);
                 total.copy_(total.Plus(one));
             }
-        });
+            expected += repetitions;
+            Assert.Equal(Enumerable.Repeat(expected, 4), sum.data<double>().ToArray());
+            Assert.Equal(Enumerable.Repeat(expected, 4), total.data<double>().ToArray());
+        }, minimumCollections: 11);
         Assert.True(collections > 10, $"the churn thread should have forced collections ({collections})");
-        Assert.Equal(Enumerable.Repeat((double)repetitions, 4), sum.data<double>().ToArray());
-        Assert.Equal(Enumerable.Repeat((double)repetitions, 4), total.data<double>().ToArray());
     }
 }
