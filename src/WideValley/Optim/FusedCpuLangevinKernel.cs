@@ -261,6 +261,21 @@ internal sealed unsafe class FusedCpuLangevinKernel : ILangevinKernel
         }
     }
 
+    public void Abandon()
+    {
+        // Before the first step x has not moved (and x0 has not been written).
+        if (_firstStepPending)
+        {
+            _firstStepPending = false;
+            return;
+        }
+        TakePointers(needGrad: false);
+        var p = _p;
+        var x0 = (nint)Pointer(_x0);
+        ForEachChunk((_, start, end) => ForEachSegment(start, end, (i, from, to, offset) =>
+            new ReadOnlySpan<float>((float*)x0 + from, (int)(to - from)).CopyTo(new Span<float>((float*)p[i] + (from - offset), (int)(to - from)))));
+    }
+
     public void Finish(bool scaleByGamma)
     {
         if (_firstStepPending) WriteStart();

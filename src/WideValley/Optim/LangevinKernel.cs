@@ -39,6 +39,8 @@ internal interface ILangevinKernel : IDisposable
     void Step(long noiseIndex);
     /// <summary>x = x0 and .grad = x0 - mu, times each parameter's gamma when <paramref name="scaleByGamma"/>.</summary>
     void Finish(bool scaleByGamma);
+    /// <summary>The chain is given up between <c>Begin</c> and <c>Finish</c>: x = x0, nothing else.</summary>
+    void Abandon();
     /// <summary>Copies .grad into the (now free) x0 buffer; returns its squared norm.</summary>
     double StashGradient();
     /// <summary>Squared norm of .grad and its dot product with the stashed gradient; then .grad = the stashed one.</summary>

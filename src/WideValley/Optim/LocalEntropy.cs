@@ -166,6 +166,14 @@ public sealed class LocalEntropy : IDisposable, IStateOwner
     /// fresh minibatch, back-propagate and return the loss. It need not zero the gradients: the estimator sets them to
     /// None before every call. Returns the last Langevin loss. Advances t by one.
     /// </summary>
+    /// <remarks>
+    /// Each closure call runs in a dispose scope of its own: the tensors it creates are freed when it returns (the last
+    /// call's loss excepted), so memory stays flat in L. A closure that keeps a tensor for later must take it out of the
+    /// scope (<c>DetachFromDisposeScope</c>). When the closure throws (or anything else in the step does), the step is
+    /// undone before the exception goes on: the weights are back where they were, the gradients are None, and neither t
+    /// nor the noise stream has moved, so the same step can be taken again. A trainer stops inside a long step by
+    /// having its closure throw.
+    /// </remarks>
     public Tensor Estimate(Func<Tensor> closure)
     {
         ArgumentNullException.ThrowIfNull(closure);
@@ -173,25 +181,54 @@ public sealed class LocalEntropy : IDisposable, IStateOwner
         var gamma = PrepareSteps();
         var scaleByGamma = o.Gradient == LocalEntropyGradient.ScaledByGamma;
         var diagnose = o.DiagnosticsEvery > 0 && OuterSteps % o.DiagnosticsEvery == 0;
-        using (no_grad()) _kernel.Begin(_perParameter, o.LangevinMomentum != 0);
-        if (o.ExtraClosureEvaluation) CallClosure(closure);
+        var startingLangevinSteps = LangevinSteps;
+        var chainRunning = false;
         Tensor? loss = null;
-        for (var l = 0; l < o.L; l++)
+        try
         {
-            loss = CallClosure(closure);
-            using (no_grad()) _kernel.Step(LangevinSteps);
-            LangevinSteps++;
+            using (no_grad()) _kernel.Begin(_perParameter, o.LangevinMomentum != 0);
+            chainRunning = true;
+            if (o.ExtraClosureEvaluation) CallClosure(closure, keepLoss: false);
+            for (var l = 0; l < o.L; l++)
+            {
+                loss = CallClosure(closure, keepLoss: l == o.L - 1);
+                using (no_grad()) _kernel.Step(LangevinSteps);
+                LangevinSteps++;
+            }
+            using (no_grad()) _kernel.Finish(scaleByGamma);
+            chainRunning = false;
+            if (diagnose) Diagnose(closure, scaleByGamma ? gamma : 1.0);
         }
-        using (no_grad()) _kernel.Finish(scaleByGamma);
-        if (diagnose) Diagnose(closure, scaleByGamma ? gamma : 1.0);
+        catch
+        {
+            // The step did not happen: the weights, the noise stream's position and t are as they were before it, so
+            // that the same step can be taken again (a stop request that the closure turned into an exception, a
+            // minibatch whose loss was not finite).
+            using (no_grad())
+            {
+                if (chainRunning) _kernel.Abandon();
+                LangevinKernels.ClearGradients(_params);
+            }
+            LangevinSteps = startingLangevinSteps;
+            throw;
+        }
         OuterSteps++;
         return loss!;
     }
 
-    Tensor CallClosure(Func<Tensor> closure)
+    /// <summary>
+    /// One closure call in a dispose scope of its own: what the closure allocates (the minibatch, activations, the
+    /// graph's tensors) is freed when the call returns instead of when the whole step ends, so an Entropy-SGD step's
+    /// memory does not grow with L. The returned loss is kept when <paramref name="keepLoss"/> (if the closure created it).
+    /// </summary>
+    Tensor CallClosure(Func<Tensor> closure, bool keepLoss)
     {
         LangevinKernels.ClearGradients(_params);
-        using (enable_grad()) return closure();
+        using var scope = NewDisposeScope();
+        Tensor loss;
+        using (enable_grad()) loss = closure();
+        if (keepLoss && scope.Contains(loss)) scope.MoveToOuter(loss);
+        return loss;
     }
 
     /// <summary>Each parameter's step constants for this outer update; returns group 0's gamma.</summary>
@@ -213,7 +250,7 @@ public sealed class LocalEntropy : IDisposable, IStateOwner
     {
         double leSquared;
         using (no_grad()) leSquared = _kernel.StashGradient();
-        CallClosure(closure);
+        CallClosure(closure, keepLoss: false);
         (double GradientSquared, double Dot) m;
         using (no_grad()) m = _kernel.RestoreGradient();
         var leNorm = Math.Sqrt(leSquared);

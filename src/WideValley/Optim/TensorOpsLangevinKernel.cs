@@ -101,6 +101,11 @@ internal sealed class TensorOpsLangevinKernel : ILangevinKernel
         else g.copy_(v);
     }
 
+    public void Abandon()
+    {
+        for (var i = 0; i < _params.Count; i++) _params[i].copy_(_x0Views[i]);
+    }
+
     public void Finish(bool scaleByGamma)
     {
         for (var i = 0; i < _params.Count; i++)

@@ -398,4 +398,75 @@ public class LocalEntropyTorchOptimTests
             Assert.True(moved.Zip(expected, (u, v) => Math.Abs(u - v)).Max() < 1e-5, $"step {step}");
         }
     }
+
+    /// <summary>
+    /// A closure that throws in the middle of an Entropy-SGD step (a stop request, a loss that is not finite) leaves the
+    /// step undone: weights, gradients, t and the noise stream's position as before it; taking the step again gives
+    /// bit for bit the run that never failed. Calls 1 and 4 fail inside the chain; with L = 5 and diagnostics on every
+    /// step, call 6 is the diagnostic evaluation after the chain (the weights are back already, the gradient is not).
+    /// </summary>
+    [Theory]
+    [InlineData(LangevinKernel.FusedCpu, 1)]
+    [InlineData(LangevinKernel.FusedCpu, 4)]
+    [InlineData(LangevinKernel.FusedCpu, 6)]
+    [InlineData(LangevinKernel.TensorOps, 1)]
+    [InlineData(LangevinKernel.TensorOps, 4)]
+    [InlineData(LangevinKernel.TensorOps, 6)]
+    public void AStepWhoseClosureThrowsIsUndoneAndCanBeTakenAgain(LangevinKernel kernel, int failingCall)
+    {
+        var options = Options with { Kernel = kernel, L = 5, DiagnosticsEvery = 1 };
+        var reference = new TwoBlocks();
+        using (var opt = new EntropySgd([reference.A, reference.B], 0.5, options, momentum: 0.9, nesterov: true)) reference.Steps(opt, 3);
+
+        var p = new TwoBlocks();
+        using var interrupted = new EntropySgd([p.A, p.B], 0.5, options, momentum: 0.9, nesterov: true);
+        p.Steps(interrupted, 1);
+        var (a, b, calls) = (Values(p.A), Values(p.B), p.Calls);
+        var (t, langevinSteps) = (interrupted.Estimator.OuterSteps, interrupted.Estimator.LangevinSteps);
+        var made = 0;
+        var error = Assert.Throws<InvalidOperationException>(() =>
+        {
+            using var scope = NewDisposeScope();
+            interrupted.step(() => ++made == failingCall ? throw new InvalidOperationException("stop requested") : p.Closure());
+        });
+        Assert.Equal("stop requested", error.Message);
+        Assert.Equal(a, Values(p.A));
+        Assert.Equal(b, Values(p.B));
+        Assert.Null(p.A.grad);
+        Assert.Null(p.B.grad);
+        Assert.Equal(t, interrupted.Estimator.OuterSteps);
+        Assert.Equal(langevinSteps, interrupted.Estimator.LangevinSteps);
+
+        p.Calls = calls;   // the trainer rewinds its data stream to where the step began
+        p.Steps(interrupted, 2);
+        Assert.Equal(Values(reference.A), Values(p.A));
+        Assert.Equal(Values(reference.B), Values(p.B));
+    }
+
+    /// <summary>
+    /// What a closure allocates is freed when the call returns, not when the step ends: the tensors alive at the start
+    /// of each closure call do not grow with the number of calls (before, an Entropy-SGD step's memory grew linearly in
+    /// L: 344 / 623 / 1,453 MB at L = 1 / 25 / 100 for mnistfc at batch 500).
+    /// </summary>
+    [Theory]
+    [InlineData(LangevinKernel.FusedCpu)]
+    [InlineData(LangevinKernel.TensorOps)]
+    public void WhatAClosureAllocatesIsFreedWhenTheCallReturns(LangevinKernel kernel)
+    {
+        var p = new TwoBlocks();
+        using var opt = new EntropySgd([p.A, p.B], 0.5, Options with { Kernel = kernel, L = 30 }, momentum: 0.9, nesterov: true);
+        var live = new List<long>();
+        using var scope = NewDisposeScope();
+        var loss = opt.step(() =>
+        {
+            live.Add(scope.DisposablesCount);
+            // A minibatch's worth of temporaries, created in whatever scope is current.
+            for (var i = 0; i < 5; i++) _ = randn(1000) * 2;
+            return p.Closure();
+        });
+        Assert.Equal(30, live.Count);
+        Assert.All(live, n => Assert.Equal(live[0], n));
+        Assert.False(loss.IsInvalid);
+        Assert.True(float.IsFinite(loss.item<float>()));
+    }
 }
