@@ -136,8 +136,11 @@ public sealed class Trainer
     public long StepsPerEpoch => (long)Math.Ceiling(_task.MinibatchesPerPass - 1e-9);
 
     /// <summary>
-    /// Asks the run to stop after the current optimizer step; it then writes a checkpoint and returns
-    /// <see cref="TrainingStatus.Interrupted"/>. Safe to call from another thread (e.g. a Ctrl-C handler).
+    /// Asks the run to stop; it then writes a checkpoint and returns <see cref="TrainingStatus.Interrupted"/>. Safe to
+    /// call from another thread (e.g. a Ctrl-C handler). A step in progress stops at its next minibatch: the closure
+    /// throws, the optimizer undoes the step (every WideValley optimizer does; an optimizer that changes its state
+    /// between closure calls and does not undo it would be saved mid-step), and the checkpoint is the state before it,
+    /// so that an Entropy-SGD step of many minibatches need not finish before the run stops.
     /// </summary>
     public void RequestStop() => _stopRequested = true;
 
@@ -190,13 +193,15 @@ public sealed class Trainer
                 _task.Model.train();
                 while (_currentStep < StepsPerEpoch && !BudgetReached())
                 {
-                    using (var scope = NewDisposeScope())
-                        _optimizer.step(Closure);
-                    _currentStep++;
-                    _outerSteps++;
-                    StepCompleted?.Invoke(new StepProgress(epoch, _options.Epochs, _currentStep, StepsPerEpoch,
-                        _count > 0 ? _lossSum / _count : double.NaN, EffectiveEpochs));
-                    if (_stopRequested && _currentStep < StepsPerEpoch)
+                    var stepTaken = TryStep();
+                    if (stepTaken)
+                    {
+                        _currentStep++;
+                        _outerSteps++;
+                        StepCompleted?.Invoke(new StepProgress(epoch, _options.Epochs, _currentStep, StepsPerEpoch,
+                            _count > 0 ? _lossSum / _count : double.NaN, EffectiveEpochs));
+                    }
+                    if (_stopRequested && (!stepTaken || _currentStep < StepsPerEpoch))
                     {
                         RequireFiniteWeights(epoch);
                         SaveCheckpoint(epoch - 1, _currentStep, Elapsed(), partialEpochSeconds + epochWatch.Elapsed.TotalSeconds, "interrupted");
@@ -247,9 +252,56 @@ public sealed class Trainer
         return first;
     }
 
+    /// <summary>
+    /// Thrown by the closure when a stop was requested in the middle of an optimizer step that evaluates many
+    /// minibatches (an Entropy-SGD step is L of them): the optimizer undoes the step (WideValley's do, see
+    /// <see cref="LocalEntropy.Estimate"/>) and the trainer rewinds its data stream and counters to where the step began.
+    /// </summary>
+    sealed class StopInsideStepException() : OperationCanceledException("a stop was requested inside an optimizer step");
+
+    readonly MemoryStream _stepStartTask = new();
+    (long GradEvals, double LossSum, long Errors, long Count) _stepStartCounters;
+    byte[] _stepStartRandom = [];
+    Tensor[]? _stepStartBuffers;
+
+    /// <summary>
+    /// One optimizer step; false when a stop request interrupted it, in which case everything a checkpoint holds is as
+    /// it was before the step, so that the checkpoint written next resumes bit for bit: the optimizer undoes its own
+    /// part, and the trainer puts back the data stream, the counters, the global random generator (dropout masks drawn
+    /// by the step's forward passes) and the model's buffers (batch-norm running statistics they updated).
+    /// </summary>
+    bool TryStep()
+    {
+        _stepStartTask.SetLength(0);
+        using (var writer = new BinaryWriter(_stepStartTask, System.Text.Encoding.UTF8, leaveOpen: true)) _task.SaveState(writer);
+        _stepStartCounters = (_gradEvals, _lossSum, _errors, _count);
+        using (var rng = random.get_rng_state()) _stepStartRandom = rng.data<byte>().ToArray();
+        var buffers = _task.Model.buffers().ToArray();
+        _stepStartBuffers ??= buffers.Select(b => b.detach().clone().DetachFromDisposeScope()).ToArray();
+        using (no_grad())
+            for (var i = 0; i < buffers.Length; i++) _stepStartBuffers[i].copy_(buffers[i]);
+        try
+        {
+            using var scope = NewDisposeScope();
+            _optimizer.step(Closure);
+            return true;
+        }
+        catch (StopInsideStepException)
+        {
+            _stepStartTask.Position = 0;
+            using (var reader = new BinaryReader(_stepStartTask, System.Text.Encoding.UTF8, leaveOpen: true)) _task.LoadState(reader);
+            (_gradEvals, _lossSum, _errors, _count) = _stepStartCounters;
+            using (var rng = tensor(_stepStartRandom, ScalarType.Byte)) random.set_rng_state(rng);
+            using (no_grad())
+                for (var i = 0; i < buffers.Length; i++) buffers[i].copy_(_stepStartBuffers[i]);
+            return false;
+        }
+    }
+
     /// <summary>The closure handed to the optimizer: one fresh minibatch, one gradient evaluation.</summary>
     Tensor Closure()
     {
+        if (_stopRequested) throw new StopInsideStepException();
         _optimizer.zero_grad();
         var mb = _task.NextTrainingLoss();
         if (!double.IsFinite(mb.Value))

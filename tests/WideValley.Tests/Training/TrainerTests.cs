@@ -122,6 +122,75 @@ public class TrainerTests
         if (optimizer == "entropy-sgd") Assert.All(b, m => Assert.Contains("grad_cosine=", ExtraText(m)));
     }
 
+    /// <summary>A task that hands every minibatch through, calling <see cref="OnMinibatch"/> before each.</summary>
+    sealed class WatchedTask(ITrainingTask inner) : ITrainingTask
+    {
+        public Action<int>? OnMinibatch;
+        int _drawn;
+        public nn.Module Model => inner.Model;
+        public bool IsLanguageModel => inner.IsLanguageModel;
+        public double MinibatchesPerPass => inner.MinibatchesPerPass;
+        public long TrainingSize => inner.TrainingSize;
+        public bool HasValidation => inner.HasValidation;
+        public MinibatchLoss NextTrainingLoss() { OnMinibatch?.Invoke(++_drawn); return inner.NextTrainingLoss(); }
+        public Evaluation Evaluate(EvaluationSplit split) => inner.Evaluate(split);
+        public void FeedTrainingData(int maxMinibatches) => inner.FeedTrainingData(maxMinibatches);
+        public void SaveState(BinaryWriter writer) => inner.SaveState(writer);
+        public void LoadState(BinaryReader reader) => inner.LoadState(reader);
+        public void Dispose() => inner.Dispose();
+    }
+
+    /// <summary>
+    /// A stop requested in the middle of an Entropy-SGD step (here during its second minibatch of three) stops the run
+    /// at the step's next minibatch instead of after the step: the step is undone, the checkpoint is the state before it,
+    /// and the resumed run ends bit-identical to one never stopped.
+    /// </summary>
+    [Theory]
+    [InlineData("entropy-sgd", 23)]
+    [InlineData("entropy-adam", 31)]
+    [InlineData("sgd", 15)]
+    public void AStopInsideAStepUndoesItAndResumesBitIdentical(string optimizer, int stopAtMinibatch)
+    {
+        using var dirA = new TempDir();
+        using var dirB = new TempDir();
+        var (taskA, optA) = Build(optimizer);
+        double[] uninterrupted;
+        using (taskA)
+        {
+            new Trainer(taskA, optA, Options(dirA.Path)).Run();
+            uninterrupted = Synthetic.Flatten(taskA.Model);
+        }
+        var (innerB, optB) = Build(optimizer);
+        using (var taskB = new WatchedTask(innerB))
+        {
+            var trainer = new Trainer(taskB, optB, Options(dirB.Path));
+            var minibatchesPerStep = optimizer.StartsWith("entropy", StringComparison.Ordinal) ? 3 : 1;
+            taskB.OnMinibatch = n => { if (n == stopAtMinibatch) trainer.RequestStop(); };
+            var r = trainer.Run();
+            Assert.Equal(TrainingStatus.Interrupted, r.Status);
+            var meta = Checkpoint.ReadMeta(Path.Combine(dirB.Path, Trainer.CheckpointFileName));
+            // A one-minibatch step is over when the request comes; a longer one is undone. Entropy-SGD with diagnostics
+            // every 2nd step draws one more minibatch on those steps: the saved step is the last one completed before
+            // the request.
+            if (minibatchesPerStep == 1) Assert.Equal(stopAtMinibatch, meta.GradEvals);
+            else
+            {
+                Assert.True(meta.GradEvals < stopAtMinibatch, $"the checkpoint counts {meta.GradEvals} gradient evaluations, the stop came in the {stopAtMinibatch}th");
+                Assert.True(meta.GradEvals >= stopAtMinibatch - minibatchesPerStep - 1, $"{meta.GradEvals} gradient evaluations saved");
+            }
+        }
+        var (taskC, optC) = Build(optimizer);
+        using (taskC)
+        {
+            var r = new Trainer(taskC, optC, Options(dirB.Path)).Run(resume: true);
+            Assert.Equal(TrainingStatus.Completed, r.Status);
+            Assert.Equal(uninterrupted, Synthetic.Flatten(taskC.Model));
+        }
+        var a = MetricsLog.Read(Path.Combine(dirA.Path, "metrics.jsonl"));
+        var b = MetricsLog.Read(Path.Combine(dirB.Path, "metrics.jsonl"));
+        Assert.Equal(a.Select(m => (m.Epoch, m.TrainLoss, m.TrainError, m.GradEvals, ExtraText(m))), b.Select(m => (m.Epoch, m.TrainLoss, m.TrainError, m.GradEvals, ExtraText(m))));
+    }
+
     /// <summary>The optimizer diagnostics of an epoch as text, for comparing runs.</summary>
     static string ExtraText(EpochMetrics m) =>
         m.Extra is null ? "" : string.Join(";", m.Extra.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
