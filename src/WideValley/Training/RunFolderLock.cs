@@ -42,7 +42,7 @@ public static class RunFolderLock
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
             throw new RunFolderLockedException(folder,
-                $"{folder} is being trained by another trainer ({(string.IsNullOrEmpty(owner) ? "holder unknown" : owner)}; it holds {path}). " +
+                $"{folder} is being trained by another process or trainer ({(string.IsNullOrEmpty(owner) ? "holder unknown" : owner)}; it holds {path}). " +
                 "Wait for it to finish or stop it first; nothing in the folder was changed.", e);
         }
         try

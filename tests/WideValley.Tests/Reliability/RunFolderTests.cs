@@ -100,7 +100,7 @@ public class RunFolderTests
             var held = Snapshot(run); // with the holder's owner file
             var second = Run(["train", "--out", run, .. args]);
             Assert.True(second.Code == ExitCodes.Failure, $"{what}: exit {second.Code}; {second.Out}{second.Err}");
-            Assert.Contains("is being trained by another trainer", second.Err);
+            Assert.Contains("is being trained by another process or trainer", second.Err);
             Assert.Contains($"process {Environment.ProcessId}", second.Err);
             Assert.Contains(run, second.Err);
             Assert.Equal(held, Snapshot(run));
@@ -135,7 +135,7 @@ public class RunFolderTests
             Assert.True(started.Wait(TimeSpan.FromSeconds(120), TestContext.Current.CancellationToken), "the first trainer did not start");
             var second = Run(args);
             Assert.True(second.Code == ExitCodes.Failure, $"exit {second.Code}; {second.Out}{second.Err}");
-            Assert.Contains("is being trained by another trainer", second.Err);
+            Assert.Contains("is being trained by another process or trainer", second.Err);
             Assert.Contains($"process {first.Id}", second.Err);
             var resumer = Run("train", "--out", run, "--resume", "--epochs", "3");
             Assert.True(resumer.Code is ExitCodes.Failure or ExitCodes.Usage, $"exit {resumer.Code}; {resumer.Out}{resumer.Err}");
