@@ -231,7 +231,8 @@ public sealed class Trainer
         catch (TrainingDivergedException e)
         {
             status = TrainingStatus.Diverged;
-            var kept = history.Count > 0 ? $"the last good checkpoint (end of epoch {history[^1].Epoch}) is kept" : "no checkpoint was written";
+            var kept = history.Count > 0 ? $"the last good checkpoint (end of epoch {history[^1].Epoch}) is kept"
+                : HasCheckpoint ? "the last good checkpoint (of an earlier session) is kept" : "no checkpoint was written";
             message = $"{e.Message}. Training stopped; {kept}" +
                       (_options.OutputDirectory is null ? "." : $" in {_options.OutputDirectory}.") +
                       DivergenceAdvice(history.Count > 0 ? history[^1].Epoch : 0);
@@ -246,11 +247,12 @@ public sealed class Trainer
             throw new TrainingDivergedException($"training diverged in epoch {epoch}, step {_currentStep} of {StepsPerEpoch}: {why}");
     }
 
+    bool HasCheckpoint => _options.WriteCheckpoints && OutPath(CheckpointFileName) is string path && File.Exists(path);
+
     /// <summary>What to do after a divergence: resume from the kept checkpoint with a gentler step, or start again.</summary>
     string DivergenceAdvice(int lastGoodEpoch)
     {
-        var resumable = _options.OutputDirectory is not null && _options.WriteCheckpoints && File.Exists(OutPath(CheckpointFileName));
-        return resumable
+        return HasCheckpoint
             ? $" Resume it with a smaller learning rate or clipping: --resume --lr-schedule custom:{lastGoodEpoch + 1}=0.1 (a tenth of the learning rate from epoch {lastGoodEpoch + 1} on), " +
               "--clip-grad-norm 1, or both; or start again with a smaller --lr or more weight decay."
             : " Start again with a smaller --lr, --clip-grad-norm 1, or more weight decay.";
