@@ -252,6 +252,51 @@ public class RunFolderTests
         Assert.Equal(Path.GetFullPath("x"), RunSetup.LocateData(stored, dir.File("project/runs/a"), dataDir: "x").DataDir);
     }
 
+    /// <summary>A char-level corpus of <paramref name="lines"/> lines, deterministic; <paramref name="variant"/> changes one letter.</summary>
+    static string Text(int lines, bool variant = false)
+    {
+        var random = new Random(7);
+        var words = new[] { "valley", "wide", "flat", "minimum", "sharp", "entropy", "local", "gradient", "step", "noise" };
+        var text = new System.Text.StringBuilder();
+        for (var i = 0; i < lines; i++)
+            text.AppendLine(string.Join(' ', Enumerable.Range(0, 6).Select(_ => words[random.Next(words.Length)])));
+        if (variant) text[0] = text[0] == 'x' ? 'y' : 'x';
+        return text.ToString();
+    }
+
+    public static TheoryData<string, string[], int, string> CorpusCases => new()
+    {
+        // name, command (RUN / MOVED / OTHER stand for the run folder, the corpus's new place, another text), exit code, words
+        { "resume without --corpus", ["train", "--out", "RUN", "--resume", "--epochs", "2"], ExitCodes.Usage, "which does not exist (moved?); pass --corpus FILE" },
+        { "resume on another text", ["train", "--out", "RUN", "--resume", "--epochs", "2", "--corpus", "OTHER"], ExitCodes.Usage, "is not the data this run was trained on" },
+        { "evaluate without --corpus", ["evaluate", "RUN", "--splits", "test"], ExitCodes.Usage, "which does not exist (moved?); pass --corpus FILE" },
+        { "evaluate on another text", ["evaluate", "RUN", "--splits", "test", "--corpus", "OTHER"], ExitCodes.Usage, "is not the data this run was trained on" },
+        { "evaluate on the moved text", ["evaluate", "RUN", "--splits", "test", "--corpus", "MOVED"], ExitCodes.Ok, "perplexity" },
+        { "resume on the moved text", ["train", "--out", "RUN", "--resume", "--epochs", "2", "--corpus", "MOVED"], ExitCodes.Ok, "resumed with --corpus MOVED (was ORIGINAL)" },
+    };
+
+    [Theory]
+    [MemberData(nameof(CorpusCases))]
+    public void AMovedCorpusIsFoundByOverrideAndAnotherTextIsRefused(string name, string[] command, int exit, string words)
+    {
+        using var dir = new TempDir();
+        var original = dir.WriteText("a.txt", Text(400));
+        var run = dir.File("run");
+        var first = Run("train", "--model", "small-char-lstm", "--data", "text", "--corpus", original, "--epochs", "1", "--threads", "1",
+            "--no-tensorboard", "--out", run);
+        Assert.True(first.Code == ExitCodes.Ok, first.Err);
+        var moved = dir.File("moved.txt");
+        File.Move(original, moved);
+        var other = dir.WriteText("other.txt", Text(400, variant: true));
+        var before = Snapshot(run);
+
+        string Fill(string s) => s.Replace("RUN", run).Replace("MOVED", moved).Replace("OTHER", other).Replace("ORIGINAL", original);
+        var (code, output, err) = Run([.. command.Select(Fill)]);
+        Assert.True(code == exit, $"{name}: exit {code}; {output}{err}");
+        Assert.Contains(Fill(words), code == ExitCodes.Ok ? output : err);
+        if (code != ExitCodes.Ok || command[0] == "evaluate") Assert.Equal(before, Snapshot(run));
+    }
+
     // ---- defect 5 (second half): what --resume may change ----
 
     public static TheoryData<string[], string> RefusedResumeChanges => new()
