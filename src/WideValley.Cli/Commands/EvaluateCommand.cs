@@ -24,11 +24,15 @@ public static class EvaluateCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var source = new ModelSourceCommandOptions();
         var dataDir = source.DataDir;
+        var corpus = new Option<string?>("--corpus")
+        {
+            Description = "With a run folder of a char-level model: where its UTF-8 text lies now (the run's own text; its identity is checked).",
+        };
         var command = new Command("evaluate",
             "Evaluate a network on whole data splits (eval mode: dropout off, BatchNorm running statistics): a run's checkpoint, " +
             "or with --model-file a TorchScript archive from PyTorch or TorchSharp weights, on .npy arrays or a named dataset.")
         {
-            run, splits, threads, batchSize, json,
+            run, splits, threads, batchSize, json, corpus,
         };
         source.AddTo(command);
         command.SetAction(p =>
@@ -37,6 +41,8 @@ public static class EvaluateCommand
             {
                 if (p.GetValue(run) is string both)
                     throw new UsageException($"name the network once: the run folder {both} or --model-file, not both");
+                if (p.GetResult(corpus) is { Implicit: false })
+                    throw new UsageException("--corpus applies to a run folder; with --model-file name the data with --data or --inputs");
                 return EvaluateModelFile(ctx, p, source, ParseSplits(p.GetValue(splits)!), p.GetValue(threads), p.GetValue(batchSize), p.GetValue(json));
             }
             foreach (var option in new Option[] { source.Format, source.Model, source.ModelFactory, source.Inputs, source.Labels, source.Data, source.Device, batchSize })
@@ -50,8 +56,9 @@ public static class EvaluateCommand
             if (!File.Exists(checkpoint))
                 throw new UsageException($"{folder} holds no checkpoint ({Trainer.CheckpointFileName}); expected the folder of a 'widevalley train' run");
             var (meta, stored) = MeasuredRun.ReadConfig(checkpoint);
-            var config = stored with { Threads = p.GetValue(threads), TensorBoard = false };
-            if (p.GetValue(dataDir) is string dir) config = config with { DataDir = dir };
+            // The run's data where it lies now: --data-dir / --corpus if given, else the stored (absolute, or for older
+            // runs relative) paths located; RunSetup.Prepare refuses data other than the run's.
+            var config = RunSetup.LocateData(stored, folder, p.GetValue(dataDir), p.GetValue(corpus)) with { Threads = p.GetValue(threads), TensorBoard = false };
 
             using var prepared = RunSetup.Prepare(config, outputDirectory: null);
             Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);

@@ -12,10 +12,22 @@ namespace WideValley.Cli.Commands;
 public static class TrainCommand
 {
     /// <summary>
-    /// Options whose values may differ from the stored configuration when a run is resumed: how long, on what, and
-    /// where the data lies (a run moved to another machine finds its data elsewhere), never what is trained.
+    /// Options whose values may differ from the stored configuration when a run is resumed: how long, on what, where the
+    /// data lies (a run moved to another machine finds its data elsewhere; its identity is checked), and how gently it
+    /// steps on (the learning-rate schedule, clipping and the divergence guard, so that a diverged run can go on from
+    /// its last good checkpoint), never what is trained.
     /// </summary>
-    static readonly HashSet<string> ResumeOverridable = ["--epochs", "--effective-epochs", "--threads", "--device", "--data-dir", "--out", "--resume", "--no-tensorboard"];
+    static readonly HashSet<string> ResumeOverridable =
+    [
+        "--epochs", "--effective-epochs", "--threads", "--device", "--data-dir", "--corpus", "--out", "--resume", "--no-tensorboard",
+        "--lr-schedule", "--clip-grad-norm", "--divergence-factor", "--divergence-patience",
+    ];
+
+    /// <summary>The overridable options whose change is reported and logged (the run continues differently).</summary>
+    static readonly string[] ReportedChanges = ["--lr-schedule", "--clip-grad-norm", "--divergence-factor", "--divergence-patience", "--data-dir", "--corpus"];
+
+    /// <summary>Log of the changes made on resume, one line each, in the run folder.</summary>
+    public const string RunLogFileName = "run.log";
 
     /// <summary>The train options, shared with commands that start runs of their own.</summary>
     public sealed class RunOptions
@@ -79,6 +91,16 @@ public static class TrainCommand
         public readonly Option<int?> Unroll = new("--unroll") { Description = "BPTT length for language models (default: 35 ptb-lstm, 50 char-lstm)." };
         public readonly Option<int?> EvalBatchSize = new("--eval-batch-size") { Description = "Batch size for evaluation." };
         public readonly Option<bool> NoTensorBoard = new("--no-tensorboard") { Description = "Do not write TensorBoard event files." };
+        public readonly Option<double> DivergenceFactor = new("--divergence-factor")
+        {
+            Description = "Stop as diverged when the training loss (averaged over a tenth of an epoch) exceeds this multiple of its smallest value so far (0 = off).",
+            DefaultValueFactory = _ => DivergenceGuardOptions.DefaultLossFactor,
+        };
+        public readonly Option<int> DivergencePatience = new("--divergence-patience")
+        {
+            Description = "Stop as diverged when the training loss grew at this many consecutive checks (10 per epoch; 0 = off).",
+            DefaultValueFactory = _ => DivergenceGuardOptions.DefaultGrowthChecks,
+        };
 
         /// <summary>The optimizer options: one table mapping flags onto the options records' properties.</summary>
         public readonly OptimizerFlags OptimizerFlags = new();
@@ -96,7 +118,7 @@ public static class TrainCommand
         [
             Model, Data, DataDir, Corpus, Optimizer, BatchSize, Epochs, EffectiveEpochs, LrSchedule, Dropout, InputDropout, HiddenSize,
             Layers, Seed, Threads, Device, MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain,
-            Scaling, Unroll, EvalBatchSize, NoTensorBoard,
+            Scaling, Unroll, EvalBatchSize, NoTensorBoard, DivergenceFactor, DivergencePatience,
         ];
 
         /// <summary>Every train option.</summary>
@@ -131,6 +153,8 @@ public static class TrainCommand
             Unroll = p.GetValue(Unroll),
             EvalBatchSize = p.GetValue(EvalBatchSize),
             TensorBoard = !p.GetValue(NoTensorBoard),
+            DivergenceFactor = p.GetValue(DivergenceFactor),
+            DivergencePatience = p.GetValue(DivergencePatience),
         };
 
         /// <summary>The run the command line describes: run-level settings and the optimizer's options with the given flags applied.</summary>
@@ -155,7 +179,8 @@ public static class TrainCommand
         };
         var resume = new Option<bool>("--resume")
         {
-            Description = "Continue the run in --out from its checkpoint, with its stored settings (--epochs, --effective-epochs, --threads, --device and --data-dir may change).",
+            Description = "Continue the run in --out from its checkpoint, with its stored settings (--epochs, --effective-epochs, --threads, --device, " +
+                          "--data-dir, --corpus, --lr-schedule, --clip-grad-norm and the --divergence options may change).",
         };
         var command = new Command("train", "Train a network and write metrics, TensorBoard logs and a checkpoint per epoch.");
         foreach (var o in options.All) command.Add(o);
@@ -167,34 +192,72 @@ public static class TrainCommand
 
     static int Execute(CliContext ctx, RunOptions options, ParseResult p, string? outDir, bool resume)
     {
-        RunConfig config;
+        RunConfig? fresh = null;
         if (resume)
         {
             if (string.IsNullOrWhiteSpace(outDir)) throw new UsageException("--resume needs --out RUN_FOLDER (the run to continue)");
-            config = ResumedConfig(Path.GetFullPath(outDir), options, p);
+            var checkpoint = Path.Combine(Path.GetFullPath(outDir), Trainer.CheckpointFileName);
+            if (!File.Exists(checkpoint))
+                throw new UsageException($"--resume: {Path.GetFullPath(outDir)} has no {Trainer.CheckpointFileName}; nothing to resume");
         }
         else
         {
-            config = options.ToConfig(p);
-            outDir ??= Path.Combine("runs", $"{config.Model}-{config.Optimizer}-{DateTime.Now:yyyyMMdd-HHmmss}");
-            var existing = Path.Combine(outDir, Trainer.CheckpointFileName);
-            if (File.Exists(existing))
-                throw new UsageException($"{Path.GetFullPath(outDir)} already holds a run ({Trainer.CheckpointFileName}); pass --resume to continue it, or choose another --out");
+            fresh = options.ToConfig(p);
+            outDir ??= Path.Combine("runs", $"{fresh.Model}-{fresh.Optimizer}-{DateTime.Now:yyyyMMdd-HHmmss}");
         }
         outDir = Path.GetFullPath(outDir!);
+        var created = !Directory.Exists(outDir);
         try
         {
-            RunSetup.Validate(config);
+            // One trainer per run folder, for the whole run, checks included: a second one is refused before it reads
+            // or writes anything (RunFolderLockedException: exit 1, naming the holder).
+            using var claim = RunFolderLock.Acquire(outDir);
+            RunConfig config;
+            IReadOnlyList<string> changes = [];
+            if (resume) (config, changes) = ResumedConfig(outDir, options, p);
+            else
+            {
+                config = fresh!;
+                if (File.Exists(Path.Combine(outDir, Trainer.CheckpointFileName)))
+                    throw new UsageException($"{outDir} already holds a run ({Trainer.CheckpointFileName}); pass --resume to continue it, or choose another --out");
+            }
+            try
+            {
+                RunSetup.Validate(config);
+            }
+            catch (OptionsException e)
+            {
+                throw new UsageException(e.Describe(OptimizerFlags.FlagFor));
+            }
+            return RunAndReport(ctx, config, outDir, resume, label: "", changes);
         }
-        catch (OptionsException e)
+        finally
         {
-            throw new UsageException(e.Describe(OptimizerFlags.FlagFor));
+            // A folder this command created and left holding nothing but its lock is removed again.
+            if (created) RemoveIfOnlyLock(outDir);
         }
-        return RunAndReport(ctx, config, outDir, resume, label: "");
+    }
+
+    static void RemoveIfOnlyLock(string folder)
+    {
+        try
+        {
+            if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder)
+                    .All(e => Path.GetFileName(e) is RunFolderLock.FileName or RunFolderLock.OwnerFileName))
+                Directory.Delete(folder, recursive: true);
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 
     /// <summary>Trains one configuration into <paramref name="outDir"/> and prints the result; returns the exit code.</summary>
-    public static int RunAndReport(CliContext ctx, RunConfig config, string outDir, bool resume, string label)
+    /// <param name="ctx">Console and cancellation.</param>
+    /// <param name="config">The run.</param>
+    /// <param name="outDir">The run folder (absolute).</param>
+    /// <param name="resume">Continue the run in <paramref name="outDir"/> from its checkpoint.</param>
+    /// <param name="label">Prefix of the progress lines.</param>
+    /// <param name="resumeChanges">Settings changed on resume ("--clip-grad-norm 1 (was none)"): printed, and logged in the run folder once the run is set up.</param>
+    public static int RunAndReport(CliContext ctx, RunConfig config, string outDir, bool resume, string label, IReadOnlyList<string>? resumeChanges = null)
     {
         PreparedRun run;
         try
@@ -209,6 +272,14 @@ public static class TrainCommand
         ctx.Out.WriteLine($"model {config.Model} ({run.Parameters:N0} parameters), optimizer {config.Optimizer}, device {run.Device}, threads {TorchSharp.torch.get_num_threads()}, {TorchRuntime.CpuBackendNote}");
         ctx.Out.WriteLine($"data {run.DataDescription}");
         ctx.Out.WriteLine($"run folder {outDir}{(resume ? " (resuming)" : "")}");
+        if (resume && resumeChanges is { Count: > 0 })
+        {
+            var changed = "resumed with " + string.Join(", ", resumeChanges);
+            ctx.Out.WriteLine(changed);
+            var meta = Checkpoint.ReadMeta(Path.Combine(outDir, Trainer.CheckpointFileName));
+            File.AppendAllText(Path.Combine(outDir, RunLogFileName), string.Create(CultureInfo.InvariantCulture,
+                $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ} {changed}, from epoch {meta.CompletedEpochs + 1} step {meta.StepInEpoch + 1}\n"));
+        }
         var result = TrainingConsole.Train(ctx, run, resume, label);
         return Report(ctx, result, outDir);
     }
@@ -237,15 +308,13 @@ public static class TrainCommand
     }
 
     /// <summary>
-    /// The stored configuration of the run in <paramref name="outDir"/>, with the few settings that may change on resume
-    /// taken from the command line. Any other option given with a different value is an error: silently ignoring it
-    /// would mislead, and honouring it would make the resumed run a different experiment.
+    /// The stored configuration of the run in <paramref name="outDir"/>, with the settings that may change on resume
+    /// taken from the command line, and those changes in words. Any other option given with a different value is an
+    /// error: silently ignoring it would mislead, and honouring it would make the resumed run a different experiment.
     /// </summary>
-    static RunConfig ResumedConfig(string outDir, RunOptions options, ParseResult p)
+    static (RunConfig Config, IReadOnlyList<string> Changes) ResumedConfig(string outDir, RunOptions options, ParseResult p)
     {
         var checkpoint = Path.Combine(outDir, Trainer.CheckpointFileName);
-        if (!File.Exists(checkpoint))
-            throw new UsageException($"--resume: {outDir} has no {Trainer.CheckpointFileName}; nothing to resume");
         var meta = Checkpoint.ReadMeta(checkpoint);
         var stored = meta.RunConfig ?? throw new UsageException($"--resume: {checkpoint} does not record its run configuration");
         var explicitOptions = options.Explicit(p).ToHashSet();
@@ -255,12 +324,7 @@ public static class TrainCommand
         var conflicts = new List<string>();
         foreach (var option in options.RunLevel.Select(o => o.Name).Where(o => explicitOptions.Contains(o) && !ResumeOverridable.Contains(o)))
         {
-            var key = option.TrimStart('-').Replace('-', '_');
-            key = key switch
-            {
-                "effective_epochs" => "effective_epoch_budget",
-                _ => key,
-            };
+            var key = JsonKey(option);
             if (!storedJson.ContainsKey(key)) continue;
             var a = storedJson[key]?.ToJsonString() ?? "null";
             var b = givenJson[key]?.ToJsonString() ?? "null";
@@ -270,15 +334,46 @@ public static class TrainCommand
         if (conflicts.Count > 0)
             throw new UsageException(
                 "--resume keeps the run's settings; these options differ: " + string.Join("; ", conflicts) +
-                ". Only --epochs, --effective-epochs, --threads, --device and --data-dir may change when resuming.");
-        return stored with
+                ". Only --epochs, --effective-epochs, --threads, --device, --data-dir, --corpus, --lr-schedule, --clip-grad-norm, " +
+                "--divergence-factor and --divergence-patience may change when resuming.");
+        var located = RunSetup.LocateData(stored, outDir,
+            explicitOptions.Contains("--data-dir") ? given.DataDir : null,
+            explicitOptions.Contains("--corpus") ? given.Corpus : null);
+        var resumed = located with
         {
             Epochs = explicitOptions.Contains("--epochs") ? given.Epochs : stored.Epochs,
             EffectiveEpochBudget = explicitOptions.Contains("--effective-epochs") ? given.EffectiveEpochBudget : stored.EffectiveEpochBudget,
             Threads = explicitOptions.Contains("--threads") ? given.Threads : stored.Threads,
             Device = explicitOptions.Contains("--device") ? given.Device : stored.Device,
-            DataDir = explicitOptions.Contains("--data-dir") ? given.DataDir : stored.DataDir,
             TensorBoard = explicitOptions.Contains("--no-tensorboard") ? given.TensorBoard : stored.TensorBoard,
+            LrSchedule = explicitOptions.Contains("--lr-schedule") ? given.LrSchedule : stored.LrSchedule,
+            ClipGradNorm = explicitOptions.Contains("--clip-grad-norm") ? given.ClipGradNorm : stored.ClipGradNorm,
+            DivergenceFactor = explicitOptions.Contains("--divergence-factor") ? given.DivergenceFactor : stored.DivergenceFactor,
+            DivergencePatience = explicitOptions.Contains("--divergence-patience") ? given.DivergencePatience : stored.DivergencePatience,
         };
+        var resumedJson = resumed.ToJson();
+        var changes = new List<string>();
+        foreach (var option in ReportedChanges.Where(explicitOptions.Contains))
+        {
+            var key = JsonKey(option);
+            var was = Describe(option, storedJson[key]);
+            var now = Describe(option, resumedJson[key]);
+            if (was != now) changes.Add($"{option} {now} (was {was})");
+        }
+        return (resumed, changes);
+    }
+
+    static string JsonKey(string option) => option.TrimStart('-').Replace('-', '_') switch
+    {
+        "effective_epochs" => "effective_epoch_budget",
+        var key => key,
+    };
+
+    /// <summary>A stored setting in the words of its option: 0 means off for the clip and the guard.</summary>
+    static string Describe(string option, System.Text.Json.Nodes.JsonNode? value)
+    {
+        if (value is null) return "none";
+        var text = value.GetValueKind() == System.Text.Json.JsonValueKind.String ? value.GetValue<string>() : value.ToJsonString();
+        return option is "--clip-grad-norm" or "--divergence-factor" or "--divergence-patience" && text == "0" ? "none" : text;
     }
 }

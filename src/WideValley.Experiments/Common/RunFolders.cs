@@ -42,7 +42,7 @@ public sealed record FinishedRun(string Folder, RunConfig Config, string Status,
 public static class RunFolders
 {
     /// <summary>Settings that may differ between the stored run and the requested one: they do not change the result.</summary>
-    static readonly string[] IncidentalKeys = ["threads", "device", "tensor_board"];
+    static readonly string[] IncidentalKeys = ["threads", "device", "tensor_board", "data_fingerprint"];
 
     /// <summary>What <paramref name="folder"/> holds for a run of <paramref name="expected"/>.</summary>
     /// <exception cref="InvalidDataException">The folder holds a run with other settings, or unreadable files.</exception>
@@ -68,27 +68,15 @@ public static class RunFolders
         return RunFolderState.Empty;
     }
 
-    /// <summary>Name of the lock file a process holds while it trains in a run folder.</summary>
-    public const string LockFileName = "training.lock";
+    /// <summary>Name of the lock file a process holds while it trains in a run folder (<see cref="RunFolderLock.FileName"/>).</summary>
+    public const string LockFileName = RunFolderLock.FileName;
 
     /// <summary>
     /// Claims <paramref name="folder"/> for training until disposed, so that two processes never train the same run
-    /// (both would write its checkpoint). The lock is the operating system's (released if the process dies).
+    /// (both would write its checkpoint): <see cref="RunFolderLock.Acquire"/>, the lock <c>widevalley train</c> takes too.
     /// </summary>
-    /// <exception cref="IOException">Another process holds the folder.</exception>
-    public static IDisposable Lock(string folder)
-    {
-        Directory.CreateDirectory(folder);
-        var path = Path.Combine(folder, LockFileName);
-        try
-        {
-            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
-        }
-        catch (IOException e)
-        {
-            throw new IOException($"{folder} is being trained by another process (it holds {path}); wait for it to finish or stop it first", e);
-        }
-    }
+    /// <exception cref="RunFolderLockedException">Another trainer holds the folder.</exception>
+    public static IDisposable Lock(string folder) => RunFolderLock.Acquire(folder);
 
     /// <summary>Reads a finished or diverged run.</summary>
     /// <exception cref="InvalidDataException">The folder holds no finished run, or its files are malformed.</exception>
@@ -165,6 +153,10 @@ public static class RunFolders
     static JsonObject Comparable(JsonObject o)
     {
         foreach (var key in IncidentalKeys) o.Remove(key);
+        // Runs store their data paths absolute; a request may name them relative to the current directory.
+        foreach (var key in new[] { "data_dir", "corpus" })
+            if (o[key] is JsonValue v && v.TryGetValue<string>(out var path) && !string.IsNullOrWhiteSpace(path))
+                o[key] = Path.GetFullPath(path);
         return o;
     }
 }

@@ -95,6 +95,26 @@ public sealed record RunConfig : IJsonOnDeserialized
     public int? EvalBatchSize { get; init; }
     /// <summary>Write TensorBoard event files.</summary>
     public bool TensorBoard { get; init; } = true;
+    /// <summary>
+    /// Stop the run as diverged when the training loss of a check exceeds this multiple of the smallest so far
+    /// (<see cref="DivergenceGuardOptions.LossFactor"/>; 0 = off). May change on resume.
+    /// </summary>
+    public double DivergenceFactor { get; init; } = DivergenceGuardOptions.DefaultLossFactor;
+    /// <summary>
+    /// Stop the run as diverged when the training loss grew at this many consecutive checks
+    /// (<see cref="DivergenceGuardOptions.GrowthChecks"/>; 0 = off). May change on resume.
+    /// </summary>
+    public int DivergencePatience { get; init; } = DivergenceGuardOptions.DefaultGrowthChecks;
+    /// <summary>
+    /// Identity of the data the run was trained on (<see cref="RunSetup.Fingerprint(ClassificationDataset)"/>), set by
+    /// <see cref="RunSetup.Prepare"/>: where the data lies may change (a moved run, <c>--data-dir</c> on resume), what
+    /// it is may not. Null for runs stored before it was recorded.
+    /// </summary>
+    public string? DataFingerprint { get; init; }
+
+    /// <summary>The divergence guard's settings, for <see cref="TrainerOptions.Divergence"/>.</summary>
+    [JsonIgnore]
+    public DivergenceGuardOptions Divergence => new() { LossFactor = DivergenceFactor, GrowthChecks = DivergencePatience };
 
     /// <summary><see cref="OptimizerOptions"/>, or the optimizer's defaults when that is null.</summary>
     [JsonIgnore]
@@ -243,8 +263,113 @@ public static class RunSetup
         if (c.EvalBatchSize is < 1) throw new ArgumentException($"--eval-batch-size must be at least 1, got {c.EvalBatchSize}");
         if (c.Dropout is double d && !(d >= 0 && d < 1)) throw new ArgumentException($"--dropout must be in [0, 1), got {d}");
         if (c.InputDropout is double di && !(di >= 0 && di < 1)) throw new ArgumentException($"--input-dropout must be in [0, 1), got {di}");
+        if (!(c.DivergenceFactor == 0 || (double.IsFinite(c.DivergenceFactor) && c.DivergenceFactor > 1)))
+            throw new ArgumentException($"--divergence-factor must be 0 (off) or a finite number above 1, got {c.DivergenceFactor}");
+        if (c.DivergencePatience < 0) throw new ArgumentException($"--divergence-patience must be 0 (off) or positive, got {c.DivergencePatience}");
         LearningRateSchedule.Parse(c.LrSchedule);
         TorchRuntime.ResolveDevice(c.Device);
+    }
+
+    /// <summary>
+    /// The stored configuration of the run in <paramref name="runFolder"/> with its data located: an override
+    /// (<paramref name="dataDir"/>, <paramref name="corpus"/>: where the data lies now) replaces the stored path; a
+    /// stored absolute path must exist; a relative one (stored by runs before paths were made absolute) is looked for
+    /// relative to the current directory, then to the run folder and each folder above it (a project moved as a whole
+    /// keeps its layout). Whether the data found is the run's is checked by <see cref="Prepare"/> against
+    /// <see cref="RunConfig.DataFingerprint"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The data is nowhere to be found; the message says where it looked and what to pass.</exception>
+    public static RunConfig LocateData(RunConfig stored, string runFolder, string? dataDir = null, string? corpus = null)
+    {
+        ArgumentNullException.ThrowIfNull(stored);
+        runFolder = Path.GetFullPath(runFolder);
+        var located = stored;
+        if (!string.IsNullOrWhiteSpace(dataDir)) located = located with { DataDir = Path.GetFullPath(dataDir) };
+        else if (stored.DataDir is string storedDir)
+            located = located with { DataDir = Locate(storedDir, runFolder, "--data-dir", "folder", Directory.Exists) };
+        if (!string.IsNullOrWhiteSpace(corpus)) located = located with { Corpus = Path.GetFullPath(corpus) };
+        else if (stored.Corpus is string storedCorpus)
+            located = located with { Corpus = Locate(storedCorpus, runFolder, "--corpus", "file", File.Exists) };
+        return located;
+    }
+
+    static string Locate(string stored, string runFolder, string option, string kind, Func<string, bool> exists)
+    {
+        if (Path.IsPathFullyQualified(stored))
+        {
+            if (exists(stored)) return stored;
+            throw new ArgumentException(
+                $"the run in {runFolder} was trained on the data {kind} {stored}, which does not exist (moved?); " +
+                $"pass {option} {(kind == "file" ? "FILE" : "DIR")} with where that data lies now (it must be the same data: its identity is checked)");
+        }
+        var candidates = new List<string> { Path.GetFullPath(stored) };
+        for (var folder = runFolder; folder is not null; folder = Path.GetDirectoryName(folder))
+            candidates.Add(Path.GetFullPath(Path.Combine(folder, stored)));
+        candidates = candidates.Distinct().ToList();
+        var found = candidates.FirstOrDefault(exists);
+        if (found is not null) return found;
+        throw new ArgumentException(
+            $"the run in {runFolder} stores the relative data {kind} '{stored}' (as runs did before paths were stored absolute); " +
+            $"it is not at any of {string.Join(", ", candidates)}; pass {option} {(kind == "file" ? "FILE" : "DIR")} with where that data lies now " +
+            "(it must be the same data: its identity is checked)");
+    }
+
+    /// <summary>
+    /// Identity of a classification dataset as loaded for a run: SHA-256 over its splits' sizes, sample shape, class
+    /// count and labels in order. Labels rather than pixels, so that the identity does not depend on floating-point
+    /// preprocessing (standard scaling sums with as many threads as the run has) or on the files' compression; two
+    /// datasets with the same labels in the same order and the same shapes are not told apart.
+    /// </summary>
+    public static string Fingerprint(ClassificationDataset dataset)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        AppendLongs(hash, [dataset.NumClasses, .. dataset.SampleShape]);
+        foreach (var split in new[] { dataset.Train, dataset.Validation, dataset.Test })
+        {
+            AppendLongs(hash, [split?.Count ?? -1]);
+            if (split is not null) AppendTensor(hash, split.Labels);
+        }
+        return "labels-sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>Identity of a token corpus as loaded for a run: SHA-256 over its vocabulary and the three splits' tokens.</summary>
+    public static string Fingerprint(TokenCorpus corpus)
+    {
+        ArgumentNullException.ThrowIfNull(corpus);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        AppendLongs(hash, [corpus.Vocabulary.Count]);
+        foreach (var token in corpus.Vocabulary.Tokens)
+        {
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(token));
+            hash.AppendData([0]);
+        }
+        foreach (var split in new[] { corpus.Train, corpus.Validation, corpus.Test })
+        {
+            AppendLongs(hash, [split.NumberOfElements]);
+            AppendTensor(hash, split);
+        }
+        return "tokens-sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    static void AppendLongs(System.Security.Cryptography.IncrementalHash hash, long[] values) =>
+        hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+
+    static void AppendTensor(System.Security.Cryptography.IncrementalHash hash, Tensor t)
+    {
+        using var scope = NewDisposeScope();
+        var values = t.to(ScalarType.Int64).cpu().contiguous().data<long>().ToArray();
+        AppendLongs(hash, values);
+    }
+
+    /// <summary>Refuses data whose identity differs from the run's stored one.</summary>
+    static void RequireSameData(RunConfig c, string fingerprint, string description)
+    {
+        if (c.DataFingerprint is not string stored || stored == fingerprint) return;
+        var where = c.Corpus is string corpus ? $"--corpus {corpus}" : c.DataDir is string dir ? $"--data-dir {dir}" : "the default data location";
+        throw new ArgumentException(
+            $"the data at {where} is not the data this run was trained on (found {description}; its identity {fingerprint} differs from the run's {stored}); " +
+            "point --data-dir or --corpus at the run's own data");
     }
 
     /// <summary>
@@ -254,6 +379,12 @@ public static class RunSetup
     public static PreparedRun Prepare(RunConfig c, string? outputDirectory, Action<string>? log = null)
     {
         Validate(c);
+        // Data paths are stored absolute, so that the run folder can be resumed and evaluated from anywhere.
+        c = c with
+        {
+            DataDir = string.IsNullOrWhiteSpace(c.DataDir) ? c.DataDir : Path.GetFullPath(c.DataDir),
+            Corpus = string.IsNullOrWhiteSpace(c.Corpus) ? c.Corpus : Path.GetFullPath(c.Corpus),
+        };
         // Store the resolved options, so that the run keeps its settings even if an optimizer's defaults change.
         c = c with { OptimizerOptions = c.ResolvedOptimizerOptions };
         TorchRuntime.EnsureLoadable();
@@ -276,6 +407,17 @@ public static class RunSetup
                 Scaling = c.Scaling,
                 Log = log,
             });
+            var fingerprint = Fingerprint(dataset);
+            try
+            {
+                RequireSameData(c, fingerprint, $"{dataset.Train.Count} train, {dataset.Test.Count} test samples; {dataset.Source}");
+            }
+            catch
+            {
+                dataset.Dispose();
+                throw;
+            }
+            c = c with { DataFingerprint = fingerprint };
             var shape = dataset.SampleShape;
             TorchRuntime.Seed(c.Seed);
             var model = ModelZoo.Create(c.Model, new ModelOptions
@@ -298,6 +440,17 @@ public static class RunSetup
             var corpus = data == Ptb
                 ? TextCorpora.LoadPtb(ResolvePtbFolder(c.DataDir))
                 : TextCorpora.LoadCharacters(c.Corpus!, characterSet: c.CharacterSet);
+            var fingerprint = Fingerprint(corpus);
+            try
+            {
+                RequireSameData(c, fingerprint, $"{corpus.Name}, {corpus.Train.shape[0]} training tokens; {corpus.Source}");
+            }
+            catch
+            {
+                corpus.Dispose();
+                throw;
+            }
+            c = c with { DataFingerprint = fingerprint };
             TorchRuntime.Seed(c.Seed);
             var model = ModelZoo.Create(c.Model, new ModelOptions
             {
@@ -335,6 +488,7 @@ public static class RunSetup
             MaxEffectiveEpochs = c.EffectiveEpochBudget,
             Schedule = LearningRateSchedule.Parse(c.LrSchedule),
             ClipGradNorm = c.ClipGradNorm,
+            Divergence = c.Divergence,
             RecalibrateBatchNorm = recalibrate,
             RecalibrationMinibatches = c.BnRecalibrateBatches,
             EvaluateTrainingSet = c.EvalTrain,

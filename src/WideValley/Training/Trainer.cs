@@ -18,6 +18,8 @@ public sealed record TrainerOptions
     public LearningRateSchedule Schedule { get; init; } = new ConstantSchedule();
     /// <summary>Clip the global gradient norm of every gradient evaluation to this (0 = off).</summary>
     public double ClipGradNorm { get; init; }
+    /// <summary>When a finite but exploding training loss stops the run as diverged (<see cref="DivergenceGuard"/>).</summary>
+    public DivergenceGuardOptions Divergence { get; init; } = new();
     /// <summary>Recollect BatchNorm statistics at the current weights before each evaluation.</summary>
     public bool RecalibrateBatchNorm { get; init; }
     /// <summary>Minibatches fed for the recalibration (0 = one full pass over the training set).</summary>
@@ -101,6 +103,7 @@ public sealed class Trainer
     readonly List<TorchSharp.Modules.Parameter> _parameters;
     volatile bool _stopRequested;
     RunDescription? _description;
+    readonly DivergenceGuard _divergenceGuard;
 
     // Counters and accumulators of the current run (restored from a checkpoint on resume).
     long _gradEvals, _outerSteps;
@@ -125,6 +128,7 @@ public sealed class Trainer
         _optimizer = optimizer;
         _options = options;
         _parameters = task.Model.parameters().Where(p => p.requires_grad).ToList();
+        _divergenceGuard = new DivergenceGuard(options.Divergence, StepsPerEpoch);
     }
 
     /// <summary>Gradient evaluations (closure calls) so far.</summary>
@@ -193,11 +197,13 @@ public sealed class Trainer
                 _task.Model.train();
                 while (_currentStep < StepsPerEpoch && !BudgetReached())
                 {
+                    var (lossBefore, countBefore) = (_lossSum, _count);
                     var stepTaken = TryStep();
                     if (stepTaken)
                     {
                         _currentStep++;
                         _outerSteps++;
+                        GuardDivergence(epoch, _lossSum - lossBefore, _count - countBefore);
                         StepCompleted?.Invoke(new StepProgress(epoch, _options.Epochs, _currentStep, StepsPerEpoch,
                             _count > 0 ? _lossSum / _count : double.NaN, EffectiveEpochs));
                     }
@@ -230,12 +236,31 @@ public sealed class Trainer
         catch (TrainingDivergedException e)
         {
             status = TrainingStatus.Diverged;
-            var kept = history.Count > 0 ? $"the last good checkpoint (end of epoch {history[^1].Epoch}) is kept" : "no checkpoint was written";
+            var kept = history.Count > 0 ? $"the last good checkpoint (end of epoch {history[^1].Epoch}) is kept"
+                : HasCheckpoint ? "the last good checkpoint (of an earlier session) is kept" : "no checkpoint was written";
             message = $"{e.Message}. Training stopped; {kept}" +
                       (_options.OutputDirectory is null ? "." : $" in {_options.OutputDirectory}.") +
-                      " Try a smaller --lr, --clip-grad-norm, or more weight decay.";
+                      DivergenceAdvice(history.Count > 0 ? history[^1].Epoch : 0);
         }
         return Finish(history, status, message, Elapsed());
+    }
+
+    /// <summary>Stops the run (<see cref="TrainingDivergedException"/>) when the guard sees a diverging loss; called after every step.</summary>
+    void GuardDivergence(int epoch, double stepLossSum, long stepCount)
+    {
+        if (_divergenceGuard.Observe(stepLossSum, stepCount) is string why)
+            throw new TrainingDivergedException($"training diverged in epoch {epoch}, step {_currentStep} of {StepsPerEpoch}: {why}");
+    }
+
+    bool HasCheckpoint => _options.WriteCheckpoints && OutPath(CheckpointFileName) is string path && File.Exists(path);
+
+    /// <summary>What to do after a divergence: resume from the kept checkpoint with a gentler step, or start again.</summary>
+    string DivergenceAdvice(int lastGoodEpoch)
+    {
+        return HasCheckpoint
+            ? $" Resume it with a smaller learning rate or clipping: --resume --lr-schedule custom:{lastGoodEpoch + 1}=0.1 (a tenth of the learning rate from epoch {lastGoodEpoch + 1} on), " +
+              "--clip-grad-norm 1, or both; or start again with a smaller --lr or more weight decay."
+            : " Start again with a smaller --lr, --clip-grad-norm 1, or more weight decay.";
     }
 
     bool BudgetReached() => _options.MaxEffectiveEpochs is double budget && EffectiveEpochs >= budget - 1e-9;
