@@ -246,7 +246,7 @@ public static class TrainCommand
         var checkpoint = Path.Combine(outDir, Trainer.CheckpointFileName);
         if (!File.Exists(checkpoint))
             throw new UsageException($"--resume: {outDir} has no {Trainer.CheckpointFileName}; nothing to resume");
-        var meta = Checkpoint.ReadMeta(checkpoint);
+        var meta = Checkpoint.ReadMeta(Checkpoint.SelectIntact(checkpoint).Path);
         var stored = meta.RunConfig ?? throw new UsageException($"--resume: {checkpoint} does not record its run configuration");
         var explicitOptions = options.Explicit(p).ToHashSet();
         var given = options.ToRunLevelConfig(p);

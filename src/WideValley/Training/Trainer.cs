@@ -108,11 +108,18 @@ public sealed class Trainer
     long _errors, _count;
     int _currentEpoch;
     long _currentStep;
+    // False until the first save of a new run: an older run's checkpoint in the folder must not become its previous generation.
+    bool _keepPreviousCheckpoint = true;
 
     /// <summary>Called after every optimizer step (for progress displays).</summary>
     public Action<StepProgress>? StepCompleted { get; set; }
     /// <summary>Called after every epoch, once its metrics are logged and its checkpoint written.</summary>
     public Action<EpochMetrics>? EpochCompleted { get; set; }
+    /// <summary>
+    /// Called with what the trainer repaired in the run folder before starting: a damaged checkpoint replaced by the
+    /// previous generation, metrics lines dropped, stale temporary files removed (for the user to read).
+    /// </summary>
+    public Action<string>? Notice { get; set; }
 
     /// <summary>A trainer for <paramref name="task"/>'s model with <paramref name="optimizer"/> (built over that model's parameters).</summary>
     public Trainer(ITrainingTask task, optim.Optimizer optimizer, TrainerOptions options)
@@ -152,10 +159,18 @@ public sealed class Trainer
         var history = new List<EpochMetrics>();
         double priorSeconds = 0, partialEpochSeconds = 0;
         var startEpoch = 1;
+        if (_options.OutputDirectory is string folder)
+        {
+            var stale = AtomicFile.RemoveStaleTemporaries(folder, [CheckpointFileName, Path.GetFileName(Checkpoint.PreviousGenerationPath(CheckpointFileName)), SummaryFileName, "metrics.jsonl"]);
+            if (stale.Count > 0)
+                Notice?.Invoke($"removed {stale.Count} temporary file(s) left by an interrupted save: {string.Join(", ", stale.Select(Path.GetFileName))}");
+        }
         if (resume)
         {
             var path = OutPath(CheckpointFileName) ?? throw new InvalidOperationException("resuming needs an output folder");
-            var meta = Checkpoint.Load(path, _task.Model, _optimizer, _task);
+            var generation = Checkpoint.SelectIntact(path);
+            if (generation.FallbackMessage is string fallback) Notice?.Invoke(fallback);
+            var meta = Checkpoint.Load(generation.Path, _task.Model, _optimizer, _task);
             _gradEvals = meta.GradEvals;
             _outerSteps = meta.OuterSteps;
             priorSeconds = meta.ElapsedSeconds;
@@ -165,9 +180,14 @@ public sealed class Trainer
             _errors = meta.PartialErrors;
             _count = meta.PartialCount;
             partialEpochSeconds = meta.PartialSeconds;
-            var metricsPath = OutPath("metrics.jsonl")!;
-            if (File.Exists(metricsPath))
-                history.AddRange(MetricsLog.Read(metricsPath).Where(m => m.Epoch <= meta.CompletedEpochs));
+            var repair = MetricsLog.RepairForResume(OutPath("metrics.jsonl")!, meta.CompletedEpochs);
+            if (repair.Message is string repaired) Notice?.Invoke(repaired);
+            history.AddRange(repair.Kept);
+        }
+        else if (OutPath(CheckpointFileName) is string path && _options.WriteCheckpoints)
+        {
+            _keepPreviousCheckpoint = false;
+            AtomicFile.TryDelete(Checkpoint.PreviousGenerationPath(path));
         }
 
         using var log = _options.OutputDirectory is null ? null
@@ -342,7 +362,8 @@ public sealed class Trainer
             Run = _description ??= Describe(),
             RunConfig = _options.RunConfig,
         };
-        Checkpoint.Save(path, meta, _task.Model, _optimizer, _task);
+        Checkpoint.Save(path, meta, _task.Model, _optimizer, _task, keepPreviousGeneration: _keepPreviousCheckpoint);
+        _keepPreviousCheckpoint = true;
     }
 
     string ModelName => _options.ModelName.Length > 0 ? _options.ModelName : _task.Model.GetType().Name;
