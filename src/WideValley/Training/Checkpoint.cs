@@ -20,7 +20,7 @@ public sealed class CheckpointMeta
     public int FormatVersion { get; set; } = Checkpoint.FormatVersion;
     /// <summary>Epochs fully done (trained, evaluated and logged).</summary>
     public int CompletedEpochs { get; set; }
-    /// <summary>Outer steps already taken in epoch <c>CompletedEpochs + 1</c> (non-zero only for an interrupted run).</summary>
+    /// <summary>Outer steps already taken in epoch <c>CompletedEpochs + 1</c> (non-zero only for a checkpoint written within an epoch).</summary>
     public long StepInEpoch { get; set; }
     /// <summary>Gradient evaluations (closure calls) so far.</summary>
     public long GradEvals { get; set; }
@@ -42,7 +42,7 @@ public sealed class CheckpointMeta
     public string Optimizer { get; set; } = "";
     /// <summary>Number of trainable and frozen parameters.</summary>
     public long Parameters { get; set; }
-    /// <summary>Why it was written: epoch-end, interrupted.</summary>
+    /// <summary>Why it was written: epoch-end, periodic (<see cref="TrainerOptions.CheckpointEvery"/>), interrupted.</summary>
     public string Reason { get; set; } = "";
     /// <summary>UTC time of writing, ISO 8601.</summary>
     public string SavedAtUtc { get; set; } = "";

@@ -30,6 +30,11 @@ public sealed record TrainerOptions
     public string? OutputDirectory { get; init; }
     /// <summary>Write the checkpoint after each epoch and on interruption (needs <see cref="OutputDirectory"/>).</summary>
     public bool WriteCheckpoints { get; init; } = true;
+    /// <summary>
+    /// Also write the checkpoint within epochs, every so many steps or minutes (null: at epoch ends and on
+    /// interruption only), so that a crash loses at most that much; a resumed run continues from it bit-identically.
+    /// </summary>
+    public CheckpointInterval? CheckpointEvery { get; init; }
     /// <summary>Write TensorBoard event files into the run folder.</summary>
     public bool TensorBoard { get; init; } = true;
     /// <summary>The model's name for the checkpoint and summary (default: its type's name).</summary>
@@ -110,6 +115,7 @@ public sealed class Trainer
     long _currentStep;
     // False until the first save of a new run: an older run's checkpoint in the folder must not become its previous generation.
     bool _keepPreviousCheckpoint = true;
+    readonly Stopwatch _sinceCheckpoint = new();
 
     /// <summary>Called after every optimizer step (for progress displays).</summary>
     public Action<StepProgress>? StepCompleted { get; set; }
@@ -193,6 +199,7 @@ public sealed class Trainer
         using var log = _options.OutputDirectory is null ? null
             : new MetricsLog(_options.OutputDirectory, resume ? startEpoch - 1 : null, _options.TensorBoard);
         var total = Stopwatch.StartNew();
+        _sinceCheckpoint.Restart();
         double Elapsed() => priorSeconds + total.Elapsed.TotalSeconds;
         var status = TrainingStatus.Completed;
         string? message = null;
@@ -216,6 +223,12 @@ public sealed class Trainer
                     _outerSteps++;
                     StepCompleted?.Invoke(new StepProgress(epoch, _options.Epochs, _currentStep, StepsPerEpoch,
                         _count > 0 ? _lossSum / _count : double.NaN, EffectiveEpochs));
+                    if (_options.CheckpointEvery is CheckpointInterval every && !_stopRequested && _currentStep < StepsPerEpoch
+                        && every.IsDue(_outerSteps, _sinceCheckpoint.Elapsed))
+                    {
+                        RequireFiniteWeights(epoch);
+                        SaveCheckpoint(epoch - 1, _currentStep, Elapsed(), partialEpochSeconds + epochWatch.Elapsed.TotalSeconds, "periodic");
+                    }
                     if (_stopRequested && _currentStep < StepsPerEpoch)
                     {
                         RequireFiniteWeights(epoch);
@@ -364,6 +377,7 @@ public sealed class Trainer
         };
         Checkpoint.Save(path, meta, _task.Model, _optimizer, _task, keepPreviousGeneration: _keepPreviousCheckpoint);
         _keepPreviousCheckpoint = true;
+        _sinceCheckpoint.Restart();
     }
 
     string ModelName => _options.ModelName.Length > 0 ? _options.ModelName : _task.Model.GetType().Name;
