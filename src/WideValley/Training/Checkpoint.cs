@@ -315,6 +315,25 @@ public static class Checkpoint
         return sections;
     }
 
+    /// <summary>
+    /// In words, which checkpoint a run folder keeps at <paramref name="path"/> (for messages after a failure): "the
+    /// checkpoint at the end of epoch 3 is kept in PATH", or that there is none.
+    /// </summary>
+    public static string DescribeKept(string path)
+    {
+        try
+        {
+            var generation = SelectIntact(path);
+            var meta = ReadMeta(generation.Path);
+            var at = meta.StepInEpoch > 0 ? $"epoch {meta.CompletedEpochs + 1}, step {meta.StepInEpoch}" : $"the end of epoch {meta.CompletedEpochs}";
+            return $"the checkpoint of {at} is kept in {generation.Path}";
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return $"no intact checkpoint is kept in {System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))}";
+        }
+    }
+
     static bool IsIntact(string path)
     {
         try

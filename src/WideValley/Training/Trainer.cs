@@ -204,6 +204,8 @@ public sealed class Trainer
         var status = TrainingStatus.Completed;
         string? message = null;
         _task.Model.train();
+        // A summary from the start: a run that fails later (a full disk) overwrites it in place with what happened.
+        WriteSummary(history, TrainingStatus.Completed, null, Elapsed(), finished: false);
 
         try
         {
@@ -254,6 +256,14 @@ public sealed class Trainer
                     return Finish(history, status, message, Elapsed());
                 }
             }
+        }
+        catch (IOException e) when (_options.OutputDirectory is not null)
+        {
+            // Disk full, folder gone, permissions: the summary must not keep saying "running".
+            var failed = $"training stopped in epoch {_currentEpoch}: writing the run folder failed ({e.Message}); " +
+                         $"{Checkpoint.DescribeKept(OutPath(CheckpointFileName)!)}. Fix the cause (free disk space?) and resume with --resume";
+            TryWriteFailedSummary(history, failed, Elapsed());
+            throw new IOException(failed, e);
         }
         catch (TrainingDivergedException e)
         {
@@ -413,7 +423,29 @@ public sealed class Trainer
         return new TrainingResult(status, message, history, _gradEvals, EffectiveEpochs, elapsed);
     }
 
-    void WriteSummary(List<EpochMetrics> history, TrainingStatus status, string? message, double elapsed, bool finished)
+    /// <summary>
+    /// Writes summary.json with status "failed" after an I/O error. On a full disk the atomic write may find no room
+    /// for its temporary file: the summary is then overwritten in place, which needs no new space when it fits the
+    /// blocks the old one holds. If even that fails, the error that stopped the run is the one reported.
+    /// </summary>
+    void TryWriteFailedSummary(List<EpochMetrics> history, string message, double elapsed)
+    {
+        try
+        {
+            WriteSummary(history, TrainingStatus.Interrupted, message, elapsed, finished: false, statusText: "failed");
+        }
+        catch (IOException)
+        {
+            try
+            {
+                WriteSummary(history, TrainingStatus.Interrupted, message, elapsed, finished: false, statusText: "failed", inPlace: true);
+            }
+            catch (IOException) { }
+        }
+    }
+
+    void WriteSummary(List<EpochMetrics> history, TrainingStatus status, string? message, double elapsed, bool finished,
+        string? statusText = null, bool inPlace = false)
     {
         var path = OutPath(SummaryFileName);
         if (path is null) return;
@@ -421,7 +453,7 @@ public sealed class Trainer
         var best = history.Where(h => h.ValError is not null).OrderBy(h => h.ValError).FirstOrDefault();
         var summary = new JsonObject
         {
-            ["status"] = finished ? "finished" : status == TrainingStatus.Completed ? "running" : status.ToString().ToLowerInvariant(),
+            ["status"] = statusText ?? (finished ? "finished" : status == TrainingStatus.Completed ? "running" : status.ToString().ToLowerInvariant()),
             ["message"] = message,
             ["model"] = ModelName,
             ["optimizer"] = OptimizerName,
@@ -445,10 +477,20 @@ public sealed class Trainer
             ["config"] = _options.RunConfig?.ToJson(),
             ["run"] = _options.RunConfig is null ? JsonSerializer.SerializeToNode(_description ??= Describe(), DescriptionJson) : null,
         };
-        AtomicFile.WriteAllText(path, summary.ToJsonString(new JsonSerializerOptions
+        var text = summary.ToJsonString(new JsonSerializerOptions
         {
             WriteIndented = true,
             NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        }) + "\n");
+        }) + "\n";
+        if (!inPlace)
+        {
+            AtomicFile.WriteAllText(path, text);
+            return;
+        }
+        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.Read);
+        stream.Write(bytes);
+        stream.SetLength(bytes.Length);
+        stream.Flush(flushToDisk: true);
     }
 }
