@@ -66,7 +66,7 @@ public static class AtomicFile
     /// <summary>
     /// Deletes the temporary files that <see cref="Write"/> leaves behind when the process is killed mid-write
     /// (".NAME.GUID.part" beside each NAME of <paramref name="names"/> in <paramref name="directory"/>), and only
-    /// those: other files, even similar ones, are not touched. Returns the paths deleted.
+    /// those: other files, even similar ones, are not touched. Returns the paths deleted, sorted.
     /// </summary>
     /// <param name="directory">The folder the files were written into.</param>
     /// <param name="names">The file names (no folder) whose temporaries to remove, e.g. "checkpoint.bin".</param>
@@ -92,6 +92,7 @@ public static class AtomicFile
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
+        removed.Sort(StringComparer.Ordinal);
         return removed;
     }
 

@@ -139,4 +139,27 @@ public class CheckpointCliTests
         Assert.Contains("epoch 3/3", output);
         Assert.Equal([1, 2, 3], MetricsLog.Read(Path.Combine(run, "metrics.jsonl")).Select(m => m.Epoch));
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TemporaryFilesOfAKilledSaveAreRemovedOnTheNextStartOfTheRunFolder(bool resume)
+    {
+        // Issue 16 defect 10: kill -9 during a save left .checkpoint.bin.<guid>.part and .summary.json.*.part for good.
+        using var dir = new TempDir();
+        string run;
+        if (resume) run = TrainedRun(dir);
+        else Directory.CreateDirectory(run = dir.File("run")); // killed during the first save: only the temporaries are there
+        string[] stale = [".checkpoint.bin.5f0e0c8a1b2d4e6f8a9b0c1d2e3f4a5b.part", ".summary.json.00112233445566778899aabbccddeeff.part"];
+        foreach (var name in stale) File.WriteAllBytes(Path.Combine(run, name), new byte[1000]);
+        File.WriteAllText(Path.Combine(run, "my-notes.part"), "the user's own file");
+        var (code, _, err) = resume
+            ? Run("train", "--out", run, "--resume", "--epochs", "3")
+            : Run("train", "--model", "small-mnistfc", "--optimizer", "sgd", "--max-train-samples", "256", "--batch-size", "128", "--epochs", "1",
+                "--threads", "1", "--no-tensorboard", "--data-dir", TestMachine.FashionMnistFolder, "--out", run);
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Contains($"removed 2 temporary file(s) left by an interrupted save: {stale[0]}, {stale[1]}", err);
+        Assert.Empty(Directory.GetFiles(run, ".*.part"));
+        Assert.True(File.Exists(Path.Combine(run, "my-notes.part")));
+    }
 }
