@@ -260,7 +260,7 @@ public sealed class Trainer
         catch (IOException e) when (_options.OutputDirectory is not null)
         {
             // Disk full, folder gone, permissions: the summary must not keep saying "running".
-            var failed = $"training stopped in epoch {_currentEpoch}: writing the run folder failed ({e.Message}); " +
+            var failed = $"training stopped in epoch {_currentEpoch} by an I/O error ({e.Message}); " +
                          $"{Checkpoint.DescribeKept(OutPath(CheckpointFileName)!)}. Fix the cause (free disk space?) and resume with --resume";
             TryWriteFailedSummary(history, failed, Elapsed());
             throw new IOException(failed, e);

@@ -72,7 +72,7 @@ public class DiskFullTests
             }
             var e = Assert.ThrowsAny<IOException>(() => Train(folder, 3, resume: false, FillTheDisk));
             // The disk fills inside epoch 1's callback, before its summary is rewritten.
-            Assert.Contains("training stopped in epoch 1: writing the run folder failed", e.Message);
+            Assert.Contains("training stopped in epoch 1 by an I/O error (", e.Message);
             Assert.Contains("No space left on device", e.Message);
             Assert.Contains($"the checkpoint of the end of epoch 1 is kept in {Path.Combine(folder, Trainer.CheckpointFileName)}", e.Message);
             var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, Trainer.SummaryFileName)))!;
