@@ -17,6 +17,7 @@ public static class TrainingConsole
         var trainer = run.CreateTrainer();
         var epochs = run.TrainerOptions.Epochs;
         trainer.EpochCompleted = m => WriteLine(ctx, FormatEpoch(label, m, epochs));
+        trainer.Notice = message => ctx.Error.WriteLine($"widevalley: {message}");
         using var signals = new StopSignals(trainer, ctx);
         if (!ctx.Interactive) return trainer.Run(resume);
 

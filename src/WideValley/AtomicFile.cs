@@ -16,7 +16,11 @@ public static class AtomicFile
     /// </summary>
     /// <param name="path">The file to create or replace.</param>
     /// <param name="write">Writes the complete new content to the stream it is given (do not dispose the stream).</param>
-    public static void Write(string path, Action<FileStream> write)
+    /// <param name="beforeReplace">
+    /// Runs once the new content is safely on disk under the temporary name and before it replaces the target (e.g. to
+    /// keep a copy of the old content); if it throws, the target is left as it was.
+    /// </param>
+    public static void Write(string path, Action<FileStream> write, Action? beforeReplace = null)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -28,6 +32,7 @@ public static class AtomicFile
                 write(stream);
                 stream.Flush(flushToDisk: true);
             }
+            beforeReplace?.Invoke();
             File.Move(temp, full, overwrite: true);
         }
         catch
@@ -57,4 +62,44 @@ public static class AtomicFile
     /// <summary>Writes UTF-8 text (no byte-order mark) atomically.</summary>
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { var bytes = new UTF8Encoding(false).GetBytes(text); s.Write(bytes, 0, bytes.Length); });
+
+    /// <summary>
+    /// Deletes the temporary files that <see cref="Write"/> leaves behind when the process is killed mid-write
+    /// (".NAME.GUID.part" beside each NAME of <paramref name="names"/> in <paramref name="directory"/>), and only
+    /// those: other files, even similar ones, are not touched. Returns the paths deleted, sorted.
+    /// </summary>
+    /// <param name="directory">The folder the files were written into.</param>
+    /// <param name="names">The file names (no folder) whose temporaries to remove, e.g. "checkpoint.bin".</param>
+    public static IReadOnlyList<string> RemoveStaleTemporaries(string directory, IEnumerable<string> names)
+    {
+        var removed = new List<string>();
+        if (!Directory.Exists(directory)) return removed;
+        var wanted = names.ToHashSet(StringComparer.Ordinal);
+        foreach (var file in Directory.EnumerateFiles(directory, ".*.part"))
+        {
+            var name = Path.GetFileName(file);
+            // "." + target + "." + 32 hex digits + ".part"
+            const int Tail = 1 + 32 + 5;
+            if (name.Length <= 1 + Tail || !name.EndsWith(".part", StringComparison.Ordinal)) continue;
+            var guid = name.AsSpan(name.Length - Tail + 1, 32);
+            if (name[name.Length - Tail] != '.' || !IsLowerHex(guid)) continue;
+            var target = name[1..(name.Length - Tail)];
+            if (!wanted.Contains(target)) continue;
+            try
+            {
+                File.Delete(file);
+                removed.Add(file);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        removed.Sort(StringComparer.Ordinal);
+        return removed;
+    }
+
+    static bool IsLowerHex(ReadOnlySpan<char> s)
+    {
+        foreach (var c in s)
+            if (!(c is >= '0' and <= '9' or >= 'a' and <= 'f')) return false;
+        return true;
+    }
 }

@@ -315,7 +315,9 @@ public static class TrainCommand
     static (RunConfig Config, IReadOnlyList<string> Changes) ResumedConfig(string outDir, RunOptions options, ParseResult p)
     {
         var checkpoint = Path.Combine(outDir, Trainer.CheckpointFileName);
-        var meta = Checkpoint.ReadMeta(checkpoint);
+        if (!File.Exists(checkpoint))
+            throw new UsageException($"--resume: {outDir} has no {Trainer.CheckpointFileName}; nothing to resume");
+        var meta = Checkpoint.ReadMeta(Checkpoint.SelectIntact(checkpoint).Path);
         var stored = meta.RunConfig ?? throw new UsageException($"--resume: {checkpoint} does not record its run configuration");
         var explicitOptions = options.Explicit(p).ToHashSet();
         var given = options.ToRunLevelConfig(p);

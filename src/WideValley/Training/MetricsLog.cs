@@ -1,3 +1,5 @@
+using System.Text;
+using System.Text.Json;
 using TorchSharp;
 
 namespace WideValley.Training;
@@ -24,18 +26,10 @@ public sealed class MetricsLog : IDisposable
     {
         Directory.CreateDirectory(directory);
         _path = System.IO.Path.Combine(directory, "metrics.jsonl");
-        if (keepEpochsUpTo is int keep && File.Exists(_path))
-        {
-            var kept = File.ReadAllLines(_path)
-                .Where(l => l.Trim().Length > 0)
-                .Where(l => { try { return EpochMetrics.FromJsonLine(l).Epoch <= keep; } catch (System.Text.Json.JsonException) { return false; } })
-                .ToList();
-            AtomicFile.WriteAllText(_path, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
-        }
+        if (keepEpochsUpTo is int keep)
+            RepairForResume(_path, keep);
         else
-        {
             AtomicFile.WriteAllText(_path, "");
-        }
         if (tensorboard)
             _tensorboard = torch.utils.tensorboard.SummaryWriter(System.IO.Path.Combine(directory, "tensorboard"));
     }
@@ -76,6 +70,60 @@ public sealed class MetricsLog : IDisposable
                 if (v is double d) Scalar("optimizer/" + k, d);
     }
 
+    /// <summary>
+    /// Makes a run's metrics.jsonl agree with its checkpoint before a resume: lines of epochs after
+    /// <paramref name="keepEpochsUpTo"/> (logged after the checkpoint was written), lines that are not valid JSON, and a
+    /// torn last line (a crash while appending, so no end of line) are dropped, and the file is rewritten atomically.
+    /// A file that needs no repair is not touched. Returns the kept lines and, when something was dropped, a message
+    /// for the user that says what.
+    /// </summary>
+    /// <param name="path">The metrics.jsonl file (need not exist).</param>
+    /// <param name="keepEpochsUpTo">The checkpoint's completed epochs.</param>
+    public static MetricsRepair RepairForResume(string path, int keepEpochsUpTo)
+    {
+        if (!File.Exists(path)) return new MetricsRepair([], null);
+        var text = File.ReadAllText(path);
+        var lines = text.Split('\n');
+        var kept = new List<(string Line, EpochMetrics Metrics)>();
+        var dropped = new List<string>();
+        var changed = false;
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var line = lines[i].TrimEnd('\r');
+            var isTail = i == lines.Length - 1;
+            if (line.Trim().Length == 0)
+            {
+                changed |= !isTail;
+                continue;
+            }
+            EpochMetrics? m = null;
+            try { m = EpochMetrics.FromJsonLine(line); }
+            catch (JsonException) { }
+            if (m is null)
+            {
+                dropped.Add(isTail
+                    ? $"a torn last line ({Encoding.UTF8.GetByteCount(line)} bytes with no end of line: a crash while appending)"
+                    : $"line {i + 1}, which is not valid JSON");
+                changed = true;
+            }
+            else if (m.Epoch > keepEpochsUpTo)
+            {
+                dropped.Add($"line {i + 1} (epoch {m.Epoch}, logged after the checkpoint was written)");
+                changed = true;
+            }
+            else
+            {
+                kept.Add((line, m));
+                changed |= isTail; // complete JSON but no end of line: written back with one
+            }
+        }
+        if (changed)
+            AtomicFile.WriteAllText(path, string.Concat(kept.Select(k => k.Line + "\n")));
+        var message = dropped.Count == 0 ? null
+            : $"{path}: repaired to the checkpoint (epoch {keepEpochsUpTo} done): dropped {string.Join("; ", dropped)}";
+        return new MetricsRepair(kept.Select(k => k.Metrics).ToList(), message);
+    }
+
     /// <summary>Every line of a metrics.jsonl file.</summary>
     public static IReadOnlyList<EpochMetrics> Read(string path) =>
         File.ReadAllLines(path).Where(l => l.Trim().Length > 0).Select(EpochMetrics.FromJsonLine).ToList();
@@ -83,3 +131,8 @@ public sealed class MetricsLog : IDisposable
     /// <summary>Closes the files.</summary>
     public void Dispose() { }
 }
+
+/// <summary>The outcome of <see cref="MetricsLog.RepairForResume"/>.</summary>
+/// <param name="Kept">The metrics lines kept, in file order.</param>
+/// <param name="Message">What was dropped, for the user; null when nothing was.</param>
+public sealed record MetricsRepair(IReadOnlyList<EpochMetrics> Kept, string? Message);

@@ -32,6 +32,11 @@ public sealed record TrainerOptions
     public string? OutputDirectory { get; init; }
     /// <summary>Write the checkpoint after each epoch and on interruption (needs <see cref="OutputDirectory"/>).</summary>
     public bool WriteCheckpoints { get; init; } = true;
+    /// <summary>
+    /// Also write the checkpoint within epochs, every so many steps or minutes (null: at epoch ends and on
+    /// interruption only), so that a crash loses at most that much; a resumed run continues from it bit-identically.
+    /// </summary>
+    public CheckpointInterval? CheckpointEvery { get; init; }
     /// <summary>Write TensorBoard event files into the run folder.</summary>
     public bool TensorBoard { get; init; } = true;
     /// <summary>The model's name for the checkpoint and summary (default: its type's name).</summary>
@@ -111,11 +116,19 @@ public sealed class Trainer
     long _errors, _count;
     int _currentEpoch;
     long _currentStep;
+    // False until the first save of a new run: an older run's checkpoint in the folder must not become its previous generation.
+    bool _keepPreviousCheckpoint = true;
+    readonly Stopwatch _sinceCheckpoint = new();
 
     /// <summary>Called after every optimizer step (for progress displays).</summary>
     public Action<StepProgress>? StepCompleted { get; set; }
     /// <summary>Called after every epoch, once its metrics are logged and its checkpoint written.</summary>
     public Action<EpochMetrics>? EpochCompleted { get; set; }
+    /// <summary>
+    /// Called with what the trainer repaired in the run folder before starting: a damaged checkpoint replaced by the
+    /// previous generation, metrics lines dropped, stale temporary files removed (for the user to read).
+    /// </summary>
+    public Action<string>? Notice { get; set; }
 
     /// <summary>A trainer for <paramref name="task"/>'s model with <paramref name="optimizer"/> (built over that model's parameters).</summary>
     public Trainer(ITrainingTask task, optim.Optimizer optimizer, TrainerOptions options)
@@ -159,10 +172,18 @@ public sealed class Trainer
         var history = new List<EpochMetrics>();
         double priorSeconds = 0, partialEpochSeconds = 0;
         var startEpoch = 1;
+        if (_options.OutputDirectory is string folder)
+        {
+            var stale = AtomicFile.RemoveStaleTemporaries(folder, [CheckpointFileName, Path.GetFileName(Checkpoint.PreviousGenerationPath(CheckpointFileName)), SummaryFileName, "metrics.jsonl"]);
+            if (stale.Count > 0)
+                Notice?.Invoke($"removed {stale.Count} temporary file(s) left by an interrupted save: {string.Join(", ", stale.Select(Path.GetFileName))}");
+        }
         if (resume)
         {
             var path = OutPath(CheckpointFileName) ?? throw new InvalidOperationException("resuming needs an output folder");
-            var meta = Checkpoint.Load(path, _task.Model, _optimizer, _task);
+            var generation = Checkpoint.SelectIntact(path);
+            if (generation.FallbackMessage is string fallback) Notice?.Invoke(fallback);
+            var meta = Checkpoint.Load(generation.Path, _task.Model, _optimizer, _task);
             _gradEvals = meta.GradEvals;
             _outerSteps = meta.OuterSteps;
             priorSeconds = meta.ElapsedSeconds;
@@ -172,18 +193,26 @@ public sealed class Trainer
             _errors = meta.PartialErrors;
             _count = meta.PartialCount;
             partialEpochSeconds = meta.PartialSeconds;
-            var metricsPath = OutPath("metrics.jsonl")!;
-            if (File.Exists(metricsPath))
-                history.AddRange(MetricsLog.Read(metricsPath).Where(m => m.Epoch <= meta.CompletedEpochs));
+            var repair = MetricsLog.RepairForResume(OutPath("metrics.jsonl")!, meta.CompletedEpochs);
+            if (repair.Message is string repaired) Notice?.Invoke(repaired);
+            history.AddRange(repair.Kept);
+        }
+        else if (OutPath(CheckpointFileName) is string path && _options.WriteCheckpoints)
+        {
+            _keepPreviousCheckpoint = false;
+            AtomicFile.TryDelete(Checkpoint.PreviousGenerationPath(path));
         }
 
         using var log = _options.OutputDirectory is null ? null
             : new MetricsLog(_options.OutputDirectory, resume ? startEpoch - 1 : null, _options.TensorBoard);
         var total = Stopwatch.StartNew();
+        _sinceCheckpoint.Restart();
         double Elapsed() => priorSeconds + total.Elapsed.TotalSeconds;
         var status = TrainingStatus.Completed;
         string? message = null;
         _task.Model.train();
+        // A summary from the start: a run that fails later (a full disk) overwrites it in place with what happened.
+        WriteSummary(history, TrainingStatus.Completed, null, Elapsed(), finished: false);
 
         try
         {
@@ -206,6 +235,12 @@ public sealed class Trainer
                         GuardDivergence(epoch, _lossSum - lossBefore, _count - countBefore);
                         StepCompleted?.Invoke(new StepProgress(epoch, _options.Epochs, _currentStep, StepsPerEpoch,
                             _count > 0 ? _lossSum / _count : double.NaN, EffectiveEpochs));
+                    }
+                    if (stepTaken && _options.CheckpointEvery is CheckpointInterval every && !_stopRequested && _currentStep < StepsPerEpoch
+                        && every.IsDue(_outerSteps, _sinceCheckpoint.Elapsed))
+                    {
+                        RequireFiniteWeights(epoch);
+                        SaveCheckpoint(epoch - 1, _currentStep, Elapsed(), partialEpochSeconds + epochWatch.Elapsed.TotalSeconds, "periodic");
                     }
                     if (_stopRequested && (!stepTaken || _currentStep < StepsPerEpoch))
                     {
@@ -232,6 +267,14 @@ public sealed class Trainer
                     return Finish(history, status, message, Elapsed());
                 }
             }
+        }
+        catch (IOException e) when (_options.OutputDirectory is not null)
+        {
+            // Disk full, folder gone, permissions: the summary must not keep saying "running".
+            var failed = $"training stopped in epoch {_currentEpoch} by an I/O error ({e.Message}); " +
+                         $"{Checkpoint.DescribeKept(OutPath(CheckpointFileName)!)}. Fix the cause (free disk space?) and resume with --resume";
+            TryWriteFailedSummary(history, failed, Elapsed());
+            throw new IOException(failed, e);
         }
         catch (TrainingDivergedException e)
         {
@@ -419,7 +462,9 @@ public sealed class Trainer
             Run = _description ??= Describe(),
             RunConfig = _options.RunConfig,
         };
-        Checkpoint.Save(path, meta, _task.Model, _optimizer, _task);
+        Checkpoint.Save(path, meta, _task.Model, _optimizer, _task, keepPreviousGeneration: _keepPreviousCheckpoint);
+        _keepPreviousCheckpoint = true;
+        _sinceCheckpoint.Restart();
     }
 
     string ModelName => _options.ModelName.Length > 0 ? _options.ModelName : _task.Model.GetType().Name;
@@ -455,7 +500,29 @@ public sealed class Trainer
         return new TrainingResult(status, message, history, _gradEvals, EffectiveEpochs, elapsed);
     }
 
-    void WriteSummary(List<EpochMetrics> history, TrainingStatus status, string? message, double elapsed, bool finished)
+    /// <summary>
+    /// Writes summary.json with status "failed" after an I/O error. On a full disk the atomic write may find no room
+    /// for its temporary file: the summary is then overwritten in place, which needs no new space when it fits the
+    /// blocks the old one holds. If even that fails, the error that stopped the run is the one reported.
+    /// </summary>
+    void TryWriteFailedSummary(List<EpochMetrics> history, string message, double elapsed)
+    {
+        try
+        {
+            WriteSummary(history, TrainingStatus.Interrupted, message, elapsed, finished: false, statusText: "failed");
+        }
+        catch (IOException)
+        {
+            try
+            {
+                WriteSummary(history, TrainingStatus.Interrupted, message, elapsed, finished: false, statusText: "failed", inPlace: true);
+            }
+            catch (IOException) { }
+        }
+    }
+
+    void WriteSummary(List<EpochMetrics> history, TrainingStatus status, string? message, double elapsed, bool finished,
+        string? statusText = null, bool inPlace = false)
     {
         var path = OutPath(SummaryFileName);
         if (path is null) return;
@@ -463,7 +530,7 @@ public sealed class Trainer
         var best = history.Where(h => h.ValError is not null).OrderBy(h => h.ValError).FirstOrDefault();
         var summary = new JsonObject
         {
-            ["status"] = finished ? "finished" : status == TrainingStatus.Completed ? "running" : status.ToString().ToLowerInvariant(),
+            ["status"] = statusText ?? (finished ? "finished" : status == TrainingStatus.Completed ? "running" : status.ToString().ToLowerInvariant()),
             ["message"] = message,
             ["model"] = ModelName,
             ["optimizer"] = OptimizerName,
@@ -487,10 +554,20 @@ public sealed class Trainer
             ["config"] = _options.RunConfig?.ToJson(),
             ["run"] = _options.RunConfig is null ? JsonSerializer.SerializeToNode(_description ??= Describe(), DescriptionJson) : null,
         };
-        AtomicFile.WriteAllText(path, summary.ToJsonString(new JsonSerializerOptions
+        var text = summary.ToJsonString(new JsonSerializerOptions
         {
             WriteIndented = true,
             NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        }) + "\n");
+        }) + "\n";
+        if (!inPlace)
+        {
+            AtomicFile.WriteAllText(path, text);
+            return;
+        }
+        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.Read);
+        stream.Write(bytes);
+        stream.SetLength(bytes.Length);
+        stream.Flush(flushToDisk: true);
     }
 }

@@ -132,9 +132,9 @@ public class CheckpointFormatTests
             var path = dir.File(Trainer.CheckpointFileName);
             Checkpoint.Save(path, new CheckpointMeta { CompletedEpochs = 2, Model = "mlp", RunConfig = config }, task.Model, optimizer, task);
             var bytes = File.ReadAllBytes(path);
-            Assert.Equal("WVCKPT\0\u0002"u8.ToArray(), bytes[..8]);
+            Assert.Equal("WVCKPT\0\u0003"u8.ToArray(), bytes[..8]);
             var meta = Checkpoint.ReadMeta(path);
-            Assert.Equal((2, 2), (meta.FormatVersion, meta.CompletedEpochs));
+            Assert.Equal((3, 2), (meta.FormatVersion, meta.CompletedEpochs));
             Assert.Equal(config, meta.RunConfig);
             Checkpoint.Load(path, task.Model, optimizer, task);
         }
@@ -156,7 +156,7 @@ public class CheckpointFormatTests
         File.WriteAllBytes(path, [.. "WVCKPT\0"u8.ToArray(), 9, 0]);
         var e = Assert.Throws<InvalidDataException>(() => Checkpoint.ReadMeta(path));
         Assert.Contains("checkpoint format 9", e.Message);
-        Assert.Contains("formats 1 to 2", e.Message);
+        Assert.Contains("formats 1 to 3", e.Message);
     }
 
     [Fact]

@@ -33,7 +33,7 @@ public class CheckpointTests
         var (task, opt) = Build();
         using (task)
         {
-            var e = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(path, task.Model, opt, task));
+            var e = Assert.Throws<CheckpointDamagedException>(() => Checkpoint.Load(path, task.Model, opt, task));
             Assert.Contains(path, e.Message);
             Assert.Contains("truncated", e.Message);
         }
@@ -59,7 +59,7 @@ public class CheckpointTests
         using var dir = new TempDir();
         var path = dir.File("x.bin");
         File.WriteAllText(path, "hello, this is not a checkpoint");
-        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.ReadMeta(path));
+        var e = Assert.Throws<CheckpointDamagedException>(() => Checkpoint.ReadMeta(path));
         Assert.Contains("not a WideValley checkpoint", e.Message);
     }
 }
