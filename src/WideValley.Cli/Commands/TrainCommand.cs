@@ -20,11 +20,11 @@ public static class TrainCommand
     static readonly HashSet<string> ResumeOverridable =
     [
         "--epochs", "--effective-epochs", "--threads", "--device", "--data-dir", "--corpus", "--out", "--resume", "--no-tensorboard",
-        "--lr-schedule", "--clip-grad-norm", "--divergence-factor", "--divergence-patience",
+        "--lr-schedule", "--clip-grad-norm", "--divergence-factor", "--divergence-patience", "--checkpoint-every",
     ];
 
     /// <summary>The overridable options whose change is reported and logged (the run continues differently).</summary>
-    static readonly string[] ReportedChanges = ["--lr-schedule", "--clip-grad-norm", "--divergence-factor", "--divergence-patience", "--data-dir", "--corpus"];
+    static readonly string[] ReportedChanges = ["--lr-schedule", "--clip-grad-norm", "--divergence-factor", "--divergence-patience", "--checkpoint-every", "--data-dir", "--corpus"];
 
     /// <summary>Log of the changes made on resume, one line each, in the run folder.</summary>
     public const string RunLogFileName = "run.log";
@@ -96,6 +96,10 @@ public static class TrainCommand
             Description = "Stop as diverged when the training loss (averaged over a tenth of an epoch) exceeds this multiple of its smallest value so far (0 = off).",
             DefaultValueFactory = _ => DivergenceGuardOptions.DefaultLossFactor,
         };
+        public readonly Option<string?> CheckpointEvery = new("--checkpoint-every")
+        {
+            Description = "Also checkpoint every N optimizer steps (500) or every so long (90s, 10m, 2h), besides epoch ends, so that a crash loses at most that much (default: epoch ends only).",
+        };
         public readonly Option<int> DivergencePatience = new("--divergence-patience")
         {
             Description = "Stop as diverged when the training loss grew at this many consecutive checks (10 per epoch; 0 = off).",
@@ -118,7 +122,7 @@ public static class TrainCommand
         [
             Model, Data, DataDir, Corpus, Optimizer, BatchSize, Epochs, EffectiveEpochs, LrSchedule, Dropout, InputDropout, HiddenSize,
             Layers, Seed, Threads, Device, MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain,
-            Scaling, Unroll, EvalBatchSize, NoTensorBoard, DivergenceFactor, DivergencePatience,
+            Scaling, Unroll, EvalBatchSize, NoTensorBoard, DivergenceFactor, DivergencePatience, CheckpointEvery,
         ];
 
         /// <summary>Every train option.</summary>
@@ -155,6 +159,7 @@ public static class TrainCommand
             TensorBoard = !p.GetValue(NoTensorBoard),
             DivergenceFactor = p.GetValue(DivergenceFactor),
             DivergencePatience = p.GetValue(DivergencePatience),
+            CheckpointEvery = p.GetValue(CheckpointEvery),
         };
 
         /// <summary>The run the command line describes: run-level settings and the optimizer's options with the given flags applied.</summary>
@@ -337,7 +342,7 @@ public static class TrainCommand
             throw new UsageException(
                 "--resume keeps the run's settings; these options differ: " + string.Join("; ", conflicts) +
                 ". Only --epochs, --effective-epochs, --threads, --device, --data-dir, --corpus, --lr-schedule, --clip-grad-norm, " +
-                "--divergence-factor and --divergence-patience may change when resuming.");
+                "--divergence-factor, --divergence-patience and --checkpoint-every may change when resuming.");
         var located = RunSetup.LocateData(stored, outDir,
             explicitOptions.Contains("--data-dir") ? given.DataDir : null,
             explicitOptions.Contains("--corpus") ? given.Corpus : null);
@@ -352,6 +357,7 @@ public static class TrainCommand
             ClipGradNorm = explicitOptions.Contains("--clip-grad-norm") ? given.ClipGradNorm : stored.ClipGradNorm,
             DivergenceFactor = explicitOptions.Contains("--divergence-factor") ? given.DivergenceFactor : stored.DivergenceFactor,
             DivergencePatience = explicitOptions.Contains("--divergence-patience") ? given.DivergencePatience : stored.DivergencePatience,
+            CheckpointEvery = explicitOptions.Contains("--checkpoint-every") ? given.CheckpointEvery : stored.CheckpointEvery,
         };
         var resumedJson = resumed.ToJson();
         var changes = new List<string>();

@@ -106,6 +106,12 @@ public sealed record RunConfig : IJsonOnDeserialized
     /// </summary>
     public int DivergencePatience { get; init; } = DivergenceGuardOptions.DefaultGrowthChecks;
     /// <summary>
+    /// Also write a checkpoint every this many optimizer steps ("500") or this much time ("10m", "90s", "2h"), besides
+    /// epoch ends and interruptions (<see cref="CheckpointInterval.Parse"/>); null = at epoch ends only. A crash then
+    /// loses at most that much work. May change on resume.
+    /// </summary>
+    public string? CheckpointEvery { get; init; }
+    /// <summary>
     /// Identity of the data the run was trained on (<see cref="RunSetup.Fingerprint(ClassificationDataset)"/>), set by
     /// <see cref="RunSetup.Prepare"/>: where the data lies may change (a moved run, <c>--data-dir</c> on resume), what
     /// it is may not. Null for runs stored before it was recorded.
@@ -266,6 +272,11 @@ public static class RunSetup
         if (!(c.DivergenceFactor == 0 || (double.IsFinite(c.DivergenceFactor) && c.DivergenceFactor > 1)))
             throw new ArgumentException($"--divergence-factor must be 0 (off) or a finite number above 1, got {c.DivergenceFactor}");
         if (c.DivergencePatience < 0) throw new ArgumentException($"--divergence-patience must be 0 (off) or positive, got {c.DivergencePatience}");
+        if (c.CheckpointEvery is { } every)
+        {
+            try { CheckpointInterval.Parse(every); }
+            catch (FormatException e) { throw new ArgumentException($"--checkpoint-every: {e.Message}"); }
+        }
         LearningRateSchedule.Parse(c.LrSchedule);
         TorchRuntime.ResolveDevice(c.Device);
     }
@@ -489,6 +500,7 @@ public static class RunSetup
             Schedule = LearningRateSchedule.Parse(c.LrSchedule),
             ClipGradNorm = c.ClipGradNorm,
             Divergence = c.Divergence,
+            CheckpointEvery = c.CheckpointEvery is { } every ? CheckpointInterval.Parse(every) : null,
             RecalibrateBatchNorm = recalibrate,
             RecalibrationMinibatches = c.BnRecalibrateBatches,
             EvaluateTrainingSet = c.EvalTrain,

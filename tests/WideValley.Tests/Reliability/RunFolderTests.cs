@@ -348,6 +348,36 @@ public class RunFolderTests
         Assert.Contains("from epoch 2 step 1", log[0]);
     }
 
+    /// <summary>
+    /// --checkpoint-every reaches the trainer from the command line: a run checkpoints in the middle of its epoch, the
+    /// interval is stored with the run and may change on resume (said as a change), and a bad interval is refused
+    /// before anything is written.
+    /// </summary>
+    [Fact]
+    public void CheckpointEveryIsStoredWrittenMidEpochAndMayChangeOnResume()
+    {
+        using var dir = new TempDir();
+        var run = dir.File("run");
+        var bad = Run(["train", .. Quick(run, TestMachine.FashionMnistFolder), "--epochs", "1", "--checkpoint-every", "5x"]);
+        Assert.Equal(ExitCodes.Usage, bad.Code);
+        Assert.Contains("--checkpoint-every", bad.Err);
+        Assert.Contains("expected a number of steps", bad.Err);
+        Assert.False(File.Exists(Path.Combine(run, Trainer.CheckpointFileName)));
+
+        var first = Run(["train", .. Quick(run, TestMachine.FashionMnistFolder), "--epochs", "1", "--checkpoint-every", "2"]);
+        Assert.True(first.Code == ExitCodes.Ok, first.Err);
+        Assert.Equal("2", RunConfig.FromJson(Summary(run)["config"]!).CheckpointEvery);
+        // The epoch-end checkpoint is the newest; the one before it is a periodic one from the middle of the epoch.
+        var previous = Checkpoint.ReadMeta(Checkpoint.PreviousGenerationPath(Path.Combine(run, Trainer.CheckpointFileName)));
+        Assert.Equal("periodic", previous.Reason);
+        Assert.True(previous.StepInEpoch > 0);
+
+        var resumed = Run("train", "--out", run, "--resume", "--epochs", "2", "--checkpoint-every", "10m");
+        Assert.True(resumed.Code == ExitCodes.Ok, resumed.Err);
+        Assert.Contains("--checkpoint-every 10m (was 2)", resumed.Out);
+        Assert.Equal("10m", RunConfig.FromJson(Summary(run)["config"]!).CheckpointEvery);
+    }
+
     // ---- defect 5 (first half): the divergence guard ----
 
     [Fact]
