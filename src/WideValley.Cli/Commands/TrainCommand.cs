@@ -24,7 +24,7 @@ public static class TrainCommand
     ];
 
     /// <summary>The overridable options whose change is reported and logged (the run continues differently).</summary>
-    static readonly string[] ReportedChanges = ["--lr-schedule", "--clip-grad-norm", "--divergence-factor", "--divergence-patience", "--checkpoint-every", "--data-dir", "--corpus"];
+    static readonly string[] ReportedChanges = ["--lr-schedule", "--clip-grad-norm", "--divergence-factor", "--divergence-patience", "--checkpoint-every", "--threads", "--data-dir", "--corpus"];
 
     /// <summary>Log of the changes made on resume, one line each, in the run folder.</summary>
     public const string RunLogFileName = "run.log";
@@ -281,7 +281,7 @@ public static class TrainCommand
         {
             var changed = "resumed with " + string.Join(", ", resumeChanges);
             ctx.Out.WriteLine(changed);
-            var meta = Checkpoint.ReadMeta(Path.Combine(outDir, Trainer.CheckpointFileName));
+            var meta = Checkpoint.ReadMeta(Checkpoint.SelectIntact(Path.Combine(outDir, Trainer.CheckpointFileName)).Path);
             File.AppendAllText(Path.Combine(outDir, RunLogFileName), string.Create(CultureInfo.InvariantCulture,
                 $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ} {changed}, from epoch {meta.CompletedEpochs + 1} step {meta.StepInEpoch + 1}\n"));
         }
@@ -366,7 +366,11 @@ public static class TrainCommand
             var key = JsonKey(option);
             var was = Describe(option, storedJson[key]);
             var now = Describe(option, resumedJson[key]);
-            if (was != now) changes.Add($"{option} {now} (was {was})");
+            if (was == now) continue;
+            // libtorch's reductions (matrix products, sums) are split by thread count: the run goes on, but not bit for bit.
+            changes.Add(option == "--threads"
+                ? $"--threads {now} (was {was}; the run is no longer bit-identical to one never stopped)"
+                : $"{option} {now} (was {was})");
         }
         return (resumed, changes);
     }
@@ -382,6 +386,7 @@ public static class TrainCommand
     {
         if (value is null) return "none";
         var text = value.GetValueKind() == System.Text.Json.JsonValueKind.String ? value.GetValue<string>() : value.ToJsonString();
+        if (option == "--threads" && text == "0") return "libtorch's default";
         return option is "--clip-grad-norm" or "--divergence-factor" or "--divergence-patience" && text == "0" ? "none" : text;
     }
 }

@@ -372,9 +372,13 @@ public class RunFolderTests
         Assert.Equal("periodic", previous.Reason);
         Assert.True(previous.StepInEpoch > 0);
 
-        var resumed = Run("train", "--out", run, "--resume", "--epochs", "2", "--checkpoint-every", "10m");
+        var threads = RunConfig.FromJson(Summary(run)["config"]!).Threads;
+        var otherThreads = threads == 1 ? "2" : "1";
+        var resumed = Run("train", "--out", run, "--resume", "--epochs", "2", "--checkpoint-every", "10m", "--threads", otherThreads);
         Assert.True(resumed.Code == ExitCodes.Ok, resumed.Err);
         Assert.Contains("--checkpoint-every 10m (was 2)", resumed.Out);
+        Assert.Contains($"--threads {otherThreads} (was ", resumed.Out);
+        Assert.Contains("no longer bit-identical", resumed.Out);
         Assert.Equal("10m", RunConfig.FromJson(Summary(run)["config"]!).CheckpointEvery);
     }
 
