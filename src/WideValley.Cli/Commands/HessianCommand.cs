@@ -124,7 +124,7 @@ public static class HessianCommand
             };
             return Execute(ctx, settings);
         });
-        return command;
+        return command.WithRanges();
     }
 
     /// <summary>What `hessian` measures, as its options say; experiment commands build one to measure a run the same way.</summary>
@@ -325,6 +325,12 @@ public static class HessianCommand
             }
             catch (InsufficientMemoryException e)
             {
+                ctx.Error.WriteLine($"widevalley: {e.Message}");
+                return ExitCodes.Failure;
+            }
+            catch (NonFiniteValuesException e)
+            {
+                // NaN or infinite weights (checked before measuring) or results (checked before writing): nothing was written.
                 ctx.Error.WriteLine($"widevalley: {e.Message}");
                 return ExitCodes.Failure;
             }
