@@ -37,6 +37,7 @@ public static class DemoCommand
         {
             var effectiveEpochs = p.GetValue(budget);
             var langevinSteps = p.GetValue(l);
+            if (langevinSteps < 1) throw new UsageException($"-L must be at least 1, got {langevinSteps}");
             var source = LocateData(ctx, p.GetValue(data)!, p.GetValue(dataDir));
             if (source is null) return ExitCodes.Failure;
             var folder = source.Value.Folder;

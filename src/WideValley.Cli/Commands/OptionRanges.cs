@@ -23,13 +23,18 @@ public static class OptionRanges
     public const int MaxLangevinSteps = 10_000;
 
     /// <summary>One allowed range: a test and the words that say it ("at least 1", "in [0, 1)").</summary>
-    sealed record Range(Func<double, bool> Allows, string Says);
+    sealed record Range(Func<double, bool> Allows, string Says)
+    {
+        /// <summary>What to say for a value below the range, when that differs from <see cref="Says"/>.</summary>
+        public string? SaysBelow { get; init; }
 
-    static string ThreadRange(int minimum) =>
-        $"from {minimum}{(minimum == 0 ? " (libtorch's default)" : "")} to {MaxThreads} (4 x this machine's {Environment.ProcessorCount} logical cores)";
+        /// <summary>The lowest allowed value, for <see cref="SaysBelow"/>.</summary>
+        public double Lowest { get; init; } = double.NegativeInfinity;
+
+        public string For(double value) => value < Lowest && SaysBelow is not null ? SaysBelow : Says;
+    }
 
     static Range AtLeast(long minimum, string? note = null) => new(v => v >= minimum, $"at least {minimum}{note}");
-    static Range Between(long minimum, long maximum, string says) => new(v => v >= minimum && v <= maximum, says);
     static readonly Range Positive = new(v => v > 0, "a positive number");
     static readonly Range NonNegative = new(v => v >= 0, "zero or positive");
     static readonly Range HalfOpenUnit = new(v => v >= 0 && v < 1, "in [0, 1)");
@@ -39,9 +44,13 @@ public static class OptionRanges
     /// <summary>The table: flag name to range. Flags not listed are only required to be finite (when floating point).</summary>
     static Dictionary<string, Range> Table() => new()
     {
-        ["--threads"] = new(v => v >= 0 && v <= MaxThreads, ThreadRange(0)),
-        ["--workers"] = new(v => v >= 1 && v <= MaxThreads, ThreadRange(1)),
-        ["-L"] = Between(1, MaxLangevinSteps, $"from 1 to {MaxLangevinSteps:N0} Langevin steps"),
+        // The lower bounds of these two are each command's own (their messages predate this table).
+        ["--threads"] = new(v => v >= 0 && v <= MaxThreads, $"at most {MaxThreads} (4 x this machine's {Environment.ProcessorCount} logical cores; 0 = libtorch's default)")
+        {
+            Lowest = 0, SaysBelow = "0 (libtorch's default) or positive",
+        },
+        ["--workers"] = new(v => v <= MaxThreads, $"at most {MaxThreads} (4 x this machine's {Environment.ProcessorCount} logical cores)"),
+        ["-L"] = new(v => v <= MaxLangevinSteps, $"at most {MaxLangevinSteps:N0} (Langevin steps per outer step)"),
         ["--batch-size"] = AtLeast(1),
         ["--eval-batch-size"] = AtLeast(1),
         ["--epochs"] = AtLeast(1),
@@ -75,7 +84,7 @@ public static class OptionRanges
         ["--scoping"] = NonNegative,
         ["--sgld-decay"] = NonNegative,
         ["--sgld-temperature"] = NonNegative,
-        ["--temperature"] = Positive,
+        ["--temperature"] = new(v => v > 0, "positive"),
         ["--momentum"] = HalfOpenUnit,
         ["--langevin-momentum"] = HalfOpenUnit,
         ["--beta1"] = HalfOpenUnit,
@@ -132,10 +141,10 @@ public static class OptionRanges
         var text = result.Tokens[^1].Value;
         if (floating && !double.IsFinite(v))
         {
-            result.AddError($"{name} {text} is not a finite number; {name} must be {(range is null ? "a finite number" : range.Says)}");
+            result.AddError($"{name} {text} is not a finite number; {name} must be {(range is null ? "a finite number" : range.For(v))}");
             return;
         }
         if (range is not null && !range.Allows(v))
-            result.AddError($"{name} must be {range.Says}, got {text}");
+            result.AddError($"{name} must be {range.For(v)}, got {text}");
     }
 }

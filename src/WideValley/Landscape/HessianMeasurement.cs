@@ -255,6 +255,7 @@ public static class HessianMeasurement
         ArgumentNullException.ThrowIfNull(hvp);
         ArgumentNullException.ThrowIfNull(settings);
         var watch = Stopwatch.StartNew();
+        RequireFiniteLossAndGradient(hvp, MethodName(settings.Method));
         var hvpsBefore = hvp.HvpCount;
         var result = settings.Method switch
         {
@@ -318,6 +319,32 @@ public static class HessianMeasurement
         m.Elapsed = watch.Elapsed;
         RequireFiniteResult(m);
         return m;
+    }
+
+    /// <summary>
+    /// One gradient at the weights, before any product is spent or any column stored: the weights were checked finite
+    /// when <paramref name="hvp"/> was built, but parameters outside the selection (or an overflowing network) can still
+    /// make the loss NaN, and every Hessian quantity with it.
+    /// </summary>
+    /// <exception cref="NonFiniteValuesException">The loss or a gradient entry is not finite (names the parameter).</exception>
+    public static void RequireFiniteLossAndGradient(Hvp hvp, string method)
+    {
+        ArgumentNullException.ThrowIfNull(hvp);
+        var where = $"hessian {method}";
+        var (gradient, loss) = hvp.Gradient();
+        using (gradient)
+        {
+            FiniteChecks.RequireFinite(loss, "loss at the weights", where);
+            using var scope = NewDisposeScope();
+            var bad = isfinite(gradient).logical_not();
+            if (bad.any().item<bool>())
+            {
+                var index = bad.nonzero()[0, 0].item<long>();
+                var block = hvp.Layout.Blocks[hvp.Layout.BlockOf(index)];
+                throw new NonFiniteValuesException(block.Name,
+                    $"{where}: the gradient at the weights is not finite in parameter '{block.Name}' (index {index - block.Offset:N0}) although the weights are; nothing was measured");
+            }
+        }
     }
 
     /// <summary>
@@ -459,6 +486,9 @@ public static class HessianMeasurement
             $"blocks of {perBlock:N0} finished columns are kept in {columns}");
 
         using var dense = ExactHessian.Compute(hvp, options);
+        // LAPACK given NaN may loop or abort; the products were finite at the start, so this is rare, but said by name.
+        if (!isfinite(dense.Hessian).all().item<bool>())
+            throw new NonFiniteValuesException("Hessian", $"hessian exact: the {n:N0} x {n:N0} Hessian has non-finite entries; its eigenvalues are not computed and nothing was written");
         var eigenWatch = Stopwatch.StartNew();
         HessianMeasurementResult m;
         double[]? eigenvalues = null;

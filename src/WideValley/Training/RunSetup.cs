@@ -254,9 +254,9 @@ public static class RunSetup
         if (c.Epochs < 1) throw new ArgumentException($"--epochs must be at least 1, got {c.Epochs}");
         if (c.EffectiveEpochBudget is double b && (!(b > 0) || double.IsInfinity(b)))
             throw new ArgumentException($"--effective-epochs must be a positive number, got {b}");
-        if (c.Threads < 0 || c.Threads > MaxThreads)
-            throw new ArgumentException(
-                $"--threads must be from 0 (libtorch's default) to {MaxThreads} (4 x this machine's {Environment.ProcessorCount} logical cores), got {c.Threads}");
+        if (c.Threads < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or positive, got {c.Threads}");
+        if (c.Threads > MaxThreads)
+            throw new ArgumentException($"--threads must be at most {MaxThreads} (4 x this machine's {Environment.ProcessorCount} logical cores), got {c.Threads}");
         if (c.MaxTrainSamples is < 1) throw new ArgumentException($"--max-train-samples must be at least 1, got {c.MaxTrainSamples}");
         if (info.Kind == ModelKind.Classifier && c.MaxTrainSamples is long most && most < c.BatchSize)
             throw new ArgumentException(
