@@ -496,6 +496,11 @@ public static class HessianMeasurement
         {
             // Small matrices are factorised in float64, as eigvalsh would be (the plan counted the copy).
             using var converted = dense.Hessian.dtype == plan.EigenType ? null : dense.Hessian.to(plan.EigenType);
+            // Each LDL^T factorisation (about n^3/3 flops, a quarter of the tridiagonal reduction) runs in LAPACK to its end too.
+            var factorisations = 2 * s.BandIndices.Count;
+            var estimate = ExactHessian.EstimateEigenvaluesTime(n, plan.EigenType, dense.Hessian.device) / 4 * factorisations;
+            log.WriteLine($"exact: {factorisations} LDL^T factorisations of the {n:N0} x {n:N0} matrix, estimated {Duration(estimate)} in all; " +
+                          "they cannot be interrupted: Ctrl-C and SIGTERM are not seen until they end");
             m = InertiaRoute(converted ?? dense.Hessian, s.BandIndices, s.Seed, log, hvp.Dtype);
         }
         else
@@ -507,7 +512,7 @@ public static class HessianMeasurement
             log.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "exact: all eigenvalues of the {0:N0} x {0:N0} matrix ({1}, LAPACK syevd through torch.linalg.eigvalsh), started {2:HH:mm:ss}; " +
                 "no progress is reported until it ends; its cost grows as n^3 (about {3:0.#e+0} flops for the tridiagonal reduction), estimated {4} " +
-                "(from a timed {5:N0} x {5:N0} solve). It cannot be interrupted: Ctrl-C and SIGTERM take effect only when it ends (the columns are kept in {6})",
+                "(from a timed {5:N0} x {5:N0} solve). It cannot be interrupted: Ctrl-C and SIGTERM are not seen until it ends (the finished columns are in {6})",
                 n, DtypeName(plan.EigenType), DateTime.Now, 4.0 / 3.0 * Math.Pow(n, 3), Duration(estimate), Math.Min(n, 400), columns));
             using var eigenvalueTensor = ExactHessian.Eigenvalues(dense.Hessian, plan.EigenType);
             eigenvalues = eigenvalueTensor.data<double>().ToArray();

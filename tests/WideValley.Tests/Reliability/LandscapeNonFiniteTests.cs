@@ -180,6 +180,16 @@ public sealed class LandscapeNonFiniteTests
         var line = log.ToString().Split('\n').Single(l => l.Contains("LAPACK syevd", StringComparison.Ordinal));
         Assert.Contains("cannot be interrupted", line);
         Assert.Matches(@"estimated \d+(\.\d)? s", line);
+
+        // The inertia route's factorisations run in LAPACK to their end as well.
+        var inertiaLog = new StringWriter();
+        HessianMeasurement.Measure(hvp, new HessianMeasurementSettings
+        {
+            Method = HessianMethod.Exact, Eigen = EigenRoute.Inertia, ColumnsFolder = dir.File("columns-inertia"), Workers = 1, Log = inertiaLog,
+        });
+        var factorisations = inertiaLog.ToString().Split('\n').Single(l => l.Contains("LDL^T factorisations of the", StringComparison.Ordinal));
+        Assert.Contains("cannot be interrupted", factorisations);
+        Assert.Matches(@"estimated \d+(\.\d)? s in all", factorisations);
     }
 
     [Fact]
