@@ -421,14 +421,17 @@ public static class HessianCommand
         private readonly PosixSignalRegistration? term;
         private int presses;
 
-        public StopOnSignal(TextWriter log)
+        /// <summary>Stops <see cref="Token"/> on the first Ctrl-C or SIGTERM, saying <paramref name="stopping"/> (default: the exact route's words).</summary>
+        public StopOnSignal(TextWriter log, string? stopping = null)
         {
+            var said = stopping ?? "exact: stopping after the current column (Ctrl-C again aborts at once)";
+            var saidOnTerm = stopping ?? "exact: SIGTERM received; stopping after the current column";
             handler = (_, e) =>
             {
                 if (Interlocked.Increment(ref presses) > 1) { e.Cancel = false; return; }
                 e.Cancel = true;
                 source.Cancel();
-                log.WriteLine("exact: stopping after the current column (Ctrl-C again aborts at once)");
+                log.WriteLine(said);
             };
             Console.CancelKeyPress += handler;
             if (!OperatingSystem.IsWindows())
@@ -436,7 +439,7 @@ public static class HessianCommand
                 {
                     c.Cancel = true;
                     source.Cancel();
-                    log.WriteLine("exact: SIGTERM received; stopping after the current column");
+                    log.WriteLine(saidOnTerm);
                 });
         }
 

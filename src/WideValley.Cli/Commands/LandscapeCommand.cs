@@ -83,6 +83,11 @@ public static class LandscapeCommand
                 ctx.Error.WriteLine($"widevalley: {e.Message}");
                 return ExitCodes.Failure;
             }
+            catch (OperationCanceledException)
+            {
+                ctx.Error.WriteLine("widevalley: interrupted; nothing was written.");
+                return ExitCodes.Interrupted;
+            }
         });
         return command.WithRanges();
 
@@ -133,6 +138,8 @@ public static class LandscapeCommand
             log.WriteLine($"landscape {kind}: {run.Name}, {run.Samples:N0} samples, {count} points per axis on [{F(from)}, {F(to)}]: " +
                           $"{(kind == "2d" ? $"{count:N0} x {count:N0} = " : "")}{evaluations:N0} evaluations of the loss over the samples; the time left is said after the first");
             var progress = new SliceProgressLog(log, kind);
+            // A random-direction slice stops between points on Ctrl-C or SIGTERM (an interpolation runs to its end).
+            using var stop = kind == "interp" ? null : new HessianCommand.StopOnSignal(log, $"landscape {kind}: stopping after the current point; nothing will be written");
 
             var watch = Stopwatch.StartNew();
             IReadOnlyList<SlicePoint> result;
@@ -145,7 +152,7 @@ public static class LandscapeCommand
             }
             else
             {
-                var sliceOptions = new SliceOptions { Points = count, From = from, To = to, Seed = seedValue, Landscape = options, Progress = progress };
+                var sliceOptions = new SliceOptions { Points = count, From = from, To = to, Seed = seedValue, Landscape = options, Progress = progress, Cancellation = stop?.Token ?? default };
                 result = kind == "1d"
                     ? Slices.RandomDirection1D(run.Model, run.EvaluationSet, sliceOptions)
                     : Slices.RandomDirections2D(run.Model, run.EvaluationSet, sliceOptions);

@@ -206,6 +206,31 @@ public sealed class LandscapeNonFiniteTests
     }
 
     [Fact]
+    public void ACancelledSliceStopsBetweenPointsAndRestoresTheWeights()
+    {
+        using var model = TinyConvNet.WithFixtureWeights();
+        using var scope = NewDisposeScope();
+        var (inputs, labels) = Samples();
+        var before = Slices.FlatParameters(model);
+        using var cancelled = new CancellationTokenSource();
+        var seen = 0;
+        var progress = new Reporter(p =>
+        {
+            seen = (int)p.Done;
+            if (p.Done == 2) cancelled.Cancel();
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => Slices.RandomDirections2D(model, [(inputs, labels)],
+            new SliceOptions { Points = 5, Progress = progress, Cancellation = cancelled.Token }));
+        Assert.Equal(2, seen);
+        Assert.True(before.eq(Slices.FlatParameters(model)).all().item<bool>());
+    }
+
+    private sealed class Reporter(Action<CurvatureProgress> report) : IProgress<CurvatureProgress>
+    {
+        public void Report(CurvatureProgress value) => report(value);
+    }
+
+    [Fact]
     public void ATwoDimensionalSliceSaysItsSizeAndEstimateBeforeAndWhileItRuns()
     {
         using var dir = new TempDir("widevalley-nonfinite");
