@@ -151,7 +151,20 @@ public sealed class BadOptionTests(BadOptionRunFixture fixture) : IClassFixture<
             { $"{Hessian} --method trace --hutch++ --probes 2", 2, "--hutch++ splits --probes in three" },
             { $"{Hessian} --method slq --steps 3000000000", 2, "3000000000|--steps" },
 
+            { $"{Hessian} --method lanczos --top 100000", 2, "--top 100000|larger than the number of parameters measured" },
+            { $"{Hessian} --method lanczos --top 20 --steps 5", 2, "--steps 5|below Top 20" },
+            { $"{Hessian} --method exact --eigen inertia --bands 5e-3", 2, "--bands: 5e-3 is not one of the reported thresholds" },
+            { $"{Hessian} --method exact --eigen inertia --bands x", 2, "--bands: 'x' is not a number" },
+            { $"{Hessian} --method trace --top 3", 2, "--top applies to --method lanczos, not trace" },
+            { $"{Hessian} --method lanczos --workers 2", 2, "--workers apply to --method exact, not lanczos" },
+            { $"{Hessian} --method bogus", 2, "--method must be one of|bogus" },
+
             // ---- landscape ----
+            { $"{Landscape} --slice 3d", 2, "--slice must be one of|3d" },
+            { $"{Landscape} --slice 1d --range=a:b", 2, "--range must be FROM:TO|a:b" },
+            { $"{Landscape} --slice 1d --range=-1:Infinity", 2, "--range must be FROM:TO|-1:Infinity" },
+            { $"{Landscape} --slice interp --points 5", 2, "--slice interp needs --other" },
+            { $"{Landscape} --slice 2d --points 501 --samples 0", 2, "--samples must be at least 1, got 0" },
             { $"{Landscape} --slice 2d --points 100000", 2, "--points 100000|100,000 x 100,000|10,000,000,000|at most 501" },
             { $"{Landscape} --slice 2d --points 502", 2, "--points 502|at most 501" },
             { $"{Landscape} --slice 1d --points 100001", 2, "--points 100001|100,000" },
@@ -162,6 +175,11 @@ public sealed class BadOptionTests(BadOptionRunFixture fixture) : IClassFixture<
             { $"{Landscape} --slice 1d --samples 0", 2, "--samples must be at least 1, got 0" },
             { $"{Landscape} --slice 1d --batch-size -2", 2, "--batch-size must be at least 1, got -2" },
             { $"{Landscape} --slice 1d --threads 100000", 2, $"--threads must be {threadsAbove}" },
+
+            { $"{Train} --lr-schedule step:0:3", 2, "learning-rate schedule 'step:0:3'" },
+            { $"{Train} -o entropy-sgd --scoping-schedule cubic", 2, "cubic|--scoping-schedule" },
+            { $"{Train} -o sgd --nesterov", 2, "--nesterov needs --momentum greater than 0" },
+            { $"{Train} -o sgd --langevin-lr 0.2", 2, "--langevin-lr does not apply to --optimizer sgd" },
 
             // ---- evaluate ----
             { "evaluate {RUN} --threads 100000", 2, $"--threads must be {threadsAbove}" },
