@@ -71,7 +71,7 @@ public static class CliApp
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var error in parse.Errors) stderr.WriteLine($"widevalley: {error.Message}");
+            foreach (var error in parse.Errors) stderr.WriteLine($"widevalley: {NamingTheOption(error)}");
             stderr.WriteLine("Run 'widevalley --help' (or '<command> --help') for usage.");
             return ExitCodes.Usage;
         }
@@ -107,6 +107,21 @@ public static class CliApp
     /// <see cref="TorchLoadException"/>, which names the cause, when torch cannot be loaded.
     /// </summary>
     static void ConfigureTorch() => TorchRuntime.EnsureInitialized();
+
+    /// <summary>
+    /// A parse error's message with the option it concerns in front when the message does not name it (System.CommandLine
+    /// says "Argument 'cubic' not recognized. Must be one of: ..." without the flag).
+    /// </summary>
+    static string NamingTheOption(System.CommandLine.Parsing.ParseError error)
+    {
+        var option = error.SymbolResult switch
+        {
+            System.CommandLine.Parsing.OptionResult o => o.Option,
+            System.CommandLine.Parsing.ArgumentResult { Parent: System.CommandLine.Parsing.OptionResult o } => o.Option,
+            _ => null,
+        };
+        return option is null || error.Message.Contains(option.Name, StringComparison.Ordinal) ? error.Message : $"{option.Name}: {error.Message}";
+    }
 
     /// <summary>False for --help and --version, which print text and need no torch.</summary>
     static bool RunsACommand(RootCommand root, ParseResult parse)

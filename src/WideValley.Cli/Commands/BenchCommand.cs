@@ -20,7 +20,7 @@ public static class BenchCommand
         command.Add(HessianCommand(ctx));
         command.Add(DataCommand(ctx));
         BenchSuiteCommand.Configure(command, ctx);
-        return command;
+        return command.WithRanges();
     }
 
     static Command OptimizerCommand(CliContext ctx)

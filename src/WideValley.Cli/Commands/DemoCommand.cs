@@ -37,8 +37,6 @@ public static class DemoCommand
         {
             var effectiveEpochs = p.GetValue(budget);
             var langevinSteps = p.GetValue(l);
-            if (!(effectiveEpochs > 0) || double.IsInfinity(effectiveEpochs))
-                throw new UsageException($"--effective-epochs must be a positive number, got {effectiveEpochs}");
             if (langevinSteps < 1) throw new UsageException($"-L must be at least 1, got {langevinSteps}");
             var source = LocateData(ctx, p.GetValue(data)!, p.GetValue(dataDir));
             if (source is null) return ExitCodes.Failure;
@@ -55,14 +53,28 @@ public static class DemoCommand
                 ctx.Out.WriteLine($"== {label}: {Describe(config)}");
                 using var run = RunSetup.Prepare(config, runDir, message => ctx.Out.WriteLine(message));
                 var result = TrainingConsole.Train(ctx, run, resume: false, label: label);
-                if (result.Status != TrainingStatus.Completed) return TrainCommand.Report(ctx, result, runDir);
+                if (result.Status != TrainingStatus.Completed)
+                    return TrainCommand.Report(ctx, result with { Message = ResumeAdvice(result.Message, runDir) }, runDir);
                 results.Add((label, config, result));
             }
             WriteTable(ctx, results);
             ctx.Out.WriteLine($"runs (metrics.jsonl, TensorBoard, checkpoints) in {outDir}");
             return ExitCodes.Ok;
         });
-        return command;
+        return command.WithRanges();
+    }
+
+    /// <summary>
+    /// The trainer's message with its advice to pass --resume (an option of <c>train</c>, not of <c>demo</c>) turned
+    /// into the command that continues that run: <c>widevalley train --resume --out RUN</c>.
+    /// </summary>
+    internal static string ResumeAdvice(string? message, string runDir)
+    {
+        var continueWith = $"'widevalley train --resume --out {runDir}' (demo has no --resume; run the demo again to start over)";
+        if (string.IsNullOrEmpty(message)) return $"continue this run with {continueWith}";
+        return message.Contains("with --resume", StringComparison.Ordinal)
+            ? message.Replace("with --resume", "with " + continueWith, StringComparison.Ordinal)
+            : message.Replace("--resume", continueWith, StringComparison.Ordinal);
     }
 
     /// <summary>

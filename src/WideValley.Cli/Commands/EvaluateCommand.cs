@@ -86,7 +86,7 @@ public static class EvaluateCommand
             if (p.GetValue(json)) ctx.Out.WriteLine(result.ToJsonString());
             return ExitCodes.Ok;
         });
-        return command;
+        return command.WithRanges();
     }
 
     static int EvaluateModelFile(CliContext ctx, ParseResult p, ModelSourceCommandOptions source, IReadOnlyList<EvaluationSplit> wanted,

@@ -124,7 +124,7 @@ public static class HessianCommand
             };
             return Execute(ctx, settings);
         });
-        return command;
+        return command.WithRanges();
     }
 
     /// <summary>What `hessian` measures, as its options say; experiment commands build one to measure a run the same way.</summary>
@@ -328,6 +328,12 @@ public static class HessianCommand
                 ctx.Error.WriteLine($"widevalley: {e.Message}");
                 return ExitCodes.Failure;
             }
+            catch (NonFiniteValuesException e)
+            {
+                // NaN or infinite weights (checked before measuring) or results (checked before writing): nothing was written.
+                ctx.Error.WriteLine($"widevalley: {e.Message}");
+                return ExitCodes.Failure;
+            }
             catch (InvalidOperationException e)
             {
                 // A loss without a gradient graph, a disposed tensor, ...: said as what it is, never as a foreign column folder.
@@ -415,14 +421,17 @@ public static class HessianCommand
         private readonly PosixSignalRegistration? term;
         private int presses;
 
-        public StopOnSignal(TextWriter log)
+        /// <summary>Stops <see cref="Token"/> on the first Ctrl-C or SIGTERM, saying <paramref name="stopping"/> (default: the exact route's words).</summary>
+        public StopOnSignal(TextWriter log, string? stopping = null)
         {
+            var said = stopping ?? "exact: stopping after the current column (Ctrl-C again aborts at once)";
+            var saidOnTerm = stopping ?? "exact: SIGTERM received; stopping after the current column";
             handler = (_, e) =>
             {
                 if (Interlocked.Increment(ref presses) > 1) { e.Cancel = false; return; }
                 e.Cancel = true;
                 source.Cancel();
-                log.WriteLine("exact: stopping after the current column (Ctrl-C again aborts at once)");
+                log.WriteLine(said);
             };
             Console.CancelKeyPress += handler;
             if (!OperatingSystem.IsWindows())
@@ -430,7 +439,7 @@ public static class HessianCommand
                 {
                     c.Cancel = true;
                     source.Cancel();
-                    log.WriteLine("exact: SIGTERM received; stopping after the current column");
+                    log.WriteLine(saidOnTerm);
                 });
         }
 

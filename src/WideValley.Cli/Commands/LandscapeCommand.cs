@@ -23,6 +23,15 @@ public static class LandscapeCommand
     /// <summary>Default size of the evaluation set.</summary>
     public const long DefaultSamples = 1000;
 
+    /// <summary>Most --points along the line of an interp or 1d slice (each point is one pass over the samples).</summary>
+    public const int MaxPointsLine = 100_000;
+
+    /// <summary>
+    /// Most --points per axis of a 2d slice: 501 x 501 = 251,001 passes over the samples (hours for the default 1,000
+    /// samples of a small network). 100,000 would be 10^10 passes, years of work.
+    /// </summary>
+    public const int MaxPoints2D = 501;
+
     /// <summary>The slices, as spelled on the command line.</summary>
     public static readonly string[] SliceKinds = ["interp", "1d", "2d"];
 
@@ -39,7 +48,10 @@ public static class LandscapeCommand
             Description = "interp: the end point B, a checkpoint of the same network, or with --model-file another file of the same network, read the same way.",
         };
         var slice = new Option<string>("--slice") { Description = "interp (A to B), 1d or 2d (filter-normalised random directions around A).", Required = true };
-        var points = new Option<int?>("--points") { Description = "Points along each axis (default 41 for interp and 1d, 21 for 2d)." };
+        var points = new Option<int?>("--points")
+        {
+            Description = $"Points along each axis (default 41 for interp and 1d, 21 for 2d; at most {MaxPointsLine:N0} along a line, {MaxPoints2D} per axis of a 2d grid).",
+        };
         var range = new Option<string?>("--range") { Description = "FROM:TO along each axis (default -0.5:1.5 for interp, -1:1 for random directions); write --range=-1:1." };
         var samples = Samples(DefaultSamples);
         var batch = BatchSize("default 500");
@@ -61,6 +73,26 @@ public static class LandscapeCommand
         source.AddTo(command);
         command.SetAction(p =>
         {
+            try
+            {
+                return Execute(ctx, p);
+            }
+            catch (NonFiniteValuesException e)
+            {
+                // NaN or infinite weights (checked before measuring) or a slice without a finite loss at them: nothing was written.
+                ctx.Error.WriteLine($"widevalley: {e.Message}");
+                return ExitCodes.Failure;
+            }
+            catch (OperationCanceledException)
+            {
+                ctx.Error.WriteLine("widevalley: interrupted; nothing was written.");
+                return ExitCodes.Interrupted;
+            }
+        });
+        return command.WithRanges();
+
+        int Execute(CliContext ctx, ParseResult p)
+        {
             var kind = p.GetValue(slice)!.ToLowerInvariant();
             if (!SliceKinds.Contains(kind)) throw new UsageException($"--slice must be one of {string.Join(", ", SliceKinds)}, got '{p.GetValue(slice)}'");
             var otherPath = p.GetValue(other);
@@ -71,6 +103,11 @@ public static class LandscapeCommand
             if (kind != "interp" && otherPath is not null) throw new UsageException($"--other applies to --slice interp; --slice {kind} explores random directions around {thisArgument}");
             var count = p.GetValue(points) ?? (kind == "2d" ? 21 : 41);
             if (count < 2) throw new UsageException($"--points must be at least 2, got {count}");
+            var most = kind == "2d" ? MaxPoints2D : MaxPointsLine;
+            if (count > most)
+                throw new UsageException(kind == "2d"
+                    ? $"--points {count} for --slice 2d is a {count:N0} x {count:N0} grid, {(long)count * count:N0} passes over the samples; a 2d slice takes at most {MaxPoints2D} points per axis"
+                    : $"--points {count} for --slice {kind} is above the limit of {MaxPointsLine:N0} points along a line");
             var (from, to) = ParseRange(p.GetValue(range), kind == "interp" ? (-0.5, 1.5) : (-1.0, 1.0));
             var options = new LandscapeOptions
             {
@@ -97,7 +134,12 @@ public static class LandscapeCommand
             options = options with { ModelFactory = run.ModelFactory };
             var outDir = Path.GetFullPath(p.GetValue(output) ?? run.DefaultOut($"landscape-{kind}"));
             var seedValue = p.GetValue(seed);
-            log.WriteLine($"landscape {kind}: {run.Name}, {run.Samples:N0} samples, {count} points per axis on [{F(from)}, {F(to)}]");
+            var evaluations = kind == "2d" ? (long)count * count : count;
+            log.WriteLine($"landscape {kind}: {run.Name}, {run.Samples:N0} samples, {count} points per axis on [{F(from)}, {F(to)}]: " +
+                          $"{(kind == "2d" ? $"{count:N0} x {count:N0} = " : "")}{evaluations:N0} evaluations of the loss over the samples; the time left is said after the first");
+            var progress = new SliceProgressLog(log, kind);
+            // A random-direction slice stops between points on Ctrl-C or SIGTERM (an interpolation runs to its end).
+            using var stop = kind == "interp" ? null : new HessianCommand.StopOnSignal(log, $"landscape {kind}: stopping after the current point; nothing will be written");
 
             var watch = Stopwatch.StartNew();
             IReadOnlyList<SlicePoint> result;
@@ -106,16 +148,17 @@ public static class LandscapeCommand
                 using var start = Slices.FlatParameters(run.Model, options.Parameters);
                 // B's weights; A keeps its own weights and buffers: BatchNorm running statistics along the line are A's.
                 using var end = run.OtherParameters(otherPath!, request is null ? checkpointArgument! : request.File, options.Parameters);
-                result = Slices.Interpolation(run.Model, run.EvaluationSet, start, end, count, from, to, options);
+                result = Slices.Interpolation(run.Model, run.EvaluationSet, start, end, count, from, to, options, progress);
             }
             else
             {
-                var sliceOptions = new SliceOptions { Points = count, From = from, To = to, Seed = seedValue, Landscape = options };
+                var sliceOptions = new SliceOptions { Points = count, From = from, To = to, Seed = seedValue, Landscape = options, Progress = progress, Cancellation = stop?.Token ?? default };
                 result = kind == "1d"
                     ? Slices.RandomDirection1D(run.Model, run.EvaluationSet, sliceOptions)
                     : Slices.RandomDirections2D(run.Model, run.EvaluationSet, sliceOptions);
             }
             var seconds = watch.Elapsed.TotalSeconds;
+            RequireFiniteSlice(kind, result);
 
             Directory.CreateDirectory(outDir);
             var files = new List<string>();
@@ -191,8 +234,57 @@ public static class LandscapeCommand
                 ctx.Out.WriteLine($"{result.Count:N0} evaluations in {F(seconds, "0.0")} s; wrote {outDir}: {string.Join(", ", files)}");
             }
             return ExitCodes.Ok;
-        });
-        return command;
+        }
+    }
+
+    /// <summary>
+    /// Refuses a slice with nothing to show: the loss non-finite at every point, or at the measured weights themselves
+    /// (alpha = beta = 0 of a random slice, t = 0 or 1 of an interpolation, when on the grid). Far from the weights the
+    /// loss may overflow; those points stay in the CSV. Thrown before anything is written.
+    /// </summary>
+    /// <exception cref="NonFiniteValuesException">Names the point.</exception>
+    internal static void RequireFiniteSlice(string kind, IReadOnlyList<SlicePoint> result)
+    {
+        if (result.Count > 0 && result.All(r => !double.IsFinite(r.Loss)))
+            throw new NonFiniteValuesException("loss",
+                $"landscape {kind}: the loss is {F(result[0].Loss)} at every one of the {result.Count:N0} points although the weights are finite " +
+                "(the network's output overflows or is undefined here); nothing was written");
+        double[] anchors = kind == "interp" ? [0.0, 1.0] : [0.0];
+        foreach (var r in result)
+            if (anchors.Contains(r.Alpha) && (kind != "2d" || r.Beta == 0) && !double.IsFinite(r.Loss))
+                throw new NonFiniteValuesException("loss",
+                    $"landscape {kind}: the loss at the {(kind == "interp" ? (r.Alpha == 0 ? "start point A" : "end point B") : "measured weights")} is {F(r.Loss)} " +
+                    "although the weights are finite (the network's output overflows or is undefined there); nothing was written");
+    }
+
+    /// <summary>
+    /// Log lines for a slice's progress: after the first point, how long one took and the estimate for all; then every
+    /// tenth of the points, with the time left.
+    /// </summary>
+    private sealed class SliceProgressLog(TextWriter log, string kind) : IProgress<CurvatureProgress>
+    {
+        private long lastTenth;
+
+        public void Report(CurvatureProgress value)
+        {
+            if (value.Total <= 1) return;
+            var perPoint = value.Elapsed.TotalSeconds / Math.Max(1, value.Done);
+            var left = TimeSpan.FromSeconds(Math.Min(perPoint * (value.Total - value.Done), TimeSpan.MaxValue.TotalSeconds / 2));
+            if (value.Done == 1)
+            {
+                log.WriteLine($"landscape {kind}: the first evaluation took {F(perPoint, "0.###")} s; the {value.Total:N0} take about {Say(TimeSpan.FromSeconds(perPoint * value.Total))}");
+                return;
+            }
+            var tenth = value.Done * 10 / value.Total;
+            if (tenth <= lastTenth || value.Done == value.Total) return;
+            lastTenth = tenth;
+            log.WriteLine($"landscape {kind}: {value.Done:N0}/{value.Total:N0} points ({tenth * 10}%), about {Say(left)} left");
+        }
+
+        private static string Say(TimeSpan t) => t.TotalSeconds < 60 ? $"{F(t.TotalSeconds, "0.#")} s"
+            : t.TotalHours < 1 ? $"{(int)t.TotalMinutes} min {t.Seconds:00} s"
+            : t.TotalDays < 2 ? $"{Math.Floor(t.TotalHours):0} h {t.Minutes:00} min"
+            : $"{F(t.TotalDays, "N0")} days";
     }
 
     /// <summary>"FROM:TO" into two finite numbers with FROM &lt; TO.</summary>

@@ -17,6 +17,6 @@ public static class ReproduceCommand
         command.Add(HessianUniversalityCommand.Create(ctx));
         command.Add(LocalEntropyToyCommand.Create(ctx));
         command.Add(SgldBaselineCommand.Create(ctx));
-        return command;
+        return command.WithRanges();
     }
 }

@@ -192,7 +192,7 @@ public static class TrainCommand
         command.Add(output);
         command.Add(resume);
         command.SetAction(p => Execute(ctx, options, p, p.GetValue(output), p.GetValue(resume)));
-        return command;
+        return command.WithRanges();
     }
 
     static int Execute(CliContext ctx, RunOptions options, ParseResult p, string? outDir, bool resume)

@@ -397,6 +397,28 @@ public static class ExactHessian
     }
 
     /// <summary>
+    /// An estimate of how long <see cref="Eigenvalues"/> takes for an n x n matrix of <paramref name="type"/> on
+    /// <paramref name="device"/>: a calibration solve of a random symmetric matrix of min(n, 400) rows, timed, scaled
+    /// by the n^3 cost of the tridiagonal reduction. Said before the real solve, which LAPACK runs to its end without
+    /// reporting or stopping. Costs a few milliseconds.
+    /// </summary>
+    public static TimeSpan EstimateEigenvaluesTime(long n, ScalarType type, Device? device = null)
+    {
+        if (n < 1) return TimeSpan.Zero;
+        var m = Math.Min(n, 400);
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(12345);
+        var a = randn([m, m], dtype: type, device: CPU, generator: generator).to(device ?? CPU);
+        var symmetric = a.add(a.t());
+        // A first call loads LAPACK's code paths; only the second is timed.
+        using (var warm = linalg.eigvalsh(eye(4, dtype: type, device: device ?? CPU))) { }
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        using (var values = linalg.eigvalsh(symmetric).cpu()) { }
+        var seconds = watch.Elapsed.TotalSeconds * Math.Pow((double)n / m, 3);
+        return TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.MaxValue.TotalSeconds / 2));
+    }
+
+    /// <summary>
     /// All eigenvalues of a symmetric matrix, ascending, as a float64 CPU vector (torch.linalg.eigvalsh in
     /// <paramref name="eigenType"/>; default <see cref="DefaultEigenType"/>).
     /// </summary>

@@ -255,6 +255,7 @@ public static class HessianMeasurement
         ArgumentNullException.ThrowIfNull(hvp);
         ArgumentNullException.ThrowIfNull(settings);
         var watch = Stopwatch.StartNew();
+        RequireFiniteLossAndGradient(hvp, MethodName(settings.Method));
         var hvpsBefore = hvp.HvpCount;
         var result = settings.Method switch
         {
@@ -266,6 +267,7 @@ public static class HessianMeasurement
         };
         result.Hvps = hvp.HvpCount - hvpsBefore;
         result.Elapsed = watch.Elapsed;
+        RequireFiniteResult(result);
         return result;
     }
 
@@ -315,7 +317,51 @@ public static class HessianMeasurement
         }
         m.Tables.Add(MeasurementTable.Columns("diag-fisher.csv", ("index", Enumerable.Range(0, values.Length).Select(i => (double)i).ToArray()), ("fisher", values)));
         m.Elapsed = watch.Elapsed;
+        RequireFiniteResult(m);
         return m;
+    }
+
+    /// <summary>
+    /// One gradient at the weights, before any product is spent or any column stored: the weights were checked finite
+    /// when <paramref name="hvp"/> was built, but parameters outside the selection (or an overflowing network) can still
+    /// make the loss NaN, and every Hessian quantity with it.
+    /// </summary>
+    /// <exception cref="NonFiniteValuesException">The loss or a gradient entry is not finite (names the parameter).</exception>
+    public static void RequireFiniteLossAndGradient(Hvp hvp, string method)
+    {
+        ArgumentNullException.ThrowIfNull(hvp);
+        var where = $"hessian {method}";
+        var (gradient, loss) = hvp.Gradient();
+        using (gradient)
+        {
+            FiniteChecks.RequireFinite(loss, "loss at the weights", where);
+            using var scope = NewDisposeScope();
+            var bad = isfinite(gradient).logical_not();
+            if (bad.any().item<bool>())
+            {
+                var index = bad.nonzero()[0, 0].item<long>();
+                var block = hvp.Layout.Blocks[hvp.Layout.BlockOf(index)];
+                throw new NonFiniteValuesException(block.Name,
+                    $"{where}: the gradient at the weights is not finite in parameter '{block.Name}' (index {index - block.Offset:N0}) although the weights are; nothing was measured");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Refuses a result with a NaN or infinite headline quantity (eigenvalues, extremes, trace, Fisher diagonal), so
+    /// that nothing is written for it: the weights were checked finite before measuring (<see cref="LandscapeLoss"/>),
+    /// so such a value means the loss overflowed or is undefined at these weights, and its "spectrum" would be noise.
+    /// </summary>
+    /// <exception cref="NonFiniteValuesException">Names the first non-finite quantity.</exception>
+    public static void RequireFiniteResult(HessianMeasurementResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var where = $"hessian {MethodName(result.Method)}";
+        if (result.Eigenvalues is { } eigenvalues) FiniteChecks.RequireFinite(eigenvalues, "eigenvalue", where);
+        if (result.LambdaMax is double max) FiniteChecks.RequireFinite(max, "largest eigenvalue", where);
+        if (result.LambdaMin is double min) FiniteChecks.RequireFinite(min, "smallest eigenvalue", where);
+        if (result.Trace is double trace) FiniteChecks.RequireFinite(trace, "trace", where);
+        if (result.FisherDiagonal is { } fisher) FiniteChecks.RequireFinite(fisher, "diagonal Fisher entry", where);
     }
 
     /// <summary>
@@ -440,6 +486,9 @@ public static class HessianMeasurement
             $"blocks of {perBlock:N0} finished columns are kept in {columns}");
 
         using var dense = ExactHessian.Compute(hvp, options);
+        // LAPACK given NaN may loop or abort; the products were finite at the start, so this is rare, but said by name.
+        if (!isfinite(dense.Hessian).all().item<bool>())
+            throw new NonFiniteValuesException("Hessian", $"hessian exact: the {n:N0} x {n:N0} Hessian has non-finite entries; its eigenvalues are not computed and nothing was written");
         var eigenWatch = Stopwatch.StartNew();
         HessianMeasurementResult m;
         double[]? eigenvalues = null;
@@ -447,16 +496,24 @@ public static class HessianMeasurement
         {
             // Small matrices are factorised in float64, as eigvalsh would be (the plan counted the copy).
             using var converted = dense.Hessian.dtype == plan.EigenType ? null : dense.Hessian.to(plan.EigenType);
+            // Each LDL^T factorisation (about n^3/3 flops, a quarter of the tridiagonal reduction) runs in LAPACK to its end too.
+            var factorisations = 2 * s.BandIndices.Count;
+            var estimate = ExactHessian.EstimateEigenvaluesTime(n, plan.EigenType, dense.Hessian.device) / 4 * factorisations;
+            log.WriteLine($"exact: {factorisations} LDL^T factorisations of the {n:N0} x {n:N0} matrix, estimated {Duration(estimate)} in all; " +
+                          "they cannot be interrupted: Ctrl-C and SIGTERM are not seen until they end");
             m = InertiaRoute(converted ?? dense.Hessian, s.BandIndices, s.Seed, log, hvp.Dtype);
         }
         else
         {
             // LAPACK reports nothing while it runs, and for tens of thousands of parameters this is the longest,
             // silent part of the measurement: say that it started and what it costs, so it is not taken for a hang.
+            // Nor can it be stopped: Ctrl-C and SIGTERM are seen only after it returns. Say so, with the time to expect.
+            var estimate = ExactHessian.EstimateEigenvaluesTime(n, plan.EigenType, dense.Hessian.device);
             log.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "exact: all eigenvalues of the {0:N0} x {0:N0} matrix ({1}, LAPACK syevd through torch.linalg.eigvalsh), started {2:HH:mm:ss}; " +
-                "no progress is reported until it ends; its cost grows as n^3 (about {3:0.#e+0} flops for the tridiagonal reduction)",
-                n, DtypeName(plan.EigenType), DateTime.Now, 4.0 / 3.0 * Math.Pow(n, 3)));
+                "no progress is reported until it ends; its cost grows as n^3 (about {3:0.#e+0} flops for the tridiagonal reduction), estimated {4} " +
+                "(from a timed {5:N0} x {5:N0} solve). It cannot be interrupted: Ctrl-C and SIGTERM are not seen until it ends (the finished columns are in {6})",
+                n, DtypeName(plan.EigenType), DateTime.Now, 4.0 / 3.0 * Math.Pow(n, 3), Duration(estimate), Math.Min(n, 400), columns));
             using var eigenvalueTensor = ExactHessian.Eigenvalues(dense.Hessian, plan.EigenType);
             eigenvalues = eigenvalueTensor.data<double>().ToArray();
             m = new HessianMeasurementResult
@@ -558,6 +615,13 @@ public static class HessianMeasurement
         File.Delete(Path.Combine(folder, "manifest.json"));
         if (!Directory.EnumerateFileSystemEntries(folder).Any()) Directory.Delete(folder);
     }
+
+    /// <summary>"0.3 s", "4 min 10 s", "2 h 05 min": a duration as the log lines say it.</summary>
+    internal static string Duration(TimeSpan t) => t.TotalSeconds < 60
+        ? string.Format(CultureInfo.InvariantCulture, "{0:0.#} s", t.TotalSeconds)
+        : t.TotalHours < 1
+            ? string.Format(CultureInfo.InvariantCulture, "{0} min {1:00} s", (int)t.TotalMinutes, t.Seconds)
+            : string.Format(CultureInfo.InvariantCulture, "{0:N0} h {1:00} min", Math.Floor(t.TotalHours), t.Minutes);
 
     private static string Clock(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t:mm\\:ss}" : t.ToString("mm\\:ss", CultureInfo.InvariantCulture);
 

@@ -101,6 +101,8 @@ internal sealed class LandscapeLoss : IDisposable
         if (!is_floating_point(Dtype))
             throw new ArgumentException($"{where}: ComputeType must be a floating type; got {Dtype}.", nameof(options));
         Device = first.device;
+        // Refused before anything is copied or measured: NaN weights give NaN everywhere, or break LAPACK later.
+        FiniteChecks.RequireFiniteParameters(model, Options.Parameters.ResolveNames(model), where);
         if (Dtype != modelType)
         {
             Model = BuildCopy(model, Dtype, Options.ModelFactory, where, $"computing in {Dtype}");

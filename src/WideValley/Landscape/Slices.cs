@@ -43,6 +43,12 @@ public sealed record SliceOptions
 
     /// <summary>Loss, parameters, BatchNorm and dropout handling.</summary>
     public LandscapeOptions Landscape { get; init; } = new();
+
+    /// <summary>Reported after each evaluated point (method "slice"; Done and Total count points).</summary>
+    public IProgress<CurvatureProgress>? Progress { get; init; }
+
+    /// <summary>Stops the sweep between points (<see cref="OperationCanceledException"/>; the weights are restored).</summary>
+    public CancellationToken Cancellation { get; init; }
 }
 
 /// <summary>
@@ -67,16 +73,20 @@ public static class Slices
     }
 
     /// <summary>Loss and error at w(t) = from + t (to - from) for <paramref name="points"/> values of t in [start, end].</summary>
+    /// <remarks>Both end points must be finite (<see cref="NonFiniteValuesException"/> names the first parameter that is not).</remarks>
     public static IReadOnlyList<SlicePoint> Interpolation(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
-        Tensor from, Tensor to, int points = 41, double start = -0.5, double end = 1.5, LandscapeOptions? options = null)
+        Tensor from, Tensor to, int points = 41, double start = -0.5, double end = 1.5, LandscapeOptions? options = null,
+        IProgress<CurvatureProgress>? progress = null)
     {
         CheckAxis(points, start, end, "Slices.Interpolation");
         using var loss = new LandscapeLoss(model, evaluationSet, options, "Slices.Interpolation");
         using var scope = NewDisposeScope();
         var a = loss.Conform(from, nameof(from), "Slices.Interpolation");
         var b = loss.Conform(to, nameof(to), "Slices.Interpolation");
+        FiniteChecks.RequireFiniteFlat(a, loss.Layout, "the start point", "Slices.Interpolation");
+        FiniteChecks.RequireFiniteFlat(b, loss.Layout, "the end point", "Slices.Interpolation");
         var direction = b.sub(a);
-        return Sweep(loss, a, direction, null, Axis(points, start, end), [0.0]);
+        return Sweep(loss, a, direction, null, Axis(points, start, end), [0.0], progress, CancellationToken.None);
     }
 
     /// <summary>Loss and error at w + alpha d along one filter-normalised random direction d.</summary>
@@ -90,7 +100,7 @@ public static class Slices
         var center = loss.GetFlat();
         using var generator = new Generator((ulong)o.Seed);
         var d = FilterNormalizedDirection(loss.Layout, center, generator, o.OneDimensional);
-        return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0]);
+        return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0], o.Progress, o.Cancellation);
     }
 
     /// <summary>
@@ -107,7 +117,7 @@ public static class Slices
         using var scope = NewDisposeScope();
         var center = loss.GetFlat();
         var d = loss.Conform(direction, nameof(direction), "Slices.AlongDirection");
-        return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0]);
+        return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0], o.Progress, o.Cancellation);
     }
 
     /// <summary>A 1-D slice of an open loss: along <paramref name="direction"/>, or a seeded filter-normalised random one when null.</summary>
@@ -126,7 +136,7 @@ public static class Slices
         {
             d = loss.Conform(direction, nameof(direction), where);
         }
-        return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0]);
+        return Sweep(loss, center, d, null, Axis(o.Points, o.From, o.To), [0.0], o.Progress, o.Cancellation);
     }
 
     /// <summary>Loss and error at w + alpha d1 + beta d2 on a Points x Points grid, with two filter-normalised random directions.</summary>
@@ -142,7 +152,7 @@ public static class Slices
         var d1 = FilterNormalizedDirection(loss.Layout, center, generator, o.OneDimensional);
         var d2 = FilterNormalizedDirection(loss.Layout, center, generator, o.OneDimensional);
         var axis = Axis(o.Points, o.From, o.To);
-        return Sweep(loss, center, d1, d2, axis, axis);
+        return Sweep(loss, center, d1, d2, axis, axis, o.Progress, o.Cancellation);
     }
 
     /// <summary>
@@ -197,8 +207,11 @@ public static class Slices
         AtomicFile.WriteAllText(path, text.ToString());
     }
 
-    private static IReadOnlyList<SlicePoint> Sweep(LandscapeLoss loss, Tensor origin, Tensor d1, Tensor? d2, double[] alphas, double[] betas)
+    private static IReadOnlyList<SlicePoint> Sweep(LandscapeLoss loss, Tensor origin, Tensor d1, Tensor? d2, double[] alphas, double[] betas,
+        IProgress<CurvatureProgress>? progress, CancellationToken cancellation)
     {
+        var total = (long)alphas.Length * betas.Length;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         var saved = loss.GetFlat();
         var results = new List<SlicePoint>(alphas.Length * betas.Length);
         try
@@ -208,6 +221,7 @@ public static class Slices
             {
                 foreach (var alpha in alphas)
                 {
+                    cancellation.ThrowIfCancellationRequested();
                     using (no_grad())
                     {
                         point.copy_(origin).AddScaled_(d1, alpha);
@@ -216,6 +230,7 @@ public static class Slices
                     loss.SetFlat(point);
                     var (l, error) = loss.Evaluate();
                     results.Add(new SlicePoint(alpha, beta, l, error));
+                    progress?.Report(new CurvatureProgress("slice", results.Count, total, watch.Elapsed));
                 }
             }
             return results;

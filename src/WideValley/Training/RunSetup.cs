@@ -232,6 +232,26 @@ public static class RunSetup
     };
 
     /// <summary>
+    /// Most libtorch threads a run may ask for: 4 per logical core. More only oversubscribes the cores (100,000 made
+    /// libtorch start thousands of threads and print nothing for minutes).
+    /// </summary>
+    public static int MaxThreads => 4 * Environment.ProcessorCount;
+
+    /// <summary>
+    /// Refuses a minibatch larger than the training set it is drawn from (each step would then see the whole set,
+    /// several times over in the effective-epoch count); names both numbers.
+    /// </summary>
+    /// <exception cref="ArgumentException">The batch is larger than the set.</exception>
+    public static void ValidateBatchAgainstTrainingSet(RunConfig c, long trainingSamples)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        if (c.BatchSize > trainingSamples)
+            throw new ArgumentException(
+                $"--batch-size {c.BatchSize} is larger than the training set ({trainingSamples:N0} samples{(c.MaxTrainSamples is long m ? $" with --max-train-samples {m}" : "")}" +
+                $"{(c.ValidationSize > 0 ? $", after holding out --validation-size {c.ValidationSize}" : "")}); use a batch of at most {trainingSamples:N0}");
+    }
+
+    /// <summary>
     /// Checks the configuration without loading anything; throws <see cref="ArgumentException"/> naming the option
     /// (an <see cref="OptionsException"/> naming the property of the optimizer's options record).
     /// </summary>
@@ -258,11 +278,19 @@ public static class RunSetup
         else descriptor.Defaults.Validate();
         if (c.BatchSize < 1) throw new ArgumentException($"--batch-size must be at least 1, got {c.BatchSize}");
         if (c.Epochs < 1) throw new ArgumentException($"--epochs must be at least 1, got {c.Epochs}");
-        if (c.EffectiveEpochBudget is double b && !(b > 0)) throw new ArgumentException($"--effective-epochs must be positive, got {b}");
+        if (c.EffectiveEpochBudget is double b && (!(b > 0) || double.IsInfinity(b)))
+            throw new ArgumentException($"--effective-epochs must be a positive number, got {b}");
         if (c.Threads < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or positive, got {c.Threads}");
+        if (c.Threads > MaxThreads)
+            throw new ArgumentException($"--threads must be at most {MaxThreads} (4 x this machine's {Environment.ProcessorCount} logical cores), got {c.Threads}");
         if (c.MaxTrainSamples is < 1) throw new ArgumentException($"--max-train-samples must be at least 1, got {c.MaxTrainSamples}");
+        if (info.Kind == ModelKind.Classifier && c.MaxTrainSamples is long most && most < c.BatchSize)
+            throw new ArgumentException(
+                $"--batch-size {c.BatchSize} is larger than the training set of --max-train-samples {most}: every step would use the whole set " +
+                $"({(double)c.BatchSize / most:0.##} times over); use --batch-size {most} or less, or more samples");
         if (c.ValidationSize < 0) throw new ArgumentException($"--validation-size must be 0 or positive, got {c.ValidationSize}");
-        if (c.ClipGradNorm < 0) throw new ArgumentException($"--clip-grad-norm must be 0 (off) or positive, got {c.ClipGradNorm}");
+        if (!(c.ClipGradNorm >= 0) || double.IsInfinity(c.ClipGradNorm))
+            throw new ArgumentException($"--clip-grad-norm must be 0 (off) or a positive number, got {c.ClipGradNorm}");
         if (!Enum.IsDefined(c.BnRecalibrate)) throw new ArgumentException($"--bn-recalibrate must be auto, on or off, got '{c.BnRecalibrate}'");
         if (c.BnRecalibrateBatches < 0) throw new ArgumentException($"--bn-recalibrate-batches must be 0 (full pass) or positive, got {c.BnRecalibrateBatches}");
         if (c.Unroll is < 1) throw new ArgumentException($"--unroll must be at least 1, got {c.Unroll}");
@@ -422,6 +450,7 @@ public static class RunSetup
             try
             {
                 RequireSameData(c, fingerprint, $"{dataset.Train.Count} train, {dataset.Test.Count} test samples; {dataset.Source}");
+                ValidateBatchAgainstTrainingSet(c, dataset.Train.Count);
             }
             catch
             {

@@ -146,7 +146,7 @@ public class BenchSuiteTests
     [InlineData(new[] { "--data", "cifar10" }, "--data cifar10: expected one of auto, fashion-mnist, synthetic")]
     [InlineData(new[] { "--report", "REPORT.json" }, "expected a Markdown file name ending in .md")]
     [InlineData(new[] { "--report", "REPORT.md", "--no-report" }, "contradict each other")]
-    [InlineData(new[] { "--threads", "-1" }, "--threads must be 0 (default) or positive")]
+    [InlineData(new[] { "--threads", "-1" }, "--threads must be 0 (libtorch's default) or positive")]
     public void BadInputExitsWithCode2BeforeMeasuringAndWritesNothing(string[] args, string expected)
     {
         using var dir = new TempDir();
