@@ -61,7 +61,8 @@ public static class RunFolders
         }
         if (File.Exists(checkpointPath))
         {
-            var meta = Checkpoint.ReadMeta(checkpointPath);
+            // The generation a resume would use: a damaged newest checkpoint falls back to the previous one, as in train.
+            var meta = Checkpoint.ReadMeta(Checkpoint.SelectIntact(checkpointPath).Path);
             if (meta.RunConfig is RunConfig stored) RequireSame(folder, stored, expected);
             return RunFolderState.Resumable;
         }

@@ -43,6 +43,8 @@ public static class RunTraining
             {
                 trainer.StepCompleted = p => progress.Report(new TrainingStepCompleted(label, p));
                 trainer.EpochCompleted = m => progress.Report(new TrainingEpochCompleted(label, m, epochs));
+                // A damaged checkpoint's fallback, a repaired metrics log, removed temporaries: said, as train says them.
+                trainer.Notice = message => progress.Report(new TrainingLog(label, message));
             }
             using (cancellation.Register(trainer.RequestStop))
                 result = trainer.Run(resume);

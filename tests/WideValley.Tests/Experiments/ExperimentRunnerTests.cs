@@ -65,6 +65,34 @@ public class RunTrainingTests
         Assert.Equal(new RunPosition(2, 2), Assert.IsType<TrainingFinishedElsewhere>(Assert.Single(third.Events)).Position);
     }
 
+    /// <summary>
+    /// A reproduce run whose newest checkpoint is damaged goes on from the previous generation, as train does, and says
+    /// so through its events (before, inspecting the folder threw on the damaged header).
+    /// </summary>
+    [Fact]
+    public void ADamagedNewestCheckpointFallsBackToThePreviousGenerationAndSaysSo()
+    {
+        using var dir = new TempDir();
+        var folder = dir.File("run");
+        var config = TwoEpochs();
+        using var stop = new CancellationTokenSource();
+        var steps = 0;
+        // Stopped in the second epoch: the epoch-1 checkpoint becomes the previous generation of the interruption's.
+        var first = new EventLog { OnReport = e => { if (e is TrainingStepCompleted && ++steps == 6) stop.Cancel(); } };
+        Assert.Equal(TrainingStatus.Interrupted, RunTraining.Train(config, folder, "run", null, first, stop.Token)!.Status);
+        var newest = Path.Combine(folder, Trainer.CheckpointFileName);
+        Assert.True(File.Exists(Checkpoint.PreviousGenerationPath(newest)));
+        var bytes = File.ReadAllBytes(newest);
+        bytes[bytes.Length / 2] ^= 0x40;
+        File.WriteAllBytes(newest, bytes);
+
+        Assert.Equal(RunFolderState.Resumable, RunFolders.Inspect(folder, config));
+        var second = new EventLog();
+        Assert.Equal(TrainingStatus.Completed, RunTraining.Train(config, folder, "run", null, second, TestContext.Current.CancellationToken)!.Status);
+        Assert.Contains(second.Of<TrainingLog>(), l => l.Message.Contains("damaged", StringComparison.Ordinal));
+        Assert.Equal([2], second.Of<TrainingEpochCompleted>().Select(e => e.Metrics.Epoch));
+    }
+
     [Fact]
     public void AFolderHoldingARunWithOtherSettingsIsRefusedBeforeTraining()
     {
