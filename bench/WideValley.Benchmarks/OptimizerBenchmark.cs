@@ -296,7 +296,8 @@ public static class OptimizerBenchmark
         return Medians.Of(times);
     }
 
-    static ClassificationDataset SyntheticImages(OptimizerBenchmarkOptions o, Device device)
+    /// <summary>Standard normal 1x28x28 images with uniform labels: o.Samples to train on, o.BatchSize to test on (also used by <see cref="SoakBenchmark"/>).</summary>
+    internal static ClassificationDataset SyntheticImages(OptimizerBenchmarkOptions o, Device device)
     {
         using var generator = new Generator((ulong)o.Seed);
         var inputs = randn([o.Samples, 1, 28, 28], generator: generator);
@@ -312,7 +313,8 @@ public static class OptimizerBenchmark
         };
     }
 
-    static long ResidentBytesAfterCollection()
+    /// <summary>The working set after two full collections with the pending finalizers between (also used by <see cref="SoakBenchmark"/>).</summary>
+    internal static long ResidentBytesAfterCollection()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();

@@ -19,6 +19,7 @@ public static class BenchCommand
         command.Add(OptimizerCommand(ctx));
         command.Add(HessianCommand(ctx));
         command.Add(DataCommand(ctx));
+        command.Add(BenchSoakCommand.Create(ctx));
         BenchSuiteCommand.Configure(command, ctx);
         return command.WithRanges();
     }
