@@ -26,7 +26,7 @@ public class CrashLoopTests
     /// <summary>
     /// Entropy-SGD with L = 3 (a kill can land between the Langevin steps of one outer step), checkpoints every 5 steps
     /// (a kill lands during a checkpoint write now and then), one thread (bit-identical resume needs the same
-    /// --threads), 3,000 images in minibatches of 32: 94 steps per epoch, about 1.5 s per epoch on a 2-core machine.
+    /// --threads), 3,000 images in minibatches of 32: 94 steps and under a second per epoch on a 2-core machine; the whole test takes about 25 s.
     /// </summary>
     static readonly string[] RunSettings =
     [
@@ -40,7 +40,6 @@ public class CrashLoopTests
         readonly Process _process;
         readonly Thread[] _readers;
         readonly StringBuilder _output = new();
-        readonly ManualResetEventSlim _runStarted = new();
         readonly Stopwatch _clock = Stopwatch.StartNew();
 
         public Launch(IEnumerable<string> args)
@@ -68,10 +67,7 @@ public class CrashLoopTests
                 lock (_output) _output.AppendLine(line);
                 // Printed once data and network are set up, just before training (or restoring the checkpoint) begins.
                 if (line.StartsWith("run folder", StringComparison.Ordinal))
-                {
                     StartupSeconds ??= _clock.Elapsed.TotalSeconds;
-                    _runStarted.Set();
-                }
             }
         }
 
@@ -80,17 +76,30 @@ public class CrashLoopTests
 
         public string Output { get { lock (_output) return _output.ToString(); } }
 
-        /// <summary>Waits for the "run folder" line or for the process to end, whichever comes first.</summary>
-        public bool WaitForRunStart(TimeSpan timeout)
+        /// <summary>
+        /// Waits until the checkpoint at <paramref name="checkpoint"/> records at least <paramref name="step"/> outer
+        /// steps; false when the process ended first. Checkpoints are replaced by renaming, so reading one is safe.
+        /// </summary>
+        public bool WaitForCheckpointStep(string checkpoint, long step, TimeSpan timeout)
         {
             var deadline = _clock.Elapsed + timeout;
-            while (_clock.Elapsed < deadline)
+            while (_clock.Elapsed < deadline && !_process.HasExited)
             {
-                if (_runStarted.Wait(50)) return true;
-                if (_process.HasExited) return _runStarted.IsSet;
+                if (File.Exists(checkpoint))
+                {
+                    try
+                    {
+                        if (Checkpoint.ReadMeta(checkpoint).OuterSteps >= step) return true;
+                    }
+                    catch (IOException) { } // replaced between the existence check and the read
+                }
+                Thread.Sleep(5);
             }
             return false;
         }
+
+        /// <summary>Seconds since launch.</summary>
+        public double Seconds => _clock.Elapsed.TotalSeconds;
 
         /// <summary>True when the process ended by itself within <paramref name="seconds"/> (measured from launch).</summary>
         public bool ExitsWithin(double seconds)
@@ -118,7 +127,6 @@ public class CrashLoopTests
         {
             if (!_process.HasExited) _process.Kill(entireProcessTree: true);
             _process.Dispose();
-            _runStarted.Dispose();
         }
     }
 
@@ -156,21 +164,22 @@ public class CrashLoopTests
             var resume = File.Exists(checkpoint);
             if (!resume) freshStarts++;
             var stepsBefore = resume ? Checkpoint.ReadMeta(Checkpoint.SelectIntact(checkpoint).Path).OuterSteps : 0;
-            // About a third of the kills land in start-up (runtime, data, checkpoint restore), measured from launch; the
-            // rest in training, measured from the "run folder" line, within a window that shrinks with the training
-            // still to do, so that the run is not over before the last kill whatever this machine's speed.
+            // About a third of the kills land in start-up (runtime, data, checkpoint restore): a delay from launch within
+            // the reference run's start-up time. The others land in training: once the checkpoint has reached a seeded
+            // step (a fraction of the steps still to do, so that the kills spread over the whole run and the run is not
+            // over before the last one, however fast this machine is today), plus up to 100 ms, which is several steps
+            // and checkpoint writes.
             var duringStartup = random.NextDouble() < 0.35;
-            var remainingSeconds = training * (totalSteps - stepsBefore) / totalSteps;
-            var delay = duringStartup
-                ? random.NextDouble() * startup
-                : random.NextDouble() * 1.6 * remainingSeconds / (Kills - kills);
+            var remainingSteps = totalSteps - stepsBefore;
+            var targetStep = Math.Min(totalSteps - 15, stepsBefore + 1 + (long)(random.NextDouble() * 2.0 * remainingSteps / (Kills - kills + 1)));
+            var delay = duringStartup ? random.NextDouble() * startup : random.NextDouble() * 0.1;
             string[] args = resume ? ["train", "--out", crashed, "--resume"] : ["train", .. RunSettings, "--out", crashed];
             using var run = new Launch(args);
-            var started = !duringStartup && run.WaitForRunStart(Patience);
-            var deadline = (started ? run.StartupSeconds!.Value : 0) + delay;
             var attempt = FormattableString.Invariant(
-                $"attempt {kills + 1}: {(resume ? "resume" : "fresh")} from step {stepsBefore}/{totalSteps}, kill {delay:F3} s after {(started ? "the run start" : "launch")}");
-            if (run.ExitsWithin(deadline))
+                $"attempt {kills + 1}: {(resume ? "resume" : "fresh")} from step {stepsBefore}/{totalSteps}, kill {delay:F3} s after {(duringStartup ? "launch" : $"the checkpoint reached step {targetStep}")}");
+            var killMomentCame = (duringStartup || run.WaitForCheckpointStep(checkpoint, targetStep, Patience))
+                                 && !run.ExitsWithin((duringStartup ? 0 : run.Seconds) + delay);
+            if (!killMomentCame)
             {
                 var exit = run.Finish(Patience);
                 Assert.Fail($"seed {Seed}, {attempt}: the process ended by itself (exit {exit}) before the kill; " +
