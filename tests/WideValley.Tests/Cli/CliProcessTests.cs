@@ -9,7 +9,7 @@ namespace WideValley.Tests.Cli;
 /// <summary>The built widevalley executable as a separate process: signals, exit codes.</summary>
 public class CliProcessTests
 {
-    static string Executable()
+    internal static string Executable()
     {
         // The command as the CLI project builds it: tests/WideValley.Tests/bin/CONFIG/TFM/ -> src/WideValley.Cli/bin/CONFIG/TFM/.
         var output = new DirectoryInfo(AppContext.BaseDirectory);
