@@ -32,16 +32,9 @@ public class CheckpointCliTests
     static string Newest(string run) => Path.Combine(run, Trainer.CheckpointFileName);
     static string Previous(string run) => Checkpoint.PreviousGenerationPath(Newest(run));
 
-    static Dictionary<string, byte[]> Snapshot(string folder) =>
-        Directory.GetFiles(folder, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
+    static Dictionary<string, byte[]> Snapshot(string folder) => FolderSnapshot.Take(folder);
 
-    static void AssertUnchanged(Dictionary<string, byte[]> before, string folder)
-    {
-        var after = Snapshot(folder);
-        Assert.Equal(before.Keys.Order(), after.Keys.Order());
-        foreach (var (file, bytes) in before)
-            Assert.True(bytes.AsSpan().SequenceEqual(after[file]), $"{file} changed");
-    }
+    static void AssertUnchanged(Dictionary<string, byte[]> before, string folder) => FolderSnapshot.AssertUnchanged(before, folder);
 
     /// <summary>Flips a byte of the named section's payload, at the given fraction of its length.</summary>
     static void Damage(string checkpoint, string section, double at = 0.5)

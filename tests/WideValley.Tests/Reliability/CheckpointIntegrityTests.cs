@@ -45,16 +45,9 @@ public class CheckpointIntegrityTests
     static string Newest(string folder) => Path.Combine(folder, Trainer.CheckpointFileName);
     static string Previous(string folder) => Checkpoint.PreviousGenerationPath(Newest(folder));
 
-    static Dictionary<string, byte[]> Snapshot(string folder) =>
-        Directory.GetFiles(folder, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
+    static Dictionary<string, byte[]> Snapshot(string folder) => FolderSnapshot.Take(folder);
 
-    static void AssertUnchanged(Dictionary<string, byte[]> before, string folder)
-    {
-        var after = Snapshot(folder);
-        Assert.Equal(before.Keys.Order(), after.Keys.Order());
-        foreach (var (file, bytes) in before)
-            Assert.True(bytes.AsSpan().SequenceEqual(after[file]), $"{file} changed");
-    }
+    static void AssertUnchanged(Dictionary<string, byte[]> before, string folder) => FolderSnapshot.AssertUnchanged(before, folder);
 
     static void FlipByte(string path, long offset)
     {

@@ -122,17 +122,19 @@ public class TrainerTests
         if (optimizer == "entropy-sgd") Assert.All(b, m => Assert.Contains("grad_cosine=", ExtraText(m)));
     }
 
-    /// <summary>A task that hands every minibatch through, calling <see cref="OnMinibatch"/> before each.</summary>
-    sealed class WatchedTask(ITrainingTask inner) : ITrainingTask
+    /// <summary>
+    /// A task that hands every minibatch through <paramref name="intercept"/>(n, minibatch), n counting the minibatches
+    /// drawn from 1: to poison one, or to act at one (a stop request in the middle of a step).
+    /// </summary>
+    sealed class InterceptedTask(ITrainingTask inner, Func<int, MinibatchLoss, MinibatchLoss> intercept) : ITrainingTask
     {
-        public Action<int>? OnMinibatch;
         int _drawn;
         public nn.Module Model => inner.Model;
         public bool IsLanguageModel => inner.IsLanguageModel;
         public double MinibatchesPerPass => inner.MinibatchesPerPass;
         public long TrainingSize => inner.TrainingSize;
         public bool HasValidation => inner.HasValidation;
-        public MinibatchLoss NextTrainingLoss() { OnMinibatch?.Invoke(++_drawn); return inner.NextTrainingLoss(); }
+        public MinibatchLoss NextTrainingLoss() => intercept(++_drawn, inner.NextTrainingLoss());
         public Evaluation Evaluate(EvaluationSplit split) => inner.Evaluate(split);
         public void FeedTrainingData(int maxMinibatches) => inner.FeedTrainingData(maxMinibatches);
         public void SaveState(BinaryWriter writer) => inner.SaveState(writer);
@@ -161,11 +163,11 @@ public class TrainerTests
             uninterrupted = Synthetic.Flatten(taskA.Model);
         }
         var (innerB, optB) = Build(optimizer);
-        using (var taskB = new WatchedTask(innerB))
+        Trainer? trainer = null;
+        using (var taskB = new InterceptedTask(innerB, (n, mb) => { if (n == stopAtMinibatch) trainer!.RequestStop(); return mb; }))
         {
-            var trainer = new Trainer(taskB, optB, Options(dirB.Path));
+            trainer = new Trainer(taskB, optB, Options(dirB.Path));
             var minibatchesPerStep = optimizer.StartsWith("entropy", StringComparison.Ordinal) ? 3 : 1;
-            taskB.OnMinibatch = n => { if (n == stopAtMinibatch) trainer.RequestStop(); };
             var r = trainer.Run();
             Assert.Equal(TrainingStatus.Interrupted, r.Status);
             var meta = Checkpoint.ReadMeta(Path.Combine(dirB.Path, Trainer.CheckpointFileName));
@@ -234,33 +236,13 @@ public class TrainerTests
         Assert.Equal(2, result.Epochs.Count); // epoch 2 ends early when the budget is spent
     }
 
-    /// <summary>Wraps a task and returns a NaN loss at one chosen gradient evaluation.</summary>
-    sealed class PoisonedTask(ClassificationTask inner, int poisonAt) : ITrainingTask
-    {
-        int _calls;
-        public nn.Module Model => inner.Model;
-        public bool IsLanguageModel => false;
-        public double MinibatchesPerPass => inner.MinibatchesPerPass;
-        public long TrainingSize => inner.TrainingSize;
-        public bool HasValidation => inner.HasValidation;
-        public MinibatchLoss NextTrainingLoss()
-        {
-            var mb = inner.NextTrainingLoss();
-            return ++_calls == poisonAt ? mb with { Loss = mb.Loss * double.NaN, Value = double.NaN } : mb;
-        }
-        public Evaluation Evaluate(EvaluationSplit split) => inner.Evaluate(split);
-        public void FeedTrainingData(int maxMinibatches) => inner.FeedTrainingData(maxMinibatches);
-        public void SaveState(BinaryWriter writer) => inner.SaveState(writer);
-        public void LoadState(BinaryReader reader) => inner.LoadState(reader);
-        public void Dispose() => inner.Dispose();
-    }
-
     [Fact]
     public void NonFiniteLossStopsWithAClearMessageAndKeepsTheLastGoodCheckpoint()
     {
         using var dir = new TempDir();
         var (inner, opt) = Build();
-        using var task = new PoisonedTask(inner, poisonAt: 13); // epoch 2 (10 steps per epoch), step 3
+        // A NaN loss at gradient evaluation 13: epoch 2 (10 steps per epoch), step 3.
+        using var task = new InterceptedTask(inner, (n, mb) => n == 13 ? mb with { Loss = mb.Loss * double.NaN, Value = double.NaN } : mb);
         var trainer = new Trainer(task, opt, Options(dir.Path));
         byte[]? afterEpoch1 = null;
         trainer.EpochCompleted = m => afterEpoch1 = File.ReadAllBytes(Path.Combine(dir.Path, Trainer.CheckpointFileName));
