@@ -330,7 +330,7 @@ public sealed class Trainer
     readonly MemoryStream _stepStartTask = new();
     (long GradEvals, double LossSum, long Errors, long Count) _stepStartCounters;
     byte[] _stepStartRandom = [];
-    Tensor[]? _stepStartBuffers;
+    Tensor[]? _modelBuffers, _stepStartBuffers;
 
     /// <summary>
     /// One optimizer step; false when a stop request interrupted it, in which case everything a checkpoint holds is as
@@ -344,7 +344,8 @@ public sealed class Trainer
         using (var writer = new BinaryWriter(_stepStartTask, System.Text.Encoding.UTF8, leaveOpen: true)) _task.SaveState(writer);
         _stepStartCounters = (_gradEvals, _lossSum, _errors, _count);
         using (var rng = random.get_rng_state()) _stepStartRandom = rng.data<byte>().ToArray();
-        var buffers = _task.Model.buffers().ToArray();
+        // The model's buffers are the same tensors for the whole run (updated in place): fetched once, not per step.
+        var buffers = _modelBuffers ??= _task.Model.buffers().Select(b => b.DetachFromDisposeScope()).ToArray();
         _stepStartBuffers ??= buffers.Select(b => b.detach().clone().DetachFromDisposeScope()).ToArray();
         using (no_grad())
             for (var i = 0; i < buffers.Length; i++) _stepStartBuffers[i].copy_(buffers[i]);
