@@ -67,31 +67,7 @@ public class CheckpointFormatTests
         // Debian folder so no other folder shadows it.
         TestMachine.RequireFullFashionMnist();
         var config = stored with { DataDir = TestMachine.DebianFashionMnistFolder };
-        var logged = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[0])!;
-
-        // Evaluate: the weights give the test loss logged at the end of epoch 1.
-        using (var prepared = RunSetup.Prepare(config, outputDirectory: null))
-        {
-            Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);
-            var test = prepared.Task.Evaluate(EvaluationSplit.Test);
-            Assert.Equal((double)logged["test_loss"]!, test.Loss, 1e-6);
-            Assert.Equal((double)logged["test_error"]!, test.ErrorPercent, 9);
-        }
-
-        // Resume: model, optimizer (momentum, Langevin buffers, noise generator), random generator and data stream all
-        // come back, so epoch 2 is the one the uninterrupted run logged.
-        TrainingResult result;
-        using (var prepared = RunSetup.Prepare(config with { Epochs = 2 }, run))
-            result = prepared.CreateTrainer().Run(resume: true);
-        Assert.Equal(TrainingStatus.Completed, result.Status);
-        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(FixtureFolder("checkpoint-v1"), "expected-epoch-2.jsonl")))!;
-        var second = result.Epochs[^1];
-        Assert.Equal(2, second.Epoch);
-        Assert.Equal(((long)expected["grad_evals"]!, (long)expected["outer_steps"]!), (second.GradEvals, second.OuterSteps));
-        Assert.Equal((double)expected["train_loss"]!, second.TrainLoss, 1e-6);
-        Assert.Equal((double)expected["train_error"]!, second.TrainError, 9);
-        Assert.Equal((double)expected["test_loss"]!, second.TestLoss!.Value, 1e-6);
-        Assert.Equal((double)expected["gamma"]!, (double)second.Extra!["gamma"], 15);
+        EvaluatesAndResumesToTheLoggedSecondEpoch(run, config, FixtureFolder("checkpoint-v1"));
 
         // The resumed run wrote format 2, with the converted configuration as its own document.
         var meta = Checkpoint.ReadMeta(checkpoint);
@@ -102,6 +78,38 @@ public class CheckpointFormatTests
         Assert.Equal("small-mnistfc", meta.Run!.ModelName);
         Assert.All(meta.Run.Parameters, p => Assert.False(string.IsNullOrEmpty(p.Name)));
         Assert.Equal(50_890, meta.Run.Parameters.Sum(p => p.Elements));
+    }
+
+    /// <summary>
+    /// A committed run folder at the end of epoch 1 (<paramref name="run"/>, a copy): its weights give the test loss
+    /// logged then, and resuming brings back model, optimizer (momentum, Langevin buffers, noise generator), random
+    /// generator and data stream, so epoch 2 is the one the uninterrupted run logged (the fixture's
+    /// expected-epoch-2.jsonl).
+    /// </summary>
+    internal static void EvaluatesAndResumesToTheLoggedSecondEpoch(string run, RunConfig config, string fixture)
+    {
+        var checkpoint = Path.Combine(run, Trainer.CheckpointFileName);
+        var logged = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[0])!;
+        using (var prepared = RunSetup.Prepare(config, outputDirectory: null))
+        {
+            Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);
+            var test = prepared.Task.Evaluate(EvaluationSplit.Test);
+            Assert.Equal((double)logged["test_loss"]!, test.Loss, 1e-6);
+            Assert.Equal((double)logged["test_error"]!, test.ErrorPercent, 9);
+        }
+
+        TrainingResult result;
+        using (var prepared = RunSetup.Prepare(config with { Epochs = 2 }, run))
+            result = prepared.CreateTrainer().Run(resume: true);
+        Assert.Equal(TrainingStatus.Completed, result.Status);
+        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "expected-epoch-2.jsonl")))!;
+        var second = result.Epochs[^1];
+        Assert.Equal(2, second.Epoch);
+        Assert.Equal(((long)expected["grad_evals"]!, (long)expected["outer_steps"]!), (second.GradEvals, second.OuterSteps));
+        Assert.Equal((double)expected["train_loss"]!, second.TrainLoss, 1e-6);
+        Assert.Equal((double)expected["train_error"]!, second.TrainError, 9);
+        Assert.Equal((double)expected["test_loss"]!, second.TestLoss!.Value, 1e-6);
+        Assert.Equal((double)expected["gamma"]!, (double)second.Extra!["gamma"], 15);
     }
 
     [Fact]

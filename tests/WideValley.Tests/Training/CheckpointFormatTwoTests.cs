@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using WideValley.Tests.Support;
 using WideValley.Training;
 
@@ -26,27 +25,7 @@ public class CheckpointFormatTwoTests
         Assert.Equal(new CheckpointGeneration(checkpoint, null), Checkpoint.SelectIntact(checkpoint));
         TestMachine.RequireFullFashionMnist();
         var config = stored.RunConfig! with { DataDir = TestMachine.DebianFashionMnistFolder };
-        var logged = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[0])!;
-
-        using (var prepared = RunSetup.Prepare(config, outputDirectory: null))
-        {
-            Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);
-            var test = prepared.Task.Evaluate(EvaluationSplit.Test);
-            Assert.Equal((double)logged["test_loss"]!, test.Loss, 1e-6);
-            Assert.Equal((double)logged["test_error"]!, test.ErrorPercent, 9);
-        }
-
-        TrainingResult result;
-        using (var prepared = RunSetup.Prepare(config with { Epochs = 2 }, run))
-            result = prepared.CreateTrainer().Run(resume: true);
-        Assert.Equal(TrainingStatus.Completed, result.Status);
-        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "expected-epoch-2.jsonl")))!;
-        var second = result.Epochs[^1];
-        Assert.Equal(2, second.Epoch);
-        Assert.Equal(((long)expected["grad_evals"]!, (long)expected["outer_steps"]!), (second.GradEvals, second.OuterSteps));
-        Assert.Equal((double)expected["train_loss"]!, second.TrainLoss, 1e-6);
-        Assert.Equal((double)expected["test_loss"]!, second.TestLoss!.Value, 1e-6);
-        Assert.Equal((double)expected["gamma"]!, (double)second.Extra!["gamma"], 15);
+        CheckpointFormatTests.EvaluatesAndResumesToTheLoggedSecondEpoch(run, config, fixture);
 
         // The resumed run wrote format 3 and kept the format-2 file as its previous generation.
         Assert.Equal(3, Checkpoint.Verify(checkpoint).FormatVersion);
