@@ -20,6 +20,7 @@ public static class BenchCommand
         command.Add(HessianCommand(ctx));
         command.Add(DataCommand(ctx));
         command.Add(BenchSoakCommand.Create(ctx));
+        command.Add(BenchStepMemoryCommand.Create(ctx));
         BenchSuiteCommand.Configure(command, ctx);
         return command.WithRanges();
     }
