@@ -21,8 +21,16 @@ public sealed record StepMemoryBenchmarkOptions
     public IReadOnlyList<int> Ls { get; init; } = [1, 25, 100];
     /// <summary>Minibatch size (default 500: large batches make a per-minibatch leak easy to see).</summary>
     public int BatchSize { get; init; } = 500;
-    /// <summary>Timed outer steps per L, after one untimed first step (all of them count for the peak).</summary>
-    public int Steps { get; init; } = 2;
+    /// <summary>
+    /// Gradient evaluations (closure calls) per L, the same for every L: ceil(Evaluations / L) steps run at each L.
+    /// Resident memory grows with the number of evaluations while the allocator warms up (mnistfc at batch 500 and
+    /// L = 1: a peak of 280 MiB after 3 steps, 373 MiB after 75, 532 MiB after 300), so L must be compared at equal
+    /// work, not at an equal number of steps.
+    /// </summary>
+    public int Evaluations { get; init; } = 300;
+
+    /// <summary>Outer steps run at <paramref name="l"/>: enough for <see cref="Evaluations"/> gradient evaluations.</summary>
+    public int StepsAt(int l) => (int)Math.Max(1, (Evaluations + (long)l - 1) / l);
     /// <summary>libtorch threads (0 = libtorch's default).</summary>
     public int Threads { get; init; }
     /// <summary>Seed of the weights, the data and the minibatch order.</summary>
@@ -41,7 +49,7 @@ public sealed record StepMemoryBenchmarkOptions
         if (Ls.Count == 0) throw new ArgumentException("-L: give at least one number of Langevin steps");
         if (Ls.Where(l => l < 1).Select(l => (int?)l).FirstOrDefault() is int bad) throw new ArgumentException($"-L must be at least 1, got {bad}");
         if (BatchSize < 1) throw new ArgumentException($"--batch-size must be positive, got {BatchSize}");
-        if (Steps < 1) throw new ArgumentException($"--steps must be at least 1, got {Steps}");
+        if (Evaluations < 1) throw new ArgumentException($"--evaluations must be at least 1, got {Evaluations}");
         if (Samples < BatchSize) throw new ArgumentException($"--samples ({Samples}) must be at least the batch size ({BatchSize})");
     }
 }
@@ -50,9 +58,10 @@ public sealed record StepMemoryBenchmarkOptions
 /// <param name="L">Langevin steps per outer step.</param>
 /// <param name="ResidentBeforeBytes">Resident memory after a full collection, before the first step at this L (optimizer built).</param>
 /// <param name="PeakBytes">Peak resident memory during the steps (the kernel's high-water mark, reset before the first).</param>
-/// <param name="GradEvals">Gradient evaluations in the timed steps.</param>
-/// <param name="SecondsPerStep">Mean wall time of one timed step (the first step is not timed).</param>
-public sealed record StepMemoryReading(int L, long ResidentBeforeBytes, long PeakBytes, long GradEvals, double SecondsPerStep)
+/// <param name="Steps">Outer steps taken at this L.</param>
+/// <param name="GradEvals">Gradient evaluations the steps made (Entropy-SGD's diagnostics add one every 10th step).</param>
+/// <param name="SecondsPerStep">Mean wall time of one step.</param>
+public sealed record StepMemoryReading(int L, long ResidentBeforeBytes, long PeakBytes, int Steps, long GradEvals, double SecondsPerStep)
 {
     /// <summary><see cref="PeakBytes"/> in MiB.</summary>
     public double PeakMiB => PeakBytes / (1024.0 * 1024.0);
@@ -73,8 +82,8 @@ public sealed record StepMemoryBenchmarkResult
     public required string Optimizer { get; init; }
     /// <summary>Minibatch size.</summary>
     public required int BatchSize { get; init; }
-    /// <summary>Measured outer steps per L.</summary>
-    public required int Steps { get; init; }
+    /// <summary>Gradient evaluations asked for per L.</summary>
+    public required int Evaluations { get; init; }
     /// <summary>libtorch threads used.</summary>
     public required int Threads { get; init; }
     /// <summary>True when each L ran in a fresh process of its own (see <see cref="StepMemoryBenchmark"/>).</summary>
@@ -105,8 +114,8 @@ public sealed record StepMemoryBenchmarkResult
 /// <summary>
 /// The peak resident memory of local-entropy optimizer steps (Entropy-SGD by default) at several numbers of Langevin
 /// steps L: for each L a fresh optimizer is built, the kernel's high-water mark of resident memory is reset
-/// (<c>/proc/self/clear_refs</c>) after a full collection, and 1 + <see cref="StepMemoryBenchmarkOptions.Steps"/> steps
-/// run. A step that kept each minibatch's tensors until its end would show a peak growing linearly in L; the target is
+/// (<c>/proc/self/clear_refs</c>) after a full collection, and the steps run: the same number of gradient evaluations
+/// at every L (<see cref="StepMemoryBenchmarkOptions.Evaluations"/>). A step that kept each minibatch's tensors until its end would show a peak growing linearly in L; the target is
 /// flat in L.
 /// </summary>
 /// <remarks>
@@ -146,40 +155,31 @@ public static class StepMemoryBenchmark
             var stepsPerEpoch = (long)Math.Ceiling(task.MinibatchesPerPass - 1e-9);
             var trainer = new Trainer(task, optimizer, new TrainerOptions
             {
-                Epochs = (int)Math.Ceiling((options.Steps + 1) / (double)stepsPerEpoch),
+                Epochs = (int)Math.Ceiling(options.StepsAt(l) / (double)stepsPerEpoch),
                 OutputDirectory = null,
                 WriteCheckpoints = false,
                 TensorBoard = false,
                 ModelName = info.Name,
                 OptimizerName = descriptor.Name,
             });
-            // The high-water mark is reset before the first step at this L (after a full collection), so the peak
-            // includes the first step's own allocations; only the later steps are timed.
+            // The high-water mark is reset after a full collection, just before the first step at this L.
             var residentBefore = OptimizerBenchmark.ResidentBytesAfterCollection();
+            var stepsWanted = options.StepsAt(l);
             ResetPeak();
-            long steps = 0, evalsBefore = 0;
-            var watch = new Stopwatch();
+            long steps = 0;
+            var watch = Stopwatch.StartNew();
             trainer.StepCompleted = _ =>
             {
-                steps++;
-                if (steps == 1)
-                {
-                    evalsBefore = trainer.GradEvals;
-                    watch.Start();
-                }
-                if (steps == options.Steps + 1)
-                {
-                    watch.Stop();
-                    trainer.RequestStop();
-                }
+                if (++steps == stepsWanted) trainer.RequestStop();
             };
             trainer.Run();
-            if (steps < options.Steps + 1)
-                throw new InvalidOperationException($"the trainer stopped after {steps} of {options.Steps + 1} steps at L = {l}");
-            var reading = new StepMemoryReading(l, residentBefore, PeakResidentBytes(), trainer.GradEvals - evalsBefore, watch.Elapsed.TotalSeconds / options.Steps);
+            watch.Stop();
+            if (steps < stepsWanted)
+                throw new InvalidOperationException($"the trainer stopped after {steps} of {stepsWanted} steps at L = {l}");
+            var reading = new StepMemoryReading(l, residentBefore, PeakResidentBytes(), stepsWanted, trainer.GradEvals, watch.Elapsed.TotalSeconds / stepsWanted);
             readings.Add(reading);
-            progress?.Invoke(string.Format(CultureInfo.InvariantCulture, "L = {0}: peak {1:0.0} MiB ({2:+0.0;-0.0} over the {3:0.0} MiB resident before), {4} gradient evaluations, {5:0.00} s per step",
-                l, reading.PeakMiB, reading.StepOverheadMiB, reading.ResidentBeforeMiB, reading.GradEvals, reading.SecondsPerStep));
+            progress?.Invoke(string.Format(CultureInfo.InvariantCulture, "L = {0}: peak {1:0.0} MiB ({2:+0.0;-0.0} over the {3:0.0} MiB resident before), {4} steps, {5} gradient evaluations, {6:0.00} s per step",
+                l, reading.PeakMiB, reading.StepOverheadMiB, reading.ResidentBeforeMiB, reading.Steps, reading.GradEvals, reading.SecondsPerStep));
         }
         return new StepMemoryBenchmarkResult
         {
@@ -187,7 +187,7 @@ public static class StepMemoryBenchmark
             Parameters = ModelZoo.CountParameters(model),
             Optimizer = descriptor.Name,
             BatchSize = options.BatchSize,
-            Steps = options.Steps,
+            Evaluations = options.Evaluations,
             Threads = get_num_threads(),
             Readings = readings,
         };
@@ -230,11 +230,11 @@ public static class StepMemoryBenchmark
         var c = CultureInfo.InvariantCulture;
         var lines = new List<string>
         {
-            string.Format(c, "{0} on {1} ({2:N0} parameters), batch {3}, {4} measured step(s) per L, {5} thread(s):", r.Optimizer, r.Model, r.Parameters, r.BatchSize, r.Steps, r.Threads),
+            string.Format(c, "{0} on {1} ({2:N0} parameters), batch {3}, about {4} gradient evaluations per L, {5} thread(s):", r.Optimizer, r.Model, r.Parameters, r.BatchSize, r.Evaluations, r.Threads),
         };
         foreach (var x in r.Readings)
-            lines.Add(string.Format(c, "  L = {0,4}: peak {1,8:0.0} MiB, {2,7:+0.0;-0.0} MiB over the resident {3:0.0} MiB before; {4:0.00} s per step",
-                x.L, x.PeakMiB, x.StepOverheadMiB, x.ResidentBeforeMiB, x.SecondsPerStep));
+            lines.Add(string.Format(c, "  L = {0,4}: peak {1,8:0.0} MiB, {2,7:+0.0;-0.0} MiB over the resident {3:0.0} MiB before; {4} steps, {5} evaluations, {6:0.00} s per step",
+                x.L, x.PeakMiB, x.StepOverheadMiB, x.ResidentBeforeMiB, x.Steps, x.GradEvals, x.SecondsPerStep));
         lines.Add(string.Format(c, "peak at the largest L minus the smallest: {0:+0.0;-0.0} MiB ({1:+0.000;-0.000} MiB per Langevin step): {2}",
             r.PeakGrowthMiB, r.PeakGrowthMiBPerLangevinStep, r.FlatInL ? "flat in L" : "GROWS with L"));
         return lines;
@@ -248,7 +248,7 @@ public static class StepMemoryBenchmark
         ["parameters"] = r.Parameters,
         ["optimizer"] = r.Optimizer,
         ["batch_size"] = r.BatchSize,
-        ["steps_per_L"] = r.Steps,
+        ["evaluations_per_L"] = r.Evaluations,
         ["threads"] = r.Threads,
         ["isolated"] = r.Isolated,
         ["processors"] = Environment.ProcessorCount,
@@ -258,6 +258,7 @@ public static class StepMemoryBenchmark
             ["resident_before_mib"] = Math.Round(x.ResidentBeforeMiB, 2),
             ["peak_mib"] = Math.Round(x.PeakMiB, 2),
             ["step_overhead_mib"] = Math.Round(x.StepOverheadMiB, 2),
+            ["steps"] = x.Steps,
             ["grad_evals"] = x.GradEvals,
             ["seconds_per_step"] = Math.Round(x.SecondsPerStep, 4),
         }).ToArray()),
@@ -284,7 +285,7 @@ public static class StepMemoryBenchmark
         const double mib = 1024.0 * 1024.0;
         var readings = (json["readings"] as JsonArray ?? throw new FormatException("step-memory JSON: 'readings' is missing or not an array"))
             .Select(x => new StepMemoryReading(Get<int>(x, "L"), (long)Math.Round(Get<double>(x, "resident_before_mib") * mib),
-                (long)Math.Round(Get<double>(x, "peak_mib") * mib), Get<long>(x, "grad_evals"), Get<double>(x, "seconds_per_step")))
+                (long)Math.Round(Get<double>(x, "peak_mib") * mib), Get<int>(x, "steps"), Get<long>(x, "grad_evals"), Get<double>(x, "seconds_per_step")))
             .ToArray();
         return new StepMemoryBenchmarkResult
         {
@@ -292,7 +293,7 @@ public static class StepMemoryBenchmark
             Parameters = Get<long>(json, "parameters"),
             Optimizer = Get<string>(json, "optimizer"),
             BatchSize = Get<int>(json, "batch_size"),
-            Steps = Get<int>(json, "steps_per_L"),
+            Evaluations = Get<int>(json, "evaluations_per_L"),
             Threads = Get<int>(json, "threads"),
             Isolated = Get<bool>(json, "isolated"),
             Readings = readings,
@@ -308,13 +309,13 @@ public static class StepMemoryBenchmark
         md.AppendLine($"Command: `{command}` (one process, {r.Threads} libtorch thread(s), {Environment.ProcessorCount} processors).").AppendLine();
         md.AppendLine($"{r.Model} ({r.Parameters.ToString("N0", c)} parameters), batch {r.BatchSize}, synthetic images, " +
                       (r.Isolated ? "each L in a fresh process of its own" : "all L in one process, in the order shown") + ". For each L a fresh optimizer is built, " +
-                      $"the kernel's high-water mark of resident memory is reset (`/proc/self/clear_refs`) after a full collection, and 1 + {r.Steps} steps run " +
-                      "(the first untimed); the peak is VmHWM afterwards. \"Over the start\" is the peak minus the resident memory the steps started from.");
+                      $"the kernel's high-water mark of resident memory is reset (`/proc/self/clear_refs`) after a full collection, and ceil({r.Evaluations} / L) steps run " +
+                      "(the same work at every L: resident memory grows with the number of evaluations while the allocator warms up); the peak is VmHWM afterwards. \"Over the start\" is the peak minus the resident memory the steps started from.");
         md.AppendLine();
-        md.AppendLine("| L | resident before (MiB) | peak (MiB) | over the start (MiB) | gradient evaluations | s per step |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| L | steps | gradient evaluations | resident before (MiB) | peak (MiB) | over the start (MiB) | s per step |");
+        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var x in r.Readings)
-            md.AppendLine($"| {x.L} | {x.ResidentBeforeMiB.ToString("0.0", c)} | {x.PeakMiB.ToString("0.0", c)} | {x.StepOverheadMiB.ToString("+0.0;-0.0", c)} | {x.GradEvals} | {x.SecondsPerStep.ToString("0.00", c)} |");
+            md.AppendLine($"| {x.L} | {x.Steps} | {x.GradEvals} | {x.ResidentBeforeMiB.ToString("0.0", c)} | {x.PeakMiB.ToString("0.0", c)} | {x.StepOverheadMiB.ToString("+0.0;-0.0", c)} | {x.SecondsPerStep.ToString("0.00", c)} |");
         md.AppendLine();
         md.AppendLine($"Peak at the largest L minus the smallest: **{r.PeakGrowthMiB.ToString("+0.0;-0.0", c)} MiB** " +
                       $"({r.PeakGrowthMiBPerLangevinStep.ToString("+0.000;-0.000", c)} MiB per Langevin step): **{(r.FlatInL ? "flat in L" : "grows with L")}** " +

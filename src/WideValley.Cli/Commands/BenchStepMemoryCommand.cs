@@ -21,7 +21,11 @@ public static class BenchStepMemoryCommand
         var optimizer = new Option<string>("--optimizer") { Description = "A local-entropy optimizer at its default settings (entropy-sgd, entropy-adam).", DefaultValueFactory = _ => defaults.Optimizer };
         var ls = new Option<string>("--ls") { Description = "Comma-separated numbers of Langevin steps to measure, in order.", DefaultValueFactory = _ => string.Join(",", defaults.Ls) };
         var batch = new Option<int>("--batch-size") { Description = "Minibatch size.", DefaultValueFactory = _ => defaults.BatchSize };
-        var steps = new Option<int>("--steps") { Description = "Measured steps per L (after one warm-up step).", DefaultValueFactory = _ => defaults.Steps };
+        var evaluations = new Option<int>("--evaluations")
+        {
+            Description = "Gradient evaluations per L, the same at every L (ceil(N / L) steps): resident memory grows with the evaluations while the allocator warms up.",
+            DefaultValueFactory = _ => defaults.Evaluations,
+        };
         var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
         var report = new Option<string?>("--report") { Description = "Write a Markdown report to this .md file and the JSON beside it (.json)." };
@@ -33,7 +37,7 @@ public static class BenchStepMemoryCommand
             "Peak resident memory of local-entropy steps (Entropy-SGD) at several L, in one process, the high-water mark reset before each L's " +
             "measured steps: a step that kept every minibatch's tensors would grow with L. Linux only.")
         {
-            model, optimizer, ls, batch, steps, threads, json, report, inProcess,
+            model, optimizer, ls, batch, evaluations, threads, json, report, inProcess,
         };
         command.SetAction(p =>
         {
@@ -43,7 +47,7 @@ public static class BenchStepMemoryCommand
                 Optimizer = p.GetValue(optimizer)!,
                 Ls = ParseLs(p.GetValue(ls)!),
                 BatchSize = p.GetValue(batch),
-                Steps = p.GetValue(steps),
+                Evaluations = p.GetValue(evaluations),
                 Threads = p.GetValue(threads),
             };
             options.Validate();
@@ -87,7 +91,7 @@ public static class BenchStepMemoryCommand
                      {
                          "bench", "step-memory", "--in-process", "--json", "--ls", l.ToString(CultureInfo.InvariantCulture), "--model", options.Model,
                          "--optimizer", options.Optimizer, "--batch-size", options.BatchSize.ToString(CultureInfo.InvariantCulture),
-                         "--steps", options.Steps.ToString(CultureInfo.InvariantCulture), "--threads", options.Threads.ToString(CultureInfo.InvariantCulture),
+                         "--evaluations", options.Evaluations.ToString(CultureInfo.InvariantCulture), "--threads", options.Threads.ToString(CultureInfo.InvariantCulture),
                      })
                 start.ArgumentList.Add(a);
             using var child = Process.Start(start) ?? throw new InvalidOperationException($"could not start {program} to measure L = {l}");

@@ -57,6 +57,7 @@ public static class OptionRanges
         ["--samples"] = AtLeast(1),
         ["--probes"] = AtLeast(1),
         ["--steps"] = AtLeast(1),
+        ["--evaluations"] = AtLeast(1),
         ["--top"] = AtLeast(1),
         ["--seeds"] = AtLeast(1),
         ["--rounds"] = AtLeast(1),

@@ -17,7 +17,7 @@ public class BenchStepMemoryTests
         return (code, stdout.ToString(), stderr.ToString());
     }
 
-    static void AssertReadings(JsonNode json, int[] ls, int steps)
+    static void AssertReadings(JsonNode json, int[] ls, int evaluations)
     {
         Assert.Equal("step-memory", (string?)json["benchmark"]);
         var readings = json["readings"]!.AsArray();
@@ -28,8 +28,11 @@ public class BenchStepMemoryTests
             var peak = (double)r["peak_mib"]!;
             Assert.True(before > 0 && peak >= before - 0.01, r.ToJsonString()); // the high-water mark is reset to the resident memory
             Assert.Equal(Math.Round(peak - before, 2), (double)r["step_overhead_mib"]!, 1);
-            // L closure calls per timed step (Entropy-SGD's diagnostics add one every 10th step, never among the first 3).
-            Assert.Equal((int)r["L"]! * steps, (long)r["grad_evals"]!);
+            // ceil(evaluations / L) steps of L closure calls (Entropy-SGD's diagnostics add one at steps 1, 11, 21, ...).
+            var l = (int)r["L"]!;
+            var steps = (evaluations + l - 1) / l;
+            Assert.Equal(steps, (int)r["steps"]!);
+            Assert.Equal(l * steps + (steps + 9) / 10, (long)r["grad_evals"]!);
         }
     }
 
@@ -39,24 +42,24 @@ public class BenchStepMemoryTests
         using var dir = new TempDir();
         var report = dir.File("results/step-memory.md");
         var (code, output, err) = Run("bench", "step-memory", "--in-process", "--model", "small-mnistfc", "--ls", "3,1", "--batch-size", "64",
-            "--steps", "2", "--threads", "2", "--json", "--report", report);
+            "--evaluations", "12", "--threads", "2", "--json", "--report", report);
         Assert.True(code == ExitCodes.Ok, err);
         var json = JsonNode.Parse(output.Trim())!;
-        AssertReadings(json, [3, 1], 2);
+        AssertReadings(json, [3, 1], 12);
         Assert.False((bool)json["isolated"]!);
-        Assert.Equal(("small-mnistfc", "entropy-sgd", 64, 2), ((string?)json["model"], (string?)json["optimizer"], (int)json["batch_size"]!, (int)json["steps_per_L"]!));
+        Assert.Equal(("small-mnistfc", "entropy-sgd", 64, 12), ((string?)json["model"], (string?)json["optimizer"], (int)json["batch_size"]!, (int)json["evaluations_per_L"]!));
 
         var markdown = File.ReadAllText(report);
-        Assert.Contains("| L | resident before (MiB) | peak (MiB) | over the start (MiB) | gradient evaluations | s per step |", markdown);
+        Assert.Contains("| L | steps | gradient evaluations | resident before (MiB) | peak (MiB) | over the start (MiB) | s per step |", markdown);
         Assert.Contains("all L in one process, in the order shown", markdown);
         Assert.True(JsonNode.DeepEquals(json, JsonNode.Parse(File.ReadAllText(dir.File("results/step-memory.json")))));
         // What was written reads back to the same readings (the overhead is recomputed from the rounded MiB, so to 0.01).
         var again = StepMemoryBenchmark.ToJson(StepMemoryBenchmark.FromJson(json));
-        foreach (var key in new[] { "model", "parameters", "optimizer", "batch_size", "steps_per_L", "threads", "isolated" })
+        foreach (var key in new[] { "model", "parameters", "optimizer", "batch_size", "evaluations_per_L", "threads", "isolated" })
             Assert.True(JsonNode.DeepEquals(json[key], again[key]), key);
         foreach (var (a, b) in json["readings"]!.AsArray().Zip(again["readings"]!.AsArray()))
         {
-            foreach (var key in new[] { "L", "resident_before_mib", "peak_mib", "grad_evals", "seconds_per_step" })
+            foreach (var key in new[] { "L", "resident_before_mib", "peak_mib", "steps", "grad_evals", "seconds_per_step" })
                 Assert.True(JsonNode.DeepEquals(a![key], b![key]), $"{key}: {a[key]} against {b[key]}");
             Assert.Equal((double)a!["step_overhead_mib"]!, (double)b!["step_overhead_mib"]!, 0.0101);
         }
@@ -66,7 +69,7 @@ public class BenchStepMemoryTests
     public async Task TheBuiltToolMeasuresEachLInAFreshProcess()
     {
         var info = new ProcessStartInfo(CliProcessTests.Executable()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "bench", "step-memory", "--model", "small-mnistfc", "--ls", "1,2", "--batch-size", "64", "--steps", "1", "--threads", "1", "--json" })
+        foreach (var a in new[] { "bench", "step-memory", "--model", "small-mnistfc", "--ls", "1,2", "--batch-size", "64", "--evaluations", "2", "--threads", "1", "--json" })
             info.ArgumentList.Add(a);
         using var p = Process.Start(info)!;
         var errorsRead = p.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
@@ -75,7 +78,7 @@ public class BenchStepMemoryTests
         var errors = await errorsRead;
         Assert.True(p.ExitCode == 0, errors);
         var json = JsonNode.Parse(output.Trim())!;
-        AssertReadings(json, [1, 2], 1);
+        AssertReadings(json, [1, 2], 2);
         Assert.True((bool)json["isolated"]!);
         Assert.Contains("  L = 2: peak", errors); // each child's progress line is passed on
     }
@@ -87,6 +90,7 @@ public class BenchStepMemoryTests
     [InlineData("--optimizer", "sgd", "--optimizer sgd: takes no Langevin steps")]
     [InlineData("--model", "char-lstm", "--model char-lstm: the step-memory benchmark needs an image classifier")]
     [InlineData("--batch-size", "0", "--batch-size must be at least 1, got 0")]
+    [InlineData("--evaluations", "0", "--evaluations must be at least 1, got 0")]
     public void BadSettingsAreRefusedBeforeAnythingRuns(string option, string value, string message)
     {
         var (code, _, err) = Run("bench", "step-memory", "--in-process", option, value);
@@ -100,8 +104,8 @@ public class BenchStepMemoryTests
         const long mib = 1024 * 1024;
         StepMemoryBenchmarkResult Result(params (int L, long PeakMiB)[] readings) => new()
         {
-            Model = "mnistfc", Parameters = 1, Optimizer = "entropy-sgd", BatchSize = 500, Steps = 2, Threads = 1,
-            Readings = readings.Select(r => new StepMemoryReading(r.L, 300 * mib, r.PeakMiB * mib, r.L * 2, 1)).ToArray(),
+            Model = "mnistfc", Parameters = 1, Optimizer = "entropy-sgd", BatchSize = 500, Evaluations = 300, Threads = 1,
+            Readings = readings.Select(r => new StepMemoryReading(r.L, 300 * mib, r.PeakMiB * mib, 300 / r.L, 300, 1)).ToArray(),
         };
         // Before the per-closure dispose scopes: 344 / 623 / 1,453 MB at L = 1 / 25 / 100.
         var leaking = Result((1, 344), (25, 623), (100, 1453));
