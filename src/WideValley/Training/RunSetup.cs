@@ -338,19 +338,24 @@ public static class RunSetup
                    $"{(vocabularyIsLowerBound ? "at least " : "")}{count} parameters; training it with {c.Optimizer} " +
                    $"({estimate.ParameterCopies} parameter-sized copies: weights, gradients and the optimizer's state, {MemoryBudget.Format(estimate.ParameterBytes)}; " +
                    $"activations of a batch of {batch}, {MemoryBudget.Format(estimate.ActivationBytes)})";
-        var lower = new List<string>();
-        if (estimate.ParameterBytes >= estimate.ActivationBytes)
+        // Name what must come down: the size options when the parameters alone do not fit, the batch when its
+        // activations alone do not (for a language model the size options shrink those too), either when only the sum does not.
+        var sizeOptions = new List<string>();
+        if (c.HiddenSize is not null) sizeOptions.Add("--hidden-size");
+        if (c.Layers is not null) sizeOptions.Add("--layers");
+        var size = sizeOptions.Count > 0 ? string.Join(" or ", sizeOptions)
+            : isText ? "the model's size (--hidden-size or --layers; or use a corpus with a smaller vocabulary)" : "the model's size";
+        var batchOptions = isText ? "--batch-size or --unroll" : "--batch-size";
+        var parametersAloneTooBig = estimate.ParameterBytes > there.Bytes;
+        var activationsAloneTooBig = estimate.ActivationBytes > there.Bytes;
+        var lower = (parametersAloneTooBig, activationsAloneTooBig) switch
         {
-            if (c.HiddenSize is not null) lower.Add("--hidden-size");
-            if (c.Layers is not null) lower.Add("--layers");
-            if (lower.Count == 0) lower.Add(isText ? "--hidden-size or --layers (or use a corpus with a smaller vocabulary)" : "the model's size");
-        }
-        else
-        {
-            lower.Add("--batch-size");
-            if (isText) lower.Add("--unroll");
-        }
-        MemoryBudget.EnsureFits(estimate.TotalBytes, what, $"lower {string.Join(" or ", lower)} (the estimate is ours and errs on the low side)", there);
+            (true, false) => size,
+            (false, true) => isText && sizeOptions.Count > 0 ? $"{batchOptions}, or {size}" : batchOptions,
+            (true, true) => $"{size}, and {batchOptions} if that is not enough",
+            _ => $"{size}, or {batchOptions}",
+        };
+        MemoryBudget.EnsureFits(estimate.TotalBytes, what, $"lower {lower} (the estimate is ours and errs on the low side)", there);
     }
 
     /// <summary>
