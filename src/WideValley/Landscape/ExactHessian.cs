@@ -13,7 +13,7 @@ public sealed record ExactHessianOptions
     /// <summary>Largest number of parameters accepted (default 60,000: small-LeNet's 47,658 fit).</summary>
     public long MaxDimension { get; init; } = 60_000;
 
-    /// <summary>Memory the computation may use, in bytes. Null (default): MemAvailable of /proc/meminfo minus <see cref="MemoryMarginBytes"/>.</summary>
+    /// <summary>Memory the computation may use, in bytes. Null (default): <see cref="ExactHessian.AvailableMemoryBytes"/> (MemAvailable of /proc/meminfo, or less under a cgroup limit) minus <see cref="MemoryMarginBytes"/>.</summary>
     public long? MemoryLimitBytes { get; init; }
 
     /// <summary>Memory left for everything else when the limit is taken from the system (default 1 GiB).</summary>
@@ -148,21 +148,12 @@ public static class ExactHessian
         return (int)Math.Max(1, Math.Min(bySize, (n + 49) / 50));
     }
 
-    /// <summary>MemAvailable from /proc/meminfo in bytes (elsewhere: what the .NET runtime reports as available).</summary>
-    public static long AvailableMemoryBytes()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/meminfo"))
-            {
-                if (!line.StartsWith("MemAvailable:", StringComparison.Ordinal)) continue;
-                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                return long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
-        return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-    }
+    /// <summary>
+    /// The memory this process may still use, in bytes: MemAvailable from /proc/meminfo (elsewhere: what the .NET
+    /// runtime reports as available), lowered to the headroom under a cgroup memory limit when one is set
+    /// (<see cref="MemoryBudget.Available()"/>).
+    /// </summary>
+    public static long AvailableMemoryBytes() => MemoryBudget.AvailableBytes();
 
     /// <summary>The memory a dense n x n Hessian and its eigenvalues need, against the limit the options give.</summary>
     public static HessianMemoryPlan PlanMemory(long n, ScalarType storage, ExactHessianOptions? options = null)

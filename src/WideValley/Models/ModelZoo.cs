@@ -31,7 +31,7 @@ public static class ModelZoo
 
     private const string ImageInput = "images (N, C, S, S), floating point";
 
-    private sealed record Entry(ModelInfo Info, Func<ModelOptions, ModelInfo, nn.Module> Build);
+    private sealed record Entry(ModelInfo Info, Func<ModelOptions, ModelInfo, nn.Module> Build, Func<ModelOptions, ModelInfo, ModelSizeEstimate> Estimate);
 
     private static readonly Entry[] Entries =
     [
@@ -39,28 +39,28 @@ public static class ModelZoo
                 "784-1024-1024-10 fully connected, BatchNorm, ReLU, dropout on input and hidden layers (Sec. 5.2).",
                 "MNIST", $"{ImageInput}; paper: 1x28x28", MnistFc.DefaultDropout, MnistFc.DefaultInputDropout, true, false),
             minimumImageSize: null,
-            (o, d, i) => new MnistFc(o.InputChannels, o.ImageSize, o.NumClasses, d, i)),
+            (o, d, i) => new MnistFc(o.InputChannels, o.ImageSize, o.NumClasses, d, i), ModelSize.MnistFc),
         Classifier(new ModelInfo(LeNetName, ModelKind.Classifier,
                 "LeNet-BN: conv 20@5x5 and 50@5x5 with BatchNorm and max-pooling, fc 500, dropout after each (Sec. 5.2).",
                 "MNIST", $"{ImageInput}; paper: 1x28x28 (at least 22x22)", LeNetBn.DefaultDropout, 0, true, false),
             minimumImageSize: SpatialSize.SmallestValidImage(LeNetBn.FeatureMapSize),
-            (o, d, i) => new LeNetBn(o.InputChannels, o.ImageSize, o.NumClasses, d, i)),
+            (o, d, i) => new LeNetBn(o.InputChannels, o.ImageSize, o.NumClasses, d, i), ModelSize.LeNetBn),
         Classifier(new ModelInfo(AllCnnName, ModelKind.Classifier,
                 "All-CNN-BN: All-CNN-C with BatchNorm after each conv, as in the reference code (Sec. 5.3), ~1.67 M weights.",
                 "CIFAR-10 (global contrast normalisation + ZCA, no augmentation)", $"{ImageInput}; paper: 3x32x32",
                 AllCnnBn.DefaultDropout, AllCnnBn.DefaultInputDropout, true, false),
             minimumImageSize: null,
-            (o, d, i) => new AllCnnBn(o.InputChannels, o.ImageSize, o.NumClasses, d, i)),
+            (o, d, i) => new AllCnnBn(o.InputChannels, o.ImageSize, o.NumClasses, d, i), ModelSize.AllCnnBn),
         Classifier(new ModelInfo(SmallLeNetName, ModelKind.Classifier,
                 "small-LeNet: conv 10@5x5 and 20@5x5 with max-pooling, fc 128, no BatchNorm, 47,658 weights (Sec. 5.1).",
                 "MNIST", $"{ImageInput}; paper: 1x28x28 (at least 16x16)", 0, 0, true, false),
             minimumImageSize: SpatialSize.SmallestValidImage(SmallLeNet.FeatureMapSize),
-            (o, d, i) => new SmallLeNet(o.InputChannels, o.ImageSize, o.NumClasses, d, i)),
+            (o, d, i) => new SmallLeNet(o.InputChannels, o.ImageSize, o.NumClasses, d, i), ModelSize.SmallLeNet),
         Classifier(new ModelInfo(SmallMnistFcName, ModelKind.Classifier,
                 "small-mnistfc: 784-64-10 with ReLU, 50,890 weights (Sec. 5.1; the paper's \"32 hidden units\" contradicts its count).",
                 "MNIST", $"{ImageInput}; paper: 1x28x28", 0, 0, true, false),
             minimumImageSize: null,
-            (o, d, i) => new SmallMnistFc(o.InputChannels, o.ImageSize, o.NumClasses, d, i)),
+            (o, d, i) => new SmallMnistFc(o.InputChannels, o.ImageSize, o.NumClasses, d, i), ModelSize.SmallMnistFc),
         LanguageModel(new ModelInfo(CharLstmName, ModelKind.LanguageModel,
                 "char-LSTM: one-hot characters, 2 x 128 LSTM, linear decoder; uniform [-0.08, 0.08] init as char-rnn (Sec. 5.4.2).",
                 "War and Peace, characters (paper vocabulary 87)", "token ids (B, T), Int64, in [0, V); paper: V = 87, T = 50",
@@ -98,6 +98,20 @@ public static class ModelZoo
         return entry.Build(options, entry.Info);
     }
 
+    /// <summary>
+    /// The parameter count of the network <see cref="Create"/> would build with <paramref name="options"/>, exactly,
+    /// and a rough count of the values a training pass keeps per example (<see cref="ModelSizeEstimate"/>), worked out
+    /// from the architecture without building anything: what memory checks use before a huge allocation (a hidden size
+    /// of a million would otherwise allocate until the machine swaps). Checks the options as <see cref="Create"/> does.
+    /// </summary>
+    /// <exception cref="ArgumentException">Unknown name or invalid options; the message says which and why.</exception>
+    public static ModelSizeEstimate EstimateSize(string name, ModelOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var entry = Find(name);
+        return entry.Estimate(options, entry.Info);
+    }
+
     /// <summary>Number of scalar parameters (weights and biases, not BatchNorm running statistics).</summary>
     public static long CountParameters(nn.Module module)
     {
@@ -116,43 +130,68 @@ public static class ModelZoo
         Entries.FirstOrDefault(entry => entry.Info.Name == name)
         ?? throw new ArgumentException($"Unknown model '{name}'. Known models: {string.Join(", ", Entries.Select(e => e.Info.Name))}.", nameof(name));
 
-    private static Entry Classifier(ModelInfo info, int? minimumImageSize, Func<ModelOptions, double, double, nn.Module> build) =>
-        new(info, (options, described) =>
-        {
-            var (dropout, inputDropout) = ResolveDropout(options, described);
-            CheckPositive(options.InputChannels, nameof(ModelOptions.InputChannels), described.Name);
-            CheckPositive(options.ImageSize, nameof(ModelOptions.ImageSize), described.Name);
-            CheckPositive(options.NumClasses, nameof(ModelOptions.NumClasses), described.Name);
-            if (minimumImageSize is { } minimum && options.ImageSize < minimum)
-                throw new ArgumentException(
-                    $"{described.Name} needs images of at least {minimum}x{minimum} (the paper uses 28x28) so its " +
-                    $"convolution and pooling windows fit; got ImageSize = {options.ImageSize}.");
-            foreach (var (option, value) in new[]
-                     {
-                         (nameof(ModelOptions.VocabularySize), options.VocabularySize),
-                         (nameof(ModelOptions.HiddenSize), options.HiddenSize),
-                         (nameof(ModelOptions.Layers), options.Layers),
-                     })
+    private static Entry Classifier(ModelInfo info, int? minimumImageSize, Func<ModelOptions, double, double, nn.Module> build,
+        Func<int, int, int, ModelSizeEstimate> estimate) =>
+        new(info,
+            (options, described) =>
             {
-                if (value is not null)
-                    throw new ArgumentException($"{described.Name} is an image classifier; {option} applies only to the language models.");
-            }
-            return build(options, dropout, inputDropout);
-        });
+                var (dropout, inputDropout) = CheckClassifierOptions(options, described, minimumImageSize);
+                return build(options, dropout, inputDropout);
+            },
+            (options, described) =>
+            {
+                CheckClassifierOptions(options, described, minimumImageSize);
+                return estimate(options.InputChannels, options.ImageSize, options.NumClasses);
+            });
+
+    private static (double Dropout, double InputDropout) CheckClassifierOptions(ModelOptions options, ModelInfo described, int? minimumImageSize)
+    {
+        var (dropout, inputDropout) = ResolveDropout(options, described);
+        CheckPositive(options.InputChannels, nameof(ModelOptions.InputChannels), described.Name);
+        CheckPositive(options.ImageSize, nameof(ModelOptions.ImageSize), described.Name);
+        CheckPositive(options.NumClasses, nameof(ModelOptions.NumClasses), described.Name);
+        if (minimumImageSize is { } minimum && options.ImageSize < minimum)
+            throw new ArgumentException(
+                $"{described.Name} needs images of at least {minimum}x{minimum} (the paper uses 28x28) so its " +
+                $"convolution and pooling windows fit; got ImageSize = {options.ImageSize}.");
+        foreach (var (option, value) in new[]
+                 {
+                     (nameof(ModelOptions.VocabularySize), options.VocabularySize),
+                     (nameof(ModelOptions.HiddenSize), options.HiddenSize),
+                     (nameof(ModelOptions.Layers), options.Layers),
+                 })
+        {
+            if (value is not null)
+                throw new ArgumentException($"{described.Name} is an image classifier; {option} applies only to the language models.");
+        }
+        return (dropout, inputDropout);
+    }
 
     private static Entry LanguageModel(ModelInfo info, int hiddenSize, int layers, bool embedTokens, bool decoderBias, double initialisationRange) =>
-        new(info, (options, described) =>
-        {
-            var (dropout, inputDropout) = ResolveDropout(options, described);
-            var vocabulary = options.VocabularySize
-                ?? throw new ArgumentException(
-                    $"{described.Name} is a language model: set ModelOptions.VocabularySize to the corpus vocabulary size ({described.InputShape}).");
-            CheckPositive(vocabulary, nameof(ModelOptions.VocabularySize), described.Name);
-            if (options.HiddenSize is { } hidden) CheckPositive(hidden, nameof(ModelOptions.HiddenSize), described.Name);
-            if (options.Layers is { } layerCount) CheckPositive(layerCount, nameof(ModelOptions.Layers), described.Name);
-            return new LstmLanguageModel(described.Name, vocabulary, options.HiddenSize ?? hiddenSize, options.Layers ?? layers,
-                embedTokens, decoderBias, dropout, inputDropout, initialisationRange);
-        });
+        new(info,
+            (options, described) =>
+            {
+                var (dropout, inputDropout, vocabulary) = CheckLanguageModelOptions(options, described);
+                return new LstmLanguageModel(described.Name, vocabulary, options.HiddenSize ?? hiddenSize, options.Layers ?? layers,
+                    embedTokens, decoderBias, dropout, inputDropout, initialisationRange);
+            },
+            (options, described) =>
+            {
+                var (_, _, vocabulary) = CheckLanguageModelOptions(options, described);
+                return ModelSize.Lstm(vocabulary, options.HiddenSize ?? hiddenSize, options.Layers ?? layers, embedTokens, decoderBias);
+            });
+
+    private static (double Dropout, double InputDropout, int Vocabulary) CheckLanguageModelOptions(ModelOptions options, ModelInfo described)
+    {
+        var (dropout, inputDropout) = ResolveDropout(options, described);
+        var vocabulary = options.VocabularySize
+            ?? throw new ArgumentException(
+                $"{described.Name} is a language model: set ModelOptions.VocabularySize to the corpus vocabulary size ({described.InputShape}).");
+        CheckPositive(vocabulary, nameof(ModelOptions.VocabularySize), described.Name);
+        if (options.HiddenSize is { } hidden) CheckPositive(hidden, nameof(ModelOptions.HiddenSize), described.Name);
+        if (options.Layers is { } layerCount) CheckPositive(layerCount, nameof(ModelOptions.Layers), described.Name);
+        return (dropout, inputDropout, vocabulary);
+    }
 
     private static (double Dropout, double InputDropout) ResolveDropout(ModelOptions options, ModelInfo info)
     {

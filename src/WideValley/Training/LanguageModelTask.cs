@@ -28,6 +28,8 @@ public sealed class LanguageModelTask : ITrainingTask
     /// <paramref name="unroll"/> tokens, state carried across windows; evaluation in rows of <paramref name="evalBatchSize"/>
     /// (default: the batch size). With <paramref name="ownsData"/>, disposing the task disposes the corpus.
     /// </summary>
+    /// <exception cref="ArgumentException">The model's vocabulary is not the corpus's, or the batch leaves rows too short for
+    /// one window of <paramref name="unroll"/> (<see cref="ValidateBatchAgainstCorpus"/>).</exception>
     public LanguageModelTask(nn.Module model, TokenCorpus corpus, int batchSize, int unroll, Device device,
         int? evalBatchSize = null, bool ownsData = true)
     {
@@ -37,12 +39,39 @@ public sealed class LanguageModelTask : ITrainingTask
         if (_model.VocabularySize != corpus.Vocabulary.Count)
             throw new ArgumentException(
                 $"the model predicts {_model.VocabularySize} tokens but the corpus '{corpus.Name}' has a vocabulary of {corpus.Vocabulary.Count}");
+        ValidateBatchAgainstCorpus(corpus.Train.shape[0], batchSize, unroll, corpus.Name);
         _corpus = corpus;
         _device = device;
         _train = new BpttStream(corpus.Train.to(device), batchSize, unroll, $"{corpus.Name} training tokens");
         _evalBatchSize = evalBatchSize ?? batchSize;
         _unroll = unroll;
         _ownsData = ownsData;
+    }
+
+    /// <summary>
+    /// Refuses a batch that cuts the training tokens into rows too short for one full BPTT window: the stream is cut
+    /// into <paramref name="batchSize"/> rows of tokens / batch each, and a window of <paramref name="unroll"/> inputs
+    /// needs unroll + 1 tokens in its row (the inputs and their next-token targets). With fewer, every window would be
+    /// silently shorter than the unroll asked for. The message names the corpus's tokens, the batch, the tokens per
+    /// row and the unroll, and the largest batch and unroll that fit.
+    /// </summary>
+    /// <exception cref="ArgumentException">A row holds fewer than unroll + 1 tokens.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchSize"/> or <paramref name="unroll"/> is below 1.</exception>
+    public static void ValidateBatchAgainstCorpus(long trainingTokens, int batchSize, int unroll, string corpusName)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(unroll, 1);
+        var perRow = trainingTokens / batchSize;
+        if (perRow >= (long)unroll + 1) return;
+        var largestBatch = trainingTokens / ((long)unroll + 1);
+        var fixes = new List<string>();
+        if (largestBatch >= 1) fixes.Add($"--batch-size {largestBatch:N0} or less");
+        if (perRow >= 2) fixes.Add($"--unroll {perRow - 1:N0} or less");
+        fixes.Add("a longer corpus");
+        throw new ArgumentException(
+            $"the training text of '{corpusName}' has {trainingTokens:N0} tokens; cut into --batch-size {batchSize:N0} streams that is " +
+            $"{perRow:N0} tokens per stream, too few for one window of --unroll {unroll:N0} (it needs {(long)unroll + 1:N0}: the inputs and " +
+            $"their next-token targets), so every window would be silently shorter; use {string.Join(", or ", fixes)}");
     }
 
     /// <inheritdoc/>

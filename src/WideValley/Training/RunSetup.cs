@@ -176,6 +176,17 @@ public sealed record RunConfig : IJsonOnDeserialized
     }
 }
 
+/// <summary>
+/// Our estimate of the memory a training run needs (<see cref="RunSetup.EstimateTrainingMemory"/>): not a measurement,
+/// and on the low side (workspaces, the data and evaluation are left out).
+/// </summary>
+/// <param name="Parameters">The model's parameter count (exact).</param>
+/// <param name="ParameterCopies">Parameter-sized tensors kept: weights, gradients, optimizer state (<see cref="RunSetup.ParameterCopies"/>).</param>
+/// <param name="ParameterBytes">Parameters x copies x 4 bytes.</param>
+/// <param name="ActivationBytes">The values one batch's forward pass keeps for the backward pass, x 4 bytes (rough).</param>
+/// <param name="TotalBytes">The sum.</param>
+public sealed record TrainingMemoryEstimate(long Parameters, int ParameterCopies, long ParameterBytes, long ActivationBytes, long TotalBytes);
+
 /// <summary>A run ready to train: task (model + data), optimizer and trainer options. Owns them.</summary>
 public sealed class PreparedRun : IDisposable
 {
@@ -251,6 +262,124 @@ public static class RunSetup
                 $"{(c.ValidationSize > 0 ? $", after holding out --validation-size {c.ValidationSize}" : "")}); use a batch of at most {trainingSamples:N0}");
     }
 
+    /// <summary>Bytes per parameter and per activation: the zoo's networks train in float32.</summary>
+    const int BytesPerValue = sizeof(float);
+
+    /// <summary>
+    /// How many parameter-sized tensors training keeps: the weights, their gradients, and the optimizer's state. SGD:
+    /// a momentum buffer when momentum is on. Adam: the two moment estimates. SGLD: none (its noise is drawn per
+    /// tensor). Entropy-SGD and Entropy-Adam: the local-entropy estimator's anchor x0 and average mu, the Langevin
+    /// velocity when Langevin momentum is on (<see cref="LocalEntropy.BufferElements"/>), plus the outer SGD's
+    /// momentum or Adam's moments. An optimizer registered elsewhere counts as none (the check is not meant to refuse
+    /// on a guess). Transient copies inside a step (a weight-decay term, the noise) are not counted.
+    /// </summary>
+    public static int ParameterCopies(OptimizerOptionsBase options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        const int weightsAndGradients = 2;
+        return weightsAndGradients + options switch
+        {
+            SgdOptions sgd => sgd.Momentum > 0 ? 1 : 0,
+            AdamOptions => 2,
+            SgldOptions => 0,
+            EntropySgdOptions entropy => LocalEntropyCopies(entropy.LocalEntropy) + (entropy.Momentum > 0 ? 1 : 0),
+            EntropyAdamOptions entropy => LocalEntropyCopies(entropy.LocalEntropy) + 2,
+            ILocalEntropyOptimizerOptions entropy => LocalEntropyCopies(entropy.LocalEntropy),
+            _ => 0,
+        };
+    }
+
+    static int LocalEntropyCopies(LocalEntropyOptions o) => 2 + (o.LangevinMomentum > 0 ? 1 : 0);
+
+    /// <summary>
+    /// Our estimate (not a measurement) of the memory training <paramref name="c"/>'s model needs, from its size
+    /// (<see cref="ModelZoo.EstimateSize"/>, built with <paramref name="model"/>) without building it:
+    /// 4 bytes x (parameters x <see cref="ParameterCopies"/> + activations of one batch), where a batch is
+    /// <see cref="RunConfig.BatchSize"/> images, or batch x unroll tokens for a language model. An Entropy-SGD step
+    /// keeps only one minibatch's activations at a time, so L does not enter. The activation term is rough and leaves
+    /// out libtorch's workspaces, the data set and the evaluation pass, so the real peak is higher: the estimate
+    /// errs on the low side, to refuse only what clearly cannot fit.
+    /// </summary>
+    public static TrainingMemoryEstimate EstimateTrainingMemory(RunConfig c, ModelOptions model)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        ArgumentNullException.ThrowIfNull(model);
+        var size = ModelZoo.EstimateSize(c.Model, model);
+        var copies = ParameterCopies(c.ResolvedOptimizerOptions);
+        var isText = ModelZoo.Describe(c.Model).Kind == ModelKind.LanguageModel;
+        var examples = (Int128)c.BatchSize * (isText ? c.Unroll ?? DefaultUnroll(c.Model) : 1);
+        var parameterBytes = MemoryBudget.Saturate((Int128)size.Parameters * copies * BytesPerValue);
+        var activationBytes = MemoryBudget.Saturate(examples * size.ActivationsPerExample * BytesPerValue);
+        return new TrainingMemoryEstimate(size.Parameters, copies, parameterBytes, activationBytes,
+            MemoryBudget.Saturate((Int128)parameterBytes + activationBytes));
+    }
+
+    /// <summary>
+    /// Refuses (<see cref="MemoryBudgetException"/>) a configuration whose <see cref="EstimateTrainingMemory"/> is above
+    /// the memory available (<paramref name="available"/>, default <see cref="MemoryBudget.Available()"/>), naming the
+    /// model and its size options, the parameter count, the optimizer, the estimate and the memory there is, and what
+    /// to lower. <paramref name="vocabularyIsLowerBound"/>: the language model's vocabulary in <paramref name="model"/>
+    /// is a lower bound (the corpus is not read yet), so the count is "at least".
+    /// </summary>
+    public static void EnsureTrainingFits(RunConfig c, ModelOptions model, bool vocabularyIsLowerBound = false, AvailableMemory? available = null)
+    {
+        var estimate = EstimateTrainingMemory(c, model);
+        var there = available ?? MemoryBudget.Available();
+        if (estimate.TotalBytes <= there.Bytes) return;
+        var isText = ModelZoo.Describe(c.Model).Kind == ModelKind.LanguageModel;
+        var settings = new List<string>();
+        if (c.HiddenSize is int hidden) settings.Add($"--hidden-size {hidden}");
+        if (c.Layers is int layers) settings.Add($"--layers {layers}");
+        var count = estimate.Parameters >= 1_000_000_000
+            ? estimate.Parameters.ToString("0.0e0", System.Globalization.CultureInfo.InvariantCulture)
+            : estimate.Parameters.ToString("N0", System.Globalization.CultureInfo.InvariantCulture);
+        var batch = isText ? $"{c.BatchSize} x {c.Unroll ?? DefaultUnroll(c.Model)} tokens" : $"{c.BatchSize} images";
+        var what = $"the model {c.Model}{(settings.Count > 0 ? " with " + string.Join(" and ", settings) : "")} has " +
+                   $"{(vocabularyIsLowerBound ? "at least " : "")}{count} parameters; training it with {c.Optimizer} " +
+                   $"({estimate.ParameterCopies} parameter-sized copies: weights, gradients and the optimizer's state, {MemoryBudget.Format(estimate.ParameterBytes)}; " +
+                   $"activations of a batch of {batch}, {MemoryBudget.Format(estimate.ActivationBytes)})";
+        // Name what must come down: the size options when the parameters alone do not fit, the batch when its
+        // activations alone do not (for a language model the size options shrink those too), either when only the sum does not.
+        var sizeOptions = new List<string>();
+        if (c.HiddenSize is not null) sizeOptions.Add("--hidden-size");
+        if (c.Layers is not null) sizeOptions.Add("--layers");
+        var size = sizeOptions.Count > 0 ? string.Join(" or ", sizeOptions)
+            : isText ? "the model's size (--hidden-size or --layers; or use a corpus with a smaller vocabulary)" : "the model's size";
+        var batchOptions = isText ? "--batch-size or --unroll" : "--batch-size";
+        var parametersAloneTooBig = estimate.ParameterBytes > there.Bytes;
+        var activationsAloneTooBig = estimate.ActivationBytes > there.Bytes;
+        var lower = (parametersAloneTooBig, activationsAloneTooBig) switch
+        {
+            (true, false) => size,
+            (false, true) => isText && sizeOptions.Count > 0 ? $"{batchOptions}, or {size}" : batchOptions,
+            (true, true) => $"{size}, and {batchOptions} if that is not enough",
+            _ => $"{size}, or {batchOptions}",
+        };
+        MemoryBudget.EnsureFits(estimate.TotalBytes, what, $"lower {lower} (the estimate is ours and errs on the low side)", there);
+    }
+
+    /// <summary>
+    /// The memory check of <see cref="Validate"/>, before any data is read: for a language model, with the vocabulary
+    /// the character set fixes or else one token (a lower bound: the LSTM layers alone decide whether a huge
+    /// --hidden-size or --layers fits). Image classifiers are checked by <see cref="Prepare"/> once the images' shape
+    /// is known.
+    /// </summary>
+    static void EnsureTrainingFitsBeforeLoading(RunConfig c, ModelInfo info)
+    {
+        if (info.Kind != ModelKind.LanguageModel) return;
+        var vocabulary = c.CharacterSet is string set ? TextCorpora.CharacterSet(set).Count : 1;
+        EnsureTrainingFits(c, LanguageModelOptions(c, vocabulary), vocabularyIsLowerBound: c.CharacterSet is null);
+    }
+
+    static ModelOptions LanguageModelOptions(RunConfig c, int vocabulary) => new()
+    {
+        Dropout = c.Dropout,
+        InputDropout = c.InputDropout,
+        VocabularySize = vocabulary,
+        HiddenSize = c.HiddenSize,
+        Layers = c.Layers,
+    };
+
     /// <summary>
     /// Checks the configuration without loading anything; throws <see cref="ArgumentException"/> naming the option
     /// (an <see cref="OptionsException"/> naming the property of the optimizer's options record).
@@ -307,6 +436,7 @@ public static class RunSetup
         }
         LearningRateSchedule.Parse(c.LrSchedule);
         TorchRuntime.ResolveDevice(c.Device);
+        EnsureTrainingFitsBeforeLoading(c, info);
     }
 
     /// <summary>
@@ -451,6 +581,7 @@ public static class RunSetup
             {
                 RequireSameData(c, fingerprint, $"{dataset.Train.Count} train, {dataset.Test.Count} test samples; {dataset.Source}");
                 ValidateBatchAgainstTrainingSet(c, dataset.Train.Count);
+                EnsureTrainingFits(c, ClassifierOptions(c, dataset));
             }
             catch
             {
@@ -458,18 +589,8 @@ public static class RunSetup
                 throw;
             }
             c = c with { DataFingerprint = fingerprint };
-            var shape = dataset.SampleShape;
             TorchRuntime.Seed(c.Seed);
-            var model = ModelZoo.Create(c.Model, new ModelOptions
-            {
-                Dropout = c.Dropout,
-                InputDropout = c.InputDropout,
-                InputChannels = (int)shape[0],
-                ImageSize = (int)shape[^1],
-                NumClasses = dataset.NumClasses,
-                HiddenSize = c.HiddenSize,
-                Layers = c.Layers,
-            });
+            var model = ModelZoo.Create(c.Model, ClassifierOptions(c, dataset));
             model.to(device);
             var onDevice = device.type == DeviceType.CPU ? dataset : MoveTo(dataset, device);
             task = new ClassificationTask((nn.Module<Tensor, Tensor>)model, onDevice, c.BatchSize, c.Seed, c.EvalBatchSize ?? 1000);
@@ -484,6 +605,8 @@ public static class RunSetup
             try
             {
                 RequireSameData(c, fingerprint, $"{corpus.Name}, {corpus.Train.shape[0]} training tokens; {corpus.Source}");
+                LanguageModelTask.ValidateBatchAgainstCorpus(corpus.Train.shape[0], c.BatchSize, c.Unroll ?? DefaultUnroll(c.Model), corpus.Name);
+                EnsureTrainingFits(c, LanguageModelOptions(c, corpus.Vocabulary.Count));
             }
             catch
             {
@@ -492,14 +615,7 @@ public static class RunSetup
             }
             c = c with { DataFingerprint = fingerprint };
             TorchRuntime.Seed(c.Seed);
-            var model = ModelZoo.Create(c.Model, new ModelOptions
-            {
-                Dropout = c.Dropout,
-                InputDropout = c.InputDropout,
-                VocabularySize = corpus.Vocabulary.Count,
-                HiddenSize = c.HiddenSize,
-                Layers = c.Layers,
-            });
+            var model = ModelZoo.Create(c.Model, LanguageModelOptions(c, corpus.Vocabulary.Count));
             model.to(device);
             task = new LanguageModelTask(model, corpus, c.BatchSize, c.Unroll ?? DefaultUnroll(c.Model), device, c.EvalBatchSize);
             description = $"{corpus.Name} ({corpus.Level}-level, vocabulary {corpus.Vocabulary.Count}, {corpus.Train.shape[0]} / {corpus.Validation.shape[0]} / {corpus.Test.shape[0]} tokens; {corpus.Source})";
@@ -550,6 +666,17 @@ public static class RunSetup
             DataDescription = description,
         };
     }
+
+    static ModelOptions ClassifierOptions(RunConfig c, ClassificationDataset dataset) => new()
+    {
+        Dropout = c.Dropout,
+        InputDropout = c.InputDropout,
+        InputChannels = (int)dataset.SampleShape[0],
+        ImageSize = (int)dataset.SampleShape[^1],
+        NumClasses = dataset.NumClasses,
+        HiddenSize = c.HiddenSize,
+        Layers = c.Layers,
+    };
 
     /// <summary>PTB has no default location: --data-dir, else $WIDEVALLEY_DATA/ptb.</summary>
     static string ResolvePtbFolder(string? dataDir)

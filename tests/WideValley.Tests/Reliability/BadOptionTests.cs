@@ -219,6 +219,15 @@ public sealed class BadOptionTests(BadOptionRunFixture fixture) : IClassFixture<
             { "reproduce local-entropy-toy --temperature 0 --out {OUT}", 2, "--temperature must be positive, got 0" },
             { "reproduce local-entropy-toy --temperature NaN --out {OUT}", 2, "--temperature NaN is not a finite number" },
             { "reproduce hessian-universality --threads 100000 --out {OUT}", 2, $"--threads must be {threadsAbove}" },
+
+            // ---- memory estimates before allocating (sizes no machine holds; refused before any data is read) ----
+            { "train --model ptb-lstm --hidden-size 1000000 --no-tensorboard --out {OUT}", 2, "ptb-lstm with --hidden-size 1000000 has at least|parameters|GiB available|lower --hidden-size" },
+            { "train --model ptb-lstm -o entropy-sgd --hidden-size 1000000 --no-tensorboard --out {OUT}", 2, "training it with entropy-sgd|4 parameter-sized copies|lower --hidden-size" },
+            { "train --model ptb-lstm -o entropy-sgd --layers 100000000 --no-tensorboard --out {OUT}", 2, "ptb-lstm with --layers 100000000|lower --layers" },
+            { "train --model ptb-lstm --hidden-size 100000 --layers 1000 --no-tensorboard --out {OUT}", 2, "with --hidden-size 100000 and --layers 1000|lower --hidden-size or --layers" },
+            { "train --model ptb-lstm --batch-size 2000000000 --unroll 1000000 --no-tensorboard --out {OUT}", 2, "a batch of 2000000000 x 1000000 tokens|lower --batch-size or --unroll" },
+            { "train --model char-lstm --data text --corpus /nonexistent/corpus.txt -o entropy-adam --hidden-size 2000000 --no-tensorboard --out {OUT}", 2, "char-lstm with --hidden-size 2000000|training it with entropy-adam|lower --hidden-size" },
+            { "train --model small-char-lstm --data text --corpus /nonexistent/corpus.txt --layers 2000000000 --no-tensorboard --out {OUT}", 2, "small-char-lstm with --layers 2000000000 has at least|lower --layers" },
         };
         return cases;
     }
