@@ -123,8 +123,10 @@ public static class LandscapeCommand
             string? otherFile = null;
             if (otherPath is not null)
             {
-                // A run folder's damaged newest checkpoint falls back to its previous generation, as for --checkpoint.
-                if (request is null || request.Format == ModelFormat.Run) otherFile = MeasuredRun.SelectCheckpoint(otherPath, "--other", ctx.Error).Path;
+                // A run folder's damaged newest checkpoint falls back to its previous generation, as for --checkpoint (a
+                // run read as a model source is read as named, like the --model-file it goes with).
+                if (request is null) otherFile = MeasuredRun.SelectCheckpoint(otherPath, "--other", ctx.Error).Path;
+                else if (request.Format == ModelFormat.Run) otherFile = MeasuredRun.ResolveCheckpoint(otherPath, "--other");
                 else if (File.Exists(otherPath)) otherFile = Path.GetFullPath(otherPath);
                 else throw new UsageException($"--other {otherPath}: no such file (expected another model file of the same network as {thisArgument})");
             }
