@@ -52,10 +52,11 @@ public static class EvaluateCommand
                 throw new UsageException("name the network: a run folder (widevalley evaluate RUN) or --model-file PATH (see --help)");
             var folder = Path.GetFullPath(p.GetValue(run)!);
             var wanted = ParseSplits(p.GetValue(splits)!);
-            var checkpoint = Path.Combine(folder, Trainer.CheckpointFileName);
-            if (!File.Exists(checkpoint))
+            if (!File.Exists(Path.Combine(folder, Trainer.CheckpointFileName)))
                 throw new UsageException($"{folder} holds no checkpoint ({Trainer.CheckpointFileName}); expected the folder of a 'widevalley train' run");
-            var (meta, stored) = MeasuredRun.ReadConfig(checkpoint);
+            // A damaged newest checkpoint falls back to the run's previous generation, with a warning on stderr.
+            var (checkpoint, meta, _) = MeasuredRun.SelectCheckpoint(folder, "evaluate", ctx.Error, "evaluating");
+            var stored = meta.RequireRunConfig(checkpoint);
             // The run's data where it lies now: --data-dir / --corpus if given, else the stored (absolute, or for older
             // runs relative) paths located; RunSetup.Prepare refuses data other than the run's.
             var config = RunSetup.LocateData(stored, folder, p.GetValue(dataDir), p.GetValue(corpus)) with { Threads = p.GetValue(threads), TensorBoard = false };
@@ -68,6 +69,7 @@ public static class EvaluateCommand
                 ["model"] = config.Model,
                 ["optimizer"] = config.Optimizer,
                 ["epoch"] = meta.CompletedEpochs,
+                ["checkpoint"] = checkpoint,
                 ["effective_epochs"] = meta.GradEvals / prepared.Task.MinibatchesPerPass,
             };
             foreach (var split in wanted)

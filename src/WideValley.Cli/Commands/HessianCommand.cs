@@ -249,19 +249,21 @@ public static class HessianCommand
     /// <summary>
     /// Opens the run, measures it into its output folder through the shared <see cref="HessianFolders"/> service
     /// (the library's <see cref="HessianMeasurement"/> plus plots, CSV tables and hessian.json last), and says
-    /// library errors in terms of this command's flags. Nothing here prints a result or chooses an exit code.
+    /// library errors in terms of this command's flags. Nothing here prints a result or chooses an exit code. A run
+    /// folder whose newest checkpoint is damaged is measured at its intact previous generation, with a warning on
+    /// <paramref name="warnings"/>.
     /// </summary>
     /// <exception cref="UsageException">An option that does not fit the run (names the flag).</exception>
     /// <exception cref="OperationCanceledException">Interrupted; the exact route keeps its finished column blocks.</exception>
     internal static HessianFolder MeasureRun(HessianSettings s, TextWriter log, CancellationToken cancellation = default,
-        IProgress<CurvatureProgress>? progress = null, Action<ExactHessianProgress>? columnProgress = null)
+        IProgress<CurvatureProgress>? progress = null, Action<ExactHessianProgress>? columnProgress = null, TextWriter? warnings = null)
     {
         s.Validate();
         var batchSize = s.BatchSize ?? HessianFolders.DefaultBatchSize(ParseMethod(s.Method));
         using var run = s.Source is { } source
             ? MeasuredRun.OpenModel(source, s.Samples, DefaultSamples, batchSize, s.Overrides.Threads)
             : MeasuredRun.Open(s.Checkpoint ?? throw new UsageException("--checkpoint: name the run to measure"), "--checkpoint", s.Samples, DefaultSamples,
-                batchSize, s.Overrides, s.LanguageModels);
+                batchSize, s.Overrides, s.LanguageModels, warnings);
         var outDir = Path.GetFullPath(s.Out ?? run.DefaultOut($"hessian-{s.Method}"));
         var settings = ToMeasurementSettings(s, ColumnsFolder(s, outDir), log, cancellation, progress, columnProgress);
         try
@@ -315,8 +317,8 @@ public static class HessianCommand
             {
                 // With --json, stdout carries exactly one object: no live display there.
                 measured = s.Json
-                    ? MeasureRun(s, log, stop.Token)
-                    : ProgressDisplay.Run(ctx, s.Method, (progress, columns) => MeasureRun(s, log, stop.Token, progress, columns));
+                    ? MeasureRun(s, log, stop.Token, warnings: ctx.Error)
+                    : ProgressDisplay.Run(ctx, s.Method, (progress, columns) => MeasureRun(s, log, stop.Token, progress, columns, ctx.Error));
             }
             catch (OperationCanceledException e)
             {

@@ -123,12 +123,15 @@ public static class LandscapeCommand
             string? otherFile = null;
             if (otherPath is not null)
             {
-                if (request is null || request.Format == ModelFormat.Run) otherFile = MeasuredRun.ResolveCheckpoint(otherPath, "--other");
+                // A run folder's damaged newest checkpoint falls back to its previous generation, as for --checkpoint (a
+                // run read as a model source is read as named, like the --model-file it goes with).
+                if (request is null) otherFile = MeasuredRun.SelectCheckpoint(otherPath, "--other", ctx.Error).Path;
+                else if (request.Format == ModelFormat.Run) otherFile = MeasuredRun.ResolveCheckpoint(otherPath, "--other");
                 else if (File.Exists(otherPath)) otherFile = Path.GetFullPath(otherPath);
                 else throw new UsageException($"--other {otherPath}: no such file (expected another model file of the same network as {thisArgument})");
             }
             using var run = request is null
-                ? MeasuredRun.Open(checkpointArgument!, "--checkpoint", p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides)
+                ? MeasuredRun.Open(checkpointArgument!, "--checkpoint", p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides, warnings: ctx.Error)
                 : MeasuredRun.OpenModel(request, p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides.Threads);
             // A float64 measurement computes on a copy of the network, built by the model source's or the zoo's factory.
             options = options with { ModelFactory = run.ModelFactory };
@@ -138,8 +141,8 @@ public static class LandscapeCommand
             log.WriteLine($"landscape {kind}: {run.Name}, {run.Samples:N0} samples, {count} points per axis on [{F(from)}, {F(to)}]: " +
                           $"{(kind == "2d" ? $"{count:N0} x {count:N0} = " : "")}{evaluations:N0} evaluations of the loss over the samples; the time left is said after the first");
             var progress = new SliceProgressLog(log, kind);
-            // A random-direction slice stops between points on Ctrl-C or SIGTERM (an interpolation runs to its end).
-            using var stop = kind == "interp" ? null : new HessianCommand.StopOnSignal(log, $"landscape {kind}: stopping after the current point; nothing will be written");
+            // Every slice stops between points on Ctrl-C or SIGTERM; nothing partial is written (exit 130).
+            using var stop = new HessianCommand.StopOnSignal(log, $"landscape {kind}: stopping after the current point; nothing will be written");
 
             var watch = Stopwatch.StartNew();
             IReadOnlyList<SlicePoint> result;
@@ -148,11 +151,11 @@ public static class LandscapeCommand
                 using var start = Slices.FlatParameters(run.Model, options.Parameters);
                 // B's weights; A keeps its own weights and buffers: BatchNorm running statistics along the line are A's.
                 using var end = run.OtherParameters(otherPath!, request is null ? checkpointArgument! : request.File, options.Parameters);
-                result = Slices.Interpolation(run.Model, run.EvaluationSet, start, end, count, from, to, options, progress);
+                result = Slices.Interpolation(run.Model, run.EvaluationSet, start, end, count, from, to, options, progress, stop.Token);
             }
             else
             {
-                var sliceOptions = new SliceOptions { Points = count, From = from, To = to, Seed = seedValue, Landscape = options, Progress = progress, Cancellation = stop?.Token ?? default };
+                var sliceOptions = new SliceOptions { Points = count, From = from, To = to, Seed = seedValue, Landscape = options, Progress = progress, Cancellation = stop.Token };
                 result = kind == "1d"
                     ? Slices.RandomDirection1D(run.Model, run.EvaluationSet, sliceOptions)
                     : Slices.RandomDirections2D(run.Model, run.EvaluationSet, sliceOptions);

@@ -148,6 +148,49 @@ internal sealed class MeasuredRun : IDisposable
         throw new UsageException($"{option} {path}: no such run folder or checkpoint file");
     }
 
+    /// <summary>
+    /// The checkpoint to read for <paramref name="path"/>. For a run folder, its newest intact generation: when
+    /// checkpoint.bin is damaged and checkpoint.prev.bin is intact, the latter, with a one-line warning on
+    /// <paramref name="warnings"/> that names the damaged file and section and the checkpoint used (its epoch and step).
+    /// A checkpoint file named explicitly is never swapped for another: a damaged one is refused, and its previous
+    /// generation, when there is one, is named as an option.
+    /// </summary>
+    /// <param name="path">A run folder or a checkpoint file, as the user wrote it.</param>
+    /// <param name="option">The option or argument that named it, for messages.</param>
+    /// <param name="warnings">Where the fallback warning goes (stderr); null says nothing.</param>
+    /// <param name="doing">What is done with the checkpoint, for the warning: "measuring", "evaluating".</param>
+    /// <exception cref="UsageException">Neither a run folder with a checkpoint nor a file.</exception>
+    /// <exception cref="CheckpointDamagedException">No generation that may be used is intact (the CLI exits 1; nothing is written).</exception>
+    public static IntactCheckpoint SelectCheckpoint(string path, string option, TextWriter? warnings, string doing = "measuring")
+    {
+        var file = ResolveCheckpoint(path, option);
+        if (!Directory.Exists(Path.GetFullPath(path)))
+        {
+            try
+            {
+                return new IntactCheckpoint(file, Checkpoint.Verify(file), null);
+            }
+            catch (CheckpointDamagedException e)
+            {
+                var previous = Checkpoint.PreviousGenerationPath(file);
+                throw new CheckpointDamagedException(file, e.Section,
+                    $"{option} {path}: {e.Message}; a checkpoint file named explicitly is not replaced by another" +
+                    (File.Exists(previous) && previous != file
+                        ? $". The previous generation {previous} may be intact: name it ({option} {previous}), or name the run folder " +
+                          $"({option} {Path.GetDirectoryName(file)}) to fall back to it with a warning"
+                        : ""), e);
+            }
+        }
+        var chosen = Checkpoint.SelectIntactForReading(file);
+        if (chosen.DamagedNewest is { } damaged)
+        {
+            var section = damaged.Message.Contains(damaged.Section, StringComparison.Ordinal) ? "" : $" (damaged section: {damaged.Section})";
+            warnings?.WriteLine($"widevalley: warning: {damaged.Message}{section}; {doing} the previous checkpoint {chosen.Path} " +
+                                $"({Checkpoint.DescribePosition(chosen.Meta)}) instead");
+        }
+        return chosen;
+    }
+
     /// <summary>Reads a checkpoint's metadata and stored configuration, refusing files that cannot be rebuilt.</summary>
     public static (CheckpointMeta Meta, RunConfig Config) ReadConfig(string checkpointPath)
     {
@@ -161,14 +204,17 @@ internal sealed class MeasuredRun : IDisposable
     /// batches of <paramref name="batchSize"/>. A language model is refused unless <paramref name="languageModels"/>:
     /// its samples are then the training text cut into consecutive sequences of unroll + 1 tokens (inputs and
     /// next-token targets), each run from the zero state, so that the measured loss is a function of the weights alone.
+    /// A run folder whose newest checkpoint is damaged is opened at its intact previous generation, with a warning on
+    /// <paramref name="warnings"/> (<see cref="SelectCheckpoint"/>).
     /// </summary>
     public static MeasuredRun Open(string path, string option, int? samples, long defaultSamples, int batchSize, RunOverrides overrides,
-        bool languageModels = false)
+        bool languageModels = false, TextWriter? warnings = null)
     {
         if (samples is < 1) throw new UsageException($"--samples must be at least 1, got {samples}");
         if (batchSize < 1) throw new UsageException($"--batch-size must be at least 1, got {batchSize}");
-        var checkpoint = ResolveCheckpoint(path, option);
-        var (meta, stored) = ReadConfig(checkpoint);
+        // A run folder whose newest checkpoint is damaged is measured at its previous generation (with a warning).
+        var (checkpoint, meta, _) = SelectCheckpoint(path, option, warnings);
+        var stored = meta.RequireRunConfig(checkpoint);
         var isLanguageModel = ModelZoo.Describe(stored.Model).Kind == ModelKind.LanguageModel;
         if (isLanguageModel && !languageModels)
             throw new UsageException(
@@ -219,7 +265,8 @@ internal sealed class MeasuredRun : IDisposable
     {
         if (prepared is not null)
         {
-            LoadOtherWeights(ResolveCheckpoint(otherPath, "--other"), otherPath, thisArgument);
+            // The generation the command chose (and warned about) for --other before this network was opened.
+            LoadOtherWeights(SelectCheckpoint(otherPath, "--other", warnings: null).Path, otherPath, thisArgument);
             try
             {
                 return Slices.FlatParameters(Model, selection);

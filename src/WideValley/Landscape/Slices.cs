@@ -74,9 +74,20 @@ public static class Slices
 
     /// <summary>Loss and error at w(t) = from + t (to - from) for <paramref name="points"/> values of t in [start, end].</summary>
     /// <remarks>Both end points must be finite (<see cref="NonFiniteValuesException"/> names the first parameter that is not).</remarks>
+    /// <param name="model">The network; its weights and modes are restored afterwards.</param>
+    /// <param name="evaluationSet">The batches the loss is the mean over.</param>
+    /// <param name="from">The start point w(0), flat in the layout of the selected parameters.</param>
+    /// <param name="to">The end point w(1), in the same layout.</param>
+    /// <param name="points">Values of t, evenly spaced.</param>
+    /// <param name="start">First t.</param>
+    /// <param name="end">Last t.</param>
+    /// <param name="options">Loss, parameters, BatchNorm and dropout handling.</param>
+    /// <param name="progress">Reported after each evaluated point (method "slice").</param>
+    /// <param name="cancellation">Stops the sweep between points, as for the random-direction slices.</param>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> was cancelled; the weights are restored.</exception>
     public static IReadOnlyList<SlicePoint> Interpolation(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
         Tensor from, Tensor to, int points = 41, double start = -0.5, double end = 1.5, LandscapeOptions? options = null,
-        IProgress<CurvatureProgress>? progress = null)
+        IProgress<CurvatureProgress>? progress = null, CancellationToken cancellation = default)
     {
         CheckAxis(points, start, end, "Slices.Interpolation");
         using var loss = new LandscapeLoss(model, evaluationSet, options, "Slices.Interpolation");
@@ -86,7 +97,7 @@ public static class Slices
         FiniteChecks.RequireFiniteFlat(a, loss.Layout, "the start point", "Slices.Interpolation");
         FiniteChecks.RequireFiniteFlat(b, loss.Layout, "the end point", "Slices.Interpolation");
         var direction = b.sub(a);
-        return Sweep(loss, a, direction, null, Axis(points, start, end), [0.0], progress, CancellationToken.None);
+        return Sweep(loss, a, direction, null, Axis(points, start, end), [0.0], progress, cancellation);
     }
 
     /// <summary>Loss and error at w + alpha d along one filter-normalised random direction d.</summary>

@@ -136,6 +136,12 @@ public sealed class CheckpointDamagedException(string path, string section, stri
 /// <param name="FallbackMessage">Null when the newest is intact; else what was damaged and which file is used instead.</param>
 public sealed record CheckpointGeneration(string Path, string? FallbackMessage);
 
+/// <summary>A checkpoint chosen for reading (<see cref="Checkpoint.SelectIntactForReading"/>).</summary>
+/// <param name="Path">The newest intact generation: the checkpoint itself, or its previous generation.</param>
+/// <param name="Meta">Its header, verified.</param>
+/// <param name="DamagedNewest">Null when the newest generation is intact; else why it was passed over (file and section).</param>
+public sealed record IntactCheckpoint(string Path, CheckpointMeta Meta, CheckpointDamagedException? DamagedNewest);
+
 /// <summary>
 /// A single-file training checkpoint (see docs/run-format.md). Format 3: magic bytes with the format version, then
 /// named sections, each with its length and an XxHash64 checksum: the JSON header (<see cref="CheckpointMeta"/>:
@@ -384,6 +390,35 @@ public static class Checkpoint
             : $"end of epoch {meta.CompletedEpochs}";
         return new CheckpointGeneration(previous,
             $"{newest.Message}; falling back to the previous checkpoint {previous} ({at}): the work after it is done again");
+    }
+
+    /// <summary>
+    /// For readers of a run's weights (evaluation, landscape measurements): the newest intact generation of
+    /// <paramref name="path"/> with its verified header, and, when that is the previous generation, the damage that
+    /// ruled out the newest. Throws <see cref="CheckpointDamagedException"/> (from <see cref="SelectIntact"/>) when no
+    /// generation is intact.
+    /// </summary>
+    public static IntactCheckpoint SelectIntactForReading(string path)
+    {
+        try
+        {
+            return new IntactCheckpoint(path, Verify(path), null);
+        }
+        catch (CheckpointDamagedException newest)
+        {
+            var generation = SelectIntact(path);
+            return new IntactCheckpoint(generation.Path, Verify(generation.Path), newest);
+        }
+    }
+
+    /// <summary>
+    /// Where in training a checkpoint was written, in words: "end of epoch 2", or "epoch 3, step 50" for a checkpoint
+    /// inside an epoch (periodic or interrupted).
+    /// </summary>
+    public static string DescribePosition(CheckpointMeta meta)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        return meta.StepInEpoch > 0 ? $"epoch {meta.CompletedEpochs + 1}, step {meta.StepInEpoch}" : $"end of epoch {meta.CompletedEpochs}";
     }
 
     /// <summary>Reads only the metadata (fast: verifies the header and run-configuration sections, touches no tensor).</summary>

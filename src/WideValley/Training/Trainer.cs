@@ -279,11 +279,14 @@ public sealed class Trainer
         catch (TrainingDivergedException e)
         {
             status = TrainingStatus.Diverged;
-            var kept = history.Count > 0 ? $"the last good checkpoint (end of epoch {history[^1].Epoch}) is kept"
-                : HasCheckpoint ? "the last good checkpoint (of an earlier session) is kept" : "no checkpoint was written";
+            // Said from the checkpoint actually kept: a periodic one (--checkpoint-every) may lie inside an epoch after
+            // the last finished one, and one of an earlier session knows its own epoch.
+            var keptMeta = KeptCheckpoint();
+            var kept = keptMeta is not null ? $"the last good checkpoint ({Checkpoint.DescribePosition(keptMeta)}) is kept"
+                : HasCheckpoint ? "no intact checkpoint is kept" : "no checkpoint was written";
             message = $"{e.Message}. Training stopped; {kept}" +
                       (_options.OutputDirectory is null ? "." : $" in {_options.OutputDirectory}.") +
-                      DivergenceAdvice(history.Count > 0 ? history[^1].Epoch : 0);
+                      DivergenceAdvice(keptMeta);
         }
         return Finish(history, status, message, Elapsed());
     }
@@ -297,10 +300,29 @@ public sealed class Trainer
 
     bool HasCheckpoint => _options.WriteCheckpoints && OutPath(CheckpointFileName) is string path && File.Exists(path);
 
-    /// <summary>What to do after a divergence: resume from the kept checkpoint with a gentler step, or start again.</summary>
-    string DivergenceAdvice(int lastGoodEpoch)
+    /// <summary>The header of the newest intact checkpoint in the output folder; null when there is none.</summary>
+    CheckpointMeta? KeptCheckpoint()
     {
-        return HasCheckpoint
+        if (!HasCheckpoint) return null;
+        try
+        {
+            return Checkpoint.SelectIntactForReading(OutPath(CheckpointFileName)!).Meta;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// What to do after a divergence: resume from the kept checkpoint (<paramref name="kept"/>) with a gentler step, or
+    /// start again. A resumed run goes on in the epoch after the kept checkpoint's completed ones, so the gentler
+    /// schedule starts there.
+    /// </summary>
+    string DivergenceAdvice(CheckpointMeta? kept)
+    {
+        var lastGoodEpoch = kept?.CompletedEpochs ?? 0;
+        return kept is not null
             ? $" Resume it with a smaller learning rate or clipping: --resume --lr-schedule custom:{lastGoodEpoch + 1}=0.1 (a tenth of the learning rate from epoch {lastGoodEpoch + 1} on), " +
               "--clip-grad-norm 1, or both; or start again with a smaller --lr or more weight decay."
             : " Start again with a smaller --lr, --clip-grad-norm 1, or more weight decay.";

@@ -100,7 +100,7 @@ public sealed class FisherEntropySliceTests
         var before = Synthetic.Flatten(model);
         using var a = Slices.FlatParameters(model);
         using var b = a.add(randn_like(a).mul(tensor(0.1f)));
-        var line = Slices.Interpolation(model, batches, a, b, points: 9);
+        var line = Slices.Interpolation(model, batches, a, b, points: 9, cancellation: TestContext.Current.CancellationToken);
         Assert.Equal(9, line.Count);
         Assert.Equal(-0.5, line[0].Alpha);
         Assert.Equal(1.5, line[^1].Alpha);

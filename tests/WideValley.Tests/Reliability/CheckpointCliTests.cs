@@ -19,7 +19,7 @@ public class CheckpointCliTests
     }
 
     /// <summary>A two-epoch small-mnistfc run on 256 images: checkpoint.bin (epoch 2) and checkpoint.prev.bin (epoch 1).</summary>
-    static string TrainedRun(TempDir dir)
+    internal static string TrainedRun(TempDir dir)
     {
         var run = dir.File("run");
         var (code, _, err) = Run("train", "--model", "small-mnistfc", "--optimizer", "sgd", "--momentum", "0.9", "--max-train-samples", "256",
@@ -29,15 +29,15 @@ public class CheckpointCliTests
         return run;
     }
 
-    static string Newest(string run) => Path.Combine(run, Trainer.CheckpointFileName);
-    static string Previous(string run) => Checkpoint.PreviousGenerationPath(Newest(run));
+    internal static string Newest(string run) => Path.Combine(run, Trainer.CheckpointFileName);
+    internal static string Previous(string run) => Checkpoint.PreviousGenerationPath(Newest(run));
 
     static Dictionary<string, byte[]> Snapshot(string folder) => FolderSnapshot.Take(folder);
 
     static void AssertUnchanged(Dictionary<string, byte[]> before, string folder) => FolderSnapshot.AssertUnchanged(before, folder);
 
     /// <summary>Flips a byte of the named section's payload, at the given fraction of its length.</summary>
-    static void Damage(string checkpoint, string section, double at = 0.5)
+    internal static void Damage(string checkpoint, string section, double at = 0.5)
     {
         var s = Checkpoint.DescribeSections(checkpoint).Single(x => x.Name == section);
         var offset = s.PayloadStart + (long)(s.Length * at);
@@ -66,6 +66,8 @@ public class CheckpointCliTests
         // Issue 16 defect 2: flipped bytes in the weights gave "test loss NaN" and exit 0.
         using var dir = new TempDir();
         var run = TrainedRun(dir);
+        // Without a previous generation to fall back to (the fallback: MeasurementFallbackTests).
+        File.Delete(Previous(run));
         Damage(Newest(run), section);
         var before = Snapshot(run);
         var (code, output, err) = Run("evaluate", run, "--splits", "test", "--data-dir", TestMachine.FashionMnistFolder);
