@@ -468,5 +468,14 @@ public class AnnealSgdTests
         Assert.Equal(0, (double)last["annealsgd_field_scale"]!);
         Assert.Equal(12, (double)last["annealsgd_steps"]!);
         Assert.InRange((double)last["test_error"]!, 0, 90);
+
+        // A resume keeps the field settings: another field size is refused, extending the run continues t.
+        var changed = Cli("train", "--out", run, "--resume", "--epochs", "3", "--field-size", "0.2");
+        Assert.Equal(ExitCodes.Usage, changed.Code);
+        Assert.Contains("--field-size 0.2 (the run has 0.05)", changed.Err);
+        var resumed = Cli("train", "--out", run, "--resume", "--epochs", "3", "--no-tensorboard");
+        Assert.True(resumed.Code == ExitCodes.Ok, resumed.Err);
+        var third = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[^1])!;
+        Assert.Equal((3, 18.0), ((int)third["epoch"]!, (double)third["annealsgd_steps"]!));
     }
 }
