@@ -69,6 +69,14 @@ public sealed class OptimizerFlags
             ("auto", LangevinKernel.Auto), ("fused", LangevinKernel.FusedCpu), ("tensor-ops", LangevinKernel.TensorOps));
         Number<double>("--sgld-decay", "Decay", "SGLD step-size decay exponent b in lr / (1 + t)^b.");
         Number<double>("--sgld-temperature", "Temperature", "SGLD temperature T (1 = Bayesian posterior).");
+        Number<double>("--field-size", "FieldSize", "AnnealSGD field size h0: the field's per-coordinate standard deviation at step 0 (0 = plain SGD).");
+        Choice("--field-mode", "FieldMode", "AnnealSGD field: fixed (one Gaussian direction for the run, the magnetic field) or fresh (a new draw every step: annealed gradient noise).",
+            ("fixed", AnnealFieldMode.Fixed), ("fresh", AnnealFieldMode.Fresh));
+        Choice("--field-schedule", "FieldSchedule", "AnnealSGD s(t): linear (1 - t/T, zero from step T), exponential (decay^t) or power ((1 + t)^-gamma).",
+            ("linear", AnnealSchedule.Linear), ("exponential", AnnealSchedule.Exponential), ("power", AnnealSchedule.PowerLaw));
+        Number<long>("--field-anneal-steps", "FieldAnnealSteps", "AnnealSGD T of the linear schedule, in optimizer steps.");
+        Number<double>("--field-decay", "FieldDecay", "AnnealSGD factor per step of the exponential schedule.");
+        Number<double>("--field-power", "FieldPower", "AnnealSGD exponent gamma of the power-law schedule.");
         // Last: it overrides the individual reference-code switches above, as it always has.
         var reference = new Option<bool>(ReferenceCode)
         {

@@ -94,6 +94,10 @@ public static class OptionRanges
         ["--input-dropout"] = HalfOpenUnit,
         ["--alpha"] = HalfOpenUnitAbove,
         ["--tolerance"] = OpenUnit,
+        ["--field-size"] = NonNegative,
+        ["--field-power"] = Positive,
+        ["--field-decay"] = HalfOpenUnitAbove,
+        ["--field-anneal-steps"] = AtLeast(1),
     };
 
     /// <summary>

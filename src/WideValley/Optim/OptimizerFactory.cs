@@ -130,6 +130,7 @@ public static class OptimizerFactory
         Register(EntropySgdOptions.Descriptor);
         Register(EntropyAdamOptions.Descriptor);
         Register(SgldOptions.Descriptor);
+        Register(AnnealSgdOptions.Descriptor);
     }
 
     /// <summary>Adds (or replaces) an optimizer.</summary>
