@@ -63,7 +63,7 @@ public static class SimulatedAnnealing
         var (initialEnergy, initialGradient) = glass.EnergyAndGradientOf(glass.SymmetrisedCouplings, points);
         initialGradient.Dispose();
         using var energy = initialEnergy;
-        using var logScale = full([k, 1], Math.Log(o.InitialProposalScale), glass.Dtype, glass.Device);
+        using var logScale = ones([k, 1], glass.Dtype, glass.Device).Scale_(Math.Log(o.InitialProposalScale));
         var ratio = o.FinalTemperature / o.InitialTemperature;
         for (var t = 0; t < o.Steps; t++)
         {
