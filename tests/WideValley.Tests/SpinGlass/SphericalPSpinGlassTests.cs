@@ -7,21 +7,24 @@ namespace WideValley.Tests.SpinGlass;
 
 public sealed class SphericalPSpinGlassTests
 {
-    [Fact]
-    public void EnergyAtAFixedPointHasMeanZeroAndVarianceNOverCouplingDraws()
+    [Theory]
+    [InlineData(CouplingDistribution.Gaussian)]
+    [InlineData(CouplingDistribution.Bernoulli)]
+    public void EnergyAtAFixedPointHasMeanZeroAndVarianceNOverCouplingDraws(CouplingDistribution distribution)
     {
         const int n = 8, draws = 3000;
         using var point = Sphere.RandomPoints(1, n, seed: 5, ScalarType.Float64);
         var energies = new double[draws];
         for (var d = 0; d < draws; d++)
         {
-            using var glass = Glass(n, 3, seed: 1000 + d);
+            using var glass = Glass(n, 3, seed: 1000 + d, distribution: distribution);
             using var e = glass.Energy(point);
             energies[d] = e.item<double>();
         }
         var mean = energies.Average();
         var variance = energies.Sum(e => (e - mean) * (e - mean)) / (draws - 1);
-        // E is N(0, N) exactly: the mean has standard error √(N/M), the sample variance relative error √(2/(M−1)).
+        // Var E = N^(−2)·Σ (w_i w_j w_k)² = N^(−2)·(|w|²)³ = N for any unit-variance couplings; Gaussian ones make E
+        // normal, ±1 ones nearly so. The mean has standard error √(N/M), the sample variance relative error √(2/(M−1)).
         Assert.True(Math.Abs(mean) < 4 * Math.Sqrt((double)n / draws), $"mean {mean}");
         Assert.True(Math.Abs(variance / n - 1) < 4 * Math.Sqrt(2.0 / (draws - 1)), $"variance {variance}, N = {n}");
     }
@@ -50,6 +53,18 @@ public sealed class SphericalPSpinGlassTests
         using var single = glass.Energy(points[2]);
         Assert.Equal(0, single.dim());
         Assert.Equal(energies[2].item<double>(), single.item<double>(), 12);
+    }
+
+    [Fact]
+    public void TheSeedFixesTheCouplings()
+    {
+        using var a = Glass(5, 3, seed: 17, dtype: ScalarType.Float32);
+        using var b = Glass(5, 3, seed: 17, dtype: ScalarType.Float32);
+        using var c = Glass(5, 3, seed: 18, dtype: ScalarType.Float32);
+        Assert.Equal(0, MaxAbsDiff(a.SymmetrisedCouplings, b.SymmetrisedCouplings));
+        Assert.True(MaxAbsDiff(a.SymmetrisedCouplings, c.SymmetrisedCouplings) > 0.1);
+        using var symmetric = a.SymmetrisedCouplings.permute(2, 0, 1);
+        Assert.True(MaxAbsDiff(a.SymmetrisedCouplings, symmetric) < 1e-6);
     }
 
     [Fact]
