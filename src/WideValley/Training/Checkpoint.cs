@@ -340,6 +340,58 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>Where <see cref="SetAsideIfWrittenAfter"/> keeps a checkpoint set aside: "checkpoint.bin" becomes "checkpoint.diverged.bin".</summary>
+    public static string DivergedPath(string path)
+    {
+        var full = System.IO.Path.GetFullPath(path);
+        return System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!,
+            System.IO.Path.GetFileNameWithoutExtension(full) + ".diverged" + System.IO.Path.GetExtension(full));
+    }
+
+    /// <summary>
+    /// After a divergence: when the newest checkpoint at <paramref name="path"/> was written after
+    /// <paramref name="suspectFromOuterStep"/> outer steps or later (its weights may be those that produced the diverging
+    /// losses) and the previous generation was written before, the newest is moved to <see cref="DivergedPath"/> (kept
+    /// for inspection) and the previous one copied into its place, so that <c>--resume</c> starts from weights written
+    /// before the loss went wrong. Every file operation is a copy to a temporary name and a rename, so a crash leaves
+    /// an intact checkpoint at <paramref name="path"/>. Returns what was done (or found) in words and whether the
+    /// checkpoint now at <paramref name="path"/> is still in doubt (both generations written in the diverging stretch);
+    /// null when the newest checkpoint predates the diverging stretch or there is none.
+    /// </summary>
+    public static (string Said, bool KeptIsSuspect)? SetAsideIfWrittenAfter(string path, long suspectFromOuterStep)
+    {
+        static CheckpointMeta? TryVerify(string file)
+        {
+            if (!File.Exists(file)) return null;
+            try
+            {
+                return Verify(file);
+            }
+            catch (Exception e) when (e is CheckpointDamagedException or InvalidDataException or IOException)
+            {
+                return null;
+            }
+        }
+        var newest = TryVerify(path);
+        if (newest is null || newest.OuterSteps < suspectFromOuterStep) return null;
+        var previousPath = PreviousGenerationPath(path);
+        var previous = TryVerify(previousPath);
+        if (previous is null || previous.OuterSteps >= suspectFromOuterStep)
+            return ($"the newest checkpoint ({DescribePosition(newest)}) was written after the loss began to diverge and may hold diverged weights; " +
+                    (previous is null ? "there is no earlier one" : $"so was the previous one ({DescribePosition(previous)})"), true);
+        CopyAtomically(path, DivergedPath(path));
+        CopyAtomically(previousPath, path);
+        return ($"the newest checkpoint ({DescribePosition(newest)}) was written after the loss began to diverge; it is set aside as " +
+                $"{System.IO.Path.GetFileName(DivergedPath(path))} and the previous one ({DescribePosition(previous)}) is the checkpoint again", false);
+    }
+
+    static void CopyAtomically(string from, string to)
+    {
+        var temporary = to + $".{Guid.NewGuid():N}.part";
+        File.Copy(from, temporary);
+        File.Move(temporary, to, overwrite: true);
+    }
+
     static bool IsIntact(string path)
     {
         try

@@ -40,6 +40,7 @@ public sealed class DivergenceGuard
     bool _first = true;
     double _minimum = double.PositiveInfinity, _previous = double.NaN;
     int _growing;
+    long _observed, _windowStart, _growthStart;
 
     /// <summary>A guard with a check every <paramref name="stepsPerEpoch"/> / <see cref="DivergenceGuardOptions.ChecksPerEpoch"/> steps.</summary>
     public DivergenceGuard(DivergenceGuardOptions options, long stepsPerEpoch)
@@ -54,12 +55,22 @@ public sealed class DivergenceGuard
     }
 
     /// <summary>
+    /// After <see cref="Observe"/> returned a reason: how many of the latest steps the diverging stretch covers (the
+    /// window that tripped the guard, or every window of a growing run). Their losses were computed at the weights
+    /// left by the step before each, so weights saved after <c>steps taken - SuspectSteps</c> steps or later may
+    /// already be diverged (the trainer sets such a checkpoint aside, see <see cref="Trainer"/>).
+    /// </summary>
+    public long SuspectSteps { get; private set; }
+
+    /// <summary>
     /// Records one optimizer step's summed minibatch loss over <paramref name="count"/> samples; returns why the run
     /// diverged, or null.
     /// </summary>
     public string? Observe(double lossSum, double count)
     {
         if (count <= 0) return null;
+        if (_steps == 0) _windowStart = _observed;
+        _observed++;
         _lossSum += lossSum;
         _count += count;
         _steps++;
@@ -67,16 +78,21 @@ public sealed class DivergenceGuard
         _first = false;
         var loss = _lossSum / _count;
         (_lossSum, _count, _steps) = (0, 0, 0);
+        SuspectSteps = _observed - _windowStart;
         var c = CultureInfo.InvariantCulture;
         if (!double.IsFinite(loss))
             return string.Format(c, "the mean training loss is {0}", loss);
         if (_options.LossFactor > 0 && _minimum > 0 && loss > _options.LossFactor * _minimum)
             return string.Format(c, "the mean training loss {0:G4} is more than {1:G4} times its smallest value so far ({2:G4}; --divergence-factor)",
                 loss, _options.LossFactor, _minimum);
+        if (!(loss > _previous)) _growthStart = _observed;
         _growing = loss > _previous ? _growing + 1 : 0;
         if (_options.GrowthChecks > 0 && _growing >= _options.GrowthChecks)
+        {
+            SuspectSteps = _observed - _growthStart;
             return string.Format(c, "the mean training loss grew at {0} consecutive checks (every {1} steps), to {2:G4} (--divergence-patience)",
                 _growing, _stepsPerCheck, loss);
+        }
         _previous = loss;
         _minimum = Math.Min(_minimum, loss);
         return null;

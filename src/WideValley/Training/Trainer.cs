@@ -87,7 +87,14 @@ public sealed record TrainingResult(
 }
 
 /// <summary>Thrown (inside the closure) when a minibatch loss is not finite; caught by the trainer.</summary>
-public sealed class TrainingDivergedException(string message) : Exception(message);
+public sealed class TrainingDivergedException(string message) : Exception(message)
+{
+    /// <summary>
+    /// Outer steps taken when the weights that gave the first diverging loss were in place: a checkpoint written at
+    /// this many steps or later may hold diverged weights. Null: only the current weights are in doubt.
+    /// </summary>
+    public long? SuspectFromOuterStep { get; init; }
+}
 
 /// <summary>
 /// Trains any <see cref="ITrainingTask"/> with any TorchSharp optimizer. Each optimizer step receives a closure that
@@ -279,12 +286,18 @@ public sealed class Trainer
         catch (TrainingDivergedException e)
         {
             status = TrainingStatus.Diverged;
+            // A checkpoint written inside the diverging stretch (a periodic one, or an epoch end just before the guard's
+            // check) holds weights that already gave bad losses: the earlier generation takes its place.
+            (string Said, bool KeptIsSuspect)? setAside = null;
+            if (e.SuspectFromOuterStep is long suspect && _options.WriteCheckpoints && OutPath(CheckpointFileName) is string checkpointPath)
+                setAside = Checkpoint.SetAsideIfWrittenAfter(checkpointPath, suspect);
             // Said from the checkpoint actually kept: a periodic one (--checkpoint-every) may lie inside an epoch after
             // the last finished one, and one of an earlier session knows its own epoch.
             var keptMeta = KeptCheckpoint();
-            var kept = keptMeta is not null ? $"the last good checkpoint ({Checkpoint.DescribePosition(keptMeta)}) is kept"
+            var kept = keptMeta is not null
+                ? $"the {(setAside is { KeptIsSuspect: true } ? "" : "last good ")}checkpoint ({Checkpoint.DescribePosition(keptMeta)}) is kept"
                 : HasCheckpoint ? "no intact checkpoint is kept" : "no checkpoint was written";
-            message = $"{e.Message}. Training stopped; {kept}" +
+            message = $"{e.Message}. Training stopped; " + (setAside is { } aside ? aside.Said + "; " : "") + kept +
                       (_options.OutputDirectory is null ? "." : $" in {_options.OutputDirectory}.") +
                       DivergenceAdvice(keptMeta);
         }
@@ -295,7 +308,11 @@ public sealed class Trainer
     void GuardDivergence(int epoch, double stepLossSum, long stepCount)
     {
         if (_divergenceGuard.Observe(stepLossSum, stepCount) is string why)
-            throw new TrainingDivergedException($"training diverged in epoch {epoch}, step {_currentStep} of {StepsPerEpoch}: {why}");
+            throw new TrainingDivergedException($"training diverged in epoch {epoch}, step {_currentStep} of {StepsPerEpoch}: {why}")
+            {
+                // The losses of the last SuspectSteps steps were computed at the weights each step started from.
+                SuspectFromOuterStep = _outerSteps - _divergenceGuard.SuspectSteps,
+            };
     }
 
     bool HasCheckpoint => _options.WriteCheckpoints && OutPath(CheckpointFileName) is string path && File.Exists(path);
@@ -398,7 +415,10 @@ public sealed class Trainer
         if (!double.IsFinite(mb.Value))
             throw new TrainingDivergedException(
                 $"training diverged in epoch {_currentEpoch}, step {_currentStep + 1} of {StepsPerEpoch} " +
-                $"(gradient evaluation {_gradEvals + 1:N0}): the minibatch loss is {mb.Value}");
+                $"(gradient evaluation {_gradEvals + 1:N0}): the minibatch loss is {mb.Value}")
+            {
+                SuspectFromOuterStep = _outerSteps, // the weights this step started from gave the non-finite loss
+            };
         mb.Loss.backward();
         if (_options.ClipGradNorm > 0)
             nn.utils.clip_grad_norm_(_parameters, _options.ClipGradNorm);
