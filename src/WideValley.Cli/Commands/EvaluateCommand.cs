@@ -98,6 +98,7 @@ public static class EvaluateCommand
         TorchRuntime.EnsureInitialized();
         TorchRuntime.SetThreads(threads);
         using var opened = source.Open(p);
+        if (opened.Model.Notice is string notice) ctx.Error.WriteLine($"widevalley: warning: {notice}");
         var names = wanted.Select(s => s.ToString().ToLowerInvariant()).ToHashSet();
         // .npy data is one set ("data"); named datasets and runs have train/test (and validation, for some runs).
         var oneSet = opened.Splits.Any(s => s.Name == "data");

@@ -261,7 +261,7 @@ public static class HessianCommand
         s.Validate();
         var batchSize = s.BatchSize ?? HessianFolders.DefaultBatchSize(ParseMethod(s.Method));
         using var run = s.Source is { } source
-            ? MeasuredRun.OpenModel(source, s.Samples, DefaultSamples, batchSize, s.Overrides.Threads)
+            ? MeasuredRun.OpenModel(source, s.Samples, DefaultSamples, batchSize, s.Overrides.Threads, warnings)
             : MeasuredRun.Open(s.Checkpoint ?? throw new UsageException("--checkpoint: name the run to measure"), "--checkpoint", s.Samples, DefaultSamples,
                 batchSize, s.Overrides, s.LanguageModels, warnings);
         var outDir = Path.GetFullPath(s.Out ?? run.DefaultOut($"hessian-{s.Method}"));

@@ -132,7 +132,7 @@ public static class LandscapeCommand
             }
             using var run = request is null
                 ? MeasuredRun.Open(checkpointArgument!, "--checkpoint", p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides, warnings: ctx.Error)
-                : MeasuredRun.OpenModel(request, p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides.Threads);
+                : MeasuredRun.OpenModel(request, p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides.Threads, ctx.Error);
             // A float64 measurement computes on a copy of the network, built by the model source's or the zoo's factory.
             options = options with { ModelFactory = run.ModelFactory };
             var outDir = Path.GetFullPath(p.GetValue(output) ?? run.DefaultOut($"landscape-{kind}"));

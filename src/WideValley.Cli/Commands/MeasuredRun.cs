@@ -148,6 +148,9 @@ internal sealed class MeasuredRun : IDisposable
         throw new UsageException($"{option} {path}: no such run folder or checkpoint file");
     }
 
+    /// <summary>Where notices of a model file read at another checkpoint than named (a damaged newest one) go; null: nowhere.</summary>
+    private TextWriter? warnings;
+
     /// <summary>
     /// The checkpoint to read for <paramref name="path"/>. For a run folder, its newest intact generation: when
     /// checkpoint.bin is damaged and checkpoint.prev.bin is intact, the latter, with a one-line warning on
@@ -230,7 +233,7 @@ internal sealed class MeasuredRun : IDisposable
     /// of them, up to <paramref name="defaultSamples"/>, when null) in order, in batches of <paramref name="batchSize"/>:
     /// of the .npy arrays, or of the training split of a named dataset or of the run's own data.
     /// </summary>
-    public static MeasuredRun OpenModel(ModelSourceRequest request, int? samples, long defaultSamples, int batchSize, int threads)
+    public static MeasuredRun OpenModel(ModelSourceRequest request, int? samples, long defaultSamples, int batchSize, int threads, TextWriter? warnings = null)
     {
         if (samples is < 1) throw new UsageException($"--samples must be at least 1, got {samples}");
         if (batchSize < 1) throw new UsageException($"--batch-size must be at least 1, got {batchSize}");
@@ -238,6 +241,7 @@ internal sealed class MeasuredRun : IDisposable
         TorchRuntime.EnsureInitialized();
         TorchRuntime.SetThreads(threads);
         var opened = request.Open();
+        if (opened.Model.Notice is string notice) warnings?.WriteLine($"widevalley: warning: {notice}");
         try
         {
             var (name, data) = opened.Splits[0];
@@ -246,7 +250,7 @@ internal sealed class MeasuredRun : IDisposable
                 throw new UsageException(
                     $"--samples {wanted}: {(name == "data" ? "the data" : $"the {name} split of {opened.DataDescription}")} has only {available:N0} samples ({opened.DataDescription}); ask for at most {available:N0}");
             var count = samples ?? Math.Min(defaultSamples, available);
-            return new MeasuredRun(request, opened, MeasurableRun.Batches(data.Inputs, data.Labels, count, batchSize), count);
+            return new MeasuredRun(request, opened, MeasurableRun.Batches(data.Inputs, data.Labels, count, batchSize), count) { warnings = warnings };
         }
         catch
         {
@@ -279,6 +283,7 @@ internal sealed class MeasuredRun : IDisposable
 
         var data = opened!.Splits[0].Data;
         using var other = request!.OpenModel(data, Model.parameters().First().device, otherPath);
+        if (other.Notice is string notice) this.warnings?.WriteLine($"widevalley: warning: {notice}");
         var mine = Model.named_parameters().Select(p => $"{p.name} [{string.Join(", ", p.parameter.shape)}]").ToList();
         var theirs = other.Module.named_parameters().Select(p => $"{p.name} [{string.Join(", ", p.parameter.shape)}]").ToList();
         if (!mine.SequenceEqual(theirs))

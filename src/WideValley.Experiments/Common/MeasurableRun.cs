@@ -77,15 +77,21 @@ public sealed class MeasurableRun : IDisposable
     /// <summary>Whether the run trained a language model (its samples are token sequences).</summary>
     public static bool IsLanguageModel(RunConfig config) => ModelZoo.Describe(config.Model).Kind == ModelKind.LanguageModel;
 
-    /// <summary>The checkpoint of a run folder, its metadata and stored configuration.</summary>
+    /// <summary>
+    /// The checkpoint of a run folder, its metadata and stored configuration. When the newest checkpoint is damaged
+    /// and the previous generation is intact, the previous one, with a notice naming the damage (null otherwise).
+    /// </summary>
     /// <exception cref="FileNotFoundException">The folder holds no checkpoint.</exception>
-    /// <exception cref="InvalidDataException">The checkpoint is malformed or holds no run configuration.</exception>
-    public static (string CheckpointPath, CheckpointMeta Meta, RunConfig Config) ReadRun(string runFolder)
+    /// <exception cref="InvalidDataException">No generation is intact, or the checkpoint holds no run configuration.</exception>
+    public static (string CheckpointPath, CheckpointMeta Meta, RunConfig Config, string? Notice) ReadRun(string runFolder)
     {
         var checkpoint = Path.Combine(Path.GetFullPath(runFolder), Trainer.CheckpointFileName);
         if (!File.Exists(checkpoint)) throw new FileNotFoundException($"{runFolder}: the folder holds no {Trainer.CheckpointFileName}", checkpoint);
-        var meta = Checkpoint.ReadMeta(checkpoint);
-        return (checkpoint, meta, meta.RequireRunConfig(checkpoint));
+        var chosen = Checkpoint.SelectIntactForReading(checkpoint);
+        var notice = chosen.DamagedNewest is { } damaged
+            ? $"{damaged.Message}; measuring the previous checkpoint {chosen.Path} ({Checkpoint.DescribePosition(chosen.Meta)}) instead"
+            : null;
+        return (chosen.Path, chosen.Meta, chosen.Meta.RequireRunConfig(chosen.Path), notice);
     }
 
     /// <summary>

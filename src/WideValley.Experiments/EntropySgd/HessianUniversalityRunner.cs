@@ -240,7 +240,8 @@ public static class HessianUniversalityRunner
         progress?.Report(new MeasurementStarted(label, step.Method, step.Folder));
         try
         {
-            var (checkpoint, meta, stored) = MeasurableRun.ReadRun(network.Folder!);
+            var (checkpoint, meta, stored, notice) = MeasurableRun.ReadRun(network.Folder!);
+            if (notice is not null) progress?.Report(new ExperimentWarning($"{label}: {notice}"));
             var spectrum = network.Spectrum;
             using var run = MeasurableRun.Open(checkpoint, meta, stored with { Threads = threads, TensorBoard = false }, spectrum.Samples, DefaultSamples, spectrum.BatchSize);
             var measured = HessianFolders.Measure(new HessianFolderRequest

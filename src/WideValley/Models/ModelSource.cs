@@ -73,6 +73,12 @@ public sealed class LoadedModel : IDisposable
     public string Description { get; }
 
     /// <summary>
+    /// What the reader worked around, for the caller to show as a warning: a run folder whose newest checkpoint is
+    /// damaged is read at its intact previous generation (<see cref="Path"/> then names that file). Null: nothing.
+    /// </summary>
+    public string? Notice { get; internal set; }
+
+    /// <summary>
     /// Builds another network of the same architecture (weights need not match), for
     /// <see cref="Landscape.LandscapeOptions.ModelFactory"/>: float64 copies and parallel replicas. Null for runs, whose
     /// zoo networks the landscape code copies by itself.
@@ -147,12 +153,21 @@ public static class ModelSource
         {
             // A run with a named architecture: the checkpoint's weights on that network (e.g. a custom model that
             // WideValley's Trainer trained, whose checkpoint stores no run configuration to rebuild it from).
-            ModelFormat.Run when hasArchitecture => OpenWeights(path, o, RunCheckpoints.Resolve(path), RunCheckpoints.LoadWeights, ModelFormat.Run, "checkpoint"),
+            ModelFormat.Run when hasArchitecture => OpenRunWeights(path, o),
             ModelFormat.Run => RunCheckpoints.Open(path, o.RunDataDir),
             ModelFormat.TorchScript => OpenTorchScript(path, o.Context),
             ModelFormat.TorchSharp => OpenWeights(path, o, path, LoadTorchSharpWeights, ModelFormat.TorchSharp, "TorchSharp weights"),
             _ => throw new ArgumentOutOfRangeException(nameof(options), o.Format, "unknown model format"),
         };
+    }
+
+    /// <summary>A run's checkpoint weights on a named architecture; a damaged newest checkpoint falls back to the previous one.</summary>
+    private static LoadedModel OpenRunWeights(string path, ModelSourceOptions o)
+    {
+        var (checkpoint, notice) = RunCheckpoints.ResolveIntact(path);
+        var loaded = OpenWeights(path, o, checkpoint, RunCheckpoints.LoadWeights, ModelFormat.Run, "checkpoint");
+        loaded.Notice = notice;
+        return loaded;
     }
 
     private static string Name(ModelFormat format) => format switch

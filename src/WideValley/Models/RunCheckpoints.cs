@@ -18,7 +18,14 @@ internal static class RunCheckpoints
     public static bool IsCheckpoint(string path) => ArchiveProbe.StartsWith(path, Magic);
 
     /// <summary>The checkpoint file of a run folder, or the file itself.</summary>
-    public static string Resolve(string path)
+    public static string Resolve(string path) => ResolveIntact(path).File;
+
+    /// <summary>
+    /// The checkpoint file of a run folder, or the file itself. For a folder whose newest checkpoint is damaged and
+    /// whose previous generation is intact, the previous one, with a notice that names the damage and the checkpoint
+    /// used (as training's resume does); a file named explicitly is never swapped for another.
+    /// </summary>
+    public static (string File, string? Notice) ResolveIntact(string path)
     {
         var full = Path.GetFullPath(path);
         if (Directory.Exists(full))
@@ -26,9 +33,12 @@ internal static class RunCheckpoints
             var file = Path.Combine(full, Trainer.CheckpointFileName);
             if (!File.Exists(file))
                 throw new FileNotFoundException($"{full}: the folder holds no {Trainer.CheckpointFileName}; expected the folder of a 'widevalley train' run (or its checkpoint file)", file);
-            return file;
+            var chosen = Checkpoint.SelectIntactForReading(file);
+            return chosen.DamagedNewest is { } damaged
+                ? (chosen.Path, $"{damaged.Message}; reading the previous checkpoint {chosen.Path} ({Checkpoint.DescribePosition(chosen.Meta)}) instead")
+                : (file, null);
         }
-        if (File.Exists(full)) return full;
+        if (File.Exists(full)) return (full, null);
         throw new FileNotFoundException($"{full}: no such run folder or checkpoint file", full);
     }
 
@@ -48,7 +58,7 @@ internal static class RunCheckpoints
     /// <summary>Rebuilds the run's image classifier and data as the run did, and loads the checkpoint's weights.</summary>
     public static LoadedModel Open(string path, string? dataDir)
     {
-        var checkpoint = Resolve(path);
+        var (checkpoint, notice) = ResolveIntact(path);
         var meta = Checkpoint.ReadMeta(checkpoint);
         if (meta.RunConfig is not RunConfig stored)
             throw new InvalidDataException(
@@ -66,7 +76,7 @@ internal static class RunCheckpoints
             var task = (ClassificationTask)prepared.Task;
             var model = (nn.Module<Tensor, Tensor>)task.Model;
             var description = $"WideValley run {Path.GetDirectoryName(checkpoint)} ('{config.Model}' trained by {config.Optimizer}, epoch {meta.CompletedEpochs}, {meta.Parameters:N0} parameters)";
-            return new LoadedModel(model, ModelFormat.Run, checkpoint, description, createCopy: null, task.Data, owner: prepared);
+            return new LoadedModel(model, ModelFormat.Run, checkpoint, description, createCopy: null, task.Data, owner: prepared) { Notice = notice };
         }
         catch
         {

@@ -152,4 +152,45 @@ public sealed class MeasurementFallbackTests
         Directory.CreateDirectory(to);
         foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
     }
+
+    [Theory]
+    [InlineData("evaluate")]
+    [InlineData("hessian")]
+    [InlineData("landscape")]
+    public void AModelFileThatIsARunFolderFallsBackToo(string command)
+    {
+        using var dir = new TempDir();
+        var run = TrainedRun(dir);
+        Damage(Newest(run), "weights");
+        string[] args = command switch
+        {
+            "evaluate" => ["evaluate", "--model-file", run, "--splits", "test", "--data-dir", TestMachine.FashionMnistFolder, "--threads", "1", "--json"],
+            "hessian" => ["hessian", "--model-file", run, "--method", "trace", "--probes", "4", "--samples", "64", "--threads", "1",
+                "--data-dir", TestMachine.FashionMnistFolder, "--out", dir.File("out"), "--json"],
+            _ => ["landscape", "--model-file", run, "--slice", "1d", "--points", "3", "--samples", "64", "--threads", "1",
+                "--data-dir", TestMachine.FashionMnistFolder, "--out", dir.File("out"), "--json"],
+        };
+        var (code, _, err) = Run(args);
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Contains($"widevalley: warning: {Newest(run)}: the weights section is damaged (checksum mismatch); " +
+                        $"reading the previous checkpoint {Previous(run)} (end of epoch 1) instead", err);
+    }
+
+    [Fact]
+    public void TheLibrarysModelSourceReadsTheIntactGenerationAndSaysSo()
+    {
+        using var dir = new TempDir();
+        var run = TrainedRun(dir);
+        using (var intact = WideValley.Models.ModelSource.Open(run, new WideValley.Models.ModelSourceOptions { RunDataDir = TestMachine.FashionMnistFolder }))
+        {
+            Assert.Null(intact.Notice);
+            Assert.Equal(Newest(run), intact.Path);
+        }
+        Damage(Newest(run), "weights");
+        using var loaded = WideValley.Models.ModelSource.Open(run, new WideValley.Models.ModelSourceOptions { RunDataDir = TestMachine.FashionMnistFolder });
+        Assert.Equal(Previous(run), loaded.Path);
+        Assert.Contains("the weights section is damaged", loaded.Notice);
+        // A checkpoint file named explicitly is refused, not swapped.
+        Assert.ThrowsAny<Exception>(() => WideValley.Models.ModelSource.Open(Newest(run), new WideValley.Models.ModelSourceOptions { RunDataDir = TestMachine.FashionMnistFolder }));
+    }
 }
