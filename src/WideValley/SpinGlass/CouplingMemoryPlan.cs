@@ -28,7 +28,7 @@ public sealed record CouplingMemoryPlan(int Size, int Order, ScalarType Dtype, i
     {
         var elements = Math.Pow(size, order);
         var bytes = tensors * elements * ElementSize(dtype);
-        var limit = memoryLimitBytes ?? ExactHessian.AvailableMemoryBytes() - marginBytes;
+        var limit = memoryLimitBytes ?? MemoryBudget.AvailableBytes() - marginBytes;
         return new CouplingMemoryPlan(size, order, dtype, tensors, elements, bytes, limit);
     }
 
