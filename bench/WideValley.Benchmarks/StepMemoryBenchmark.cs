@@ -306,7 +306,7 @@ public static class StepMemoryBenchmark
         var c = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
         md.AppendLine($"# Peak memory of an {r.Optimizer} step against L").AppendLine();
-        md.AppendLine($"Command: `{command}` (one process, {r.Threads} libtorch thread(s), {Environment.ProcessorCount} processors).").AppendLine();
+        md.AppendLine($"Command: `{command}` ({(r.Isolated ? "one process per L" : "one process")}, {r.Threads} libtorch thread(s), {Environment.ProcessorCount} processors).").AppendLine();
         md.AppendLine($"{r.Model} ({r.Parameters.ToString("N0", c)} parameters), batch {r.BatchSize}, synthetic images, " +
                       (r.Isolated ? "each L in a fresh process of its own" : "all L in one process, in the order shown") + ". For each L a fresh optimizer is built, " +
                       $"the kernel's high-water mark of resident memory is reset (`/proc/self/clear_refs`) after a full collection, and ceil({r.Evaluations} / L) steps run " +
