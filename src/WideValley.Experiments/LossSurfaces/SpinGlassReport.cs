@@ -251,8 +251,8 @@ public static class SpinGlassReport
         var u = ComplexityGrid();
         var series = new List<LineSeries>();
         for (var k = 0; k <= 5; k++)
-            series.Add(new LineSeries($"Θ_{{{k},{p}}}(u)", u, u.Select(x => SpinGlassTheory.IndexComplexity(p, k, x)).ToArray()) { ColorIndex = k });
-        series.Add(new LineSeries($"Θ_{p}(u)", u, u.Select(x => SpinGlassTheory.Complexity(p, x)).ToArray()) { ColorIndex = 7, Dashed = true });
+            series.Add(new LineSeries($"Θ_k,{p}(u), k = {k}", u, u.Select(x => SpinGlassTheory.IndexComplexity(p, k, x)).ToArray()) { ColorIndex = k });
+        series.Add(new LineSeries($"Θ_{p}(u), all indices", u, u.Select(x => SpinGlassTheory.Complexity(p, x)).ToArray()) { ColorIndex = 7, Dashed = true });
         series.Add(new LineSeries("", u, u.Select(_ => 0.0).ToArray()) { ColorIndex = 7 });
         return LinePlot.Create(series, "u (energy per spin)", "complexity Θ(u)", new LinePlotOptions
         {

@@ -48,7 +48,7 @@ public static class SpinGlassCommand
             var piecesDir = Path.Combine(Path.GetFullPath(p.GetValue(runs)!), $"{Name}-{Budgets.Name(b)}-seed-{settings.Seed.ToString(CultureInfo.InvariantCulture)}");
             var asJson = p.GetValue(json);
             var log = asJson ? ctx.Error : ctx.Out;
-            var commandLine = CommandLine(b, settings.Seed, p.GetValue(output)!, p.GetValue(runs)!);
+            var commandLine = CommandLine(b, settings.Seed);
 
             TorchRuntime.EnsureInitialized();
             TorchRuntime.SetThreads(t);
@@ -80,13 +80,11 @@ public static class SpinGlassCommand
         return command;
     }
 
-    /// <summary>The command that reproduces the report (defaults and machine-specific options left out).</summary>
-    static string CommandLine(Budget budget, long seed, string outText, string runsText)
+    /// <summary>The command that reproduces the report (defaults and the machine's folders and threads left out).</summary>
+    static string CommandLine(Budget budget, long seed)
     {
         var parts = new List<string> { "widevalley", "reproduce", Name, "--budget", Budgets.Name(budget) };
         if (seed != 0) parts.AddRange(["--seed", seed.ToString(CultureInfo.InvariantCulture)]);
-        if (outText != Path.Combine("docs", "results")) parts.AddRange(["--out", outText]);
-        if (runsText != Path.Combine("runs", "reproduce")) parts.AddRange(["--runs", runsText]);
         return string.Join(' ', parts);
     }
 }
