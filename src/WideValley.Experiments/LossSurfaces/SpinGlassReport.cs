@@ -378,7 +378,7 @@ public static class SpinGlassReport
             {
                 Budget.Paper => "Budget **paper**: the paper's sizes and 1,000 starts each.",
                 Budget.Small => $"Budget **small**: N ∈ {{{string.Join(", ", s.Sizes)}}} (no N = 500) and {s.Starts} starts per N instead of 1,000; the minimiser is the full protocol. " +
-                                "N = 500 with 1,000 starts is about 6,000 batched steps of 2 s each on this 2-core machine (3.5–4 h alone): run `--budget paper` for it.",
+                                PaperEstimate(r),
                 _ => $"Budget **smoke**: N ∈ {{{string.Join(", ", s.Sizes)}}}, {s.Starts} starts, P = {s.Parts}, only {steps} stochastic and at most {s.FinishMaxSteps} finishing steps.",
             },
         ];
@@ -425,6 +425,21 @@ public static class SpinGlassReport
         md.AppendLine();
         md.AppendLine($"Data: `{stem}.json` (summary), `{stem}-ends.csv` (every end point), `{stem}-complexity.csv` (the curves).");
         return md.ToString();
+    }
+
+    /// <summary>
+    /// How long the paper budget would take, extrapolated from this run's largest N by the cost of a step, K·N^p (the
+    /// product that dominates it), with the paper's 1,000 starts and sizes (the step counts are the same protocol's).
+    /// </summary>
+    static string PaperEstimate(SpinGlassResult r)
+    {
+        var last = r.Sizes[^1];
+        var paper = SpinGlassSettings.For(Budget.Paper);
+        // Same protocol, so about the same steps per start: the time scales with K·N^p.
+        var hours = paper.Sizes.Sum(n => last.Seconds * paper.Starts / last.Count * Math.Pow((double)n / last.Size, r.Settings.Order)) / 3600;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"Extrapolated from this run's N = {last.Size} ({last.Seconds:0} s for {last.Count} starts, {last.Steps.Average():0} steps on average) by the cost of a step, K·N^p, " +
+            $"the paper budget (1,000 starts at N up to 500) would take about {hours:0.#} h on this machine under the same load; run `--budget paper` for it.");
     }
 
     static string IndexText(SpinGlassSizeResult x) =>
