@@ -120,7 +120,8 @@ public static class SpinGlassBenchmark
                 _ = energy[0].item<float>() + gradient[0, 0].item<float>();
             }
             watch.Stop();
-            if (timed) stepTimes.Add(watch.Elapsed.TotalMilliseconds);
+            var stepMsThisRound = watch.Elapsed.TotalMilliseconds;
+            if (timed) stepTimes.Add(stepMsThisRound);
             watch.Restart();
             using (NewDisposeScope())
             {
@@ -128,9 +129,10 @@ public static class SpinGlassBenchmark
                 _ = product[0, 0].item<float>();
             }
             watch.Stop();
-            if (timed) productTimes.Add(watch.Elapsed.TotalMilliseconds);
+            var productMsThisRound = watch.Elapsed.TotalMilliseconds;
+            if (timed) productTimes.Add(productMsThisRound);
             progress?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                $"round {round + 1}/{options.WarmupRounds + options.Rounds}{(timed ? "" : " (warm-up)")}: step {stepTimes.LastOrDefault():0.0} ms, product {productTimes.LastOrDefault():0.0} ms"));
+                $"round {round + 1}/{options.WarmupRounds + options.Rounds}{(timed ? "" : " (warm-up)")}: step {stepMsThisRound:0.0} ms, product {productMsThisRound:0.0} ms"));
         }
         var share = cpu?.OtherProcessesShare();
         var stepMs = Medians.Of(stepTimes);

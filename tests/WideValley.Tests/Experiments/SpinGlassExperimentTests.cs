@@ -126,5 +126,10 @@ public class SpinGlassExperimentTests
         var bumpy = SpinGlassReport.Claims(Result(Fake(25, Spread(-1.5, 0.10)), Fake(50, Spread(-1.5, 0.12)), Fake(100, Spread(-1.5, 0.02))))
             .Single(c => c.Id == "spread_falls");
         Assert.Equal(SpinGlassVerdict.Partly, bumpy.Verdict);
+
+        // Ending near −E∞ at the largest N after a mean that first moved away is "partly".
+        var late = SpinGlassReport.Claims(Result(Fake(25, Spread(-1.50, 0.10)), Fake(50, Spread(-1.48, 0.05)), Fake(250, Spread(-1.60, 0.02))))
+            .Single(c => c.Id == "concentrate_near_barrier");
+        Assert.Equal(SpinGlassVerdict.Partly, late.Verdict);
     }
 }
