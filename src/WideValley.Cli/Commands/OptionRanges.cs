@@ -98,6 +98,9 @@ public static class OptionRanges
         ["--field-power"] = Positive,
         ["--field-decay"] = HalfOpenUnitAbove,
         ["--field-anneal-steps"] = AtLeast(1),
+        ["--n"] = AtLeast(2, " (spins of a spin glass)"),
+        ["--starts"] = AtLeast(1),
+        ["--p"] = AtLeast(2, " (order of a spin glass)"),
     };
 
     /// <summary>
