@@ -21,6 +21,7 @@ public static class BenchCommand
         command.Add(DataCommand(ctx));
         command.Add(BenchSoakCommand.Create(ctx));
         command.Add(BenchStepMemoryCommand.Create(ctx));
+        command.Add(BenchBatchedNetworksCommand.Create(ctx));
         BenchSuiteCommand.Configure(command, ctx);
         return command.WithRanges();
     }

@@ -98,6 +98,7 @@ public static class OptionRanges
         ["--field-power"] = Positive,
         ["--field-decay"] = HalfOpenUnitAbove,
         ["--field-anneal-steps"] = AtLeast(1),
+        ["--network-count"] = AtLeast(1),
     };
 
     /// <summary>

@@ -106,8 +106,12 @@ public sealed class BatchedOneHiddenLayer : IDisposable
         if (x.dim() == 2)
         {
             if (x.shape[1] != Inputs) throw new ArgumentException($"BatchedOneHiddenLayer.Forward: expected [B, {Inputs}] inputs, got [{string.Join(", ", x.shape)}]");
-            // One input set for all networks: [B, in] x [M, in, h] as a broadcast matmul.
-            using var h = matmul(x, W1).add_(B1, Held.One).relu_();
+            // One input set for all networks: the first layer of all M networks is one matrix product
+            // [B, in] x [in, M h], far faster than M small ones (and its weight gradient is one product too).
+            var b = x.shape[0];
+            using var wide = W1.permute(1, 0, 2).reshape(Inputs, (long)Networks * Hidden);
+            using var product = x.mm(wide);
+            using var h = product.view(b, Networks, Hidden).transpose(0, 1).add(B1, Held.One).relu_();
             return bmm(h, W2).add_(B2, Held.One);
         }
         if (x.dim() != 3 || x.shape[0] != Networks || x.shape[2] != Inputs)
@@ -128,7 +132,8 @@ public sealed class BatchedOneHiddenLayer : IDisposable
     }
 
     /// <summary>
-    /// One SGD step of every network on its own minibatch (inputs [M, B, inputs], labels [M, B]): the gradient of
+    /// One SGD step of every network on its own minibatch (inputs [M, B, inputs], labels [M, B]) or all on the same one
+    /// (inputs [B, inputs], labels [B]): the gradient of
     /// sum_i loss_i, which for network i is the gradient of its own mean loss, then p -= lr * grad. Returns the
     /// networks' minibatch losses [M] (detached).
     /// </summary>
@@ -150,26 +155,28 @@ public sealed class BatchedOneHiddenLayer : IDisposable
 
     /// <summary>
     /// One epoch: network i visits the N samples in the order <paramref name="orders"/>[i] ([M, N] indices into
-    /// <paramref name="inputs"/> [N, inputs] and <paramref name="labels"/> [N]) in minibatches of
-    /// <paramref name="batchSize"/> (the last one smaller when B does not divide N). Returns the mean minibatch loss of
-    /// each network over the epoch.
+    /// <paramref name="inputs"/> [N, inputs] and <paramref name="labels"/> [N]), or all networks in the one order
+    /// <paramref name="orders"/> ([N]; then the first layer of all networks is one large matrix product), in
+    /// minibatches of <paramref name="batchSize"/> (the last one smaller when B does not divide N). Returns the mean
+    /// minibatch loss of each network over the epoch.
     /// </summary>
     /// <exception cref="ArgumentException">Orders of the wrong shape or a non-positive batch size.</exception>
     public double[] TrainEpoch(Tensor inputs, Tensor labels, Tensor orders, int batchSize, double lr)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         var n = inputs.shape[0];
-        if (orders.dim() != 2 || orders.shape[0] != Networks || orders.shape[1] != n)
-            throw new ArgumentException($"TrainEpoch: orders must be [{Networks}, {n}], got [{string.Join(", ", orders.shape)}]");
+        var shared = orders.dim() == 1;
+        if (shared ? orders.shape[0] != n : orders.dim() != 2 || orders.shape[0] != Networks || orders.shape[1] != n)
+            throw new ArgumentException($"TrainEpoch: orders must be [{Networks}, {n}] (one per network) or [{n}] (shared), got [{string.Join(", ", orders.shape)}]");
         using var sum = zeros(Networks, ScalarType.Float64);
         var steps = 0;
         for (long start = 0; start < n; start += batchSize)
         {
             using var scope = NewDisposeScope();
             var b = Math.Min(batchSize, n - start);
-            var index = orders.narrow(1, start, b).reshape(-1);
-            var x = inputs.index_select(0, index).view(Networks, b, Inputs);
-            var y = labels.index_select(0, index).view(Networks, b);
+            var index = shared ? orders.narrow(0, start, b) : orders.narrow(1, start, b).reshape(-1);
+            var x = shared ? inputs.index_select(0, index) : inputs.index_select(0, index).view(Networks, b, Inputs);
+            var y = shared ? labels.index_select(0, index) : labels.index_select(0, index).view(Networks, b);
             var losses = SgdStep(x, y, lr);
             sum.Accumulate_(losses.to(ScalarType.Float64));
             steps++;
