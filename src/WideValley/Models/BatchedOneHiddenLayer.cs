@@ -181,7 +181,8 @@ public sealed class BatchedOneHiddenLayer : IDisposable
             sum.Accumulate_(losses.to(ScalarType.Float64));
             steps++;
         }
-        return sum.div(steps).data<double>().ToArray();
+        using var mean = sum.DividedBy(steps);
+        return mean.data<double>().ToArray();
     }
 
     /// <summary>
@@ -207,7 +208,9 @@ public sealed class BatchedOneHiddenLayer : IDisposable
             var predicted = logits.argmax(2);
             wrong.Accumulate_(predicted.ne(y.unsqueeze(0)).to(ScalarType.Float64).sum([1]));
         }
-        return (lossSum.div(n).data<double>().ToArray(), wrong.div(n).data<double>().ToArray());
+        using var loss = lossSum.DividedBy(n);
+        using var error = wrong.DividedBy(n);
+        return (loss.data<double>().ToArray(), error.data<double>().ToArray());
     }
 
     /// <summary>
