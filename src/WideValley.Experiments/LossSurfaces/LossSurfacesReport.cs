@@ -314,6 +314,8 @@ public static class LossSurfacesReport
         };
         json["complete"] = r.Complete;
         json["seconds"] = Math.Round(r.Seconds, 1);
+        json["training_seconds"] = Math.Round(r.Sizes.Sum(z => z.Seconds), 1);
+        json["index_seconds"] = Math.Round(r.Index.Sum(x => x.Seconds), 1);
         json["resumed_pieces"] = r.ResumedPieces;
         return json;
     }
@@ -355,7 +357,9 @@ public static class LossSurfacesReport
              "Scaling divides each width by a constant, so the relative spread (std/mean) is the same before and after it.");
         Line($"- **Index**: exact Hessian (float64, one Hessian-vector product per column) of the training loss over the whole training set for the first {s.IndexNetworks} " +
              $"network(s) of each width n1 ≤ {s.IndexMaxHidden}, each as a standalone module; |λ| < {F(s.ZeroEigenvalue)} counts as zero; normalised index = negative eigenvalues / parameters. " +
-             $"Wider networks are skipped: their dense Hessians ({string.Join(", ", s.Sizes.Where(n => n > s.IndexMaxHidden).Select(n => $"n1 = {n}: {(long)s.Inputs * n + n + n * 10L + 10:N0} parameters"))}) are too large for this budget.");
+             (s.Sizes.Any(n => n > s.IndexMaxHidden)
+                 ? $"Wider networks are skipped: their dense Hessians ({string.Join(", ", s.Sizes.Where(n => n > s.IndexMaxHidden).Select(n => $"n1 = {n}: {(long)s.Inputs * n + n + n * 10L + 10:N0} parameters"))}) are too large for this budget."
+                 : ""));
         Line($"- **Seed** {s.Seed}; network i of width n1 starts from seed {s.Seed}·1000000007 + n1·100003 + 2i and shuffles with that seed + 1.");
         Line();
         Line("## Results");
@@ -389,6 +393,10 @@ public static class LossSurfacesReport
             foreach (var x in r.Index)
                 Line($"| {x.Hidden} | {x.Network} | {x.Parameters:N0} | {x.Negative} | {x.NearZero} | {F(x.NormalizedIndex, "0.#####")} | {F(x.LambdaMin, "G4")} | {F(x.LambdaMax, "G4")} | {F(x.GradientNorm, "G3")} |");
             Line();
+            Line($"How to read it: the most negative eigenvalue is at most {F(r.Index.Max(x => -x.LambdaMin / x.LambdaMax), "0.####")} of the largest in size, and the training " +
+                 $"loss's gradient norm at the sampled ends is {F(r.Index.Min(x => x.GradientNorm), "G3")} to {F(r.Index.Max(x => x.GradientNorm), "G3")}: the networks end near, " +
+                 $"not at, critical points, and the index counts weak negative curvature beyond the threshold {F(s.ZeroEigenvalue)}.");
+            Line();
         }
         Line("## Does it agree with the paper?");
         Line();
@@ -402,7 +410,8 @@ public static class LossSurfacesReport
              "and Fashion-MNIST instead of MNIST; the verdicts are about the trends, not the paper's numbers.");
         Line();
         Line($"Data: `{stem}.json` (summary), `{stem}.csv` (one row per network){(histogram is not null ? $", `{stem}-histograms.svg`, `{stem}-spread.svg`" : "")}. " +
-             $"{F(r.Seconds, "0")} s in this invocation; {r.ResumedPieces} piece(s) read from earlier runs.");
+             $"Compute: {F(r.Sizes.Sum(z => z.Seconds), "0")} s of training and evaluation, {F(r.Index.Sum(x => x.Seconds), "0")} s of Hessians " +
+             $"({F(r.Seconds, "0")} s in the invocation that wrote this report, which read {r.ResumedPieces} finished piece(s) from earlier ones).");
         return md.ToString();
     }
 
