@@ -42,14 +42,7 @@ public static class BenchBatchedNetworksCommand
                 WarmupRounds = p.GetValue(warmup),
                 Threads = p.GetValue(threads),
             };
-            try
-            {
-                options.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
+            options.Validate(); // an ArgumentException is a usage error (exit code 2) in CliApp
             var reportPath = p.GetValue(report) is string given
                 ? given.EndsWith(".md", StringComparison.OrdinalIgnoreCase) ? Path.GetFullPath(given)
                     : throw new UsageException($"--report {given}: expected a Markdown file name ending in .md (the JSON is written beside it)")
