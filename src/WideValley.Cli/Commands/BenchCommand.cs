@@ -22,6 +22,7 @@ public static class BenchCommand
         command.Add(BenchSoakCommand.Create(ctx));
         command.Add(BenchStepMemoryCommand.Create(ctx));
         command.Add(BenchSpinGlassCommand.Create(ctx));
+        command.Add(BenchBatchedNetworksCommand.Create(ctx));
         BenchSuiteCommand.Configure(command, ctx);
         return command.WithRanges();
     }

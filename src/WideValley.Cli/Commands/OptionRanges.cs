@@ -101,6 +101,7 @@ public static class OptionRanges
         ["--n"] = AtLeast(2, " (spins of a spin glass)"),
         ["--starts"] = AtLeast(1),
         ["--p"] = AtLeast(2, " (order of a spin glass)"),
+        ["--network-count"] = AtLeast(1),
     };
 
     /// <summary>

@@ -18,6 +18,7 @@ public static class ReproduceCommand
         command.Add(LocalEntropyToyCommand.Create(ctx));
         command.Add(SgldBaselineCommand.Create(ctx));
         command.Add(SpinGlassCommand.Create(ctx));
+        command.Add(LossSurfacesCommand.Create(ctx));
         return command.WithRanges();
     }
 }
