@@ -98,6 +98,10 @@ public static class OptionRanges
         ["--field-power"] = Positive,
         ["--field-decay"] = HalfOpenUnitAbove,
         ["--field-anneal-steps"] = AtLeast(1),
+        ["--starts"] = AtLeast(1),
+        ["--anneal-stages"] = AtLeast(1),
+        ["--field-directions"] = AtLeast(1),
+        ["--overlap"] = HalfOpenUnitAbove,
     };
 
     /// <summary>

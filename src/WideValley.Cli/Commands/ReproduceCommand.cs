@@ -17,6 +17,7 @@ public static class ReproduceCommand
         command.Add(HessianUniversalityCommand.Create(ctx));
         command.Add(LocalEntropyToyCommand.Create(ctx));
         command.Add(SgldBaselineCommand.Create(ctx));
+        command.Add(AnnealFieldCommand.Create(ctx));
         return command.WithRanges();
     }
 }
