@@ -18,6 +18,7 @@ public static class ReproduceCommand
         command.Add(LocalEntropyToyCommand.Create(ctx));
         command.Add(SgldBaselineCommand.Create(ctx));
         command.Add(AnnealFieldCommand.Create(ctx));
+        command.Add(AnnealSgdCommand.Create(ctx));
         return command.WithRanges();
     }
 }
