@@ -239,11 +239,11 @@ public static class AnnealFieldReport
         }
         return LinePlot.Create(series, "final energy per spin H/N (no field)", "fraction of runs", new LinePlotOptions
         {
-            Title = "Final field-free energies: annealed field against plain projected gradient descent (same starts)",
+            Title = "Final field-free energy: annealed field vs plain descent, same starts",
             Width = 1000,
             Height = 560,
             Markers = [new VerticalMarker(-SpinGlassTheory.GroundStateEnergy(r.Settings.Order), "−E_0"), new VerticalMarker(-SpinGlassTheory.EnergyBarrier(r.Settings.Order), "−E_inf")],
-            Legend = LegendCorner.UpperLeft,
+            Legend = LegendCorner.UpperRight,
         });
     }
 
@@ -486,7 +486,8 @@ public static class AnnealFieldReport
             md.AppendLine();
         }
         md.AppendLine($"Data: `{stem}.json` (summary), `{stem}.csv` (the sweep), `{stem}-annealed.csv` (every annealed/plain pair). " +
-                      $"{r.PiecesComputed} pieces computed and {r.PiecesReused} reused by the run that wrote this report ({F(r.Seconds, "0")} s).");
+                      $"{r.PiecesComputed} pieces computed and {r.PiecesReused} reused by the run that wrote this report ({F(r.Seconds, "0")} s); " +
+                      $"the pieces' own compute time sums to {F(r.Glasses.Sum(g => g.Sweep.Sum(p => p.Seconds) + g.Annealed.Sum(a => a.Seconds)), "0")} s.");
         return md.ToString();
     }
 }
