@@ -177,7 +177,7 @@ public static class AnnealSgdReport
             string.Create(C, $"per-coordinate size h0 = {s.FieldSize:G3}, annealed linearly to zero over the first half of the steps (the second half is plain SGD). ") +
             (s.FieldSize == AnnealSgdComparison.DefaultFieldSize
                 ? "h0 is a fixed choice, not tuned on any data (neither validation nor test): the field's norm h0·√P (1.4 for mnistfc, 0.36 for LeNet) is of the order of an early minibatch gradient, " +
-                  "the regime where the glass's field and landscape gradient are comparable (anneal-field)."
+                  "the regime where the glass's field and landscape gradient are comparable (anneal-field). One h0 is no sweep: a verdict here says nothing about other field sizes."
                 : "h0 was given on the command line."),
             $"Budget `{Budgets.Name(s.Budget)}`: {AnnealSgdComparison.DescribeBudget(s.Budget)}. {s.Seeds} seed(s) from {s.FirstSeed}.",
         };

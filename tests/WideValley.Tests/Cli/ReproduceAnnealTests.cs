@@ -1,4 +1,6 @@
 using WideValley.Cli;
+using WideValley.Experiments;
+using WideValley.Optim;
 using WideValley.Tests.Support;
 
 namespace WideValley.Tests.Cli;
@@ -106,6 +108,28 @@ public class ReproduceAnnealTests
         var (again, secondOutput, secondErr) = Run(args);
         Assert.True(again == ExitCodes.Ok, secondErr);
         Assert.Contains("4 runs planned, 4 finished already, 0 to train", secondOutput);
+    }
+
+    [Theory]
+    [InlineData(Budget.Paper, 100, 60_000)]
+    [InlineData(Budget.Small, 10, 12_000)]
+    public void AnnealSgdArmsDifferOnlyInTheFieldWhichIsGoneAtHalfTheRun(Budget budget, int epochs, long images)
+    {
+        var settings = new AnnealSgdRunSettings { Budget = budget, RunsRoot = "/tmp/runs", OutDir = "/tmp/out", CommandLine = "c", Machine = "m" };
+        var (sgd, anneal) = AnnealSgdComparison.Arms(settings, "lenet", seed: 7);
+        Assert.Equal(epochs, sgd.Epochs);
+        Assert.Equal(sgd with { Optimizer = anneal.Optimizer, OptimizerOptions = anneal.OptimizerOptions }, anneal);
+        var s = Assert.IsType<SgdOptions>(sgd.ResolvedOptimizerOptions);
+        var a = Assert.IsType<AnnealSgdOptions>(anneal.ResolvedOptimizerOptions);
+        Assert.Equal((s.LearningRate, s.Momentum, s.Nesterov, s.WeightDecay), (a.LearningRate, a.Momentum, a.Nesterov, a.WeightDecay));
+        Assert.Equal((0.1, 0.9, true, 1e-3), (s.LearningRate, s.Momentum, s.Nesterov, s.WeightDecay));
+        Assert.Equal(AnnealSchedule.Linear, a.FieldSchedule);
+        Assert.Equal(AnnealFieldMode.Fixed, a.FieldMode);
+        Assert.Equal(AnnealSgdComparison.DefaultFieldSize, a.FieldSize);
+        var steps = epochs * (long)Math.Ceiling(images / 128.0);
+        Assert.Equal(steps / 2, a.FieldAnnealSteps);
+        Assert.Equal(0, a.ScheduleAt(steps / 2));
+        Assert.NotEqual(AnnealSgdComparison.RunFolder(settings, "lenet", "sgd", 7), AnnealSgdComparison.RunFolder(settings, "lenet", "annealsgd", 7));
     }
 
     [Theory]
