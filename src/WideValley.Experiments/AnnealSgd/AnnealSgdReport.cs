@@ -60,7 +60,7 @@ public static class AnnealSgdReport
     public static IReadOnlyList<string> Write(AnnealSgdRunSettings s, IReadOnlyList<(AnnealSgdPlannedRun Run, FinishedRun? Result)> runs, Action<string>? warning = null)
     {
         Directory.CreateDirectory(s.OutDir);
-        var stem = Budgets.ReportStem(AnnealSgdComparison.Name, s.Budget);
+        var stem = Stem(s);
         var written = new List<string>();
         var figures = new ReportFigures(written, warning);
         var plots = new Dictionary<string, string>();
@@ -76,6 +76,14 @@ public static class AnnealSgdReport
         written.Add(markdown);
         return written;
     }
+
+    /// <summary>
+    /// annealsgd[-fresh][-hH0][-BUDGET]: the default field (fixed, h0 = <see cref="AnnealSgdComparison.DefaultFieldSize"/>)
+    /// has the plain name, other fields their own, so that a run with another field never overwrites the main report.
+    /// </summary>
+    public static string Stem(AnnealSgdRunSettings s) => Budgets.ReportStem(AnnealSgdComparison.Name +
+        (s.FieldMode == AnnealFieldMode.Fresh ? "-fresh" : "") +
+        (s.FieldSize == AnnealSgdComparison.DefaultFieldSize ? "" : string.Create(C, $"-h{s.FieldSize:R}")), s.Budget);
 
     static string F(double v, string format) => double.IsFinite(v) ? v.ToString(format, C) : "n/a";
 

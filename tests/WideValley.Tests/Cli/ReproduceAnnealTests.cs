@@ -130,6 +130,10 @@ public class ReproduceAnnealTests
         Assert.Equal(steps / 2, a.FieldAnnealSteps);
         Assert.Equal(0, a.ScheduleAt(steps / 2));
         Assert.NotEqual(AnnealSgdComparison.RunFolder(settings, "lenet", "sgd", 7), AnnealSgdComparison.RunFolder(settings, "lenet", "annealsgd", 7));
+        // Another field writes its own report, never over the main one.
+        var suffix = budget == Budget.Paper ? "" : "-small";
+        Assert.Equal("annealsgd" + suffix, AnnealSgdReport.Stem(settings));
+        Assert.Equal("annealsgd-fresh-h0.0001" + suffix, AnnealSgdReport.Stem(settings with { FieldMode = AnnealFieldMode.Fresh, FieldSize = 1e-4 }));
     }
 
     [Theory]
