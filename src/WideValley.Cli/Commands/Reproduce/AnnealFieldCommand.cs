@@ -71,8 +71,12 @@ public static class AnnealFieldCommand
             TorchRuntime.SetThreads(threadCount);
             log.WriteLine($"{Name}: budget {Budgets.Name(budgetValue)}, N = {string.Join(", ", settings.Sizes)}, {settings.Starts} starts, " +
                           $"{settings.Fields.Count} fields, pieces in {workFolder}");
-            var result = ExperimentConsole.Run(ctx, (_, cancellation) =>
-                AnnealField.Run(settings, workFolder, line => { log.WriteLine("  " + line); log.Flush(); }, cancellation));
+            // Piece lines go through the console's progress sink (above any live display on a terminal), or to stderr with --json.
+            var result = ExperimentConsole.Run(ctx, (progress, cancellation) => AnnealField.Run(settings, workFolder, line =>
+            {
+                if (asJson) ctx.Error.WriteLine("  " + line);
+                else progress.Report(new TrainingLog(Name, line));
+            }, cancellation));
             if (result.Interrupted)
             {
                 ctx.Error.WriteLine($"widevalley: interrupted; {result.PiecesComputed} pieces finished this time are kept in {workFolder}; run the same command again to continue");
