@@ -102,6 +102,9 @@ public static class OptionRanges
         ["--starts"] = AtLeast(1),
         ["--p"] = AtLeast(2, " (order of a spin glass)"),
         ["--network-count"] = AtLeast(1),
+        ["--anneal-stages"] = AtLeast(1),
+        ["--field-directions"] = AtLeast(1),
+        ["--overlap"] = HalfOpenUnitAbove,
     };
 
     /// <summary>

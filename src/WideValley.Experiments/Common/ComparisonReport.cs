@@ -333,11 +333,15 @@ public static class ComparisonReport
             AdamOptions a => (0, false, a.WeightDecay, a.Beta1),
             EntropyAdamOptions a => (0, false, a.WeightDecay, a.Beta1),
             SgldOptions s => (0, false, s.WeightDecay, null),
+            AnnealSgdOptions s => (s.Momentum, s.Nesterov, s.WeightDecay, null),
             _ => (0.0, false, 0.0, null),
         };
         if (momentum > 0) parts.Add($"momentum {momentum.ToString("G3", C)}{(nesterov ? " (Nesterov)" : "")}");
         if (weightDecay > 0) parts.Add($"weight decay {weightDecay.ToString("G3", C)}");
         if (beta1 is double b1) parts.Add($"beta1 {b1.ToString("G3", C)}");
+        if (o is AnnealSgdOptions field)
+            parts.Add($"field h0 {field.FieldSize.ToString("G3", C)} ({field.FieldMode.ToString().ToLowerInvariant()}), schedule {field.FieldSchedule.ToString().ToLowerInvariant()}" +
+                      (field.FieldSchedule == AnnealSchedule.Linear ? $" to zero at step {field.FieldAnnealSteps.ToString(C)}" : ""));
         if (o is ILocalEntropyOptimizerOptions { LocalEntropy: var le })
         {
             parts.Add($"L = {le.L}, eta' = {le.LangevinLr.ToString("G3", C)}, eps = {le.Noise.ToString("G3", C)}, gamma0 = {le.Scope.Gamma(0).ToString("G3", C)}" +
