@@ -198,7 +198,7 @@ public static class SpinGlassBenchmark
         md.AppendLine(string.Format(c, "| energy+gradient step | {0:0.0} | {1:0.0} | {2} |", r.StepMs, r.StepGflops, string.Join(", ", r.StepTimesMs.Select(t => t.ToString("0", c)))));
         md.AppendLine(string.Format(c, "| plain product | {0:0.0} | {1:0.0} | {2} |", r.ProductMs, r.ProductGflops, string.Join(", ", r.ProductTimesMs.Select(t => t.ToString("0", c)))));
         md.AppendLine();
-        md.AppendLine(string.Format(c, "**Ratio step / product: {0:0.00}** (issue 17's target: within 2x, {1}). Medians of {2} rounds after {3} warm-up round(s), {4} libtorch threads.",
+        md.AppendLine(string.Format(c, "**Ratio step / product: {0:0.00}** (the target: within 2x, {1}). Medians of {2} rounds after {3} warm-up round(s), {4} libtorch threads.",
             r.Ratio, r.Ratio <= 2 ? "met" : "not met", r.Rounds, r.WarmupRounds, r.Threads));
         return md.ToString();
     }

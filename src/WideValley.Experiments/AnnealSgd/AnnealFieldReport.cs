@@ -432,7 +432,7 @@ public static class AnnealFieldReport
         foreach (var c in claims)
         {
             var k = c.Comparison;
-            md.AppendLine($"| (b) an annealed run ends lower than plain projected descent (issue 17) | {c.Size} | annealed {F(k.Annealed.Mean, "0.0000")} ± {F(k.Annealed.Std, "0.0000")} vs plain {F(k.Plain.Mean, "0.0000")} ± {F(k.Plain.Std, "0.0000")}; " +
+            md.AppendLine($"| (b) an annealed run ends lower than plain projected descent (our question) | {c.Size} | annealed {F(k.Annealed.Mean, "0.0000")} ± {F(k.Annealed.Std, "0.0000")} vs plain {F(k.Plain.Mean, "0.0000")} ± {F(k.Plain.Std, "0.0000")}; " +
                           $"difference {F(k.Difference.Mean, "0.0000")} ± {F(c.DifferenceError, "0.0000")} (SE); lower in {F(100 * k.FractionLower, "0.#")}% of {k.Pairs} pairs, equal in {F(100 * k.FractionEqual, "0.#")}% | " +
                           $"{(c.AnnealedLower ? "**lower**" : c.AnnealedHigher ? "**higher**" : "no difference beyond 2 SE")} |");
         }

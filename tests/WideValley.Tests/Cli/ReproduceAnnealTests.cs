@@ -39,7 +39,7 @@ public class ReproduceAnnealTests
         // --field-directions 2 is the smoke budget's own, so the command leaves it out.
         Assert.Contains("widevalley reproduce anneal-field --budget smoke --sizes 20,30 --starts 16 --fields 0.1,30 --out", text);
         Assert.Contains("| (a) distinct minima go from many to few to one as the field grows (abstract) | 20 |", text);
-        Assert.Contains("| (b) an annealed run ends lower than plain projected descent (issue 17) | 30 |", text);
+        Assert.Contains("| (b) an annealed run ends lower than plain projected descent (our question) | 30 |", text);
         Assert.Contains("UNVERIFIED", text);
         ReproduceReportChecks.AssertImagesExist(md);
 

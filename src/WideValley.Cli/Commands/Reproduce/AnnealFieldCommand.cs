@@ -33,7 +33,7 @@ public static class AnnealFieldCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the couplings, starts and field directions.", DefaultValueFactory = _ => 0 };
         var threads = Threads();
         var command = new Command(Name,
-            "AnnealSGD on the p-spin glass (issue 17): distinct minima and energies against the field strength, and an annealed field against plain projected gradient descent.")
+            "AnnealSGD's field on the p = 3 spin glass (seed 000; protocol ours): distinct minima and energies against the field strength, and an annealed field against plain projected gradient descent.")
         {
             budget, output, runs, json, sizes, starts, fields, overlap, stages, directions, seed, threads,
         };
