@@ -303,21 +303,11 @@ public sealed class AnnealSgd : SGD, IStateOwner, IOptimizerDiagnostics, IOptimi
     }
 
     /// <summary>TorchSharp's SGD state dictionary (momentum buffers) plus an entry holding t and the field's seed.</summary>
-    public override StateDictionary state_dict()
-    {
-        var sd = base.state_dict();
-        sd.Options.Add(new ExtraStateEntry(this));
-        return sd;
-    }
+    public override StateDictionary state_dict() => ExtraStateEntry.Appended(base.state_dict(), this);
 
     /// <summary>Restores a dictionary from <see cref="state_dict"/>, including t and the field's seed.</summary>
-    public override void load_state_dict(StateDictionary state_dict)
-    {
-        var entry = ExtraStateEntry.Take(state_dict, nameof(AnnealSgd));
-        try { base.load_state_dict(state_dict); }
-        finally { state_dict.Options.Add(entry); }
-        ExtraStateEntry.Copy(entry.Owner, this);
-    }
+    public override void load_state_dict(StateDictionary state_dict) =>
+        ExtraStateEntry.Load(state_dict, nameof(AnnealSgd), base.load_state_dict, this);
 
     /// <summary>Layout of the extra state (t, seed).</summary>
     const long StateVersion = 1;

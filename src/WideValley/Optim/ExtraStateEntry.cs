@@ -39,6 +39,27 @@ internal sealed class ExtraStateEntry : OptimizerOptions
         to.Load(r);
     }
 
+    /// <summary>Appends <paramref name="owner"/>'s state to <paramref name="sd"/> (an optimizer's <c>state_dict()</c>) and returns it.</summary>
+    public static TorchSharp.torch.optim.Optimizer.StateDictionary Appended(TorchSharp.torch.optim.Optimizer.StateDictionary sd, IStateOwner owner)
+    {
+        sd.Options.Add(new ExtraStateEntry(owner));
+        return sd;
+    }
+
+    /// <summary>
+    /// An optimizer's <c>load_state_dict</c>: the trailing entry is split off while <paramref name="loadRest"/> (the
+    /// base class's or wrapped optimizer's loader) reads the rest, put back whatever happens (the caller's dictionary
+    /// is left as it was), and then copied into <paramref name="target"/>.
+    /// </summary>
+    public static void Load(TorchSharp.torch.optim.Optimizer.StateDictionary sd, string optimizer,
+        Action<TorchSharp.torch.optim.Optimizer.StateDictionary> loadRest, IStateOwner target)
+    {
+        var entry = Take(sd, optimizer);
+        try { loadRest(sd); }
+        finally { sd.Options.Add(entry); }
+        Copy(entry.Owner, target);
+    }
+
     /// <summary>Splits the trailing entry off a state dictionary, or throws if it is not there.</summary>
     public static ExtraStateEntry Take(TorchSharp.torch.optim.Optimizer.StateDictionary sd, string optimizer)
     {

@@ -74,21 +74,11 @@ public class LocalEntropyOptimizer : OptimizerHelper, IOptimizerDiagnostics, IOp
     }
 
     /// <summary>The base optimizer's state plus one trailing entry holding the estimator's state.</summary>
-    public override StateDictionary state_dict()
-    {
-        var sd = _base.state_dict();
-        sd.Options.Add(new ExtraStateEntry(Estimator));
-        return sd;
-    }
+    public override StateDictionary state_dict() => ExtraStateEntry.Appended(_base.state_dict(), Estimator);
 
     /// <inheritdoc/>
-    public override void load_state_dict(StateDictionary state_dict)
-    {
-        var entry = ExtraStateEntry.Take(state_dict, "a local-entropy optimizer");
-        try { _base.load_state_dict(state_dict); }
-        finally { state_dict.Options.Add(entry); }
-        ExtraStateEntry.Copy(entry.Owner, Estimator);
-    }
+    public override void load_state_dict(StateDictionary state_dict) =>
+        ExtraStateEntry.Load(state_dict, "a local-entropy optimizer", _base.load_state_dict, Estimator);
 
     /// <inheritdoc/>
     public IReadOnlyDictionary<string, double> TakeDiagnostics()

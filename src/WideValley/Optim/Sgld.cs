@@ -116,21 +116,11 @@ public sealed class Sgld : OptimizerHelper, IStateOwner, IOptimizerDiagnostics
     }
 
     /// <summary>TorchSharp's state dictionary plus an entry holding t and the noise seed, so a checkpoint continues the same noise stream.</summary>
-    public override StateDictionary state_dict()
-    {
-        var sd = base.state_dict();
-        sd.Options.Add(new ExtraStateEntry(this));
-        return sd;
-    }
+    public override StateDictionary state_dict() => ExtraStateEntry.Appended(base.state_dict(), this);
 
     /// <summary>Restores a dictionary from <see cref="state_dict"/>, including t and the noise seed (older checkpoints keep this optimizer's seed).</summary>
-    public override void load_state_dict(StateDictionary state_dict)
-    {
-        var entry = ExtraStateEntry.Take(state_dict, nameof(Sgld));
-        try { base.load_state_dict(state_dict); }
-        finally { state_dict.Options.Add(entry); }
-        ExtraStateEntry.Copy(entry.Owner, this);
-    }
+    public override void load_state_dict(StateDictionary state_dict) =>
+        ExtraStateEntry.Load(state_dict, nameof(Sgld), base.load_state_dict, this);
 
     /// <summary>Layout of the extra state: 2 replaced libtorch's generator state by the counter-based stream's seed.</summary>
     const long StateVersion = 2;
