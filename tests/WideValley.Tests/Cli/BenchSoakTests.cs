@@ -8,13 +8,7 @@ namespace WideValley.Tests.Cli;
 /// <summary>`widevalley bench soak` in its shortest form: the readings, their JSON and the report. No timing or memory level is asserted.</summary>
 public class BenchSoakTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     [Fact]
     public void FortyStepsGiveFiveReadingsWithTensorCountsInTheJsonAndTheReport()

@@ -9,13 +9,7 @@ namespace WideValley.Tests.Cli;
 /// <summary>`widevalley bench step-memory`: readings per L, in one process and in one process per L. No memory level is asserted.</summary>
 public class BenchStepMemoryTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     static void AssertReadings(JsonNode json, int[] ls, int evaluations)
     {

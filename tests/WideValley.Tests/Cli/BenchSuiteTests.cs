@@ -8,13 +8,7 @@ namespace WideValley.Tests.Cli;
 /// <summary>`widevalley bench` without a subcommand: the whole suite, run in-process in its quick form. No timing is asserted.</summary>
 public class BenchSuiteTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     static void AssertPositive(JsonNode? node, string key)
     {

@@ -8,13 +8,7 @@ namespace WideValley.Tests.Cli;
 /// <summary>The widevalley command, run in-process.</summary>
 public class CliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     [Theory]
     [InlineData(new[] { "train", "--bogus" }, "--bogus")]

@@ -12,13 +12,7 @@ namespace WideValley.Tests.Cli;
 /// </summary>
 public class DemoTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     /// <summary>A machine without any Fashion-MNIST: every search place is an empty folder under <paramref name="places"/>.</summary>
     static IDisposable NothingInstalled(TempDir places) =>

@@ -53,13 +53,7 @@ public class LandscapeCliTests(TrainedRunsFixture runs) : IClassFixture<TrainedR
     private static readonly string[] ThresholdKeys = ["1e-05", "0.0001", "0.001", "0.01"];
     private static readonly string[] RequiredKeys = ["n_params", "method", "eigenvalues", "trace", "lambda_max", "lambda_min", "fraction_abs_below", "hvps", "seconds"];
 
-    internal static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    internal static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     /// <summary>Runs a command that must succeed and print exactly one JSON object.</summary>
     private static JsonObject RunJson(params string[] args)

@@ -16,13 +16,7 @@ public sealed class MissingFontCliTests
     private static readonly string[] TinyConvNet =
         ["--model-file", Fixture("tiny_convnet.pt"), "--inputs", Fixture("inputs.npy"), "--labels", Fixture("labels.npy"), "--threads", "1", "--json"];
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     private static void AssertOneFontWarning(string err, string plot)
     {

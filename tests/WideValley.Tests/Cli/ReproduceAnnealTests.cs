@@ -8,13 +8,7 @@ namespace WideValley.Tests.Cli;
 /// <summary>`reproduce anneal-field` and `reproduce annealsgd` at the smoke budget, in-process, as CI runs them.</summary>
 public class ReproduceAnnealTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     [Fact]
     public void AnnealFieldSmokeWritesAWellFormedReportAndASecondRunComputesNothing()

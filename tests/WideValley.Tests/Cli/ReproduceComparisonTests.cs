@@ -8,13 +8,7 @@ namespace WideValley.Tests.Cli;
 /// <summary>`reproduce table1` and `reproduce sgld-baseline` at the smoke budget, in-process.</summary>
 public class ReproduceComparisonTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     /// <summary>A small deterministic UTF-8 corpus, so the char-lstm row does not depend on installed packages.</summary>
     static string Corpus(TempDir dir)

@@ -10,13 +10,7 @@ namespace WideValley.Tests.Cli;
 /// <summary>`widevalley reproduce hessian-universality`, run in-process at the smoke budget.</summary>
 public sealed class ReproduceHessianUniversalityTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     static readonly string[] Titles = ["small-LeNet", "small-mnistfc", "char-LSTM (small)", "All-CNN-BN"];
 

@@ -23,13 +23,7 @@ public sealed class UserModelMeasureCliTests
     private static readonly string Factory = $"{FactoryAssembly}:{TinyFactory}";
     private static readonly string[] FixtureData = ["--inputs", Fixture("inputs.npy"), "--labels", Fixture("labels.npy")];
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     private static JsonObject RunJson(params string[] args)
     {

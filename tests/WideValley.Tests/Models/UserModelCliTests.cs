@@ -11,13 +11,7 @@ public sealed class UserModelCliTests
 {
     private static readonly string FactoryAssembly = Path.Combine(AppContext.BaseDirectory, "test-factory", "WideValley.TestFactory.dll");
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     private static JsonNode RunJson(params string[] args)
     {

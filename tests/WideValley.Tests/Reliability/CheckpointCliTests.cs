@@ -10,13 +10,7 @@ namespace WideValley.Tests.Reliability;
 /// </summary>
 public class CheckpointCliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     /// <summary>A two-epoch small-mnistfc run on 256 images: checkpoint.bin (epoch 2) and checkpoint.prev.bin (epoch 1).</summary>
     internal static string TrainedRun(TempDir dir)

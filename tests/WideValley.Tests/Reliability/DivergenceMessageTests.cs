@@ -11,13 +11,7 @@ namespace WideValley.Tests.Reliability;
 /// </summary>
 public sealed class DivergenceMessageTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     [Fact]
     public void APeriodicCheckpointWrittenInsideTheDivergingStretchIsSetAsideAndTheEarlierOneKept()

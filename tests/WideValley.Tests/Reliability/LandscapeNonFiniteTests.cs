@@ -20,13 +20,7 @@ public sealed class LandscapeNonFiniteTests
         $"{Path.Combine(AppContext.BaseDirectory, "test-factory", "WideValley.TestFactory.dll")}:WideValley.TestFactory.TinyConvNetFactory";
     private static readonly string[] FixtureData = ["--inputs", Fixture("inputs.npy"), "--labels", Fixture("labels.npy")];
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     /// <summary>The fixture network with entry <paramref name="index"/> of <paramref name="parameter"/> set to <paramref name="value"/>.</summary>
     private static TinyConvNet Damaged(string parameter, long index, double value)

@@ -14,13 +14,7 @@ namespace WideValley.Tests.Reliability;
 /// </summary>
 public sealed class MeasurementFallbackTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     /// <summary>The command measuring <paramref name="target"/> (a run folder or a checkpoint file) into <paramref name="output"/>, printing JSON.</summary>
     static string[] Command(string command, string target, string output) => command switch

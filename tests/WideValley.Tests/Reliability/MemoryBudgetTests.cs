@@ -249,13 +249,7 @@ public sealed class MemoryBudgetTests
 
     // ---- the command line ----
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     [Theory]
     [InlineData("sgd", "--hidden-size", "1000000", "with --hidden-size 1000000", "lower --hidden-size")]

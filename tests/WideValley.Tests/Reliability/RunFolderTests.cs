@@ -16,13 +16,7 @@ namespace WideValley.Tests.Reliability;
 /// </summary>
 public class RunFolderTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     /// <summary>A quick run: 1,000 Fashion-MNIST images, 10 steps per epoch.</summary>
     static string[] Quick(string run, string dataDir) =>
