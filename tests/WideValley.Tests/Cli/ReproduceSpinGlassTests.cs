@@ -111,8 +111,10 @@ public class ReproduceSpinGlassTests
         var step = (double)json["step_ms"]!;
         var product = (double)json["product_ms"]!;
         Assert.True(step > 0 && product > 0);
-        // The times are rounded to microseconds in the JSON, the ratio is not.
-        Assert.InRange((double)json["ratio"]! / (step / product), 0.97, 1.03);
+        // The times are rounded to microseconds in the JSON, the ratio is not: it lies within what that rounding allows
+        // (at N = 12 a product takes only tens of microseconds, so a fixed relative band is too tight).
+        const double half = 0.0005;
+        Assert.InRange((double)json["ratio"]!, (step - half) / (product + half) - 1e-12, (step + half) / (product - half) + 1e-12);
         Assert.Equal((bool)json["target_met"]!, (double)json["ratio"]! <= 2);
         Assert.True((double)json["step_gflops"]! > 0);
         Assert.True(File.Exists(report) && File.Exists(dir.File("bench.json")));
