@@ -18,7 +18,7 @@ public class SpinGlassExperimentTests
     {
         var paper = SpinGlassSettings.For(Budget.Paper);
         Assert.Equal([25, 50, 100, 250, 500], paper.Sizes);
-        Assert.Equal((3, 1000, 10, 5000, 1000, 0.01), (paper.Order, paper.Starts, paper.Parts, paper.StochasticStepCount, paper.FinishMaxSteps, paper.GradientTolerance));
+        Assert.Equal((3, 1000, 10, 1000, 1000, 0.01), (paper.Order, paper.Starts, paper.Parts, paper.StochasticStepCount, paper.FinishMaxSteps, paper.GradientTolerance));
         var small = SpinGlassSettings.For(Budget.Small);
         Assert.Equal([25, 50, 100, 250], small.Sizes);
         Assert.Equal((200, 5000), (small.Starts, small.StochasticStepCount));
