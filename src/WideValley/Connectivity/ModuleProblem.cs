@@ -261,6 +261,9 @@ public sealed class ModuleProblem : IConnectivityProblem, IDisposable
 
     private PointMeasure MeasureLoaded()
     {
+        // Catches the tensors the task creates outside its own per-batch scopes (the batch views of its iterators), so
+        // that they are freed now instead of by the finalizer.
+        using var scope = NewDisposeScope();
         if (HasBatchNorm) BatchNormRecalibration.Recalibrate(task, Options.BatchNormMinibatches);
         var evaluation = task.Evaluate(Options.Split);
         return new PointMeasure(evaluation.Loss, evaluation.ErrorPercent, task.IsLanguageModel ? evaluation.Perplexity : null);
@@ -288,10 +291,12 @@ public sealed class ModuleProblem : IConnectivityProblem, IDisposable
         if (!Enum.IsDefined(metric))
             throw new ArgumentOutOfRangeException(nameof(metric), metric, "unknown level metric");
         cancellation.ThrowIfCancellationRequested();
+        // Everything but the returned point is freed on return: the optimizer's wrappers and state included.
+        using var beadScope = NewDisposeScope();
         Load(start);
         var measure = MeasureLoaded();
         long steps = 0;
-        if (measure.Value(metric) <= target) return new BeadTraining(CurrentPoint(), measure, true, 0);
+        if (measure.Value(metric) <= target) return Result(true);
 
         var model = task.Model;
         var wasTraining = model.training;
@@ -324,9 +329,9 @@ public sealed class ModuleProblem : IConnectivityProblem, IDisposable
                     steps = step;
                 }
                 measure = MeasureLoaded();
-                if (measure.Value(metric) <= target) return new BeadTraining(CurrentPoint(), measure, true, steps);
+                if (measure.Value(metric) <= target) return Result(true);
             }
-            return new BeadTraining(CurrentPoint(), measure, false, steps);
+            return Result(false);
         }
         finally
         {
@@ -334,6 +339,8 @@ public sealed class ModuleProblem : IConnectivityProblem, IDisposable
             (optimizer as IDisposable)?.Dispose();
             model.train(wasTraining);
         }
+
+        BeadTraining Result(bool reached) => new(CurrentPoint().MoveToOuterDisposeScope(), measure, reached, steps);
     }
 
     /// <summary>
