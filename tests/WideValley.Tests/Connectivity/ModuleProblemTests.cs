@@ -80,6 +80,8 @@ public class ModuleProblemTests
 
     [Theory]
     [InlineData(ModelZoo.SmallMnistFcName, 784 * 64 + 64 * 10, 50_890)]
+    // mnistfc: the three matrices; biases (1024 + 1024 + 10) and the two BatchNorm layers' scales and shifts are not weights.
+    [InlineData(ModelZoo.MnistFcName, 784 * 1024 + 1024 * 1024 + 1024 * 10, 1_867_786)]
     [InlineData(ModelZoo.SmallLeNetName, 250 + 5_000 + 320 * 128 + 128 * 10, 47_658)]
     // LeNet-BN: conv 20@5x5, conv 50@20x5x5, fc 200-500, fc 500-10; the BatchNorm scales are 1-D and so not weights.
     [InlineData(ModelZoo.LeNetName, 500 + 25_000 + 100_000 + 5_000, 132_220)]
@@ -267,6 +269,37 @@ public class ModuleProblemTests
         Assert.False(task.Model.training);   // and the caller's mode restored
         Assert.All(twinParameters, p => Assert.True(p.grad is null || p.grad.IsInvalid));
         Assert.All(task.Model.parameters(), p => Assert.True(p.grad is null || p.grad.IsInvalid)); // .grad untouched
+    }
+
+    [Fact]
+    public void TheStochasticGradientIsTakenInTrainModeWithBatchStatistics()
+    {
+        // BatchNorm without dropout: in train mode it normalises with the minibatch's own statistics, in eval mode with
+        // the running ones, so only a train-mode reference agrees.
+        const int batch = 16;
+        using var data = Synthetic.Blobs(train: 96, test: 32);
+        using var task = new ClassificationTask(Synthetic.Mlp(dropout: 0, seed: 4), data, batch, seed: 5, ownsData: false);
+        using var problem = new ModuleProblem(task, Options());
+        using var point = Perturbed(problem, 0.3);
+        task.Model.eval();
+        using var stream = new MinibatchStream(data.Train, batch, seed: 5);
+        var twin = Synthetic.Mlp(dropout: 0, seed: 8);
+        LoadByHand(twin, point);
+        var twinParameters = twin.parameters().ToArray();
+
+        using var scope = NewDisposeScope();
+        var (loss, gradient) = problem.StochasticLossAndGradient(point);
+        var (x, y) = stream.Next();
+        twin.train();
+        var trainMode = F.cross_entropy(twin.call(x), y);
+        var expected = cat(autograd.grad([trainMode], twinParameters).Select(g => g.reshape(-1)).ToArray(), 0);
+        twin.eval();
+        var evalMode = F.cross_entropy(twin.call(x), y);
+
+        Assert.Equal(trainMode.ToDouble(), loss, 5);
+        Assert.True(gradient.allclose(expected, rtol: 1e-4, atol: 1e-6), $"the gradient differs from the train-mode reference by {gradient.sub(expected).abs().max().ToDouble()}");
+        Assert.True(Math.Abs(evalMode.ToDouble() - loss) > 1e-3, "eval mode should give another loss here, or this test could not fail");
+        Assert.False(task.Model.training);
     }
 
     /// <summary>A network with a registered parameter its forward never uses.</summary>
