@@ -361,6 +361,26 @@ public class ModuleProblemTests
     }
 
     [Fact]
+    public void ABeadOfABatchNormModelIsMeasuredWithStatisticsRecomputedAtIt()
+    {
+        using var data = Synthetic.Blobs(train: 320, test: 128);
+        using var task = new ClassificationTask(Synthetic.Mlp(seed: 4), data, 32, seed: 1, ownsData: false);
+        using var problem = new ModuleProblem(task, Options());
+        using var start = Perturbed(problem, 0.5);
+        var bead = problem.TrainBead(start, LevelMetric.ErrorPercent, 2.0, TestContext.Current.CancellationToken);
+        using var trained = bead.Point;
+        Assert.True(bead.Reached);
+        Assert.True(bead.Steps > 0);
+        // The running statistics left by training (momentum averages over moving weights) are not the bead's: the
+        // reported measure is the one taken after recomputing them, as Measure does.
+        var bn = task.Model.modules().OfType<BatchNorm1d>().Single();
+        using (no_grad()) bn.running_var!.fill_(100.0);
+        Assert.Equal(bead.Measure, problem.Measure(trained));
+        var reference = task.Evaluate(EvaluationSplit.Test);
+        Assert.Equal(reference.Loss, bead.Measure.Loss, 12);
+    }
+
+    [Fact]
     public void TrainBeadStopsAtMaxStepsWhenTheLevelIsOutOfReach()
     {
         using var task = new ClassificationTask(SmallMnistFc(ScalarType.Float32), Images(ScalarType.Float32), 32, seed: 3);
