@@ -274,7 +274,7 @@ public sealed class ModuleProblem : IConnectivityProblem, IDisposable
     /// on the task's minibatches (train mode: dropout on, as in training), measuring <paramref name="metric"/> first at the
     /// start and then every <see cref="ModuleProblemOptions.CheckEvery"/> steps, until it is at or below
     /// <paramref name="target"/> or <see cref="ModuleProblemOptions.MaxSteps"/> steps are taken. A start already at the
-    /// level returns after 0 steps. The model keeps the trained point.
+    /// level returns after 0 steps. The model keeps the trained point; its parameters' <c>.grad</c> are left unset.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="metric"/> is not measured by this model (perplexity of a classifier),
     /// or <paramref name="target"/> is not a finite number.</exception>
@@ -335,7 +335,8 @@ public sealed class ModuleProblem : IConnectivityProblem, IDisposable
         }
         finally
         {
-            optimizer.zero_grad();
+            // Gradients dropped (as zero_grad(set_to_none=True)): a bead leaves no model-sized .grad tensors behind.
+            foreach (var p in parameters) p.grad = null;
             (optimizer as IDisposable)?.Dispose();
             model.train(wasTraining);
         }

@@ -358,6 +358,7 @@ public class ModuleProblemTests
         Assert.Equal(bead.Measure, problem.Measure(trained)); // the returned measure is the returned point's
         Assert.Equal(before, Values(start));
         Assert.False(ReferenceEquals(trained, start));
+        Assert.All(task.Model.parameters(), p => Assert.True(p.grad is null || p.grad.IsInvalid)); // no gradients left behind
     }
 
     [Fact]
