@@ -212,6 +212,9 @@ public static class SpinGlassExperiment
     /// <summary>The piece file of size <paramref name="n"/> in <paramref name="piecesDir"/>.</summary>
     public static string PiecePath(string piecesDir, int n) => Path.Combine(piecesDir, $"n-{n:D4}.json");
 
+    /// <summary>The progress file of size <paramref name="n"/> while it is being computed (<see cref="DescentCheckpoint"/>).</summary>
+    public static string ProgressPath(string piecesDir, int n) => Path.Combine(piecesDir, $"n-{n:D4}.progress.bin");
+
     /// <summary>
     /// The finished piece of size <paramref name="n"/>, or null when there is none. A piece made under other settings
     /// is an error (another seed or budget writing into the same folder), not silently replaced.
@@ -239,8 +242,8 @@ public static class SpinGlassExperiment
 
     /// <summary>
     /// Computes every size without a piece in <paramref name="piecesDir"/> (which the caller holds locked), in
-    /// ascending N, writing each piece as it finishes. Cancelling stops the current size between steps; its work is
-    /// lost, the pieces written stay, and the same call continues with the first missing size.
+    /// ascending N, writing each piece as it finishes. Cancelling stops the current size between steps and saves its
+    /// progress (as it is also saved every 50 steps); the same call continues from there.
     /// </summary>
     /// <exception cref="ArgumentException">Invalid settings.</exception>
     /// <exception cref="InvalidDataException">A piece of other settings is in the folder.</exception>
@@ -261,16 +264,19 @@ public static class SpinGlassExperiment
                 continue;
             }
             if (cancellation.IsCancellationRequested) return new SpinGlassOutcome(null, results.Select(r => r.Size).ToArray());
+            var progressPath = ProgressPath(piecesDir, n);
             try
             {
-                piece = RunSize(settings, n, log, cancellation);
+                piece = RunSize(settings, n, log, cancellation, progressPath);
             }
             catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
             {
-                log?.Invoke($"N = {n}: interrupted; its work is discarded, the finished sizes are kept");
+                log?.Invoke($"N = {n}: interrupted; its progress is saved in {progressPath}, the finished sizes are kept");
                 return new SpinGlassOutcome(null, results.Select(r => r.Size).ToArray());
             }
             AtomicFile.WriteAllText(PiecePath(piecesDir, n), JsonSerializer.Serialize(piece, PieceJson) + "\n");
+            // The piece holds everything now; the progress file would only be read again if the piece were deleted.
+            AtomicFile.TryDelete(progressPath);
             results.Add(piece);
             computed.Add(n);
             log?.Invoke(string.Create(CultureInfo.InvariantCulture,
@@ -283,14 +289,21 @@ public static class SpinGlassExperiment
         return new SpinGlassOutcome(result, results.Select(r => r.Size).ToArray());
     }
 
-    /// <summary>One size: draw the glass, minimise K starts, index a sample, count distinct minima.</summary>
-    public static SpinGlassSizeResult RunSize(SpinGlassSettings settings, int n, Action<string>? log = null, CancellationToken cancellation = default)
+    /// <summary>
+    /// One size: draw the glass, minimise K starts, index a sample, count distinct minima. With
+    /// <paramref name="progressPath"/>, the minimisation saves its progress there every 50 steps and when cancelled, and
+    /// continues from a progress file made under the same settings.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The progress file is damaged or of other settings.</exception>
+    public static SpinGlassSizeResult RunSize(SpinGlassSettings settings, int n, Action<string>? log = null, CancellationToken cancellation = default,
+        string? progressPath = null)
     {
         settings.Validate();
         var watch = Stopwatch.StartNew();
         using var glass = SphericalPSpinGlass.Create(new SphericalPSpinGlassOptions { Size = n, Order = settings.Order, Seed = settings.CouplingSeed(n) });
+        var continuing = progressPath is not null && File.Exists(progressPath) ? $"; continuing from {progressPath}" : "";
         log?.Invoke(string.Create(CultureInfo.InvariantCulture,
-            $"N = {n}: {settings.Starts} starts, {settings.StochasticStepCount} stochastic steps over {settings.Parts} coupling parts, then at most {settings.FinishMaxSteps} full-gradient steps"));
+            $"N = {n}: {settings.Starts} starts, {settings.StochasticStepCount} stochastic steps over {settings.Parts} coupling parts, then at most {settings.FinishMaxSteps} full-gradient steps{continuing}"));
         var lastReport = Stopwatch.StartNew();
         var progress = new InlineProgress(p =>
         {
@@ -307,6 +320,7 @@ public static class SpinGlassExperiment
             {
                 StepSize = 0.2, StepDecay = 0.0015, MaxSteps = settings.FinishMaxSteps, GradientTolerance = settings.GradientTolerance,
                 IndexedStarts = settings.IndexedStarts, Cancellation = cancellation, Progress = progress,
+                Checkpoint = progressPath is null ? null : new DescentCheckpoint(progressPath, settings.Key + string.Create(CultureInfo.InvariantCulture, $";N={n}")),
             },
         });
         var minima = minimisation.DistinctMinima(settings.OverlapThreshold);

@@ -26,7 +26,8 @@ public static class ProjectedGradientDescent
         var descent = SphereDescent.Start(glass, starts, "ProjectedGradientDescent.Run");
         try
         {
-            descent.Descend(o, "gradient descent");
+            var resume = descent.UseCheckpoint(o.Checkpoint, "projected gradient descent");
+            descent.Descend(o, "gradient descent", resume);
             return descent.Finish("projected gradient descent", o.IndexedStarts, o.IndexTolerance);
         }
         catch

@@ -27,8 +27,15 @@ public sealed record ProjectedGradientDescentOptions
     /// <summary>Called once per step with the number of starts still moving.</summary>
     public IProgress<SpinGlassProgress>? Progress { get; init; }
 
-    /// <summary>Stops the run between steps (throws <see cref="OperationCanceledException"/>).</summary>
+    /// <summary>Stops the run between steps (throws <see cref="OperationCanceledException"/>; with a checkpoint, after saving).</summary>
     public CancellationToken Cancellation { get; init; }
+
+    /// <summary>
+    /// Where to save progress and resume from (null: no checkpoint). Given to <see cref="ProjectedSgd"/> as its
+    /// <see cref="ProjectedSgdOptions.Finish"/>, it covers both phases. The file is left when the run completes (it then
+    /// holds the finished state, and resuming from it takes no step); delete it once the result is stored.
+    /// </summary>
+    public DescentCheckpoint? Checkpoint { get; init; }
 
     /// <summary>Checks every setting; the message names the property.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A setting out of range.</exception>
@@ -46,5 +53,6 @@ public sealed record ProjectedGradientDescentOptions
             throw new ArgumentOutOfRangeException(nameof(IndexedStarts), IndexedStarts, $"{owner}.IndexedStarts: must not be negative; got {IndexedStarts}.");
         if (!double.IsFinite(IndexTolerance) || IndexTolerance < 0)
             throw new ArgumentOutOfRangeException(nameof(IndexTolerance), IndexTolerance, $"{owner}.IndexTolerance: must be non-negative and finite; got {IndexTolerance}.");
+        Checkpoint?.Validate();
     }
 }

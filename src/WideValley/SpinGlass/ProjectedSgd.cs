@@ -14,6 +14,8 @@ namespace WideValley.SpinGlass;
 /// </summary>
 public static class ProjectedSgd
 {
+    const string Method = "projected SGD with split couplings";
+
     /// <summary>Minimises from the given starts [K, N] (each scaled onto the sphere first).</summary>
     /// <exception cref="ArgumentOutOfRangeException">A setting out of range.</exception>
     /// <exception cref="ArgumentException">Starts of the wrong shape, empty, or non-finite.</exception>
@@ -27,12 +29,21 @@ public static class ProjectedSgd
         try
         {
             var steps = o.StochasticSteps ?? 500 * o.Parts;
-            using (var split = glass.Split(o.Parts, o.SplitSeed, o.MemoryLimitBytes))
+            var resume = descent.UseCheckpoint(o.Finish.Checkpoint, Method);
+            var first = resume switch { null => 0, { Phase: DescentPhase.Stochastic } => resume.Step, _ => steps };
+            var every = o.Finish.Checkpoint?.EverySteps ?? int.MaxValue;
+            if (first < steps)
             {
+                using var split = glass.Split(o.Parts, o.SplitSeed, o.MemoryLimitBytes);
                 var points = descent.Points;
-                for (var t = 0; t < steps; t++)
+                for (var t = first; t < steps; t++)
                 {
-                    o.Finish.Cancellation.ThrowIfCancellationRequested();
+                    if (o.Finish.Cancellation.IsCancellationRequested)
+                    {
+                        descent.Save(DescentPhase.Stochastic, t, []);
+                        o.Finish.Cancellation.ThrowIfCancellationRequested();
+                    }
+                    if (t > first && (t - first) % every == 0) descent.Save(DescentPhase.Stochastic, t, []);
                     using var scope = NewDisposeScope();
                     var (_, gradient) = split.EnergyAndGradientUnchecked(points, split.PartOfStep(t));
                     var projected = Sphere.ProjectToTangent(gradient, points);
@@ -43,9 +54,13 @@ public static class ProjectedSgd
                 if (!isfinite(points).all().item<bool>())
                     throw new InvalidOperationException($"ProjectedSgd: the stochastic phase diverged (non-finite points after {steps} steps); use a smaller step size.");
             }
-            for (var i = 0; i < descent.Steps.Length; i++) descent.Steps[i] = steps;
-            descent.Descend(o.Finish, "quench");
-            return descent.Finish("projected SGD with split couplings", o.Finish.IndexedStarts, o.Finish.IndexTolerance);
+            if (resume is not { Phase: DescentPhase.Descent })
+            {
+                for (var i = 0; i < descent.Steps.Length; i++) descent.Steps[i] = steps;
+                descent.Save(DescentPhase.Descent, 0, Enumerable.Range(0, descent.Steps.Length).ToArray());
+            }
+            descent.Descend(o.Finish, "quench", resume);
+            return descent.Finish(Method, o.Finish.IndexedStarts, o.Finish.IndexTolerance);
         }
         catch
         {

@@ -53,14 +53,26 @@ internal sealed class SphereDescent
     /// tolerance (the start is then frozen) or the phase has taken <see cref="ProjectedGradientDescentOptions.MaxSteps"/>
     /// steps. Records energy per spin and gradient norm of every start at its final point.
     /// </summary>
-    public void Descend(ProjectedGradientDescentOptions o, string phase)
+    public void Descend(ProjectedGradientDescentOptions o, string phase, DescentState? resume = null)
     {
         var n = _glass.Size;
         var k = (int)Points.shape[0];
         var active = Enumerable.Range(0, k).ToArray();
-        for (var t = 0; ; t++)
+        var first = 0;
+        if (resume is { Phase: DescentPhase.Descent })
         {
-            o.Cancellation.ThrowIfCancellationRequested();
+            active = resume.Active.ToArray();
+            first = resume.Step;
+        }
+        for (var t = first; ; t++)
+        {
+            if (active.Length == 0) break;
+            if (o.Cancellation.IsCancellationRequested)
+            {
+                Save(DescentPhase.Descent, t, active);
+                o.Cancellation.ThrowIfCancellationRequested();
+            }
+            if (_checkpoint is not null && t > first && (t - first) % _checkpoint.EverySteps == 0) Save(DescentPhase.Descent, t, active);
             using var scope = NewDisposeScope();
             var all = active.Length == k;
             var ids = all ? null : tensor(active.Select(i => (long)i).ToArray(), device: _glass.Device);
@@ -80,7 +92,11 @@ internal sealed class SphereDescent
                 Converged[i] = norms[j] < o.GradientTolerance;
                 if (!Converged[i] && t < o.MaxSteps) moving.Add(j);
             }
-            if (moving.Count == 0) break;
+            if (moving.Count == 0)
+            {
+                active = [];
+                break;
+            }
             var stepSize = o.StepSize / (1 + t * o.StepDecay);
             if (moving.Count == active.Length)
             {
@@ -99,6 +115,40 @@ internal sealed class SphereDescent
             foreach (var i in active) Steps[i]++;
             o.Progress?.Report(new SpinGlassProgress(phase, t, active.Length));
         }
+        // A finished run's state: resuming from it gives the same result without a step.
+        Save(DescentPhase.Descent, 0, active);
+    }
+
+    DescentCheckpoint? _checkpoint;
+    string _checkpointKey = "";
+
+    /// <summary>
+    /// Saves to <paramref name="checkpoint"/> from now on and returns the state saved there before (null when there is
+    /// none), after restoring the points and per-start records from it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The checkpoint is damaged or of another run.</exception>
+    public DescentState? UseCheckpoint(DescentCheckpoint? checkpoint, string method)
+    {
+        if (checkpoint is null) return null;
+        checkpoint.Validate();
+        _checkpoint = checkpoint;
+        _checkpointKey = DescentState.FullKey(checkpoint, method, (int)Points.shape[0], _glass.Size, Points.dtype);
+        var state = DescentState.Load(checkpoint.Path, _checkpointKey);
+        if (state is null) return null;
+        state.RestorePoints(Points);
+        state.Steps.CopyTo(Steps, 0);
+        state.Converged.CopyTo(Converged, 0);
+        state.Energy.CopyTo(Energy, 0);
+        state.GradientNorm.CopyTo(GradientNorm, 0);
+        return state;
+    }
+
+    /// <summary>Saves the state (no-op without a checkpoint): the phase, its next step, the moving starts and the points.</summary>
+    public void Save(DescentPhase phase, int nextStep, int[] active)
+    {
+        if (_checkpoint is null) return;
+        new DescentState(_checkpointKey, phase, nextStep, (int)Points.shape[0], _glass.Size, Points.dtype, DescentState.RawPoints(Points),
+            active, Steps.ToArray(), Converged.ToArray(), Energy.ToArray(), GradientNorm.ToArray()).Save(_checkpoint.Path);
     }
 
     /// <summary>

@@ -94,6 +94,27 @@ public class SpinGlassExperimentTests
         Assert.False(File.Exists(SpinGlassExperiment.PiecePath(dir.Path, 12)));
     }
 
+    [Fact]
+    public void AnInterruptedSizeContinuesFromItsProgressFileAndEndsAsAnUninterruptedOne()
+    {
+        using var dir = new TempDir();
+        using var cancel = new CancellationTokenSource();
+        var outcome = SpinGlassExperiment.Run(Tiny, dir.Path, line => { if (line.StartsWith("N = 20: 12 starts", StringComparison.Ordinal)) cancel.Cancel(); }, cancel.Token);
+        Assert.True(outcome.Interrupted);
+        Assert.Equal([12], outcome.Finished);
+        var progress = SpinGlassExperiment.ProgressPath(dir.Path, 20);
+        Assert.True(File.Exists(progress), "the interrupted size saved its progress");
+        Assert.False(File.Exists(SpinGlassExperiment.ProgressPath(dir.Path, 12)), "a finished size keeps its piece, not its progress file");
+
+        var lines = new List<string>();
+        var resumed = SpinGlassExperiment.Run(Tiny, dir.Path, lines.Add, TestContext.Current.CancellationToken);
+        Assert.Contains(lines, l => l.Contains("continuing from", StringComparison.Ordinal));
+        Assert.False(File.Exists(progress));
+        var direct = SpinGlassExperiment.RunSize(Tiny, 20, cancellation: TestContext.Current.CancellationToken);
+        Assert.Equal(direct.EnergyPerSpin, resumed.Result!.Sizes[1].EnergyPerSpin);
+        Assert.Equal(direct.Steps, resumed.Result.Sizes[1].Steps);
+    }
+
     static SpinGlassSizeResult Fake(int n, double[] energies) => new()
     {
         Key = "k", Size = n, CouplingSeed = 0, StartSeed = 0, SplitSeed = 0, EnergyPerSpin = energies,
