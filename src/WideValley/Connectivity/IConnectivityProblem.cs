@@ -71,6 +71,19 @@ public interface IConnectivityProblem
     BeadTraining TrainBead(Tensor start, LevelMetric metric, double target, CancellationToken cancellation = default);
 
     /// <summary>
+    /// Trains several beads to the same target, as <see cref="TrainBead"/> does each: the breadth-first search trains
+    /// all new beads of a depth at once. The default trains them one after another; problems whose beads are small
+    /// (the polynomial toys) override it to train them together as one batched computation.
+    /// </summary>
+    IReadOnlyList<BeadTraining> TrainBeads(IReadOnlyList<Tensor> starts, LevelMetric metric, double target, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(starts);
+        var results = new List<BeadTraining>(starts.Count);
+        foreach (var start in starts) results.Add(TrainBead(start, metric, target, cancellation));
+        return results;
+    }
+
+    /// <summary>
     /// The training loss of the next minibatch at <paramref name="point"/> and its gradient with respect to the point
     /// (a new tensor of length <see cref="Dimension"/>), for stochastic training of curves between minima.
     /// </summary>
