@@ -46,8 +46,12 @@ public sealed record LossScalingFit(double Alpha, double Beta, double LogC, stri
             var sse = x.Zip(logs).Sum(p => Math.Pow(p.Second - logC - alpha * p.First, 2));
             if (sse < best.Sse) best = (sse, alpha, beta, logC);
         }
+        // A best beta on the grid's edge means the optimum lies outside it: say so rather than present alpha and beta as fitted.
+        var edge = best.Beta <= 0.02 * (1 + 1e-9) ? " (the best beta is the grid's lower edge: the means fall more slowly than any power n1^beta on the grid, " +
+                "so alpha and beta are not determined; the scaling still divides each width by one constant and leaves each width's std/mean as it is)"
+            : best.Beta >= 3 * (1 - 1e-9) ? " (the best beta is the grid's upper edge, so alpha and beta are not determined; the scaling still divides each width by one constant)" : "";
         return new LossScalingFit(best.Alpha, best.Beta, best.LogC,
-            "least squares of log E[L] = log c + alpha n1^beta: linear in (log c, alpha) for each beta on a log grid 0.02..3 (601 points), the best beta kept",
+            "least squares of log E[L] = log c + alpha n1^beta: linear in (log c, alpha) for each beta on a log grid 0.02..3 (601 points), the best beta kept" + edge,
             Math.Sqrt(best.Sse / hidden.Count));
     }
 }

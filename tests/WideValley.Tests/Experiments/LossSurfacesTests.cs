@@ -96,6 +96,12 @@ public class LossSurfacesTests
         Assert.True(fit.RmsLogResidual < 1e-3, $"residual {fit.RmsLogResidual}");
         // Scaled means are then all c = 0.3.
         for (var i = 0; i < n.Length; i++) Assert.Equal(0.3, means[i] / fit.Scale(n[i]), 0.01);
+        Assert.DoesNotContain("edge", fit.Method);
+        // A power law in n1 (log E linear in log n1) is the beta -> 0 limit of the family: the best beta is the grid's
+        // lower edge, and the method says so.
+        var logLaw = LossScalingFit.Fit(n, n.Select(x => 0.5 * Math.Pow(x, -0.03)).ToArray());
+        Assert.Equal(0.02, logLaw.Beta, 12);
+        Assert.Contains("lower edge", logLaw.Method);
         var two = LossScalingFit.Fit([10, 20], [1.0, 0.5]);
         Assert.Equal(1, two.Beta);
         Assert.Equal(Math.Log(0.5) / 10, two.Alpha, 12);
