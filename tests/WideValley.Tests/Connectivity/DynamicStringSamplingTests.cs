@@ -311,23 +311,51 @@ public sealed class DynamicStringSamplingTests
     }
 
     [Fact]
-    public void ArgmaxInsertionPutsTheBeadAtTheGridMaximum()
+    public void ArgmaxInsertionPutsBeadsAtTheGridMaximumAndFallsBackToTheMidpointAtTZero()
     {
-        // A valley f = (‖w‖ − 1)² again, but the endpoints at unequal angles from the grid's view: A = (1, 0),
-        // B = (cos 100°, sin 100°). With G = 20 the first segment's maximum is at the grid point closest to its
-        // chord's nearest point to the origin; the inserted bead starts exactly there (before its training moves it
-        // radially, which keeps its angle).
-        using var a = Vector(1, 0);
-        var angle = 100 * Math.PI / 180;
-        using var b = Vector(Math.Cos(angle), Math.Sin(angle));
-        var options = new StringSamplingOptions { Level = 1e-3, InsertAt = InsertionRule.Argmax };
-        using var result = DynamicStringSampling.Run(Ring(), a, b, options);
+        // A bump of height 1 at w0 = 0.3 on the line from (0, 0) to (1, 0), and beads that cannot train (a budget of
+        // zero steps), so every bead stays where it was inserted:
+        // depth 0: segment [0, 0.5] peaks at grid point k = 12 (t = 0.6, w0 = 0.3): a bead at interp(A, M, 0.6).
+        // depth 1: [0, 0.3] peaks at its last grid point t = 0.95; [0.3, 0.5] peaks at t = 0 (the stuck bead on the
+        //          bump itself), so its bead goes to t = 0.5 instead.
+        // depth 2 (the last): still failing, not connected.
+        var problem = new FunctionProblem(w => w[0].sub(0.3).square().div(-0.002).exp(), 2, new FunctionProblemOptions { MaxSteps = 0 });
+        using var a = Vector(0, 0);
+        using var b = Vector(1, 0);
+        var options = new StringSamplingOptions { Level = 0.1, InsertAt = InsertionRule.Argmax, MaxDepth = 3 };
+
+        using var result = DynamicStringSampling.Run(problem, a, b, options);
+
+        Assert.False(result.Connected);
+        Assert.Equal(3, result.Depth);
+        using var m = ParameterPath.Interpolate(a, b, 0.5);
+        using var onBump = ParameterPath.Interpolate(a, m, 0.6);
+        using var beforeBump = ParameterPath.Interpolate(a, onBump, 0.95);
+        using var afterBump = ParameterPath.Interpolate(onBump, m, 0.5);
+        Tensor[] expected = [a, beforeBump, onBump, afterBump, m, b];
+        Assert.Equal(expected.Length, result.BeadCount);
+        for (var i = 0; i < expected.Length; i++) Assert.True(SameValues(expected[i], result.Chain[i]), $"bead {i}: {string.Join(", ", Values(result.Chain[i]))}");
+        Assert.Equal(0.3, Values(onBump)[0], 1e-15);
+        Assert.Equal([0.6, 0.95, 0.5], result.Log.Where(e => e.Kind == StringSamplingEventKind.BeadInserted).Select(e => e.Value));
+        Assert.False(result.Beads[2].ReachedTarget);
+        Assert.Equal(1.0, result.MaxAlongPath, 1e-12);
+        Assert.Equal(0, problem.TrainingSteps);
+    }
+
+    [Fact]
+    public void TheWeightsOnlyLengthLeavesOutTheMaskedEntries()
+    {
+        // The ring valley in (w0, w1) plus a third entry, a "bias" with its own bowl, masked out of the weights.
+        using var mask = Vector(1, 1, 0);
+        var problem = new FunctionProblem(w => w.narrow(0, 0, 2).norm().sub(1.0).square().add(w[2].square()), 3,
+            new FunctionProblemOptions { StepSize = 0.25 }, weightMask: mask);
+        using var a = Vector(1, 0, 0.002);
+        using var b = Vector(0, 1, -0.002);
+        using var result = DynamicStringSampling.Run(problem, a, b, new StringSamplingOptions { Level = 1e-3 });
         Assert.True(result.Connected);
-        var inserted = result.Log.Where(e => e.Kind == StringSamplingEventKind.BeadInserted).ToList();
-        Assert.NotEmpty(inserted);
-        var failed = result.Log.Where(e => e.Kind == StringSamplingEventKind.SegmentFailed).ToList();
-        // Each insertion's t* is a grid point k/G with k > 0.
-        Assert.All(inserted, e => Assert.True(e.Value > 0 && Math.Abs(e.Value * options.GridPoints - Math.Round(e.Value * options.GridPoints)) < 1e-12));
-        Assert.Equal(failed.Count, inserted.Count);
+        Assert.Equal(ParameterPath.NormalizedLength(result.Chain, mask, LengthVersion.WeightsOnly), result.Lengths.WeightsOnly);
+        Assert.Equal(ParameterPath.NormalizedLength(result.Chain, null, LengthVersion.AllParameters), result.Lengths.AllParameters);
+        Assert.NotEqual(result.Lengths.WeightsOnly, result.Lengths.AllParameters);
+        Assert.True(result.Lengths.WeightsOnly > 1.05);
     }
 }
