@@ -32,7 +32,7 @@ internal static class ConnectivityCheckpointFile
 {
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
-    /// <summary>Writes the checkpoint atomically.</summary>
+    /// <summary>Writes the checkpoint atomically (at most <see cref="Array.MaxLength"/> bytes, about 2 GiB, since it is read whole).</summary>
     public static void Write(string path, ReadOnlySpan<byte> magic, int version, JsonObject header, IReadOnlyList<Tensor> tensors)
     {
         var magicBytes = magic.ToArray();
@@ -85,7 +85,15 @@ internal static class ConnectivityCheckpointFile
     public static Content Read(string path, ReadOnlySpan<byte> magic, int version, string kindName)
     {
         byte[] file;
-        try { file = File.ReadAllBytes(path); }
+        try
+        {
+            // The whole file is verified in memory before anything is used, which bounds it to one array.
+            var size = new FileInfo(path).Length;
+            if (size > Array.MaxLength)
+                throw new NotSupportedException(
+                    $"{path}: the {kindName} checkpoint has {size:N0} bytes; this format is read whole and is limited to {Array.MaxLength:N0} bytes");
+            file = File.ReadAllBytes(path);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new CheckpointDamagedException(path, "file", $"{path}: cannot read the {kindName} checkpoint: {e.Message}", e);

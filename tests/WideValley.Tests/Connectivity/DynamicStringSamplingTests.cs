@@ -175,6 +175,33 @@ public sealed class DynamicStringSamplingTests
         Assert.Equal(0, idle.MeasureCount);
     }
 
+    [Fact]
+    public void AFloat32SearchResumesFromItsRawValues()
+    {
+        using var dir = new TempDir();
+        FunctionProblem Ring32() => new(w => w.norm().sub(1.0).square(), 2, new FunctionProblemOptions { StepSize = 0.25 }, dtype: ScalarType.Float32);
+        using var a = tensor(new float[] { 1, 0 });
+        using var b = tensor(new float[] { 0, 1 });
+        var options = new StringSamplingOptions { Level = 1e-3 };
+        using var whole = DynamicStringSampling.Run(Ring32(), a, b, options);
+        Assert.All(whole.Chain, t => Assert.Equal(ScalarType.Float32, t.dtype));
+
+        var path = dir.File("f32.dss");
+        using var cancel = new CancellationTokenSource();
+        var trained = 0;
+        var progress = new Callback<StringSamplingProgress>(p => { if (p.Message.Contains("trained to", StringComparison.Ordinal) && ++trained == 2) cancel.Cancel(); });
+        Assert.Throws<OperationCanceledException>(() =>
+            DynamicStringSampling.Run(Ring32(), a, b, options with { CheckpointPath = path, Progress = progress, Cancellation = cancel.Token }));
+        using var resumed = DynamicStringSampling.Run(Ring32(), a, b, options with { CheckpointPath = path });
+        AssertSame(whole, resumed);
+        Assert.All(resumed.Chain, t => Assert.Equal(ScalarType.Float32, t.dtype));
+        // A float64 run cannot take over a float32 checkpoint.
+        using var a64 = a.to(ScalarType.Float64);
+        using var b64 = b.to(ScalarType.Float64);
+        var dtype = Assert.Throws<ConnectivityCheckpointMismatchException>(() => DynamicStringSampling.Run(Ring(), a64, b64, options with { CheckpointPath = path }));
+        Assert.Equal("Dtype", dtype.Setting);
+    }
+
     static void AssertSame(StringSamplingResult expected, StringSamplingResult actual)
     {
         Assert.Equal(expected.Connected, actual.Connected);
