@@ -329,12 +329,12 @@ public static class DynamicStringSampling
                 var grid = new PointMeasure[options.GridPoints];
                 // t = 0 is the bead itself, measured when it was trained (or, for θ_A, before the search).
                 grid[0] = state.Beads[b].Measure ?? throw new InvalidOperationException($"bead {b} has no measure");
-                for (var k = 1; k < options.GridPoints; k++)
-                {
-                    StopIfCancelled();
-                    using var point = ParameterPath.Interpolate(state.Chain[b], state.Chain[b + 1], (double)k / options.GridPoints);
-                    grid[k] = problem.Measure(point);
-                }
+                using (var point = empty_like(state.Chain[b]))
+                    for (var k = 1; k < options.GridPoints; k++)
+                    {
+                        StopIfCancelled();
+                        grid[k] = problem.Measure(ParameterPath.InterpolateInto(point, state.Chain[b], state.Chain[b + 1], (double)k / options.GridPoints));
+                    }
                 var argmax = 0;
                 var max = grid[0].Value(options.Metric);
                 for (var k = 1; k < grid.Length; k++)

@@ -27,6 +27,23 @@ public sealed class ParameterPathTests
     }
 
     [Fact]
+    public void InterpolatingIntoABufferGivesTheSamePointsAsANewTensor()
+    {
+        using var a = randn(1000, dtype: ScalarType.Float32, generator: new TorchSharp.torch.Generator(1));
+        using var b = randn(1000, dtype: ScalarType.Float32, generator: new TorchSharp.torch.Generator(2));
+        using var buffer = empty_like(a);
+        foreach (var t in new[] { 0.0, 0.05, 0.35, 0.5, 0.95, 1 })
+        {
+            using var fresh = ParameterPath.Interpolate(a, b, t);
+            Assert.True(SameValues(fresh, ParameterPath.InterpolateInto(buffer, a, b, t)), $"t = {t}");
+        }
+        Assert.True(SameValues(ParameterPath.InterpolateInto(buffer, a, b, 1), b));
+        Assert.True(SameValues(ParameterPath.InterpolateInto(buffer, a, b, 0), a));
+        using var small = empty(3);
+        Assert.Equal("destination", Assert.Throws<ArgumentException>(() => ParameterPath.InterpolateInto(small, a, b, 0.5)).ParamName);
+    }
+
+    [Fact]
     public void NormalisedLengthsCountWeightsOrEveryEntry()
     {
         // Entries (weight, bias): A = (0, 0), M = (1, 1), B = (2, 0). All entries: (√2 + √2)/2; weights only: (1 + 1)/2.
