@@ -76,7 +76,10 @@ public sealed class FunctionProblem : IConnectivityProblem
     /// <inheritdoc/>
     public Tensor? WeightMask { get; }
 
-    /// <summary>How many times <see cref="Measure"/> has evaluated f (for checking that callers cache).</summary>
+    /// <summary>
+    /// Measures handed out: calls of <see cref="Measure"/> plus the final measure of each <see cref="TrainBead"/> (for
+    /// checking that callers cache instead of measuring a point twice).
+    /// </summary>
     public long MeasureCount { get; private set; }
 
     /// <summary>Gradient steps taken by <see cref="TrainBead"/> over the problem's life.</summary>
