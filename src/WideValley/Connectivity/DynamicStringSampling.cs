@@ -286,10 +286,31 @@ public static class DynamicStringSampling
 
         void TrainNewBeads()
         {
-            for (var i = 0; i < state.Chain.Count; i++)
+            var pending = Enumerable.Range(0, state.Chain.Count).Where(i => !state.Beads[i].Converged).ToArray();
+            if (pending.Length == 0) return;
+            if (problem.TrainsBeadsTogether)
             {
-                var bead = state.Beads[i];
-                if (bead.Converged) continue;
+                // One batched call for the depth's new beads (small problems); the checkpoint follows the batch.
+                StopIfCancelled();
+                IReadOnlyList<BeadTraining> trained;
+                try
+                {
+                    trained = problem.TrainBeads(pending.Select(i => state.Chain[i]).ToArray(), options.Metric, options.BeadTarget, options.Cancellation);
+                }
+                catch (OperationCanceledException)
+                {
+                    SaveIfAsked();
+                    throw;
+                }
+                if (trained.Count != pending.Length)
+                    throw new InvalidOperationException($"the problem's TrainBeads returned {trained.Count} beads for {pending.Length} starts");
+                for (var j = 0; j < pending.Length; j++) Record(pending[j], trained[j]);
+                SaveIfAsked();
+                Report(state.Depth, state.Log[^1].Message);
+                return;
+            }
+            foreach (var i in pending)
+            {
                 StopIfCancelled();
                 BeadTraining training;
                 try
@@ -301,24 +322,29 @@ public static class DynamicStringSampling
                     SaveIfAsked();
                     throw;
                 }
-                var point = Keep(training.Point);
-                if (point.numel() != problem.Dimension)
-                {
-                    point.Dispose();
-                    throw new InvalidOperationException($"the problem's TrainBead returned {training.Point.numel()} entries, expected {problem.Dimension}");
-                }
-                state.Chain[i].Dispose();
-                state.Chain[i] = point;
-                var value = training.Measure.Value(options.Metric);
-                var reached = value <= options.BeadTarget;
-                state.Beads[i] = new BeadState { Measure = training.Measure, Converged = true, Trained = true, Reached = reached, Steps = training.Steps };
-                Note(reached ? StringSamplingEventKind.BeadTrained : StringSamplingEventKind.BeadTargetMissed, i, value,
-                    reached
-                        ? $"bead {i} trained to {options.Metric} {value:G6} ≤ α·L0 = {options.BeadTarget:G6} in {training.Steps} steps"
-                        : $"bead {i} ended at {options.Metric} {value:G6} above α·L0 = {options.BeadTarget:G6} after {training.Steps} steps (kept)");
+                Record(i, training);
                 SaveIfAsked();
                 Report(state.Depth, state.Log[^1].Message);
             }
+        }
+
+        void Record(int i, BeadTraining training)
+        {
+            var point = Keep(training.Point);
+            if (point.numel() != problem.Dimension)
+            {
+                point.Dispose();
+                throw new InvalidOperationException($"the problem's TrainBead returned {training.Point.numel()} entries, expected {problem.Dimension}");
+            }
+            state.Chain[i].Dispose();
+            state.Chain[i] = point;
+            var value = training.Measure.Value(options.Metric);
+            var reached = value <= options.BeadTarget;
+            state.Beads[i] = new BeadState { Measure = training.Measure, Converged = true, Trained = true, Reached = reached, Steps = training.Steps };
+            Note(reached ? StringSamplingEventKind.BeadTrained : StringSamplingEventKind.BeadTargetMissed, i, value,
+                reached
+                    ? $"bead {i} trained to {options.Metric} {value:G6} ≤ α·L0 = {options.BeadTarget:G6} in {training.Steps} steps"
+                    : $"bead {i} ended at {options.Metric} {value:G6} above α·L0 = {options.BeadTarget:G6} after {training.Steps} steps (kept)");
         }
 
         void MeasureNewSegments()

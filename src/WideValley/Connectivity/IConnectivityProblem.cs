@@ -71,6 +71,13 @@ public interface IConnectivityProblem
     BeadTraining TrainBead(Tensor start, LevelMetric metric, double target, CancellationToken cancellation = default);
 
     /// <summary>
+    /// Whether <see cref="TrainBeads"/> trains beads together (faster than one by one). The string search then trains
+    /// a depth's new beads in one call and checkpoints after it; otherwise it calls <see cref="TrainBead"/> per bead and
+    /// checkpoints after each, which suits large models whose beads take minutes.
+    /// </summary>
+    bool TrainsBeadsTogether => false;
+
+    /// <summary>
     /// Trains several beads to the same target, as <see cref="TrainBead"/> does each: the breadth-first search trains
     /// all new beads of a depth at once. The default trains them one after another; problems whose beads are small
     /// (the polynomial toys) override it to train them together as one batched computation.

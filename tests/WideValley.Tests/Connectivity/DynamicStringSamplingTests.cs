@@ -84,6 +84,48 @@ public sealed class DynamicStringSamplingTests
         Assert.True(Math.Abs(lengths[^1] / QuarterArcRatio - 1) < 0.01, $"normalised length {lengths[^1]} against the arc's {QuarterArcRatio}");
     }
 
+    /// <summary>A problem that says it trains beads together, and counts how it was asked to.</summary>
+    sealed class Batching(FunctionProblem inner) : IConnectivityProblem
+    {
+        public List<int> BatchSizes { get; } = [];
+        public int SingleCalls { get; private set; }
+        public long Dimension => inner.Dimension;
+        public ScalarType Dtype => inner.Dtype;
+        public Device Device => inner.Device;
+        public Tensor? WeightMask => inner.WeightMask;
+        public bool TrainsBeadsTogether => true;
+        public PointMeasure Measure(Tensor point) => inner.Measure(point);
+        public BeadTraining TrainBead(Tensor start, LevelMetric metric, double target, CancellationToken cancellation = default)
+        {
+            SingleCalls++;
+            return inner.TrainBead(start, metric, target, cancellation);
+        }
+        public IReadOnlyList<BeadTraining> TrainBeads(IReadOnlyList<Tensor> starts, LevelMetric metric, double target, CancellationToken cancellation = default)
+        {
+            BatchSizes.Add(starts.Count);
+            return starts.Select(s => inner.TrainBead(s, metric, target, cancellation)).ToArray();
+        }
+        public (double Loss, Tensor Gradient) StochasticLossAndGradient(Tensor point) => inner.StochasticLossAndGradient(point);
+    }
+
+    [Fact]
+    public void AProblemThatTrainsBeadsTogetherGetsOneCallPerDepthAndTheSameChain()
+    {
+        using var a = Vector(1, 0);
+        using var b = Vector(0, 1);
+        var options = new StringSamplingOptions { Level = 1e-3 };
+        using var oneByOne = DynamicStringSampling.Run(Ring(), a, b, options);
+        var batching = new Batching(Ring());
+        using var together = DynamicStringSampling.Run(batching, a, b, options);
+        Assert.Equal(0, batching.SingleCalls);
+        Assert.Equal(together.Depth, batching.BatchSizes.Count);
+        Assert.Equal(together.BeadCount - 2, batching.BatchSizes.Sum());
+        Assert.True(batching.BatchSizes.Max() > 1, $"batches {string.Join(", ", batching.BatchSizes)}");
+        Assert.Equal(oneByOne.BeadCount, together.BeadCount);
+        Assert.Equal(oneByOne.Lengths.AllParameters, together.Lengths.AllParameters, 15);
+        for (var i = 0; i < oneByOne.BeadCount; i++) Assert.True(SameValues(oneByOne.Chain[i], together.Chain[i]), $"bead {i} differs");
+    }
+
     [Fact]
     public void SwappingTwoHiddenUnitsOfThePermutationNetworkIsNotConnected()
     {
