@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Spectre.Console;
 using TorchSharp;
 using WideValley.Connectivity;
+using WideValley.Data;
 using WideValley.Experiments.Connectivity;
 using WideValley.Models;
 using WideValley.Training;
@@ -25,8 +26,12 @@ public static class ConnectCommand
     /// <summary>Builds the command.</summary>
     public static Command Create(CliContext ctx)
     {
-        var a = new Argument<string>("A") { Description = "The first run: a 'widevalley train' run folder or its checkpoint file." };
-        var b = new Argument<string>("B") { Description = "The second run, of the same architecture." };
+        var a = new Argument<string>("A")
+        {
+            Description = "The first model: a 'widevalley train' run folder or checkpoint file, or a model file (TorchScript, or TorchSharp weights with " +
+                          "--model or --model-factory) measured on --data NAME.",
+        };
+        var b = new Argument<string>("B") { Description = "The second model, of the same architecture, read like A." };
         var method = new Option<string>("--method")
         {
             Description = "string (Dynamic String Sampling, default), bezier (a Bézier curve) or polychain (a polygonal chain), the curves trained between the endpoints.",
@@ -57,8 +62,7 @@ public static class ConnectCommand
         var batch = BatchSize("training minibatch of beads and curves; default: the run's own");
         var seed = new Option<long>("--seed") { Description = "Seed of the training minibatch stream and of the curves' t.", DefaultValueFactory = _ => 0 };
         var threads = Threads();
-        var dataDir = new Option<string?>("--data-dir") { Description = "Read the runs' data from here instead of where they found it." };
-        var device = new Option<string?>("--device") { Description = "cpu, cuda or cuda:N (default: run A's own device)." };
+        var source = new ModelSourceCommandOptions();
         var output = Out("A/connect-METHOD (the run folder of A)");
         var json = Json();
         var command = new Command("connect",
@@ -66,8 +70,12 @@ public static class ConnectCommand
             "or a trained Bézier curve or polygonal chain; the metric along it against the straight line's, its normalised length and beads.")
         {
             a, b, method, level, metric, split, grid, insert, alpha, accept, depth, bends, steps, lr, momentum, beadOptimizer, beadLr, beadMaxSteps,
-            checkEvery, batch, seed, threads, dataDir, device, output, json,
+            checkEvery, batch, seed, threads, output, json,
         };
+        // The model-source options of the measuring commands, except --model-file (A and B are arguments) and .npy data
+        // (a bead needs a training and a test split).
+        foreach (var option in new Option[] { source.Format, source.Model, source.ModelFactory, source.Data, source.DataDir, source.Device })
+            command.Options.Add(option);
         command.SetAction(p => Execute(ctx, new Settings
         {
             A = p.GetValue(a)!,
@@ -92,8 +100,12 @@ public static class ConnectCommand
             BatchSize = p.GetValue(batch),
             Seed = p.GetValue(seed),
             Threads = p.GetValue(threads),
-            DataDir = p.GetValue(dataDir),
-            Device = p.GetValue(device),
+            DataDir = p.GetValue(source.DataDir),
+            Device = p.GetValue(source.Device),
+            Format = p.GetValue(source.Format)!.ToLowerInvariant(),
+            ZooModel = p.GetValue(source.Model),
+            Factory = p.GetValue(source.ModelFactory),
+            Data = p.GetValue(source.Data),
             Out = p.GetValue(output),
             Json = p.GetValue(json),
         }));
@@ -127,6 +139,10 @@ public static class ConnectCommand
         public int Threads { get; init; }
         public string? DataDir { get; init; }
         public string? Device { get; init; }
+        public required string Format { get; init; }
+        public string? ZooModel { get; init; }
+        public string? Factory { get; init; }
+        public string? Data { get; init; }
         public string? Out { get; init; }
         public bool Json { get; init; }
     }
@@ -179,25 +195,33 @@ public static class ConnectCommand
         if (s.Steps < 1) throw new UsageException($"--steps must be at least 1, got {s.Steps}");
         var log = s.Json ? ctx.Error : ctx.Out;
 
+        var format = s.Format switch
+        {
+            "auto" => ModelFormat.Auto,
+            "run" => ModelFormat.Run,
+            "torchscript" => ModelFormat.TorchScript,
+            "torchsharp" => ModelFormat.TorchSharp,
+            _ => throw new UsageException($"--format {s.Format}: expected auto, run, torchscript or torchsharp"),
+        };
+        foreach (var (argument, path) in new[] { ("A", s.A), ("B", s.B) })
+            if (!File.Exists(path) && !Directory.Exists(path))
+                throw new UsageException($"{argument} {path}: no such run folder, checkpoint or model file");
+
         TorchRuntime.EnsureInitialized();
-        var checkpointA = MeasuredRun.SelectCheckpoint(s.A, "A", ctx.Error, "connecting");
-        var checkpointB = MeasuredRun.SelectCheckpoint(s.B, "B", ctx.Error, "connecting");
-        var (metaA, storedA) = MeasuredRun.ReadConfig(checkpointA.Path);
-        var (metaB, storedB) = MeasuredRun.ReadConfig(checkpointB.Path);
-        var languageModel = WideValley.Experiments.MeasurableRun.IsLanguageModel(storedA);
+        using var pair = IsRunPair(s, format) ? OpenRuns(ctx, s) : OpenModelFiles(ctx, s, format);
+        var languageModel = pair.LanguageModel;
         var metric = askedMetric ?? (languageModel ? LevelMetric.Perplexity : LevelMetric.ErrorPercent);
         if (metric == LevelMetric.Perplexity && !languageModel)
-            throw new UsageException($"--metric perplexity: A {s.A} is a classifier ('{storedA.Model}'); use error or loss");
+            throw new UsageException($"--metric perplexity: A {s.A} is a classifier; use error or loss");
         if (metric == LevelMetric.ErrorPercent && languageModel)
-            throw new UsageException($"--metric error: A {s.A} is a language model ('{storedA.Model}'); use perplexity or loss");
+            throw new UsageException($"--metric error: A {s.A} is a language model; use perplexity or loss");
+        var difference = ParameterCompatibility.FirstDifference(ParameterSignature.Of(pair.Task.Model), ParameterSignature.Of(pair.ModelB), s.A, s.B);
+        if (difference is not null)
+            throw new UsageException($"A {s.A} ({pair.DescriptionA}) and B {s.B} ({pair.DescriptionB}) are not the same architecture: {difference.Message}; " +
+                                     "a path needs two models of the same architecture");
 
-        var overrides = new RunOverrides(s.Threads, s.Device, s.DataDir);
-        RunConfig Configure(RunConfig stored) => overrides.Apply(stored) with { BatchSize = s.BatchSize ?? stored.BatchSize, Seed = s.Seed };
-        using var preparedA = RunSetup.Prepare(Configure(storedA), outputDirectory: null);
-        Checkpoint.LoadWeights(checkpointA.Path, preparedA.Task.Model);
-        Tensor pointB;
         var beadLr = s.BeadLearningRate ?? (languageModel ? 1e-3 : 1e-4);
-        using var problem = new ModuleProblem(preparedA.Task, new ModuleProblemOptions
+        using var problem = new ModuleProblem(pair.Task, new ModuleProblemOptions
         {
             OptimizerFactory = s.BeadOptimizer == "adam" ? ModuleProblemOptions.Adam(beadLr) : parameters => optim.SGD(parameters, beadLr),
             Split = split,
@@ -206,16 +230,7 @@ public static class ConnectCommand
             ClipGradNorm = languageModel ? 5 : 0,
         });
         using var pointA = problem.CurrentPoint();
-        using (var preparedB = RunSetup.Prepare(Configure(storedB), outputDirectory: null))
-        {
-            var difference = ParameterCompatibility.FirstDifference(problem.Parameters, ParameterSignature.Of(preparedB.Task.Model), s.A, s.B);
-            if (difference is not null)
-                throw new UsageException($"A {s.A} ('{metaA.Model}') and B {s.B} ('{metaB.Model}') are not the same architecture: {difference.Message}; " +
-                                         "a path needs two models of the same architecture");
-            Checkpoint.LoadWeights(checkpointB.Path, preparedB.Task.Model);
-            pointB = problem.PointOf(preparedB.Task.Model, s.B);
-        }
-        using var _ = pointB;
+        using var pointB = problem.PointOf(pair.ModelB, s.B);
 
         var preset = languageModel ? StringSamplingOptions.ForLanguageModel(1) : StringSamplingOptions.ForMnist(1);
         var stringOptions = preset with
@@ -237,8 +252,8 @@ public static class ConnectCommand
                 Bends = s.Bends, Steps = s.Steps, LearningRate = s.LearningRate, Momentum = s.Momentum, Seed = s.Seed,
                 EvaluationPoints = connection == ConnectionMethod.String ? 41 : (s.Grid ?? 40) + 1,
             },
-            EndpointA = new ConnectionEndpoint(s.A, $"'{metaA.Model}' {checkpointA.Path} ({Checkpoint.DescribePosition(metaA)})"),
-            EndpointB = new ConnectionEndpoint(s.B, $"'{metaB.Model}' {checkpointB.Path} ({Checkpoint.DescribePosition(metaB)})"),
+            EndpointA = new ConnectionEndpoint(s.A, pair.DescriptionA),
+            EndpointB = new ConnectionEndpoint(s.B, pair.DescriptionB),
             ProblemSettings = new JsonObject
             {
                 ["split"] = s.Split,
@@ -246,11 +261,11 @@ public static class ConnectCommand
                 ["bead_lr"] = beadLr,
                 ["bead_max_steps"] = s.BeadMaxSteps,
                 ["check_every"] = s.CheckEvery,
-                ["batch_size"] = preparedA.Config.BatchSize,
-                ["data"] = preparedA.DataDescription,
+                ["batch_size"] = pair.BatchSize,
+                ["data"] = pair.DataDescription,
             },
         };
-        var folder = Path.GetFullPath(s.Out ?? Path.Combine(Path.GetDirectoryName(checkpointA.Path)!, $"connect-{ConnectionService.MethodName(connection)}"));
+        var folder = Path.GetFullPath(s.Out ?? pair.DefaultOutBase + $"connect-{ConnectionService.MethodName(connection)}");
         log.WriteLine($"connect {ConnectionService.MethodName(connection)}: {s.A} to {s.B}, {problem.Dimension:N0} parameters, {ConnectionService.MetricName(metric)} on the {s.Split} split; " +
                       $"{(File.Exists(Path.Combine(folder, ConnectionService.CheckpointFileName)) ? "continuing" : "writing")} {folder}");
 
@@ -296,6 +311,119 @@ public static class ConnectCommand
                           (result.Barrier.Perplexity is double q && result.StraightBarrier.Perplexity is double sq ? $"; perplexity barrier {F(q)} (straight line {F(sq)})" : ""));
         ctx.Out.WriteLine($"wrote {folder}: {string.Join(", ", result.Files)}");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>The two models opened: A's task (model and data), B's network, and how to name them.</summary>
+    private sealed class OpenedPair(Action dispose) : IDisposable
+    {
+        public required ITrainingTask Task { get; init; }
+        public required nn.Module ModelB { get; init; }
+        public required string DescriptionA { get; init; }
+        public required string DescriptionB { get; init; }
+        public required bool LanguageModel { get; init; }
+        public required string DataDescription { get; init; }
+        public required int BatchSize { get; init; }
+        /// <summary>What the default output folder's name is appended to: RUN/ for a run, DIR/STEM- for a model file.</summary>
+        public required string DefaultOutBase { get; init; }
+        public void Dispose() => dispose();
+    }
+
+    /// <summary>Both are WideValley runs (folders or checkpoint files) and nothing says to read them otherwise.</summary>
+    private static bool IsRunPair(Settings s, ModelFormat format)
+    {
+        if (format == ModelFormat.Run) return true;
+        if (format != ModelFormat.Auto || s.ZooModel is not null || s.Factory is not null || s.Data is not null) return false;
+        return ModelSource.Detect(s.A) == ModelFormat.Run && ModelSource.Detect(s.B) == ModelFormat.Run;
+    }
+
+    /// <summary>Two runs: A rebuilt from its stored configuration (its data) with its weights, B's network likewise.</summary>
+    private static OpenedPair OpenRuns(CliContext ctx, Settings s)
+    {
+        var checkpointA = MeasuredRun.SelectCheckpoint(s.A, "A", ctx.Error, "connecting");
+        var checkpointB = MeasuredRun.SelectCheckpoint(s.B, "B", ctx.Error, "connecting");
+        var (metaA, storedA) = MeasuredRun.ReadConfig(checkpointA.Path);
+        var (metaB, storedB) = MeasuredRun.ReadConfig(checkpointB.Path);
+        var overrides = new RunOverrides(s.Threads, s.Device, s.DataDir);
+        RunConfig Configure(RunConfig stored) => overrides.Apply(stored) with { BatchSize = s.BatchSize ?? stored.BatchSize, Seed = s.Seed };
+        var preparedA = RunSetup.Prepare(Configure(storedA), outputDirectory: null);
+        PreparedRun? preparedB = null;
+        try
+        {
+            Checkpoint.LoadWeights(checkpointA.Path, preparedA.Task.Model);
+            preparedB = RunSetup.Prepare(Configure(storedB), outputDirectory: null);
+            // Weights of another architecture do not load: the parameter comparison (by the caller) names the difference first.
+            if (ParameterCompatibility.FirstDifference(preparedA.Task.Model, preparedB.Task.Model) is null)
+                Checkpoint.LoadWeights(checkpointB.Path, preparedB.Task.Model);
+            var b = preparedB;
+            return new OpenedPair(() => { b.Dispose(); preparedA.Dispose(); })
+            {
+                Task = preparedA.Task,
+                ModelB = preparedB.Task.Model,
+                DescriptionA = $"'{metaA.Model}' {checkpointA.Path}, {Checkpoint.DescribePosition(metaA)}",
+                DescriptionB = $"'{metaB.Model}' {checkpointB.Path}, {Checkpoint.DescribePosition(metaB)}",
+                LanguageModel = WideValley.Experiments.MeasurableRun.IsLanguageModel(storedA),
+                DataDescription = preparedA.DataDescription,
+                BatchSize = preparedA.Config.BatchSize,
+                DefaultOutBase = Path.GetDirectoryName(checkpointA.Path)! + Path.DirectorySeparatorChar,
+            };
+        }
+        catch
+        {
+            preparedB?.Dispose();
+            preparedA.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Model files (or runs read as models) of an image classifier, on the named dataset (--data): A's network trained
+    /// and measured on its training and test splits, B's read the same way.
+    /// </summary>
+    private static OpenedPair OpenModelFiles(CliContext ctx, Settings s, ModelFormat format)
+    {
+        if (s.Data is null)
+            throw new UsageException($"A {s.A} and B {s.B} are not both WideValley runs: name the data to connect them on with --data NAME " +
+                                     $"({string.Join(", ", DatasetCatalog.Names)}) [--data-dir DIR]");
+        if (s.Threads < 0) throw new UsageException($"--threads must be 0 (libtorch's default) or positive, got {s.Threads}");
+        TorchRuntime.SetThreads(s.Threads);
+        var request = new ModelSourceRequest
+        {
+            File = s.A, FileOption = "A", Format = format, ZooModel = s.ZooModel, FactorySpecification = s.Factory, Data = s.Data, DataDir = s.DataDir, Device = s.Device,
+        };
+        var device = TorchRuntime.ResolveDevice(s.Device ?? "cpu");
+        var dataset = DatasetCatalog.LoadClassification(s.Data, new DataOptions { DataDir = s.DataDir });
+        LoadedModel? modelA = null, modelB = null;
+        try
+        {
+            modelA = request.OpenModel(dataset.Train, device, s.A);
+            if (modelA.Notice is string noticeA) ctx.Error.WriteLine($"widevalley: warning: {noticeA}");
+            modelB = request.OpenModel(dataset.Train, device, s.B);
+            if (modelB.Notice is string noticeB) ctx.Error.WriteLine($"widevalley: warning: {noticeB}");
+            var batchSize = s.BatchSize ?? 128;
+            var task = new ClassificationTask(modelA.Module, dataset, batchSize, s.Seed, ownsData: false);
+            var (a, b) = (modelA, modelB);
+            var path = Path.GetFullPath(modelA.Path);
+            return new OpenedPair(() => { task.Dispose(); b.Dispose(); a.Dispose(); dataset.Dispose(); })
+            {
+                Task = task,
+                ModelB = modelB.Module,
+                DescriptionA = modelA.Description,
+                DescriptionB = modelB.Description,
+                LanguageModel = false,
+                DataDescription = $"{dataset.Name} ({dataset.Train.Count:N0} train, {dataset.Test.Count:N0} test; {dataset.Source})",
+                BatchSize = batchSize,
+                DefaultOutBase = modelA.Format == ModelFormat.Run
+                    ? Path.GetDirectoryName(path)! + Path.DirectorySeparatorChar
+                    : Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path) + "-"),
+            };
+        }
+        catch
+        {
+            modelB?.Dispose();
+            modelA?.Dispose();
+            dataset.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Progress as plain lines (redirected output, --json on stderr).</summary>

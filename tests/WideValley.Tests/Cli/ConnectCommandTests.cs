@@ -136,6 +136,31 @@ public class ConnectCommandTests(TrainedRunsFixture runs) : IClassFixture<Traine
         FolderSnapshot.AssertUnchanged(before, folder);
     }
 
+    [Fact]
+    public void TwoModelFilesAreConnectedOnANamedDataset()
+    {
+        var folder = runs.NewFolder("connect-files");
+        Directory.CreateDirectory(folder);
+        var a = Path.Combine(folder, "a.bin");
+        var b = Path.Combine(folder, "b.bin");
+        foreach (var (file, seed) in new[] { (a, 1), (b, 2) })
+        {
+            TorchSharp.torch.random.manual_seed(seed);
+            using var model = WideValley.Models.ModelZoo.Create(WideValley.Models.ModelZoo.SmallMnistFcName, new WideValley.Models.ModelOptions());
+            model.save(file);
+        }
+        var json = RunJson(["connect", a, b, "--model", "small-mnistfc", "--data", "fashion-mnist", "--metric", "loss", "--level", "3", .. Quick,
+            "--out", Path.Combine(folder, "out"), "--json"]);
+        Assert.Equal("loss", (string)json["metric"]!);
+        Assert.Contains("small-mnistfc", (string)json["endpoints"]!["A"]!["description"]!);
+        Assert.Contains("fashion-mnist", (string)json["settings"]!["data"]!);
+        Assert.True(File.Exists(Path.Combine(folder, "out", "connect.csv")));
+
+        var (code, _, err) = InProcessCli.Run(["connect", a, b, "--model", "small-mnistfc", .. Quick]);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("name the data to connect them on with --data NAME", err);
+    }
+
     [Theory]
     [InlineData("--depth must be at least 1, got 0", "--depth", "0")]
     [InlineData("--grid must be at least 1, got 0", "--grid", "0")]
@@ -163,6 +188,6 @@ public class ConnectCommandTests(TrainedRunsFixture runs) : IClassFixture<Traine
         var missing = runs.NewFolder("no-such-run");
         var (code, _, err) = InProcessCli.Run("connect", runs.A, missing, "--threads", "1");
         Assert.Equal(ExitCodes.Usage, code);
-        Assert.Contains($"B {missing}: no such run folder or checkpoint file", err);
+        Assert.Contains($"B {missing}: no such run folder, checkpoint or model file", err);
     }
 }
