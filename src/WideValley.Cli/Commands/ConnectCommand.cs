@@ -305,7 +305,7 @@ public static class ConnectCommand
                           $"max along the path {F(result.MaxAlongPath)}, along the straight line {F(result.MaxAlongStraight)}");
         ctx.Out.WriteLine(connection == ConnectionMethod.String
             ? $"beads {result.Beads} (endpoints included), depth {result.Depth}; normalised length {F(result.Lengths.WeightsOnly)} (weights only), {F(result.Lengths.AllParameters)} (all parameters)"
-            : $"control points {result.Beads}; normalised length {F(result.Lengths.AllParameters)} (all parameters)");
+            : $"control points {result.Beads}; normalised length {F(result.Lengths.WeightsOnly)} (weights only), {F(result.Lengths.AllParameters)} (all parameters)");
         ctx.Out.WriteLine($"loss barrier {F(result.Barrier.Loss)} (straight line {F(result.StraightBarrier.Loss)})" +
                           (result.Barrier.ErrorPercent is double e && result.StraightBarrier.ErrorPercent is double se ? $"; error barrier {F(e)} % (straight line {F(se)} %)" : "") +
                           (result.Barrier.Perplexity is double q && result.StraightBarrier.Perplexity is double sq ? $"; perplexity barrier {F(q)} (straight line {F(sq)})" : ""));

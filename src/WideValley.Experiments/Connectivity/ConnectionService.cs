@@ -85,7 +85,11 @@ public sealed record ConnectionResult
     public required IReadOnlyList<PathPoint> Path { get; init; }
     /// <summary>The straight segment A→B at as many evenly spaced t as <see cref="Path"/> has points.</summary>
     public required IReadOnlyList<PathPoint> Straight { get; init; }
-    /// <summary>The path's normalised length: weights-only (the authors') and all-parameters. Curves: weights-only is NaN (not defined for them here).</summary>
+    /// <summary>
+    /// The path's normalised length: weights-only (the authors') and all-parameters. For curves the all-parameters
+    /// version is <see cref="CurveEvaluation.NormalizedLength"/>, the weights-only one is summed over the same kind of
+    /// grid (<see cref="CurveTrainingOptions.LengthSteps"/> steps); NaN when the endpoints' weights coincide.
+    /// </summary>
     public required NormalizedLengths Lengths { get; init; }
     /// <summary>Beads of the string, endpoints included; for curves the control points (bends + 2).</summary>
     public required int Beads { get; init; }
@@ -238,6 +242,7 @@ public static class ConnectionService
         var intervals = evaluation.T.Count - 1;
         var subSteps = Math.Max(1, (int)Math.Ceiling((double)options.LengthSteps / intervals));
         var cumulative = new double[evaluation.T.Count];
+        double weightsLength = 0;
         var previous = trained.Curve.Point(0);
         try
         {
@@ -249,6 +254,7 @@ public static class ConnectionService
                     var t = evaluation.T[k] + (evaluation.T[k + 1] - evaluation.T[k]) * s / subSteps;
                     var next = trained.Curve.Point(t);
                     length += ParameterPath.Distance(previous, next, null);
+                    if (problem.WeightMask is { } mask) weightsLength += ParameterPath.Distance(previous, next, mask);
                     previous.Dispose();
                     previous = next;
                 }
@@ -260,6 +266,11 @@ public static class ConnectionService
             previous.Dispose();
         }
         var total = cumulative[^1];
+        // The weights-only version (the authors' SpringNorm) on the same grid; the same as all parameters without a mask.
+        var directWeights = problem.WeightMask is { } weightMask ? ParameterPath.Distance(trained.Curve.EndpointA, trained.Curve.EndpointB, weightMask) : 0;
+        var weightsOnly = problem.WeightMask is null
+            ? total / ParameterPath.Distance(trained.Curve.EndpointA, trained.Curve.EndpointB, null)
+            : directWeights > 0 ? weightsLength / directWeights : double.NaN;
         var points = Enumerable.Range(0, evaluation.T.Count)
             .Select(k => new PathPoint(total > 0 ? cumulative[k] / total : evaluation.T[k], 0, evaluation.T[k], evaluation.Measures[k])).ToList();
         var max = evaluation.Max(level.Metric);
@@ -267,7 +278,7 @@ public static class ConnectionService
         {
             Method = options.Kind == CurveKind.PolyChain ? ConnectionMethod.PolyChain : ConnectionMethod.Bezier,
             Metric = level.Metric, Level = level.Level, AcceptBound = level.AcceptBound, Connected = max < level.AcceptBound,
-            Path = points, Straight = [], Lengths = new NormalizedLengths(double.NaN, evaluation.NormalizedLength), Beads = trained.Curve.Bends + 2,
+            Path = points, Straight = [], Lengths = new NormalizedLengths(weightsOnly, evaluation.NormalizedLength), Beads = trained.Curve.Bends + 2,
             Depth = 0, MaxAlongPath = max, MaxAlongStraight = double.NaN, Barrier = evaluation.Barrier, StraightBarrier = default,
             Endpoints = endpoints, Files = [],
         };
