@@ -105,6 +105,14 @@ public static class OptionRanges
         ["--anneal-stages"] = AtLeast(1),
         ["--field-directions"] = AtLeast(1),
         ["--overlap"] = HalfOpenUnitAbove,
+        ["--level"] = Positive,
+        ["--grid"] = AtLeast(1),
+        ["--depth"] = AtLeast(1),
+        ["--accept"] = new(v => v >= 1, "at least 1 (the factor m of m x L0)"),
+        ["--bends"] = AtLeast(1),
+        ["--bead-lr"] = Positive,
+        ["--bead-max-steps"] = AtLeast(1),
+        ["--check-every"] = AtLeast(1),
     };
 
     /// <summary>
