@@ -28,6 +28,25 @@ public sealed record PolynomialToyOptions
     public PolynomialTarget Target { get; init; } = PolynomialTarget.Quadratic;
 
     /// <summary>
+    /// Whether the three layers have biases; null = as the authors' script for <see cref="Target"/>: none in
+    /// <c>QUADRATICS.py</c> (its bias terms are commented out), biases in <c>CUBICS.py</c> (initialised N(0, 1)).
+    /// </summary>
+    public bool? Biases { get; init; }
+
+    /// <summary>
+    /// Whether a sigmoid follows the output layer; null = as the authors' script for <see cref="Target"/>: yes in
+    /// <c>QUADRATICS.py</c>, no in <c>CUBICS.py</c> (linear output; the cubic takes negative values, down to −0.08, that a
+    /// sigmoid cannot reach).
+    /// </summary>
+    public bool? SigmoidOutput { get; init; }
+
+    /// <summary><see cref="Biases"/> resolved: the given value, else the authors' choice for <see cref="Target"/>.</summary>
+    public bool HasBiases => Biases ?? Target == PolynomialTarget.Cubic;
+
+    /// <summary><see cref="SigmoidOutput"/> resolved: the given value, else the authors' choice for <see cref="Target"/>.</summary>
+    public bool HasSigmoidOutput => SigmoidOutput ?? Target == PolynomialTarget.Quadratic;
+
+    /// <summary>
     /// Size of the full training batch, x ~ U[0, 1] (the authors: 10,000). The authors draw a fresh training sample
     /// (numpy's unseeded global generator) for every endpoint and every bead; we draw ONE sample from
     /// <see cref="TrainingSeed"/> and train every point on it, so that a bead's training does not depend on which
@@ -94,18 +113,21 @@ public sealed record PolynomialToyOptions
 }
 
 /// <summary>
-/// The polynomial regression toys of Freeman and Bruna (ICLR 2017, Fig. 1 top) as a connectivity problem: the 1-4-4-1
-/// network with a sigmoid after every layer (the output's included) and no biases, 24 weights, fitting
-/// <see cref="PolynomialTarget"/> on x ~ U[0, 1] under the mean absolute error, trained with full-batch Adam
-/// (FB-CODE <c>QUADRATICS.py</c>, <c>CUBICS.py</c>). Every point is small, so many are trained at once:
+/// The polynomial regression toys of Freeman and Bruna (ICLR 2017, Fig. 1 top) as a connectivity problem: a 1-4-4-1
+/// sigmoid network fitting <see cref="PolynomialTarget"/> on x ~ U[0, 1] under the mean absolute error, trained with
+/// full-batch Adam (FB-CODE <c>QUADRATICS.py</c>, <c>CUBICS.py</c>). The two scripts' networks differ: the quadratic's
+/// has a sigmoid after all three layers and no biases (24 parameters), the cubic's has biases and a linear output
+/// (33 parameters); <see cref="PolynomialToyOptions.Biases"/> and <see cref="PolynomialToyOptions.SigmoidOutput"/>
+/// choose either for either target. Every point is small, so many are trained at once:
 /// <see cref="TrainBeads"/> and <see cref="TrainEndpoints"/> run B points as one batched computation.
 /// </summary>
 /// <remarks>
-/// <para>Arithmetic is float64 on the CPU (the authors' TensorFlow graph is float32): at 24 weights it costs nothing and
+/// <para>Arithmetic is float64 on the CPU (the authors' TensorFlow graph is float32): at 24 or 33 parameters it costs nothing and
 /// keeps levels such as 0.001 far above rounding.</para>
-/// <para>Flat layout (the authors' <c>weightslist</c> order, each row-major as TensorFlow's <c>matmul(x, W)</c>
-/// weights): W1 (1 x 4) at 0..3, W2 (4 x 4) at 4..19, W3 (4 x 1) at 20..23. The network is
-/// y = σ(σ(σ(x W1) W2) W3).</para>
+/// <para>Flat layout (the authors' <c>weightslist</c> then <c>biaseslist</c> order, weights row-major as TensorFlow's
+/// <c>matmul(x, W)</c>): W1 (1 x 4) at 0..3, W2 (4 x 4) at 4..19, W3 (4 x 1) at 20..23, then with biases b1 at 24..27,
+/// b2 at 28..31, b3 at 32. The network is y = s(σ(σ(x W1 + b1) W2 + b2) W3 + b3), s = σ or the identity.
+/// <see cref="WeightMask"/> marks the weights, which alone enter the authors' normalised length (SpringNorm).</para>
 /// <para>Adam is TensorFlow's form (the authors' optimizer): lr_t = lr·sqrt(1 − β2^t)/(1 − β1^t),
 /// θ ← θ − lr_t·m/(sqrt(v) + ε), with the moments of each point its own and zero at the start of each training call.
 /// The gradient is computed in closed form (no autograd): d|r|/dr = sign(r), 0 at r = 0, as autograd's.</para>
@@ -117,7 +139,12 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
     public const int Input = 1, Hidden1 = 4, Hidden2 = 4, Output = 1;
     /// <summary>Number of weights: 1·4 + 4·4 + 4·1.</summary>
     public const int WeightCount = Input * Hidden1 + Hidden1 * Hidden2 + Hidden2 * Output;
+    /// <summary>Number of biases, when the network has them: 4 + 4 + 1.</summary>
+    public const int BiasCount = Hidden1 + Hidden2 + Output;
     private const int W2Offset = Input * Hidden1, W3Offset = W2Offset + Hidden1 * Hidden2;
+    private const int B1Offset = WeightCount, B2Offset = B1Offset + Hidden1, B3Offset = B2Offset + Hidden2;
+    private readonly Tensor? weightMask;
+    private readonly int dimension;
 
     private readonly Tensor trainX, trainY, evaluationX, evaluationY;
     private bool disposed;
@@ -132,13 +159,21 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
         TorchRuntime.EnsureLoadable();
         (trainX, trainY) = Sample(Options.TrainingSamples, Options.TrainingSeed);
         (evaluationX, evaluationY) = Sample(Options.EvaluationSamples, Options.EvaluationSeed);
+        dimension = WeightCount + (Options.HasBiases ? BiasCount : 0);
+        if (Options.HasBiases)
+        {
+            using var scope = NewDisposeScope();
+            var mask = zeros(dimension, ScalarType.Float64);
+            mask.narrow(0, 0, WeightCount).fill_(1);
+            weightMask = mask.DetachFromDisposeScope();
+        }
     }
 
     /// <summary>The settings in effect.</summary>
     public PolynomialToyOptions Options { get; }
 
     /// <inheritdoc/>
-    public long Dimension => WeightCount;
+    public long Dimension => dimension;
 
     /// <inheritdoc/>
     public ScalarType Dtype => ScalarType.Float64;
@@ -146,8 +181,11 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
     /// <inheritdoc/>
     public Device Device => CPU;
 
-    /// <summary>Null: the network has no biases, every entry is a weight (the authors' SpringNorm counts them all).</summary>
-    public Tensor? WeightMask => null;
+    /// <summary>
+    /// 1 on the 24 weights and 0 on the biases when the network has biases (the authors' SpringNorm sums weights only);
+    /// null without biases. Owned by the toy.
+    /// </summary>
+    public Tensor? WeightMask => weightMask;
 
     /// <summary>The regressed function, in double precision.</summary>
     /// <param name="target">Quadratic or cubic.</param>
@@ -174,7 +212,7 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
     }
 
     /// <summary>The mean absolute error on the evaluation sample (the authors' level function). Deterministic.</summary>
-    /// <exception cref="ArgumentException"><paramref name="point"/> is not a floating vector of <see cref="WeightCount"/> entries.</exception>
+    /// <exception cref="ArgumentException"><paramref name="point"/> is not a floating vector of <see cref="Dimension"/> entries.</exception>
     public PointMeasure Measure(Tensor point)
     {
         using var scope = NewDisposeScope();
@@ -185,15 +223,15 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
     /// <summary>
     /// The evaluation MAE of many points at once (one batched forward pass), e.g. the grid of a segment.
     /// </summary>
-    /// <param name="points">(B, <see cref="WeightCount"/>), any floating type (computed in float64).</param>
+    /// <param name="points">(B, <see cref="Dimension"/>), any floating type (computed in float64).</param>
     /// <exception cref="ArgumentException"><paramref name="points"/> has the wrong shape or is not floating point.</exception>
     public double[] MeasureMany(Tensor points)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         ArgumentNullException.ThrowIfNull(points);
-        if (points.dim() != 2 || points.shape[1] != WeightCount || !points.is_floating_point())
+        if (points.dim() != 2 || points.shape[1] != dimension || !points.is_floating_point())
             throw new ArgumentException(
-                $"points must be a floating (B, {WeightCount}) matrix; got {points.dtype} [{string.Join(", ", points.shape)}].", nameof(points));
+                $"points must be a floating (B, {dimension}) matrix; got {points.dtype} [{string.Join(", ", points.shape)}].", nameof(points));
         using var scope = NewDisposeScope();
         return MeanAbsoluteErrors(points.to(ScalarType.Float64, CPU), evaluationX, evaluationY);
     }
@@ -210,7 +248,7 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
     /// <see cref="BeadTraining.Reached"/> false. One step of B points is a few batched matrix products.
     /// </summary>
     /// <exception cref="ArgumentException">The metric is not the loss (the toys measure no error or perplexity), the target is
-    /// not finite, or a start is not a floating vector of <see cref="WeightCount"/> entries.</exception>
+    /// not finite, or a start is not a floating vector of <see cref="Dimension"/> entries.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> fired (checked between steps).</exception>
     public IReadOnlyList<BeadTraining> TrainBeads(IReadOnlyList<Tensor> starts, LevelMetric metric, double target, CancellationToken cancellation = default)
     {
@@ -246,18 +284,22 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
     }
 
     /// <summary>
-    /// <paramref name="count"/> initialisations U[−1, 1] as rows of a new (count, <see cref="WeightCount"/>) float64
-    /// matrix, from a generator seeded with <paramref name="seed"/> (what <see cref="TrainEndpoints"/> starts from).
+    /// <paramref name="count"/> initialisations as rows of a new (count, <see cref="Dimension"/>) float64 matrix, from a
+    /// generator seeded with <paramref name="seed"/> (what <see cref="TrainEndpoints"/> starts from): weights U[−1, 1], then
+    /// (with biases) biases N(0, 1), as the authors' <c>random_uniform</c> and <c>random_normal</c>.
     /// </summary>
-    public static Tensor RandomInitialisations(int count, ulong seed)
+    public Tensor RandomInitialisations(int count, ulong seed)
     {
+        ObjectDisposedException.ThrowIf(disposed, this);
         if (count < 1)
             throw new ArgumentOutOfRangeException(nameof(count), count, "the number of initialisations must be at least 1.");
-        TorchRuntime.EnsureLoadable();
         using var generator = new Generator(seed);
         using var scope = NewDisposeScope();
-        var uniform = rand([count, WeightCount], ScalarType.Float64, CPU, generator: generator);
-        return uniform.Scale_(2).Shift_(-1).MoveToOuterDisposeScope();
+        var weights = rand([count, WeightCount], ScalarType.Float64, CPU, generator: generator).Scale_(2).Shift_(-1);
+        var points = Options.HasBiases
+            ? cat([weights, randn([count, BiasCount], ScalarType.Float64, CPU, generator: generator)], 1)
+            : weights;
+        return points.MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -272,11 +314,12 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
         return (losses.item<double>(), gradient[0].clone().MoveToOuterDisposeScope());
     }
 
-    /// <summary>Frees the samples.</summary>
+    /// <summary>Frees the samples and the weight mask.</summary>
     public void Dispose()
     {
         if (disposed) return;
         disposed = true;
+        weightMask?.Dispose();
         trainX.Dispose();
         trainY.Dispose();
         evaluationX.Dispose();
@@ -290,19 +333,20 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
         var x = rand([count], ScalarType.Float64, CPU, generator: generator);
         var values = x.data<double>().ToArray();
         var y = tensor(values.Select(v => Polynomial(Options.Target, v)).ToArray(), ScalarType.Float64);
-        // (1, N, 1): broadcasts against every point's (B, N, width) activations.
-        return (x.view(1, count, 1).MoveToOuterDisposeScope(), y.view(1, count, 1).MoveToOuterDisposeScope());
+        // (1, N, 1): broadcasts against every point's (B, N, width) activations. Owned by the toy (freed by Dispose), not
+        // by any dispose scope the constructor happens to run in.
+        return (x.view(1, count, 1).DetachFromDisposeScope(), y.view(1, count, 1).DetachFromDisposeScope());
     }
 
-    /// <summary>Checks the points and stacks them as a new (B, 24) float64 CPU matrix (in the current dispose scope).</summary>
-    private static Tensor AsBatch(IReadOnlyList<Tensor> points, string argument)
+    /// <summary>Checks the points and stacks them as a new (B, D) float64 CPU matrix (in the current dispose scope).</summary>
+    private Tensor AsBatch(IReadOnlyList<Tensor> points, string argument)
     {
         for (var i = 0; i < points.Count; i++)
         {
             var p = points[i] ?? throw new ArgumentNullException(argument, $"point {i} is null.");
-            if (p.dim() != 1 || p.shape[0] != WeightCount || !p.is_floating_point())
+            if (p.dim() != 1 || p.shape[0] != dimension || !p.is_floating_point())
                 throw new ArgumentException(
-                    $"a point of the polynomial toy is a floating vector of {WeightCount} weights; point {i} is {p.dtype} [{string.Join(", ", p.shape)}].", argument);
+                    $"a point of this polynomial toy is a floating vector of {dimension} parameters; point {i} is {p.dtype} [{string.Join(", ", p.shape)}].", argument);
         }
         return stack(points.Select(p => p.to(ScalarType.Float64, CPU)).ToArray()).contiguous();
     }
@@ -315,18 +359,34 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
             points.narrow(1, W3Offset, WeightCount - W3Offset).view(b, Hidden2, Output));
     }
 
+    /// <summary>The three biases as (B, 1, width) views, to broadcast over the samples.</summary>
+    private static (Tensor B1, Tensor B2, Tensor B3) Biases(Tensor points)
+    {
+        var b = points.shape[0];
+        return (points.narrow(1, B1Offset, Hidden1).view(b, 1, Hidden1),
+            points.narrow(1, B2Offset, Hidden2).view(b, 1, Hidden2),
+            points.narrow(1, B3Offset, Output).view(b, 1, Output));
+    }
+
     /// <summary>Activations of the three layers, each (B, N, width).</summary>
-    private static (Tensor H1, Tensor H2, Tensor Out) Forward(Tensor points, Tensor x)
+    private (Tensor H1, Tensor H2, Tensor Out) Forward(Tensor points, Tensor x)
     {
         var (w1, w2, w3) = Weights(points);
         // The first layer has one input: x W1 is the outer product, a broadcast rather than a matrix product.
-        var h1 = x.mul(w1).sigmoid_();
-        var h2 = bmm(h1, w2).sigmoid_();
-        var output = bmm(h2, w3).sigmoid_();
+        var z1 = x.mul(w1);
+        var biases = Options.HasBiases ? Biases(points) : default;
+        if (Options.HasBiases) z1.Accumulate_(biases.B1);
+        var h1 = z1.sigmoid_();
+        var z2 = bmm(h1, w2);
+        if (Options.HasBiases) z2.Accumulate_(biases.B2);
+        var h2 = z2.sigmoid_();
+        var output = bmm(h2, w3);
+        if (Options.HasBiases) output.Accumulate_(biases.B3);
+        if (Options.HasSigmoidOutput) output.sigmoid_();
         return (h1, h2, output);
     }
 
-    private static double[] MeanAbsoluteErrors(Tensor points, Tensor x, Tensor y)
+    private double[] MeanAbsoluteErrors(Tensor points, Tensor x, Tensor y)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -334,7 +394,7 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
         return output.sub(y).abs_().mean([1, 2]).data<double>().ToArray();
     }
 
-    /// <summary>Per point, the training MAE (B) and its gradient (B, 24), in closed form.</summary>
+    /// <summary>Per point, the training MAE (B) and its gradient (B, D), in closed form.</summary>
     private (Tensor Losses, Tensor Gradients) LossesAndGradients(Tensor points)
     {
         using var noGrad = no_grad();
@@ -343,14 +403,17 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
         var (h1, h2, output) = Forward(points, trainX);
         var residual = output.sub(trainY);
         var losses = residual.abs().mean([1, 2]);
-        // d/d(pre-activation) of mean |σ(z) − y|: sign(r)/N · σ'(z), with σ' = s − s².
-        var dz3 = residual.sign_().DivideBy_(Options.TrainingSamples).mul_(output.sub(output.square()));
+        // d/d(pre-activation) of mean |s(z) − y|: sign(r)/N · s'(z), with σ' = σ − σ² (and 1 for a linear output).
+        var dz3 = residual.sign_().DivideBy_(Options.TrainingSamples);
+        if (Options.HasSigmoidOutput) dz3.mul_(output.sub(output.square()));
         var g3 = bmm(h2.transpose(1, 2), dz3);                                       // (B, 4, 1)
         var dz2 = bmm(dz3, w3.transpose(1, 2)).mul_(h2.sub(h2.square()));            // (B, N, 4)
         var g2 = bmm(h1.transpose(1, 2), dz2);                                       // (B, 4, 4)
         var dz1 = bmm(dz2, w2.transpose(1, 2)).mul_(h1.sub(h1.square()));            // (B, N, 4)
+        // Bias gradients before dz1 is overwritten: the sums of the pre-activation gradients over the samples.
+        Tensor[] biasGradients = Options.HasBiases ? [dz1.sum(1), dz2.sum(1), dz3.sum(1)] : [];
         var g1 = dz1.mul_(trainX).sum(1);                                            // (B, 4)
-        return (losses, cat([g1, g2.view(b, Hidden1 * Hidden2), g3.view(b, Hidden2 * Output)], 1));
+        return (losses, cat([g1, g2.view(b, Hidden1 * Hidden2), g3.view(b, Hidden2 * Output), .. biasGradients], 1));
     }
 
     /// <summary>The batched training loop behind <see cref="TrainBeads"/> and <see cref="TrainEndpoints"/>.</summary>
@@ -374,8 +437,9 @@ public sealed class PolynomialToy : IConnectivityProblem, IDisposable
             for (var row = 0; row < owners.Length; row++)
             {
                 var reached = losses[row] <= target;
+                // A finished point goes into the caller's dispose scope (if any), as ModuleProblem's do; the caller owns it.
                 if (reached || outOfBudget)
-                    results[owners[row]] = new BeadTraining(points[row].clone().DetachFromDisposeScope(), new PointMeasure(losses[row]), reached, steps);
+                    results[owners[row]] = new BeadTraining(points[row].clone().MoveToOuterDisposeScope(), new PointMeasure(losses[row]), reached, steps);
                 else
                     keep.Add(row);
             }

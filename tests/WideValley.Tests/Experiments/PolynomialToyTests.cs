@@ -18,39 +18,48 @@ public class PolynomialToyTests
 
     static double Sigmoid(double z) => 1 / (1 + Math.Exp(-z));
 
-    /// <summary>y = σ(σ(σ(x W1) W2) W3), W1 at 0..3, W2 (row-major 4 x 4) at 4..19, W3 at 20..23.</summary>
-    static double Network(double[] w, double x)
+    /// <summary>
+    /// y = s(σ(σ(x W1 + b1) W2 + b2) W3 + b3), W1 at 0..3, W2 (row-major 4 x 4) at 4..19, W3 at 20..23, and with 33
+    /// entries b1 at 24..27, b2 at 28..31, b3 at 32 (otherwise no biases); s = σ or the identity.
+    /// </summary>
+    static double Network(double[] w, double x, bool sigmoidOutput)
     {
+        double Bias(int i) => w.Length == 33 ? w[i] : 0;
         var h1 = new double[4];
-        for (var j = 0; j < 4; j++) h1[j] = Sigmoid(x * w[j]);
-        var output = 0.0;
+        for (var j = 0; j < 4; j++) h1[j] = Sigmoid(x * w[j] + Bias(24 + j));
+        var output = Bias(32);
         for (var k = 0; k < 4; k++)
         {
-            var z = 0.0;
+            var z = Bias(28 + k);
             for (var j = 0; j < 4; j++) z += h1[j] * w[4 + 4 * j + k];
             output += Sigmoid(z) * w[20 + k];
         }
-        return Sigmoid(output);
+        return sigmoidOutput ? Sigmoid(output) : output;
     }
 
     static double[] Values(Tensor t) => t.to(ScalarType.Float64).data<double>().ToArray();
 
     [Theory]
-    [InlineData(PolynomialTarget.Quadratic, 3UL)]
-    [InlineData(PolynomialTarget.Cubic, 4UL)]
-    public void MeasureIsTheMeanAbsoluteErrorOfAHandWrittenFloat64ForwardPass(PolynomialTarget target, ulong seed)
+    [InlineData(PolynomialTarget.Quadratic, 3UL, null, null, 24)]
+    [InlineData(PolynomialTarget.Cubic, 4UL, null, null, 33)]
+    [InlineData(PolynomialTarget.Cubic, 5UL, false, true, 24)]
+    [InlineData(PolynomialTarget.Quadratic, 6UL, true, false, 33)]
+    public void MeasureIsTheMeanAbsoluteErrorOfAHandWrittenFloat64ForwardPass(PolynomialTarget target, ulong seed, bool? biases, bool? sigmoidOutput, int dimension)
     {
         using var scope = NewDisposeScope();
-        using var toy = new PolynomialToy(Small with { Target = target });
-        var points = PolynomialToy.RandomInitialisations(3, seed);
+        using var toy = new PolynomialToy(Small with { Target = target, Biases = biases, SigmoidOutput = sigmoidOutput });
+        Assert.Equal(dimension, toy.Dimension);
+        var sigmoid = toy.Options.HasSigmoidOutput;
+        Assert.Equal(sigmoidOutput ?? target == PolynomialTarget.Quadratic, sigmoid);
+        var points = toy.RandomInitialisations(3, seed);
         var many = toy.MeasureMany(points);
         for (var i = 0; i < 3; i++)
         {
             var w = Values(points[i]);
-            Assert.All(w, v => Assert.InRange(v, -1.0, 1.0));
+            Assert.All(w[..24], v => Assert.InRange(v, -1.0, 1.0));
             var inputs = toy.EvaluationInputs();
             Assert.Equal(1_500, inputs.Length);
-            var expected = inputs.Average(x => Math.Abs(Network(w, x) - PolynomialToy.Polynomial(target, x)));
+            var expected = inputs.Average(x => Math.Abs(Network(w, x, sigmoid) - PolynomialToy.Polynomial(target, x)));
             var measured = toy.Measure(points[i]);
             Assert.Equal(expected, measured.Loss, 1e-14);
             Assert.Equal(expected, many[i], 1e-14);
@@ -70,30 +79,44 @@ public class PolynomialToyTests
         Assert.Equal(24, toy.Dimension);
         Assert.Equal(ScalarType.Float64, toy.Dtype);
         Assert.Null(toy.WeightMask);
+        // The authors' cubic network (CUBICS.py) has biases, which the weights-only length leaves out.
+        using var cubic = new PolynomialToy(new PolynomialToyOptions { Target = PolynomialTarget.Cubic });
+        Assert.Equal(33, cubic.Dimension);
+        Assert.Equal([.. Enumerable.Repeat(1.0, 24), .. Enumerable.Repeat(0.0, 9)], Values(cubic.WeightMask!));
+        Assert.True(cubic.Options.HasBiases);
+        Assert.False(cubic.Options.HasSigmoidOutput);
+        var init = Values(cubic.RandomInitialisations(200, 3).flatten());
+        // Biases N(0, 1): some beyond the weights' [-1, 1].
+        Assert.Contains(Enumerable.Range(0, 200).SelectMany(row => init.Skip(33 * row + 24).Take(9)), b => Math.Abs(b) > 1.5);
         Assert.Equal(10_000, toy.EvaluationInputs().Length);
         Assert.Equal(10_000, toy.TrainingInputs().Length);
         Assert.All(toy.EvaluationInputs(), x => Assert.InRange(x, 0.0, 1.0));
         Assert.NotEqual(toy.EvaluationInputs()[..10], toy.TrainingInputs()[..10]);
     }
 
-    [Fact]
-    public void TheGradientIsAutogradsOnTheFullTrainingBatch()
+    [Theory]
+    [InlineData(PolynomialTarget.Quadratic)]
+    [InlineData(PolynomialTarget.Cubic)]
+    public void TheGradientIsAutogradsOnTheFullTrainingBatch(PolynomialTarget target)
     {
         using var scope = NewDisposeScope();
-        using var toy = new PolynomialToy(Small with { Target = PolynomialTarget.Cubic });
-        var point = PolynomialToy.RandomInitialisations(1, 21)[0];
+        using var toy = new PolynomialToy(Small with { Target = target });
+        var point = toy.RandomInitialisations(1, 21)[0];
         var (loss, gradient) = toy.StochasticLossAndGradient(point);
 
         var x = tensor(toy.TrainingInputs(), ScalarType.Float64).view(-1, 1);
-        var y = tensor(toy.TrainingInputs().Select(v => PolynomialToy.Polynomial(PolynomialTarget.Cubic, v)).ToArray(), ScalarType.Float64).view(-1, 1);
+        var y = tensor(toy.TrainingInputs().Select(v => PolynomialToy.Polynomial(target, v)).ToArray(), ScalarType.Float64).view(-1, 1);
         var w = point.clone().requires_grad_(true);
-        var output = x.matmul(w.narrow(0, 0, 4).view(1, 4)).sigmoid()
-            .matmul(w.narrow(0, 4, 16).view(4, 4)).sigmoid()
-            .matmul(w.narrow(0, 20, 4).view(4, 1)).sigmoid();
+        var biases = toy.Options.HasBiases;
+        Tensor Bias(long offset, long size) => biases ? w.narrow(0, offset, size) : zeros(size, ScalarType.Float64);
+        var output = (x.matmul(w.narrow(0, 0, 4).view(1, 4)) + Bias(24, 4)).sigmoid()
+            .matmul(w.narrow(0, 4, 16).view(4, 4)).add(Bias(28, 4)).sigmoid()
+            .matmul(w.narrow(0, 20, 4).view(4, 1)).add(Bias(32, 1));
+        if (toy.Options.HasSigmoidOutput) output = output.sigmoid();
         var reference = (output - y).abs().mean();
         reference.backward();
         Assert.Equal(reference.item<double>(), loss, 1e-14);
-        Assert.Equal([24L], gradient.shape);
+        Assert.Equal([toy.Dimension], gradient.shape);
         Assert.True((gradient - w.grad!).abs().max().item<double>() < 1e-14, "closed-form gradient differs from autograd's");
         Assert.True(gradient.abs().max().item<double>() > 1e-4, "the gradient is (nearly) zero: nothing was tested");
     }
@@ -104,7 +127,7 @@ public class PolynomialToyTests
         using var scope = NewDisposeScope();
         const int steps = 4;
         using var toy = new PolynomialToy(Small with { CheckEvery = 1, MaxSteps = steps, LearningRate = 0.01 });
-        var start = PolynomialToy.RandomInitialisations(1, 5)[0];
+        var start = toy.RandomInitialisations(1, 5)[0];
         var trained = toy.TrainBead(start, LevelMetric.Loss, 1e-9, Token);
         Assert.False(trained.Reached);
         Assert.Equal(steps, trained.Steps);
@@ -128,7 +151,7 @@ public class PolynomialToyTests
         for (var i = 0; i < 24; i++) Assert.Equal(w[i], result[i], 1e-13);
         Assert.Equal(toy.Measure(trained.Point).Loss, trained.Measure.Loss, 1e-15);
         // The start was not modified.
-        Assert.Equal(Values(PolynomialToy.RandomInitialisations(1, 5)[0]), Values(start));
+        Assert.Equal(Values(toy.RandomInitialisations(1, 5)[0]), Values(start));
     }
 
     /// <summary>
@@ -140,7 +163,7 @@ public class PolynomialToyTests
     {
         using var scope = NewDisposeScope();
         using var toy = new PolynomialToy(Small);
-        var starts = Enumerable.Range(0, 5).Select(i => PolynomialToy.RandomInitialisations(5, 31)[i]).ToArray();
+        var starts = Enumerable.Range(0, 5).Select(i => toy.RandomInitialisations(5, 31)[i]).ToArray();
         var initial = starts.Select(s => toy.Measure(s).Loss).ToArray();
         var target = initial.Order().ElementAt(1);
 
@@ -193,7 +216,7 @@ public class PolynomialToyTests
         {
             var endpoints = toy.TrainEndpoints(3, seed, 0.05, Token);
             Assert.Equal(3, endpoints.Count);
-            var starts = PolynomialToy.RandomInitialisations(3, seed);
+            var starts = toy.RandomInitialisations(3, seed);
             for (var i = 0; i < 3; i++)
             {
                 var e = endpoints[i];
@@ -221,13 +244,28 @@ public class PolynomialToyTests
     public void TheSameSeedGivesTheSameInitialisationsAndAnotherSeedOthers()
     {
         using var scope = NewDisposeScope();
-        Assert.Equal(Values(PolynomialToy.RandomInitialisations(2, 9).flatten()), Values(PolynomialToy.RandomInitialisations(2, 9).flatten()));
-        Assert.NotEqual(Values(PolynomialToy.RandomInitialisations(2, 9).flatten()), Values(PolynomialToy.RandomInitialisations(2, 10).flatten()));
         using var a = new PolynomialToy(Small);
+        Assert.Equal(Values(a.RandomInitialisations(2, 9).flatten()), Values(a.RandomInitialisations(2, 9).flatten()));
+        Assert.NotEqual(Values(a.RandomInitialisations(2, 9).flatten()), Values(a.RandomInitialisations(2, 10).flatten()));
         using var b = new PolynomialToy(Small);
         Assert.Equal(a.EvaluationInputs(), b.EvaluationInputs());
         using var c = new PolynomialToy(Small with { EvaluationSeed = 99 });
         Assert.NotEqual(a.EvaluationInputs(), c.EvaluationInputs());
+    }
+
+    [Fact]
+    public void AToyBuiltInsideADisposeScopeOutlivesIt()
+    {
+        PolynomialToy toy;
+        using (NewDisposeScope()) toy = new PolynomialToy(Small);
+        using (toy)
+        {
+            using var scope = NewDisposeScope();
+            // Zero weights put every hidden unit and the output at σ(0) = 1/2.
+            var expected = toy.EvaluationInputs().Average(x => Math.Abs(0.5 - PolynomialToy.Polynomial(PolynomialTarget.Quadratic, x)));
+            Assert.Equal(expected, toy.Measure(zeros(24, ScalarType.Float64)).Loss, 1e-15);
+            Assert.True(toy.TrainBead(zeros(24, ScalarType.Float64), LevelMetric.Loss, 1.0, Token).Reached);
+        }
     }
 
     public static TheoryData<PolynomialToyOptions, string> BadOptions => new()
@@ -261,7 +299,7 @@ public class PolynomialToyTests
         var point = zeros(24, ScalarType.Float64);
         Assert.Contains("only the loss", Assert.Throws<ArgumentException>(() => toy.TrainBead(point, LevelMetric.ErrorPercent, 0.1, Token)).Message);
         Assert.Contains("finite", Assert.Throws<ArgumentException>(() => toy.TrainBead(point, LevelMetric.Loss, double.NaN, Token)).Message);
-        Assert.Contains("24 weights", Assert.Throws<ArgumentException>(() => toy.Measure(zeros(25, ScalarType.Float64))).Message);
+        Assert.Contains("24 parameters", Assert.Throws<ArgumentException>(() => toy.Measure(zeros(25, ScalarType.Float64))).Message);
         Assert.Contains("point 1", Assert.Throws<ArgumentException>(() => toy.TrainBeads([point, zeros(3, 8)], LevelMetric.Loss, 0.1, Token)).Message);
         Assert.Contains("(B, 24)", Assert.Throws<ArgumentException>(() => toy.MeasureMany(zeros(24, ScalarType.Float64))).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => toy.TrainEndpoints(0, 1, 0.1, Token));
