@@ -230,6 +230,15 @@ public class PolynomialToyTests
             Assert.True((endpoints[0].Point - endpoints[1].Point).norm().item<double>() > 0.1);
         }
 
+        // The cubic, with the authors' CUBICS.py network (biases, linear output), reaches the top of their L0 range.
+        using var cubic = new PolynomialToy(new PolynomialToyOptions { Target = PolynomialTarget.Cubic, MaxSteps = 30_000 });
+        Assert.All(cubic.TrainEndpoints(2, 3, 0.15, Token), e =>
+        {
+            Assert.True(e.Reached, $"cubic endpoint: MAE {e.Measure.Loss} after {e.Steps} steps");
+            Assert.True(e.Steps > 0);
+            Assert.Equal(cubic.Measure(e.Point).Loss, e.Measure.Loss, 1e-15);
+        });
+
         using var shortBudget = new PolynomialToy(new PolynomialToyOptions { MaxSteps = 300 });
         var unreachable = shortBudget.TrainEndpoints(2, 7, 1e-6, Token);
         Assert.All(unreachable, e =>
