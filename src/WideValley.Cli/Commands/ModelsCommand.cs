@@ -18,7 +18,7 @@ public static class ModelsCommand
                 {
                     InputChannels = name == "allcnn" ? 3 : 1,
                     ImageSize = name == "allcnn" ? 32 : 28,
-                    VocabularySize = name switch { "ptb-lstm" => 10_000, "small-char-lstm" => 96, "char-lstm" => 87, _ => null },
+                    VocabularySize = name switch { "ptb-lstm" or "ptb-small-lstm" => 10_000, "small-char-lstm" => 96, "char-lstm" => 87, _ => null },
                 };
                 using var model = ModelZoo.Create(name, options);
                 ctx.Out.WriteLine($"{name,-16} {ModelZoo.CountParameters(model),12:N0}  {info.Kind,-13}  {info.Description}");

@@ -85,6 +85,22 @@ internal static class ModelSize
     }
 
     /// <summary>
+    /// Freeman and Bruna's MNIST CNN: conv 32@5x5 SAME, pool 2; conv 64@5x5 SAME, pool 2; fc 1024, dropout; fc K.
+    /// Checks that the image size is divisible by 4, as building does.
+    /// </summary>
+    public static ModelSizeEstimate FbMnistCnn(int channels, int imageSize, int classes)
+    {
+        Models.FbMnistCnn.CheckImageSize(imageSize);
+        const int c1 = Models.FbMnistCnn.Conv1Channels, c2 = Models.FbMnistCnn.Conv2Channels, hidden = Models.FbMnistCnn.Hidden;
+        var half = imageSize / 2;
+        var map = Models.FbMnistCnn.FeatureMapSize(imageSize);
+        return new(
+            Sum(Conv(channels, c1, Models.FbMnistCnn.Kernel), Conv(c1, c2, Models.FbMnistCnn.Kernel), Linear((Int128)c2 * Square(map), hidden), Linear(hidden, classes)),
+            Sum(2 * channels * Square(imageSize), 2 * c1 * Square(imageSize), c1 * Square(half), 2 * c2 * Square(half), c2 * Square(map),
+                3 * hidden, classes));
+    }
+
+    /// <summary>
     /// The stacked LSTM of <see cref="LstmLanguageModel"/>: an embedding V x h (when tokens are embedded), per layer one
     /// <c>nn.LSTM</c> with weight_ih 4h x in, weight_hh 4h x h and the two biases bias_ih and bias_hh of 4h each (in = h,
     /// or V for the first layer of a one-hot model), and a decoder h x V with an optional bias of V.

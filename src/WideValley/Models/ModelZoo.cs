@@ -5,7 +5,8 @@ namespace WideValley.Models;
 
 /// <summary>
 /// The networks of Chaudhari et al. (ICLR 2017), by name: the Sec. 5 benchmarks (mnistfc, lenet, allcnn, ptb-lstm,
-/// char-lstm) and the small Sec. 5.1 Hessian networks (small-lenet, small-mnistfc, small-char-lstm). Classifiers are
+/// char-lstm), the small Sec. 5.1 Hessian networks (small-lenet, small-mnistfc, small-char-lstm), and Freeman and
+/// Bruna's (ICLR 2017) level-set networks (fb-mnist-cnn, ptb-small-lstm). Classifiers are
 /// <c>nn.Module&lt;Tensor, Tensor&gt;</c> (images to logits); language models are <see cref="LstmLanguageModel"/>, an
 /// <see cref="IRecurrentLanguageModel"/> (check for that interface first: it is also an <c>nn.Module&lt;Tensor, Tensor&gt;</c>
 /// that runs from the zero state). Every model implements <see cref="IHasDropout"/>.
@@ -28,6 +29,10 @@ public static class ModelZoo
     public const string SmallCharLstmName = "small-char-lstm";
     /// <summary>Zoo name of the 2 x 1500 word LSTM for PTB.</summary>
     public const string PtbLstmName = "ptb-lstm";
+    /// <summary>Zoo name of Freeman and Bruna's MNIST CNN (the TensorFlow tutorial network of their level-set code).</summary>
+    public const string FbMnistCnnName = "fb-mnist-cnn";
+    /// <summary>Zoo name of Zaremba et al.'s small 2 x 200 word LSTM, as Freeman and Bruna's PTB script uses it.</summary>
+    public const string PtbSmallLstmName = "ptb-small-lstm";
 
     private const string ImageInput = "images (N, C, S, S), floating point";
 
@@ -76,6 +81,18 @@ public static class ModelZoo
                 "Penn Treebank, words (vocabulary 10,000)", "token ids (B, T), Int64, in [0, V); paper: V = 10,000, T = 35",
                 0.65, 0.65, true, true),
             hiddenSize: 1500, layers: 2, embedTokens: true, decoderBias: true, initialisationRange: 0.04),
+        Classifier(new ModelInfo(FbMnistCnnName, ModelKind.Classifier,
+                "Freeman & Bruna's MNIST CNN (their code, LaunchScripts/MNIST.py: the TF tutorial net): conv 32@5x5 and 64@5x5 SAME with ReLU and max-pool 2, " +
+                "fc 1024, dropout 0.5, fc 10; truncated-normal init sd 0.1, biases 0.1; logits (their softmax-twice loss not reproduced).",
+                "MNIST", $"{ImageInput}; paper: 1x28x28 (size divisible by 4)", FbMnistCnn.DefaultDropout, 0, true, false),
+            minimumImageSize: null,
+            (o, d, i) => new FbMnistCnn(o.InputChannels, o.ImageSize, o.NumClasses, d, i), ModelSize.FbMnistCnn),
+        LanguageModel(new ModelInfo(PtbSmallLstmName, ModelKind.LanguageModel,
+                "PTB small LSTM: Zaremba et al.'s small model as Freeman & Bruna's code uses it (LaunchScripts/PTBRNN.py): embedding, 2 x 200 LSTM, " +
+                "no dropout, uniform [-0.1, 0.1] init, decoder with bias, ~4.65 M weights.",
+                "Penn Treebank, words (vocabulary 10,000)", "token ids (B, T), Int64, in [0, V); paper: V = 10,000, T = 20",
+                0, 0, true, true),
+            hiddenSize: 200, layers: 2, embedTokens: true, decoderBias: true, initialisationRange: 0.1),
     ];
 
     /// <summary>The names <see cref="Create"/> accepts.</summary>

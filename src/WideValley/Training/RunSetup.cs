@@ -229,15 +229,19 @@ public static class RunSetup
     public static string DefaultData(string model) => model switch
     {
         "allcnn" => DatasetCatalog.Cifar10Name,
-        "ptb-lstm" => Ptb,
+        "ptb-lstm" or "ptb-small-lstm" => Ptb,
         "char-lstm" or "small-char-lstm" => Text,
         _ => DatasetCatalog.FashionMnist,
     };
 
-    /// <summary>The paper's BPTT length: 35 for PTB-LSTM, 50 for char-LSTM, 32 for the small char-LSTM (32-char lines).</summary>
+    /// <summary>
+    /// The paper's BPTT length: 35 for PTB-LSTM, 50 for char-LSTM, 32 for the small char-LSTM (32-char lines), 20 for
+    /// the small PTB LSTM (Zaremba et al.'s small configuration, as Freeman and Bruna use it).
+    /// </summary>
     public static int DefaultUnroll(string model) => model switch
     {
         "ptb-lstm" => 35,
+        "ptb-small-lstm" => 20,
         "small-char-lstm" => 32,
         _ => 50,
     };

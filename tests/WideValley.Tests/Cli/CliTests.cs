@@ -120,6 +120,10 @@ public class CliTests
         Assert.Contains("47,658", output);
         Assert.Contains("50,890", output);
         Assert.Contains("32,640", output);
+        Assert.Contains("fb-mnist-cnn", output);
+        Assert.Contains("3,274,634", output);
+        Assert.Contains("ptb-small-lstm", output);
+        Assert.Contains("4,653,200", output);
     }
 
     [Theory]

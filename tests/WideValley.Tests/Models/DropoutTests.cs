@@ -25,6 +25,8 @@ public class DropoutTests
     [InlineData("char-lstm", 0.0, 0.0)]
     [InlineData("small-char-lstm", 0.0, 0.0)]
     [InlineData("ptb-lstm", 0.65, 0.65)]
+    [InlineData("fb-mnist-cnn", 0.5, 0.0)]
+    [InlineData("ptb-small-lstm", 0.0, 0.0)]
     public void DefaultsFollowThePaperAndAreDescribed(string name, double hidden, double input)
     {
         using var model = Create(name);
@@ -41,6 +43,7 @@ public class DropoutTests
     [InlineData("allcnn", 2)]
     [InlineData("small-lenet", 3)]
     [InlineData("small-mnistfc", 1)]
+    [InlineData("fb-mnist-cnn", 1)]
     public void OverriddenValuesReachEveryDropoutLayer(string name, int hiddenLayers)
     {
         using var model = (ImageClassifier)Create(name, dropout: 0.15, inputDropout: 0.05);
@@ -83,6 +86,8 @@ public class DropoutTests
     [InlineData("small-lenet")]
     [InlineData("ptb-lstm")]
     [InlineData("char-lstm")]
+    [InlineData("fb-mnist-cnn")]
+    [InlineData("ptb-small-lstm")]
     public void WithoutDropoutTrainingModeIsDeterministic(string name)
     {
         using var scope = NewDisposeScope();
@@ -102,6 +107,8 @@ public class DropoutTests
     [InlineData("ptb-lstm", 0.65, 0.0)]
     [InlineData("ptb-lstm", 0.0, 0.65)]
     [InlineData("small-char-lstm", 0.5, 0.0)]
+    [InlineData("fb-mnist-cnn", 0.5, 0.0)]
+    [InlineData("ptb-small-lstm", 0.3, 0.3)]
     public void DropoutActsInTrainingModeOnlyAndEvaluationIsDeterministic(string name, double hidden, double input)
     {
         using var scope = NewDisposeScope();

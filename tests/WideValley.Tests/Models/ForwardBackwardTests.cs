@@ -8,7 +8,7 @@ namespace WideValley.Tests.Models;
 /// <summary>Every network maps its inputs to the documented shapes and back-propagates finite gradients.</summary>
 public class ForwardBackwardTests
 {
-    public static TheoryData<string> ClassifierNames => ["mnistfc", "lenet", "small-lenet", "small-mnistfc", "allcnn"];
+    public static TheoryData<string> ClassifierNames => ["mnistfc", "lenet", "small-lenet", "small-mnistfc", "allcnn", "fb-mnist-cnn"];
 
     [Theory]
     [MemberData(nameof(ClassifierNames))]
@@ -32,6 +32,8 @@ public class ForwardBackwardTests
     [InlineData("small-lenet", 32)]
     [InlineData("allcnn", 28)]
     [InlineData("mnistfc", 32)]
+    [InlineData("fb-mnist-cnn", 32)]
+    [InlineData("fb-mnist-cnn", 8)]
     public void ClassifierAdaptsToOtherImageSizesAndClassCounts(string name, int imageSize)
     {
         using var scope = NewDisposeScope();
@@ -47,6 +49,7 @@ public class ForwardBackwardTests
         { "char-lstm", 87, null },
         { "small-char-lstm", 96, null },
         { "ptb-lstm", 50, 16 },
+        { "ptb-small-lstm", 50, null },
     };
 
     [Theory]

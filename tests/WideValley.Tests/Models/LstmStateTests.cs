@@ -65,6 +65,7 @@ public class LstmStateTests
     [InlineData("ptb-lstm", 0.04)]
     [InlineData("char-lstm", 0.08)]
     [InlineData("small-char-lstm", 0.08)]
+    [InlineData("ptb-small-lstm", 0.1)]
     public void EveryParameterIsDrawnFromTheDocumentedUniformRange(string name, double range)
     {
         using var scope = NewDisposeScope();

@@ -9,7 +9,7 @@ namespace WideValley.Tests.Models;
 public class ModelZooTests
 {
     private static readonly string[] AllNames =
-        ["mnistfc", "lenet", "allcnn", "small-lenet", "small-mnistfc", "char-lstm", "small-char-lstm", "ptb-lstm"];
+        ["mnistfc", "lenet", "allcnn", "small-lenet", "small-mnistfc", "char-lstm", "small-char-lstm", "ptb-lstm", "fb-mnist-cnn", "ptb-small-lstm"];
 
     [Fact]
     public void NamesListEveryNetworkAndEachIsDescribed()
@@ -34,6 +34,8 @@ public class ModelZooTests
     [InlineData("char-lstm", ModelKind.LanguageModel, typeof(LstmLanguageModel))]
     [InlineData("small-char-lstm", ModelKind.LanguageModel, typeof(LstmLanguageModel))]
     [InlineData("ptb-lstm", ModelKind.LanguageModel, typeof(LstmLanguageModel))]
+    [InlineData("fb-mnist-cnn", ModelKind.Classifier, typeof(FbMnistCnn))]
+    [InlineData("ptb-small-lstm", ModelKind.LanguageModel, typeof(LstmLanguageModel))]
     public void KindsAndTypesMatch(string name, ModelKind kind, Type type)
     {
         Assert.Equal(kind, ModelZoo.Describe(name).Kind);
@@ -75,6 +77,9 @@ public class ModelZooTests
         { "small-lenet", new ModelOptions { NumClasses = 0 }, "NumClasses must be positive" },
         { "lenet", new ModelOptions { ImageSize = 21 }, "at least 22x22" },
         { "small-lenet", new ModelOptions { ImageSize = 15 }, "at least 16x16" },
+        { "fb-mnist-cnn", new ModelOptions { ImageSize = 30 }, "divisible by 4" },
+        { "fb-mnist-cnn", new ModelOptions { HiddenSize = 8 }, "HiddenSize applies only to the language models" },
+        { "ptb-small-lstm", new ModelOptions(), "set ModelOptions.VocabularySize" },
         { "mnistfc", new ModelOptions { VocabularySize = 100 }, "VocabularySize applies only to the language models" },
         { "lenet", new ModelOptions { HiddenSize = 100 }, "HiddenSize applies only to the language models" },
         { "char-lstm", new ModelOptions(), "set ModelOptions.VocabularySize" },
@@ -103,6 +108,35 @@ public class ModelZooTests
             using var model = ModelZoo.Create(name, options);
             model.eval();
             Assert.Equal([2L, 10L], ((nn.Module<Tensor, Tensor>)model).call(RandomImages(options, batch: 2)).shape);
+        }
+    }
+
+    [Fact]
+    public void FbMnistCnnEstimateRefusesWhatBuildingRefuses()
+    {
+        var error = Assert.Throws<ArgumentException>(() => ModelZoo.EstimateSize("fb-mnist-cnn", new ModelOptions { ImageSize = 26 }));
+        Assert.Contains("divisible by 4", error.Message);
+        Assert.Contains("ImageSize = 26", error.Message);
+    }
+
+    [Fact]
+    public void FbMnistCnnStartsFromTheTutorialsTruncatedNormalAndBiasesOfOneTenth()
+    {
+        using var scope = NewDisposeScope();
+        using var model = ModelZoo.Create("fb-mnist-cnn", new ModelOptions());
+        foreach (var (name, parameter) in model.named_parameters())
+        {
+            if (name.EndsWith("bias", StringComparison.Ordinal))
+            {
+                Assert.True(parameter.eq(0.1f).all().item<bool>(), $"{name} is not 0.1 everywhere");
+                continue;
+            }
+            // N(0, 0.1) truncated at two standard deviations: within +-0.2, standard deviation 0.1 x 0.8796 = 0.088.
+            var largest = parameter.abs().max().item<float>();
+            Assert.True(largest <= 0.2f, $"{name}: |w| up to {largest} > 0.2");
+            Assert.True(largest > 0.18f, $"{name}: |w| only up to {largest}");
+            var std = parameter.std().item<float>();
+            Assert.InRange(std, 0.080f, 0.096f);
         }
     }
 

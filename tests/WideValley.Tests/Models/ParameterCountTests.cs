@@ -79,6 +79,23 @@ public class ParameterCountTests
         Assert.Equal(byHand, Count("char-lstm", new ModelOptions { VocabularySize = 87 }));
     }
 
+    [Fact]
+    public void FbMnistCnnHas3274634ParametersOnMnist()
+    {
+        // SAME convolutions keep 28x28 and 14x14; two poolings leave 64 x 7 x 7 = 3,136 features.
+        var byHand = Conv(1, 32, 5) + Conv(32, 64, 5) + Linear(64 * 7 * 7, 1024) + Linear(1024, 10);
+        Assert.Equal(3_274_634, byHand);
+        Assert.Equal(byHand, Count("fb-mnist-cnn", MnistOptions));
+    }
+
+    [Fact]
+    public void PtbSmallLstmHas4653200ParametersOnPtb()
+    {
+        var byHand = PtbLstmByFormula(10_000, 200, 2);
+        Assert.Equal(4_653_200, byHand);
+        Assert.Equal(byHand, Count("ptb-small-lstm", new ModelOptions { VocabularySize = 10_000 }));
+    }
+
     private static long PtbLstmByFormula(long vocabulary, long hidden, int layers) =>
         vocabulary * hidden                                                     // embedding
         + Enumerable.Range(0, layers).Sum(_ => LstmLayerParameters(hidden, hidden))

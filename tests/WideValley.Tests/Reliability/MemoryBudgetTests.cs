@@ -31,6 +31,8 @@ public sealed class MemoryBudgetTests
     [InlineData("ptb-lstm", 11, 6, 2)]
     [InlineData("ptb-lstm", 3, 2, 4)]
     [InlineData("ptb-lstm", 50, 17, 1)]
+    [InlineData("ptb-small-lstm", 11, 6, 2)]
+    [InlineData("ptb-small-lstm", 200, 200, 2)]
     public void TheLstmCountIsExactlyTheBuiltModules(string model, int vocabulary, int hidden, int layers)
     {
         var options = new ModelOptions { VocabularySize = vocabulary, HiddenSize = hidden, Layers = layers };
@@ -64,6 +66,9 @@ public sealed class MemoryBudgetTests
     [InlineData("allcnn", 3, 32, 10)]
     [InlineData("allcnn", 1, 28, 10)]
     [InlineData("allcnn", 2, 9, 3)]
+    [InlineData("fb-mnist-cnn", 1, 28, 10)]
+    [InlineData("fb-mnist-cnn", 3, 32, 7)]
+    [InlineData("fb-mnist-cnn", 2, 4, 3)]
     public void TheImageModelCountIsExactlyTheBuiltModules(string model, int channels, int imageSize, int classes)
     {
         var options = new ModelOptions { InputChannels = channels, ImageSize = imageSize, NumClasses = classes };
