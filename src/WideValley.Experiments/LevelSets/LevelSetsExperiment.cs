@@ -359,6 +359,8 @@ public static class LevelSetsExperiment
         var options = settings.SamplingOptions(level) with { Cancellation = cancellation };
         var seed = settings.EndpointSeed(task, level);
         using var scope = NewDisposeScope();
+        log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            $"{task} L0 = {level}: training {2 * settings.Pairs} endpoints to α·L0 = {options.BeadTarget:G4} (seed {seed}, at most {settings.MaxSteps} steps)"));
         var endpoints = toy.TrainEndpoints(2 * settings.Pairs, seed, options.BeadTarget, cancellation);
         var pairs = new LevelSetsPair[settings.Pairs];
         for (var p = 0; p < settings.Pairs; p++)
@@ -388,6 +390,9 @@ public static class LevelSetsExperiment
                 Depth = result.Depth,
                 Seconds = Math.Round(pairWatch.Elapsed.TotalSeconds, 3),
             };
+            log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                $"{task} L0 = {level}: pair {p} {(result.Connected ? "joined" : "NOT joined")} by {result.BeadCount} beads at depth {result.Depth}, " +
+                $"length {result.Lengths.WeightsOnly:0.000}, max along the path {result.MaxAlongPath:G4} ({pairs[p].Seconds:0.0} s)"));
         }
         return new LevelSetsLevelResult
         {

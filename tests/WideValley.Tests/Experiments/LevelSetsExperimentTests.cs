@@ -69,6 +69,8 @@ public class LevelSetsExperimentTests
         Assert.False(first.Interrupted);
         Assert.Equal(2, first.Computed);
         Assert.Equal([0.1, 0.125], first.Levels.Select(l => l.Level));
+        Assert.Contains(lines, l => l.StartsWith("Quadratic L0 = 0.125: pair 1 joined by", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("Quadratic L0 = 0.1: 2/2 connected (0 skipped)", StringComparison.Ordinal));
         foreach (var level in first.Levels)
         {
             Assert.Equal(PolynomialTarget.Quadratic, level.Task);
@@ -134,7 +136,7 @@ public class LevelSetsExperimentTests
         // Cancel as soon as the first level is written: the second is interrupted (or never started).
         var interrupted = LevelSetsExperiment.RunToys(QuadraticSmoke, folder, line =>
         {
-            if (line.Contains("connected")) cancel.Cancel();
+            if (line.Contains(" connected (")) cancel.Cancel();
         }, cancel.Token);
         Assert.True(interrupted.Interrupted);
         Assert.Equal(0.1, Assert.Single(interrupted.Levels).Level);
