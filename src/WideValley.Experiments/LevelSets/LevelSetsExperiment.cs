@@ -116,8 +116,17 @@ public sealed record LevelSetsSettings
     /// Everything that decides a level's numbers except the task and L0, in one line: a finished piece is reused only
     /// when it was made with the same key.
     /// </summary>
-    public string Key => string.Create(CultureInfo.InvariantCulture,
-        $"pairs={Pairs};seed={Seed};train={TrainingSamples};eval={EvaluationSamples};steps={MaxSteps};depth={MaxDepth}");
+    public string Key
+    {
+        get
+        {
+            // The string search's fixed settings too, so that a change of the preset cannot reuse pieces made under the old one.
+            var search = StringSamplingOptions.ForPolynomialToys(1);
+            return string.Create(CultureInfo.InvariantCulture,
+                $"pairs={Pairs};seed={Seed};train={TrainingSamples};eval={EvaluationSamples};steps={MaxSteps};depth={MaxDepth};" +
+                $"grid={search.GridPoints};insert={search.InsertAt};alpha={search.BeadTargetFactor:R};m={search.AcceptFactor:R}");
+        }
+    }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value, with what was expected.</summary>
     public void Validate()
@@ -235,7 +244,9 @@ public sealed record LevelSetsToysOutcome(IReadOnlyList<LevelSetsLevelResult> Le
 
 /// <summary>
 /// Freeman and Bruna's level-set connectivity experiment (ICLR 2017, Sec. 3, Fig. 1), polynomial-toy part: for each
-/// task and L0, 2·pairs endpoints are trained from random initialisations to α·L0 with <see cref="PolynomialToy.TrainEndpoints"/>,
+/// task and L0, 2·pairs endpoints are trained from random initialisations to α·L0 with <see cref="PolynomialToy.TrainEndpoints"/>
+/// (ours: the authors train endpoints to L0 and only the beads to α·L0; the same target for both keeps every point of the
+/// chain equally deep),
 /// and each pair is joined by <see cref="DynamicStringSampling"/> with the authors' polynomial settings
 /// (<see cref="StringSamplingOptions.ForPolynomialToys"/>: MAE, grid 100, t* = 0.5, α = 0.95, m = 1.1). Each finished
 /// (task, level) is one JSON piece in the pieces folder, written atomically; a run reads the pieces it made before and
