@@ -185,6 +185,32 @@ public sealed record LevelSetsPair
     public int? Depth { get; init; }
     /// <summary>Wall time of the string search (endpoint training not included).</summary>
     public double Seconds { get; init; }
+    /// <summary>The trained curve between the same endpoints (Garipov et al.); null when none was trained (skipped pair, or a run without curves).</summary>
+    public LevelSetsCurve? Curve { get; init; }
+}
+
+/// <summary>
+/// A curve with trainable middle points (<see cref="CurveTraining"/>) between one pair's endpoints, measured on the
+/// level's metric beside the straight line between the same endpoints.
+/// </summary>
+public sealed record LevelSetsCurve
+{
+    /// <summary>Bézier curve or polygonal chain.</summary>
+    public required CurveKind Kind { get; init; }
+    /// <summary>Trainable middle points.</summary>
+    public required int Bends { get; init; }
+    /// <summary>Training steps taken.</summary>
+    public required long Steps { get; init; }
+    /// <summary>Max of the level metric along the trained curve minus the endpoints' mean.</summary>
+    public required double Barrier { get; init; }
+    /// <summary>Max of the level metric along the trained curve.</summary>
+    public required double MaxAlongCurve { get; init; }
+    /// <summary>The straight line's barrier on the same metric and evaluation points (the untrained curve).</summary>
+    public required double StraightBarrier { get; init; }
+    /// <summary>Curve length over ‖B − A‖, all parameters (comparable to <see cref="LevelSetsPair.AllParametersLength"/>).</summary>
+    public required double NormalizedLength { get; init; }
+    /// <summary>Wall time of training and measuring the curve.</summary>
+    public double Seconds { get; init; }
 }
 
 /// <summary>Mean and sample standard deviation of a few numbers (standard deviation NaN for fewer than two).</summary>
@@ -203,14 +229,18 @@ public readonly record struct MeanAndSpread(int Count, double Mean, double Stand
     }
 }
 
-/// <summary>One task at one level: every pair. One such record is one finished piece on disk.</summary>
+/// <summary>
+/// One task (a polynomial toy or a network) at one level: every pair. One such record is one finished piece on disk.
+/// </summary>
 public sealed record LevelSetsLevelResult
 {
-    /// <summary>The settings key it was computed under (<see cref="LevelSetsSettings.Key"/>).</summary>
+    /// <summary>The settings key it was computed under (<see cref="LevelSetsSettings.Key"/> for the toys).</summary>
     public required string Key { get; init; }
-    /// <summary>The polynomial task.</summary>
-    public required PolynomialTarget Task { get; init; }
-    /// <summary>L0 (mean absolute error on the evaluation sample).</summary>
+    /// <summary>The task's name: <c>quadratic</c>, <c>cubic</c> (<see cref="LevelSetsExperiment.TaskName"/>) or a network's.</summary>
+    public required string Task { get; init; }
+    /// <summary>What L0 measures: the loss (the toys' mean absolute error), the test error in percent or the perplexity.</summary>
+    public required LevelMetric Metric { get; init; }
+    /// <summary>L0, in <see cref="Metric"/> (the toys: mean absolute error on the evaluation sample).</summary>
     public required double Level { get; init; }
     /// <summary>Seed of the endpoint initialisations.</summary>
     public required ulong EndpointSeed { get; init; }
@@ -235,12 +265,12 @@ public sealed record LevelSetsLevelResult
     IEnumerable<LevelSetsPair> Connected => Pairs.Where(p => p.Connected);
 }
 
-/// <summary>How <see cref="LevelSetsExperiment.RunToys"/> ended.</summary>
+/// <summary>How a level-sets run (<see cref="LevelSetsExperiment.RunToys"/>, or the networks') ended.</summary>
 /// <param name="Levels">The finished levels (read from their pieces or computed), task by task, ascending L0.</param>
 /// <param name="Computed">How many of them this invocation computed.</param>
 /// <param name="Interrupted">Whether it was cancelled before every level was done.</param>
 /// <param name="Seconds">Wall time of this invocation.</param>
-public sealed record LevelSetsToysOutcome(IReadOnlyList<LevelSetsLevelResult> Levels, int Computed, bool Interrupted, double Seconds);
+public sealed record LevelSetsOutcome(IReadOnlyList<LevelSetsLevelResult> Levels, int Computed, bool Interrupted, double Seconds);
 
 /// <summary>
 /// Freeman and Bruna's level-set connectivity experiment (ICLR 2017, Sec. 3, Fig. 1), polynomial-toy part: for each
@@ -264,9 +294,15 @@ public static class LevelSetsExperiment
         Converters = { new JsonStringEnumConverter() },
     };
 
-    /// <summary>The piece file of <paramref name="task"/> at <paramref name="level"/> in <paramref name="piecesDir"/>.</summary>
-    public static string PiecePath(string piecesDir, PolynomialTarget task, double level) =>
-        Path.Combine(piecesDir, string.Create(CultureInfo.InvariantCulture, $"{task.ToString().ToLowerInvariant()}-L{level:R}.json"));
+    /// <summary>The name a polynomial task's pieces and report rows carry: <c>quadratic</c> or <c>cubic</c>.</summary>
+    public static string TaskName(PolynomialTarget task) => task.ToString().ToLowerInvariant();
+
+    /// <summary>The piece file of the task named <paramref name="task"/> at <paramref name="level"/> in <paramref name="piecesDir"/>.</summary>
+    public static string PiecePath(string piecesDir, string task, double level) =>
+        Path.Combine(piecesDir, string.Create(CultureInfo.InvariantCulture, $"{task}-L{level:R}.json"));
+
+    /// <summary>The piece file of the polynomial <paramref name="task"/> at <paramref name="level"/> in <paramref name="piecesDir"/>.</summary>
+    public static string PiecePath(string piecesDir, PolynomialTarget task, double level) => PiecePath(piecesDir, TaskName(task), level);
 
     /// <summary>
     /// The finished piece of <paramref name="task"/> at <paramref name="level"/>, or null when there is none. A piece made
@@ -286,7 +322,7 @@ public static class LevelSetsExperiment
         {
             throw new InvalidDataException($"{path}: not a level-sets piece ({e.Message}); delete it to compute {task} L0 = {level} again", e);
         }
-        if (piece is null || piece.Task != task || piece.Level != level || piece.Pairs?.Length != settings.Pairs)
+        if (piece is null || piece.Task != TaskName(task) || piece.Metric != LevelMetric.Loss || piece.Level != level || piece.Pairs?.Length != settings.Pairs)
             throw new InvalidDataException(
                 $"{path}: holds {piece?.Task} L0 = {piece?.Level} with {piece?.Pairs?.Length} pairs; expected {task} L0 = {level} with {settings.Pairs}. Delete it to compute it again");
         if (piece.Key != settings.Key)
@@ -301,7 +337,7 @@ public static class LevelSetsExperiment
     /// </summary>
     /// <exception cref="ArgumentException">Invalid settings.</exception>
     /// <exception cref="InvalidDataException">A piece of other settings is in the folder.</exception>
-    public static LevelSetsToysOutcome RunToys(LevelSetsSettings settings, string piecesDir, Action<string>? log = null, CancellationToken cancellation = default)
+    public static LevelSetsOutcome RunToys(LevelSetsSettings settings, string piecesDir, Action<string>? log = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();
@@ -325,7 +361,7 @@ public static class LevelSetsExperiment
                         results.Add(finished);
                         continue;
                     }
-                    if (cancellation.IsCancellationRequested) return new LevelSetsToysOutcome(results, computed, true, watch.Elapsed.TotalSeconds);
+                    if (cancellation.IsCancellationRequested) return new LevelSetsOutcome(results, computed, true, watch.Elapsed.TotalSeconds);
                     toy ??= new PolynomialToy(settings.ToyOptions(task));
                     LevelSetsLevelResult piece;
                     try
@@ -335,7 +371,7 @@ public static class LevelSetsExperiment
                     catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
                     {
                         log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"{task} L0 = {level}: interrupted; the finished levels are kept"));
-                        return new LevelSetsToysOutcome(results, computed, true, watch.Elapsed.TotalSeconds);
+                        return new LevelSetsOutcome(results, computed, true, watch.Elapsed.TotalSeconds);
                     }
                     AtomicFile.WriteAllText(PiecePath(piecesDir, task, level), JsonSerializer.Serialize(piece, PieceJson) + "\n");
                     results.Add(piece);
@@ -348,7 +384,7 @@ public static class LevelSetsExperiment
                 toy?.Dispose();
             }
         }
-        return new LevelSetsToysOutcome(results, computed, false, watch.Elapsed.TotalSeconds);
+        return new LevelSetsOutcome(results, computed, false, watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>
@@ -407,7 +443,7 @@ public static class LevelSetsExperiment
         }
         return new LevelSetsLevelResult
         {
-            Key = settings.Key, Task = task, Level = level, EndpointSeed = seed, Pairs = pairs, Seconds = Math.Round(watch.Elapsed.TotalSeconds, 3),
+            Key = settings.Key, Task = TaskName(task), Metric = LevelMetric.Loss, Level = level, EndpointSeed = seed, Pairs = pairs, Seconds = Math.Round(watch.Elapsed.TotalSeconds, 3),
         };
     }
 

@@ -1,3 +1,4 @@
+using WideValley.Connectivity;
 using WideValley.Experiments;
 using WideValley.Tests.Support;
 
@@ -73,7 +74,8 @@ public class LevelSetsExperimentTests
         Assert.Contains(lines, l => l.StartsWith("Quadratic L0 = 0.1: 2/2 connected (0 skipped)", StringComparison.Ordinal));
         foreach (var level in first.Levels)
         {
-            Assert.Equal(PolynomialTarget.Quadratic, level.Task);
+            Assert.Equal("quadratic", level.Task);
+            Assert.Equal(LevelMetric.Loss, level.Metric);
             Assert.Equal(QuadraticSmoke.Pairs, level.Pairs.Length);
             Assert.All(level.Pairs, p =>
             {
