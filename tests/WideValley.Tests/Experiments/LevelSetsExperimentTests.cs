@@ -71,7 +71,7 @@ public class LevelSetsExperimentTests
         Assert.Equal(2, first.Computed);
         Assert.Equal([0.1, 0.125], first.Levels.Select(l => l.Level));
         Assert.Contains(lines, l => l.StartsWith("Quadratic L0 = 0.125: pair 1 joined by", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.StartsWith("Quadratic L0 = 0.1: 2/2 connected (0 skipped)", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("quadratic L0 = 0.1: 2/2 connected (0 skipped)", StringComparison.Ordinal));
         foreach (var level in first.Levels)
         {
             Assert.Equal("quadratic", level.Task);
