@@ -22,6 +22,7 @@ public static class ReproduceCommand
         command.Add(LossSurfacesCommand.Create(ctx));
         command.Add(AnnealFieldCommand.Create(ctx));
         command.Add(AnnealSgdCommand.Create(ctx));
+        command.Add(LevelSetsCommand.Create(ctx));
         return command.WithRanges();
     }
 }

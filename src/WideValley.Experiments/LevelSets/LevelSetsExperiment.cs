@@ -57,19 +57,46 @@ public sealed record LevelSetsSettings
     /// <summary>d_max, depths of the string search before it gives up (the authors: 10).</summary>
     public int MaxDepth { get; init; } = 10;
 
+    /// <summary>The curve trained between every searched pair's endpoints (Garipov et al.; default the quadratic Bézier).</summary>
+    public CurveKind CurveKind { get; init; } = CurveKind.Bezier;
+
+    /// <summary>Trainable middle points of that curve (1: the quadratic Bézier).</summary>
+    public int CurveBends { get; init; } = 1;
+
+    /// <summary>Curve training steps, one t ~ U(0, 1) and one full-batch gradient each (ours).</summary>
+    public long CurveSteps { get; init; } = DefaultCurveSteps;
+
+    /// <summary>SGD step size of the curve's middle points (ours, chosen on the toys; Garipov's networks use other values).</summary>
+    public double CurveLearningRate { get; init; } = DefaultCurveLearningRate;
+
+    /// <summary>SGD momentum of the curve's middle points (ours; Garipov: 0.9).</summary>
+    public double CurveMomentum { get; init; } = 0.9;
+
+    /// <summary>
+    /// Default of <see cref="CurveSteps"/> at budgets small and paper (ours). Tried on quadratic L0 = 0.01, 0.05 and cubic
+    /// 0.05, 0.156 (two pairs each, small budget's samples): 1,000 to 4,000 steps at lr 0.05 leave the quadratic's curve at
+    /// 0.01 and the cubic's at 0.05 with barriers of 2 to 10 L0; 10,000 steps at lr 0.1 bring them to 0.2 to 1.3 L0
+    /// (quadratic 0.01) and 0.3 to 0.7 L0 (cubic 0.05) against straight lines at 3 to 30 L0; lr 0.3 diverges on the cubic.
+    /// </summary>
+    public const long DefaultCurveSteps = 10_000;
+
+    /// <summary>Default of <see cref="CurveLearningRate"/> (ours; see <see cref="DefaultCurveSteps"/>).</summary>
+    public const double DefaultCurveLearningRate = 0.1;
+
     /// <summary>
     /// Each budget's values. Smoke: the quadratic and the cubic at their two highest levels, 2 pairs, 1,000-point
     /// samples, 20,000 steps. Small: a subset of each grid (quadratic 0.005..0.125 without 0.0075; cubic 0.05, 0.1, 0.14
     /// and the fine scan's 0.15, 0.156, 0.16, 0.164 and 0.17, 0.2, 0.32), 3 pairs, the authors' 10,000-point samples,
     /// 100,000 steps. Paper: both full grids, 10 pairs (the authors' PTB script's 10 runs; enough for a standard deviation
-    /// whose own relative error is about 24%), 200,000 steps.
+    /// whose own relative error is about 24%), 200,000 steps. Curves: a Bézier with one bend, lr 0.1, momentum 0.9,
+    /// 1,000 steps at smoke and 10,000 otherwise.
     /// </summary>
     public static LevelSetsSettings For(Budget budget) => budget switch
     {
         Budget.Smoke => new LevelSetsSettings
         {
             Budget = budget, Tasks = [PolynomialTarget.Quadratic, PolynomialTarget.Cubic], QuadraticLevels = [0.1, 0.125], CubicLevels = [0.24, 0.32],
-            Pairs = 2, TrainingSamples = 1_000, EvaluationSamples = 1_000, MaxSteps = 20_000,
+            Pairs = 2, TrainingSamples = 1_000, EvaluationSamples = 1_000, MaxSteps = 20_000, CurveSteps = 1_000,
         },
         Budget.Small => new LevelSetsSettings
         {
@@ -109,6 +136,17 @@ public sealed record LevelSetsSettings
         EvaluationSeed = EvaluationSeed, MaxSteps = MaxSteps,
     };
 
+    /// <summary>
+    /// The curve between pair <paramref name="pair"/>'s endpoints of <paramref name="task"/> at <paramref name="level"/>:
+    /// <see cref="CurveKind"/>, <see cref="CurveBends"/>, <see cref="CurveSteps"/>, <see cref="CurveLearningRate"/>,
+    /// <see cref="CurveMomentum"/>, its t stream seeded from the pair's endpoint seed.
+    /// </summary>
+    public CurveTrainingOptions CurveOptions(PolynomialTarget task, double level, int pair) => new()
+    {
+        Kind = CurveKind, Bends = CurveBends, Steps = CurveSteps, LearningRate = CurveLearningRate, Momentum = CurveMomentum,
+        Seed = unchecked((long)(EndpointSeed(task, level) * 31 + (ulong)pair)),
+    };
+
     /// <summary>The string search at <paramref name="level"/>: the authors' polynomial settings with <see cref="MaxDepth"/>.</summary>
     public StringSamplingOptions SamplingOptions(double level) => StringSamplingOptions.ForPolynomialToys(level) with { MaxDepth = MaxDepth };
 
@@ -124,7 +162,8 @@ public sealed record LevelSetsSettings
             var search = StringSamplingOptions.ForPolynomialToys(1);
             return string.Create(CultureInfo.InvariantCulture,
                 $"pairs={Pairs};seed={Seed};train={TrainingSamples};eval={EvaluationSamples};steps={MaxSteps};depth={MaxDepth};" +
-                $"grid={search.GridPoints};insert={search.InsertAt};alpha={search.BeadTargetFactor:R};m={search.AcceptFactor:R}");
+                $"grid={search.GridPoints};insert={search.InsertAt};alpha={search.BeadTargetFactor:R};m={search.AcceptFactor:R};" +
+                $"curve={CurveKind};bends={CurveBends};curve-steps={CurveSteps};curve-lr={CurveLearningRate:R};curve-momentum={CurveMomentum:R}");
         }
     }
 
@@ -153,6 +192,13 @@ public sealed record LevelSetsSettings
         if (EvaluationSamples < 1) throw new ArgumentException($"LevelSetsSettings.EvaluationSamples: at least 1, got {EvaluationSamples}");
         if (MaxSteps < 1) throw new ArgumentException($"LevelSetsSettings.MaxSteps: the step budget of a point must be at least 1, got {MaxSteps}");
         if (MaxDepth < 1) throw new ArgumentException($"LevelSetsSettings.MaxDepth: the string search needs at least 1 depth, got {MaxDepth}");
+        if (!Enum.IsDefined(CurveKind)) throw new ArgumentException($"LevelSetsSettings.CurveKind: unknown curve kind {CurveKind}; expected Bezier or PolyChain");
+        if (CurveBends < 1) throw new ArgumentException($"LevelSetsSettings.CurveBends: a curve needs at least 1 middle point, got {CurveBends}");
+        if (CurveSteps < 1) throw new ArgumentException($"LevelSetsSettings.CurveSteps: the curve needs at least 1 training step, got {CurveSteps}");
+        if (!(double.IsFinite(CurveLearningRate) && CurveLearningRate > 0))
+            throw new ArgumentException($"LevelSetsSettings.CurveLearningRate: must be positive and finite, got {CurveLearningRate.ToString(CultureInfo.InvariantCulture)}");
+        if (!(CurveMomentum >= 0 && CurveMomentum < 1))
+            throw new ArgumentException($"LevelSetsSettings.CurveMomentum: must be in [0, 1), got {CurveMomentum.ToString(CultureInfo.InvariantCulture)}");
     }
 }
 
@@ -440,10 +486,49 @@ public static class LevelSetsExperiment
             log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                 $"{task} L0 = {level}: pair {p} {(result.Connected ? "joined" : "NOT joined")} by {result.BeadCount} beads at depth {result.Depth}, " +
                 $"length {result.Lengths.WeightsOnly:0.000}, max along the path {result.MaxAlongPath:G4} ({pairs[p].Seconds:0.0} s)"));
+            var curve = TrainCurve(toy, a.Point, b.Point, settings.CurveOptions(task, level, p) with { Cancellation = cancellation }, LevelMetric.Loss);
+            pairs[p] = pairs[p] with { Curve = curve };
+            log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                $"{task} L0 = {level}: pair {p} {curve.Kind} curve: barrier {curve.Barrier:G4} (straight line {curve.StraightBarrier:G4}), " +
+                $"max {curve.MaxAlongCurve:G4}, length {curve.NormalizedLength:0.000} ({curve.Seconds:0.0} s)"));
         }
         return new LevelSetsLevelResult
         {
             Key = settings.Key, Task = TaskName(task), Metric = LevelMetric.Loss, Level = level, EndpointSeed = seed, Pairs = pairs, Seconds = Math.Round(watch.Elapsed.TotalSeconds, 3),
+        };
+    }
+
+    /// <summary>
+    /// Trains the curve of <paramref name="options"/> between <paramref name="a"/> and <paramref name="b"/> on
+    /// <paramref name="problem"/> and measures it beside the straight line between the same endpoints, both on
+    /// <paramref name="metric"/> at the same evaluation points. Shared with the networks' part.
+    /// </summary>
+    /// <exception cref="ArgumentException">The problem does not measure <paramref name="metric"/>, or bad options.</exception>
+    /// <exception cref="OperationCanceledException">The options' cancellation fired.</exception>
+    public static LevelSetsCurve TrainCurve(IConnectivityProblem problem, Tensor a, Tensor b, CurveTrainingOptions options, LevelMetric metric)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        ArgumentNullException.ThrowIfNull(options);
+        var watch = Stopwatch.StartNew();
+        using var trained = CurveTraining.Train(problem, a, b, options);
+        using var straight = ConnectivityCurve.Straight(options.Kind, trained.Curve.EndpointA, trained.Curve.EndpointB, options.Bends);
+        var line = CurveTraining.Evaluate(problem, straight, options.EvaluationPoints, options.LengthSteps);
+        static double BarrierOf(CurveEvaluation e, LevelMetric metric) => metric switch
+        {
+            LevelMetric.ErrorPercent => e.Barrier.ErrorPercent ?? throw new ArgumentException("the problem measures no error percent", nameof(metric)),
+            LevelMetric.Perplexity => e.Barrier.Perplexity ?? throw new ArgumentException("the problem measures no perplexity", nameof(metric)),
+            _ => e.Barrier.Loss,
+        };
+        return new LevelSetsCurve
+        {
+            Kind = options.Kind,
+            Bends = options.Bends,
+            Steps = trained.Losses.Count,
+            Barrier = BarrierOf(trained.Evaluation, metric),
+            MaxAlongCurve = trained.Evaluation.Max(metric),
+            StraightBarrier = BarrierOf(line, metric),
+            NormalizedLength = trained.Evaluation.NormalizedLength,
+            Seconds = Math.Round(watch.Elapsed.TotalSeconds, 3),
         };
     }
 
@@ -452,9 +537,12 @@ public static class LevelSetsExperiment
     {
         ArgumentNullException.ThrowIfNull(piece);
         var (w, all, beads) = (piece.WeightsOnlyLength, piece.AllParametersLength, piece.Beads);
+        var curves = piece.Pairs.Select(p => p.Curve).OfType<LevelSetsCurve>().ToArray();
+        var curveText = curves.Length == 0 ? "" : string.Create(CultureInfo.InvariantCulture,
+            $", curve barrier {curves.Average(c => c.Barrier):G3} (straight line {curves.Average(c => c.StraightBarrier):G3})");
         return string.Create(CultureInfo.InvariantCulture,
             $"{piece.Task} L0 = {piece.Level}: {piece.Pairs.Count(p => p.Connected)}/{piece.SearchedPairs} connected ({piece.SkippedPairs} skipped), " +
             $"length {w.Mean:0.000} ± {w.StandardDeviation:0.000} (all parameters {all.Mean:0.000} ± {all.StandardDeviation:0.000}), " +
-            $"beads {beads.Mean:0.0} ± {beads.StandardDeviation:0.0} ({piece.Seconds:0.0} s)");
+            $"beads {beads.Mean:0.0} ± {beads.StandardDeviation:0.0}{curveText} ({piece.Seconds:0.0} s)");
     }
 }

@@ -29,6 +29,11 @@ public class LevelSetsExperimentTests
         Assert.Equal(2, smoke.CubicLevels.Count);
         foreach (var b in new[] { Budget.Smoke, Budget.Small, Budget.Paper }) LevelSetsSettings.For(b).Validate();
         Assert.NotEqual(smoke.Key, paper.Key);
+        // The curves' settings decide their numbers, so they are part of the key.
+        Assert.NotEqual(smoke.Key, (smoke with { CurveSteps = smoke.CurveSteps + 1 }).Key);
+        Assert.NotEqual(smoke.Key, (smoke with { CurveLearningRate = 0.2 }).Key);
+        Assert.Equal((CurveKind.Bezier, 1), (paper.CurveKind, paper.CurveBends));
+        Assert.True(smoke.CurveSteps < paper.CurveSteps);
     }
 
     [Theory]
@@ -40,6 +45,10 @@ public class LevelSetsExperimentTests
     [InlineData("pairs", "Pairs")]
     [InlineData("steps", "MaxSteps")]
     [InlineData("depth", "MaxDepth")]
+    [InlineData("curve-steps", "CurveSteps")]
+    [InlineData("curve-lr", "CurveLearningRate")]
+    [InlineData("curve-momentum", "CurveMomentum")]
+    [InlineData("bends", "CurveBends")]
     public void BadSettingsAreRefusedByName(string what, string expected)
     {
         var bad = what switch
@@ -51,6 +60,10 @@ public class LevelSetsExperimentTests
             "descending" => QuadraticSmoke with { QuadraticLevels = [0.125, 0.1] },
             "pairs" => QuadraticSmoke with { Pairs = 0 },
             "steps" => QuadraticSmoke with { MaxSteps = 0 },
+            "curve-steps" => QuadraticSmoke with { CurveSteps = 0 },
+            "curve-lr" => QuadraticSmoke with { CurveLearningRate = double.NaN },
+            "curve-momentum" => QuadraticSmoke with { CurveMomentum = 1 },
+            "bends" => QuadraticSmoke with { CurveBends = 0 },
             _ => QuadraticSmoke with { MaxDepth = 0 },
         };
         var e = Assert.Throws<ArgumentException>(bad.Validate);
@@ -89,6 +102,13 @@ public class LevelSetsExperimentTests
                 Assert.True(p.Beads >= 3);
                 Assert.True(p.MaxAlongPath < 1.1 * level.Level);
                 Assert.True(p.Depth >= 1);
+                // The Bézier curve between the same endpoints, trained and measured beside the straight line.
+                var curve = Assert.IsType<LevelSetsCurve>(p.Curve);
+                Assert.Equal((CurveKind.Bezier, 1, QuadraticSmoke.CurveSteps), (curve.Kind, curve.Bends, curve.Steps));
+                Assert.True(curve.NormalizedLength >= 1 - 1e-12);
+                Assert.True(curve.StraightBarrier >= 0 && curve.Barrier >= 0);
+                Assert.True(curve.MaxAlongCurve >= Math.Max(p.EndpointLossA, p.EndpointLossB) - 1e-12);
+                Assert.True(curve.Barrier <= curve.StraightBarrier, $"L0 {level.Level} pair {p.Index}: curve barrier {curve.Barrier} above the line's {curve.StraightBarrier}");
             });
             Assert.Equal(1.0, level.ConnectedFraction);
             Assert.Equal(level.Pairs.Length, level.Beads.Count);
