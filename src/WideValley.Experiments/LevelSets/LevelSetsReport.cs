@@ -137,7 +137,14 @@ public static class LevelSetsReport
     public static LevelSetsPaperPoint? PaperAt(IReadOnlyList<LevelSetsPaperPoint> points, double level) =>
         points.FirstOrDefault(p => Math.Abs(p.Level - level) <= 1e-9 * Math.Max(1, Math.Abs(level)));
 
-    static string F(double value, string format = "0.000") => double.IsFinite(value) ? value.ToString(format, C) : "–";
+    /// <summary>A number for the tables: "–" when undefined, "2.8e-6" rather than .NET's "2.8E-06" for the G formats.</summary>
+    static string F(double value, string format = "0.000")
+    {
+        if (!double.IsFinite(value)) return "–";
+        var text = value.ToString(format, C);
+        var e = text.IndexOf('E');
+        return e < 0 ? text : text[..e] + "e" + int.Parse(text.AsSpan(e + 1), NumberStyles.AllowLeadingSign, C).ToString(C);
+    }
 
     static string MeanSd(MeanAndSpread m, string format = "0.000") =>
         m.Count == 0 ? "–" : double.IsFinite(m.StandardDeviation) ? $"{F(m.Mean, format)} ± {F(m.StandardDeviation, format)}" : F(m.Mean, format);
@@ -460,7 +467,11 @@ public static class LevelSetsReport
             if (plot.GetPlottables().Any()) plot.ShowLegend(Alignment.UpperRight);
         }
         var (logMinY, logMaxY) = (Math.Log10(beadValues.Min()), Math.Log10(beadValues.Max()));
-        PlotStyle.UseLogTicks(beadPlot.Axes.Left, logMinY, Math.Max(logMaxY, logMinY + 0.3));
+        // Bead counts span one or two decades (3 to about 60): label the counts a reader looks for, not only powers of ten.
+        var beadTicks = new ScottPlot.TickGenerators.NumericManual();
+        foreach (var count in new[] { 2, 3, 4, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000 })
+            if (Math.Log10(count) >= logMinY - 0.1 && Math.Log10(count) <= logMaxY + 0.1) beadTicks.AddMajor(Math.Log10(count), count.ToString(C));
+        beadPlot.Axes.Left.TickGenerator = beadTicks;
         PlotStyle.ApplyFont(lengthPlot);
         PlotStyle.ApplyFont(beadPlot);
         return new Figure($"Level sets, {task}: string sampling beside Freeman & Bruna's Fig. 1", 900, 800,
@@ -496,7 +507,7 @@ public static class LevelSetsReport
             plot.Axes.AutoScale();
         }
         PlotStyle.ApplyFont(plot);
-        return new Figure("Barrier along the trained curve against the straight line between the same endpoints", 900, 560, [FigurePanel.Full(plot)]);
+        return new Figure("Barrier of each trained curve against its straight line's", 900, 560, [FigurePanel.Full(plot)]);
     }
 
     // ---- CSV -------------------------------------------------------------------------------------------------------
@@ -634,7 +645,7 @@ public static class LevelSetsReport
                 var curves = Curves(l).ToArray();
                 md.AppendLine(string.Create(C,
                     $"| {l.Level:G4} | {l.Pairs.Count(p => p.Connected)}/{l.SearchedPairs} ({l.SkippedPairs}) | {MeanSd(l.WeightsOnlyLength)} | {MeanSd(l.AllParametersLength)} | " +
-                    $"{MeanSd(l.Beads, "0.0")} | {MeanSd(MeanAndSpread.Of(l.Pairs.Where(p => p.MaxAlongPath is not null).Select(p => p.MaxAlongPath!.Value).ToArray()), "G4")} | " +
+                    $"{MeanSd(l.Beads, "0.0")} | {MeanSd(MeanAndSpread.Of(l.Pairs.Where(p => p.MaxAlongPath is not null).Select(p => p.MaxAlongPath!.Value).ToArray()), "G3")} | " +
                     $"{MeanSd(MeanAndSpread.Of(curves.Select(c => c.Barrier).ToArray()), "G3")} | {MeanSd(MeanAndSpread.Of(curves.Select(c => c.NormalizedLength).ToArray()))} | " +
                     $"{MeanSd(MeanAndSpread.Of(curves.Select(c => c.StraightBarrier).ToArray()), "G3")} | " +
                     $"{(point?.Length is double pl ? F(pl) : "–")} | {(point?.BeadsText ?? (point?.Beads is double pb ? F(pb, "0.0") : "–"))} |"));
