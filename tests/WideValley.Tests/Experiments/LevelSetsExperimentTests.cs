@@ -116,6 +116,13 @@ public class LevelSetsExperimentTests
             Assert.True(File.Exists(LevelSetsExperiment.PiecePath(folder, PolynomialTarget.Quadratic, level.Level)));
         }
 
+        // Where the straight line rises above the level (more than 0.1·L0 over its endpoints' mean), the trained curve's
+        // barrier is less than half of it: on these seeds three of the four lines do (checked, so the claim is not empty).
+        var risingLines = first.Levels.SelectMany(l => l.Pairs.Where(p => p.Curve!.StraightBarrier > 0.1 * l.Level)).ToArray();
+        Assert.True(risingLines.Length >= 2, $"only {risingLines.Length} straight lines rise above their endpoints");
+        Assert.All(risingLines, p => Assert.True(p.Curve!.Barrier < 0.5 * p.Curve.StraightBarrier,
+            $"pair {p.Index}: curve barrier {p.Curve.Barrier} not below half the line's {p.Curve.StraightBarrier}"));
+
         var stamps = first.Levels.Select(l => File.GetLastWriteTimeUtc(LevelSetsExperiment.PiecePath(folder, l.Task, l.Level))).ToArray();
         var again = LevelSetsExperiment.RunToys(QuadraticSmoke, folder, cancellation: Token);
         Assert.False(again.Interrupted);
