@@ -411,7 +411,7 @@ public static class LevelSetsReport
         var lengthPlot = PlotStyle.NewPlot($"{task}: normalised length against L0", null, "normalised length");
         var beadPlot = PlotStyle.NewPlot($"{task}: beads against L0", xLabel, "beads (log scale)");
         var ours = levels.Where(l => Length(l).Count > 0).ToArray();
-        var allX = ours.Select(l => l.Level).Concat(paper.Select(p => p.Level)).ToArray();
+        var allX = levels.Select(l => l.Level).Concat(paper.Select(p => p.Level)).ToArray();
         var (logMinX, logMaxX) = (Math.Log10(allX.Min()), Math.Log10(allX.Max()));
         var pad = Math.Max(0.05, 0.04 * (logMaxX - logMinX));
 

@@ -172,6 +172,22 @@ public class LevelSetsReportTests
     }
 
     [Fact]
+    public void ATaskWithoutConnectedPairsOrPaperValuesStillGetsItsTableAndFigure()
+    {
+        TestMachine.RequireDejaVu();
+        using var dir = new TempDir("wv-levelsets-report");
+        var failed = Level("some-net", 2.0, [], [], curveShare: null, notConnected: 2) with { Metric = LevelMetric.Loss };
+        var input = new LevelSetsReportInput { Levels = [failed], Budget = Budget.Smoke, CommandLine = "widevalley reproduce level-sets", Machine = "m" };
+        var (_, files) = LevelSetsReport.Write(input, dir.Path, "level-sets-smoke");
+        Assert.Contains("level-sets-smoke-some-net.png", files);
+        var md = File.ReadAllText(dir.File("level-sets-smoke.md"));
+        Assert.Contains("| 2 | 0/2 (0) | – | – | – |", md);
+        Assert.Contains("| some-net | Every pair of trained endpoints is connected inside the level set (the paper: all pairs, every task). | 0 of 2", md);
+        Assert.Equal(LevelSetsVerdict.Disagrees, Verdicts([failed])["some-net/connects"]);
+        Assert.Throws<ArgumentException>(() => LevelSetsReport.Write(input with { Levels = [] }, dir.Path, "level-sets-smoke"));
+    }
+
+    [Fact]
     public void TheReportHasEveryTaskItsTablesVerdictsDataAndPlotsWithText()
     {
         TestMachine.RequireDejaVu();
