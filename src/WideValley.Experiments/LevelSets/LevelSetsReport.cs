@@ -464,7 +464,8 @@ public static class LevelSetsReport
             PlotStyle.UseLogTicks(plot.Axes.Bottom, logMinX, logMaxX);
             plot.Axes.AutoScale();
             plot.Axes.SetLimitsX(logMinX - pad, logMaxX + pad);
-            if (plot.GetPlottables().Any()) plot.ShowLegend(Alignment.UpperRight);
+            // Both curves fall from left to right: the length panel's lower left and the bead panel's upper right are free.
+            if (plot.GetPlottables().Any()) plot.ShowLegend(plot == lengthPlot ? Alignment.LowerLeft : Alignment.UpperRight);
         }
         var (logMinY, logMaxY) = (Math.Log10(beadValues.Min()), Math.Log10(beadValues.Max()));
         // Bead counts span one or two decades (3 to about 60): label the counts a reader looks for, not only powers of ten.
@@ -607,7 +608,9 @@ public static class LevelSetsReport
             "trained from random starts, then joined by Dynamic String Sampling (Freeman & Bruna's Algorithm 1, breadth-first as in the authors' code: " +
             "`DynamicStringSampling`); its normalised length Σ‖w_{i+1} − w_i‖ / ‖w_B − w_A‖ and bead count (endpoints included) are set beside the paper's Fig. 1. " +
             "Between the same endpoints a curve with a trainable middle point (Garipov et al. 2018: `CurveTraining`) is trained, and its barrier (max along it minus " +
-            "the endpoints' mean) set beside the straight line's.",
+            "the endpoints' mean) set beside the straight line's. The curve minimises the expected training loss along it with no length penalty, so where the level " +
+            "is easy to stay under its middle point keeps drifting along flat directions: its length says how far the training wandered, not how curved the level set is; " +
+            "its barrier is the number to compare.",
         };
         if (input.ToySettings is { } s)
         {
