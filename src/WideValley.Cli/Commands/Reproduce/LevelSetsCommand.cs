@@ -35,12 +35,13 @@ public static class LevelSetsCommand
             Description = "toys (the quadratic and cubic regression networks), networks (CNN and char-LSTM) or all.",
             DefaultValueFactory = _ => "all",
         };
+        part.AcceptOnlyFromAmong([.. Parts]);
         var seed = new Option<long>("--seed") { Description = "Seed of the samples, endpoints and curves (each level derives its own).", DefaultValueFactory = _ => 1 };
-        var pairs = new Option<int?>("--pairs") { Description = "Endpoint pairs per level (default: the budget's; smoke 2, small 3, paper 10)." };
-        var depth = new Option<int?>("--depth") { Description = "d_max, depths of the string search before it gives up (default 10, the authors')." };
+        var pairs = new Option<int?>("--pairs") { Description = "Endpoint pairs per level of the toys (default: the budget's; smoke 2, small 3, paper 10)." };
+        var depth = new Option<int?>("--depth") { Description = "d_max of the toys' string search: depths before it gives up (default 10, the authors')." };
         var quadraticLevels = new Option<string?>("--quadratic-levels") { Description = "Comma-separated L0 (MAE) of the quadratic, ascending (default: the budget's)." };
         var cubicLevels = new Option<string?>("--cubic-levels") { Description = "Comma-separated L0 (MAE) of the cubic, ascending (default: the budget's)." };
-        var curveSteps = new Option<long?>("--curve-steps") { Description = "Training steps of each Bézier curve (default: the budget's)." };
+        var curveSteps = new Option<long?>("--curve-steps") { Description = "Training steps of each Bézier curve between the toys' pairs (default: the budget's; smoke 1,000, otherwise 10,000)." };
         var threads = MeasurementOptions.Threads();
         var json = new Option<bool>("--json") { Description = "Print one JSON summary object (progress goes to stderr)." };
         var command = new Command(Name,
@@ -92,10 +93,10 @@ public static class LevelSetsCommand
             TorchRuntime.EnsureInitialized();
             TorchRuntime.SetThreads(t);
             using var claim = RunFolderLock.Acquire(piecesDir);
-            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{Name}: budget {Budgets.Name(b)}, part {which}; toys {string.Join(" and ", settings.Tasks.Select(LevelSetsExperiment.TaskName))} at " +
-                $"{string.Join("; ", settings.Tasks.Select(task => $"{LevelSetsExperiment.TaskName(task)} L0 in {{{string.Join(", ", settings.Levels(task))}}}"))}, " +
-                $"{settings.Pairs} pairs each; pieces in {piecesDir}"));
+            var toyText = !runToys ? "" : string.Create(CultureInfo.InvariantCulture,
+                $"; toys at {string.Join("; ", settings.Tasks.Select(task => $"{LevelSetsExperiment.TaskName(task)} L0 in {{{string.Join(", ", settings.Levels(task))}}}"))}, " +
+                $"{settings.Pairs} pairs each, curves {settings.CurveSteps:N0} steps");
+            log.WriteLine($"{Name}: budget {Budgets.Name(b)}, part {which}{toyText}; pieces in {piecesDir}");
             var (levels, computed, interrupted, missing, seconds) = ExperimentConsole.Run(ctx, (progress, cancellation) =>
             {
                 var watch = System.Diagnostics.Stopwatch.StartNew();
