@@ -29,7 +29,8 @@ public class LevelSetsCommandTests
     {
         TestMachine.RequireDejaVu();
         using var dir = new TempDir("wv-levelsets-cli");
-        var (code, output, err) = Run(Tiny(dir, "--json"));
+        // --part toys: the networks' part is another helper's and needs its data; it is tested with its runner.
+        var (code, output, err) = Run(Tiny(dir, "--part", "toys", "--json"));
         Assert.True(code == ExitCodes.Ok, $"exit {code}: {err}\n{output}");
         foreach (var file in LevelSetsReport.Files(Stem, ["quadratic", "cubic"])) Assert.True(File.Exists(dir.File(Path.Combine("out", file))), $"{file} was not written");
         Assert.Empty(dir.Leftovers());
@@ -37,7 +38,7 @@ public class LevelSetsCommandTests
         var json = JsonNode.Parse(Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)))!.AsObject();
         Assert.Equal(json.ToJsonString(), ReproduceReportChecks.ReadJson(dir.File($"out/{Stem}.json")).ToJsonString());
         Assert.Equal(("smoke", "level-sets"), ((string)json["budget"]!, (string)json["experiment"]!));
-        Assert.Equal("widevalley reproduce level-sets --budget smoke --pairs 1 --quadratic-levels 0.125 --cubic-levels 0.32 --curve-steps 200", (string)json["command"]!);
+        Assert.Equal("widevalley reproduce level-sets --budget smoke --part toys --pairs 1 --quadratic-levels 0.125 --cubic-levels 0.32 --curve-steps 200", (string)json["command"]!);
         Assert.Equal(["quadratic", "cubic"], json["tasks"]!.AsArray().Select(t => (string)t!["task"]!));
         foreach (var task in json["tasks"]!.AsArray())
         {
@@ -45,12 +46,11 @@ public class LevelSetsCommandTests
             Assert.Equal(1, (int)level!["searched"]! + (int)level["skipped"]!);
             Assert.Equal((int)level["searched"]!, (int)level["curve_barrier"]!["n"]!);
         }
-        Assert.Contains("the networks' part", (string)json["missing"]![0]!);
+        Assert.Empty(json["missing"]!.AsArray());
         Assert.Contains(json["claims"]!.AsArray(), c => (string)c!["id"]! == "cubic_spike" && (string)c["verdict"]! == "not tested");
         Assert.Contains("Quadratic L0 = 0.125: pair 0 Bezier curve: barrier", err); // with --json the progress goes to stderr
         var md = File.ReadAllText(dir.File($"out/{Stem}.md"));
         Assert.Contains("## quadratic (L0 = evaluation MAE)", md);
-        Assert.Contains("**Not in this report:** the networks' part", md);
         Assert.Contains("Smoke budget", md);
         ReproduceReportChecks.AssertImagesExist(dir.File($"out/{Stem}.md"));
 
@@ -76,6 +76,7 @@ public class LevelSetsCommandTests
         Assert.Equal(report, File.GetLastWriteTimeUtc(dir.File($"out/{Stem}.md")));
     }
 
+    /// <summary>Until LevelSetsNetworks is wired in (see LevelSetsCommand's NETWORKS comment): replace this test then.</summary>
     [Fact]
     public void TheNetworksPartAloneHasNothingToReportInThisBuild()
     {

@@ -121,7 +121,7 @@ public static class LevelSetsCommand
                 if (runNetworks && !stopped)
                 {
                     // NETWORKS: when LevelSetsNetworks is merged, replace the next line by its run, e.g.
-                    //   var networks = LevelSetsNetworks.Run(LevelSetsNetworkSettings.For(b), piecesDir, Log, cancellation);
+                    //   var networks = LevelSetsNetworks.Run(LevelSetsNetworkSettings.For(b) with { Seed = settings.Seed }, piecesDir, Log, cancellation);
                     //   all.AddRange(networks.Levels); made += networks.Computed; stopped |= networks.Interrupted;
                     notRun.Add("the networks' part (the CNN on Fashion-MNIST over test-error levels, the char-LSTM over perplexity levels) is not available in this build.");
                 }
