@@ -40,7 +40,7 @@ public sealed record ConnectBenchmarkOptions
     /// <summary>Steps between two measures of the network's bead (<see cref="ModuleProblemOptions.CheckEvery"/>).</summary>
     public int CheckEvery { get; init; } = 10;
     /// <summary>Test samples every network measure evaluates (the first ones of the test set).</summary>
-    public int EvaluationSamples { get; init; } = 1000;
+    public int EvaluationSamples { get; init; } = 500;
     /// <summary>G of the network's segment (the authors' MNIST grid: 20); G − 1 points are measured, t = 0 is the bead's own measure.</summary>
     public int Grid { get; init; } = 20;
     /// <summary>Training minibatches that recompute BatchNorm statistics before each measure (0 = a full pass, the library's default); ignored without BatchNorm.</summary>
