@@ -28,6 +28,7 @@ public static class BenchConnectCommand
         var toySteps = new Option<int>("--toy-steps") { Description = "K: full-batch Adam steps of the polynomial toy's bead per round.", DefaultValueFactory = _ => defaults.ToySteps };
         var toyCheckEvery = new Option<int>("--toy-check-every") { Description = "Steps between two measures of the toy's bead.", DefaultValueFactory = _ => defaults.ToyCheckEvery };
         var toyGrid = new Option<int>("--toy-grid") { Description = "G of the toy's segment (G - 1 points measured).", DefaultValueFactory = _ => defaults.ToyGrid };
+        var toyRepeats = new Option<int>("--toy-repeats") { Description = "Library/plain pairs of each toy row per round.", DefaultValueFactory = _ => defaults.ToyRepeats };
         var rounds = new Option<int>("--rounds") { Description = "Timed rounds (at least 3; medians).", DefaultValueFactory = _ => defaults.Rounds };
         var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => defaults.WarmupRounds };
         var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
@@ -39,7 +40,7 @@ public static class BenchConnectCommand
             "Time a Dynamic String Sampling bead's training (with its checks) and a segment's grid of measures against plain training steps and plain " +
             "forward passes of the same size, for a network and the polynomial toy; the target is a ratio of at most 1.2.")
         {
-            model, data, dataDir, batch, steps, checkEvery, evalSamples, grid, bnMinibatches, toySteps, toyCheckEvery, toyGrid, rounds, warmup, threads, seed,
+            model, data, dataDir, batch, steps, checkEvery, evalSamples, grid, bnMinibatches, toySteps, toyCheckEvery, toyGrid, toyRepeats, rounds, warmup, threads, seed,
             json, output, report,
         };
         command.SetAction(p =>
@@ -58,6 +59,7 @@ public static class BenchConnectCommand
                 ToySteps = p.GetValue(toySteps),
                 ToyCheckEvery = p.GetValue(toyCheckEvery),
                 ToyGrid = p.GetValue(toyGrid),
+                ToyRepeats = p.GetValue(toyRepeats),
                 Rounds = p.GetValue(rounds),
                 WarmupRounds = p.GetValue(warmup),
                 Threads = p.GetValue(threads),
