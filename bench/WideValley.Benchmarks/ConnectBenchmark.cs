@@ -123,11 +123,12 @@ public sealed record ConnectBenchmarkRow(string Problem, string Operation, int S
 /// <param name="Rows">Network bead, network segment, toy bead, toy segment.</param>
 /// <param name="NetworkEvaluationDifference">|plain − library| of the network's loss at the point the segment left in the model: both evaluate the same.</param>
 /// <param name="ToyEvaluationDifference">|plain − library| of the toy's MAE at the bead's start point: the plain network is the toy's.</param>
+/// <param name="LoadMs">Median time of loading a point into the network (<see cref="ModuleProblem.Load"/>), part of every library measure.</param>
 /// <param name="Threads">libtorch threads in use.</param>
 /// <param name="Niceness">The process's nice value (null where unknown).</param>
 /// <param name="OtherProcessesShare">Share of the machine's CPU other processes used during the measurement (null where unknown).</param>
 public sealed record ConnectBenchmarkResult(ConnectBenchmarkOptions Options, long Parameters, bool HasBatchNorm, string DataDescription, long ToyDimension,
-    IReadOnlyList<ConnectBenchmarkRow> Rows, double NetworkEvaluationDifference, double ToyEvaluationDifference, int Threads, int? Niceness,
+    IReadOnlyList<ConnectBenchmarkRow> Rows, double NetworkEvaluationDifference, double ToyEvaluationDifference, double LoadMs, int Threads, int? Niceness,
     double? OtherProcessesShare);
 
 /// <summary>
@@ -239,6 +240,7 @@ public static class ConnectBenchmark
         var otherShare = share.OtherProcessesShare();
 
         var networkDifference = network.EvaluationDifference();
+        var loadMs = Medians.Of(Enumerable.Range(0, 21).Select(_ => Time(() => problem.Load(start))).ToArray());
         var toyDifference = toySide.EvaluationDifference();
         var bead = ConnectBenchmarkOptions.BeadMeasures(options.Steps, options.CheckEvery);
         var toyBead = ConnectBenchmarkOptions.BeadMeasures(options.ToySteps, options.ToyCheckEvery);
@@ -246,7 +248,7 @@ public static class ConnectBenchmark
         var rows = sides.Select((s, i) => new ConnectBenchmarkRow(s.Problem, s.Operation, counts[i].Steps, counts[i].Evaluations,
             Medians.Of(libraryTimes[i]), Medians.Of(plainTimes[i]), libraryTimes[i], plainTimes[i])).ToArray();
         return new ConnectBenchmarkResult(options, problem.Dimension, problem.HasBatchNorm, dataDescription, toy.Dimension, rows,
-            networkDifference, toyDifference, get_num_threads(), Niceness(), otherShare);
+            networkDifference, toyDifference, loadMs, get_num_threads(), Niceness(), otherShare);
     }
 
     static double Time(Action action)
@@ -563,6 +565,7 @@ public static class ConnectBenchmark
             }).ToArray()),
             ["network_evaluation_difference"] = r.NetworkEvaluationDifference,
             ["toy_evaluation_difference"] = r.ToyEvaluationDifference,
+            ["load_ms"] = Math.Round(r.LoadMs, 3),
             ["threads"] = r.Threads,
             ["processors"] = Environment.ProcessorCount,
             ["nice"] = r.Niceness,
@@ -624,6 +627,13 @@ public static class ConnectBenchmark
             "Both sides compute the same numbers: the plain evaluation of the point the library last loaded differs from the library's measure by {0:G3} " +
             "(network loss) and, with the toy's weights copied into the plain network, by {1:G3} (toy MAE).",
             r.NetworkEvaluationDifference, r.ToyEvaluationDifference));
+        md.AppendLine();
+        var segment = r.Rows.First(row => row.Problem == "network" && row.Operation == "segment");
+        md.AppendLine(string.Format(c,
+            "Where the library's extra time could go: loading a point from the flat vector into the network's {0:N0} parameters takes {1:0.00} ms " +
+            "(median of 21), against {2:0.0} ms per measure of the segment; the per-step `.item()` reads of the bead's minibatch loss and errors " +
+            "are CPU-side and need no device synchronisation here.",
+            r.Parameters, r.LoadMs, segment.LibraryMs / segment.Evaluations));
         md.AppendLine();
         md.AppendLine(string.Format(c, "{0} libtorch threads{1}{2}. The machine is shared: other processes' CPU use moves both sides alike because they alternate, " +
                                        "but absolute times are slower than on an idle machine.",

@@ -58,6 +58,7 @@ public class BenchConnectCommandTests
         Assert.InRange((double)json["network_evaluation_difference"]!, 0, 1e-5);
         Assert.InRange((double)json["toy_evaluation_difference"]!, 0, 1e-12);
         Assert.Equal(1, (int)json["threads"]!);
+        Assert.True((double)json["load_ms"]! > 0);
 
         Assert.True(JsonNode.DeepEquals(json, JsonNode.Parse(File.ReadAllText(dir.File("results/bench-connect.json")))));
         Assert.True(JsonNode.DeepEquals(json, JsonNode.Parse(File.ReadAllText(outFile))));
@@ -67,6 +68,7 @@ public class BenchConnectCommandTests
         Assert.Contains("| polynomial toy | segment: G = 4, 3 measures |", markdown);
         Assert.Contains("widevalley bench connect --model small-mnistfc", markdown);
         Assert.Contains("Raw output: [bench-connect.json](bench-connect.json)", markdown);
+        Assert.Contains("loading a point from the flat vector into the network's 50,890 parameters takes", markdown);
         Assert.Contains("bench connect: small-mnistfc on synthetic", err); // progress goes to stderr with --json
         Assert.Contains("round 3:", err);
     }
