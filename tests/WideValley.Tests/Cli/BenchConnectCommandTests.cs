@@ -84,6 +84,22 @@ public class BenchConnectCommandTests
         Assert.Contains(lines, l => l.StartsWith("evaluation check |plain - library|: network", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void WithBatchNormEveryLibraryMeasureRecalibratesAndStillMatchesThePlainEvaluation()
+    {
+        using var dir = new TempDir();
+        var report = dir.File("bench-connect-lenet.md");
+        string[] args = [.. Tiny.Select(a => a == "small-mnistfc" ? "lenet" : a), "--bn-minibatches", "2", "--json", "--report", report];
+        var (code, output, err) = Run(args);
+        Assert.True(code == ExitCodes.Ok, err);
+        var json = JsonNode.Parse(output.Trim())!;
+        Assert.True((bool)json["batch_norm"]!);
+        Assert.Equal(2, (int)json["bn_minibatches"]!);
+        // The plain evaluation runs on the statistics the library's last measure recomputed: the same loss.
+        Assert.InRange((double)json["network_evaluation_difference"]!, 0, 1e-5);
+        Assert.Contains("load the point into the model, recompute BatchNorm statistics (2 minibatches), evaluate", File.ReadAllText(report));
+    }
+
     [Theory]
     [InlineData("--rounds", "2", "--rounds must be at least 3")]
     [InlineData("--grid", "1", "--grid must be at least 2")]
