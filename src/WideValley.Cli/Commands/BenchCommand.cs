@@ -23,6 +23,7 @@ public static class BenchCommand
         command.Add(BenchStepMemoryCommand.Create(ctx));
         command.Add(BenchSpinGlassCommand.Create(ctx));
         command.Add(BenchBatchedNetworksCommand.Create(ctx));
+        command.Add(BenchConnectCommand.Create(ctx));
         BenchSuiteCommand.Configure(command, ctx);
         return command.WithRanges();
     }
