@@ -30,6 +30,10 @@ namespace WideValley.Experiments;
 /// <item>A quadratic Bézier curve (<see cref="CurveTraining"/>, one bend, SGD with momentum 0.9) between the same
 /// endpoints, and the straight line, measured on the level metric at the same points.</item>
 /// </list>
+/// The records are the toys' (<see cref="LevelSetsLevelResult"/>, <see cref="LevelSetsPair"/>): for the networks
+/// <see cref="LevelSetsPair.EndpointLossA"/> and <see cref="LevelSetsPair.EndpointLossB"/> hold each endpoint's value of
+/// the level metric (test error in percent, or test perplexity), as <see cref="LevelSetsPair.MaxAlongPath"/> does, and the
+/// endpoint steps count from the initialisation (shared levels: a deeper level's endpoints have taken more).
 /// Each finished (network, level) is one JSON piece (<see cref="LevelSetsExperiment.PiecePath(string, string, double)"/>),
 /// written atomically; endpoint snapshots (<see cref="LevelSetsNetworkEndpoint"/>) and the string and curve checkpoints
 /// of the level in progress are kept beside them, so that an interrupted run trains nothing twice (a resumed string or
