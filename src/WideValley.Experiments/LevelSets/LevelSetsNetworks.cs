@@ -317,7 +317,7 @@ public static class LevelSetsNetworks
                 log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                     $"{network} L0 = {level}: pair {p} {(pair.Connected ? "joined" : "NOT joined")} by {pair.Beads} beads at depth {pair.Depth}, " +
                     $"length {pair.WeightsOnlyLength:0.0000} (all parameters {pair.AllParametersLength:0.0000}), max along the path {pair.MaxAlongPath:G4} ({pair.Seconds:0.0} s)"));
-                if (settings.CurveSteps > 0)
+                if (settings.CurveSteps(network) > 0)
                 {
                     pair = pair with { Curve = TrainCurve(a.Point, b.Point, level, p, cancellation) };
                     var c = pair.Curve!;
@@ -339,11 +339,11 @@ public static class LevelSetsNetworks
             var watch = Stopwatch.StartNew();
             var options = new CurveTrainingOptions
             {
-                Kind = CurveKind.Bezier, Bends = 1, Steps = settings.CurveSteps, Momentum = 0.9,
+                Kind = CurveKind.Bezier, Bends = 1, Steps = settings.CurveSteps(network), Momentum = 0.9,
                 LearningRate = network == LevelSetsNetworkSettings.CharLstm ? settings.LstmCurveLearningRate : settings.CnnCurveLearningRate,
                 Seed = unchecked((long)(settings.Seed * 7_919 + (ulong)pair)), EvaluationPoints = settings.CurveEvaluationPoints,
                 LengthSteps = settings.CurveLengthSteps,
-                CheckpointEvery = (int)Math.Clamp(settings.CurveSteps / 4, 1, 500),
+                CheckpointEvery = (int)Math.Clamp(settings.CurveSteps(network) / 4, 1, 500),
                 CheckpointPath = CurveCheckpoint(level, pair), Cancellation = cancellation,
             };
             using var trained = CurveTraining.Train(problem, a, b, options);

@@ -86,7 +86,7 @@ public class LevelSetsNetworksTests(LevelSetsNetworksSmokeRun smoke) : IClassFix
     [InlineData("check", "CheckEvery")]
     [InlineData("grid", "GridPoints")]
     [InlineData("depth", "MaxDepth")]
-    [InlineData("curve", "CurveSteps")]
+    [InlineData("curve", "LstmCurveSteps")]
     [InlineData("points", "CurveEvaluationPoints")]
     [InlineData("folder", "/no/such/fashion-mnist")]
     [InlineData("corpus", "/no/such/corpus.txt")]
@@ -110,7 +110,7 @@ public class LevelSetsNetworksTests(LevelSetsNetworksSmokeRun smoke) : IClassFix
             "check" => Smoke with { CheckEvery = 0 },
             "grid" => Smoke with { GridPoints = 0 },
             "depth" => Smoke with { MaxDepth = 0 },
-            "curve" => Smoke with { CurveSteps = -1 },
+            "curve" => Smoke with { LstmCurveSteps = -1 },
             "points" => Smoke with { CurveEvaluationPoints = 1 },
             "folder" => Smoke with { FashionMnistDir = "/no/such/fashion-mnist" },
             _ => Smoke with { Corpus = "/no/such/corpus.txt" },
@@ -155,7 +155,7 @@ public class LevelSetsNetworksTests(LevelSetsNetworksSmokeRun smoke) : IClassFix
             Assert.True(pair.MaxAlongPath < accept * level.Level);
             var curve = pair.Curve;
             Assert.NotNull(curve);
-            Assert.Equal((CurveKind.Bezier, 1, Smoke.CurveSteps), (curve.Kind, curve.Bends, curve.Steps));
+            Assert.Equal((CurveKind.Bezier, 1, Smoke.CurveSteps(level.Task)), (curve.Kind, curve.Bends, curve.Steps));
             Assert.True(curve.NormalizedLength >= 1 - 1e-9);
             Assert.True(curve.MaxAlongCurve >= Math.Max(pair.EndpointLossA, pair.EndpointLossB) - 1e-9);
             // The barrier is max − mean of the endpoints, so it is at least half their difference.
