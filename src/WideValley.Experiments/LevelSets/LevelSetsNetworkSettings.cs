@@ -1,0 +1,252 @@
+using System.Globalization;
+using WideValley.Connectivity;
+using WideValley.Models;
+
+namespace WideValley.Experiments;
+
+/// <summary>
+/// Settings of the networks' part of the level-set experiment (Freeman and Bruna, ICLR 2017, Fig. 1, MNIST and PTB
+/// panels): Freeman and Bruna's MNIST CNN (<see cref="ModelZoo.FbMnistCnnName"/>) on Fashion-MNIST over test-error levels,
+/// and the small char-LSTM (<see cref="ModelZoo.SmallCharLstmName"/>) on a text corpus over test-perplexity levels; the
+/// pairs per level, the data subsets, the step budgets and the Bézier curves. <see cref="For"/> gives each budget's values.
+/// </summary>
+public sealed record LevelSetsNetworkSettings
+{
+    /// <summary>The task name of the CNN: the zoo name of Freeman and Bruna's MNIST network.</summary>
+    public const string Cnn = ModelZoo.FbMnistCnnName;
+    /// <summary>The task name of the char-LSTM: its zoo name.</summary>
+    public const string CharLstm = ModelZoo.SmallCharLstmName;
+    /// <summary>Debian's Fashion-MNIST folder (package fashion-mnist), the default <see cref="FashionMnistDir"/>.</summary>
+    public const string DefaultFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+    /// <summary>Debian's fortunes file (package fortunes-min), the default <see cref="Corpus"/>.</summary>
+    public const string DefaultCorpus = "/usr/share/games/fortunes/fortunes";
+
+    /// <summary>The budget these settings were made for.</summary>
+    public Budget Budget { get; init; } = Budget.Smoke;
+
+    /// <summary>The networks run, in order (distinct): <see cref="Cnn"/> and/or <see cref="CharLstm"/>.</summary>
+    public IReadOnlyList<string> Networks { get; init; } = [Cnn, CharLstm];
+
+    /// <summary>Test-error levels L0 of the CNN, in percent, ascending.</summary>
+    public IReadOnlyList<double> CnnLevels { get; init; } = [60];
+
+    /// <summary>Test-perplexity levels L0 of the char-LSTM, ascending.</summary>
+    public IReadOnlyList<double> LstmLevels { get; init; } = [20, 30];
+
+    /// <summary>Endpoint pairs per level; the 2·Pairs endpoints of a network are shared by all its levels.</summary>
+    public int Pairs { get; init; } = 1;
+
+    /// <summary>The seed every initialisation, minibatch order and curve is derived from.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>Folder with Fashion-MNIST's four idx files (the CNN's data).</summary>
+    public string FashionMnistDir { get; init; } = DefaultFashionMnistDir;
+
+    /// <summary>UTF-8 text file the char-LSTM models (cut 80 / 10 / 10 into training, validation and test text).</summary>
+    public string Corpus { get; init; } = DefaultCorpus;
+
+    /// <summary>The CNN trains on the first this many Fashion-MNIST training images (null: all 60,000).</summary>
+    public long? CnnTrainingImages { get; init; }
+
+    /// <summary>
+    /// The CNN's levels are measured on the first this many test images (ours; the authors use the test set: 10,000 is
+    /// all of it). A fixed subset, so every measure of a run is on the same images.
+    /// </summary>
+    public int CnnTestImages { get; init; } = 10_000;
+
+    /// <summary>The CNN's minibatch (the authors' MNIST.py: 100).</summary>
+    public int CnnBatchSize { get; init; } = 100;
+
+    /// <summary>The CNN's Adam learning rate, for endpoints and beads (the authors' MNIST.py: 1e-4).</summary>
+    public double CnnLearningRate { get; init; } = 1e-4;
+
+    /// <summary>The char-LSTM's rows per minibatch (ours).</summary>
+    public int LstmBatchSize { get; init; } = 32;
+
+    /// <summary>The char-LSTM's BPTT window (the small char-LSTM's 32).</summary>
+    public int LstmUnroll { get; init; } = 32;
+
+    /// <summary>The char-LSTM's Adam learning rate (ours: 3e-3, with the gradient norm clipped at 5 as the authors' PTB script).</summary>
+    public double LstmLearningRate { get; init; } = 3e-3;
+
+    /// <summary>Most optimizer steps one endpoint may take from its initialisation to the lowest level.</summary>
+    public long EndpointMaxSteps { get; init; } = 500;
+
+    /// <summary>Most optimizer steps one bead may take (<see cref="ModuleProblemOptions.MaxSteps"/>).</summary>
+    public long BeadMaxSteps { get; init; } = 300;
+
+    /// <summary>Optimizer steps between two measures of the level metric while an endpoint or a bead trains.</summary>
+    public int CheckEvery { get; init; } = 10;
+
+    /// <summary>G, the string's grid per segment (the authors' MNIST and PTB scripts: 20).</summary>
+    public int GridPoints { get; init; } = 20;
+
+    /// <summary>d_max, depths of the string search (the authors: 10).</summary>
+    public int MaxDepth { get; init; } = 10;
+
+    /// <summary>SGD steps of the CNN's Bézier curve (one bend) between each pair (0: no curves).</summary>
+    public long CnnCurveSteps { get; init; } = 40;
+
+    /// <summary>SGD steps of the char-LSTM's Bézier curve (one bend) between each pair (0: no curves).</summary>
+    public long LstmCurveSteps { get; init; } = 40;
+
+    /// <summary>The curve's SGD learning rate for the CNN (momentum 0.9).</summary>
+    public double CnnCurveLearningRate { get; init; } = 0.01;
+
+    /// <summary>The curve's SGD learning rate for the char-LSTM (momentum 0.9).</summary>
+    public double LstmCurveLearningRate { get; init; } = 0.05;
+
+    /// <summary>E, the points t = k/(E−1) the curve and the straight line are measured at.</summary>
+    public int CurveEvaluationPoints { get; init; } = 21;
+
+    /// <summary>
+    /// N, the chords the curve's length is summed over (ours: 100; the library's default 1,000 costs 1,000 float64
+    /// vectors of 3.3 M entries per CNN curve, about 20 s here; the chord sum of a quadratic Bézier falls short of its
+    /// length by O(1/N²), about 10⁻⁵ relative at N = 100).
+    /// </summary>
+    public int CurveLengthSteps { get; init; } = 100;
+
+    /// <summary>
+    /// Each budget's values (ours; the machine: two shared cores, where a CNN step of 100 images costs 0.2 to 0.4 s).
+    /// Smoke (tests, about half a minute): one pair; the CNN at 60% test error on 1,000 training images in batches of 25,
+    /// measured on 300 test images; the char-LSTM at perplexity 20 and 30; grid 5, depth 3, 40 curve steps.
+    /// Small: two pairs; the CNN at 20% and 50% on the full training set, measured on the first 1,000 test images
+    /// (a 50% level reaches about 28% at the first measure after 50 steps, so a 30% level would reuse the same endpoints;
+    /// it was dropped after a measured run, see the report); the char-LSTM at perplexity 10, 12, 15 and 20 (it reaches
+    /// about 8.5 on the fortunes text in 600 steps); grid 20, depth 10; Bézier curves of 100 CNN steps (a sixth of an
+    /// epoch: brings the 20% level's barrier from about 50 to about 8 points) and 1,000 LSTM steps (seconds).
+    /// Paper: the CNN at 9..30% on the whole test set with 4 pairs (Fashion-MNIST's best is near 9%), the char-LSTM at
+    /// 8..30 with 10 pairs, curves of 3,000 CNN steps (5 epochs) and 5,000 LSTM steps.
+    /// </summary>
+    public static LevelSetsNetworkSettings For(Budget budget) => budget switch
+    {
+        Budget.Smoke => new LevelSetsNetworkSettings
+        {
+            Budget = budget, CnnLevels = [60], LstmLevels = [20, 30], Pairs = 1, CnnTrainingImages = 1_000, CnnTestImages = 300, CnnBatchSize = 25,
+            EndpointMaxSteps = 500, BeadMaxSteps = 300, CheckEvery = 10, GridPoints = 5, MaxDepth = 3, CnnCurveSteps = 40, LstmCurveSteps = 40, CurveEvaluationPoints = 6,
+        },
+        Budget.Small => new LevelSetsNetworkSettings
+        {
+            Budget = budget, CnnLevels = [20, 50], LstmLevels = [10, 12, 15, 20], Pairs = 2, CnnTestImages = 1_000,
+            EndpointMaxSteps = 3_000, BeadMaxSteps = 2_000, CheckEvery = 50, GridPoints = 20, MaxDepth = 10, CnnCurveSteps = 100, LstmCurveSteps = 1_000,
+            CurveEvaluationPoints = 21,
+        },
+        Budget.Paper => new LevelSetsNetworkSettings
+        {
+            Budget = budget, CnnLevels = [9, 10, 12, 15, 20, 30], LstmLevels = [8, 9, 10, 12, 15, 20, 30], Pairs = 4, CnnTestImages = 10_000,
+            EndpointMaxSteps = 30_000, BeadMaxSteps = ModuleProblemOptions.DefaultMaxSteps, CheckEvery = 100, GridPoints = 20, MaxDepth = 10,
+            CnnCurveSteps = 3_000, LstmCurveSteps = 5_000, CurveEvaluationPoints = 41,
+        },
+        _ => throw new ArgumentOutOfRangeException(nameof(budget), budget, "unknown budget"),
+    };
+
+    /// <summary>The level grid of <paramref name="network"/>.</summary>
+    /// <exception cref="ArgumentException">Not one of the two networks.</exception>
+    public IReadOnlyList<double> Levels(string network) => network switch
+    {
+        Cnn => CnnLevels,
+        CharLstm => LstmLevels,
+        _ => throw new ArgumentException($"unknown network '{network}'; expected {Cnn} or {CharLstm}", nameof(network)),
+    };
+
+    /// <summary>SGD steps of the Bézier curve of <paramref name="network"/> (0: none).</summary>
+    public long CurveSteps(string network) => network == CharLstm ? LstmCurveSteps : CnnCurveSteps;
+
+    /// <summary>What the levels of <paramref name="network"/> measure: the CNN's test error, the LSTM's test perplexity.</summary>
+    public static LevelMetric MetricOf(string network) => network == CharLstm ? LevelMetric.Perplexity : LevelMetric.ErrorPercent;
+
+    /// <summary>
+    /// Seed of the endpoint initialisations of <paramref name="network"/> (endpoint i draws from this plus i); the same
+    /// for every level, since the endpoints are shared.
+    /// </summary>
+    public ulong EndpointSeed(string network) => unchecked(Seed * 1_000_003 + (network == CharLstm ? 700_000_000UL : 600_000_000UL));
+
+    /// <summary>
+    /// The string search at <paramref name="level"/>: the authors' MNIST preset (<see cref="StringSamplingOptions.ForMnist"/>)
+    /// for the CNN, their PTB preset (<see cref="StringSamplingOptions.ForLanguageModel"/>) for the LSTM, with
+    /// <see cref="GridPoints"/> and <see cref="MaxDepth"/>.
+    /// </summary>
+    public StringSamplingOptions SamplingOptions(string network, double level) =>
+        (network == CharLstm ? StringSamplingOptions.ForLanguageModel(level) : StringSamplingOptions.ForMnist(level)) with
+        {
+            GridPoints = GridPoints, MaxDepth = MaxDepth,
+        };
+
+    /// <summary>
+    /// Everything that decides a level's numbers except the network and L0, in one line: a finished piece or endpoint is
+    /// reused only when it was made with the same key. The data are named by file name (their folder may move).
+    /// </summary>
+    public string Key
+    {
+        get
+        {
+            var cnn = StringSamplingOptions.ForMnist(1);
+            var lstm = StringSamplingOptions.ForLanguageModel(1);
+            return string.Create(CultureInfo.InvariantCulture,
+                $"networks;pairs={Pairs};seed={Seed};cnn-train={CnnTrainingImages?.ToString(CultureInfo.InvariantCulture) ?? "all"};cnn-test={CnnTestImages};" +
+                $"cnn-batch={CnnBatchSize};cnn-lr={CnnLearningRate:R};corpus={Path.GetFileName(Corpus)};lstm-batch={LstmBatchSize};lstm-unroll={LstmUnroll};" +
+                $"lstm-lr={LstmLearningRate:R};endpoint-steps={EndpointMaxSteps};bead-steps={BeadMaxSteps};check={CheckEvery};grid={GridPoints};depth={MaxDepth};" +
+                $"cnn-search={cnn.InsertAt},{cnn.BeadTargetFactor:R},{cnn.AcceptFactor:R};lstm-search={lstm.InsertAt},{lstm.BeadTargetFactor:R},{lstm.AcceptFactor:R};" +
+                $"curve-steps={CnnCurveSteps},{LstmCurveSteps};curve-lr={CnnCurveLearningRate:R},{LstmCurveLearningRate:R};curve-points={CurveEvaluationPoints};curve-chords={CurveLengthSteps}");
+        }
+    }
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> naming the first invalid value, with what was expected; a missing data
+    /// folder or corpus of a network that is run is an error naming the path.
+    /// </summary>
+    public void Validate()
+    {
+        const string s = nameof(LevelSetsNetworkSettings);
+        if (Networks is null || Networks.Count == 0)
+            throw new ArgumentException($"{s}.Networks: at least one network ({Cnn}, {CharLstm}) is needed");
+        if (Networks.FirstOrDefault(n => n is not (Cnn or CharLstm)) is { } unknown)
+            throw new ArgumentException($"{s}.Networks: unknown network '{unknown}'; expected {Cnn} or {CharLstm}");
+        if (Networks.Distinct().Count() != Networks.Count)
+            throw new ArgumentException($"{s}.Networks: networks must be distinct, got {string.Join(", ", Networks)}");
+        foreach (var network in Networks)
+        {
+            var name = network == Cnn ? nameof(CnnLevels) : nameof(LstmLevels);
+            var levels = Levels(network) ?? throw new ArgumentException($"{s}.{name}: null; {network} needs at least one level");
+            var shown = string.Join(", ", levels.Select(l => l.ToString("R", CultureInfo.InvariantCulture)));
+            if (levels.Count == 0) throw new ArgumentException($"{s}.{name}: {network} needs at least one level L0");
+            if (network == Cnn && levels.Any(l => !(l > 0 && l <= 100)))
+                throw new ArgumentException($"{s}.{name}: every test-error level must be a percentage in (0, 100], got {shown}");
+            if (network == CharLstm && levels.Any(l => !(double.IsFinite(l) && l > 1)))
+                throw new ArgumentException($"{s}.{name}: every perplexity level must be finite and above 1 (the least perplexity there is), got {shown}");
+            if (levels.Distinct().Count() != levels.Count || !levels.SequenceEqual(levels.Order()))
+                throw new ArgumentException($"{s}.{name}: levels must be distinct and ascending, got {shown}");
+        }
+        if (Networks.Contains(Cnn) && (string.IsNullOrWhiteSpace(FashionMnistDir) || !Directory.Exists(FashionMnistDir)))
+            throw new ArgumentException(
+                $"{s}.FashionMnistDir: the folder '{FashionMnistDir}' does not exist; {Cnn} needs Fashion-MNIST's four idx files " +
+                $"(Debian's package puts them in {DefaultFashionMnistDir}), or leave {Cnn} out of Networks");
+        if (Networks.Contains(CharLstm) && (string.IsNullOrWhiteSpace(Corpus) || !File.Exists(Corpus)))
+            throw new ArgumentException(
+                $"{s}.Corpus: the text file '{Corpus}' does not exist; {CharLstm} needs a UTF-8 text (Debian's fortunes file is {DefaultCorpus}), " +
+                $"or leave {CharLstm} out of Networks");
+        if (Pairs < 1) throw new ArgumentException($"{s}.Pairs: at least 1 endpoint pair per level is needed, got {Pairs}");
+        if (CnnTrainingImages is < 1) throw new ArgumentException($"{s}.CnnTrainingImages: at least 1 image (or null for all), got {CnnTrainingImages}");
+        if (CnnTestImages < 1) throw new ArgumentException($"{s}.CnnTestImages: at least 1 test image, got {CnnTestImages}");
+        if (CnnBatchSize < 1) throw new ArgumentException($"{s}.CnnBatchSize: at least 1, got {CnnBatchSize}");
+        if (CnnTrainingImages is long images && images < CnnBatchSize)
+            throw new ArgumentException($"{s}.CnnTrainingImages: {images} images are fewer than one minibatch of CnnBatchSize = {CnnBatchSize}");
+        if (LstmBatchSize < 1) throw new ArgumentException($"{s}.LstmBatchSize: at least 1, got {LstmBatchSize}");
+        if (LstmUnroll < 1) throw new ArgumentException($"{s}.LstmUnroll: at least 1, got {LstmUnroll}");
+        foreach (var (name, rate) in new[]
+                 {
+                     (nameof(CnnLearningRate), CnnLearningRate), (nameof(LstmLearningRate), LstmLearningRate),
+                     (nameof(CnnCurveLearningRate), CnnCurveLearningRate), (nameof(LstmCurveLearningRate), LstmCurveLearningRate),
+                 })
+            if (!(double.IsFinite(rate) && rate > 0)) throw new ArgumentException($"{s}.{name}: a learning rate must be positive and finite, got {rate}");
+        if (EndpointMaxSteps < 1) throw new ArgumentException($"{s}.EndpointMaxSteps: the step budget of an endpoint must be at least 1, got {EndpointMaxSteps}");
+        if (BeadMaxSteps < 1) throw new ArgumentException($"{s}.BeadMaxSteps: the step budget of a bead must be at least 1, got {BeadMaxSteps}");
+        if (CheckEvery < 1) throw new ArgumentException($"{s}.CheckEvery: at least 1 step between measures, got {CheckEvery}");
+        if (GridPoints < 1) throw new ArgumentException($"{s}.GridPoints: the string's grid needs at least 1 point per segment, got {GridPoints}");
+        if (MaxDepth < 1) throw new ArgumentException($"{s}.MaxDepth: the string search needs at least 1 depth, got {MaxDepth}");
+        if (CnnCurveSteps < 0) throw new ArgumentException($"{s}.CnnCurveSteps: 0 (no curves) or more, got {CnnCurveSteps}");
+        if (LstmCurveSteps < 0) throw new ArgumentException($"{s}.LstmCurveSteps: 0 (no curves) or more, got {LstmCurveSteps}");
+        if (CurveLengthSteps < 1) throw new ArgumentException($"{s}.CurveLengthSteps: at least 1 chord, got {CurveLengthSteps}");
+        if (CurveEvaluationPoints < 2) throw new ArgumentException($"{s}.CurveEvaluationPoints: at least 2 (the endpoints), got {CurveEvaluationPoints}");
+    }
+}
