@@ -78,12 +78,22 @@ public class LevelSetsCommandTests
 
     /// <summary>Until LevelSetsNetworks is wired in (see LevelSetsCommand's NETWORKS comment): replace this test then.</summary>
     [Fact]
-    public void TheNetworksPartAloneHasNothingToReportInThisBuild()
+    public void MissingNetworkDataIsNamedBeforeAnythingRuns()
     {
         using var dir = new TempDir("wv-levelsets-cli");
-        var (code, _, err) = Run(Tiny(dir, "--part", "networks"));
-        Assert.Equal(ExitCodes.Failure, code);
-        Assert.Contains("nothing to report", err);
+        var missingImages = dir.File("no-such-folder");
+        var (code, _, err) = Run(Tiny(dir, "--fashion-mnist", missingImages));
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains(missingImages, err);
+        Assert.Contains("Fashion-MNIST", err);
+        // Refused before the toys' part ran: no piece and no report.
+        Assert.False(Directory.Exists(Pieces(dir)) && Directory.EnumerateFiles(Pieces(dir), "*.json").Any());
+        Assert.False(File.Exists(dir.File($"out/{Stem}.md")));
+
+        var missingText = dir.File("no-such-corpus.txt");
+        (code, _, err) = Run(Tiny(dir, "--part", "networks", "--corpus", missingText));
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains(missingText, err);
         Assert.False(File.Exists(dir.File($"out/{Stem}.md")));
     }
 

@@ -42,13 +42,23 @@ public static class LevelSetsCommand
         var quadraticLevels = new Option<string?>("--quadratic-levels") { Description = "Comma-separated L0 (MAE) of the quadratic, ascending (default: the budget's)." };
         var cubicLevels = new Option<string?>("--cubic-levels") { Description = "Comma-separated L0 (MAE) of the cubic, ascending (default: the budget's)." };
         var curveSteps = new Option<long?>("--curve-steps") { Description = "Training steps of each Bézier curve between the toys' pairs (default: the budget's; smoke 1,000, otherwise 10,000)." };
+        var fashionMnist = new Option<string>("--fashion-mnist")
+        {
+            Description = "Folder of Fashion-MNIST's four idx files, for the CNN of the networks' part.",
+            DefaultValueFactory = _ => LevelSetsNetworkSettings.DefaultFashionMnistDir,
+        };
+        var corpus = new Option<string>("--corpus")
+        {
+            Description = "UTF-8 text file for the char-LSTM of the networks' part.",
+            DefaultValueFactory = _ => LevelSetsNetworkSettings.DefaultCorpus,
+        };
         var threads = MeasurementOptions.Threads();
         var json = new Option<bool>("--json") { Description = "Print one JSON summary object (progress goes to stderr)." };
         var command = new Command(Name,
             "Freeman & Bruna Fig. 1: Dynamic String Sampling between trained endpoints over grids of L0 (normalised length and bead count beside the paper's), " +
             "Bézier curves between the same pairs (barrier beside the straight line's), verdicts per claim; resumable per level; writes level-sets[-BUDGET].md/.json/.csv/.png.")
         {
-            budget, output, runs, part, seed, pairs, depth, quadraticLevels, cubicLevels, curveSteps, threads, json,
+            budget, output, runs, part, seed, pairs, depth, quadraticLevels, cubicLevels, curveSteps, fashionMnist, corpus, threads, json,
         };
         command.SetAction(p =>
         {
@@ -70,9 +80,17 @@ public static class LevelSetsCommand
                 CubicLevels = p.GetValue(cubicLevels) is string c ? ParseLevels(c, "--cubic-levels") : defaults.CubicLevels,
                 CurveSteps = p.GetValue(curveSteps) ?? defaults.CurveSteps,
             };
+            var runToys = which is "toys" or "all";
+            var runNetworks = which is "networks" or "all";
+            var networkSettings = LevelSetsNetworkSettings.For(b) with
+            {
+                Seed = (ulong)s, FashionMnistDir = Path.GetFullPath(p.GetValue(fashionMnist)!), Corpus = Path.GetFullPath(p.GetValue(corpus)!),
+            };
             try
             {
                 settings.Validate();
+                // Before anything runs: a missing data folder or corpus is named now, not after the toys' part.
+                if (runNetworks) networkSettings.Validate();
             }
             catch (ArgumentException e)
             {
@@ -87,8 +105,6 @@ public static class LevelSetsCommand
             var asJson = p.GetValue(json);
             var log = asJson ? ctx.Error : ctx.Out;
             var commandLine = CommandLine(b, which, settings, defaults);
-            var runToys = which is "toys" or "all";
-            var runNetworks = which is "networks" or "all";
 
             TorchRuntime.EnsureInitialized();
             TorchRuntime.SetThreads(t);
@@ -96,7 +112,9 @@ public static class LevelSetsCommand
             var toyText = !runToys ? "" : string.Create(CultureInfo.InvariantCulture,
                 $"; toys at {string.Join("; ", settings.Tasks.Select(task => $"{LevelSetsExperiment.TaskName(task)} L0 in {{{string.Join(", ", settings.Levels(task))}}}"))}, " +
                 $"{settings.Pairs} pairs each, curves {settings.CurveSteps:N0} steps");
-            log.WriteLine($"{Name}: budget {Budgets.Name(b)}, part {which}{toyText}; pieces in {piecesDir}");
+            var networkText = !runNetworks ? "" : string.Create(CultureInfo.InvariantCulture,
+                $"; networks at {string.Join("; ", networkSettings.Networks.Select(n => $"{n} L0 in {{{string.Join(", ", networkSettings.Levels(n))}}}"))}, {networkSettings.Pairs} pairs each");
+            log.WriteLine($"{Name}: budget {Budgets.Name(b)}, part {which}{toyText}{networkText}; pieces in {piecesDir}");
             var (levels, computed, interrupted, missing, seconds) = ExperimentConsole.Run(ctx, (progress, cancellation) =>
             {
                 var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -120,10 +138,10 @@ public static class LevelSetsCommand
                 }
                 if (runNetworks && !stopped)
                 {
-                    // NETWORKS: when LevelSetsNetworks is merged, replace the next line by its run, e.g.
-                    //   var networks = LevelSetsNetworks.Run(LevelSetsNetworkSettings.For(b) with { Seed = settings.Seed }, piecesDir, Log, cancellation);
-                    //   all.AddRange(networks.Levels); made += networks.Computed; stopped |= networks.Interrupted;
-                    notRun.Add("the networks' part (the CNN on Fashion-MNIST over test-error levels, the char-LSTM over perplexity levels) is not available in this build.");
+                    var networks = LevelSetsNetworks.Run(networkSettings, piecesDir, Log, cancellation);
+                    all.AddRange(networks.Levels);
+                    made += networks.Computed;
+                    stopped |= networks.Interrupted;
                 }
                 return (all, made, stopped, notRun, watch.Elapsed.TotalSeconds);
             });
