@@ -59,6 +59,11 @@ public static class ConnectCommand
         var beadLr = new Option<double?>("--bead-lr") { Description = "string: the bead optimizer's learning rate (default: 1e-4 for classifiers, the authors'; 1e-3 for language models)." };
         var beadMaxSteps = new Option<long>("--bead-max-steps") { Description = "string: most optimizer steps per bead.", DefaultValueFactory = _ => ModuleProblemOptions.DefaultMaxSteps };
         var checkEvery = new Option<int>("--check-every") { Description = "string: optimizer steps between two measures of a training bead.", DefaultValueFactory = _ => ModuleProblemOptions.DefaultCheckEvery };
+        var bnMinibatches = new Option<int>("--bn-minibatches")
+        {
+            Description = "Training minibatches that recompute BatchNorm statistics before each measure (0 = one full pass over the training set, exact but slow). Ignored without BatchNorm.",
+            DefaultValueFactory = _ => 0,
+        };
         var batch = BatchSize("training minibatch of beads and curves; default: the run's own");
         var seed = new Option<long>("--seed") { Description = "Seed of the training minibatch stream and of the curves' t.", DefaultValueFactory = _ => 0 };
         var threads = Threads();
@@ -70,7 +75,7 @@ public static class ConnectCommand
             "or a trained Bézier curve or polygonal chain; the metric along it against the straight line's, its normalised length and beads.")
         {
             a, b, method, level, metric, split, grid, insert, alpha, accept, depth, bends, steps, lr, momentum, beadOptimizer, beadLr, beadMaxSteps,
-            checkEvery, batch, seed, threads, output, json,
+            checkEvery, bnMinibatches, batch, seed, threads, output, json,
         };
         // The model-source options of the measuring commands, except --model-file (A and B are arguments) and .npy data
         // (a bead needs a training and a test split).
@@ -97,6 +102,7 @@ public static class ConnectCommand
             BeadLearningRate = p.GetValue(beadLr),
             BeadMaxSteps = p.GetValue(beadMaxSteps),
             CheckEvery = p.GetValue(checkEvery),
+            BatchNormMinibatches = p.GetValue(bnMinibatches),
             BatchSize = p.GetValue(batch),
             Seed = p.GetValue(seed),
             Threads = p.GetValue(threads),
@@ -126,6 +132,7 @@ public static class ConnectCommand
         public double? Alpha { get; init; }
         public double? Accept { get; init; }
         public int Depth { get; init; }
+        public int BatchNormMinibatches { get; init; }
         public int Bends { get; init; }
         public long Steps { get; init; }
         public double LearningRate { get; init; }
@@ -227,6 +234,7 @@ public static class ConnectCommand
             Split = split,
             CheckEvery = s.CheckEvery,
             MaxSteps = s.BeadMaxSteps,
+            BatchNormMinibatches = s.BatchNormMinibatches,
             ClipGradNorm = languageModel ? 5 : 0,
         });
         using var pointA = problem.CurrentPoint();

@@ -113,6 +113,7 @@ public static class OptionRanges
         ["--bead-lr"] = Positive,
         ["--bead-max-steps"] = AtLeast(1),
         ["--check-every"] = AtLeast(1),
+        ["--bn-minibatches"] = NonNegative,
     };
 
     /// <summary>

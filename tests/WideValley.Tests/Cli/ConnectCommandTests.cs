@@ -176,6 +176,7 @@ public class ConnectCommandTests(TrainedRunsFixture runs) : IClassFixture<Traine
     [InlineData("--metric perplexity: A", "--metric", "perplexity")]
     [InlineData("--insert middle: expected midpoint or argmax", "--insert", "middle")]
     [InlineData("--bead-optimizer rmsprop: expected adam or sgd", "--bead-optimizer", "rmsprop")]
+    [InlineData("--bn-minibatches", "--bn-minibatches", "-1")]
     public void BadOptionValuesAreRefusedWithExitCode2(string expected, string option, string value)
     {
         var folder = runs.NewFolder("connect-bad");
