@@ -412,7 +412,7 @@ public static class LevelSetsExperiment
                     LevelSetsLevelResult piece;
                     try
                     {
-                        piece = RunLevel(settings, toy, level, log, cancellation);
+                        piece = RunLevel(settings, toy, level, log, cancellation, piecesDir);
                     }
                     catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
                     {
@@ -420,6 +420,7 @@ public static class LevelSetsExperiment
                         return new LevelSetsOutcome(results, computed, true, watch.Elapsed.TotalSeconds);
                     }
                     AtomicFile.WriteAllText(PiecePath(piecesDir, task, level), JsonSerializer.Serialize(piece, PieceJson) + "\n");
+                    DeleteLevelProgress(piecesDir, settings, task, level);
                     results.Add(piece);
                     computed++;
                     log?.Invoke(Describe(piece));
@@ -439,8 +440,15 @@ public static class LevelSetsExperiment
     /// </summary>
     /// <exception cref="ArgumentException">Invalid settings, or a toy of another task's options.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> fired.</exception>
+    /// <remarks>
+    /// With <paramref name="piecesDir"/>, the level keeps its progress there: the finished pairs in
+    /// <see cref="PartialPath"/> (rewritten atomically after each pair) and the string search in progress in
+    /// <see cref="StringCheckpointPath"/>, so a cancelled level continues from its last finished pair and the string's
+    /// last bead (the endpoints are trained again: they are deterministic and trained together in seconds).
+    /// </remarks>
+    /// <exception cref="InvalidDataException">The partial file is unreadable or of other settings, task or level.</exception>
     public static LevelSetsLevelResult RunLevel(LevelSetsSettings settings, PolynomialToy toy, double level, Action<string>? log = null,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default, string? piecesDir = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(toy);
@@ -454,10 +462,17 @@ public static class LevelSetsExperiment
         using var scope = NewDisposeScope();
         log?.Invoke(string.Create(CultureInfo.InvariantCulture,
             $"{task} L0 = {level}: training {2 * settings.Pairs} endpoints to α·L0 = {options.BeadTarget:G4} (seed {seed}, at most {settings.MaxSteps} steps)"));
-        var endpoints = toy.TrainEndpoints(2 * settings.Pairs, seed, options.BeadTarget, cancellation);
         var pairs = new LevelSetsPair[settings.Pairs];
+        var partialPath = piecesDir is null ? null : PartialPath(piecesDir, task, level);
+        var resumed = partialPath is null ? [] : ReadPartial(partialPath, settings, task, level);
+        foreach (var done in resumed) pairs[done.Index] = done;
+        if (resumed.Length > 0)
+            log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                $"{task} L0 = {level}: {resumed.Length} of {settings.Pairs} pairs finished before ({partialPath}); continuing"));
+        var endpoints = toy.TrainEndpoints(2 * settings.Pairs, seed, options.BeadTarget, cancellation);
         for (var p = 0; p < settings.Pairs; p++)
         {
+            if (pairs[p] is not null) continue;
             var (a, b) = (endpoints[2 * p], endpoints[2 * p + 1]);
             var pair = new LevelSetsPair
             {
@@ -469,10 +484,12 @@ public static class LevelSetsExperiment
                     .Select(e => string.Create(CultureInfo.InvariantCulture, $"endpoint {e.Item2} ended at MAE {e.Item1.Measure.Loss:G4} after {e.Item1.Steps} steps")));
                 pairs[p] = pair with { Skipped = string.Create(CultureInfo.InvariantCulture, $"{missed}, above α·L0 = {options.BeadTarget:G4}") };
                 log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"{task} L0 = {level}: pair {p} skipped: {pairs[p].Skipped}"));
+                if (partialPath is not null) WritePartial(partialPath, settings, task, level, pairs);
                 continue;
             }
             var pairWatch = Stopwatch.StartNew();
-            using var result = DynamicStringSampling.Run(toy, a.Point, b.Point, options);
+            var stringCheckpoint = piecesDir is null ? null : StringCheckpointPath(piecesDir, task, level, p);
+            using var result = DynamicStringSampling.Run(toy, a.Point, b.Point, options with { CheckpointPath = stringCheckpoint });
             pairs[p] = pair with
             {
                 Connected = result.Connected,
@@ -488,6 +505,11 @@ public static class LevelSetsExperiment
                 $"length {result.Lengths.WeightsOnly:0.000}, max along the path {result.MaxAlongPath:G4} ({pairs[p].Seconds:0.0} s)"));
             var curve = TrainCurve(toy, a.Point, b.Point, settings.CurveOptions(task, level, p) with { Cancellation = cancellation }, LevelMetric.Loss);
             pairs[p] = pairs[p] with { Curve = curve };
+            if (partialPath is not null)
+            {
+                WritePartial(partialPath, settings, task, level, pairs);
+                AtomicFile.TryDelete(stringCheckpoint!);
+            }
             log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                 $"{task} L0 = {level}: pair {p} {curve.Kind} curve: barrier {curve.Barrier:G4} (straight line {curve.StraightBarrier:G4}), " +
                 $"max {curve.MaxAlongCurve:G4}, length {curve.NormalizedLength:0.000} ({curve.Seconds:0.0} s)"));
@@ -496,6 +518,50 @@ public static class LevelSetsExperiment
         {
             Key = settings.Key, Task = TaskName(task), Metric = LevelMetric.Loss, Level = level, EndpointSeed = seed, Pairs = pairs, Seconds = Math.Round(watch.Elapsed.TotalSeconds, 3),
         };
+    }
+
+    /// <summary>The file holding the finished pairs of a toy level in progress.</summary>
+    public static string PartialPath(string piecesDir, PolynomialTarget task, double level) =>
+        Path.Combine(piecesDir, string.Create(CultureInfo.InvariantCulture, $"{TaskName(task)}-L{level:R}-partial.json"));
+
+    /// <summary>The string search checkpoint of pair <paramref name="pair"/> of a toy level in progress.</summary>
+    public static string StringCheckpointPath(string piecesDir, PolynomialTarget task, double level, int pair) =>
+        Path.Combine(piecesDir, string.Create(CultureInfo.InvariantCulture, $"{TaskName(task)}-L{level:R}-pair{pair}.dss"));
+
+    static LevelSetsPair[] ReadPartial(string path, LevelSetsSettings settings, PolynomialTarget task, double level)
+    {
+        if (!File.Exists(path)) return [];
+        LevelSetsLevelResult? partial;
+        try
+        {
+            partial = JsonSerializer.Deserialize<LevelSetsLevelResult>(File.ReadAllText(path), PieceJson);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not a level's finished pairs ({e.Message}); delete it to compute {task} L0 = {level} from its first pair", e);
+        }
+        if (partial is null || partial.Task != TaskName(task) || partial.Level != level || partial.Key != settings.Key || partial.Pairs is null
+            || partial.Pairs.Any(p => p is null || p.Index < 0 || p.Index >= settings.Pairs) || partial.Pairs.Select(p => p.Index).Distinct().Count() != partial.Pairs.Length)
+            throw new InvalidDataException(
+                $"{path}: holds pairs of {partial?.Task} L0 = {partial?.Level} made with {partial?.Key}; expected {TaskName(task)} L0 = {level} with {settings.Key}. " +
+                "Delete it (and the level's .dss files) to compute the level from its first pair");
+        return partial.Pairs;
+    }
+
+    static void WritePartial(string path, LevelSetsSettings settings, PolynomialTarget task, double level, LevelSetsPair?[] pairs)
+    {
+        var partial = new LevelSetsLevelResult
+        {
+            Key = settings.Key, Task = TaskName(task), Metric = LevelMetric.Loss, Level = level, EndpointSeed = settings.EndpointSeed(task, level),
+            Pairs = pairs.OfType<LevelSetsPair>().ToArray(), Seconds = 0,
+        };
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(partial, PieceJson) + "\n");
+    }
+
+    static void DeleteLevelProgress(string piecesDir, LevelSetsSettings settings, PolynomialTarget task, double level)
+    {
+        AtomicFile.TryDelete(PartialPath(piecesDir, task, level));
+        for (var p = 0; p < settings.Pairs; p++) AtomicFile.TryDelete(StringCheckpointPath(piecesDir, task, level, p));
     }
 
     /// <summary>

@@ -180,6 +180,45 @@ public class LevelSetsExperimentTests
     }
 
     [Fact]
+    public void ALevelCancelledAfterItsFirstPairContinuesFromTheSecondAndEqualsAnUninterruptedLevel()
+    {
+        var settings = QuadraticSmoke with { QuadraticLevels = [0.125], CurveSteps = 200 };
+        using var whole = new TempDir("wv-levelsets");
+        var uninterrupted = Assert.Single(LevelSetsExperiment.RunToys(settings, whole.Path, cancellation: Token).Levels);
+
+        using var dir = new TempDir("wv-levelsets");
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        // Cancel when pair 0's curve is done: pair 1 is interrupted (or never started).
+        var first = LevelSetsExperiment.RunToys(settings, dir.Path, line =>
+        {
+            if (line.Contains(": pair 0 Bezier curve", StringComparison.Ordinal)) cancel.Cancel();
+        }, cancel.Token);
+        Assert.True(first.Interrupted);
+        Assert.Empty(first.Levels);
+        var partial = LevelSetsExperiment.PartialPath(dir.Path, PolynomialTarget.Quadratic, 0.125);
+        Assert.True(File.Exists(partial));
+        Assert.False(File.Exists(LevelSetsExperiment.PiecePath(dir.Path, PolynomialTarget.Quadratic, 0.125)));
+
+        var lines = new List<string>();
+        var rerun = LevelSetsExperiment.RunToys(settings, dir.Path, lines.Add, Token);
+        Assert.False(rerun.Interrupted);
+        Assert.Contains(lines, l => l.Contains("1 of 2 pairs finished before", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains(": pair 0 joined", StringComparison.Ordinal));
+        var level = Assert.Single(rerun.Levels);
+        // The toy is deterministic, so the continued level is the uninterrupted one, pair for pair (wall times aside).
+        Assert.Equal(uninterrupted.Pairs.Select(p => p with { Seconds = 0, Curve = p.Curve! with { Seconds = 0 } }),
+            level.Pairs.Select(p => p with { Seconds = 0, Curve = p.Curve! with { Seconds = 0 } }));
+        // The level's progress files are gone once its piece is written.
+        Assert.False(File.Exists(partial));
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.dss"));
+
+        File.WriteAllText(partial, "{ not json");
+        using var toy = new PolynomialToy(settings.ToyOptions(PolynomialTarget.Quadratic));
+        var refused = Assert.Throws<InvalidDataException>(() => LevelSetsExperiment.RunLevel(settings, toy, 0.125, cancellation: Token, piecesDir: dir.Path));
+        Assert.Contains(partial, refused.Message);
+    }
+
+    [Fact]
     public void ADamagedOrMisplacedPieceIsRefusedWithItsPath()
     {
         using var dir = new TempDir("wv-levelsets");
