@@ -378,8 +378,8 @@ public static class LevelSetsExperiment
 
     /// <summary>
     /// Computes every (task, level) without a piece in <paramref name="piecesDir"/> (which the caller holds locked), task
-    /// by task in ascending L0, writing each piece as it finishes. Cancelling abandons the current level (its pairs are
-    /// computed again by the next call) and keeps every finished piece.
+    /// by task in ascending L0, writing each piece as it finishes. Cancelling keeps every finished piece, and the current
+    /// level's finished pairs and string checkpoint (see <see cref="RunLevel"/>), from which the next call continues.
     /// </summary>
     /// <exception cref="ArgumentException">Invalid settings.</exception>
     /// <exception cref="InvalidDataException">A piece of other settings is in the folder.</exception>
