@@ -173,6 +173,7 @@ public class LevelSetsNetworksTests(LevelSetsNetworksSmokeRun smoke) : IClassFix
         // The budgets' PTB values: the smoke level for tests, the two highest of Fig. 1, then all of them.
         Assert.Equal([700.0], LevelSetsNetworkSettings.For(Budget.Smoke).PtbLevels);
         Assert.Equal([300.0, 700], LevelSetsNetworkSettings.For(Budget.Small).PtbLevels);
+        Assert.Equal(10_000L, LevelSetsNetworkSettings.For(Budget.Small).PtbTestTokens);
         var paper = LevelSetsNetworkSettings.For(Budget.Paper);
         Assert.Equal(LevelSetsReport.PaperPtb.Select(p => p.Level), paper.PtbLevels);
         Assert.Equal((20, 20, 1.0, (long?)null), (paper.PtbBatchSize, paper.PtbUnroll, paper.PtbLearningRate, paper.PtbTestTokens));
