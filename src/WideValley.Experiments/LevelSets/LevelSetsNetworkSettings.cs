@@ -1,5 +1,6 @@
 using System.Globalization;
 using WideValley.Connectivity;
+using WideValley.Data;
 using WideValley.Models;
 
 namespace WideValley.Experiments;
@@ -7,7 +8,9 @@ namespace WideValley.Experiments;
 /// <summary>
 /// Settings of the networks' part of the level-set experiment (Freeman and Bruna, ICLR 2017, Fig. 1, MNIST and PTB
 /// panels): Freeman and Bruna's MNIST CNN (<see cref="ModelZoo.FbMnistCnnName"/>) on Fashion-MNIST over test-error levels,
-/// and the small char-LSTM (<see cref="ModelZoo.SmallCharLstmName"/>) on a text corpus over test-perplexity levels; the
+/// and the small char-LSTM (<see cref="ModelZoo.SmallCharLstmName"/>) on a text corpus over test-perplexity levels, or,
+/// when the Penn Treebank is given (<see cref="WithPtb"/>), the paper's own PTB network (<see cref="ModelZoo.PtbSmallLstmName"/>)
+/// on it over test-perplexity levels; the
 /// pairs per level, the data subsets, the step budgets and the Bézier curves. <see cref="For"/> gives each budget's values.
 /// </summary>
 public sealed record LevelSetsNetworkSettings
@@ -16,6 +19,11 @@ public sealed record LevelSetsNetworkSettings
     public const string Cnn = ModelZoo.FbMnistCnnName;
     /// <summary>The task name of the char-LSTM: its zoo name.</summary>
     public const string CharLstm = ModelZoo.SmallCharLstmName;
+    /// <summary>
+    /// The task name of the paper's own PTB network (Zaremba et al.'s small word LSTM as Freeman and Bruna's PTBRNN.py
+    /// uses it): its zoo name. Run on the Penn Treebank from <see cref="PtbDir"/>.
+    /// </summary>
+    public const string PtbLstm = ModelZoo.PtbSmallLstmName;
     /// <summary>Debian's Fashion-MNIST folder (package fashion-mnist), the default <see cref="FashionMnistDir"/>.</summary>
     public const string DefaultFashionMnistDir = "/usr/share/datasets/fashion-mnist";
     /// <summary>Debian's fortunes file (package fortunes-min), the default <see cref="Corpus"/>.</summary>
@@ -24,7 +32,10 @@ public sealed record LevelSetsNetworkSettings
     /// <summary>The budget these settings were made for.</summary>
     public Budget Budget { get; init; } = Budget.Smoke;
 
-    /// <summary>The networks run, in order (distinct): <see cref="Cnn"/> and/or <see cref="CharLstm"/>.</summary>
+    /// <summary>
+    /// The networks run, in order (distinct): any of <see cref="Cnn"/>, <see cref="CharLstm"/> and <see cref="PtbLstm"/>
+    /// (which needs <see cref="PtbDir"/>; <see cref="WithPtb"/> puts it in the char-LSTM's place).
+    /// </summary>
     public IReadOnlyList<string> Networks { get; init; } = [Cnn, CharLstm];
 
     /// <summary>Test-error levels L0 of the CNN, in percent, ascending.</summary>
@@ -32,6 +43,11 @@ public sealed record LevelSetsNetworkSettings
 
     /// <summary>Test-perplexity levels L0 of the char-LSTM, ascending.</summary>
     public IReadOnlyList<double> LstmLevels { get; init; } = [20, 30];
+
+    /// <summary>
+    /// Test-perplexity levels L0 of <see cref="PtbLstm"/>, ascending (the paper's Fig. 1: 135, 150, 200, 250, 300, 700).
+    /// </summary>
+    public IReadOnlyList<double> PtbLevels { get; init; } = [700];
 
     /// <summary>Endpoint pairs per level; the 2·Pairs endpoints of a network are shared by all its levels.</summary>
     public int Pairs { get; init; } = 1;
@@ -44,6 +60,12 @@ public sealed record LevelSetsNetworkSettings
 
     /// <summary>UTF-8 text file the char-LSTM models (cut 80 / 10 / 10 into training, validation and test text).</summary>
     public string Corpus { get; init; } = DefaultCorpus;
+
+    /// <summary>
+    /// Folder of the Penn Treebank (ptb.train.txt, ptb.valid.txt, ptb.test.txt, as in Mikolov's simple-examples), the
+    /// data of <see cref="PtbLstm"/>; null: no PTB (then <see cref="Key"/> is what it was before PTB was added).
+    /// </summary>
+    public string? PtbDir { get; init; }
 
     /// <summary>The CNN trains on the first this many Fashion-MNIST training images (null: all 60,000).</summary>
     public long? CnnTrainingImages { get; init; }
@@ -68,6 +90,30 @@ public sealed record LevelSetsNetworkSettings
 
     /// <summary>The char-LSTM's Adam learning rate (ours: 3e-3, with the gradient norm clipped at 5 as the authors' PTB script).</summary>
     public double LstmLearningRate { get; init; } = 3e-3;
+
+    /// <summary>The PTB LSTM's rows per minibatch (the authors' PTB script, Zaremba et al.'s small config: 20).</summary>
+    public int PtbBatchSize { get; init; } = 20;
+
+    /// <summary>The PTB LSTM's BPTT window (the authors' PTB script: 20 unrolled steps).</summary>
+    public int PtbUnroll { get; init; } = 20;
+
+    /// <summary>
+    /// The PTB LSTM's plain SGD learning rate for endpoints and beads, with the gradient norm clipped at 5 (the authors'
+    /// PTB script: 1.0; its halving per epoch after epoch 4 is not reproduced: no endpoint here trains that long).
+    /// </summary>
+    public double PtbLearningRate { get; init; } = 1.0;
+
+    /// <summary>
+    /// The PTB LSTM's levels are measured on the first this many test words (null: the whole test split of about 82,000
+    /// words, as the authors). Ours, for speed: one measure over all of it is some 330 GFLOP of softmax alone.
+    /// </summary>
+    public long? PtbTestTokens { get; init; }
+
+    /// <summary>SGD steps of the PTB LSTM's Bézier curve (one bend) between each pair (0: no curves).</summary>
+    public long PtbCurveSteps { get; init; } = 40;
+
+    /// <summary>The curve's SGD learning rate for the PTB LSTM (momentum 0.9; ours, the char-LSTM's value, not measured on PTB).</summary>
+    public double PtbCurveLearningRate { get; init; } = 0.05;
 
     /// <summary>Most optimizer steps one endpoint may take from its initialisation to the lowest level.</summary>
     public long EndpointMaxSteps { get; init; } = 500;
@@ -118,6 +164,13 @@ public sealed record LevelSetsNetworkSettings
     /// steps (seconds).
     /// Paper: the CNN at 9..30% on the whole test set with 4 pairs (Fashion-MNIST's best is near 9%), the char-LSTM at
     /// 8..30 with 10 pairs, curves of 3,000 CNN steps (5 epochs) and 5,000 LSTM steps.
+    /// The PTB LSTM (only with <see cref="WithPtb"/>): smoke at perplexity 700 on the first 2,000 test words (for tests on
+    /// a small PTB-format folder); small at 300 and 700, the two highest of Fig. 1 (an SGD run at lr 1.0 passes them within
+    /// its first epoch of about 2,300 steps), on the first 10,000 test words with curves of 1,000 steps; paper at Fig. 1's
+    /// 135, 150, 200, 250, 300 and 700 on the whole test split, curves of 5,000 steps (30,000 endpoint steps are the
+    /// authors' 13 epochs). These values are ours and were not measured on PTB here (no PTB on this machine); on a
+    /// synthetic folder of PTB's shape (10,000 words, 50,000 training and 21,000 test words) 129 SGD steps of 20 × 20 words
+    /// and one measure of the test words took 36 s under load, so a grid of 20 measures of 10,000 words costs about a minute.
     /// </summary>
     public static LevelSetsNetworkSettings For(Budget budget) => budget switch
     {
@@ -125,59 +178,102 @@ public sealed record LevelSetsNetworkSettings
         {
             Budget = budget, CnnLevels = [60], LstmLevels = [20, 30], Pairs = 1, CnnTrainingImages = 1_000, CnnTestImages = 300, CnnBatchSize = 25,
             EndpointMaxSteps = 500, BeadMaxSteps = 300, CheckEvery = 10, GridPoints = 5, MaxDepth = 3, CnnCurveSteps = 40, LstmCurveSteps = 40, CurveEvaluationPoints = 6,
+            PtbLevels = [700], PtbTestTokens = 2_000, PtbCurveSteps = 40,
         },
         Budget.Small => new LevelSetsNetworkSettings
         {
             Budget = budget, CnnLevels = [15, 20, 50], LstmLevels = [10, 12, 15, 20], Pairs = 2, CnnTestImages = 1_000,
             EndpointMaxSteps = 3_000, BeadMaxSteps = 2_000, CheckEvery = 50, GridPoints = 20, MaxDepth = 10, CnnCurveSteps = 300, LstmCurveSteps = 1_000,
-            CurveEvaluationPoints = 21,
+            CurveEvaluationPoints = 21, PtbLevels = [300, 700], PtbTestTokens = 10_000, PtbCurveSteps = 1_000,
         },
         Budget.Paper => new LevelSetsNetworkSettings
         {
             Budget = budget, CnnLevels = [9, 10, 12, 15, 20, 30], LstmLevels = [8, 9, 10, 12, 15, 20, 30], Pairs = 4, CnnTestImages = 10_000,
             EndpointMaxSteps = 30_000, BeadMaxSteps = ModuleProblemOptions.DefaultMaxSteps, CheckEvery = 100, GridPoints = 20, MaxDepth = 10,
-            CnnCurveSteps = 3_000, LstmCurveSteps = 5_000, CurveEvaluationPoints = 41,
+            CnnCurveSteps = 3_000, LstmCurveSteps = 5_000, CurveEvaluationPoints = 41, PtbLevels = [135, 150, 200, 250, 300, 700], PtbTestTokens = null,
+            PtbCurveSteps = 5_000,
         },
         _ => throw new ArgumentOutOfRangeException(nameof(budget), budget, "unknown budget"),
     };
 
+    /// <summary>
+    /// These settings with the Penn Treebank in <paramref name="ptbDir"/>: <see cref="PtbLstm"/>, the paper's own PTB
+    /// network, takes the char-LSTM's place in <see cref="Networks"/> (the char-LSTM only stands in for PTB; running both
+    /// would double the language-model cost on two shared cores for a task the paper does not have).
+    /// </summary>
+    public LevelSetsNetworkSettings WithPtb(string ptbDir) => this with
+    {
+        PtbDir = ptbDir,
+        Networks = Networks.Contains(PtbLstm) ? Networks : [.. Networks.Select(n => n == CharLstm ? PtbLstm : n).Append(PtbLstm).Distinct()],
+    };
+
     /// <summary>The level grid of <paramref name="network"/>.</summary>
-    /// <exception cref="ArgumentException">Not one of the two networks.</exception>
+    /// <exception cref="ArgumentException">Not one of the three networks.</exception>
     public IReadOnlyList<double> Levels(string network) => network switch
     {
         Cnn => CnnLevels,
         CharLstm => LstmLevels,
-        _ => throw new ArgumentException($"unknown network '{network}'; expected {Cnn} or {CharLstm}", nameof(network)),
+        PtbLstm => PtbLevels,
+        _ => throw new ArgumentException($"unknown network '{network}'; expected {Cnn}, {CharLstm} or {PtbLstm}", nameof(network)),
     };
 
     /// <summary>SGD steps of the Bézier curve of <paramref name="network"/> (0: none).</summary>
-    public long CurveSteps(string network) => network == CharLstm ? LstmCurveSteps : CnnCurveSteps;
+    public long CurveSteps(string network) => network switch
+    {
+        CharLstm => LstmCurveSteps,
+        PtbLstm => PtbCurveSteps,
+        _ => CnnCurveSteps,
+    };
 
-    /// <summary>What the levels of <paramref name="network"/> measure: the CNN's test error, the LSTM's test perplexity.</summary>
-    public static LevelMetric MetricOf(string network) => network == CharLstm ? LevelMetric.Perplexity : LevelMetric.ErrorPercent;
+    /// <summary>The curve's SGD learning rate of <paramref name="network"/>.</summary>
+    public double CurveLearningRate(string network) => network switch
+    {
+        CharLstm => LstmCurveLearningRate,
+        PtbLstm => PtbCurveLearningRate,
+        _ => CnnCurveLearningRate,
+    };
+
+    /// <summary>What the levels of <paramref name="network"/> measure: the CNN's test error, the LSTMs' test perplexity.</summary>
+    public static LevelMetric MetricOf(string network) => network is CharLstm or PtbLstm ? LevelMetric.Perplexity : LevelMetric.ErrorPercent;
 
     /// <summary>
     /// Seed of the endpoint initialisations of <paramref name="network"/> (endpoint i draws from this plus i); the same
     /// for every level, since the endpoints are shared.
     /// </summary>
-    public ulong EndpointSeed(string network) => unchecked(Seed * 1_000_003 + (network == CharLstm ? 700_000_000UL : 600_000_000UL));
+    public ulong EndpointSeed(string network) =>
+        unchecked(Seed * 1_000_003 + network switch { CharLstm => 700_000_000UL, PtbLstm => 800_000_000UL, _ => 600_000_000UL });
 
     /// <summary>
     /// The string search at <paramref name="level"/>: the authors' MNIST preset (<see cref="StringSamplingOptions.ForMnist"/>)
-    /// for the CNN, their PTB preset (<see cref="StringSamplingOptions.ForLanguageModel"/>) for the LSTM, with
+    /// for the CNN, their PTB preset (<see cref="StringSamplingOptions.ForLanguageModel"/>) for the LSTMs, with
     /// <see cref="GridPoints"/> and <see cref="MaxDepth"/>.
     /// </summary>
     public StringSamplingOptions SamplingOptions(string network, double level) =>
-        (network == CharLstm ? StringSamplingOptions.ForLanguageModel(level) : StringSamplingOptions.ForMnist(level)) with
+        (MetricOf(network) == LevelMetric.Perplexity ? StringSamplingOptions.ForLanguageModel(level) : StringSamplingOptions.ForMnist(level)) with
         {
             GridPoints = GridPoints, MaxDepth = MaxDepth,
         };
 
     /// <summary>
     /// Everything that decides a level's numbers except the network and L0, in one line: a finished piece or endpoint is
-    /// reused only when it was made with the same key. The data are named by file name (their folder may move).
+    /// reused only when it was made with the same key (<see cref="KeyOf"/>). The data are named by file name (their folder
+    /// may move). Without <see cref="PtbDir"/> it is exactly the key of the settings before PTB was added, so pieces made
+    /// then are still reused; with it, the PTB LSTM's values are appended.
     /// </summary>
-    public string Key
+    public string Key => PtbDir is null ? BaseKey : BaseKey + PtbKey;
+
+    /// <summary>
+    /// The key the pieces and endpoint snapshots of <paramref name="network"/> are made and checked with: <see cref="Key"/>
+    /// for <see cref="PtbLstm"/>, the key without the PTB values for the others (which PTB does not change), so that adding
+    /// <see cref="PtbDir"/> to a run keeps its CNN's finished pieces.
+    /// </summary>
+    public string KeyOf(string network) => network == PtbLstm ? Key : BaseKey;
+
+    string PtbKey => string.Create(CultureInfo.InvariantCulture,
+        $";ptb={Path.GetFileName(Path.TrimEndingDirectorySeparator(PtbDir ?? ""))};ptb-batch={PtbBatchSize};ptb-unroll={PtbUnroll};ptb-lr={PtbLearningRate:R};" +
+        $"ptb-test={PtbTestTokens?.ToString(CultureInfo.InvariantCulture) ?? "all"};ptb-curve={PtbCurveSteps},{PtbCurveLearningRate:R}");
+
+    string BaseKey
     {
         get
         {
@@ -200,20 +296,20 @@ public sealed record LevelSetsNetworkSettings
     {
         const string s = nameof(LevelSetsNetworkSettings);
         if (Networks is null || Networks.Count == 0)
-            throw new ArgumentException($"{s}.Networks: at least one network ({Cnn}, {CharLstm}) is needed");
-        if (Networks.FirstOrDefault(n => n is not (Cnn or CharLstm)) is { } unknown)
-            throw new ArgumentException($"{s}.Networks: unknown network '{unknown}'; expected {Cnn} or {CharLstm}");
+            throw new ArgumentException($"{s}.Networks: at least one network ({Cnn}, {CharLstm}, {PtbLstm}) is needed");
+        if (Networks.FirstOrDefault(n => n is not (Cnn or CharLstm or PtbLstm)) is { } unknown)
+            throw new ArgumentException($"{s}.Networks: unknown network '{unknown}'; expected {Cnn}, {CharLstm} or {PtbLstm}");
         if (Networks.Distinct().Count() != Networks.Count)
             throw new ArgumentException($"{s}.Networks: networks must be distinct, got {string.Join(", ", Networks)}");
         foreach (var network in Networks)
         {
-            var name = network == Cnn ? nameof(CnnLevels) : nameof(LstmLevels);
+            var name = network switch { Cnn => nameof(CnnLevels), CharLstm => nameof(LstmLevels), _ => nameof(PtbLevels) };
             var levels = Levels(network) ?? throw new ArgumentException($"{s}.{name}: null; {network} needs at least one level");
             var shown = string.Join(", ", levels.Select(l => l.ToString("R", CultureInfo.InvariantCulture)));
             if (levels.Count == 0) throw new ArgumentException($"{s}.{name}: {network} needs at least one level L0");
             if (network == Cnn && levels.Any(l => !(l > 0 && l <= 100)))
                 throw new ArgumentException($"{s}.{name}: every test-error level must be a percentage in (0, 100], got {shown}");
-            if (network == CharLstm && levels.Any(l => !(double.IsFinite(l) && l > 1)))
+            if (network is CharLstm or PtbLstm && levels.Any(l => !(double.IsFinite(l) && l > 1)))
                 throw new ArgumentException($"{s}.{name}: every perplexity level must be finite and above 1 (the least perplexity there is), got {shown}");
             if (levels.Distinct().Count() != levels.Count || !levels.SequenceEqual(levels.Order()))
                 throw new ArgumentException($"{s}.{name}: levels must be distinct and ascending, got {shown}");
@@ -226,6 +322,20 @@ public sealed record LevelSetsNetworkSettings
             throw new ArgumentException(
                 $"{s}.Corpus: the text file '{Corpus}' does not exist; {CharLstm} needs a UTF-8 text (Debian's fortunes file is {DefaultCorpus}), " +
                 $"or leave {CharLstm} out of Networks");
+        if (Networks.Contains(PtbLstm) && PtbDir is null)
+            throw new ArgumentException($"{s}.PtbDir: {PtbLstm} needs the Penn Treebank folder ({string.Join(", ", TextCorpora.PtbFiles)}), or leave {PtbLstm} out of Networks");
+        if (PtbDir is not null)
+        {
+            // Given means meant: a wrong folder is named even if PTB is left out of Networks.
+            if (string.IsNullOrWhiteSpace(PtbDir) || !Directory.Exists(PtbDir))
+                throw new ArgumentException(
+                    $"{s}.PtbDir: the folder '{PtbDir}' does not exist; {PtbLstm} needs a Penn Treebank folder holding {string.Join(", ", TextCorpora.PtbFiles)} " +
+                    "(e.g. the data/ folder of Mikolov's simple-examples.tgz)");
+            var missing = TextCorpora.PtbFiles.Where(f => !File.Exists(Path.Combine(PtbDir, f))).ToArray();
+            if (missing.Length > 0)
+                throw new ArgumentException(
+                    $"{s}.PtbDir: the folder '{PtbDir}' lacks {string.Join(", ", missing)}; a Penn Treebank folder holds {string.Join(", ", TextCorpora.PtbFiles)}");
+        }
         if (Pairs < 1) throw new ArgumentException($"{s}.Pairs: at least 1 endpoint pair per level is needed, got {Pairs}");
         if (CnnTrainingImages is < 1) throw new ArgumentException($"{s}.CnnTrainingImages: at least 1 image (or null for all), got {CnnTrainingImages}");
         if (CnnTestImages < 1) throw new ArgumentException($"{s}.CnnTestImages: at least 1 test image, got {CnnTestImages}");
@@ -234,10 +344,15 @@ public sealed record LevelSetsNetworkSettings
             throw new ArgumentException($"{s}.CnnTrainingImages: {images} images are fewer than one minibatch of CnnBatchSize = {CnnBatchSize}");
         if (LstmBatchSize < 1) throw new ArgumentException($"{s}.LstmBatchSize: at least 1, got {LstmBatchSize}");
         if (LstmUnroll < 1) throw new ArgumentException($"{s}.LstmUnroll: at least 1, got {LstmUnroll}");
+        if (PtbBatchSize < 1) throw new ArgumentException($"{s}.PtbBatchSize: at least 1, got {PtbBatchSize}");
+        if (PtbUnroll < 1) throw new ArgumentException($"{s}.PtbUnroll: at least 1, got {PtbUnroll}");
+        if (PtbTestTokens is < 2) throw new ArgumentException($"{s}.PtbTestTokens: at least 2 test words (one prediction), or null for all, got {PtbTestTokens}");
+        if (PtbCurveSteps < 0) throw new ArgumentException($"{s}.PtbCurveSteps: 0 (no curves) or more, got {PtbCurveSteps}");
         foreach (var (name, rate) in new[]
                  {
                      (nameof(CnnLearningRate), CnnLearningRate), (nameof(LstmLearningRate), LstmLearningRate),
                      (nameof(CnnCurveLearningRate), CnnCurveLearningRate), (nameof(LstmCurveLearningRate), LstmCurveLearningRate),
+                     (nameof(PtbLearningRate), PtbLearningRate), (nameof(PtbCurveLearningRate), PtbCurveLearningRate),
                  })
             if (!(double.IsFinite(rate) && rate > 0)) throw new ArgumentException($"{s}.{name}: a learning rate must be positive and finite, got {rate}");
         if (EndpointMaxSteps < 1) throw new ArgumentException($"{s}.EndpointMaxSteps: the step budget of an endpoint must be at least 1, got {EndpointMaxSteps}");

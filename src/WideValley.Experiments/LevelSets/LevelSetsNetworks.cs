@@ -15,7 +15,10 @@ namespace WideValley.Experiments;
 /// <summary>
 /// Freeman and Bruna's level-set connectivity experiment (ICLR 2017, Sec. 3, Fig. 1), networks' part: their MNIST CNN
 /// (<see cref="LevelSetsNetworkSettings.Cnn"/>) on Fashion-MNIST over test-error levels, and the small char-LSTM
-/// (<see cref="LevelSetsNetworkSettings.CharLstm"/>) on a text corpus over test-perplexity levels, with a Bézier curve
+/// (<see cref="LevelSetsNetworkSettings.CharLstm"/>) on a text corpus over test-perplexity levels, or in its place, when
+/// the Penn Treebank is given, the paper's own PTB network (<see cref="LevelSetsNetworkSettings.PtbLstm"/>: 2 × 200 word
+/// LSTM, endpoints and beads by plain SGD at lr 1.0 with the gradient norm clipped at 5, batch 20, 20 unrolled steps, the
+/// endpoints' rate halved per epoch after the fourth, as the authors' PTB script), with a Bézier curve
 /// (Garipov et al.) between the same endpoints. Per network:
 /// <list type="bullet">
 /// <item>2·pairs endpoints from independent seeded initialisations, each trained ONCE through the levels in descending
@@ -73,8 +76,9 @@ public static class LevelSetsNetworks
             throw new InvalidDataException(
                 $"{path}: holds {piece?.Task} {piece?.Metric} L0 = {piece?.Level} with {piece?.Pairs?.Length} pairs; expected {network} {metric} L0 = {level} " +
                 $"with {settings.Pairs}. Delete it to compute it again");
-        if (piece.Key != settings.Key)
-            throw new InvalidDataException($"{path} was made with other settings ({piece.Key}; now {settings.Key}). Use another --runs folder or delete it");
+        var key = settings.KeyOf(network);
+        if (piece.Key != key)
+            throw new InvalidDataException($"{path} was made with other settings ({piece.Key}; now {key}). Use another --runs folder or delete it");
         return piece;
     }
 
@@ -160,6 +164,24 @@ public static class LevelSetsNetworks
         _ => barrier.Loss,
     };
 
+    /// <summary>
+    /// The Penn Treebank from <see cref="LevelSetsNetworkSettings.PtbDir"/>, its test split cut to the first
+    /// <see cref="LevelSetsNetworkSettings.PtbTestTokens"/> words when that is set.
+    /// </summary>
+    static TokenCorpus LoadPtb(LevelSetsNetworkSettings settings)
+    {
+        var corpus = TextCorpora.LoadPtb(settings.PtbDir!);
+        if (settings.PtbTestTokens is not long keep || keep >= corpus.Test.shape[0]) return corpus;
+        Tensor test;
+        using (var head = corpus.Test.narrow(0, 0, keep)) test = head.clone().DetachFromDisposeScope();
+        corpus.Test.Dispose();
+        return new TokenCorpus
+        {
+            Name = corpus.Name, Vocabulary = corpus.Vocabulary, Train = corpus.Train, Validation = corpus.Validation, Test = test,
+            Source = corpus.Source + string.Create(CultureInfo.InvariantCulture, $", first {keep} test words"), Level = corpus.Level,
+        };
+    }
+
     /// <summary>An endpoint's training run: its current point, the steps taken, and its Adam state.</summary>
     sealed class EndpointRun : IDisposable
     {
@@ -199,6 +221,9 @@ public static class LevelSetsNetworks
         readonly LevelMetric metric;
         readonly double learningRate;
         readonly double clip;
+        readonly Func<IEnumerable<Parameter>, optim.Optimizer> optimizerFactory;
+        /// <summary>Training steps per pass over the training tokens (PTB's learning-rate schedule counts epochs); 0: no schedule.</summary>
+        readonly long stepsPerEpoch;
 
         public NetworkContext(LevelSetsNetworkSettings settings, string network, string piecesDir, Action<string>? log)
         {
@@ -229,6 +254,29 @@ public static class LevelSetsNetworks
                 log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                     $"{network}: Fashion-MNIST, {data.Train.Count} training images, levels measured on the first {data.Test.Count} test images ({data.Source})"));
             }
+            else if (network == LevelSetsNetworkSettings.PtbLstm)
+            {
+                var corpus = LoadPtb(settings);
+                modelOptions = new ModelOptions { VocabularySize = corpus.Vocabulary.Count };
+                TorchRuntime.Seed((long)settings.EndpointSeed(network));
+                model = ModelZoo.Create(network, modelOptions);
+                try
+                {
+                    task = new LanguageModelTask(model, corpus, settings.PtbBatchSize, settings.PtbUnroll, CPU, settings.PtbBatchSize);
+                }
+                catch
+                {
+                    model.Dispose();
+                    corpus.Dispose();
+                    throw;
+                }
+                learningRate = settings.PtbLearningRate;
+                clip = 5;
+                stepsPerEpoch = Math.Max(1, (corpus.Train.shape[0] / settings.PtbBatchSize - 1) / settings.PtbUnroll);
+                log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                    $"{network}: {corpus.Name} (words), vocabulary {corpus.Vocabulary.Count}, {corpus.Train.shape[0]} training words ({stepsPerEpoch} steps an epoch), " +
+                    $"levels measured on {corpus.Test.shape[0]} test words ({corpus.Source})"));
+            }
             else
             {
                 var corpus = TextCorpora.LoadCharacters(settings.Corpus);
@@ -250,9 +298,13 @@ public static class LevelSetsNetworks
                 log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                     $"{network}: {corpus.Name}, vocabulary {corpus.Vocabulary.Count}, {corpus.Train.shape[0]} training and {corpus.Test.shape[0]} test characters ({corpus.Source})"));
             }
+            // The authors' PTB script trains with plain SGD (lr 1.0, clip 5); the others with Adam as theirs.
+            optimizerFactory = network == LevelSetsNetworkSettings.PtbLstm
+                ? ps => optim.SGD(ps, learningRate)
+                : ModuleProblemOptions.Adam(learningRate);
             problem = new ModuleProblem(task, new ModuleProblemOptions
             {
-                OptimizerFactory = ModuleProblemOptions.Adam(learningRate), Split = EvaluationSplit.Test, CheckEvery = settings.CheckEvery,
+                OptimizerFactory = optimizerFactory, Split = EvaluationSplit.Test, CheckEvery = settings.CheckEvery,
                 MaxSteps = settings.BeadMaxSteps, ClipGradNorm = clip,
             });
             parameters = model.parameters().Where(p => p.requires_grad).ToArray();
@@ -329,7 +381,7 @@ public static class LevelSetsNetworks
             }
             return new LevelSetsLevelResult
             {
-                Key = settings.Key, Task = network, Metric = metric, Level = level, EndpointSeed = seed, Pairs = pairs,
+                Key = settings.KeyOf(network), Task = network, Metric = metric, Level = level, EndpointSeed = seed, Pairs = pairs,
                 Seconds = Math.Round(watch.Elapsed.TotalSeconds, 3),
             };
         }
@@ -340,7 +392,7 @@ public static class LevelSetsNetworks
             var options = new CurveTrainingOptions
             {
                 Kind = CurveKind.Bezier, Bends = 1, Steps = settings.CurveSteps(network), Momentum = 0.9,
-                LearningRate = network == LevelSetsNetworkSettings.CharLstm ? settings.LstmCurveLearningRate : settings.CnnCurveLearningRate,
+                LearningRate = settings.CurveLearningRate(network),
                 Seed = unchecked((long)(settings.Seed * 7_919 + (ulong)pair)), EvaluationPoints = settings.CurveEvaluationPoints,
                 LengthSteps = settings.CurveLengthSteps,
                 CheckpointEvery = (int)Math.Clamp(settings.CurveSteps(network) / 4, 1, 500),
@@ -410,14 +462,15 @@ public static class LevelSetsNetworks
                 }
                 var steps = (int)Math.Min(settings.CheckEvery, settings.EndpointMaxSteps - run.Steps);
                 problem.Load(run.Current!);
-                run.Optimizer ??= ModuleProblemOptions.Adam(learningRate)(parameters);
+                run.Optimizer ??= optimizerFactory(parameters);
+                if (stepsPerEpoch > 0) SetScheduledRate(run.Optimizer, run.Steps);
                 TrainSteps(run.Optimizer, steps, cancellation);
                 run.Steps += steps;
                 run.SetCurrent(problem.CurrentPoint());
                 run.Value = problem.Measure(run.Current!).Value(metric);
             }
             var reached = run.Value <= target;
-            var made = new LevelSetsNetworkEndpointHeader(settings.Key, network, run.Index, level, run.Steps, run.Value, reached);
+            var made = new LevelSetsNetworkEndpointHeader(settings.KeyOf(network), network, run.Index, level, run.Steps, run.Value, reached);
             LevelSetsNetworkEndpoint.Write(path, made, run.Current!);
             // The snapshots at higher levels are no longer needed: their pieces are written (levels run downwards).
             foreach (var higher in settings.Levels(network).Where(l => l > level))
@@ -432,7 +485,7 @@ public static class LevelSetsNetworks
             var (header, point) = LevelSetsNetworkEndpoint.Read(path);
             try
             {
-                LevelSetsNetworkEndpoint.RequireMatch(path, header, settings.Key, network, index, level, problem.Dimension, point.shape[0]);
+                LevelSetsNetworkEndpoint.RequireMatch(path, header, settings.KeyOf(network), network, index, level, problem.Dimension, point.shape[0]);
             }
             catch
             {
@@ -440,6 +493,19 @@ public static class LevelSetsNetworks
                 throw;
             }
             return (header, point);
+        }
+
+        /// <summary>
+        /// The PTB script's schedule (Zaremba et al.'s small config): the learning rate halves every epoch after the fourth,
+        /// lr · 0.5^max(epoch + 1 − 4, 0) for the 0-based epoch the step falls in. Set per chunk of CheckEvery steps, so a
+        /// change takes effect at the first measure after the epoch boundary (ours). Plain SGD keeps no state, so a
+        /// resumed endpoint follows the same schedule.
+        /// </summary>
+        void SetScheduledRate(optim.Optimizer optimizer, long steps)
+        {
+            var epoch = steps / stepsPerEpoch;
+            var rate = learningRate * Math.Pow(0.5, Math.Max(epoch + 1 - 4, 0));
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = rate;
         }
 
         static void Adopt(EndpointRun run, LevelSetsNetworkEndpointHeader header, Tensor point)

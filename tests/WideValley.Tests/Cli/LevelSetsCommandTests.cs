@@ -98,6 +98,30 @@ public class LevelSetsCommandTests
     }
 
     [Fact]
+    public void APtbFolderThatIsMissingOrLacksAFileExitsWithCode2NamingItBeforeAnythingRuns()
+    {
+        using var dir = new TempDir("wv-levelsets-cli");
+        // An existing folder for Fashion-MNIST: only existence is checked before the run, so PTB's check is reached on any machine.
+        var missing = dir.File("no-such-ptb");
+        var (code, _, err) = Run(Tiny(dir, "--part", "networks", "--fashion-mnist", dir.Path, "--ptb", missing));
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains(missing, err);
+        Assert.Contains("PtbDir", err);
+
+        var partial = dir.File("ptb");
+        Directory.CreateDirectory(partial);
+        File.WriteAllText(Path.Combine(partial, "ptb.train.txt"), "a b\n");
+        File.WriteAllText(Path.Combine(partial, "ptb.test.txt"), "a b\n");
+        (code, _, err) = Run(Tiny(dir, "--fashion-mnist", dir.Path, "--ptb", partial));
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains(partial, err);
+        Assert.Contains("lacks ptb.valid.txt", err);
+        // Refused before the toys' part ran: no piece and no report.
+        Assert.False(Directory.Exists(Pieces(dir)) && Directory.EnumerateFiles(Pieces(dir), "*.json").Any());
+        Assert.False(File.Exists(dir.File($"out/{Stem}.md")));
+    }
+
+    [Fact]
     public void AFolderInUseIsRefusedWithoutWriting()
     {
         using var dir = new TempDir("wv-levelsets-cli");

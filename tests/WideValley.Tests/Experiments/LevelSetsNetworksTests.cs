@@ -27,6 +27,29 @@ public sealed class LevelSetsNetworksSmokeRun : IDisposable
     public void Dispose() => dir.Dispose();
 }
 
+/// <summary>
+/// A small Penn-Treebank-format folder (ptb.train.txt, ptb.valid.txt, ptb.test.txt): lines "the NOUN VERB the NOUN" from
+/// 8 nouns and 6 verbs, a noun now and then &lt;unk&gt;, and a few test words unseen in training (mapped to &lt;unk&gt;), so a word
+/// LSTM falls from perplexity about 17 (its vocabulary) towards 3 within a few hundred steps.
+/// </summary>
+public static class SyntheticPtb
+{
+    static readonly string[] Nouns = ["cat", "dog", "bank", "market", "share", "price", "company", "stock"];
+    static readonly string[] Verbs = ["sees", "buys", "sells", "holds", "lifts", "cuts"];
+
+    /// <summary>Writes the three files into <paramref name="dir"/>.</summary>
+    public static void Write(TempDir dir)
+    {
+        var random = new Random(7);
+        string Noun() => random.NextDouble() < 0.05 ? "<unk>" : Nouns[random.Next(Nouns.Length)];
+        string Lines(int count, bool unseen) => string.Concat(Enumerable.Range(0, count).Select(i =>
+            $" the {(unseen && i % 10 == 3 ? "zebra" : Noun())} {Verbs[random.Next(Verbs.Length)]} the {Noun()} \n"));
+        dir.WriteText("ptb.train.txt", Lines(400, false));
+        dir.WriteText("ptb.valid.txt", Lines(50, true));
+        dir.WriteText("ptb.test.txt", Lines(100, true));
+    }
+}
+
 /// <summary>The networks' level-set runner: settings, pieces, endpoints, resuming, cancellation, curves.</summary>
 public class LevelSetsNetworksTests(LevelSetsNetworksSmokeRun smoke) : IClassFixture<LevelSetsNetworksSmokeRun>
 {
@@ -121,6 +144,129 @@ public class LevelSetsNetworksTests(LevelSetsNetworksSmokeRun smoke) : IClassFix
         Assert.Throws<ArgumentException>(() => LevelSetsNetworks.Run(bad, dir.Path, cancellation: Token));
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
+
+    /// <summary>The Smoke budget's key as it was before PTB was added: the lead's run has pieces made under it.</summary>
+    const string SmokeKeyBeforePtb =
+        "networks;pairs=1;seed=1;cnn-train=1000;cnn-test=300;cnn-batch=25;cnn-lr=0.0001;corpus=fortunes;lstm-batch=32;lstm-unroll=32;lstm-lr=0.003;" +
+        "endpoint-steps=500;bead-steps=300;check=10;grid=5;depth=3;cnn-search=Argmax,0.98,1.02;lstm-search=Midpoint,0.98,1.1;" +
+        "curve-steps=40,40;curve-lr=0.01,0.05;curve-points=6;curve-chords=100";
+
+    [Fact]
+    public void WithoutPtbTheKeyIsTheOneBeforePtbAndWithItOnlyThePtbNetworksKeyChanges()
+    {
+        Assert.Equal(SmokeKeyBeforePtb, Smoke.Key);
+        Assert.Null(Smoke.PtbDir);
+        Assert.Equal(SmokeKeyBeforePtb, Smoke.KeyOf(LevelSetsNetworkSettings.Cnn));
+        Assert.Equal(SmokeKeyBeforePtb, Smoke.KeyOf(LevelSetsNetworkSettings.CharLstm));
+        // PTB's values do not enter the key while no PTB folder is given, whatever they are.
+        Assert.Equal(SmokeKeyBeforePtb, (Smoke with { PtbLevels = [135], PtbBatchSize = 7, PtbTestTokens = null, PtbCurveSteps = 9 }).Key);
+
+        var withPtb = Smoke.WithPtb("/data/ptb/");
+        Assert.Equal([LevelSetsNetworkSettings.Cnn, LevelSetsNetworkSettings.PtbLstm], withPtb.Networks);
+        Assert.Equal(SmokeKeyBeforePtb + ";ptb=ptb;ptb-batch=20;ptb-unroll=20;ptb-lr=1;ptb-test=2000;ptb-curve=40,0.05", withPtb.Key);
+        Assert.Equal(withPtb.Key, withPtb.KeyOf(LevelSetsNetworkSettings.PtbLstm));
+        // The CNN's pieces of a run without PTB stay valid when PTB is added to it.
+        Assert.Equal(SmokeKeyBeforePtb, withPtb.KeyOf(LevelSetsNetworkSettings.Cnn));
+        Assert.NotEqual(withPtb.Key, (withPtb with { PtbTestTokens = 3_000 }).Key);
+        Assert.Equal([LevelSetsNetworkSettings.Cnn, LevelSetsNetworkSettings.PtbLstm], (Smoke with { Networks = [LevelSetsNetworkSettings.Cnn] }).WithPtb("/p").Networks);
+
+        // The budgets' PTB values: the smoke level for tests, the two highest of Fig. 1, then all of them.
+        Assert.Equal([700.0], LevelSetsNetworkSettings.For(Budget.Smoke).PtbLevels);
+        Assert.Equal([300.0, 700], LevelSetsNetworkSettings.For(Budget.Small).PtbLevels);
+        Assert.Equal(10_000L, LevelSetsNetworkSettings.For(Budget.Small).PtbTestTokens);
+        var paper = LevelSetsNetworkSettings.For(Budget.Paper);
+        Assert.Equal(LevelSetsReport.PaperPtb.Select(p => p.Level), paper.PtbLevels);
+        Assert.Equal((20, 20, 1.0, (long?)null), (paper.PtbBatchSize, paper.PtbUnroll, paper.PtbLearningRate, paper.PtbTestTokens));
+        Assert.Equal(LevelMetric.Perplexity, LevelSetsNetworkSettings.MetricOf(LevelSetsNetworkSettings.PtbLstm));
+        var search = paper.SamplingOptions(LevelSetsNetworkSettings.PtbLstm, 300);
+        Assert.Equal((InsertionRule.Midpoint, 0.98, 1.1), (search.InsertAt, search.BeadTargetFactor, search.AcceptFactor));
+    }
+
+    [Fact]
+    public void APtbFolderThatIsMissingOrLacksAFileIsRefusedNamingIt()
+    {
+        using var dir = new TempDir("wv-levelsets-ptb");
+        var absent = dir.File("no-such-ptb");
+        var e = Assert.Throws<ArgumentException>(Smoke.WithPtb(absent).Validate);
+        Assert.Contains(absent, e.Message);
+        Assert.Contains("does not exist", e.Message);
+        // Refused even when PTB is not among the networks: a folder given is a folder meant.
+        e = Assert.Throws<ArgumentException>((Smoke with { PtbDir = absent }).Validate);
+        Assert.Contains(absent, e.Message);
+
+        dir.WriteText("ptb.train.txt", "a b\n");
+        e = Assert.Throws<ArgumentException>(Smoke.WithPtb(dir.Path).Validate);
+        Assert.Contains(dir.Path, e.Message);
+        Assert.Contains("lacks ptb.valid.txt, ptb.test.txt", e.Message);
+        dir.WriteText("ptb.valid.txt", "a b\n");
+        e = Assert.Throws<ArgumentException>(Smoke.WithPtb(dir.Path).Validate);
+        Assert.Contains("lacks ptb.test.txt", e.Message);
+        using var pieces = new TempDir("wv-levelsets-ptb");
+        Assert.Throws<ArgumentException>(() => LevelSetsNetworks.Run(Smoke.WithPtb(dir.Path), pieces.Path, cancellation: Token));
+        Assert.Empty(Directory.GetFileSystemEntries(pieces.Path));
+
+        e = Assert.Throws<ArgumentException>((Smoke with { Networks = [LevelSetsNetworkSettings.PtbLstm] }).Validate);
+        Assert.Contains("PtbDir", e.Message);
+        dir.WriteText("ptb.test.txt", "a b\n");
+        e = Assert.Throws<ArgumentException>((Smoke.WithPtb(dir.Path) with { PtbTestTokens = 1 }).Validate);
+        Assert.Contains("PtbTestTokens", e.Message);
+        e = Assert.Throws<ArgumentException>((Smoke.WithPtb(dir.Path) with { PtbLevels = [1, 700] }).Validate);
+        Assert.Contains("PtbLevels", e.Message);
+    }
+
+    [Fact]
+    public void ThePtbNetworkIsThePapersOwnTaskInTheReport()
+    {
+        var (points, source, same) = LevelSetsReport.Paper(LevelSetsNetworkSettings.PtbLstm, LevelMetric.Perplexity);
+        Assert.True(same);
+        Assert.DoesNotContain("context only", source);
+        Assert.Equal(1.346, LevelSetsReport.PaperAt(points, 200)!.Length);
+        // The char-LSTM stays a stand-in.
+        Assert.False(LevelSetsReport.Paper(LevelSetsNetworkSettings.CharLstm, LevelMetric.Perplexity).SameTask);
+    }
+
+    [Fact]
+    public void ThePtbLstmConnectsASmokeLevelOnAPtbFormatFolderUnderItsOwnNames()
+    {
+        using var data = new TempDir("wv-levelsets-ptb-data");
+        SyntheticPtb.Write(data);
+        using var dir = new TempDir("wv-levelsets-ptb");
+        var settings = Smoke.WithPtb(data.Path) with { Networks = [LevelSetsNetworkSettings.PtbLstm], PtbLevels = [PtbSmokeLevel] };
+        var lines = new List<string>();
+        var outcome = LevelSetsNetworks.Run(settings, dir.Path, lines.Add, Token);
+        Assert.False(outcome.Interrupted);
+        var level = Assert.Single(outcome.Levels);
+        Assert.Equal((LevelSetsNetworkSettings.PtbLstm, LevelMetric.Perplexity, PtbSmokeLevel, settings.Key), (level.Task, level.Metric, level.Level, level.Key));
+        Assert.Equal(settings.EndpointSeed(LevelSetsNetworkSettings.PtbLstm), level.EndpointSeed);
+        var pair = Assert.Single(level.Pairs);
+        Assert.Null(pair.Skipped);
+        Assert.True(pair.Connected, $"ptb-small-lstm L0 = {PtbSmokeLevel} did not connect: {string.Join("\n", lines)}");
+        Assert.True(pair.EndpointLossA <= 0.98 * PtbSmokeLevel && pair.EndpointLossB <= 0.98 * PtbSmokeLevel);
+        Assert.True(pair.EndpointStepsA > 0 && pair.EndpointStepsB > 0);
+        Assert.True(pair.WeightsOnlyLength >= 1 - 1e-9 && pair.Beads >= 3);
+        Assert.True(pair.MaxAlongPath < 1.1 * PtbSmokeLevel);
+        Assert.NotNull(pair.Curve);
+        Assert.Equal(settings.PtbCurveSteps, pair.Curve.Steps);
+        Assert.True(pair.Curve.MaxAlongCurve >= Math.Max(pair.EndpointLossA, pair.EndpointLossB) - 1e-9);
+        // Word level on the folder's PTB files: the vocabulary is the training file's words with <unk> and <eos>.
+        Assert.Contains(lines, l => l.StartsWith("ptb-small-lstm: ptb (words), vocabulary 17,", StringComparison.Ordinal));
+        var files = Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal([$"ptb-small-lstm-L{PtbSmokeLevel}.json", $"ptb-small-lstm-endpoint-0-L{PtbSmokeLevel}.bin", $"ptb-small-lstm-endpoint-1-L{PtbSmokeLevel}.bin"], files);
+        var (header, point) = LevelSetsNetworkEndpoint.Read(LevelSetsNetworkEndpoint.PathOf(dir.Path, LevelSetsNetworkSettings.PtbLstm, 0, PtbSmokeLevel));
+        point.Dispose();
+        Assert.Equal(settings.Key, header.Key);
+
+        // Again: read, not trained; and a piece of other PTB settings is refused naming the file.
+        var again = LevelSetsNetworks.Run(settings, dir.Path, cancellation: Token);
+        Assert.Equal(0, again.Computed);
+        Assert.Equal(pair, again.Levels[0].Pairs[0]);
+        var refused = Assert.Throws<InvalidDataException>(() => LevelSetsNetworks.Run(settings with { PtbTestTokens = 500 }, dir.Path, cancellation: Token));
+        Assert.Contains("other settings", refused.Message);
+        Assert.Contains(LevelSetsExperiment.PiecePath(dir.Path, LevelSetsNetworkSettings.PtbLstm, PtbSmokeLevel), refused.Message);
+    }
+
+    /// <summary>A level the synthetic PTB's LSTM passes within the smoke budget (it starts near its vocabulary of 17).</summary>
+    const double PtbSmokeLevel = 12;
 
     [Fact]
     public void MissingDataOfANetworkLeftOutIsNoError()

@@ -52,13 +52,18 @@ public static class LevelSetsCommand
             Description = "UTF-8 text file for the char-LSTM of the networks' part.",
             DefaultValueFactory = _ => LevelSetsNetworkSettings.DefaultCorpus,
         };
+        var ptb = new Option<string?>("--ptb")
+        {
+            Description = "Penn Treebank folder (ptb.train.txt, ptb.valid.txt, ptb.test.txt): the networks' part then runs the paper's own PTB network " +
+                          "(ptb-small-lstm, word level) over perplexity levels in the char-LSTM's place.",
+        };
         var threads = MeasurementOptions.Threads();
         var json = new Option<bool>("--json") { Description = "Print one JSON summary object (progress goes to stderr)." };
         var command = new Command(Name,
             "Freeman & Bruna Fig. 1: Dynamic String Sampling between trained endpoints over grids of L0 (normalised length and bead count beside the paper's), " +
             "Bézier curves between the same pairs (barrier beside the straight line's), verdicts per claim; resumable per level; writes level-sets[-BUDGET].md/.json/.csv/.png.")
         {
-            budget, output, runs, part, seed, pairs, depth, quadraticLevels, cubicLevels, curveSteps, fashionMnist, corpus, threads, json,
+            budget, output, runs, part, seed, pairs, depth, quadraticLevels, cubicLevels, curveSteps, fashionMnist, corpus, ptb, threads, json,
         };
         command.SetAction(p =>
         {
@@ -86,6 +91,7 @@ public static class LevelSetsCommand
             {
                 Seed = (ulong)s, FashionMnistDir = Path.GetFullPath(p.GetValue(fashionMnist)!), Corpus = Path.GetFullPath(p.GetValue(corpus)!),
             };
+            if (p.GetValue(ptb) is string ptbDir) networkSettings = networkSettings.WithPtb(Path.GetFullPath(ptbDir));
             try
             {
                 settings.Validate();
