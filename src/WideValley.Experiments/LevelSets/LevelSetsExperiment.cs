@@ -357,7 +357,17 @@ public static class LevelSetsExperiment
     /// <exception cref="InvalidDataException">The piece is unreadable, of another task, level or pair count, or of other settings.</exception>
     public static LevelSetsLevelResult? ReadPiece(string piecesDir, LevelSetsSettings settings, PolynomialTarget task, double level)
     {
-        var path = PiecePath(piecesDir, task, level);
+        ArgumentNullException.ThrowIfNull(settings);
+        return ReadLevelFile(PiecePath(piecesDir, task, level), TaskName(task), LevelMetric.Loss, level, settings.Pairs, settings.Key);
+    }
+
+    /// <summary>
+    /// The level record in <paramref name="path"/> (a finished piece), or null when there is none; every level-sets
+    /// part reads its pieces through this, so they are refused alike.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Unreadable, of another task, metric, level or pair count, or of another key; the message names the file.</exception>
+    internal static LevelSetsLevelResult? ReadLevelFile(string path, string task, LevelMetric metric, double level, int pairs, string key)
+    {
         if (!File.Exists(path)) return null;
         LevelSetsLevelResult? piece;
         try
@@ -368,13 +378,18 @@ public static class LevelSetsExperiment
         {
             throw new InvalidDataException($"{path}: not a level-sets piece ({e.Message}); delete it to compute {task} L0 = {level} again", e);
         }
-        if (piece is null || piece.Task != TaskName(task) || piece.Metric != LevelMetric.Loss || piece.Level != level || piece.Pairs?.Length != settings.Pairs)
+        if (piece is null || piece.Task != task || piece.Metric != metric || piece.Level != level || piece.Pairs?.Length != pairs)
             throw new InvalidDataException(
-                $"{path}: holds {piece?.Task} L0 = {piece?.Level} with {piece?.Pairs?.Length} pairs; expected {task} L0 = {level} with {settings.Pairs}. Delete it to compute it again");
-        if (piece.Key != settings.Key)
-            throw new InvalidDataException($"{path} was made with other settings ({piece.Key}; now {settings.Key}). Use another --runs folder or delete it");
+                $"{path}: holds {piece?.Task} {piece?.Metric} L0 = {piece?.Level} with {piece?.Pairs?.Length} pairs; expected {task} {metric} L0 = {level} " +
+                $"with {pairs}. Delete it to compute it again");
+        if (piece.Key != key)
+            throw new InvalidDataException($"{path} was made with other settings ({piece.Key}; now {key}). Use another --runs folder or delete it");
         return piece;
     }
+
+    /// <summary>Writes <paramref name="piece"/> to <paramref name="path"/> atomically, as <see cref="ReadLevelFile"/> reads it.</summary>
+    internal static void WriteLevelFile(string path, LevelSetsLevelResult piece) =>
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(piece, PieceJson) + "\n");
 
     /// <summary>
     /// Computes every (task, level) without a piece in <paramref name="piecesDir"/> (which the caller holds locked), task
@@ -419,7 +434,7 @@ public static class LevelSetsExperiment
                         log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"{task} L0 = {level}: interrupted; the finished levels are kept"));
                         return new LevelSetsOutcome(results, computed, true, watch.Elapsed.TotalSeconds);
                     }
-                    AtomicFile.WriteAllText(PiecePath(piecesDir, task, level), JsonSerializer.Serialize(piece, PieceJson) + "\n");
+                    WriteLevelFile(PiecePath(piecesDir, task, level), piece);
                     DeleteLevelProgress(piecesDir, settings, task, level);
                     results.Add(piece);
                     computed++;
@@ -555,7 +570,7 @@ public static class LevelSetsExperiment
             Key = settings.Key, Task = TaskName(task), Metric = LevelMetric.Loss, Level = level, EndpointSeed = settings.EndpointSeed(task, level),
             Pairs = pairs.OfType<LevelSetsPair>().ToArray(), Seconds = 0,
         };
-        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(partial, PieceJson) + "\n");
+        WriteLevelFile(path, partial);
     }
 
     static void DeleteLevelProgress(string piecesDir, LevelSetsSettings settings, PolynomialTarget task, double level)

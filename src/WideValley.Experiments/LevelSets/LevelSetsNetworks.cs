@@ -46,13 +46,6 @@ namespace WideValley.Experiments;
 /// </summary>
 public static class LevelSetsNetworks
 {
-    static readonly JsonSerializerOptions PieceJson = new()
-    {
-        WriteIndented = false,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Converters = { new JsonStringEnumConverter() },
-    };
-
     /// <summary>
     /// The finished piece of <paramref name="network"/> at <paramref name="level"/>, or null when there is none.
     /// </summary>
@@ -60,26 +53,8 @@ public static class LevelSetsNetworks
     public static LevelSetsLevelResult? ReadPiece(string piecesDir, LevelSetsNetworkSettings settings, string network, double level)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        var path = LevelSetsExperiment.PiecePath(piecesDir, network, level);
-        if (!File.Exists(path)) return null;
-        LevelSetsLevelResult? piece;
-        try
-        {
-            piece = JsonSerializer.Deserialize<LevelSetsLevelResult>(File.ReadAllText(path), PieceJson);
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not a level-sets piece ({e.Message}); delete it to compute {network} L0 = {level} again", e);
-        }
-        var metric = LevelSetsNetworkSettings.MetricOf(network);
-        if (piece is null || piece.Task != network || piece.Metric != metric || piece.Level != level || piece.Pairs?.Length != settings.Pairs)
-            throw new InvalidDataException(
-                $"{path}: holds {piece?.Task} {piece?.Metric} L0 = {piece?.Level} with {piece?.Pairs?.Length} pairs; expected {network} {metric} L0 = {level} " +
-                $"with {settings.Pairs}. Delete it to compute it again");
-        var key = settings.KeyOf(network);
-        if (piece.Key != key)
-            throw new InvalidDataException($"{path} was made with other settings ({piece.Key}; now {key}). Use another --runs folder or delete it");
-        return piece;
+        return LevelSetsExperiment.ReadLevelFile(LevelSetsExperiment.PiecePath(piecesDir, network, level), network,
+            LevelSetsNetworkSettings.MetricOf(network), level, settings.Pairs, settings.KeyOf(network));
     }
 
     /// <summary>
@@ -130,7 +105,7 @@ public static class LevelSetsNetworks
                         log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"{network} L0 = {level}: interrupted; the finished levels are kept"));
                         return Interrupted();
                     }
-                    AtomicFile.WriteAllText(LevelSetsExperiment.PiecePath(piecesDir, network, level), JsonSerializer.Serialize(piece, PieceJson) + "\n");
+                    LevelSetsExperiment.WriteLevelFile(LevelSetsExperiment.PiecePath(piecesDir, network, level), piece);
                     context.DeleteLevelCheckpoints(level);
                     finished.Add(piece);
                     computed++;

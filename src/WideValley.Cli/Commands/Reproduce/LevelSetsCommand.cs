@@ -32,7 +32,7 @@ public static class LevelSetsCommand
         };
         var part = new Option<string>("--part")
         {
-            Description = "toys (the quadratic and cubic regression networks), networks (CNN and char-LSTM) or all.",
+            Description = "toys (the quadratic and cubic regression networks), networks (the CNN, and the char-LSTM or with --ptb the paper's PTB LSTM) or all.",
             DefaultValueFactory = _ => "all",
         };
         part.AcceptOnlyFromAmong([.. Parts]);
