@@ -289,6 +289,39 @@ public sealed record LevelSetsNetworkSettings
     }
 
     /// <summary>
+    /// The protocol of the networks that run, in one paragraph for the report: data, optimizers, levels' measurement,
+    /// string and curve settings, and which choices are ours.
+    /// </summary>
+    public string Describe()
+    {
+        var c = CultureInfo.InvariantCulture;
+        var parts = new List<string>();
+        foreach (var network in Networks)
+        {
+            var search = SamplingOptions(network, 1);
+            var common = string.Create(c,
+                $"grid {search.GridPoints}, t* = {(search.InsertAt == InsertionRule.Argmax ? "argmax" : "0.5")}, α = {search.BeadTargetFactor}, m = {search.AcceptFactor} (the authors'); " +
+                $"Bézier curves of {CurveSteps(network):N0} SGD steps (lr {CurveLearningRate(network):G3}, momentum 0.9) measured at {CurveEvaluationPoints} points");
+            parts.Add(network switch
+            {
+                Cnn => string.Create(c,
+                    $"{Cnn} (the paper's MNIST CNN) on Fashion-MNIST{(CnnTrainingImages is long n ? $" ({n:N0} training images)" : "")}: Adam lr {CnnLearningRate:G3}, batch {CnnBatchSize} (the authors'); " +
+                    $"levels of test error measured on the first {CnnTestImages:N0} test images{(CnnTestImages < 10_000 ? " (ours: the paper uses the whole test set)" : "")}; {common}"),
+                CharLstm => string.Create(c,
+                    $"{CharLstm} on {Path.GetFileName(Corpus)} (characters, ours: a stand-in for PTB): Adam lr {LstmLearningRate:G3}, batch {LstmBatchSize}, {LstmUnroll} unrolled steps, " +
+                    $"gradient clip 5; levels of test perplexity; {common}"),
+                _ => string.Create(c,
+                    $"{PtbLstm} on the Penn Treebank: SGD lr {PtbLearningRate:G3}, batch {PtbBatchSize}, {PtbUnroll} unrolled steps, gradient clip 5 (the authors'); " +
+                    $"levels of test perplexity{(PtbTestTokens is long t ? $" on the first {t:N0} test words (ours)" : "")}; {common}"),
+            });
+        }
+        return string.Create(c,
+            $"Networks, {Pairs} pairs per level: {string.Join("; ", parts)}. Ours: each endpoint is trained once, down the levels from the highest, and its snapshot " +
+            $"for a level is its first measure (every {CheckEvery} steps) at or below α·L0, so the levels share the training; at most {EndpointMaxSteps:N0} steps per endpoint " +
+            $"and {BeadMaxSteps:N0} per bead; depth at most {MaxDepth}. Seed {Seed}.");
+    }
+
+    /// <summary>
     /// Throws <see cref="ArgumentException"/> naming the first invalid value, with what was expected; a missing data
     /// folder or corpus of a network that is run is an error naming the path.
     /// </summary>

@@ -639,6 +639,10 @@ public static class LevelSetsReport
             };
             intro.Add($"Networks: {what}, so the paper's {values} are context for the shape of the curves, not targets: the scales differ.");
         }
+        var perTask = string.Join(", ", tasks.Select(t => string.Create(C, $"{t.Task} {t.Levels.Sum(l => l.Seconds) / 60:0.0}")));
+        intro.Add(string.Create(C,
+            $"Compute: the levels in this report took {input.Levels.Sum(l => l.Seconds) / 60:0.0} min of wall time in all ({perTask}), " +
+            $"summed over the levels' own times, whichever invocation computed them."));
         foreach (var missing in input.Missing) intro.Add($"**Not in this report:** {missing}");
         if (input.Interrupted) intro.Add("**Interrupted:** the run stopped before every level was done; this report covers the finished levels. Run the same command again to continue.");
         ReportHeader.AppendMarkdown(md, Title, intro, input.Budget, "Smoke budget: two high levels and a few steps to exercise every code path; its numbers judge nothing.",

@@ -71,6 +71,25 @@ public class LevelSetsNetworksTests(LevelSetsNetworksSmokeRun smoke) : IClassFix
         Directory.GetFiles(folder).Order(StringComparer.Ordinal).Select(File.GetLastWriteTimeUtc).ToArray();
 
     [Fact]
+    public void TheReportsProtocolParagraphStatesEachNetworksSettingsAndWhatIsOurs()
+    {
+        var small = LevelSetsNetworkSettings.For(Budget.Small);
+        var text = small.Describe();
+        Assert.Contains("fb-mnist-cnn (the paper's MNIST CNN) on Fashion-MNIST: Adam lr 0.0001, batch 100 (the authors')", text);
+        Assert.Contains("first 1,000 test images (ours: the paper uses the whole test set)", text);
+        Assert.Contains("grid 20, t* = argmax, α = 0.98, m = 1.02", text);
+        Assert.Contains("small-char-lstm on fortunes (characters, ours: a stand-in for PTB)", text);
+        Assert.Contains("Bézier curves of 300 SGD steps", text);
+        Assert.Contains("at most 3,000 steps per endpoint and 2,000 per bead", text);
+        Assert.Contains("2 pairs per level", text);
+        // The paper budget measures on the whole test set: no "ours" about it.
+        Assert.DoesNotContain("test images (ours", LevelSetsNetworkSettings.For(Budget.Paper).Describe());
+        var ptb = (small with { Networks = [LevelSetsNetworkSettings.PtbLstm], PtbDir = "/data/ptb" }).Describe();
+        Assert.Contains("ptb-small-lstm on the Penn Treebank: SGD lr 1, batch 20, 20 unrolled steps, gradient clip 5 (the authors')", ptb);
+        Assert.DoesNotContain("fb-mnist-cnn", ptb);
+    }
+
+    [Fact]
     public void BudgetsValidateAndDiffer()
     {
         var budgets = new[] { Budget.Smoke, Budget.Small, Budget.Paper }.Select(LevelSetsNetworkSettings.For).ToArray();

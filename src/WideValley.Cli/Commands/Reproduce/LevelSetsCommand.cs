@@ -165,6 +165,7 @@ public static class LevelSetsCommand
             var input = new LevelSetsReportInput
             {
                 Levels = levels, Budget = b, CommandLine = commandLine, Machine = ReproduceOptions.Machine(t), ToySettings = runToys ? settings : null,
+                Protocols = runNetworks ? [networkSettings.Describe()] : [],
                 Missing = missing, Interrupted = interrupted, Seconds = seconds,
             };
             var (summary, files) = LevelSetsReport.Write(input, outDir, stem, message => ctx.Error.WriteLine($"widevalley: warning: {message}"));
