@@ -233,6 +233,22 @@ public sealed record LevelSetsPair
     public double Seconds { get; init; }
     /// <summary>The trained curve between the same endpoints (Garipov et al.); null when none was trained (skipped pair, or a run without curves).</summary>
     public LevelSetsCurve? Curve { get; init; }
+
+    /// <summary>This pair with the string search's outcome, which took <paramref name="seconds"/>.</summary>
+    public LevelSetsPair WithString(StringSamplingResult result, double seconds)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        return this with
+        {
+            Connected = result.Connected,
+            WeightsOnlyLength = result.Lengths.WeightsOnly,
+            AllParametersLength = result.Lengths.AllParameters,
+            Beads = result.BeadCount,
+            MaxAlongPath = result.MaxAlongPath,
+            Depth = result.Depth,
+            Seconds = Math.Round(seconds, 3),
+        };
+    }
 }
 
 /// <summary>
@@ -505,16 +521,7 @@ public static class LevelSetsExperiment
             var pairWatch = Stopwatch.StartNew();
             var stringCheckpoint = piecesDir is null ? null : StringCheckpointPath(piecesDir, task, level, p);
             using var result = DynamicStringSampling.Run(toy, a.Point, b.Point, options with { CheckpointPath = stringCheckpoint });
-            pairs[p] = pair with
-            {
-                Connected = result.Connected,
-                WeightsOnlyLength = result.Lengths.WeightsOnly,
-                AllParametersLength = result.Lengths.AllParameters,
-                Beads = result.BeadCount,
-                MaxAlongPath = result.MaxAlongPath,
-                Depth = result.Depth,
-                Seconds = Math.Round(pairWatch.Elapsed.TotalSeconds, 3),
-            };
+            pairs[p] = pair.WithString(result, pairWatch.Elapsed.TotalSeconds);
             log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                 $"{task} L0 = {level}: pair {p} {(result.Connected ? "joined" : "NOT joined")} by {result.BeadCount} beads at depth {result.Depth}, " +
                 $"length {result.Lengths.WeightsOnly:0.000}, max along the path {result.MaxAlongPath:G4} ({pairs[p].Seconds:0.0} s)"));

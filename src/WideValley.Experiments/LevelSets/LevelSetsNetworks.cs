@@ -232,19 +232,7 @@ public static class LevelSetsNetworks
             else if (network == LevelSetsNetworkSettings.PtbLstm)
             {
                 var corpus = LoadPtb(settings);
-                modelOptions = new ModelOptions { VocabularySize = corpus.Vocabulary.Count };
-                TorchRuntime.Seed((long)settings.EndpointSeed(network));
-                model = ModelZoo.Create(network, modelOptions);
-                try
-                {
-                    task = new LanguageModelTask(model, corpus, settings.PtbBatchSize, settings.PtbUnroll, CPU, settings.PtbBatchSize);
-                }
-                catch
-                {
-                    model.Dispose();
-                    corpus.Dispose();
-                    throw;
-                }
+                (modelOptions, model, task) = LanguageModel(settings, network, corpus, settings.PtbBatchSize, settings.PtbUnroll);
                 learningRate = settings.PtbLearningRate;
                 clip = 5;
                 stepsPerEpoch = Math.Max(1, (corpus.Train.shape[0] / settings.PtbBatchSize - 1) / settings.PtbUnroll);
@@ -255,19 +243,7 @@ public static class LevelSetsNetworks
             else
             {
                 var corpus = TextCorpora.LoadCharacters(settings.Corpus);
-                modelOptions = new ModelOptions { VocabularySize = corpus.Vocabulary.Count };
-                TorchRuntime.Seed((long)settings.EndpointSeed(network));
-                model = ModelZoo.Create(network, modelOptions);
-                try
-                {
-                    task = new LanguageModelTask(model, corpus, settings.LstmBatchSize, settings.LstmUnroll, CPU, settings.LstmBatchSize);
-                }
-                catch
-                {
-                    model.Dispose();
-                    corpus.Dispose();
-                    throw;
-                }
+                (modelOptions, model, task) = LanguageModel(settings, network, corpus, settings.LstmBatchSize, settings.LstmUnroll);
                 learningRate = settings.LstmLearningRate;
                 clip = 5;
                 log?.Invoke(string.Create(CultureInfo.InvariantCulture,
@@ -284,6 +260,25 @@ public static class LevelSetsNetworks
             });
             parameters = model.parameters().Where(p => p.requires_grad).ToArray();
             runs = Enumerable.Range(0, 2 * settings.Pairs).Select(i => new EndpointRun { Index = i }).ToArray();
+        }
+
+        /// <summary>The language model of <paramref name="network"/> on <paramref name="corpus"/>, seeded; the corpus is disposed when this fails.</summary>
+        static (ModelOptions Options, nn.Module Model, ITrainingTask Task) LanguageModel(LevelSetsNetworkSettings settings, string network, TokenCorpus corpus,
+            int batchSize, int unroll)
+        {
+            var options = new ModelOptions { VocabularySize = corpus.Vocabulary.Count };
+            TorchRuntime.Seed((long)settings.EndpointSeed(network));
+            var model = ModelZoo.Create(network, options);
+            try
+            {
+                return (options, model, new LanguageModelTask(model, corpus, batchSize, unroll, CPU, batchSize));
+            }
+            catch
+            {
+                model.Dispose();
+                corpus.Dispose();
+                throw;
+            }
         }
 
         string LevelFile(double level, string suffix) =>
@@ -329,18 +324,7 @@ public static class LevelSetsNetworks
                 }
                 var pairWatch = Stopwatch.StartNew();
                 using (var result = DynamicStringSampling.Run(problem, a.Point, b.Point, options with { CheckpointPath = StringCheckpoint(level, p) }))
-                {
-                    pair = pair with
-                    {
-                        Connected = result.Connected,
-                        WeightsOnlyLength = result.Lengths.WeightsOnly,
-                        AllParametersLength = result.Lengths.AllParameters,
-                        Beads = result.BeadCount,
-                        MaxAlongPath = result.MaxAlongPath,
-                        Depth = result.Depth,
-                        Seconds = Math.Round(pairWatch.Elapsed.TotalSeconds, 3),
-                    };
-                }
+                    pair = pair.WithString(result, pairWatch.Elapsed.TotalSeconds);
                 log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                     $"{network} L0 = {level}: pair {p} {(pair.Connected ? "joined" : "NOT joined")} by {pair.Beads} beads at depth {pair.Depth}, " +
                     $"length {pair.WeightsOnlyLength:0.0000} (all parameters {pair.AllParametersLength:0.0000}), max along the path {pair.MaxAlongPath:G4} ({pair.Seconds:0.0} s)"));
