@@ -77,6 +77,11 @@ public sealed class OptimizerFlags
         Number<long>("--field-anneal-steps", "FieldAnnealSteps", "AnnealSGD T of the linear schedule, in optimizer steps.");
         Number<double>("--field-decay", "FieldDecay", "AnnealSGD factor per step of the exponential schedule.");
         Number<double>("--field-power", "FieldPower", "AnnealSGD exponent gamma of the power-law schedule.");
+        Number<double>("--momentum-high", "MomentumHigh", "ADINE m_high, the momentum while the running loss falls (may exceed 1).");
+        Number<double>("--momentum-low", "MomentumLow", "ADINE m_low, the momentum after the running loss rose.");
+        Number<int>("--switch-window", "Window", "ADINE W: steps between comparisons of the running (EMA 0.9) minibatch loss.");
+        Number<double>("--switch-tolerance", "Tolerance", "ADINE tol: relative rise of the running loss tolerated before switching to m_low.");
+        Number<double>("--velocity-cap", "VelocityCap", "ADINE guard: cap on the velocity's norm (0 = no cap; a non-finite loss then zeroes the velocity).");
         // Last: it overrides the individual reference-code switches above, as it always has.
         var reference = new Option<bool>(ReferenceCode)
         {

@@ -131,6 +131,7 @@ public static class OptimizerFactory
         Register(EntropyAdamOptions.Descriptor);
         Register(SgldOptions.Descriptor);
         Register(AnnealSgdOptions.Descriptor);
+        Register(AdineOptions.Descriptor);
     }
 
     /// <summary>Adds (or replaces) an optimizer.</summary>
