@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -35,7 +36,7 @@ namespace WideValley.Optim;
 /// optimizer, so <see cref="step"/> needs one; nothing in the trainer knows about the switch.
 /// <para>
 /// The velocity is one tensor per parameter, allocated with the optimizer and detached from dispose scopes; a step
-/// allocates nothing more than SGD's. CPU float32 parameters are updated by one fused, vectorised pass when the cap is
+/// allocates no tensor beyond SGD's (the cap's norm is read in place on the CPU). CPU float32 parameters are updated by one fused, vectorised pass when the cap is
 /// off (<see cref="UseFastPath"/> chooses in tests); other devices and dtypes, and capped steps, use tensor operations.
 /// The state dictionary holds the velocities and an entry with m, the running loss, its reference, the window counter
 /// and the step count, so a checkpoint resumes bit for bit.
@@ -242,13 +243,27 @@ public sealed class Adine : OptimizerHelper, IStateOwner, IOptimizerDiagnostics,
             foreach (var p in group.Parameters)
             {
                 if (withGradientOnly && !HasGradient(p)) continue;
-                var v = ((VelocityState)_state[p.Handle]).Velocity;
-                if (v.numel() == 0) continue;
-                using var n = v.norm();
-                var x = n.ToDouble();
-                squares += x * x;
+                squares += SquaredNorm(((VelocityState)_state[p.Handle]).Velocity);
             }
         return Math.Sqrt(squares);
+    }
+
+    /// <summary>|v|^2, read in place for contiguous CPU float32/float64 tensors (no tensor is allocated), else by libtorch.</summary>
+    static double SquaredNorm(Tensor v)
+    {
+        if (v.numel() == 0) return 0;
+        if (v.device_type == DeviceType.CPU && v.is_contiguous() && v.dtype is ScalarType.Float32 or ScalarType.Float64)
+        {
+            double sum = 0;
+            if (v.dtype == ScalarType.Float32)
+                foreach (var e in MemoryMarshal.Cast<byte, float>(v.bytes)) sum += (double)e * e;
+            else
+                foreach (var e in MemoryMarshal.Cast<byte, double>(v.bytes)) sum += e * e;
+            return sum;
+        }
+        using var n = v.norm();
+        var x = n.ToDouble();
+        return x * x;
     }
 
     void ScaleVelocities(double factor, bool withGradientOnly = false)
