@@ -355,7 +355,8 @@ public sealed class Adine : OptimizerHelper, IStateOwner, IOptimizerDiagnostics,
 
     /// <summary>
     /// m for the next step (adine_momentum), the fraction of steps since the last call taken at m_low
-    /// (adine_low_fraction), the guard's trips in total (adine_guard_trips) and the steps taken (adine_steps).
+    /// (adine_low_fraction), the guard's trips since this optimizer was built (adine_guard_trips; not part of a checkpoint)
+    /// and the steps taken (adine_steps).
     /// </summary>
     public IReadOnlyDictionary<string, double> TakeDiagnostics()
     {
