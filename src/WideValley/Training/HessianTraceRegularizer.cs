@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -29,6 +31,7 @@ public enum HessianTraceSelectionKind
 /// The parameter tensors whose diagonal Hessian blocks the regulariser penalises: the estimate is Σ over the selected
 /// tensors S of tr(H_SS), from probes that are zero outside S (one joint probe over all selected tensors).
 /// </summary>
+[JsonConverter(typeof(HessianTraceParametersJsonConverter))]
 public sealed class HessianTraceParameters
 {
     HessianTraceParameters(HessianTraceSelectionKind kind, IReadOnlyList<string> names) => (Kind, Names) = (kind, names);
@@ -146,6 +149,29 @@ public sealed class HessianTraceParameters
         HessianTraceSelectionKind.AuthorsNonMiddle => "non-middle",
         _ => string.Join(",", Names),
     };
+}
+
+/// <summary>Stores a <see cref="HessianTraceParameters"/> as the text <see cref="HessianTraceParameters.Parse"/> reads (in run configurations).</summary>
+public sealed class HessianTraceParametersJsonConverter : JsonConverter<HessianTraceParameters>
+{
+    /// <inheritdoc/>
+    public override HessianTraceParameters Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.String)
+            throw new JsonException($"HTR parameter selection: expected a string (all, middle, non-middle or names), got {reader.TokenType}.");
+        try
+        {
+            return HessianTraceParameters.Parse(reader.GetString()!);
+        }
+        catch (ArgumentException e)
+        {
+            throw new JsonException(e.Message, e);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, HessianTraceParameters value, JsonSerializerOptions options) =>
+        writer.WriteStringValue(value.ToString());
 }
 
 /// <summary>Settings of <see cref="HessianTraceRegularizer"/>; the defaults are the authors' script defaults where a library default makes sense.</summary>
