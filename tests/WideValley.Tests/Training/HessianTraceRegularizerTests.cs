@@ -311,6 +311,44 @@ public class HessianTraceRegularizerTests
     }
 
     [Fact]
+    public void AResumedRunDrawsTheSameProbesAndEndsBitIdentical()
+    {
+        static (ClassificationTask Task, optim.Optimizer Optimizer, TrainerOptions Options) Build(string dir)
+        {
+            var model = Synthetic.Mlp(dropout: 0);
+            var task = new ClassificationTask(model, Synthetic.Blobs(train: 320), 32, seed: 3);
+            var optimizer = OptimizerFactory.Create("sgd", model.parameters(), new SgdOptions { LearningRate = 0.1, Momentum = 0.9 },
+                new OptimizerContext { TrainingSetSize = 320 });
+            // A fresh regulariser each time, as a resumed process has: the probes may depend only on the run's position.
+            var htr = new HessianTraceRegularizer(new HessianTraceRegularizerOptions { Gamma = 0.05, Frequency = 3, Probes = 1, Seed = 4 });
+            return (task, optimizer, new TrainerOptions { Epochs = 2, EvaluateTest = false, OutputDirectory = dir, TensorBoard = false, Regularizer = htr });
+        }
+        using var dirA = new TempDir();
+        using var dirB = new TempDir();
+        double[] uninterrupted;
+        var (taskA, optA, optionsA) = Build(dirA.Path);
+        using (taskA)
+        {
+            Assert.Equal(TrainingStatus.Completed, new Trainer(taskA, optA, optionsA).Run().Status);
+            uninterrupted = Synthetic.Flatten(taskA.Model);
+        }
+        var (taskB, optB, optionsB) = Build(dirB.Path);
+        using (taskB)
+        {
+            var trainer = new Trainer(taskB, optB, optionsB);
+            trainer.EpochCompleted = m => { if (m.Epoch == 1) trainer.RequestStop(); };
+            Assert.Equal(TrainingStatus.Interrupted, trainer.Run().Status);
+        }
+        var (taskC, optC, optionsC) = Build(dirB.Path);
+        using (taskC)
+        {
+            Assert.Equal(TrainingStatus.Completed, new Trainer(taskC, optC, optionsC).Run(resume: true).Status);
+            Assert.Equal(uninterrupted, Synthetic.Flatten(taskC.Model));
+            Assert.Equal(4, ((HessianTraceRegularizer)optionsC.Regularizer!).Applications); // epoch 2's steps 0, 3, 6, 9
+        }
+    }
+
+    [Fact]
     public void BadOptionsAndInputsAreRefusedClearly()
     {
         Assert.Contains("Gamma", Assert.ThrowsAny<ArgumentException>(() => new HessianTraceRegularizer(new() { Gamma = 0 })).Message);
