@@ -32,7 +32,7 @@ public enum HessianTraceSelectionKind
 /// tensors S of tr(H_SS), from probes that are zero outside S (one joint probe over all selected tensors).
 /// </summary>
 [JsonConverter(typeof(HessianTraceParametersJsonConverter))]
-public sealed class HessianTraceParameters
+public sealed class HessianTraceParameters : IEquatable<HessianTraceParameters>
 {
     HessianTraceParameters(HessianTraceSelectionKind kind, IReadOnlyList<string> names) => (Kind, Names) = (kind, names);
 
@@ -140,6 +140,15 @@ public sealed class HessianTraceParameters
     }
 
     static bool Matches(string parameter, string name) => parameter == name || parameter.StartsWith(name + ".", StringComparison.Ordinal);
+
+    /// <summary>Same kind and the same names in the same order (so that options records and run configurations compare by value).</summary>
+    public bool Equals(HessianTraceParameters? other) => other is not null && Kind == other.Kind && Names.SequenceEqual(other.Names);
+
+    /// <inheritdoc/>
+    public override bool Equals(object? obj) => Equals(obj as HessianTraceParameters);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Kind, string.Join(",", Names));
 
     /// <summary>The text <see cref="Parse"/> reads back.</summary>
     public override string ToString() => Kind switch

@@ -364,6 +364,9 @@ public class HessianTraceRegularizerTests
         Assert.Contains("blank", Assert.Throws<ArgumentException>(() => HessianTraceParameters.Parse("fc1,,fc2")).Message);
         Assert.Equal("2.weight,4", HessianTraceParameters.Parse(" 2.weight, 4 ").ToString());
         Assert.Same(HessianTraceParameters.AuthorsNonMiddle, HessianTraceParameters.Parse("Non-Middle"));
+        Assert.Equal(new HessianTraceRegularizerOptions { Parameters = HessianTraceParameters.Parse("fc1,fc2") },
+            new HessianTraceRegularizerOptions { Parameters = HessianTraceParameters.Named(["fc1", "fc2"]) });
+        Assert.NotEqual(HessianTraceParameters.Parse("fc2,fc1"), HessianTraceParameters.Parse("fc1,fc2"));
 
         using var scope = NewDisposeScope();
         var (model, loss) = TinyNetwork(2, 2, 1);
