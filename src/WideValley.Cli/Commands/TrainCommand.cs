@@ -106,6 +106,62 @@ public static class TrainCommand
             DefaultValueFactory = _ => DivergenceGuardOptions.DefaultGrowthChecks,
         };
 
+        public readonly Option<double?> HtrGamma = new("--htr-gamma")
+        {
+            Description = "Add the Hessian-trace regulariser (HTR, Sankar et al.) gamma * (1/K) sum v^T H v to the loss, with this gamma (off when not given).",
+        };
+        public readonly Option<int> HtrProbes = new("--htr-probes") { Description = "HTR: Hutchinson probes K per application, one Hessian-vector product each.", DefaultValueFactory = _ => 10 };
+        public readonly Option<int> HtrFreq = new("--htr-freq") { Description = "HTR: apply on steps 0, N, 2N, ... of each epoch (1 = every step).", DefaultValueFactory = _ => 50 };
+        public readonly Option<int> HtrStartEpoch = new("--htr-start-epoch")
+        {
+            Description = "HTR: first epoch (1-based) with the penalty; the authors' -sp s is s + 1.",
+            DefaultValueFactory = _ => 1,
+        };
+        public readonly Option<string> HtrProbe = new("--htr-probe") { Description = "HTR: probe distribution, gaussian (the authors' code) or rademacher.", DefaultValueFactory = _ => "gaussian" };
+        public readonly Option<string> HtrLayers = new("--htr-layers")
+        {
+            Description = "HTR: penalised tensors: all, middle (the authors' mask: named parameters n/4..3n/4), non-middle, or a comma-separated list of parameter or module names.",
+            DefaultValueFactory = _ => "all",
+        };
+
+        /// <summary>The --htr-* values given, over <paramref name="stored"/>'s for those not given (unvalidated; for comparing on resume).</summary>
+        public HessianTraceRegularizerOptions HessianTraceAsGiven(ParseResult p, HessianTraceRegularizerOptions stored) => stored with
+        {
+            Gamma = p.GetValue(HtrGamma) ?? stored.Gamma,
+            Probes = p.GetValue(HtrProbes),
+            Frequency = p.GetValue(HtrFreq),
+            StartEpoch = p.GetValue(HtrStartEpoch),
+            Probe = Enum.Parse<HessianTraceProbe>(p.GetValue(HtrProbe)!, ignoreCase: true),
+            Parameters = HessianTraceParameters.Parse(p.GetValue(HtrLayers)!),
+        };
+
+        /// <summary>Every --htr-* option.</summary>
+        public IEnumerable<Option> HtrOptions => [HtrGamma, .. HtrSettings];
+
+        /// <summary>The HTR options, which need --htr-gamma.</summary>
+        IEnumerable<Option> HtrSettings => [HtrProbes, HtrFreq, HtrStartEpoch, HtrProbe, HtrLayers];
+
+        /// <summary>The regulariser the command line asks for (null without --htr-gamma); its probes are seeded by --seed.</summary>
+        HessianTraceRegularizerOptions? HessianTraceFrom(ParseResult p, bool resuming)
+        {
+            if (p.GetValue(HtrGamma) is not double gamma)
+            {
+                if (!resuming && HtrSettings.FirstOrDefault(o => p.GetResult(o) is OptionResult r && !r.Implicit) is Option given)
+                    throw new ArgumentException($"{given.Name} sets the Hessian-trace regulariser, which is off: give --htr-gamma too");
+                return null;
+            }
+            return new HessianTraceRegularizerOptions
+            {
+                Gamma = gamma,
+                Probes = p.GetValue(HtrProbes),
+                Frequency = p.GetValue(HtrFreq),
+                StartEpoch = p.GetValue(HtrStartEpoch),
+                Probe = Enum.Parse<HessianTraceProbe>(p.GetValue(HtrProbe)!, ignoreCase: true),
+                Parameters = HessianTraceParameters.Parse(p.GetValue(HtrLayers)!),
+                Seed = p.GetValue(Seed),
+            };
+        }
+
         /// <summary>The optimizer options: one table mapping flags onto the options records' properties.</summary>
         public readonly OptimizerFlags OptimizerFlags = new();
 
@@ -115,6 +171,7 @@ public static class TrainCommand
             Optimizer.AcceptOnlyFromAmong([.. OptimizerFactory.Names]);
             BnRecalibrate.AcceptOnlyFromAmong("auto", "on", "off");
             Scaling.AcceptOnlyFromAmong([.. PixelScaling.All]);
+            HtrProbe.AcceptOnlyFromAmong("gaussian", "rademacher");
         }
 
         /// <summary>The run-level options (everything but the optimizer's options).</summary>
@@ -123,13 +180,16 @@ public static class TrainCommand
             Model, Data, DataDir, Corpus, Optimizer, BatchSize, Epochs, EffectiveEpochs, LrSchedule, Dropout, InputDropout, HiddenSize,
             Layers, Seed, Threads, Device, MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain,
             Scaling, Unroll, EvalBatchSize, NoTensorBoard, DivergenceFactor, DivergencePatience, CheckpointEvery,
+            HtrGamma, HtrProbes, HtrFreq, HtrStartEpoch, HtrProbe, HtrLayers,
         ];
 
         /// <summary>Every train option.</summary>
         public IEnumerable<Option> All => RunLevel.Concat(OptimizerFlags.Options);
 
         /// <summary>The run-level settings the command line gives, with the optimizer's default options.</summary>
-        public RunConfig ToRunLevelConfig(ParseResult p) => new()
+        /// <param name="p">The parsed command line.</param>
+        /// <param name="resuming">True for a resume, where --htr-* options without --htr-gamma repeat the run's settings.</param>
+        public RunConfig ToRunLevelConfig(ParseResult p, bool resuming = false) => new()
         {
             Model = p.GetValue(Model)!,
             Data = p.GetValue(Data),
@@ -160,6 +220,7 @@ public static class TrainCommand
             DivergenceFactor = p.GetValue(DivergenceFactor),
             DivergencePatience = p.GetValue(DivergencePatience),
             CheckpointEvery = p.GetValue(CheckpointEvery),
+            HessianTrace = HessianTraceFrom(p, resuming),
         };
 
         /// <summary>The run the command line describes: run-level settings and the optimizer's options with the given flags applied.</summary>
@@ -325,7 +386,7 @@ public static class TrainCommand
         var meta = Checkpoint.ReadMeta(Checkpoint.SelectIntact(checkpoint).Path);
         var stored = meta.RunConfig ?? throw new UsageException($"--resume: {checkpoint} does not record its run configuration");
         var explicitOptions = options.Explicit(p).ToHashSet();
-        var given = options.ToRunLevelConfig(p);
+        var given = options.ToRunLevelConfig(p, resuming: true);
         var storedJson = stored.ToJson();
         var givenJson = given.ToJson();
         var conflicts = new List<string>();
@@ -335,6 +396,25 @@ public static class TrainCommand
             if (!storedJson.ContainsKey(key)) continue;
             var a = storedJson[key]?.ToJsonString() ?? "null";
             var b = givenJson[key]?.ToJsonString() ?? "null";
+            if (a != b) conflicts.Add($"{option} {b} (the run has {a})");
+        }
+        // The --htr-* options are the fields of one stored object: each given one must equal its field.
+        foreach (var option in options.HtrOptions.Select(o => o.Name).Where(explicitOptions.Contains))
+        {
+            if (stored.HessianTrace is null)
+            {
+                conflicts.Add($"{option} (the run has no Hessian-trace regulariser)");
+                continue;
+            }
+            var key = option switch
+            {
+                "--htr-freq" => "frequency",
+                "--htr-layers" => "parameters",
+                _ => option["--htr-".Length..].Replace('-', '_'),
+            };
+            var givenHtr = System.Text.Json.JsonSerializer.SerializeToNode(options.HessianTraceAsGiven(p, stored.HessianTrace), RunConfig.Json);
+            var a = storedJson["hessian_trace"]?[key]?.ToJsonString() ?? "null";
+            var b = givenHtr?[key]?.ToJsonString() ?? "null";
             if (a != b) conflicts.Add($"{option} {b} (the run has {a})");
         }
         conflicts.AddRange(options.OptimizerFlags.Conflicts(p, OptimizerFactory.Describe(stored.Optimizer), stored.ResolvedOptimizerOptions));

@@ -117,6 +117,11 @@ public sealed record RunConfig : IJsonOnDeserialized
     /// it is may not. Null for runs stored before it was recorded.
     /// </summary>
     public string? DataFingerprint { get; init; }
+    /// <summary>
+    /// The Hessian-trace regulariser added to the loss (<see cref="HessianTraceRegularizer"/>); null = none. Its probe
+    /// seed is its own <see cref="HessianTraceRegularizerOptions.Seed"/>.
+    /// </summary>
+    public HessianTraceRegularizerOptions? HessianTrace { get; init; }
 
     /// <summary>The divergence guard's settings, for <see cref="TrainerOptions.Divergence"/>.</summary>
     [JsonIgnore]
@@ -426,6 +431,7 @@ public static class RunSetup
             throw new ArgumentException($"--clip-grad-norm must be 0 (off) or a positive number, got {c.ClipGradNorm}");
         if (!Enum.IsDefined(c.BnRecalibrate)) throw new ArgumentException($"--bn-recalibrate must be auto, on or off, got '{c.BnRecalibrate}'");
         if (c.BnRecalibrateBatches < 0) throw new ArgumentException($"--bn-recalibrate-batches must be 0 (full pass) or positive, got {c.BnRecalibrateBatches}");
+        c.HessianTrace?.Validate();
         if (c.Unroll is < 1) throw new ArgumentException($"--unroll must be at least 1, got {c.Unroll}");
         if (c.EvalBatchSize is < 1) throw new ArgumentException($"--eval-batch-size must be at least 1, got {c.EvalBatchSize}");
         if (c.Dropout is double d && !(d >= 0 && d < 1)) throw new ArgumentException($"--dropout must be in [0, 1), got {d}");
@@ -627,9 +633,15 @@ public static class RunSetup
 
         var context = new OptimizerContext { TrainingSetSize = task.TrainingSize, RunSeed = c.Seed };
         optim.Optimizer optimizer;
+        HessianTraceRegularizer? regularizer = null;
         try
         {
             optimizer = descriptor.Create(task.Model.parameters(), c.OptimizerOptions, context);
+            if (c.HessianTrace is { } htr)
+            {
+                regularizer = new HessianTraceRegularizer(htr);
+                regularizer.SelectedNames(task.Model); // an unknown --htr-layers name is refused now, not at the first penalised step
+            }
         }
         catch
         {
@@ -659,6 +671,7 @@ public static class RunSetup
             OptimizerName = c.Optimizer,
             RunConfig = c,
             DataDescription = description,
+            Regularizer = regularizer,
         };
         return new PreparedRun
         {

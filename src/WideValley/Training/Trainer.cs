@@ -51,6 +51,11 @@ public sealed record TrainerOptions
     public RunConfig? RunConfig { get; init; }
     /// <summary>What the data is, in words (e.g. "fashion-mnist (60000 train, ...)"), for the checkpoint's run description.</summary>
     public string? DataDescription { get; init; }
+    /// <summary>
+    /// A term added to every minibatch loss before back-propagation (e.g. <see cref="HessianTraceRegularizer"/>); null:
+    /// none. Not stored in the checkpoint: a resumed run must be given the same regulariser.
+    /// </summary>
+    public ILossRegularizer? Regularizer { get; init; }
 }
 
 /// <summary>How a <see cref="Trainer.Run"/> ended.</summary>
@@ -419,7 +424,19 @@ public sealed class Trainer
             {
                 SuspectFromOuterStep = _outerSteps, // the weights this step started from gave the non-finite loss
             };
-        mb.Loss.backward();
+        var penalty = _options.Regularizer?.Penalty(new RegularizationContext(_task.Model, mb.Loss, _currentEpoch, _currentStep, _gradEvals));
+        if (penalty is null) mb.Loss.backward();
+        else
+        {
+            if (!double.IsFinite(penalty.ToDouble()))
+                throw new TrainingDivergedException(
+                    $"training diverged in epoch {_currentEpoch}, step {_currentStep + 1} of {StepsPerEpoch} " +
+                    $"(gradient evaluation {_gradEvals + 1:N0}): the regulariser's term is {penalty.ToDouble()}")
+                {
+                    SuspectFromOuterStep = _outerSteps,
+                };
+            mb.Loss.add(penalty).backward();
+        }
         if (_options.ClipGradNorm > 0)
             nn.utils.clip_grad_norm_(_parameters, _options.ClipGradNorm);
         _gradEvals++;
