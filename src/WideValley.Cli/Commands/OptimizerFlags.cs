@@ -82,6 +82,7 @@ public sealed class OptimizerFlags
         Number<int>("--switch-window", "Window", "ADINE W: steps between comparisons of the running (EMA 0.9) minibatch loss.");
         Number<double>("--switch-tolerance", "Tolerance", "ADINE tol: relative rise of the running loss tolerated before switching to m_low.");
         Number<double>("--velocity-cap", "VelocityCap", "ADINE guard: cap on the velocity's norm (0 = no cap; a non-finite loss then zeroes the velocity).");
+        Number<long>("--dante-steps-per-block", "StepsPerBlock", "DANTE K: optimizer steps per block (layer) before the next becomes active (0 = one epoch's steps)."); Choice("--dante-order", "Order", "DANTE sweep order: forward (input layer first) or backward (output layer first).", ("forward", DanteOrder.Forward), ("backward", DanteOrder.Backward)); Number<double>("--dante-eps", "Epsilon", "DANTE eps in x - lr g / (|g| + eps)."); Number<bool>("--dante-freeze-inactive", "FreezeInactive", "DANTE: inactive blocks skip their weight gradients (requires_grad off while inactive).");
         // Last: it overrides the individual reference-code switches above, as it always has.
         var reference = new Option<bool>(ReferenceCode)
         {

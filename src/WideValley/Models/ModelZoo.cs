@@ -93,6 +93,7 @@ public static class ModelZoo
                 "Penn Treebank, words (vocabulary 10,000)", "token ids (B, T), Int64, in [0, V); paper: V = 10,000, T = 20",
                 0, 0, true, true),
             hiddenSize: 200, layers: 2, embedTokens: true, decoderBias: true, initialisationRange: 0.1),
+        .. Mlp.ZooVariants.Select(v => Classifier(v.Info, minimumImageSize: null, v.Build, v.Estimate)),
     ];
 
     /// <summary>The names <see cref="Create"/> accepts.</summary>

@@ -41,4 +41,7 @@ public sealed record OptimizerContext
     /// seed in the options record.
     /// </summary>
     public long? RunSeed { get; init; }
+
+    /// <summary>Optimizer steps in one epoch of the run (DANTE's default block length); 0 = unknown.</summary>
+    public long StepsPerEpoch { get; init; }
 }
