@@ -103,7 +103,7 @@ public static class OptionRanges
         ["--switch-window"] = AtLeast(1),
         ["--switch-tolerance"] = NonNegative,
         ["--velocity-cap"] = NonNegative,
-        ["--dante-steps-per-block"] = AtLeast(0, " (0 = one epoch's steps)"), ["--dante-eps"] = Positive,
+        ["--dante-steps-per-block"] = AtLeast(0, " (0 = one epoch's steps)"), ["--dante-eps"] = Positive, ["--dante-lr"] = Positive,
         ["--n"] = AtLeast(2, " (spins of a spin glass)"),
         ["--starts"] = AtLeast(1),
         ["--p"] = AtLeast(2, " (order of a spin glass)"),
