@@ -171,7 +171,7 @@ public sealed class Dante : OptimizerHelper, IStateOwner, IOptimizerDiagnostics,
     public int BlockAt(long step)
     {
         var position = (int)(step / StepsPerBlock % _blocks.Count);
-        return _settings.Order == DanteOrder.Forward ? position : _blocks.Count - 1 - position;
+        return _settings.SweepOrder == DanteOrder.Forward ? position : _blocks.Count - 1 - position;
     }
 
     /// <summary>No per-parameter buffers: 0.</summary>
@@ -238,7 +238,7 @@ public sealed class Dante : OptimizerHelper, IStateOwner, IOptimizerDiagnostics,
             _lastGradientNorm = any ? norm : double.NaN;
             if (any)
             {
-                var scale = lr / (norm + _settings.Epsilon);
+                var scale = lr / (norm + _settings.NormEpsilon);
                 foreach (var p in block)
                 {
                     using var g = p.grad;

@@ -24,7 +24,7 @@ public class DanteComparisonTests
         foreach (var arm in new[] { "sgd", "adam" })
             Assert.Equal(dante with { Optimizer = arms[arm].Optimizer, OptimizerOptions = arms[arm].OptimizerOptions }, arms[arm]);
         var d = Assert.IsType<DanteOptions>(dante.ResolvedOptimizerOptions);
-        Assert.Equal((DanteComparison.DefaultDanteLearningRate, 0L, DanteOrder.Forward), (d.LearningRate, d.StepsPerBlock, d.Order));
+        Assert.Equal((DanteComparison.DefaultDanteLearningRate, 0L, DanteOrder.Forward), (d.LearningRate, d.StepsPerBlock, d.SweepOrder));
         var sgd = Assert.IsType<SgdOptions>(arms["sgd"].ResolvedOptimizerOptions);
         Assert.Equal((0.05, 0.9), (sgd.LearningRate, sgd.Momentum));
         Assert.Equal(1e-3, Assert.IsType<AdamOptions>(arms["adam"].ResolvedOptimizerOptions).LearningRate);

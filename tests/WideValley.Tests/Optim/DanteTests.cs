@@ -31,7 +31,7 @@ public class DanteTests
         using var w = new Parameter(tensor(new double[] { 1, 2, 3, 4 }, ScalarType.Float64).reshape(2, 2));
         using var b = new Parameter(tensor(new double[] { -1, 1 }, ScalarType.Float64));
         using var v = new Parameter(tensor(new double[] { 0.5, -0.5 }, ScalarType.Float64).reshape(1, 2));
-        using var dante = new Dante([w, b, v], new DanteOptions { LearningRate = 0.1, Epsilon = 1e-8, StepsPerBlock = 1 });
+        using var dante = new Dante([w, b, v], new DanteOptions { LearningRate = 0.1, NormEpsilon = 1e-8, StepsPerBlock = 1 });
         Assert.Equal(2, dante.BlockCount);
         Assert.Equal(new[] { w.Handle, b.Handle }, dante.Block(0).Select(p => p.Handle));
         Assert.Equal(new[] { v.Handle }, dante.Block(1).Select(p => p.Handle));
@@ -67,7 +67,7 @@ public class DanteTests
     public void TheActiveBlockCyclesEveryKStepsInTheChosenOrder(DanteOrder order, int[] expected)
     {
         var ps = Enumerable.Range(0, 3).Select(_ => new Parameter(ones(2, 2, ScalarType.Float64))).ToList();
-        var dante = new Dante(ps, new DanteOptions { StepsPerBlock = 3, Order = order });
+        var dante = new Dante(ps, new DanteOptions { StepsPerBlock = 3, SweepOrder = order });
         var seen = new List<int>();
         for (var t = 0; t < expected.Length; t++)
         {
@@ -358,7 +358,7 @@ public class DanteTests
     public void AStateDictionaryRoundTripMidBlockContinuesBitIdentically(ScalarType dtype)
     {
         using var dir = new TempDir();
-        var options = new DanteOptions { LearningRate = 0.03, StepsPerBlock = 5, Order = DanteOrder.Backward };
+        var options = new DanteOptions { LearningRate = 0.03, StepsPerBlock = 5, SweepOrder = DanteOrder.Backward };
         (double[] Values, long Steps, int Active, bool[] Flags) Train(bool split)
         {
             random.manual_seed(2);
@@ -468,13 +468,13 @@ public class DanteTests
         }
         Assert.Equal(("LearningRate", "LearningRate must be a positive number, got 0"), Error(new DanteOptions { LearningRate = 0 }));
         Assert.Equal("LearningRate", Error(new DanteOptions { LearningRate = double.NaN }).Parameter);
-        Assert.Equal(("Epsilon", "Epsilon must be a positive number, got -1E-08"), Error(new DanteOptions { Epsilon = -1e-8 }));
+        Assert.Equal(("NormEpsilon", "NormEpsilon must be a positive number, got -1E-08"), Error(new DanteOptions { NormEpsilon = -1e-8 }));
         Assert.Equal(("StepsPerBlock", "StepsPerBlock must be at least 1 step, or 0 for one epoch's steps; got -2"), Error(new DanteOptions { StepsPerBlock = -2 }));
-        Assert.Equal(("Order", "Order must be forward or backward, got 7"), Error(new DanteOptions { Order = (DanteOrder)7 }));
+        Assert.Equal(("SweepOrder", "SweepOrder must be forward or backward, got 7"), Error(new DanteOptions { SweepOrder = (DanteOrder)7 }));
 
         using var p = new Parameter(zeros(3, 2));
         using var q = new Parameter(zeros(2));
-        Assert.Equal("Epsilon", Assert.Throws<OptionsException>(() => new Dante([p], new DanteOptions { Epsilon = 0, StepsPerBlock = 1 })).Parameter);
+        Assert.Equal("NormEpsilon", Assert.Throws<OptionsException>(() => new Dante([p], new DanteOptions { NormEpsilon = 0, StepsPerBlock = 1 })).Parameter);
         var unknownK = Assert.Throws<ArgumentException>(() => OptimizerFactory.Create("dante", [p], new DanteOptions()));
         Assert.Contains("steps per epoch are unknown", unknownK.Message);
         Assert.Contains("StepsPerBlock", unknownK.Message);
@@ -502,10 +502,10 @@ public class DanteTests
         var d = OptimizerFactory.Describe("dante");
         Assert.Equal(typeof(DanteOptions), d.OptionsType);
         Assert.Equal((0.01, 1e-8, 0L, DanteOrder.Forward, true),
-            d.Defaults is DanteOptions o ? (o.LearningRate, o.Epsilon, o.StepsPerBlock, o.Order, o.FreezeInactive) : default);
-        var options = new DanteOptions { StepsPerBlock = 7, Order = DanteOrder.Backward, Epsilon = 1e-6 };
+            d.Defaults is DanteOptions o ? (o.LearningRate, o.NormEpsilon, o.StepsPerBlock, o.SweepOrder, o.FreezeInactive) : default);
+        var options = new DanteOptions { StepsPerBlock = 7, SweepOrder = DanteOrder.Backward, NormEpsilon = 1e-6 };
         var json = d.ToJson(options);
-        Assert.Equal((7L, "backward", 1e-6), ((long)json["steps_per_block"]!, (string)json["order"]!, (double)json["epsilon"]!));
+        Assert.Equal((7L, "backward", 1e-6), ((long)json["steps_per_block"]!, (string)json["sweep_order"]!, (double)json["norm_epsilon"]!));
         Assert.Equal(options, d.FromJson(JsonNode.Parse(json.ToJsonString())!));
         using var p = new Parameter(zeros(4, 5));
         using var optimizer = (Dante)d.Create([p], null, new OptimizerContext { StepsPerEpoch = 12 });
@@ -526,11 +526,23 @@ public class DanteTests
     [InlineData(new[] { "--dante-order", "sideways" }, "sideways")]
     [InlineData(new[] { "--lr", "-0.1" }, "--lr must be a positive number, got -0.1")]
     [InlineData(new[] { "--momentum", "0.9" }, "--momentum does not apply to --optimizer dante")]
+    [InlineData(new[] { "--adam-eps", "1e-6" }, "--adam-eps does not apply to --optimizer dante")]
     public void BadFlagsExitWithCode2AndNameTheFlag(string[] args, string expected)
     {
         var (code, _, err) = Cli(["train", "--optimizer", "dante", .. args, "--max-train-samples", "256", "--no-tensorboard"]);
         Assert.Equal(ExitCodes.Usage, code);
         Assert.Contains(expected, err);
+    }
+
+    [Fact]
+    public void DantesFlagsDoNotApplyToOtherOptimizers()
+    {
+        foreach (var flag in new[] { new[] { "--dante-eps", "1e-6" }, ["--dante-order", "backward"], ["--dante-steps-per-block", "3"] })
+        {
+            var (code, _, err) = Cli(["train", "--optimizer", "adam", .. flag, "--max-train-samples", "256", "--no-tensorboard"]);
+            Assert.Equal(ExitCodes.Usage, code);
+            Assert.Contains($"{flag[0]} does not apply to --optimizer adam", err);
+        }
     }
 
     [Fact]
@@ -546,7 +558,7 @@ public class DanteTests
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "summary.json")))!;
         Assert.Equal("dante", (string?)summary["config"]!["optimizer"]);
         var options = summary["config"]!["optimizer_options"]!;
-        Assert.Equal((2L, "backward", 1e-7), ((long)options["steps_per_block"]!, (string)options["order"]!, (double)options["epsilon"]!));
+        Assert.Equal((2L, "backward", 1e-7), ((long)options["steps_per_block"]!, (string)options["sweep_order"]!, (double)options["norm_epsilon"]!));
         var last = JsonNode.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))[^1])!;
         // 12 steps, 3 blocks of 2 steps: two sweeps; the next block is the last layer again (backward order).
         Assert.Equal((12.0, 2.0, 2.0), ((double)last["dante_steps"]!, (double)last["dante_sweeps"]!, (double)last["dante_active_block"]!));

@@ -14,7 +14,7 @@ public enum DanteOrder
 /// normalised gradient descent). The abstract gives no schedule, step size or block rule; everything here is ours
 /// (docs/seed-004.md): one block of parameters is active at a time and takes
 /// x = x - eta g / (|g| + eps) with the norm over the whole block; the active block changes every
-/// <see cref="StepsPerBlock"/> steps, cycling in <see cref="Order"/>. See <see cref="Dante"/>.
+/// <see cref="StepsPerBlock"/> steps, cycling in <see cref="SweepOrder"/>. See <see cref="Dante"/>.
 /// </summary>
 public sealed record DanteOptions : OptimizerOptionsBase
 {
@@ -22,7 +22,7 @@ public sealed record DanteOptions : OptimizerOptionsBase
     public override double LearningRate { get; init; } = 0.01;
 
     /// <summary>eps in g / (|g| + eps), which keeps a zero gradient from dividing by zero (ours: 1e-8).</summary>
-    public double Epsilon { get; init; } = 1e-8;
+    public double NormEpsilon { get; init; } = 1e-8;
 
     /// <summary>
     /// K, optimizer steps per block before the next block becomes active. 0 (the default, ours) = one epoch's steps,
@@ -31,7 +31,7 @@ public sealed record DanteOptions : OptimizerOptionsBase
     public long StepsPerBlock { get; init; }
 
     /// <summary>Which end of the network a sweep starts from (ours: forward, the input layer first).</summary>
-    public DanteOrder Order { get; init; } = DanteOrder.Forward;
+    public DanteOrder SweepOrder { get; init; } = DanteOrder.Forward;
 
     /// <summary>
     /// True (default): the parameters of inactive blocks have <c>requires_grad</c> turned off while inactive, so
@@ -44,11 +44,11 @@ public sealed record DanteOptions : OptimizerOptionsBase
     public override void Validate()
     {
         OptionChecks.Positive(LearningRate, nameof(LearningRate));
-        OptionChecks.Positive(Epsilon, nameof(Epsilon));
+        OptionChecks.Positive(NormEpsilon, nameof(NormEpsilon));
         if (StepsPerBlock < 0)
             throw new OptionsException(nameof(StepsPerBlock), $"must be at least 1 step, or 0 for one epoch's steps; got {StepsPerBlock}");
-        if (!Enum.IsDefined(Order))
-            throw new OptionsException(nameof(Order), $"must be forward or backward, got {(int)Order}");
+        if (!Enum.IsDefined(SweepOrder))
+            throw new OptionsException(nameof(SweepOrder), $"must be forward or backward, got {(int)SweepOrder}");
     }
 
     internal static OptimizerDescriptor Descriptor { get; } = OptimizerDescriptor.For<DanteOptions>(
