@@ -213,6 +213,8 @@ public static class DanteReport
         }
         json["networks"] = networks;
         json["verdict"] = Overall(verdicts);
+        json["networks_quality_competitive"] = verdicts.Count(v => v.QualityCompetitive);
+        json["networks_speed_competitive"] = verdicts.Count(v => v.SpeedCompetitive);
         return json;
     }
 
@@ -268,6 +270,14 @@ public static class DanteReport
             _ => "**Verdict: not testable yet** (some arms have no finished run).",
         });
         md.AppendLine();
+        if (verdicts.Count > 0 && verdicts.All(v => v.Judged))
+        {
+            md.AppendLine($"Quality competitive on {verdicts.Count(v => v.QualityCompetitive)} of {verdicts.Count} networks; speed competitive on " +
+                          $"{verdicts.Count(v => v.SpeedCompetitive)} of {verdicts.Count}. The wall times come from runs made one after another on a machine " +
+                          "that may be shared with other jobs (their spread across seeds shows how much); the interleaved `widevalley bench dante` is the " +
+                          "steadier measure of DANTE's cost per epoch.");
+            md.AppendLine();
+        }
         var diverged = verdicts.SelectMany(v => v.Arms.Where(a => a.Diverged > 0).Select(a => $"{v.Network}/{a.Arm}: {a.Diverged}")).ToList();
         if (diverged.Count > 0)
         {
