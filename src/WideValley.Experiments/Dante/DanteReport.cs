@@ -92,11 +92,14 @@ public static class DanteReport
                 mine.Count(x => x.Result is { Diverged: true }));
         }).ToList())).ToList();
 
-    /// <summary>The overall verdict on the claim over every network.</summary>
+    /// <summary>
+    /// The overall verdict on the claim, a conjunction (quality and speed): agrees when it holds in both respects on every
+    /// network, disagrees when one respect fails on every network, partly otherwise.
+    /// </summary>
     public static string Overall(IReadOnlyList<NetworkVerdict> verdicts) =>
         verdicts.Count == 0 || verdicts.Any(v => !v.Judged) ? "not testable yet (runs missing)"
         : verdicts.All(v => v.Verdict == "agrees") ? "agrees"
-        : verdicts.All(v => v.Verdict == "disagrees") ? "disagrees"
+        : verdicts.All(v => !v.QualityCompetitive) || verdicts.All(v => !v.SpeedCompetitive) ? "disagrees"
         : "partly";
 
     /// <summary>Writes the report files atomically into the settings' output folder and returns their paths.</summary>
@@ -265,7 +268,7 @@ public static class DanteReport
         md.AppendLine(overall switch
         {
             "agrees" => "**Verdict on \"competitive with backprop in quality and speed\": agrees on every network.**",
-            "disagrees" => "**Verdict on \"competitive with backprop in quality and speed\": disagrees on every network.**",
+            "disagrees" => "**Verdict on \"competitive with backprop in quality and speed\": disagrees** (one of the two fails on every network).",
             "partly" => "**Verdict on \"competitive with backprop in quality and speed\": partly** (see the table: it holds on some networks or in one respect only).",
             _ => "**Verdict: not testable yet** (some arms have no finished run).",
         });

@@ -66,6 +66,7 @@ public class DanteComparisonTests
         Assert.Equal("disagrees", disagree.Verdict);
         Assert.Equal("disagrees", DanteReport.Overall([disagree]));
         Assert.Equal("partly", DanteReport.Overall([agree, disagree]));
+        Assert.Equal("disagrees", DanteReport.Overall([partly, disagree])); // quality fails on both: the conjunction fails everywhere
         // An arm without a finished run: no verdict.
         var pending = DanteReport.Verdicts(s, Runs(s, ("dante", 1, 13, 10), ("sgd", 1, 14, 10))).Single();
         Assert.False(pending.Judged);
