@@ -27,7 +27,7 @@ public static class LayerwiseHessianReport
     public static string Describe(SimilarityMeasure m) => m switch
     {
         SimilarityMeasure.W1OnGrid => "W1 on a common eigenvalue grid (ours, default)",
-        SimilarityMeasure.KLOnGrid => "KL(layer || full) on a common eigenvalue grid (ours)",
+        SimilarityMeasure.KLOnGrid => "KL(layer ‖ full) on a common eigenvalue grid (ours)",
         SimilarityMeasure.AuthorsCode => "the authors' code (W1 between transformed density VALUES)",
         _ => m.ToString(),
     };
@@ -35,6 +35,8 @@ public static class LayerwiseHessianReport
     static string DensityName(CurvatureSpectra d) => d == CurvatureSpectra.Authors
         ? "the authors' Lanczos preset (64 + 128 steps, no reorthogonalisation)"
         : "our Lanczos density (128 steps, full reorthogonalisation)";
+
+    static string ShortDensityName(CurvatureSpectra d) => d == CurvatureSpectra.Authors ? "authors' Lanczos preset" : "our Lanczos density";
 
     static bool IsMiddle(double depth) => depth > 1e-9 && depth < 1 - 1e-9;
 
@@ -115,7 +117,7 @@ public static class LayerwiseHessianReport
             if (figures.TrySave(DistancePlot(s, finished), Path.Combine(s.OutDir, stem + "-distance")) is { } d)
                 plots.Add(("Each layer's distance from the full spectrum (summed over epochs, max-normalised) against relative depth", d));
             if (figures.TrySave(CurvatureTrackingPlot.Create(MeanRecords(finished),
-                    $"lambda_max and trace against epochs, mean of {finished.Count} seed(s): full Hessian and each layer's block"), Path.Combine(s.OutDir, stem + "-curvature")) is { } c)
+                    $"lambda_max and trace, mean of {finished.Count} seed(s): full Hessian and each layer"), Path.Combine(s.OutDir, stem + "-curvature")) is { } c)
                 plots.Add(("lambda_max and trace against epochs", c));
             if (figures.TrySave(DensityPlot(s, finished[0]), Path.Combine(s.OutDir, stem + "-densities")) is { } p)
                 plots.Add(($"Densities after the last epoch (seed {finished[0].Seed})", p));
@@ -174,7 +176,7 @@ public static class LayerwiseHessianReport
         }).ToList();
         return LinePlot.Stacked(panels, "relative depth of the layer", new LinePlotOptions
         {
-            Title = $"{s.Model}: layer-to-full spectral distance, summed over epochs and max-normalised; densities by {DensityName(s.Density)}",
+            Title = $"{s.Model}: distance of each layer's spectrum to the full one ({ShortDensityName(s.Density)})",
             Height = 1000,
         });
     }
@@ -190,7 +192,7 @@ public static class LayerwiseHessianReport
         }).ToList();
         return LinePlot.Create(series, "eigenvalue", "log10 density (floored at 1e-12)", new LinePlotOptions
         {
-            Title = $"{s.Model}, seed {run.Seed}, epoch {last.Epoch}: eigenvalue densities ({DensityName(s.Density)})",
+            Title = $"{s.Model}, seed {run.Seed}, epoch {last.Epoch}: eigenvalue densities ({ShortDensityName(s.Density)})",
         });
     }
 
@@ -253,7 +255,7 @@ public static class LayerwiseHessianReport
             $"({(s.Budget == Budget.Smoke ? 4 : LayerwiseHessianExperiment.TraceProbes)} Rademacher probes; per-layer traces from the same products).",
             $"Budget: {LayerwiseHessianExperiment.DescribeBudget(s.Budget)}. The paper: {LayerwiseHessianExperiment.PaperEpochs} epochs on all of the training set.",
             "Distances: each layer's density against the full one at every trained epoch, summed over epochs and divided by the largest layer's sum (the authors' " +
-            "match_distros_wasserstein.png). Three measures: W1 and KL(layer || full) between the densities on a common eigenvalue grid (ours; KL with both densities " +
+            "match_distros_wasserstein.png). Three measures: W1 and KL(layer ‖ full) between the densities on a common eigenvalue grid (ours; KL with both densities " +
             $"floored at {SpectralSimilarity.KLFloor:0e0} of their maxima), and the authors' code, which compares the transformed density VALUES as two samples of numbers " +
             "(where on the eigenvalue axis the mass lies does not enter; see docs).",
         ], s.Budget, "Smoke budget: a check that everything runs; the numbers judge nothing.", s.CommandLine, s.Machine);
