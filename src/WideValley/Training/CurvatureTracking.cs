@@ -249,7 +249,7 @@ public sealed class CurvatureTracker : IEpochEndHook, IDisposable
     }
 
     /// <inheritdoc/>
-    public string? Start(nn.Module model, string? outputDirectory, int completedEpochs)
+    public string? Start(nn.Module model, string? outputDirectory, int completedEpochs, bool resuming)
     {
         layers = ResolveLayers(model);
         path = outputDirectory is null ? null : Path.Combine(outputDirectory, FileName);
@@ -257,10 +257,11 @@ public sealed class CurvatureTracker : IEpochEndHook, IDisposable
         if (path is not null)
         {
             Directory.CreateDirectory(outputDirectory!);
-            if (completedEpochs == 0) AtomicFile.WriteAllText(path, "");
+            if (!resuming) AtomicFile.WriteAllText(path, "");
             else message = Repair(path, completedEpochs);
         }
-        if (completedEpochs == 0) Record(model, 0);
+        // Epoch 0 is the initial weights: measured at the start of a new run only (a resume inside epoch 1 has moved on).
+        if (!resuming) Record(model, 0);
         return message;
     }
 

@@ -25,7 +25,8 @@ public interface IEpochEndHook
     /// <param name="model">The network (at the initial or resumed weights).</param>
     /// <param name="outputDirectory">The run folder, or null when the trainer writes nothing.</param>
     /// <param name="completedEpochs">Epochs already done.</param>
-    string? Start(nn.Module model, string? outputDirectory, int completedEpochs);
+    /// <param name="resuming">True when the run continues from a checkpoint (which may lie inside epoch 1, with no epoch completed).</param>
+    string? Start(nn.Module model, string? outputDirectory, int completedEpochs, bool resuming);
 
     /// <summary>Called after every epoch, on the training thread.</summary>
     void EpochEnded(EpochEndContext context);

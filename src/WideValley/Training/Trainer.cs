@@ -220,7 +220,7 @@ public sealed class Trainer
             AtomicFile.TryDelete(Checkpoint.PreviousGenerationPath(path));
         }
 
-        if (_options.EpochEndHook?.Start(_task.Model, _options.OutputDirectory, startEpoch - 1) is string hookNotice) Notice?.Invoke(hookNotice);
+        if (_options.EpochEndHook?.Start(_task.Model, _options.OutputDirectory, startEpoch - 1, resume) is string hookNotice) Notice?.Invoke(hookNotice);
         using var log = _options.OutputDirectory is null ? null
             : new MetricsLog(_options.OutputDirectory, resume ? startEpoch - 1 : null, _options.TensorBoard);
         var total = Stopwatch.StartNew();

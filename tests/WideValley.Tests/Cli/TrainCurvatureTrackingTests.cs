@@ -91,6 +91,24 @@ public class TrainCurvatureTrackingTests
     }
 
     [Fact]
+    public void AResumeInsideTheFirstEpochKeepsTheInitialMeasurement()
+    {
+        using var dir = new TempDir();
+        TorchRuntime.EnsureInitialized();
+        TorchSharp.torch.random.manual_seed(1);
+        var model = TorchSharp.torch.nn.Sequential(("fc1", TorchSharp.torch.nn.Linear(4, 6)), ("act", TorchSharp.torch.nn.Tanh()), ("fc2", TorchSharp.torch.nn.Linear(6, 3)));
+        using var data = new WideValley.Data.LabeledData(TorchSharp.torch.randn(30, 4), TorchSharp.torch.arange(30, TorchSharp.torch.ScalarType.Int64).remainder(3), 3);
+        using var tracker = new CurvatureTracker(new CurvatureTrackingOptions { ExamplesPerClass = 2, LanczosIterations = 4, HutchinsonProbes = 2 }, data);
+        Assert.Null(tracker.Start(model, dir.Path, 0, resuming: false));
+        var first = CurvatureTracker.Read(dir.File(CurvatureTracker.FileName));
+        Assert.Equal([0], first.Select(r => r.Epoch));
+        Assert.Equal(["fc1", "fc2"], first[0].Layers.Select(l => l.Name));
+        // A checkpoint inside epoch 1 holds no finished epoch: the resumed run must not measure "epoch 0" again at moved weights.
+        Assert.Null(tracker.Start(model, dir.Path, 0, resuming: true));
+        Assert.Equal([0], CurvatureTracker.Read(dir.File(CurvatureTracker.FileName)).Select(r => r.Epoch));
+    }
+
+    [Fact]
     public void RepairKeepsTheCheckpointsEpochsAndDropsTornAndLaterLines()
     {
         using var dir = new TempDir();
