@@ -78,8 +78,9 @@ public sealed record LayerDistance(string Layer, double RelativeDepth, IReadOnly
 /// <param name="Records">curvature.jsonl, epoch 0 (initial weights) to E.</param>
 /// <param name="Distances">Per measure, every layer's distances.</param>
 /// <param name="FinalTestError">Test error (%) after the last epoch.</param>
+/// <param name="WallSeconds">The run's wall time (training, evaluation and the spectra), over all its sessions.</param>
 public sealed record LayerwiseRunAnalysis(long Seed, IReadOnlyList<CurvatureRecord> Records,
-    IReadOnlyDictionary<SimilarityMeasure, IReadOnlyList<LayerDistance>> Distances, double? FinalTestError)
+    IReadOnlyDictionary<SimilarityMeasure, IReadOnlyList<LayerDistance>> Distances, double? FinalTestError, double WallSeconds = double.NaN)
 {
     /// <summary>The layer closest to the full spectrum under <paramref name="measure"/> (smallest summed distance).</summary>
     public LayerDistance Closest(SimilarityMeasure measure) => Distances[measure].MinBy(d => d.Normalized)!;
@@ -234,7 +235,7 @@ public static class LayerwiseHessianExperiment
         if (!records.Select(r => r.Epoch).SequenceEqual(expected))
             throw new InvalidDataException($"{path} holds epochs {string.Join(",", records.Select(r => r.Epoch))}, expected 0..{run.Config.Epochs}");
         var summary = RunFolders.Read(run.Folder);
-        return new LayerwiseRunAnalysis(run.Seed, records, Distances(records), summary.Final?.TestError);
+        return new LayerwiseRunAnalysis(run.Seed, records, Distances(records), summary.Final?.TestError, summary.TotalSeconds);
     }
 
     /// <summary>The measures, in the order of the report.</summary>

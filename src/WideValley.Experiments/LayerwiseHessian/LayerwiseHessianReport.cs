@@ -215,6 +215,7 @@ public static class LayerwiseHessianReport
             if (analysis is not null)
             {
                 o["final_test_error"] = analysis.FinalTestError is double t ? t : null;
+                o["wall_seconds"] = Number(analysis.WallSeconds);
                 o["epochs"] = new JsonArray(analysis.Records.Select(r => (JsonNode)new JsonObject
                 {
                     ["epoch"] = r.Epoch,
@@ -297,6 +298,9 @@ public static class LayerwiseHessianReport
             }
             md.AppendLine();
             md.AppendLine("Final test error: " + string.Join(", ", finished.Select(r => r.FinalTestError is double t ? string.Create(C, $"seed {r.Seed} {t:0.00}%") : $"seed {r.Seed} n/a")) + ".");
+            md.AppendLine();
+            md.AppendLine(string.Create(C, $"Wall time (training, evaluation and spectra; the machine shared with other jobs): {finished.Sum(r => r.WallSeconds) / 60:0.0} min in all, ") +
+                          string.Join(", ", finished.Select(r => string.Create(C, $"seed {r.Seed} {r.WallSeconds / 60:0.0} min"))) + ".");
             md.AppendLine();
         }
         foreach (var (caption, file) in plots)
