@@ -162,6 +162,58 @@ public static class TrainCommand
             };
         }
 
+        public readonly Option<bool> TrackCurvature = new("--track-curvature")
+        {
+            Description = "After every epoch (and at the initial weights) record lambda_max and the trace of the Hessian, full and per layer " +
+                          "(each Conv/Linear weight), over a fixed subset of the training set, into curvature.jsonl and curvature.png in the run folder. " +
+                          "Cost per epoch: at most (1 + layers) x --track-lanczos-iterations + --track-hutchinson-probes Hessian-vector products " +
+                          "(plus (1 + layers) x 128, or x 192 for the authors' preset, with --track-spectra), each one double-backward pass over the subset " +
+                          "(LeNet with the defaults: at most 110 products on 100 examples).",
+        };
+        public readonly Option<int> TrackExamplesPerClass = new("--track-examples-per-class") { Description = "--track-curvature: training examples per class the Hessian is taken over (the authors' 10).", DefaultValueFactory = _ => 10 };
+        public readonly Option<int> TrackLanczosIterations = new("--track-lanczos-iterations") { Description = "--track-curvature: most Lanczos steps per lambda_max (full and per layer).", DefaultValueFactory = _ => 20 };
+        public readonly Option<int> TrackHutchinsonProbes = new("--track-hutchinson-probes") { Description = "--track-curvature: Hutchinson probes for the traces (per-layer traces come from the same products).", DefaultValueFactory = _ => 10 };
+        public readonly Option<string> TrackLayers = new("--track-layers")
+        {
+            Description = "--track-curvature: layers: weights (every Conv/Linear weight, the authors' layers) or a comma-separated list of parameter or module names.",
+            DefaultValueFactory = _ => "weights",
+        };
+        public readonly Option<string> TrackSpectra = new("--track-spectra")
+        {
+            Description = "--track-curvature: also record eigenvalue densities: none, ours (Lanczos with reorthogonalisation) or authors (Sankar et al.'s preset).",
+            DefaultValueFactory = _ => "none",
+        };
+        public readonly Option<long> TrackSeed = new("--track-seed") { Description = "--track-curvature: seed of the subset, Lanczos start vectors and Hutchinson probes (the authors' subset seed is 0).", DefaultValueFactory = _ => 0L };
+
+        /// <summary>The --track-* settings (they need --track-curvature).</summary>
+        public IEnumerable<Option> TrackSettings => [TrackExamplesPerClass, TrackLanczosIterations, TrackHutchinsonProbes, TrackLayers, TrackSpectra, TrackSeed];
+
+        /// <summary>Every --track-* option.</summary>
+        public IEnumerable<Option> TrackOptions => [TrackCurvature, .. TrackSettings];
+
+        /// <summary>The --track-* values as given (defaults for those not given).</summary>
+        public CurvatureTrackingOptions CurvatureTrackingAsGiven(ParseResult p) => new()
+        {
+            ExamplesPerClass = p.GetValue(TrackExamplesPerClass),
+            LanczosIterations = p.GetValue(TrackLanczosIterations),
+            HutchinsonProbes = p.GetValue(TrackHutchinsonProbes),
+            Layers = p.GetValue(TrackLayers)!,
+            Spectra = Enum.Parse<CurvatureSpectra>(p.GetValue(TrackSpectra)!, ignoreCase: true),
+            Seed = p.GetValue(TrackSeed),
+        };
+
+        /// <summary>The tracking the command line asks for (null without --track-curvature).</summary>
+        CurvatureTrackingOptions? CurvatureTrackingFrom(ParseResult p, bool resuming)
+        {
+            if (!p.GetValue(TrackCurvature))
+            {
+                if (!resuming && TrackSettings.FirstOrDefault(o => p.GetResult(o) is OptionResult r && !r.Implicit) is Option given)
+                    throw new ArgumentException($"{given.Name} sets the curvature tracking, which is off: give --track-curvature too");
+                return null;
+            }
+            return CurvatureTrackingAsGiven(p);
+        }
+
         /// <summary>The optimizer options: one table mapping flags onto the options records' properties.</summary>
         public readonly OptimizerFlags OptimizerFlags = new();
 
@@ -172,6 +224,7 @@ public static class TrainCommand
             BnRecalibrate.AcceptOnlyFromAmong("auto", "on", "off");
             Scaling.AcceptOnlyFromAmong([.. PixelScaling.All]);
             HtrProbe.AcceptOnlyFromAmong("gaussian", "rademacher");
+            TrackSpectra.AcceptOnlyFromAmong("none", "ours", "authors");
         }
 
         /// <summary>The run-level options (everything but the optimizer's options).</summary>
@@ -181,6 +234,7 @@ public static class TrainCommand
             Layers, Seed, Threads, Device, MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain,
             Scaling, Unroll, EvalBatchSize, NoTensorBoard, DivergenceFactor, DivergencePatience, CheckpointEvery,
             HtrGamma, HtrProbes, HtrFreq, HtrStartEpoch, HtrProbe, HtrLayers,
+            TrackCurvature, TrackExamplesPerClass, TrackLanczosIterations, TrackHutchinsonProbes, TrackLayers, TrackSpectra, TrackSeed,
         ];
 
         /// <summary>Every train option.</summary>
@@ -221,6 +275,7 @@ public static class TrainCommand
             DivergencePatience = p.GetValue(DivergencePatience),
             CheckpointEvery = p.GetValue(CheckpointEvery),
             HessianTrace = HessianTraceFrom(p, resuming),
+            CurvatureTracking = CurvatureTrackingFrom(p, resuming),
         };
 
         /// <summary>The run the command line describes: run-level settings and the optimizer's options with the given flags applied.</summary>
@@ -346,7 +401,15 @@ public static class TrainCommand
             File.AppendAllText(Path.Combine(outDir, RunLogFileName), string.Create(CultureInfo.InvariantCulture,
                 $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ} {changed}, from epoch {meta.CompletedEpochs + 1} step {meta.StepInEpoch + 1}\n"));
         }
+        if (config.CurvatureTracking is { } tracking)
+            ctx.Out.WriteLine($"curvature tracking: at most {tracking.MaxProductsPerEpoch(((CurvatureTracker)run.TrainerOptions.EpochEndHook!).ResolveLayers(run.Task.Model).Count):N0} " +
+                              $"Hessian-vector products per epoch on {((CurvatureTracker)run.TrainerOptions.EpochEndHook!).Examples} examples, into {CurvatureTracker.FileName}");
         var result = TrainingConsole.Train(ctx, run, resume, label);
+        if (config.CurvatureTracking is not null)
+        {
+            var figure = WideValley.Experiments.CurvatureTrackingPlot.TryWrite(outDir, out var skipped);
+            ctx.Out.WriteLine(figure is not null ? $"curvature: {Path.Combine(outDir, CurvatureTracker.FileName)}, {figure}" : $"curvature plot not drawn: {skipped}");
+        }
         return Report(ctx, result, outDir);
     }
 
@@ -416,6 +479,14 @@ public static class TrainCommand
             var a = storedJson["hessian_trace"]?[key]?.ToJsonString() ?? "null";
             var b = givenHtr?[key]?.ToJsonString() ?? "null";
             if (a != b) conflicts.Add($"{option} {b} (the run has {a})");
+        }
+        // The --track-* options are the fields of one stored object: when any is given, together they must equal it.
+        if (options.TrackOptions.Any(o => explicitOptions.Contains(o.Name)))
+        {
+            var a = stored.CurvatureTracking is null ? "none" : System.Text.Json.JsonSerializer.Serialize(stored.CurvatureTracking, RunConfig.Json);
+            var b = System.Text.Json.JsonSerializer.Serialize(options.CurvatureTrackingAsGiven(p), RunConfig.Json);
+            if (stored.CurvatureTracking is null || a != b)
+                conflicts.Add($"--track-* {b.ReplaceLineEndings(" ")} (the run has {a.ReplaceLineEndings(" ")}; a resumed run tracks as it started, give no --track-* option)");
         }
         conflicts.AddRange(options.OptimizerFlags.Conflicts(p, OptimizerFactory.Describe(stored.Optimizer), stored.ResolvedOptimizerOptions));
         if (conflicts.Count > 0)

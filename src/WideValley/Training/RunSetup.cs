@@ -122,6 +122,10 @@ public sealed record RunConfig : IJsonOnDeserialized
     /// seed is its own <see cref="HessianTraceRegularizerOptions.Seed"/>.
     /// </summary>
     public HessianTraceRegularizerOptions? HessianTrace { get; init; }
+    /// <summary>
+    /// Curvature recorded after every epoch (<see cref="CurvatureTracker"/>, <c>--track-curvature</c>); null = none.
+    /// </summary>
+    public CurvatureTrackingOptions? CurvatureTracking { get; init; }
 
     /// <summary>The divergence guard's settings, for <see cref="TrainerOptions.Divergence"/>.</summary>
     [JsonIgnore]
@@ -216,6 +220,7 @@ public sealed class PreparedRun : IDisposable
     /// <summary>Frees data, optimizer and model.</summary>
     public void Dispose()
     {
+        (TrainerOptions.EpochEndHook as IDisposable)?.Dispose();
         Task.Dispose();
         Optimizer.Dispose();
         Task.Model.Dispose();
@@ -432,6 +437,9 @@ public static class RunSetup
         if (!Enum.IsDefined(c.BnRecalibrate)) throw new ArgumentException($"--bn-recalibrate must be auto, on or off, got '{c.BnRecalibrate}'");
         if (c.BnRecalibrateBatches < 0) throw new ArgumentException($"--bn-recalibrate-batches must be 0 (full pass) or positive, got {c.BnRecalibrateBatches}");
         c.HessianTrace?.Validate();
+        c.CurvatureTracking?.Validate();
+        if (c.CurvatureTracking is not null && info.Kind != ModelKind.Classifier)
+            throw new ArgumentException($"--track-curvature measures an image classifier's Hessian over examples of every class; --model {c.Model} is a language model");
         if (c.Unroll is < 1) throw new ArgumentException($"--unroll must be at least 1, got {c.Unroll}");
         if (c.EvalBatchSize is < 1) throw new ArgumentException($"--eval-batch-size must be at least 1, got {c.EvalBatchSize}");
         if (c.Dropout is double d && !(d >= 0 && d < 1)) throw new ArgumentException($"--dropout must be in [0, 1), got {d}");
@@ -634,6 +642,7 @@ public static class RunSetup
         var context = new OptimizerContext { TrainingSetSize = task.TrainingSize, RunSeed = c.Seed, StepsPerEpoch = (long)Math.Ceiling(task.MinibatchesPerPass - 1e-9) };
         optim.Optimizer optimizer;
         HessianTraceRegularizer? regularizer = null;
+        CurvatureTracker? tracker = null;
         try
         {
             optimizer = descriptor.Create(task.Model.parameters(), c.OptimizerOptions, context);
@@ -642,9 +651,15 @@ public static class RunSetup
                 regularizer = new HessianTraceRegularizer(htr);
                 regularizer.SelectedNames(task.Model); // an unknown --htr-layers name is refused now, not at the first penalised step
             }
+            if (c.CurvatureTracking is { } tracking)
+            {
+                tracker = new CurvatureTracker(tracking, ((ClassificationTask)task).Data.Train);
+                tracker.ResolveLayers(task.Model); // an unknown --track-layers name is refused now, not after the first epoch
+            }
         }
         catch
         {
+            tracker?.Dispose();
             task.Dispose();
             throw;
         }
@@ -672,6 +687,7 @@ public static class RunSetup
             RunConfig = c,
             DataDescription = description,
             Regularizer = regularizer,
+            EpochEndHook = tracker,
         };
         return new PreparedRun
         {

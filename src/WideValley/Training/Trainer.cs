@@ -56,6 +56,11 @@ public sealed record TrainerOptions
     /// none. Not stored in the checkpoint: a resumed run must be given the same regulariser.
     /// </summary>
     public ILossRegularizer? Regularizer { get; init; }
+    /// <summary>
+    /// A measurement run after every epoch's evaluation and before its checkpoint (e.g. <see cref="CurvatureTracker"/>);
+    /// null: none. Not stored in the checkpoint: a resumed run must be given the same hook.
+    /// </summary>
+    public IEpochEndHook? EpochEndHook { get; init; }
 }
 
 /// <summary>How a <see cref="Trainer.Run"/> ended.</summary>
@@ -215,6 +220,7 @@ public sealed class Trainer
             AtomicFile.TryDelete(Checkpoint.PreviousGenerationPath(path));
         }
 
+        if (_options.EpochEndHook?.Start(_task.Model, _options.OutputDirectory, startEpoch - 1, resume) is string hookNotice) Notice?.Invoke(hookNotice);
         using var log = _options.OutputDirectory is null ? null
             : new MetricsLog(_options.OutputDirectory, resume ? startEpoch - 1 : null, _options.TensorBoard);
         var total = Stopwatch.StartNew();
@@ -267,6 +273,7 @@ public sealed class Trainer
 
                 var metrics = EndOfEpoch(epoch, lr, partialEpochSeconds + epochWatch.Elapsed.TotalSeconds, Elapsed());
                 RequireFiniteWeights(epoch);
+                _options.EpochEndHook?.EpochEnded(new EpochEndContext(_task.Model, epoch, metrics));
                 history.Add(metrics);
                 log?.Append(metrics);
                 SaveCheckpoint(epoch, 0, Elapsed(), 0, "epoch-end");
