@@ -132,6 +132,7 @@ public static class OptimizerFactory
         Register(SgldOptions.Descriptor);
         Register(AnnealSgdOptions.Descriptor);
         Register(AdineOptions.Descriptor);
+        Register(PerturbedGradientDescentOptions.Descriptor);
     }
 
     /// <summary>Adds (or replaces) an optimizer.</summary>
