@@ -50,7 +50,7 @@ public sealed record CriticalPointCriteria
 
 /// <summary>
 /// The fractions of eigenvalues in the three bands of one tau: negative (lambda &lt; -tau), near zero (|lambda| &lt;= tau)
-/// and positive (lambda &gt; tau). Exact spectra give exact counts and zero errors; SLQ gives estimates with two errors.
+/// and positive (lambda &gt; tau). Exact spectra give exact counts and zero errors; SLQ gives estimates with three errors.
 /// </summary>
 /// <param name="Tau">The band half-width.</param>
 /// <param name="Negative">Fraction below -tau (the normalised index).</param>
@@ -62,13 +62,28 @@ public sealed record CriticalPointCriteria
 /// within 3 sigma of -tau or tau plus 2 Phi(-3)); 0 for exact spectra.
 /// </param>
 /// <param name="ProbeStandardError">SLQ: the largest standard error of the three fractions across probes; 0 for exact spectra.</param>
-public sealed record EigenvalueBands(double Tau, double Negative, double NearZero, double Positive, long NegativeCount, double KernelError, double ProbeStandardError)
+/// <param name="QuadratureNegativeError">
+/// SLQ: the Chebyshev-Markov-Stieltjes bound at -tau, averaged over probes: a Gauss rule's nodes x_k &lt; t &lt;= x_(k+1) bracket
+/// the probe's spectral mass below t within max(w_k, w_(k+1)) of the nodes' (so a heavy node near zero makes the sign of
+/// its mass unknown); 0 for exact spectra.
+/// </param>
+/// <param name="QuadraturePositiveError">SLQ: the same bound at +tau; 0 for exact spectra.</param>
+public sealed record EigenvalueBands(double Tau, double Negative, double NearZero, double Positive, long NegativeCount, double KernelError, double ProbeStandardError,
+    double QuadratureNegativeError = 0, double QuadraturePositiveError = 0)
 {
-    /// <summary>The stated error of each fraction: kernel bound plus three probe standard errors (0 for exact spectra).</summary>
-    public double Error => KernelError + 3 * (double.IsNaN(ProbeStandardError) ? 0 : ProbeStandardError);
+    /// <summary>
+    /// The stated error of each fraction: kernel bound, both quadrature bounds (the near-zero band has two edges) and
+    /// three probe standard errors (0 for exact spectra).
+    /// </summary>
+    public double Error => KernelError + QuadratureNegativeError + QuadraturePositiveError + 3 * ProbeError;
+
+    /// <summary>The stated error of <see cref="Negative"/>: kernel bound, the quadrature bound at -tau and three probe standard errors.</summary>
+    public double NegativeError => KernelError + QuadratureNegativeError + 3 * ProbeError;
+
+    double ProbeError => double.IsNaN(ProbeStandardError) ? 0 : ProbeStandardError;
 
     /// <summary>Whether some eigenvalue lies below -tau: exact, at least one; SLQ, a negative fraction above its stated error.</summary>
-    public bool HasNegative => Error == 0 ? NegativeCount > 0 : Negative > Error;
+    public bool HasNegative => Error == 0 ? NegativeCount > 0 : Negative > NegativeError;
 }
 
 /// <summary>
@@ -120,8 +135,10 @@ public sealed record CriticalPointClassification(long Dimension, string Source, 
 /// index(tau) &gt; 0, degeneracy(tau) &lt; d      -&gt; saddle          index(tau) &gt; 0, degeneracy &gt;= d -&gt; degenerate saddle
 /// </code>
 /// From an SLQ result the fractions come from integrating the Gaussian-smoothed density over each band (exactly, by the
-/// normal CDF at each node) with a stated error: the kernel bound of <see cref="EigenvalueBands.KernelError"/> plus three
-/// standard errors across probes; "index &gt; 0" then means a negative fraction above that error.
+/// normal CDF at each node) with a stated error: the kernel bound of <see cref="EigenvalueBands.KernelError"/>, the
+/// quadrature's own resolution at the band edges (<see cref="EigenvalueBands.QuadratureNegativeError"/>: Gauss nodes are not
+/// eigenvalues, and a heavy node near zero may represent mass on either side of -tau) and three standard errors across
+/// probes; "index &gt; 0" then means a negative fraction above its error.
 /// </summary>
 public static class CriticalPoints
 {
@@ -199,14 +216,33 @@ public static class CriticalPoints
                     if (Math.Abs(theta + tau) <= KernelReach * s || Math.Abs(theta - tau) <= KernelReach * s) straddling += w / probes;
                 }
             var kernel = straddling + 2 * NormalCdf(-KernelReach);
+            var quadratureNegative = Enumerable.Range(0, probes).Average(l => Bracket(slq.Nodes[l], slq.Weights[l], -tau, strictBelow: true));
+            var quadraturePositive = Enumerable.Range(0, probes).Average(l => Bracket(slq.Nodes[l], slq.Weights[l], tau, strictBelow: false));
             var (neg, negError) = SlqResult.MeanAndError(negative);
             var (near, zeroError) = SlqResult.MeanAndError(zero);
             var (pos, posError) = SlqResult.MeanAndError(positive);
             var probeError = probes < 2 ? double.NaN : Math.Max(negError, Math.Max(zeroError, posError));
-            return new EigenvalueBands(tau, neg, near, pos, (long)Math.Round(neg * n), kernel, probeError);
+            return new EigenvalueBands(tau, neg, near, pos, (long)Math.Round(neg * n), kernel, probeError, quadratureNegative, quadraturePositive);
         }).ToArray();
         var (min, max) = slq.Range;
         return Classify(n, "slq", bands, gradientNorm, min, max, c);
+    }
+
+    /// <summary>
+    /// max(w_k, w_(k+1)) for the nodes bracketing <paramref name="edge"/> (x_k the last node on the lower side, x_(k+1) the
+    /// first on the upper side; a missing one weighs 0): by the Chebyshev-Markov-Stieltjes inequalities the probe's
+    /// spectral mass on the lower side lies within that of the nodes' mass there.
+    /// </summary>
+    static double Bracket(double[] nodes, double[] weights, double edge, bool strictBelow)
+    {
+        double lower = 0, upper = 0, lowerAt = double.NegativeInfinity, upperAt = double.PositiveInfinity;
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            var below = strictBelow ? nodes[i] < edge : nodes[i] <= edge;
+            if (below && nodes[i] >= lowerAt) (lower, lowerAt) = (weights[i], nodes[i]);
+            if (!below && nodes[i] <= upperAt) (upper, upperAt) = (weights[i], nodes[i]);
+        }
+        return Math.Max(lower, upper);
     }
 
     static CriticalPointClassification Classify(long n, string source, EigenvalueBands[] bands, double gradientNorm, double min, double max, CriticalPointCriteria c)
