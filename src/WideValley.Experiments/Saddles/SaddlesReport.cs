@@ -184,47 +184,6 @@ public static class SaddlesReport
 
     // ---- JSON ---------------------------------------------------------------------------------------------------------
 
-    static JsonObject Bands(CriticalPointClassification c) => new()
-    {
-        ["source"] = c.Source,
-        ["dimension"] = c.Dimension,
-        ["kind"] = c.KindName,
-        ["index"] = c.Index,
-        ["degeneracy"] = Number(c.Degeneracy),
-        ["lambda_min"] = Number(c.LambdaMin),
-        ["lambda_max"] = Number(c.LambdaMax),
-        ["bands"] = new JsonArray(c.Bands.Select(b => (JsonNode?)new JsonObject
-        {
-            ["tau"] = b.Tau,
-            ["negative"] = Number(b.Negative),
-            ["near_zero"] = Number(b.NearZero),
-            ["positive"] = Number(b.Positive),
-            ["negative_count"] = b.NegativeCount,
-            ["error"] = Number(b.Error),
-        }).ToArray()),
-    };
-
-    static JsonObject Fit(SemicircleFitResult f) => new()
-    {
-        ["source"] = f.Source,
-        ["l0"] = Number(f.Center),
-        ["R"] = Number(f.Radius),
-        ["bulk"] = f.BulkCount,
-        ["outlier_rule"] = f.OutlierRule,
-        ["distance"] = Number(f.Distance),
-        ["ks_bound"] = Number(f.KsBound),
-        ["closest"] = f.Best.Name,
-        ["semicircle_fits"] = f.SemicircleFits,
-        ["candidates"] = new JsonArray(f.Candidates.Select(c => (JsonNode?)new JsonObject
-        {
-            ["name"] = c.Name,
-            ["parameters"] = new JsonObject(c.Parameters.Select(p => KeyValuePair.Create(p.Key, Number(p.Value)))),
-            ["ks"] = Number(c.Ks),
-            ["w1"] = Number(c.W1),
-            ["l1"] = Number(c.L1),
-        }).ToArray()),
-    };
-
     static JsonObject Json(SaddlesSettings s, string stem, IReadOnlyList<(SaddlesPlannedRun Run, SaddlesMeasurement? Result)> runs,
         IReadOnlyList<(string Network, string Reason)> skipped, IReadOnlyList<ClaimVerdict> verdicts)
     {
@@ -255,10 +214,10 @@ public static class SaddlesReport
             o["loss"] = Number(m.Loss);
             o["gradient_norm"] = Number(m.GradientNorm);
             o["pgd_perturbations"] = m.Perturbations is double p ? p : null;
-            o["slq"] = Bands(m.Slq);
-            o["slq_semicircle"] = m.SlqFit is null ? null : Fit(m.SlqFit);
-            o["exact"] = m.Exact is null ? null : Bands(m.Exact);
-            o["exact_semicircle"] = m.ExactFit is null ? null : Fit(m.ExactFit);
+            o["slq"] = m.Slq.ToJson();
+            o["slq_semicircle"] = m.SlqFit?.ToJson();
+            o["exact"] = m.Exact?.ToJson();
+            o["exact_semicircle"] = m.ExactFit?.ToJson();
             o["fit_error"] = m.FitError;
             o["measurement_seconds"] = Number(m.Seconds);
             return o;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 
 namespace WideValley.Landscape;
 
@@ -115,6 +116,38 @@ public sealed record CriticalPointClassification(long Dimension, string Source, 
 
     /// <summary>"degenerate saddle", "minimum", ...: the verdict in words.</summary>
     public string KindName => CriticalPoints.Name(Kind);
+
+    /// <summary>
+    /// As JSON: source, dimension, kind, gradient norm and tolerance, index, degeneracy, the extremes, and per tau the three
+    /// fractions, the index and the stated errors (non-finite numbers as null).
+    /// </summary>
+    public JsonObject ToJson() => new()
+    {
+        ["source"] = Source,
+        ["dimension"] = Dimension,
+        ["kind"] = KindName,
+        ["gradient_norm"] = CriticalPoints.Number(GradientNorm),
+        ["gradient_tolerance"] = Criteria.GradientTolerance,
+        ["primary_tau"] = Criteria.PrimaryTau,
+        ["degenerate_fraction"] = Criteria.DegenerateFraction,
+        ["index"] = Index,
+        ["degeneracy"] = CriticalPoints.Number(Degeneracy),
+        ["lambda_min"] = CriticalPoints.Number(LambdaMin),
+        ["lambda_max"] = CriticalPoints.Number(LambdaMax),
+        ["bands"] = new JsonArray(Bands.Select(b => (JsonNode?)new JsonObject
+        {
+            ["tau"] = b.Tau,
+            ["negative"] = CriticalPoints.Number(b.Negative),
+            ["near_zero"] = CriticalPoints.Number(b.NearZero),
+            ["positive"] = CriticalPoints.Number(b.Positive),
+            ["negative_count"] = b.NegativeCount,
+            ["error"] = CriticalPoints.Number(b.Error),
+            ["negative_error"] = CriticalPoints.Number(b.NegativeError),
+            ["kernel_error"] = CriticalPoints.Number(b.KernelError),
+            ["quadrature_error"] = CriticalPoints.Number(b.QuadratureNegativeError + b.QuadraturePositiveError),
+            ["probe_standard_error"] = CriticalPoints.Number(b.ProbeStandardError),
+        }).ToArray()),
+    };
 
     /// <summary>One line: n, source, verdict, gradient norm, and the three fractions at each tau.</summary>
     public string Describe() =>
@@ -267,6 +300,8 @@ public static class CriticalPoints
         CriticalPointKind.DegenerateSaddle => "degenerate saddle",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
+
+    internal static JsonNode? Number(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
 
     /// <summary>The standard normal CDF Phi(x) (erfc form, accurate in the tails to about 1e-7 relative).</summary>
     public static double NormalCdf(double x) => 0.5 * Erfc(-x / Math.Sqrt(2));

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 
 namespace WideValley.Landscape;
 
@@ -72,6 +73,31 @@ public sealed record SemicircleFitResult(string Source, double Center, double Ra
     /// within <see cref="KsBound"/>; for SLQ, its W1 distance is below 5% of R (ours).
     /// </summary>
     public bool SemicircleFits => Best.Name == "semicircle" && (Source == "slq" ? Semicircle.W1 <= 0.05 * Radius : Semicircle.Ks <= KsBound);
+
+    /// <summary>As JSON: l0, R, the bulk and outlier rule, the distance and bound, the closest law, the verdict and every candidate's parameters and distances.</summary>
+    public JsonObject ToJson() => new()
+    {
+        ["source"] = Source,
+        ["l0"] = CriticalPoints.Number(Center),
+        ["R"] = CriticalPoints.Number(Radius),
+        ["bulk"] = BulkCount,
+        ["dropped_top"] = DroppedTop,
+        ["dropped_bottom"] = DroppedBottom,
+        ["outlier_rule"] = OutlierRule,
+        ["distance"] = CriticalPoints.Number(Distance),
+        ["distance_kind"] = Source == "slq" ? "W1" : "KS",
+        ["ks_bound"] = CriticalPoints.Number(KsBound),
+        ["closest"] = Best.Name,
+        ["semicircle_fits"] = SemicircleFits,
+        ["candidates"] = new JsonArray(Candidates.Select(c => (JsonNode?)new JsonObject
+        {
+            ["name"] = c.Name,
+            ["parameters"] = new JsonObject(c.Parameters.Select(p => KeyValuePair.Create(p.Key, CriticalPoints.Number(p.Value)))),
+            ["ks"] = CriticalPoints.Number(c.Ks),
+            ["w1"] = CriticalPoints.Number(c.W1),
+            ["l1"] = CriticalPoints.Number(c.L1),
+        }).ToArray()),
+    };
 
     /// <summary>One line for a person.</summary>
     public string Describe() => string.Format(CultureInfo.InvariantCulture,
