@@ -124,11 +124,11 @@ public sealed record SaddlesPlannedRun(string Network, string Optimizer, long Se
 /// <param name="ExactEigenvalues">small-LeNet: the exact eigenvalues, ascending.</param>
 /// <param name="ExactDimension">small-LeNet: the dimension of the exactly measured block.</param>
 /// <param name="Seconds">Wall time of the measurement.</param>
-/// <param name="Density">The SLQ density on its grid (for plots).</param>
+/// <param name="Quadrature">The SLQ quadrature (for plots).</param>
 /// <param name="FitError">Why a fit failed, if one did.</param>
 public sealed record SaddlesMeasurement(SaddlesPlannedRun Run, FinishedRun Training, double Loss, double GradientNorm, double? Perturbations,
     CriticalPointClassification Slq, SemicircleFitResult? SlqFit, CriticalPointClassification? Exact, SemicircleFitResult? ExactFit,
-    double[]? ExactEigenvalues, long? ExactDimension, double Seconds, SpectralDensity Density, string? FitError);
+    double[]? ExactEigenvalues, long? ExactDimension, double Seconds, SlqResult Quadrature, string? FitError);
 
 /// <summary>What `reproduce saddles` did.</summary>
 /// <param name="Settings">The settings.</param>
@@ -179,7 +179,7 @@ public static class SaddlesExperiment
     {
         Budget.Paper => "training on all 60,000 images for 30 effective epochs (Entropy-SGD: L = 20, so 1.5 outer epochs); the Hessian over the first 1,000 training images: " +
                         "SLQ with 10 probes x 90 steps for every network and small-LeNet's whole exact spectrum (47,658 x 47,658)",
-        Budget.Small => "training on the first 6,000 images (a tenth) for 4 effective epochs (Entropy-SGD: L = 4, so 1 outer epoch); the Hessian over the first 500 " +
+        Budget.Small => "training on the first 6,000 images (a tenth) for 4 effective epochs (Entropy-SGD: L = 4, so 1 outer epoch); the Hessian over the first 256 " +
                         "training images: SLQ with 4 probes x 30 steps for every network, and the exact spectrum of small-LeNet's output layer (1,290 parameters)",
         Budget.Smoke => "2 steps of 128 on 256 images (Entropy-SGD: L = 2); the Hessian over 64 images, SLQ 2 probes x 8 steps, small-LeNet's output-layer block exact: " +
                         "for checking that everything runs, not for results",
@@ -190,15 +190,19 @@ public static class SaddlesExperiment
     public static string ComputeFraction(Budget budget) => budget switch
     {
         Budget.Paper => "the paper budget (ours: the paper gives no training protocol)",
-        Budget.Small => "about 1.3% of the paper budget's training sample-passes (6,000 x 4 against 60,000 x 30), and about 0.3% of its Hessian-vector products",
+        Budget.Small => "about 1.3% of the paper budget's training sample-passes (6,000 x 4 against 60,000 x 30), about 3% of its SLQ work and 0.7% of small-LeNet's exact work " +
+                        "(Hessian-vector products x samples); 2 seeds by default instead of 3",
         _ => "a negligible fraction",
     };
+
+    /// <summary>Seeds per network and optimizer when none are given: 1 (smoke), 2 (small: 3 would not fit in about 15 minutes on 2 cores), 3 (paper).</summary>
+    public static int DefaultSeeds(Budget budget) => budget switch { Budget.Smoke => 1, Budget.Small => 2, _ => 3 };
 
     /// <summary>The measurement at <paramref name="budget"/>.</summary>
     public static SaddlesMeasurementPlan Measurement(Budget budget) => budget switch
     {
         Budget.Paper => new(1000, 500, 10, 90, null),
-        Budget.Small => new(500, 500, 4, 30, "body.fc4"),
+        Budget.Small => new(256, 256, 4, 30, "body.fc4"),
         _ => new(64, 64, 2, 8, "body.fc4"),
     };
 
@@ -446,9 +450,8 @@ public static class SaddlesExperiment
         }
         var training = RunFolders.Read(run.Folder);
         var perturbations = run.Optimizer == "pgd" ? training.History.Sum(m => ExtraNumber(m.Extra?.GetValueOrDefault("pgd_perturbations"))) : (double?)null;
-        var density = slq.Density();
         var measurement = new SaddlesMeasurement(run, training, loss, gradientNorm, perturbations, classification, slqFit, exact, exactFit, eigenvalues, exactDimension,
-            watch.Elapsed.TotalSeconds, density, fitErrors.Count == 0 ? null : string.Join("; ", fitErrors));
+            watch.Elapsed.TotalSeconds, slq, fitErrors.Count == 0 ? null : string.Join("; ", fitErrors));
         var json = ToJson(measurement, plan.Fingerprint(run.Seed, training.Final?.Epoch ?? 0, run.Network == ModelZoo.SmallLeNetName), slq);
         AtomicFile.WriteAllText(run.MeasurementFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = false }) + "\n");
         var columns = Path.Combine(run.Folder, "saddles-hessian-columns");
@@ -524,7 +527,7 @@ public static class SaddlesExperiment
         }
         return new SaddlesMeasurement(run, RunFolders.Read(run.Folder), json["loss"]?.GetValue<double>() ?? double.NaN, gradientNorm,
             json["pgd_perturbations"]?.GetValue<double>(), classification, slqFit, exact, exactFit, eigenvalues, json["exact_dimension"]?.GetValue<long>(),
-            json["seconds"]?.GetValue<double>() ?? double.NaN, slq.Density(), errors.Count == 0 ? null : string.Join("; ", errors));
+            json["seconds"]?.GetValue<double>() ?? double.NaN, slq, errors.Count == 0 ? null : string.Join("; ", errors));
     }
 
     /// <summary>Reports on the calling thread, at once.</summary>

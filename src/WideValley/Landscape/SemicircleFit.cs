@@ -18,8 +18,6 @@ public sealed record SemicircleFitOptions
     /// </summary>
     public double OutlierMargin { get; init; } = 0.05;
 
-    /// <summary>Histogram bins of the exact least-squares fit; 0 (default): Rice's rule 2 n^(1/3), within [10, 100].</summary>
-    public int Bins { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range.</summary>
     public void Validate()
@@ -27,7 +25,6 @@ public sealed record SemicircleFitOptions
         if (TopOutliers is < 0) throw new ArgumentException($"SemicircleFitOptions.TopOutliers must be zero or positive, got {TopOutliers}.", nameof(TopOutliers));
         if (!(OutlierMargin >= 0) || !double.IsFinite(OutlierMargin))
             throw new ArgumentException($"SemicircleFitOptions.OutlierMargin must be zero or positive, got {OutlierMargin.ToString(CultureInfo.InvariantCulture)}.", nameof(OutlierMargin));
-        if (Bins is < 0 or 1) throw new ArgumentException($"SemicircleFitOptions.Bins must be 0 (automatic) or at least 2, got {Bins}.", nameof(Bins));
     }
 }
 
@@ -54,7 +51,7 @@ public sealed record LawFit(string Name, IReadOnlyDictionary<string, double> Par
 /// <param name="DroppedTop">Dropped above the bulk (SLQ: estimated count).</param>
 /// <param name="DroppedBottom">Dropped below the bulk by the iterative rule.</param>
 /// <param name="OutlierRule">"top C = ..." or "iterative, margin ...".</param>
-/// <param name="Candidates">Semicircle (least squares), Gaussian (moments), Marchenko-Pastur (moments; absent when the bulk's mean is not positive).</param>
+/// <param name="Candidates">Semicircle (least squares on the distribution function, or least W1), Gaussian (moments), Marchenko-Pastur (moments; absent when the bulk's mean is not positive).</param>
 /// <param name="KsBound">Exact: 1.63 / sqrt(bulk), Kolmogorov's 1% critical value for independent samples (lenient here: the parameters are fitted and eigenvalues repel); SLQ: NaN.</param>
 public sealed record SemicircleFitResult(string Source, double Center, double Radius, long BulkCount, long DroppedTop, long DroppedBottom, string OutlierRule,
     IReadOnlyList<LawFit> Candidates, double KsBound)
@@ -112,7 +109,7 @@ public sealed record SemicircleFitResult(string Source, double Center, double Ra
 /// <summary>
 /// Fits Wigner's semicircle law to the bulk of a Hessian spectrum (arXiv 1706.02052 reports it "verified"; the fit and
 /// the distance are ours): outliers dropped (top C, or an iterative rule), then (exact) a least-squares fit of the
-/// density to a histogram of the bulk from the moment fit, with the KS distance to the eigenvalues; or (SLQ) a fit of
+/// distribution function to the bulk's (Cramer-von Mises) from the moment fit, with the KS distance to the eigenvalues; or (SLQ) a fit of
 /// the distribution function to the quadrature nodes' by least W1, with W1 and the L1 distance between the smoothed
 /// densities. The same bulk is fitted by a Gaussian and by Marchenko-Pastur (by moments), and the semicircle only "fits"
 /// when it is the closest of the three and within the stated bound.
@@ -149,21 +146,16 @@ public static class SemicircleFit
         var (mean, std) = bulk.Moments();
         if (!(std > 0)) throw new ArgumentException("SemicircleFit: the bulk's eigenvalues are all equal; there is no width to fit.", nameof(eigenvalues));
 
-        // Least squares on a histogram of the bulk, from the moment fit (l0 = mean, R = 2 std).
-        var bins = o.Bins > 0 ? o.Bins : Math.Clamp((int)Math.Round(2 * Math.Cbrt(n)), 10, 100);
-        var (lo, hi) = (bulk.Values[0], bulk.Values[^1]);
-        var width = (hi - lo) / bins;
-        var counts = new double[bins];
-        foreach (var v in bulk.Values) counts[Math.Min(bins - 1, (int)((v - lo) / width))]++;
-        var heights = counts.Select(c => c / (n * width)).ToArray();
-        var centers = Enumerable.Range(0, bins).Select(i => lo + (i + 0.5) * width).ToArray();
+        // Least squares between distribution functions (Cramer-von Mises: sum_i (F(x_(i)) - (i - 1/2)/n)^2) from the moment
+        // fit (l0 = mean, R = 2 std): unlike a histogram, it needs no bins, and a spike at zero cannot pull the fit off the data.
+        var values = bulk.Values;
         var best = NelderMead(p =>
         {
             var r = Math.Exp(p[1]);
             double sum = 0;
-            for (var i = 0; i < bins; i++)
+            for (var i = 0; i < n; i++)
             {
-                var d = heights[i] - Density(centers[i], p[0], r);
+                var d = Cdf(values[i], p[0], r) - (i + 0.5) / n;
                 sum += d * d;
             }
             return sum;

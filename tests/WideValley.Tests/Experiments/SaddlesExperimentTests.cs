@@ -38,7 +38,7 @@ public class SaddlesExperimentTests
         var withAllCnn = s with { Networks = [.. SaddlesExperiment.ImageNetworks, "allcnn"] };
         var (_, allcnnSkipped) = SaddlesExperiment.Plan(withAllCnn);
         Assert.Contains(allcnnSkipped, x => x.Network == "allcnn" && x.Reason.Contains("--cifar10", StringComparison.Ordinal));
-        Assert.Equal(new SaddlesMeasurementPlan(500, 500, 4, 30, "body.fc4"), SaddlesExperiment.Measurement(Budget.Small));
+        Assert.Equal(new SaddlesMeasurementPlan(256, 256, 4, 30, "body.fc4"), SaddlesExperiment.Measurement(Budget.Small));
         Assert.Null(SaddlesExperiment.Measurement(Budget.Paper).ExactParameters);
     }
 

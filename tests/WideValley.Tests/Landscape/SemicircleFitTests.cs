@@ -111,12 +111,25 @@ public class SemicircleFitTests
     }
 
     [Fact]
+    public void ASpikeAtZeroDoesNotPullTheExactFitOffTheData()
+    {
+        // A Hessian-like bulk: 900 eigenvalues within 1e-6 of zero and 100 spread over [0, 0.5]. Whatever law wins, the
+        // semicircle must sit on the data (its centre within the bulk's range), not beside it.
+        var random = new Random(3);
+        var values = Enumerable.Range(0, 900).Select(_ => (random.NextDouble() - 0.5) * 2e-6).Concat(Enumerable.Range(0, 100).Select(_ => 0.5 * random.NextDouble())).ToArray();
+        var fit = SemicircleFit.FromEigenvalues(values, new SemicircleFitOptions { TopOutliers = 0 });
+        Assert.InRange(fit.Center, -1e-3, 0.5);
+        Assert.True(fit.Semicircle.Ks < 0.5, fit.Describe());
+        Assert.False(fit.SemicircleFits, fit.Describe());
+    }
+
+    [Fact]
     public void BadInputIsRefused()
     {
         Assert.Contains("at least 3", Assert.Throws<ArgumentException>(() => SemicircleFit.FromEigenvalues([1, 2])).Message);
         Assert.Contains("all equal", Assert.Throws<ArgumentException>(() => SemicircleFit.FromEigenvalues([1, 1, 1, 1], new SemicircleFitOptions { TopOutliers = 0 })).Message);
         Assert.Contains("finite", Assert.Throws<ArgumentException>(() => SemicircleFit.FromEigenvalues([1, double.PositiveInfinity, 3])).Message);
         Assert.Contains("TopOutliers", Assert.Throws<ArgumentException>(() => SemicircleFit.FromEigenvalues([1, 2, 3], new SemicircleFitOptions { TopOutliers = -1 })).Message);
-        Assert.Contains("Bins", Assert.Throws<ArgumentException>(() => new SemicircleFitOptions { Bins = 1 }.Validate()).Message);
+        Assert.Contains("OutlierMargin", Assert.Throws<ArgumentException>(() => new SemicircleFitOptions { OutlierMargin = -1 }.Validate()).Message);
     }
 }

@@ -18,7 +18,7 @@ public static class SaddlesCommand
     /// <summary>The subcommand.</summary>
     public static Command Create(CliContext ctx)
     {
-        var seeds = new Option<int>("--seeds") { Description = "Independent runs per network and optimizer.", DefaultValueFactory = _ => 3 };
+        var seeds = new Option<int?>("--seeds") { Description = "Independent runs per network and optimizer (default: 1 at smoke, 2 at small, 3 at paper)." };
         var firstSeed = new Option<long>("--first-seed") { Description = "Seed of the first run; the others follow consecutively.", DefaultValueFactory = _ => 1L };
         var budget = ReproduceOptions.Budget();
         budget.Description = $"smoke ({SaddlesExperiment.DescribeBudget(Budget.Smoke)}), small ({SaddlesExperiment.DescribeBudget(Budget.Small)}), " +
@@ -48,6 +48,7 @@ public static class SaddlesCommand
         command.SetAction(p =>
         {
             var b = Budgets.Parse(p.GetValue(budget)!);
+            var seedCount = p.GetValue(seeds) ?? SaddlesExperiment.DefaultSeeds(b);
             var threadCount = p.GetValue(threads);
             if (threadCount < 0) throw new UsageException($"--threads must be 0 (libtorch's default) or positive, got {threadCount}");
             var cifarDir = ReproduceOptions.ExistingFolder(p.GetValue(cifar), "--cifar10");
@@ -67,7 +68,7 @@ public static class SaddlesCommand
                     throw new UsageException($"Fashion-MNIST is needed: {e.Message} (give --fashion-mnist-dir DIR)");
                 }
             }
-            var commandLine = $"widevalley reproduce saddles --budget {Budgets.Name(b)} --seeds {p.GetValue(seeds)}" +
+            var commandLine = $"widevalley reproduce saddles --budget {Budgets.Name(b)} --seeds {seedCount}" +
                               (nets.SequenceEqual(SaddlesExperiment.ImageNetworks) ? "" : $" --networks {string.Join(",", nets)}") +
                               (opts.SequenceEqual(SaddlesExperiment.Optimizers) ? "" : $" --optimizers {string.Join(",", opts)}") +
                               (p.GetValue(firstSeed) == 1 ? "" : $" --first-seed {p.GetValue(firstSeed)}") +
@@ -76,7 +77,7 @@ public static class SaddlesCommand
             var settings = new SaddlesSettings
             {
                 Budget = b,
-                Seeds = p.GetValue(seeds),
+                Seeds = seedCount,
                 FirstSeed = p.GetValue(firstSeed),
                 Networks = nets,
                 Optimizers = opts,
