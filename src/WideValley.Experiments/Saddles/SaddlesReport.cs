@@ -124,22 +124,24 @@ public static class SaddlesReport
             var fit = m.SlqFit!;
             var lo = fit.Center - 1.6 * fit.Radius;
             var hi = fit.Center + 1.6 * fit.Radius;
+            var grid = Enumerable.Range(0, 401).Select(i => lo + (hi - lo) * i / 400).ToArray();
             // The nodes smoothed at a tenth of R on the bulk's range: the default kernel (1% of the whole Ritz range) is wider than the bulk.
             var density = m.Quadrature.Density(400, sigma: fit.Radius / 10, lo: lo, hi: hi);
-            var xs = density.Grid;
-            var ys = density.Density;
-            var grid = Enumerable.Range(0, 401).Select(i => lo + (hi - lo) * i / 400).ToArray();
+            // In units of the fit, u = (l - l0) / R, density times R: the panels share one axis, and fits of different widths stay visible.
+            var xs = density.Grid.Select(x => (x - fit.Center) / fit.Radius).ToArray();
+            var ys = density.Density.Select(y => y * fit.Radius).ToArray();
+            var us = grid.Select(x => (x - fit.Center) / fit.Radius).ToArray();
             var gaussian = fit.Candidates.First(c => c.Name == "gaussian").Parameters;
             var series = new List<LineSeries>
             {
                 new($"SLQ density, kernel R/10 (seed {m.Run.Seed})", xs, ys),
-                new(string.Create(C, $"semicircle R {fit.Radius:G3}, W1/R {fit.Semicircle.W1 / fit.Radius:G2}"), grid,
-                    grid.Select(x => SemicircleFit.Density(x, fit.Center, fit.Radius)).ToArray()) { Dashed = true },
-                new("Gaussian (moments)", grid, grid.Select(x => Math.Exp(-0.5 * Math.Pow((x - gaussian["mean"]) / gaussian["std"], 2)) / (Math.Sqrt(2 * Math.PI) * gaussian["std"])).ToArray()) { Dashed = true },
+                new(string.Create(C, $"semicircle l0 {fit.Center:G3}, R {fit.Radius:G3}, W1/R {fit.Semicircle.W1 / fit.Radius:G2}"), us,
+                    grid.Select(x => SemicircleFit.Density(x, fit.Center, fit.Radius) * fit.Radius).ToArray()) { Dashed = true },
+                new("Gaussian (moments)", us, grid.Select(x => fit.Radius * Math.Exp(-0.5 * Math.Pow((x - gaussian["mean"]) / gaussian["std"], 2)) / (Math.Sqrt(2 * Math.PI) * gaussian["std"])).ToArray()) { Dashed = true },
             };
-            panels.Add(new LinePanel("density", series) { Title = $"{network}, {group.Key}: bulk (top {SaddlesExperiment.Classes} dropped) and fits", LogY = false });
+            panels.Add(new LinePanel("density x R", series) { Title = $"{network}, {group.Key}: bulk (top {SaddlesExperiment.Classes} dropped) and fits", LogY = false });
         }
-        return panels.Count == 0 ? null : LinePlot.Stacked(panels, "eigenvalue", new LinePlotOptions { Title = $"{network}: Hessian bulk by SLQ against Wigner's semicircle" });
+        return panels.Count == 0 ? null : LinePlot.Stacked(panels, "(eigenvalue - l0) / R", new LinePlotOptions { Title = $"{network}: Hessian bulk by SLQ against Wigner's semicircle" });
     }
 
     /// <summary>small-LeNet: a histogram of the exact spectrum's bulk (first measured seed per optimizer) with the fitted semicircle.</summary>
@@ -224,6 +226,8 @@ public static class SaddlesReport
             o["measurement_seconds"] = Number(m.Seconds);
             return o;
         }).ToArray());
+        json["training_seconds"] = runs.Where(r => r.Result is not null).Sum(r => r.Result!.Training.TotalSeconds);
+        json["measurement_seconds"] = runs.Where(r => r.Result is not null && double.IsFinite(r.Result.Seconds)).Sum(r => r.Result!.Seconds);
         json["verdicts"] = new JsonArray(verdicts.Select(v => (JsonNode?)new JsonObject { ["claim"] = v.Claim, ["verdict"] = v.Verdict, ["evidence"] = v.Evidence }).ToArray());
         return json;
     }
@@ -258,6 +262,11 @@ public static class SaddlesReport
         };
         ReportHeader.AppendMarkdown(md, Title(s.Budget), intro, s.Budget, "A smoke run: these numbers only show that every step ran; they judge nothing.", s.CommandLine, s.Machine);
 
+        var finished = runs.Where(r => r.Result is not null).Select(r => r.Result!).ToList();
+        if (finished.Count > 0)
+            md.AppendLine(string.Create(C, $"Wall time of the {finished.Count} measured runs: {finished.Sum(m => m.Training.TotalSeconds) / 60:0.0} min training and " +
+                                          $"{finished.Where(m => double.IsFinite(m.Seconds)).Sum(m => m.Seconds) / 60:0.0} min measuring (summed over runs, on the machine above; it is shared, so these include waiting)."))
+              .AppendLine();
         md.AppendLine("## Verdicts");
         md.AppendLine();
         md.AppendLine("| claim (abstract) | verdict | evidence |");
@@ -312,7 +321,10 @@ public static class SaddlesReport
             md.AppendLine();
             if (exact.Any(m => m.ExactDimension != m.Slq.Dimension))
             {
-                md.AppendLine("This is a block of the Hessian: an index above zero here proves negative eigenvalues of the whole Hessian (interlacing), but the block's verdict is not the point's.");
+                md.AppendLine("This is a block of the Hessian: an index above zero here would prove negative eigenvalues of the whole Hessian (interlacing), but the block's verdict is not the point's. " +
+                              "The output layer's block in particular is positive semi-definite by construction (cross-entropy of a softmax is convex in the last linear layer's weights), " +
+                              "so its index is 0 up to rounding whatever the point is: it measures that block's degeneracy, not the point's index. A block inside the network (e.g. `body.conv2`, 5,020 parameters) " +
+                              "or the paper budget's whole Hessian is needed for the index.");
                 md.AppendLine();
             }
             if (plots.TryGetValue(ModelZoo.SmallLeNetName + "/exact", out var png))
