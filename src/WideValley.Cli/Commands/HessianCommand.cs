@@ -82,12 +82,19 @@ public static class HessianCommand
         {
             Description = "exact: threads computing columns at once, each on its own model copy with one libtorch thread (default: the libtorch thread count on CPU, 1 on CUDA).",
         };
+        var classify = new Option<bool>("--classify")
+        {
+            Description = "exact (full spectrum) and slq: classify the point (fractions of eigenvalues below -tau, within [-tau, tau] and above tau for tau 1e-4, 1e-3, 1e-2; " +
+                          "index, degeneracy and the gradient norm: minimum, saddle or not critical) and fit Wigner's semicircle to the bulk against a Gaussian and " +
+                          "Marchenko-Pastur; writes classification.json and adds it to hessian.json.",
+        };
+        var outliers = new Option<int?>("--outliers") { Description = "--classify: top eigenvalues dropped before the semicircle fit, e.g. the number of classes (default: an iterative 2-sigma rule)." };
         var command = new Command("hessian",
             "Hessian of a network's loss over its first N training samples (a run's, or the data named for a --model-file): exact spectrum, " +
             "Lanczos extremes, SLQ density, Hutchinson trace or diagonal Fisher.")
         {
             checkpoint, method, top, which, layerwise, samples, batch, dtype, bn, dropout, parameters, seed, threads, output, json,
-            tolerance, steps, probes, hutchPlusPlus, checkpointDir, keepColumns, memoryLimit, workers, eigen, bands,
+            tolerance, steps, probes, hutchPlusPlus, checkpointDir, keepColumns, memoryLimit, workers, eigen, bands, classify, outliers,
         };
         source.AddTo(command);
         command.SetAction(p =>
@@ -121,6 +128,8 @@ public static class HessianCommand
                 Eigen = p.GetValue(eigen)!.ToLowerInvariant(),
                 BandsText = p.GetValue(bands)!,
                 BandsGiven = p.GetResult(bands) is { Implicit: false },
+                Classify = p.GetValue(classify),
+                Outliers = p.GetValue(outliers),
             };
             return Execute(ctx, settings);
         });
@@ -159,6 +168,10 @@ public static class HessianCommand
         public string Eigen { get; init; } = "full";
         public string BandsText { get; init; } = "1e-4";
         public bool BandsGiven { get; init; }
+        /// <summary>--classify: the critical-point classification and semicircle fit (<see cref="HessianClassification"/>).</summary>
+        public bool Classify { get; init; }
+        /// <summary>--outliers: C for the semicircle fit (null: the iterative rule).</summary>
+        public int? Outliers { get; init; }
         /// <summary>Measure language-model runs too (see <see cref="MeasuredRun.Open"/>); the command line keeps to classifiers.</summary>
         public bool LanguageModels { get; init; }
 
@@ -200,6 +213,10 @@ public static class HessianCommand
             if (Eigen != "full" && Method != "exact") throw new UsageException($"--eigen applies to --method exact, not {Method}");
             if (BandsGiven && Eigen != "inertia") throw new UsageException("--bands applies to --method exact --eigen inertia (full spectra report every threshold)");
             if (Eigen == "inertia") _ = BandIndices();
+            if (Classify && !(Method == "slq" || (Method == "exact" && Eigen == "full")))
+                throw new UsageException($"--classify needs every eigenvalue or a density: --method exact (with --eigen full) or slq, not {Method}{(Method == "exact" ? " --eigen " + Eigen : "")}");
+            if (Outliers is not null && !Classify) throw new UsageException("--outliers applies to --classify");
+            if (Outliers is < 0) throw new UsageException($"--outliers must be zero or positive, got {Outliers}");
             if ((ColumnsDir is not null || KeepColumns || MemoryLimitGib is not null || Workers is not null) && Method != "exact")
                 throw new UsageException($"--checkpoint-dir, --keep-columns, --memory-limit and --workers apply to --method exact, not {Method}");
         }
@@ -266,30 +283,32 @@ public static class HessianCommand
                 batchSize, s.Overrides, s.LanguageModels, warnings);
         var outDir = Path.GetFullPath(s.Out ?? run.DefaultOut($"hessian-{s.Method}"));
         var settings = ToMeasurementSettings(s, ColumnsFolder(s, outDir), log, cancellation, progress, columnProgress);
+        var landscape = new LandscapeOptions
+        {
+            Parameters = ParseParams(s.ParamsText),
+            BatchNorm = s.BatchNorm,
+            Dropout = s.Dropout,
+            ComputeType = s.ComputeType,
+            Loss = run.Loss,
+            LossName = run.LossName,
+            ModelFactory = run.ModelFactory,
+        };
         try
         {
-            return HessianFolders.Measure(new HessianFolderRequest
+            var measured = HessianFolders.Measure(new HessianFolderRequest
             {
                 Model = run.Model,
                 EvaluationSet = run.EvaluationSet,
                 Samples = run.Samples,
                 BatchSize = batchSize,
                 Name = run.Name,
-                Options = new LandscapeOptions
-                {
-                    Parameters = ParseParams(s.ParamsText),
-                    BatchNorm = s.BatchNorm,
-                    Dropout = s.Dropout,
-                    ComputeType = s.ComputeType,
-                    Loss = run.Loss,
-                    LossName = run.LossName,
-                    ModelFactory = run.ModelFactory,
-                },
+                Options = landscape,
                 ParametersText = s.ParamsText,
                 Settings = settings,
                 OutDir = outDir,
                 Describe = run.Describe,
             });
+            return s.Classify ? HessianClassification.Add(measured, run.Model, run.EvaluationSet, landscape, s.Outliers) : measured;
         }
         catch (HessianSettingException e) when (Flags.ContainsKey(e.Setting))
         {

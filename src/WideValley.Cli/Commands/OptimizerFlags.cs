@@ -83,6 +83,10 @@ public sealed class OptimizerFlags
         Number<double>("--switch-tolerance", "Tolerance", "ADINE tol: relative rise of the running loss tolerated before switching to m_low.");
         Number<double>("--velocity-cap", "VelocityCap", "ADINE guard: cap on the velocity's norm (0 = no cap; a non-finite loss then zeroes the velocity).");
         Number<long>("--dante-steps-per-block", "StepsPerBlock", "DANTE K: optimizer steps per block (layer) before the next becomes active (0 = one epoch's steps)."); Choice("--dante-order", "SweepOrder", "DANTE sweep order: forward (input layer first) or backward (output layer first).", ("forward", DanteOrder.Forward), ("backward", DanteOrder.Backward)); Number<double>("--dante-eps", "NormEpsilon", "DANTE eps in x - lr g / (|g| + eps)."); Number<bool>("--dante-freeze-inactive", "FreezeInactive", "DANTE: inactive blocks skip their weight gradients (requires_grad off while inactive).");
+        Number<double>("--perturb-gradient", "GradientThreshold", "PGD g_thres: perturb when the gradient's norm is at most this.");
+        Number<double>("--perturb-radius", "PerturbationRadius", "PGD r: radius of the ball the perturbation is drawn from, uniformly.");
+        Number<int>("--perturb-interval", "PerturbationInterval", "PGD t_thres: steps between perturbations, and until the escape test.");
+        Number<double>("--perturb-decrease", "LossDecreaseThreshold", "PGD f_thres: loss decrease within t_thres steps that counts as an escape.");
         // Last: it overrides the individual reference-code switches above, as it always has.
         var reference = new Option<bool>(ReferenceCode)
         {

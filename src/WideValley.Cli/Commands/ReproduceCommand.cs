@@ -25,6 +25,7 @@ public static class ReproduceCommand
         command.Add(LevelSetsCommand.Create(ctx));
         command.Add(LayerwiseHessianCommand.Create(ctx));
         command.Add(DanteCommand.Create(ctx));
+        command.Add(SaddlesCommand.Create(ctx));
         return command.WithRanges();
     }
 }

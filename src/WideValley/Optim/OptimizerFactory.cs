@@ -133,6 +133,7 @@ public static class OptimizerFactory
         Register(AnnealSgdOptions.Descriptor);
         Register(AdineOptions.Descriptor);
         Register(DanteOptions.Descriptor);
+        Register(PerturbedGradientDescentOptions.Descriptor);
     }
 
     /// <summary>Adds (or replaces) an optimizer.</summary>
