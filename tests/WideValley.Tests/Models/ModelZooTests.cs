@@ -9,7 +9,7 @@ namespace WideValley.Tests.Models;
 public class ModelZooTests
 {
     private static readonly string[] AllNames =
-        ["mnistfc", "lenet", "allcnn", "small-lenet", "small-mnistfc", "char-lstm", "small-char-lstm", "ptb-lstm", "fb-mnist-cnn", "ptb-small-lstm"];
+        ["mnistfc", "lenet", "allcnn", "small-lenet", "small-mnistfc", "char-lstm", "small-char-lstm", "ptb-lstm", "fb-mnist-cnn", "ptb-small-lstm", "lenet5"];
 
     [Fact]
     public void NamesListEveryNetworkAndEachIsDescribed()
