@@ -24,6 +24,7 @@ public static class BenchCommand
         command.Add(BenchSpinGlassCommand.Create(ctx));
         command.Add(BenchBatchedNetworksCommand.Create(ctx));
         command.Add(BenchConnectCommand.Create(ctx));
+        command.Add(BenchSeed004Command.Create(ctx));
         BenchSuiteCommand.Configure(command, ctx);
         return command.WithRanges();
     }
