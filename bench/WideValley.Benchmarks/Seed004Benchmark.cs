@@ -69,8 +69,9 @@ public sealed record Seed004BenchmarkOptions
 /// <param name="Target">The target for <see cref="PairedRatio"/>.</param>
 /// <param name="MethodTimesMs">Every timed block of the method, in milliseconds per step.</param>
 /// <param name="BaselineTimesMs">Every timed block of the baseline, pair by pair, in milliseconds per step.</param>
+/// <param name="Penalties">HTR penalties the method side computed in all rounds, warm-up included (0 for ADINE): checks the frequency.</param>
 public sealed record Seed004BenchmarkRow(string Model, string Row, string Description, int Steps, double Target,
-    IReadOnlyList<double> MethodTimesMs, IReadOnlyList<double> BaselineTimesMs)
+    IReadOnlyList<double> MethodTimesMs, IReadOnlyList<double> BaselineTimesMs, long Penalties)
 {
     /// <summary>Median milliseconds per step of the method.</summary>
     public double MethodMs => Medians.Of(MethodTimesMs.ToArray());
@@ -186,7 +187,7 @@ public static class Seed004Benchmark
                 log?.Invoke(line.ToString().TrimEnd(';') + " (per step, method/baseline)");
             }
             var otherShare = share.OtherProcessesShare();
-            var rows = specs.Select((s, i) => new Seed004BenchmarkRow(s.Model, s.Row, s.Description, s.Steps, s.Target, methodTimes[i], baselineTimes[i])).ToArray();
+            var rows = specs.Select((s, i) => new Seed004BenchmarkRow(s.Model, s.Row, s.Description, s.Steps, s.Target, methodTimes[i], baselineTimes[i], s.Method.Penalties)).ToArray();
             return new Seed004BenchmarkResult(options, parameters, dataDescription, rows, get_num_threads(), ConnectBenchmark.Niceness(), otherShare);
         }
         finally
@@ -214,6 +215,9 @@ public static class Seed004Benchmark
         }
 
         public ClassificationTask Task { get; }
+
+        /// <summary>Penalties the regulariser computed so far (0 without one).</summary>
+        public long Penalties => _regularizer?.Applications ?? 0;
 
         /// <summary>Milliseconds per step over a block of <paramref name="steps"/> steps.</summary>
         public double Block(int steps)
@@ -310,6 +314,7 @@ public static class Seed004Benchmark
                 ["ratio"] = Math.Round(row.Ratio, 4),
                 ["paired_ratio"] = Math.Round(row.PairedRatio, 4),
                 ["target_met"] = row.TargetMet,
+                ["penalties"] = row.Penalties,
                 ["method_times_ms"] = new JsonArray(row.MethodTimesMs.Select(t => (JsonNode?)JsonValue.Create(Math.Round(t, 4))).ToArray()),
                 ["baseline_times_ms"] = new JsonArray(row.BaselineTimesMs.Select(t => (JsonNode?)JsonValue.Create(Math.Round(t, 4))).ToArray()),
             }).ToArray()),
