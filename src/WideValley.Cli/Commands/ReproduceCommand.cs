@@ -23,6 +23,8 @@ public static class ReproduceCommand
         command.Add(AnnealFieldCommand.Create(ctx));
         command.Add(AnnealSgdCommand.Create(ctx));
         command.Add(LevelSetsCommand.Create(ctx));
+        command.Add(HtrCommand.Create(ctx));
+        command.Add(AdineCommand.Create(ctx));
         return command.WithRanges();
     }
 }
