@@ -53,7 +53,9 @@ public static class AdineReport
             {
                 "agrees" => string.Create(C, $"on every seed ADINE reaches SGD's final training loss within {AdineExperiment.MuchFasterFraction:0.##} of SGD's epochs"),
                 "partly" => "ADINE reaches SGD's final training loss on every seed, earlier on some, but not within 2/3 of SGD's epochs on all",
-                _ => Pairs.Any(p => p.AdineEpochs is null) ? "ADINE does not reach SGD's final training loss on some seed" : "ADINE is never earlier than SGD",
+                _ => Pairs.Any(p => p.AdineEpochs is null)
+                    ? $"ADINE does not reach SGD's final training loss on {Pairs.Count(p => p.AdineEpochs is null)} of {Pairs.Count} seeds"
+                    : "ADINE is never earlier than SGD",
             };
 
         /// <summary>"Without compromising generalisation": agrees unless ADINE's test error is higher by more than 2 SE of the paired difference.</summary>

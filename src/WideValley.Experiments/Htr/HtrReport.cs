@@ -249,6 +249,18 @@ public static class HtrReport
         foreach (var v in verdicts)
             md.AppendLine($"| {v.Claim} | {v.Quantity}: {F(v.Mean, "+0.00;-0.00;0.00")} ± {F(v.StandardError, "0.00")} ({v.Differences.Count} seeds) | **{v.Word}**: {v.Text} |");
         md.AppendLine();
+        var sgdEpochs = runs.First(r => r.Run.Arm == "sgd").Run.Config.Epochs;
+        var htrEpochs = runs.First(r => r.Run.Arm == "sgd-htr").Run.Config.Epochs;
+        if (htrEpochs != sgdEpochs)
+        {
+            md.AppendLine(string.Format(C,
+                "**Caution: every HTR verdict is confounded by training length.** As in the authors' grid, the HTR arms train {0} epochs against SGD's {1}, " +
+                "so an HTR arm differs from SGD in two ways: the penalty and {2} more epochs at the last learning rate. A lower test error or a higher trace may " +
+                "come from the extra epochs alone (a run that trains longer typically ends both better fitted and sharper). With γ = {3:0.###e+0} and traces of the " +
+                "order shown above, the penalty γ·tr(H) is of the order of γ times the table's trace, small beside the cross-entropy. An epoch-matched SGD " +
+                "control is not part of the authors' grid and was not run here.", htrEpochs, sgdEpochs, htrEpochs - sgdEpochs, HtrExperiment.HtrGamma));
+            md.AppendLine();
+        }
         if (png is not null)
         {
             md.AppendLine($"![test error against epochs]({png})");
