@@ -25,6 +25,7 @@ public static class BenchCommand
         command.Add(BenchBatchedNetworksCommand.Create(ctx));
         command.Add(BenchConnectCommand.Create(ctx));
         command.Add(BenchDanteCommand.Create(ctx));
+        command.Add(BenchSeed004Command.Create(ctx));
         BenchSuiteCommand.Configure(command, ctx);
         return command.WithRanges();
     }

@@ -26,6 +26,8 @@ public static class ReproduceCommand
         command.Add(LayerwiseHessianCommand.Create(ctx));
         command.Add(DanteCommand.Create(ctx));
         command.Add(SaddlesCommand.Create(ctx));
+        command.Add(HtrCommand.Create(ctx));
+        command.Add(AdineCommand.Create(ctx));
         return command.WithRanges();
     }
 }

@@ -68,6 +68,9 @@ internal static class ModelSize
                 2 * 20 * Square(map), 3 * 128, classes));
     }
 
+    /// <summary>The HTR authors' LeNet: conv 6@5x5 (input padded to 32x32), pool 2; conv 16@5x5, pool 2; fc 120; fc 84; fc K.</summary>
+    public static ModelSizeEstimate LeNet5(int channels, int imageSize, int classes) { var pad = Models.LeNet5.FirstPadding(imageSize); var conv1 = SpatialSize.AfterConv(imageSize, 5, padding: pad); var pool1 = SpatialSize.AfterPool(conv1, 2, 2); var conv2 = SpatialSize.AfterConv(pool1, 5); var map = Models.LeNet5.FeatureMapSize(imageSize); return new(Sum(Conv(channels, 6, 5), Conv(6, 16, 5), Linear(16 * Square(map), 120), Linear(120, 84), Linear(84, classes)), Sum(2 * channels * Square(imageSize), 2 * 6 * Square(conv1), 2 * 6 * Square(pool1), 2 * 16 * Square(conv2), 2 * 16 * Square(map), 3 * 120, 3 * 84, classes)); }
+
     /// <summary>All-CNN-BN: nine conv-BN-ReLU blocks (3 x 96, 3 x 192 with the third of each stride 2, 2 x 192, 1x1 to K).</summary>
     public static ModelSizeEstimate AllCnnBn(int channels, int imageSize, int classes)
     {

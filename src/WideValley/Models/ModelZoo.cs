@@ -34,6 +34,9 @@ public static class ModelZoo
     /// <summary>Zoo name of Zaremba et al.'s small 2 x 200 word LSTM, as Freeman and Bruna's PTB script uses it.</summary>
     public const string PtbSmallLstmName = "ptb-small-lstm";
 
+    /// <summary>Zoo name of the HTR authors' LeNet (conv 6 and 16, fc 120 and 84, input padded to 32x32).</summary>
+    public const string LeNet5Name = "lenet5";
+
     private const string ImageInput = "images (N, C, S, S), floating point";
 
     private sealed record Entry(ModelInfo Info, Func<ModelOptions, ModelInfo, nn.Module> Build, Func<ModelOptions, ModelInfo, ModelSizeEstimate> Estimate);
@@ -93,6 +96,7 @@ public static class ModelZoo
                 "Penn Treebank, words (vocabulary 10,000)", "token ids (B, T), Int64, in [0, V); paper: V = 10,000, T = 20",
                 0, 0, true, true),
             hiddenSize: 200, layers: 2, embedTokens: true, decoderBias: true, initialisationRange: 0.1),
+        Classifier(new ModelInfo(LeNet5Name, ModelKind.Classifier, "HTR authors' LeNet (yashkhasbage25/HTR network.py): conv 6@5x5 and 16@5x5 with ReLU and max-pool 2, fc 120, fc 84, no BatchNorm, input zero-padded to 32x32 (their Pad), 61,706 weights.", "Fashion-MNIST", $"{ImageInput}; paper: 1x28x28 padded to 32x32 (even sizes below 32)", 0, 0, true, false), minimumImageSize: SpatialSize.SmallestValidImage(LeNet5.FeatureMapSize), (o, d, i) => new LeNet5(o.InputChannels, o.ImageSize, o.NumClasses, d, i), ModelSize.LeNet5),
         .. Mlp.ZooVariants.Select(v => Classifier(v.Info, minimumImageSize: null, v.Build, v.Estimate)),
     ];
 

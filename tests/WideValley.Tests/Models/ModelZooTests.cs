@@ -9,7 +9,7 @@ namespace WideValley.Tests.Models;
 public class ModelZooTests
 {
     private static readonly string[] AllNames =
-        ["mnistfc", "lenet", "allcnn", "small-lenet", "small-mnistfc", "char-lstm", "small-char-lstm", "ptb-lstm", "fb-mnist-cnn", "ptb-small-lstm",
+        ["mnistfc", "lenet", "allcnn", "small-lenet", "small-mnistfc", "char-lstm", "small-char-lstm", "ptb-lstm", "fb-mnist-cnn", "ptb-small-lstm", "lenet5",
          "mlp1-sigmoid", "mlp1-relu", "mlp1-grelu", "mlp2-sigmoid", "mlp2-relu", "mlp2-grelu"];
 
     [Fact]
