@@ -19,6 +19,27 @@ public sealed record DeepLinearMeasurement(double Loss, double ExcessLoss, doubl
     public double SigmaMax => Spectrum[0];
 }
 
+/// <summary>The noise of one training step, for every network of a batch (null: that kind is not drawn).</summary>
+/// <param name="Step">The step t it was drawn for.</param>
+/// <param name="InputNoise">Added to the inputs, [M, d_0, N].</param>
+/// <param name="OutputNoise">Added to the targets, [M, d_L, N].</param>
+/// <param name="WeightMultipliers">Multiply the weights in the forward pass, [M, P] laid out as the parameters.</param>
+/// <param name="ActivationMultipliers">Multiply the hidden activations, one [M, d_l, N] per hidden layer.</param>
+/// <param name="GradientNoise">Added to the gradient, [M, P].</param>
+public sealed record DeepLinearNoiseDraw(long Step, Tensor? InputNoise, Tensor? OutputNoise, Tensor? WeightMultipliers,
+    IReadOnlyList<Tensor>? ActivationMultipliers, Tensor? GradientNoise) : IDisposable
+{
+    /// <summary>Frees the drawn tensors.</summary>
+    public void Dispose()
+    {
+        InputNoise?.Dispose();
+        OutputNoise?.Dispose();
+        WeightMultipliers?.Dispose();
+        if (ActivationMultipliers is not null) foreach (var a in ActivationMultipliers) a.Dispose();
+        GradientNoise?.Dispose();
+    }
+}
+
 /// <summary>
 /// Full-batch gradient descent of a <see cref="DeepLinearNetworks"/> batch, each network on its own
 /// <see cref="LinearRegressionProblem"/> and with its own <see cref="DeepLinearNoise"/>: per step, draw the noise of
@@ -115,33 +136,62 @@ public sealed class DeepLinearTraining : IDisposable
 
     Tensor Draw(long[] shape) => randn(shape, _nets.Dtype, _nets.Device, generator: _generator);
 
-    /// <summary>One noisy gradient-descent step of every network; returns the losses of the noisy forward pass, [M].</summary>
-    public double[] Step()
+
+    /// <summary>
+    /// Draws the noise of the next step (t = <see cref="Steps"/>) for every network: each active kind at its annealed
+    /// standard deviation, zero perturbation (multipliers exactly 1) for networks without that kind. A kind no network
+    /// uses is not drawn (null).
+    /// </summary>
+    public DeepLinearNoiseDraw DrawNoise()
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var t = Steps;
         var m = _nets.Networks;
         var n = _inputs.shape[2];
-        var x = _inputs;
-        var y = _targets;
-        if (Deviations(d => d.Inputs, t) is { } inputDeviation)
-            x = x.add(Draw([m, _nets.Inputs, n]).mul(inputDeviation.view(m, 1, 1)));
-        if (Deviations(d => d.Outputs, t) is { } outputDeviation)
-            y = y.add(Draw([m, _nets.Outputs, n]).mul(outputDeviation.view(m, 1, 1)));
-        Tensor? weightMultipliers = null;
-        if (Deviations(d => d.Weights, t) is { } weightDeviation)
-            weightMultipliers = Draw([m, _nets.ParametersPerNetwork]).mul(weightDeviation.view(m, 1)).add_(1.0);
+        Tensor? inputNoise = null, outputNoise = null, weightMultipliers = null, gradientNoise = null;
         Tensor[]? activationMultipliers = null;
+        if (Deviations(d => d.Inputs, t) is { } inputDeviation)
+            inputNoise = Draw([m, _nets.Inputs, n]).mul_(inputDeviation.view(m, 1, 1)).MoveToOuterDisposeScope();
+        if (Deviations(d => d.Outputs, t) is { } outputDeviation)
+            outputNoise = Draw([m, _nets.Outputs, n]).mul_(outputDeviation.view(m, 1, 1)).MoveToOuterDisposeScope();
+        if (Deviations(d => d.Weights, t) is { } weightDeviation)
+            weightMultipliers = Draw([m, _nets.ParametersPerNetwork]).mul_(weightDeviation.view(m, 1)).add_(1.0).MoveToOuterDisposeScope();
         if (_nets.Depth > 1 && Deviations(d => d.Activations, t) is { } activationDeviation)
         {
             activationMultipliers = new Tensor[_nets.Depth - 1];
             for (var l = 1; l < _nets.Depth; l++)
-                activationMultipliers[l - 1] = Draw([m, _nets.Widths[l], n]).mul(activationDeviation.view(m, 1, 1)).add_(1.0);
+                activationMultipliers[l - 1] = Draw([m, _nets.Widths[l], n]).mul_(activationDeviation.view(m, 1, 1)).add_(1.0).MoveToOuterDisposeScope();
         }
-        var losses = _nets.ComputeGradient(x, y, weightMultipliers, activationMultipliers);
         if (Deviations(d => d.Gradient, t) is { } gradientDeviation)
-            _nets.Gradient.add_(Draw([m, _nets.ParametersPerNetwork]).mul(gradientDeviation.view(m, 1)));
+            gradientNoise = Draw([m, _nets.ParametersPerNetwork]).mul_(gradientDeviation.view(m, 1)).MoveToOuterDisposeScope();
+        return new DeepLinearNoiseDraw(t, inputNoise, outputNoise, weightMultipliers, activationMultipliers, gradientNoise);
+    }
+
+    /// <summary>One noisy gradient-descent step of every network with freshly drawn noise; returns the losses of the noisy forward pass, [M].</summary>
+    public double[] Step()
+    {
+        using var draw = DrawNoise();
+        return Step(draw);
+    }
+
+    /// <summary>
+    /// One gradient-descent step of every network under <paramref name="draw"/> (drawn by <see cref="DrawNoise"/> for
+    /// this step): the gradient of the loss with inputs x + input noise, targets A x + output noise, weights
+    /// W ⊙ weight multipliers and hidden activations ⊙ activation multipliers, plus gradient noise; then
+    /// W &lt;- W - lr * g. Returns the losses of the noisy forward pass, [M].
+    /// </summary>
+    /// <exception cref="ArgumentException">A draw made for another step.</exception>
+    public double[] Step(DeepLinearNoiseDraw draw)
+    {
+        ArgumentNullException.ThrowIfNull(draw);
+        if (draw.Step != Steps) throw new ArgumentException($"the noise was drawn for step {draw.Step}, the next step is {Steps}");
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var x = draw.InputNoise is null ? _inputs : _inputs.add(draw.InputNoise);
+        var y = draw.OutputNoise is null ? _targets : _targets.add(draw.OutputNoise);
+        var losses = _nets.ComputeGradient(x, y, draw.WeightMultipliers, draw.ActivationMultipliers);
+        if (draw.GradientNoise is not null) _nets.Gradient.Accumulate_(draw.GradientNoise);
         _nets.Parameters.AddScaled_(_nets.Gradient, -LearningRate);
         Steps++;
         return losses.to(ScalarType.Float64).data<double>().ToArray();
