@@ -23,6 +23,7 @@ public static class ReproduceCommand
         command.Add(AnnealFieldCommand.Create(ctx));
         command.Add(AnnealSgdCommand.Create(ctx));
         command.Add(LevelSetsCommand.Create(ctx));
+        command.Add(NoiseRankCommand.Create(ctx));
         return command.WithRanges();
     }
 }

@@ -3,7 +3,10 @@ using static TorchSharp.torch;
 
 namespace WideValley.DeepLinear;
 
-/// <summary>What <see cref="DeepLinearTraining.Measure"/> reports for one network, on the clean network and data.</summary>
+/// <summary>
+/// What <see cref="DeepLinearTraining.Measure"/> reports for one network, on the clean network and data. A network whose
+/// weights are no longer finite (diverged) has NaN losses, distance and spectrum and rank -1.
+/// </summary>
 /// <param name="Loss">L(W) = 1/2 tr((W - A) Sigma (W - A)^T) of the product W.</param>
 /// <param name="ExcessLoss">L(W) - L(W*), W* the global optimum under the width constraint.</param>
 /// <param name="DistanceToOptimum">||W - W*||_F.</param>
@@ -12,6 +15,9 @@ namespace WideValley.DeepLinear;
 /// <param name="LayerRanks">The numerical rank of each W_l, l = 1 ... L.</param>
 public sealed record DeepLinearMeasurement(double Loss, double ExcessLoss, double DistanceToOptimum, int Rank, double[] Spectrum, int[] LayerRanks)
 {
+    /// <summary>Whether the network diverged (non-finite weights).</summary>
+    public bool Diverged => Rank < 0;
+
     /// <summary>The smallest singular value of the product.</summary>
     public double SigmaMin => Spectrum[^1];
 
@@ -202,7 +208,12 @@ public sealed class DeepLinearTraining : IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var product = _nets.Product().to(ScalarType.Float64);
+        var raw = _nets.Product().to(ScalarType.Float64);
+        // A diverged network (non-finite weights) must not stop the others' SVD: it is measured as the zero matrix and
+        // then reported as diverged (NaN losses, rank -1).
+        var finite = raw.isfinite().all(1).all(1);
+        var finiteFlags = finite.data<bool>().ToArray();
+        var product = raw.where(finite.view(-1, 1, 1), zeros_like(raw));
         var difference = product.sub(_teachers);
         var loss = bmm(difference, _covariances).mul(difference).sum([1, 2]).mul(0.5).data<double>().ToArray();
         var distance = product.sub(_optima).square().sum([1, 2]).sqrt().data<double>().ToArray();
@@ -210,10 +221,20 @@ public sealed class DeepLinearTraining : IDisposable
         var k = (int)spectra.shape[1];
         var spectrumValues = spectra.contiguous().data<double>().ToArray();
         var layerSpectra = new double[_nets.Depth][];
-        for (var l = 1; l <= _nets.Depth; l++) layerSpectra[l - 1] = linalg.svdvals(_nets.Layer(l).to(ScalarType.Float64)).contiguous().data<double>().ToArray();
+        for (var l = 1; l <= _nets.Depth; l++)
+        {
+            var layer = _nets.Layer(l).to(ScalarType.Float64);
+            layerSpectra[l - 1] = linalg.svdvals(layer.where(finite.view(-1, 1, 1), zeros_like(layer))).contiguous().data<double>().ToArray();
+        }
         var result = new DeepLinearMeasurement[_nets.Networks];
         for (var i = 0; i < result.Length; i++)
         {
+            if (!finiteFlags[i])
+            {
+                result[i] = new DeepLinearMeasurement(double.NaN, double.NaN, double.NaN, -1, Enumerable.Repeat(double.NaN, k).ToArray(),
+                    Enumerable.Repeat(-1, _nets.Depth).ToArray());
+                continue;
+            }
             var spectrum = spectrumValues.AsSpan(i * k, k).ToArray();
             var layerRanks = new int[_nets.Depth];
             for (var l = 1; l <= _nets.Depth; l++)
