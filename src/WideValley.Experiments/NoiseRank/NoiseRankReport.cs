@@ -127,7 +127,7 @@ public static class NoiseRankReport
         foreach (var p in r.Pieces)
         {
             var none = Summaries(s, p)[0];
-            yield return $"{PieceName(p)}: no noise ends at rank {F(none.Rank.Mean, "0.##")} (target rank {s.TargetRank}, start rank {(p.Start == NoiseRankStart.RankDeficient ? p.InitRank : p.Width)}), " +
+            yield return $"{PieceName(p)}: no noise ends at rank {F(none.Rank.Mean, "0.##")} (target rank {s.TargetRank}, start rank {(p.Start == NoiseRankStart.RankDeficient ? p.InitRank : Math.Min(p.Width, p.Dims))}), " +
                          $"reaches the optimum in {none.Reached}/{none.Seeds} seeds";
             foreach (var c in Claims(s, p))
                 yield return $"  {NoiseRankSettings.KindName(c.Kind)}: rank above no-noise in {c.RankAboveNone}/{c.Seeds} seeds (scale {F(c.RankScale)}): {c.RankVerdict}; " +
@@ -225,14 +225,14 @@ public static class NoiseRankReport
         }
         var panels = new List<LinePanel>
         {
-            new("numerical rank of W_L...W_1", rank) { Title = $"Rank of the product (target rank {s.TargetRank}, narrowest width {p.Width}, start rank {(p.Start == NoiseRankStart.RankDeficient ? p.InitRank.ToString(C) : "full")})", Legend = LegendCorner.LowerRight },
+            new("numerical rank of W_L...W_1", rank) { Title = $"Rank of the product (target rank {s.TargetRank}, narrowest width {Math.Min(p.Width, p.Dims)}, start rank {(p.Start == NoiseRankStart.RankDeficient ? p.InitRank.ToString(C) : "full")})", Legend = LegendCorner.LowerRight },
             new("log10 excess loss / L(0)", excess) { Title = "Excess loss over the global optimum", Legend = LegendCorner.LowerLeft },
             new("log10 ||W - W*||_F", distance) { Title = "Distance to the global optimum", Legend = LegendCorner.LowerLeft },
             new($"log10 σ_{p.InitRank + 1}/σ_max", next) { Title = $"The first singular value the rank-{p.InitRank} start lacks (rank tolerance ≈ {F(Math.Log10(ProductSpectrum.Tolerance(1, p.Dims, p.Dims)), "0.0")})", Legend = LegendCorner.LowerRight },
         };
         return LinePlot.Stacked(panels, "gradient-descent step", new LinePlotOptions
         {
-            Title = $"Deep linear network, {PieceName(p)}: mean over {s.Seeds} seeds, dashed ± 1 std; noise at its largest scale, {s.ScheduleOf(1).Kind} annealing",
+            Title = $"L = {p.Depth}, width {p.Width}, {NoiseRankSettings.StartName(p.Start)} start: mean of {s.Seeds} seeds, ± 1 std dashed",
             Width = 1100,
             Height = 1500,
         });

@@ -130,7 +130,7 @@ public sealed record NoiseRankSettings
         Budget.Smoke => new NoiseRankSettings { Budget = budget },
         Budget.Small => new NoiseRankSettings
         {
-            Budget = budget, Depths = [4], Widths = [16], TargetRank = 8, Steps = 6000, LogEvery = 60, Seeds = 5,
+            Budget = budget, Depths = [2, 4], Widths = [16], TargetRank = 8, Steps = 12000, LogEvery = 120, Seeds = 5,
             GradientScales = [0.03, 0.3], WeightScales = [0.1, 0.3], ActivationScales = [0.1, 0.3], InputScales = [0.1, 0.3], OutputScales = [0.1, 0.3],
         },
         Budget.Paper => new NoiseRankSettings

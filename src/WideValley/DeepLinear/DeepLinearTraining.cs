@@ -140,7 +140,15 @@ public sealed class DeepLinearTraining : IDisposable
         return any ? tensor(values, _nets.Dtype, _nets.Device) : null;
     }
 
-    Tensor Draw(long[] shape) => randn(shape, _nets.Dtype, _nets.Device, generator: _generator);
+    /// <summary>
+    /// Standard normal draws in the networks' type. They are drawn in float32 (and widened for float64 networks):
+    /// libtorch's float64 normal sampler is several times slower on the CPU, and float32 resolution is ample for noise.
+    /// </summary>
+    Tensor Draw(long[] shape)
+    {
+        var draw = randn(shape, ScalarType.Float32, _nets.Device, generator: _generator);
+        return _nets.Dtype == ScalarType.Float32 ? draw : draw.to(_nets.Dtype);
+    }
 
 
     /// <summary>

@@ -22,7 +22,7 @@ public static class NoiseRankCommand
     public static Command Create(CliContext ctx)
     {
         var budget = ReproduceOptions.Budget();
-        budget.Description = "smoke (L = 3, width 8, 300 steps, 2 seeds; seconds), small (L = 4, width 16, rank 8, 6,000 steps, 5 seeds, 2 scales per kind; minutes), " +
+        budget.Description = "smoke (L = 3, width 8, 300 steps, 2 seeds; seconds), small (L = 2, 4, width 16, rank 8, 12,000 steps, 5 seeds, 2 scales per kind; about 10 minutes), " +
                              "paper (L = 2, 3, 4, 6 x width 16, 32; 30,000 steps; 3-4 scales per kind).";
         var output = ReproduceOptions.Output();
         var runs = ReproduceOptions.Runs();
