@@ -140,7 +140,7 @@ public sealed class DeepLinearNetworks : IDisposable
         }
         var n = x.shape[^1];
         var target = y.dim() == 2 ? y.unsqueeze(0) : y;
-        return h.sub(target).square().sum([1, 2]).div(2.0 * n).MoveToOuterDisposeScope();
+        return h.sub(target).square().sum([1, 2]).DividedBy(2.0 * n).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -170,8 +170,8 @@ public sealed class DeepLinearNetworks : IDisposable
         }
         var n = x.shape[^1];
         var residual = h.sub(y.dim() == 2 ? y.unsqueeze(0) : y);
-        var losses = residual.square().sum([1, 2]).div(2.0 * n);
-        var delta = residual.div(n);
+        var losses = residual.square().sum([1, 2]).DividedBy(2.0 * n);
+        var delta = residual.DividedBy(n);
         for (var l = Depth; l >= 1; l--)
         {
             var g = bmm(delta, hidden[l - 1].transpose(1, 2));

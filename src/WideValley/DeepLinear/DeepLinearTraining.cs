@@ -170,12 +170,12 @@ public sealed class DeepLinearTraining : IDisposable
         if (Deviations(d => d.Outputs, t) is { } outputDeviation)
             outputNoise = Draw([m, _nets.Outputs, n]).mul_(outputDeviation.view(m, 1, 1)).MoveToOuterDisposeScope();
         if (Deviations(d => d.Weights, t) is { } weightDeviation)
-            weightMultipliers = Draw([m, _nets.ParametersPerNetwork]).mul_(weightDeviation.view(m, 1)).add_(1.0).MoveToOuterDisposeScope();
+            weightMultipliers = Draw([m, _nets.ParametersPerNetwork]).mul_(weightDeviation.view(m, 1)).Shift_(1.0).MoveToOuterDisposeScope();
         if (_nets.Depth > 1 && Deviations(d => d.Activations, t) is { } activationDeviation)
         {
             activationMultipliers = new Tensor[_nets.Depth - 1];
             for (var l = 1; l < _nets.Depth; l++)
-                activationMultipliers[l - 1] = Draw([m, _nets.Widths[l], n]).mul_(activationDeviation.view(m, 1, 1)).add_(1.0).MoveToOuterDisposeScope();
+                activationMultipliers[l - 1] = Draw([m, _nets.Widths[l], n]).mul_(activationDeviation.view(m, 1, 1)).Shift_(1.0).MoveToOuterDisposeScope();
         }
         if (Deviations(d => d.Gradient, t) is { } gradientDeviation)
             gradientNoise = Draw([m, _nets.ParametersPerNetwork]).mul_(gradientDeviation.view(m, 1)).MoveToOuterDisposeScope();
@@ -223,7 +223,7 @@ public sealed class DeepLinearTraining : IDisposable
         var finiteFlags = finite.data<bool>().ToArray();
         var product = raw.where(finite.view(-1, 1, 1), zeros_like(raw));
         var difference = product.sub(_teachers);
-        var loss = bmm(difference, _covariances).mul(difference).sum([1, 2]).mul(0.5).data<double>().ToArray();
+        var loss = bmm(difference, _covariances).mul(difference).sum([1, 2]).Scale_(0.5).data<double>().ToArray();
         var distance = product.sub(_optima).square().sum([1, 2]).sqrt().data<double>().ToArray();
         var spectra = linalg.svdvals(product);
         var k = (int)spectra.shape[1];
