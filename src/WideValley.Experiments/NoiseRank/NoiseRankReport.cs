@@ -47,14 +47,19 @@ public static class NoiseRankReport
     /// <param name="ReachedScale">The scale that gives it.</param>
     /// <param name="NoneReached">Seeds that reach it without noise.</param>
     /// <param name="Seeds">Seeds per condition.</param>
-    public sealed record KindClaims(NoiseRankKind Kind, int RankAboveNone, double RankScale, int Reached, double ReachedScale, int NoneReached, int Seeds)
+    /// <param name="AllDiverged">Every run of the kind, or every no-noise run, diverged: nothing to compare.</param>
+    public sealed record KindClaims(NoiseRankKind Kind, int RankAboveNone, double RankScale, int Reached, double ReachedScale, int NoneReached, int Seeds,
+        bool AllDiverged = false)
     {
-        /// <summary>"raises" (every seed at some scale), "partly" (some seeds) or "does not raise".</summary>
-        public string RankVerdict => RankAboveNone == Seeds ? "raises" : RankAboveNone > 0 ? "partly" : "does not raise";
+        /// <summary>"raises" (every seed at some scale), "partly" (some seeds) or "does not raise" ("not testable" when everything diverged).</summary>
+        public string RankVerdict => AllDiverged ? NotTestable : RankAboveNone == Seeds ? "raises" : RankAboveNone > 0 ? "partly" : "does not raise";
 
         /// <summary>"helps" (reaches in more seeds than no noise), "no need" (no noise reaches in every seed too) or "does not help".</summary>
-        public string OptimumVerdict => NoneReached == Seeds ? (Reached == Seeds ? "no need (both reach)" : "no need (noise reaches less often)")
+        public string OptimumVerdict => AllDiverged ? NotTestable : NoneReached == Seeds ? (Reached == Seeds ? "no need (both reach)" : "no need (noise reaches less often)")
             : Reached > NoneReached ? (Reached == Seeds ? "helps" : "partly helps") : "does not help";
+
+        /// <summary>The verdict when every run diverged.</summary>
+        public const string NotTestable = "not testable (diverged)";
     }
 
     /// <summary>The statistics of every condition of <paramref name="piece"/>.</summary>
@@ -95,7 +100,8 @@ public static class NoiseRankReport
             var ofKind = summaries.Where(x => x.Condition.Kind == k).ToList();
             var bestRank = ofKind.OrderByDescending(x => x.RankAboveNone).ThenBy(x => x.RankBelowNone).First();
             var bestReach = ofKind.OrderByDescending(x => x.Reached).ThenBy(x => x.MeanStepsToReach).First();
-            return new KindClaims(k, bestRank.RankAboveNone, bestRank.Condition.Scale, bestReach.Reached, bestReach.Condition.Scale, none.Reached, none.Seeds);
+            var allDiverged = none.Diverged == none.Seeds || ofKind.All(x => x.Diverged == x.Seeds);
+            return new KindClaims(k, bestRank.RankAboveNone, bestRank.Condition.Scale, bestReach.Reached, bestReach.Condition.Scale, none.Reached, none.Seeds, allDiverged);
         }).ToList();
     }
 
@@ -109,12 +115,16 @@ public static class NoiseRankReport
     static string OverallRank(IEnumerable<IReadOnlyList<KindClaims>> claims)
     {
         var all = claims.SelectMany(c => c).ToList();
+        if (all.All(c => c.AllDiverged)) return KindClaims.NotTestable;
+        all = all.Where(c => !c.AllDiverged).ToList();
         return all.All(c => c.RankVerdict == "raises") ? "agrees" : all.Any(c => c.RankVerdict != "does not raise") ? "partly" : "disagrees";
     }
 
     static string OverallOptimum(IEnumerable<IReadOnlyList<KindClaims>> claims)
     {
         var all = claims.SelectMany(c => c).ToList();
+        if (all.All(c => c.AllDiverged)) return KindClaims.NotTestable;
+        all = all.Where(c => !c.AllDiverged).ToList();
         if (all.All(c => c.NoneReached == c.Seeds)) return "not testable (gradient descent without noise already reaches the optimum)";
         return all.All(c => c.OptimumVerdict == "helps") ? "agrees" : all.Any(c => c.OptimumVerdict is "helps" or "partly helps") ? "partly" : "disagrees";
     }

@@ -220,6 +220,7 @@ public sealed class DeepLinearTraining : IDisposable
         // A diverged network (non-finite weights) must not stop the others' SVD: it is measured as the zero matrix and
         // then reported as diverged (NaN losses, rank -1).
         var finite = raw.isfinite().all(1).all(1);
+        for (var l = 1; l <= _nets.Depth; l++) finite = finite.logical_and(_nets.Layer(l).isfinite().all(1).all(1));
         var finiteFlags = finite.data<bool>().ToArray();
         var product = raw.where(finite.view(-1, 1, 1), zeros_like(raw));
         var difference = product.sub(_teachers);
@@ -237,13 +238,19 @@ public sealed class DeepLinearTraining : IDisposable
         var result = new DeepLinearMeasurement[_nets.Networks];
         for (var i = 0; i < result.Length; i++)
         {
-            if (!finiteFlags[i])
+            var spectrum = spectrumValues.AsSpan(i * k, k).ToArray();
+            var layersFinite = Enumerable.Range(1, _nets.Depth).All(l =>
+            {
+                var kl = Math.Min(_nets.Widths[l], _nets.Widths[l - 1]);
+                return layerSpectra[l - 1].AsSpan(i * kl, kl).ToArray().All(double.IsFinite);
+            });
+            // Finite weights can still overflow in the product, its loss or its singular values: diverged too.
+            if (!finiteFlags[i] || !layersFinite || !spectrum.All(double.IsFinite) || !double.IsFinite(loss[i]) || !double.IsFinite(distance[i]))
             {
                 result[i] = new DeepLinearMeasurement(double.NaN, double.NaN, double.NaN, -1, Enumerable.Repeat(double.NaN, k).ToArray(),
                     Enumerable.Repeat(-1, _nets.Depth).ToArray());
                 continue;
             }
-            var spectrum = spectrumValues.AsSpan(i * k, k).ToArray();
             var layerRanks = new int[_nets.Depth];
             for (var l = 1; l <= _nets.Depth; l++)
             {

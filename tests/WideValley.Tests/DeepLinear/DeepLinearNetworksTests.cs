@@ -127,6 +127,29 @@ public sealed class DeepLinearNetworksTests
     }
 
     [Fact]
+    public void DivergedNetworksAreReportedWithoutStoppingTheOthers()
+    {
+        using var scope = NewDisposeScope();
+        using var problem = LinearRegressionProblem.Create(4, 4, [1.0, 0.5], 16, InputDistribution.Whitened, 4, seed: 1);
+        using var nets = RandomNetworks(3, [4, 4, 4, 4], 1);
+        using (no_grad())
+        {
+            nets.Layer(2)[0].fill_(double.NaN);
+            // Finite weights whose product overflows float64.
+            for (var l = 1; l <= nets.Depth; l++) nets.Layer(l)[2].fill_(1e120);
+        }
+        using var training = new DeepLinearTraining(nets, [problem], [0, 0, 0], [DeepLinearNoise.None, DeepLinearNoise.None, DeepLinearNoise.None], 0.01, 1);
+        var measured = training.Measure();
+        Assert.True(measured[0].Diverged);
+        Assert.True(measured[2].Diverged);
+        Assert.True(double.IsNaN(measured[0].Loss));
+        Assert.False(measured[1].Diverged);
+        using var product = nets.Product();
+        Assert.Equal(problem.Loss(product[1]), measured[1].Loss, 1e-12);
+        Assert.Equal(4, measured[1].Rank);
+    }
+
+    [Fact]
     public void BadShapesAreRefusedWithTheExpectedShape()
     {
         using var scope = NewDisposeScope();

@@ -64,6 +64,24 @@ public sealed class NoiseRankTests
         Assert.Contains("other settings", refusal);
     }
 
+    [Fact]
+    public void DivergedRunsAreReportedAsSuchAndTheirPiecesReadBack()
+    {
+        using var dir = new TempDir();
+        string[] args = ["reproduce", "noise-rank", "--budget", "smoke", "--lr", "3", "--steps", "60", "--json", "--runs", dir.File("runs"), "--out", dir.File("report")];
+        var (code, output, err) = InProcessCli.Run(args);
+        Assert.True(code == ExitCodes.Ok, err + output);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(output)!.AsObject();
+        Assert.Equal("not testable (diverged)", json["claims"]!["noise_raises_rank"]!.GetValue<string>());
+        var none = json["pieces"]![0]!["conditions"]![0]!;
+        Assert.Equal(2, none["diverged"]!.GetValue<int>());
+        Assert.Null(none["final_rank"]!["mean"]);
+        // The pieces hold NaN losses; they must read back.
+        var (again, secondOutput, secondErr) = InProcessCli.Run(args);
+        Assert.True(again == ExitCodes.Ok, secondErr);
+        Assert.Equal(2, System.Text.Json.Nodes.JsonNode.Parse(secondOutput)!["pieces_reused"]!.GetValue<int>());
+    }
+
     [Theory]
     [InlineData("--depth", "1", "--depth must be at least 2")]
     [InlineData("--target-rank", "9", "--target-rank must be between 1 and the input/output dimension 8")]
