@@ -28,6 +28,7 @@ public static class ReproduceCommand
         command.Add(SaddlesCommand.Create(ctx));
         command.Add(HtrCommand.Create(ctx));
         command.Add(AdineCommand.Create(ctx));
+        command.Add(NoiseRankCommand.Create(ctx));
         return command.WithRanges();
     }
 }
