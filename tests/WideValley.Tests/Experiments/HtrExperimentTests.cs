@@ -57,11 +57,16 @@ public class HtrExperimentTests
     public void PlanPairsEveryArmBySeedInSeparateFolders()
     {
         var plan = HtrExperiment.Plan(Settings(Budget.Paper) with { Seeds = 2, FirstSeed = 4 });
-        Assert.Equal(8, plan.Count);
-        Assert.Equal(["sgd", "sgd-l2", "sgd-htr", "sgd-htr-middle", "sgd", "sgd-l2", "sgd-htr", "sgd-htr-middle"], plan.Select(r => r.Arm));
-        Assert.Equal([4L, 4, 4, 4, 5, 5, 5, 5], plan.Select(r => r.Seed));
-        Assert.Equal(8, plan.Select(r => r.Folder).Distinct().Count());
-        Assert.EndsWith("/htr-paper/lenet5/sgd-htr-middle/seed-5", plan[^1].Folder);
+        Assert.Equal(10, plan.Count);
+        Assert.Equal(["sgd", "sgd-l2", "sgd-htr", "sgd-htr-middle", "sgd-long", "sgd", "sgd-l2", "sgd-htr", "sgd-htr-middle", "sgd-long"], plan.Select(r => r.Arm));
+        Assert.Equal([4L, 4, 4, 4, 4, 5, 5, 5, 5, 5], plan.Select(r => r.Seed));
+        Assert.Equal(10, plan.Select(r => r.Folder).Distinct().Count());
+        Assert.EndsWith("/htr-paper/lenet5/sgd-long/seed-5", plan[^1].Folder);
+        // The epoch-matched control (ours) is SGD with SGD's settings for the HTR arms' epochs.
+        var control = plan[^1].Config;
+        var sgd = plan[5].Config;
+        Assert.Equal((HtrExperiment.HtrEpochs, (HessianTraceRegularizerOptions?)null), (control.Epochs, control.HessianTrace));
+        Assert.Equal(sgd with { Epochs = control.Epochs }, control);
         Assert.Throws<ArgumentException>(() => HtrExperiment.Plan(Settings(Budget.Paper) with { Model = "char-lstm" }));
     }
 
@@ -88,8 +93,9 @@ public class HtrExperimentTests
         var s = Settings(Budget.Small);
         var results = new List<HtrRunResult>();
         // SGD 6.0, 6.2, 6.4; HTR lower by 0.5, 0.6, 0.4 (mean -0.5, SE 0.058: agrees); middle higher by 0.1, -0.1, 0.3 (disagrees).
-        double[] sgd = [6.0, 6.2, 6.4], htr = [5.5, 5.6, 6.0], middle = [6.1, 6.1, 6.7];
-        foreach (var (arm, errors) in new[] { ("sgd", sgd), ("sgd-htr", htr), ("sgd-htr-middle", middle), ("sgd-l2", sgd) })
+        // The epoch-matched control 5.4, 5.5, 5.9: HTR is higher than it by 0.1 each time (disagrees against the control).
+        double[] sgd = [6.0, 6.2, 6.4], htr = [5.5, 5.6, 6.0], middle = [6.1, 6.1, 6.7], control = [5.4, 5.5, 5.9];
+        foreach (var (arm, errors) in new[] { ("sgd", sgd), ("sgd-htr", htr), ("sgd-htr-middle", middle), ("sgd-l2", sgd), ("sgd-long", control) })
             for (var k = 0; k < 3; k++)
             {
                 var run = new HtrPlannedRun(arm, k + 1, HtrExperiment.Config(s, arm, k + 1), "/x");
@@ -101,6 +107,8 @@ public class HtrExperimentTests
         Assert.Equal(-0.5, verdicts[0].Mean, 1e-12);
         Assert.Equal("disagrees", verdicts[1].Word);
         Assert.Equal("not testable", verdicts[2].Word); // no traces measured
+        Assert.Equal(("sgd-htr", "sgd-long", "test error", "disagrees"), (verdicts[4].Arm, verdicts[4].Baseline, verdicts[4].Quantity, verdicts[4].Word));
+        Assert.Equal(0.1, verdicts[4].Mean, 1e-12);
         Assert.Equal("not testable", HtrReport.Verdicts(s with { Budget = Budget.Smoke }, results)[0].Word);
     }
 
@@ -112,13 +120,15 @@ public class HtrExperimentTests
         string[] args = ["reproduce", "htr", "--budget", "smoke", "--seeds", "1", "--threads", "2", "--runs", dir.File("runs"), "--out", dir.File("report")];
         var (code, output, err) = InProcessCli.Run(args);
         Assert.True(code == ExitCodes.Ok, err + output);
-        Assert.Contains("4 runs planned, 0 finished already, 4 to train", output);
+        Assert.Contains("5 runs planned, 0 finished already, 5 to train", output);
         foreach (var arm in HtrExperiment.Arms)
             Assert.True(File.Exists(dir.File($"runs/htr-smoke/lenet5/{arm}/seed-1/{HtrExperiment.TraceFileName}")), arm);
         var md = dir.File("report/htr-smoke.md");
         var text = File.ReadAllText(md);
         Assert.Contains("widevalley reproduce htr --seeds 1 --budget smoke --threads 2", text);
         Assert.Contains("| SGD+HTR | 4 |", text);
+        Assert.Contains("| SGD, HTR arms' epochs (ours) | 4 |", text);
+        Assert.Contains("SGD+HTR − SGD, HTR arms' epochs (ours), test error", text);
         Assert.Contains("5.43 ± 0.10", text);
         Assert.Contains("3d4ce32", text);
         Assert.Contains("No augmentation", text);
@@ -134,11 +144,11 @@ public class HtrExperimentTests
             Assert.True(double.IsFinite(arm["trace_mean"]!.GetValue<double>()));
         }
         Assert.Equal("middle", arms[3]!["htr"]!["parameters"]!.GetValue<string>());
-        Assert.Equal(4, json["verdicts"]!.AsArray().Count);
+        Assert.Equal(8, json["verdicts"]!.AsArray().Count);
 
         var (again, secondOutput, secondErr) = InProcessCli.Run(args);
         Assert.True(again == ExitCodes.Ok, secondErr);
-        Assert.Contains("4 runs planned, 4 finished already, 0 to train", secondOutput);
+        Assert.Contains("5 runs planned, 5 finished already, 0 to train", secondOutput);
         Assert.DoesNotContain("Hutchinson trace", secondOutput + secondErr);
     }
 

@@ -8,7 +8,7 @@ namespace WideValley.Cli.Commands.Reproduce;
 
 /// <summary>
 /// `widevalley reproduce htr`: the Hessian-trace regulariser's Fashion-MNIST/LeNet experiment with the authors' grid
-/// (SGD, SGD+L2, SGD+HTR, SGD+HTR(middle), 3 seeds, test error and the trace at the end), as the library's
+/// (SGD, SGD+L2, SGD+HTR, SGD+HTR(middle), and our epoch-matched SGD control, 3 seeds, test error and the trace at the end), as the library's
 /// <see cref="HtrExperiment"/> defines and runs it. Ctrl-C keeps what has finished and still writes the report; the same
 /// command continues later.
 /// </summary>
@@ -30,7 +30,7 @@ public static class HtrCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var reportOnly = new Option<bool>("--report-only") { Description = "Train and measure nothing; write the report from what has finished." };
         var command = new Command(HtrExperiment.Name,
-            "Hessian-trace regularisation (Sankar et al., AAAI 2021) on Fashion-MNIST with the authors' grid: SGD, SGD+L2, SGD+HTR, SGD+HTR(middle), 3 seeds; " +
+            "Hessian-trace regularisation (Sankar et al., AAAI 2021) on Fashion-MNIST with the authors' grid: SGD, SGD+L2, SGD+HTR, SGD+HTR(middle) and an epoch-matched SGD control (ours), 3 seeds; " +
             "test error and the Hessian trace at the end; writes htr[-BUDGET].md/.json and a plot.")
         {
             seeds, firstSeed, budget, runs, output, model, fashionDir, threads, device, reportOnly,
