@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using WideValley.Cli;
 using WideValley.Experiments;
+using WideValley.Landscape;
+using WideValley.Models;
 using WideValley.Optim;
 using WideValley.Tests.Cli;
 using WideValley.Tests.Support;
@@ -38,8 +40,63 @@ public class SaddlesExperimentTests
         var withAllCnn = s with { Networks = [.. SaddlesExperiment.ImageNetworks, "allcnn"] };
         var (_, allcnnSkipped) = SaddlesExperiment.Plan(withAllCnn);
         Assert.Contains(allcnnSkipped, x => x.Network == "allcnn" && x.Reason.Contains("--cifar10", StringComparison.Ordinal));
-        Assert.Equal(new SaddlesMeasurementPlan(256, 256, 4, 30, "body.fc4"), SaddlesExperiment.Measurement(Budget.Small));
+        Assert.Equal(new SaddlesMeasurementPlan(256, 256, 4, 30, "body.conv2"), SaddlesExperiment.Measurement(Budget.Small));
         Assert.Null(SaddlesExperiment.Measurement(Budget.Paper).ExactParameters);
+    }
+
+    [Theory]
+    [InlineData(Budget.Small, 5020)]
+    [InlineData(Budget.Smoke, 260)]
+    public void SmallLeNetsExactBlockIsAnInnerLayerNeverTheOutputLayer(Budget budget, long dimension)
+    {
+        // The output layer's block is positive semi-definite for cross-entropy (convex in the last linear layer's weights),
+        // so its index is 0 at every point: an exact block there could never show a saddle.
+        using var model = ModelZoo.Create(ModelZoo.SmallLeNetName, new ModelOptions());
+        var parameters = model.named_parameters().Select(p => (p.name, p.parameter.numel())).ToList();
+        var output = parameters.TakeLast(2).Select(p => p.name).ToList();
+        Assert.Equal(["body.fc4.weight", "body.fc4.bias"], output);
+        var block = SaddlesExperiment.Measurement(budget).ExactParameters;
+        Assert.NotNull(block);
+        var names = ParameterSelection.ByPrefix(block).ResolveNames(model);
+        Assert.DoesNotContain(names, output.Contains);
+        Assert.Equal(dimension, parameters.Where(p => names.Contains(p.name)).Sum(p => p.Item2));
+        Assert.Contains($"`{block}`", SaddlesExperiment.DescribeBudget(budget));
+    }
+
+    /// <summary>A measured small-LeNet point: SLQ puts all mass at +1 (a minimum when critical), the exact block has the given eigenvalues.</summary>
+    static SaddlesMeasurement Point(SaddlesPlannedRun run, double gradientNorm, double[] block)
+    {
+        var slq = new SlqResult([[1.0]], [[1.0]], 47_658, 1);
+        return new SaddlesMeasurement(run, new FinishedRun("/x", run.Config, "finished", 1, 4, []), 0.5, gradientNorm, null,
+            CriticalPoints.FromSlq(slq, gradientNorm), null, CriticalPoints.FromEigenvalues(block, gradientNorm), null, block, block.Length, 1, slq, null);
+    }
+
+    [Fact]
+    public void ABlockIndexAboveZeroProvesASaddleAndABlockIndexOfZeroProvesNothing()
+    {
+        using var dir = new TempDir();
+        var run = SaddlesExperiment.Plan(Settings(Budget.Small, dir.Path)).Runs[0];
+        var negative = Point(run, 1e-3, [-0.5, 0, 0, 1, 2]);
+        var nonnegative = Point(run, 1e-3, [0, 0, 0, 1, 2]);
+        var notCritical = Point(run, 1, [-0.5, 0, 0, 1, 2]);
+        Assert.Equal(CriticalPointKind.Minimum, negative.Slq.Kind);
+        // Interlacing: lambda_min(H) <= lambda_min(H_bb) < 0, so a critical point SLQ calls a minimum is a saddle.
+        Assert.True(SaddlesReport.BlockProvesNegative(negative));
+        Assert.True(SaddlesReport.HasNegative(negative));
+        Assert.Equal(CriticalPointKind.Saddle, SaddlesReport.Kind(negative));
+        // A block without negative eigenvalues says nothing: the SLQ classification stands.
+        Assert.False(SaddlesReport.BlockProvesNegative(nonnegative));
+        Assert.False(SaddlesReport.HasNegative(nonnegative));
+        Assert.Equal(CriticalPointKind.Minimum, SaddlesReport.Kind(nonnegative));
+        // Negative curvature does not make a non-critical point critical.
+        Assert.True(SaddlesReport.HasNegative(notCritical));
+        Assert.Equal(CriticalPointKind.NotCritical, SaddlesReport.Kind(notCritical));
+
+        var verdict = SaddlesReport.Verdicts([negative, nonnegative, notCritical])[0];
+        Assert.Contains("3 measured points: 0 degenerate saddles, 1 minima (degenerate or not), 1 not critical", verdict.Evidence);
+        Assert.Contains("2 have negative eigenvalues", verdict.Evidence);
+        Assert.Contains("2 of the 3 small-LeNet points whose exact block was measured have a block index above 0", verdict.Evidence);
+        Assert.Contains("the other 1 have block index 0, which proves nothing about the point", verdict.Evidence);
     }
 
     [Fact]
@@ -77,6 +134,8 @@ public class SaddlesExperimentTests
         Assert.Contains("| DNNs converge to saddle points with high degeneracy (\"good saddles\") | **", text);
         Assert.Contains("| the Hessian's spectrum follows Wigner's semicircle law | **", text);
         Assert.Contains("## small-LeNet: exact spectrum", text);
+        Assert.Contains("The block of `body.conv1`", text);
+        Assert.Contains("a block index of 0 **proves nothing** about the point", text);
         Assert.Contains("| small-lenet | pgd | 1 of 1 |", text);
         Assert.Contains("Sec. 5.1", text);
         Assert.Contains("**ours**", text);
@@ -99,9 +158,9 @@ public class SaddlesExperimentTests
         // small-LeNet's exact block: the report's fractions are the stored eigenvalues' counts.
         var stored = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.File("runs"), "saddles-smoke", "small-lenet", "sgd", "seed-1", SaddlesExperiment.MeasurementFileName)))!;
         var eigenvalues = stored["exact_eigenvalues"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
-        Assert.Equal(1290, eigenvalues.Length);
+        Assert.Equal(260, eigenvalues.Length);
         var exact = runs.First(r => r!["network"]!.GetValue<string>() == "small-lenet" && r["optimizer"]!.GetValue<string>() == "sgd")!["exact"]!;
-        Assert.Equal(eigenvalues.Count(l => Math.Abs(l) <= 1e-3) / 1290.0, exact["bands"]![1]!["near_zero"]!.GetValue<double>(), 1e-12);
+        Assert.Equal(eigenvalues.Count(l => Math.Abs(l) <= 1e-3) / 260.0, exact["bands"]![1]!["near_zero"]!.GetValue<double>(), 1e-12);
         Assert.Equal(eigenvalues.Count(l => l < -1e-3), exact["index"]!.GetValue<long>());
         Assert.Null(runs.First(r => r!["network"]!.GetValue<string>() == "mnistfc")!["exact"]);
         Assert.NotNull(runs.First(r => r!["optimizer"]!.GetValue<string>() == "pgd")!["pgd_perturbations"]);
