@@ -55,6 +55,20 @@ public static class SaddlesReport
         return d.Kind;
     }
 
+    /// <summary>
+    /// How far from critical a point is on the scale of its own curvature (ours; the verdict does not use it): with
+    /// lambda_max the largest eigenvalue (SLQ's largest Ritz value), one full-batch gradient step of length 1/lambda_max
+    /// lowers a quadratic model of the loss by at least |grad|^2 / (2 lambda_max) (the descent lemma), a decrease in the
+    /// loss's own units. Returned with that decrease as a fraction of the loss; NaN when lambda_max is not positive.
+    /// </summary>
+    public static (double Decrease, double OfLoss) CurvatureScaledGradient(SaddlesMeasurement m)
+    {
+        var lambdaMax = m.Slq.LambdaMax;
+        if (!(lambdaMax > 0)) return (double.NaN, double.NaN);
+        var decrease = m.GradientNorm * m.GradientNorm / (2 * lambdaMax);
+        return (decrease, m.Loss > 0 ? decrease / m.Loss : double.NaN);
+    }
+
     /// <summary>The verdicts on the abstract's three claims, from the measured runs.</summary>
     public static IReadOnlyList<ClaimVerdict> Verdicts(IReadOnlyList<SaddlesMeasurement> measured)
     {
@@ -247,6 +261,9 @@ public static class SaddlesReport
             o["training_seconds"] = m.Training.TotalSeconds;
             o["loss"] = Number(m.Loss);
             o["gradient_norm"] = Number(m.GradientNorm);
+            var (decrease, ofLoss) = CurvatureScaledGradient(m);
+            o["descent_lemma_decrease"] = Number(decrease);
+            o["descent_lemma_decrease_of_loss"] = Number(ofLoss);
             o["pgd_perturbations"] = m.Perturbations is double p ? p : null;
             o["slq"] = m.Slq.ToJson();
             o["slq_semicircle"] = m.SlqFit?.ToJson();
@@ -326,6 +343,24 @@ public static class SaddlesReport
             md.AppendLine($"| {group.Key.Network} | {group.Key.Optimizer} | {done.Count} of {group.Count()} | {MeanStd(done.Select(d => d.Training.Final?.TestError ?? double.NaN).ToList(), v => F(v, "0.00"))} | " +
                           $"{MeanStd(done.Select(d => d.GradientNorm).ToList(), v => F(v))} | {Band(0)} | {Band(1)} | {Band(2)} | " +
                           $"{MeanStd(done.Select(d => (double)d.Slq.Index).ToList(), v => F(v, "0"))} | {MeanStd(done.Select(d => d.Slq.Degeneracy).ToList(), Pct)}% | ±{MeanStd(done.Select(d => d.Slq.Bands[1].Error).ToList(), Pct)}% | {kinds} |");
+        }
+        md.AppendLine();
+        md.AppendLine("### How far from critical (ours)");
+        md.AppendLine();
+        md.AppendLine(string.Create(C, $"The verdicts call a point critical when its full-batch |grad| is at most {criteria.GradientTolerance:G2} (ours, unchanged). On the scale of each point's own curvature: ") +
+                                      "one full-batch gradient step of length 1/λmax (λmax: SLQ's largest Ritz value) lowers a quadratic model of the loss by at least |grad|²/(2 λmax) (the descent lemma). " +
+                                      "A decrease that is a sizeable share of the loss means the point is far from critical; a negligible one, that it is nearly critical at the resolution of its sharpest direction. " +
+                                      "Mean ± sample standard deviation over seeds; this measure is ours and the verdicts do not use it.");
+        md.AppendLine();
+        md.AppendLine("| network | optimizer | loss | \\|grad\\| | λmax (SLQ) | \\|grad\\|²/(2 λmax) | share of the loss (%) |");
+        md.AppendLine("|---|---|---|---|---|---|---|");
+        foreach (var group in runs.GroupBy(r => (r.Run.Network, r.Run.Optimizer)))
+        {
+            var done = group.Where(g => g.Result is not null).Select(g => g.Result!).ToList();
+            if (done.Count == 0) continue;
+            md.AppendLine($"| {group.Key.Network} | {group.Key.Optimizer} | {MeanStd(done.Select(d => d.Loss).ToList(), v => F(v))} | {MeanStd(done.Select(d => d.GradientNorm).ToList(), v => F(v))} | " +
+                          $"{MeanStd(done.Select(d => d.Slq.LambdaMax).ToList(), v => F(v))} | {MeanStd(done.Select(d => CurvatureScaledGradient(d).Decrease).ToList(), v => F(v))} | " +
+                          $"{MeanStd(done.Select(d => CurvatureScaledGradient(d).OfLoss).ToList(), Pct)} |");
         }
         md.AppendLine();
         var pgdRuns = runs.Where(r => r.Result?.Perturbations is not null).Select(r => r.Result!).ToList();

@@ -92,6 +92,10 @@ public class SaddlesExperimentTests
         Assert.True(SaddlesReport.HasNegative(notCritical));
         Assert.Equal(CriticalPointKind.NotCritical, SaddlesReport.Kind(notCritical));
 
+        // How far from critical (ours): |grad|^2 / (2 lambda_max) with lambda_max = 1 (SLQ's only node), and its share of the loss 0.5.
+        Assert.Equal((0.5, 1.0), SaddlesReport.CurvatureScaledGradient(notCritical));
+        Assert.Equal(5e-7, SaddlesReport.CurvatureScaledGradient(negative).Decrease, 1e-18);
+
         var verdict = SaddlesReport.Verdicts([negative, nonnegative, notCritical])[0];
         Assert.Contains("3 measured points: 0 degenerate saddles, 1 minima (degenerate or not), 1 not critical", verdict.Evidence);
         Assert.Contains("2 have negative eigenvalues", verdict.Evidence);
@@ -136,6 +140,7 @@ public class SaddlesExperimentTests
         Assert.Contains("## small-LeNet: exact spectrum", text);
         Assert.Contains("The block of `body.conv1`", text);
         Assert.Contains("a block index of 0 **proves nothing** about the point", text);
+        Assert.Contains("### How far from critical (ours)", text);
         Assert.Contains("| small-lenet | pgd | 1 of 1 |", text);
         Assert.Contains("Sec. 5.1", text);
         Assert.Contains("**ours**", text);
@@ -154,6 +159,8 @@ public class SaddlesExperimentTests
             Assert.Equal([1e-4, 1e-3, 1e-2], bands.Select(b => b!["tau"]!.GetValue<double>()));
             Assert.All(bands, b => Assert.Equal(1, b!["negative"]!.GetValue<double>() + b["near_zero"]!.GetValue<double>() + b["positive"]!.GetValue<double>(), 1e-9));
             Assert.True(run["gradient_norm"]!.GetValue<double>() > 0);
+            var lambdaMax = run["slq"]!["lambda_max"]!.GetValue<double>();
+            Assert.Equal(Math.Pow(run["gradient_norm"]!.GetValue<double>(), 2) / (2 * lambdaMax), run["descent_lemma_decrease"]!.GetValue<double>(), 1e-12);
         }
         // small-LeNet's exact block: the report's fractions are the stored eigenvalues' counts.
         var stored = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.File("runs"), "saddles-smoke", "small-lenet", "sgd", "seed-1", SaddlesExperiment.MeasurementFileName)))!;
