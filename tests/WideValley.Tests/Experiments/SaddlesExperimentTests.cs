@@ -40,26 +40,26 @@ public class SaddlesExperimentTests
         var withAllCnn = s with { Networks = [.. SaddlesExperiment.ImageNetworks, "allcnn"] };
         var (_, allcnnSkipped) = SaddlesExperiment.Plan(withAllCnn);
         Assert.Contains(allcnnSkipped, x => x.Network == "allcnn" && x.Reason.Contains("--cifar10", StringComparison.Ordinal));
-        Assert.Equal(new SaddlesMeasurementPlan(256, 256, 4, 30, "body.conv2"), SaddlesExperiment.Measurement(Budget.Small));
+        Assert.Equal(new SaddlesMeasurementPlan(256, 256, 4, 30, "body.conv1,body.fc4"), SaddlesExperiment.Measurement(Budget.Small));
         Assert.Null(SaddlesExperiment.Measurement(Budget.Paper).ExactParameters);
     }
 
     [Theory]
-    [InlineData(Budget.Small, 5020)]
-    [InlineData(Budget.Smoke, 260)]
-    public void SmallLeNetsExactBlockIsAnInnerLayerNeverTheOutputLayer(Budget budget, long dimension)
+    [InlineData(Budget.Small)]
+    [InlineData(Budget.Smoke)]
+    public void SmallLeNetsExactBlockSpansTwoLayersSoItsIndexCanBePositive(Budget budget)
     {
-        // The output layer's block is positive semi-definite for cross-entropy (convex in the last linear layer's weights),
-        // so its index is 0 at every point: an exact block there could never show a saddle.
+        // small-LeNet is piecewise linear, so its logits are locally linear in any one layer's weights and softmax
+        // cross-entropy (convex in the logits) gives every single layer's block, the output layer's included, index 0 at
+        // every point. Only a block across layers (with their cross terms) can show negative curvature.
         using var model = ModelZoo.Create(ModelZoo.SmallLeNetName, new ModelOptions());
         var parameters = model.named_parameters().Select(p => (p.name, p.parameter.numel())).ToList();
-        var output = parameters.TakeLast(2).Select(p => p.name).ToList();
-        Assert.Equal(["body.fc4.weight", "body.fc4.bias"], output);
         var block = SaddlesExperiment.Measurement(budget).ExactParameters;
-        Assert.NotNull(block);
-        var names = ParameterSelection.ByPrefix(block).ResolveNames(model);
-        Assert.DoesNotContain(names, output.Contains);
-        Assert.Equal(dimension, parameters.Where(p => names.Contains(p.name)).Sum(p => p.Item2));
+        Assert.Equal("body.conv1,body.fc4", block);
+        var names = SaddlesExperiment.ExactBlock(block!).ResolveNames(model);
+        Assert.Equal(["body.conv1.weight", "body.conv1.bias", "body.fc4.weight", "body.fc4.bias"], names);
+        Assert.True(names.Select(n => n[..n.LastIndexOf('.')]).Distinct().Count() >= 2, "the block must span at least two layers");
+        Assert.Equal(260 + 1290, parameters.Where(p => names.Contains(p.name)).Sum(p => p.Item2));
         Assert.Contains($"`{block}`", SaddlesExperiment.DescribeBudget(budget));
     }
 
@@ -138,7 +138,7 @@ public class SaddlesExperimentTests
         Assert.Contains("| DNNs converge to saddle points with high degeneracy (\"good saddles\") | **", text);
         Assert.Contains("| the Hessian's spectrum follows Wigner's semicircle law | **", text);
         Assert.Contains("## small-LeNet: exact spectrum", text);
-        Assert.Contains("The block of `body.conv1`", text);
+        Assert.Contains("The block of `body.conv1,body.fc4`", text);
         Assert.Contains("a block index of 0 **proves nothing** about the point", text);
         Assert.Contains("### How far from critical (ours)", text);
         Assert.Contains("| small-lenet | pgd | 1 of 1 |", text);
@@ -165,9 +165,9 @@ public class SaddlesExperimentTests
         // small-LeNet's exact block: the report's fractions are the stored eigenvalues' counts.
         var stored = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.File("runs"), "saddles-smoke", "small-lenet", "sgd", "seed-1", SaddlesExperiment.MeasurementFileName)))!;
         var eigenvalues = stored["exact_eigenvalues"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
-        Assert.Equal(260, eigenvalues.Length);
+        Assert.Equal(1550, eigenvalues.Length);
         var exact = runs.First(r => r!["network"]!.GetValue<string>() == "small-lenet" && r["optimizer"]!.GetValue<string>() == "sgd")!["exact"]!;
-        Assert.Equal(eigenvalues.Count(l => Math.Abs(l) <= 1e-3) / 260.0, exact["bands"]![1]!["near_zero"]!.GetValue<double>(), 1e-12);
+        Assert.Equal(eigenvalues.Count(l => Math.Abs(l) <= 1e-3) / 1550.0, exact["bands"]![1]!["near_zero"]!.GetValue<double>(), 1e-12);
         Assert.Equal(eigenvalues.Count(l => l < -1e-3), exact["index"]!.GetValue<long>());
         Assert.Null(runs.First(r => r!["network"]!.GetValue<string>() == "mnistfc")!["exact"]);
         Assert.NotNull(runs.First(r => r!["optimizer"]!.GetValue<string>() == "pgd")!["pgd_perturbations"]);
