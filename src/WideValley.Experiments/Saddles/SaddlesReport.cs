@@ -94,6 +94,11 @@ public static class SaddlesReport
                 : saddles * 2 >= runs.Count ? "partly"
                 : degenerate * 2 >= runs.Count && withNegative * 2 >= runs.Count ? "partly"
                 : "disagrees";
+            // The claim is about the points training converges to. When training reached none (every point is far from
+            // critical, as at a small budget), the runs cannot support or refute it: say so rather than "disagrees".
+            if (notCritical == runs.Count)
+                return new(claim, "not testable", evidence + "; no point is critical at this tolerance, so training did not reach the kind of point the claim is about " +
+                                                  "(train longer: the paper budget)");
             if (verdict != "agrees" && notCritical * 2 > runs.Count)
                 evidence += "; most points are not critical at this tolerance, so what training reached here is not a critical point of the measured loss";
             return new(claim, verdict, evidence);

@@ -101,6 +101,11 @@ public class SaddlesExperimentTests
         Assert.Contains("2 have negative eigenvalues", verdict.Evidence);
         Assert.Contains("2 of the 3 small-LeNet points whose exact block was measured have a block index above 0", verdict.Evidence);
         Assert.Contains("the other 1 have block index 0, which proves nothing about the point", verdict.Evidence);
+        Assert.Equal("disagrees", verdict.Verdict);
+        // When no point is critical the claim about where training converges cannot be judged.
+        var far = SaddlesReport.Verdicts([notCritical, Point(run, 2, [0, 0, 1])])[0];
+        Assert.Equal("not testable", far.Verdict);
+        Assert.Contains("no point is critical at this tolerance", far.Evidence);
     }
 
     [Fact]
