@@ -278,7 +278,9 @@ public sealed record HessianTraceRegularizerOptions
 /// L_B is the minibatch loss, v_k is one joint probe over all selected tensors (zero elsewhere), so
 /// E[penalty] = γ · Σ_{selected l} tr(H_ll). The trainer back-propagates through the estimate (third-order terms), so
 /// every parameter, selected or not, receives the penalty's gradient. Each application costs K Hessian-vector products
-/// (about 2K extra backward passes). Plug it into <see cref="TrainerOptions.Regularizer"/>; it composes with any
+/// (about 2K extra backward passes). <see cref="HessianTraceRegularizerOptions.Estimator"/> =
+/// <see cref="HessianTraceEstimator.FiniteDifference"/> (ours) replaces the double backward by second differences of the
+/// loss and its gradient (<see cref="FiniteDifferenceEstimate"/>). Plug it into <see cref="TrainerOptions.Regularizer"/>; it composes with any
 /// optimizer. Probes are drawn per gradient evaluation from a generator seeded by (Seed, evaluation index), so runs
 /// and resumed runs repeat exactly.
 /// </summary>
