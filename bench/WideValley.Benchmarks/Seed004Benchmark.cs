@@ -63,7 +63,7 @@ public sealed record Seed004BenchmarkOptions
 
 /// <summary>One comparison on one network: the method's block of steps against the baseline's block of the same size.</summary>
 /// <param name="Model">Zoo name.</param>
-/// <param name="Row">"htr-k1-freq1", "htr-authors" or "adine".</param>
+/// <param name="Row">"htr-k1-freq1", "htr-k1-amortised", "htr-authors", their finite-difference twins "htr-fd-…", or "adine".</param>
 /// <param name="Description">What the two sides do, in words.</param>
 /// <param name="Steps">Optimizer steps per timed block (both sides).</param>
 /// <param name="Target">The issue's target for <see cref="PairedRatio"/>.</param>
@@ -89,7 +89,7 @@ public sealed record Seed004BenchmarkRow(string Model, string Row, string Descri
 /// <param name="Options">What was measured.</param>
 /// <param name="Parameters">Trainable parameters of each network, by zoo name.</param>
 /// <param name="DataDescription">The images.</param>
-/// <param name="Rows">Three rows per network.</param>
+/// <param name="Rows">Seven rows per network.</param>
 /// <param name="Threads">libtorch threads in use.</param>
 /// <param name="Niceness">The process's nice value (null where unknown).</param>
 /// <param name="OtherProcessesShare">Share of the machine's CPU other processes used during the measurement (null where unknown).</param>
@@ -147,11 +147,21 @@ public static class Seed004Benchmark
                     return side;
                 }
                 var every = new HessianTraceRegularizerOptions { Gamma = 1e-5, Probes = 1, Frequency = 1, StartEpoch = 1, Seed = options.Seed };
+                var amortised = every with { Frequency = options.Frequency };
                 var authors = every with { Probes = options.Probes, Frequency = options.Frequency };
+                var fd = HessianTraceEstimator.FiniteDifference;
                 specs.Add((model, "htr-k1-freq1", $"SGD+HTR (K = 1, freq = 1, Gaussian probes, all tensors) vs SGD; blocks of {options.Steps} steps",
                     options.Steps, HtrEveryStepTarget, Make(sgd, every), Make(sgd, null)));
+                specs.Add((model, "htr-fd-k1-freq1", $"SGD+HTR finite differences (ours; K = 1, freq = 1) vs SGD; blocks of {options.Steps} steps",
+                    options.Steps, HtrEveryStepTarget, Make(sgd, every with { Estimator = fd }), Make(sgd, null)));
+                specs.Add((model, "htr-k1-amortised", $"SGD+HTR (K = 1, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                    options.Frequency, HtrAuthorsTarget, Make(sgd, amortised), Make(sgd, null)));
+                specs.Add((model, "htr-fd-k1-amortised", $"SGD+HTR finite differences (ours; K = 1, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                    options.Frequency, HtrAuthorsTarget, Make(sgd, amortised with { Estimator = fd }), Make(sgd, null)));
                 specs.Add((model, "htr-authors", $"SGD+HTR (K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
                     options.Frequency, HtrAuthorsTarget, Make(sgd, authors), Make(sgd, null)));
+                specs.Add((model, "htr-fd-authors", $"SGD+HTR finite differences (ours; K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                    options.Frequency, HtrAuthorsTarget, Make(sgd, authors with { Estimator = fd }), Make(sgd, null)));
                 specs.Add((model, "adine", $"ADINE (defaults: m 1.01/0.9, W 50) vs SGD momentum 0.9; blocks of {options.Steps} steps",
                     options.Steps, AdineTarget, Make(new AdineOptions { LearningRate = LearningRate }, null), Make(sgd, null)));
                 parameters[model] = ModelZoo.CountParameters(specs[^1].Method.Task.Model);
@@ -237,7 +247,7 @@ public static class Seed004Benchmark
             _optimizer.zero_grad();
             var mb = Task.NextTrainingLoss();
             // Steps counted within blocks: a block of freq steps starts at a multiple of freq, so it holds one penalised step.
-            var penalty = _regularizer?.Penalty(new RegularizationContext(Task.Model, mb.Loss, 1, _step, _step));
+            var penalty = _regularizer?.Penalty(new RegularizationContext(Task.Model, mb.Loss, 1, _step, _step, mb.Reevaluate));
             _step++;
             if (penalty is null) mb.Loss.backward();
             else
@@ -337,6 +347,8 @@ public static class Seed004Benchmark
         md.AppendLine();
         md.AppendLine(string.Format(c, "- **htr-k1-freq1**: SGD (momentum 0.9, lr {0}) with the Hessian-trace penalty on every step, K = 1 Gaussian probe over all tensors, against plain SGD: target <= {1}.", LearningRate, Target(HtrEveryStepTarget)));
         md.AppendLine(string.Format(c, "- **htr-authors**: the authors' frequency, freq = {0}, K = {1}, amortised: a block of exactly {0} steps, the first with the penalty, against {0} plain SGD steps: target <= {2}.", o.Frequency, o.Probes, Target(HtrAuthorsTarget)));
+        md.AppendLine(string.Format(c, "- **htr-k1-amortised**: K = 1 at freq = {0}, amortised as htr-authors: target <= {1}.", o.Frequency, Target(HtrAuthorsTarget)));
+        md.AppendLine("- **htr-fd-…**: the same rows with the finite-difference estimator (ours, `--htr-estimator finite-difference`: (L(θ+εv) − 2L(θ) + L(θ−εv))/ε² and the same difference of gradients, two extra forward+backward passes per probe) instead of the authors' double backward; same targets.");
         md.AppendLine(string.Format(c, "- **adine**: ADINE with its defaults (m_high 1.01, m_low 0.9, window 50, lr {0}) against SGD with momentum 0.9 at the same lr: target <= {1}.", LearningRate, Target(AdineTarget)));
         md.AppendLine();
         md.AppendLine(string.Format(c,
@@ -362,16 +374,16 @@ public static class Seed004Benchmark
         md.AppendLine(string.Format(c, "{0} of {1} targets met{2}.", met, r.Rows.Count,
             met == r.Rows.Count ? "" : ": missed " + string.Join("; ", r.Rows.Where(row => !row.TargetMet).Select(row => $"{row.Model} {row.Row} at {row.PairedRatio.ToString("0.000", c)}"))));
         md.AppendLine();
-        foreach (var model in o.Models)
+        foreach (var (model, prefix, estimator) in o.Models.SelectMany(m => new[] { (m, "htr-", "exact"), (m, "htr-fd-", "finite differences") }))
         {
-            var every = r.Rows.First(row => row.Model == model && row.Row == "htr-k1-freq1");
-            var authors = r.Rows.First(row => row.Model == model && row.Row == "htr-authors");
+            var every = r.Rows.First(row => row.Model == model && row.Row == prefix + "k1-freq1");
+            var authors = r.Rows.First(row => row.Model == model && row.Row == prefix + "authors");
             // One penalised step at K probes costs (ratio·freq − (freq − 1)) plain steps; at K = 1 it costs the every-step ratio.
             var penalisedStep = authors.PairedRatio * o.Frequency - (o.Frequency - 1);
             md.AppendLine(string.Format(c,
-                "{0}: one penalised step with K = 1 costs {1:0.00} plain steps; with K = {2} about {3:0.0} plain steps (from the amortised row: ratio x {4} − {5}), " +
+                "{0} ({7}): one penalised step with K = 1 costs {1:0.00} plain steps; with K = {2} about {3:0.0} plain steps (from the amortised row: ratio x {4} − {5}), " +
                 "i.e. {6:0.00} plain steps per probe. The amortised ratio is bounded below by 1 + (that cost − 1) / {4}.",
-                model, every.PairedRatio, o.Probes, penalisedStep, o.Frequency, o.Frequency - 1, (penalisedStep - 1) / o.Probes));
+                model, every.PairedRatio, o.Probes, penalisedStep, o.Frequency, o.Frequency - 1, (penalisedStep - 1) / o.Probes, estimator));
         }
         md.AppendLine();
         md.AppendLine(string.Format(c, "{0} libtorch threads{1}{2}. The machine is shared: other processes' CPU use moves both sides alike because they alternate, " +

@@ -123,6 +123,25 @@ public static class TrainCommand
             Description = "HTR: penalised tensors: all, middle (the authors' mask: named parameters n/4..3n/4), non-middle, or a comma-separated list of parameter or module names.",
             DefaultValueFactory = _ => "all",
         };
+        public readonly Option<string> HtrEstimator = new("--htr-estimator")
+        {
+            Description = "HTR: how v^T H v is computed: exact (the authors' double backward, default) or finite-difference " +
+                          "(ours: (L(w+eps v) - 2 L(w) + L(w-eps v))/eps^2 and the same difference of gradients; 2 forward+backward passes per probe, bias O(eps^2)).",
+            DefaultValueFactory = _ => "exact",
+        };
+        public readonly Option<double> HtrFdStep = new("--htr-fd-step")
+        {
+            Description = "HTR finite-difference: the perturbation's length relative to the penalised weights' norm, c in eps = c*max(|w|,1)/|v| (0 < c < 1).",
+            DefaultValueFactory = _ => 0.01,
+        };
+
+        /// <summary>Reads --htr-estimator: exact or finite-difference.</summary>
+        static HessianTraceEstimator ParseEstimator(string text) => text.Trim().ToLowerInvariant() switch
+        {
+            "exact" => HessianTraceEstimator.Exact,
+            "finite-difference" or "fd" => HessianTraceEstimator.FiniteDifference,
+            _ => throw new ArgumentException($"--htr-estimator: expected exact or finite-difference; got '{text}'"),
+        };
 
         /// <summary>The --htr-* values given, over <paramref name="stored"/>'s for those not given (unvalidated; for comparing on resume).</summary>
         public HessianTraceRegularizerOptions HessianTraceAsGiven(ParseResult p, HessianTraceRegularizerOptions stored) => stored with
@@ -133,13 +152,15 @@ public static class TrainCommand
             StartEpoch = p.GetValue(HtrStartEpoch),
             Probe = Enum.Parse<HessianTraceProbe>(p.GetValue(HtrProbe)!, ignoreCase: true),
             Parameters = HessianTraceParameters.Parse(p.GetValue(HtrLayers)!),
+            Estimator = ParseEstimator(p.GetValue(HtrEstimator)!),
+            FiniteDifferenceStep = p.GetValue(HtrFdStep),
         };
 
         /// <summary>Every --htr-* option.</summary>
         public IEnumerable<Option> HtrOptions => [HtrGamma, .. HtrSettings];
 
         /// <summary>The HTR options, which need --htr-gamma.</summary>
-        IEnumerable<Option> HtrSettings => [HtrProbes, HtrFreq, HtrStartEpoch, HtrProbe, HtrLayers];
+        IEnumerable<Option> HtrSettings => [HtrProbes, HtrFreq, HtrStartEpoch, HtrProbe, HtrLayers, HtrEstimator, HtrFdStep];
 
         /// <summary>The regulariser the command line asks for (null without --htr-gamma); its probes are seeded by --seed.</summary>
         HessianTraceRegularizerOptions? HessianTraceFrom(ParseResult p, bool resuming)
@@ -158,6 +179,8 @@ public static class TrainCommand
                 StartEpoch = p.GetValue(HtrStartEpoch),
                 Probe = Enum.Parse<HessianTraceProbe>(p.GetValue(HtrProbe)!, ignoreCase: true),
                 Parameters = HessianTraceParameters.Parse(p.GetValue(HtrLayers)!),
+                Estimator = ParseEstimator(p.GetValue(HtrEstimator)!),
+                FiniteDifferenceStep = p.GetValue(HtrFdStep),
                 Seed = p.GetValue(Seed),
             };
         }
@@ -233,7 +256,7 @@ public static class TrainCommand
             Model, Data, DataDir, Corpus, Optimizer, BatchSize, Epochs, EffectiveEpochs, LrSchedule, Dropout, InputDropout, HiddenSize,
             Layers, Seed, Threads, Device, MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain,
             Scaling, Unroll, EvalBatchSize, NoTensorBoard, DivergenceFactor, DivergencePatience, CheckpointEvery,
-            HtrGamma, HtrProbes, HtrFreq, HtrStartEpoch, HtrProbe, HtrLayers,
+            HtrGamma, HtrProbes, HtrFreq, HtrStartEpoch, HtrProbe, HtrLayers, HtrEstimator, HtrFdStep,
             TrackCurvature, TrackExamplesPerClass, TrackLanczosIterations, TrackHutchinsonProbes, TrackLayers, TrackSpectra, TrackSeed,
         ];
 
@@ -473,6 +496,7 @@ public static class TrainCommand
             {
                 "--htr-freq" => "frequency",
                 "--htr-layers" => "parameters",
+                "--htr-fd-step" => "finite_difference_step",
                 _ => option["--htr-".Length..].Replace('-', '_'),
             };
             var givenHtr = System.Text.Json.JsonSerializer.SerializeToNode(options.HessianTraceAsGiven(p, stored.HessianTrace), RunConfig.Json);

@@ -51,12 +51,26 @@ public sealed class ClassificationTask : ITrainingTask
     public MinibatchLoss NextTrainingLoss()
     {
         var (x, y) = _stream.Next();
+        // The generator's state before the forward pass, so that a re-evaluation draws the same dropout masks.
+        var randomBefore = random.get_rng_state();
         var logits = _model.forward(x);
         var loss = F.cross_entropy(logits, y);
         long errors;
         using (no_grad())
             errors = logits.argmax(1).ne(y).sum().item<long>();
-        return new MinibatchLoss(loss, loss.ToDouble(), errors, y.shape[0]);
+        return new MinibatchLoss(loss, loss.ToDouble(), errors, y.shape[0], () =>
+        {
+            using var randomNow = random.get_rng_state();
+            random.set_rng_state(randomBefore);
+            try
+            {
+                return F.cross_entropy(_model.forward(x), y);
+            }
+            finally
+            {
+                random.set_rng_state(randomNow);
+            }
+        });
     }
 
     /// <inheritdoc/>

@@ -14,6 +14,22 @@ public enum HessianTraceProbe
     Rademacher,
 }
 
+/// <summary>How <see cref="HessianTraceRegularizer"/> estimates each probe's vᵀHv and its gradient.</summary>
+public enum HessianTraceEstimator
+{
+    /// <summary>
+    /// The authors' code: Hv by double backward with the graph kept, so the trainer back-propagates through it
+    /// (third-order terms); about 2K extra backward passes of the double-backward kind per application.
+    /// </summary>
+    Exact,
+    /// <summary>
+    /// Ours: the central second difference (L(θ+εv) − 2L(θ) + L(θ−εv))/ε² and, as its gradient, the same difference of
+    /// first-order gradients; two extra forward+backward passes per probe. Bias O(ε²) (see
+    /// <see cref="HessianTraceRegularizerOptions.FiniteDifferenceStep"/>).
+    /// </summary>
+    FiniteDifference,
+}
+
 /// <summary>Which kind of parameter selection a <see cref="HessianTraceParameters"/> is.</summary>
 public enum HessianTraceSelectionKind
 {
@@ -213,6 +229,17 @@ public sealed record HessianTraceRegularizerOptions
     /// <summary>Seed of the probes; the probes of gradient evaluation t come from a generator seeded by (Seed, t). Default 0.</summary>
     public long Seed { get; init; }
 
+    /// <summary>How vᵀHv and its gradient are computed (default <see cref="HessianTraceEstimator.Exact"/>, the authors' double backward).</summary>
+    public HessianTraceEstimator Estimator { get; init; } = HessianTraceEstimator.Exact;
+
+    /// <summary>
+    /// c, the relative step of <see cref="HessianTraceEstimator.FiniteDifference"/>: each probe v is scaled to
+    /// ε·v with ε = c·max(‖θ_S‖, 1)/‖v‖, so the perturbation's length is c times the selected weights' norm (at least c).
+    /// Default 0.01, near the float32 optimum of a second difference: rounding contributes about 4u·L/ε² (u = 6e-8) and
+    /// truncation (ε²/12)·∂⁴L[v,v,v,v], balanced where ε ~ u^¼ ≈ 0.016 relative. In (0, 1).
+    /// </summary>
+    public double FiniteDifferenceStep { get; init; } = 0.01;
+
     /// <summary>Our <see cref="StartEpoch"/> for the authors' <c>-sp</c> (0-based epochs): sp + 1.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="sp"/> is negative.</exception>
     public static int StartEpochForAuthorsSp(int sp) =>
@@ -232,6 +259,10 @@ public sealed record HessianTraceRegularizerOptions
             throw new ArgumentOutOfRangeException(nameof(Frequency), Frequency, "HTR: Frequency (--htr-freq) must be at least 1 (1 = every step)");
         if (StartEpoch < 1)
             throw new ArgumentOutOfRangeException(nameof(StartEpoch), StartEpoch, "HTR: StartEpoch (--htr-start-epoch) is 1-based and must be at least 1");
+        if (!Enum.IsDefined(Estimator))
+            throw new ArgumentOutOfRangeException(nameof(Estimator), Estimator, "HTR: Estimator (--htr-estimator) must be exact or finite-difference");
+        if (!double.IsFinite(FiniteDifferenceStep) || FiniteDifferenceStep <= 0 || FiniteDifferenceStep >= 1)
+            throw new ArgumentOutOfRangeException(nameof(FiniteDifferenceStep), FiniteDifferenceStep, "HTR: FiniteDifferenceStep (--htr-fd-step) is the perturbation's length relative to the weights' norm and must lie in (0, 1)");
         if (Parameters is null)
             throw new ArgumentException("HTR: Parameters must be set (HessianTraceParameters.All, AuthorsMiddle, AuthorsNonMiddle or Named).", nameof(Parameters));
     }
@@ -247,7 +278,9 @@ public sealed record HessianTraceRegularizerOptions
 /// L_B is the minibatch loss, v_k is one joint probe over all selected tensors (zero elsewhere), so
 /// E[penalty] = γ · Σ_{selected l} tr(H_ll). The trainer back-propagates through the estimate (third-order terms), so
 /// every parameter, selected or not, receives the penalty's gradient. Each application costs K Hessian-vector products
-/// (about 2K extra backward passes). Plug it into <see cref="TrainerOptions.Regularizer"/>; it composes with any
+/// (about 2K extra backward passes). <see cref="HessianTraceRegularizerOptions.Estimator"/> =
+/// <see cref="HessianTraceEstimator.FiniteDifference"/> (ours) replaces the double backward by second differences of the
+/// loss and its gradient (<see cref="FiniteDifferenceEstimate"/>). Plug it into <see cref="TrainerOptions.Regularizer"/>; it composes with any
 /// optimizer. Probes are drawn per gradient evaluation from a generator seeded by (Seed, evaluation index), so runs
 /// and resumed runs repeat exactly.
 /// </summary>
@@ -255,7 +288,7 @@ public sealed record HessianTraceRegularizerOptions
 /// var htr = new HessianTraceRegularizer(new HessianTraceRegularizerOptions { Gamma = 1e-5, Frequency = 50, StartEpoch = 21 });
 /// var trainer = new Trainer(task, optimizer, new TrainerOptions { Epochs = 40, Regularizer = htr });
 /// </code></example>
-public sealed class HessianTraceRegularizer : ILossRegularizer
+public sealed partial class HessianTraceRegularizer : ILossRegularizer
 {
     nn.Module? _cachedModel;
     IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)>? _cachedSelection;
@@ -282,7 +315,17 @@ public sealed class HessianTraceRegularizer : ILossRegularizer
     public Tensor? Penalty(RegularizationContext context)
     {
         if (!AppliesAt(context.Epoch, context.StepInEpoch)) return null;
-        var estimate = TraceEstimate(context.Model, context.Loss, context.GradientEvaluation);
+        Tensor estimate;
+        if (Options.Estimator == HessianTraceEstimator.Exact)
+            estimate = TraceEstimate(context.Model, context.Loss, context.GradientEvaluation);
+        else
+        {
+            var reevaluate = context.ReevaluateLoss ?? throw new InvalidOperationException(
+                "HTR: the finite-difference estimator re-runs the minibatch at perturbed weights, and this task cannot re-evaluate its minibatch (only classification tasks can); use --htr-estimator exact.");
+            var (_, dimension, dtype) = Checked(context.Model, context.Loss);
+            using var probes = DrawProbes(context.GradientEvaluation, dimension, dtype);
+            estimate = FiniteDifferenceEstimate(context.Model, context.Loss, reevaluate, probes);
+        }
         Applications++;
         using var gamma = Options.Gamma.ToScalar();
         return estimate.mul(gamma);

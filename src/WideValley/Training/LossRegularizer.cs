@@ -10,7 +10,10 @@ namespace WideValley.Training;
 /// <param name="StepInEpoch">The optimizer step within the epoch, 0-based (every gradient evaluation of one step sees the same value).</param>
 /// <param name="GradientEvaluation">Gradient evaluations (closure calls) before this one in the whole run, 0-based; restored on resume,
 /// so a regulariser that seeds its randomness from it continues a resumed run bit for bit.</param>
-public readonly record struct RegularizationContext(nn.Module Model, Tensor Loss, int Epoch, long StepInEpoch, long GradientEvaluation);
+/// <param name="ReevaluateLoss">Recomputes this minibatch's mean loss at the model's current weights, in the same mode and with the
+/// same dropout masks (a new graph each call; the training stream does not move), or null when the task cannot: what a
+/// finite-difference regulariser evaluates at perturbed weights.</param>
+public readonly record struct RegularizationContext(nn.Module Model, Tensor Loss, int Epoch, long StepInEpoch, long GradientEvaluation, Func<Tensor>? ReevaluateLoss = null);
 
 /// <summary>
 /// A differentiable term added to the minibatch loss before the trainer's backward pass, so that the trainer knows no

@@ -431,7 +431,7 @@ public sealed class Trainer
             {
                 SuspectFromOuterStep = _outerSteps, // the weights this step started from gave the non-finite loss
             };
-        var penalty = _options.Regularizer?.Penalty(new RegularizationContext(_task.Model, mb.Loss, _currentEpoch, _currentStep, _gradEvals));
+        var penalty = _options.Regularizer?.Penalty(new RegularizationContext(_task.Model, mb.Loss, _currentEpoch, _currentStep, _gradEvals, mb.Reevaluate));
         if (penalty is null) mb.Loss.backward();
         else
         {

@@ -19,9 +19,11 @@ public sealed record Evaluation(double Loss, double ErrorPercent, long Count, do
 
 /// <summary>
 /// The loss of one training minibatch. <see cref="Loss"/> carries the autograd graph (mean over samples or tokens);
-/// the other fields are plain numbers for metrics.
+/// the other fields are plain numbers for metrics. <see cref="Reevaluate"/>, when the task offers it, recomputes the
+/// same minibatch's loss at the model's current weights (same mode, same dropout masks, a new graph; the stream does not
+/// move), for regularisers that evaluate the loss at perturbed weights.
 /// </summary>
-public readonly record struct MinibatchLoss(Tensor Loss, double Value, long Errors, long Count);
+public readonly record struct MinibatchLoss(Tensor Loss, double Value, long Errors, long Count, Func<Tensor>? Reevaluate = null);
 
 /// <summary>
 /// What the trainer needs to know about a learning problem, so that one trainer serves classification and language
