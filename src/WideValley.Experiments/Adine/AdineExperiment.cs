@@ -8,53 +8,16 @@ using WideValley.Training;
 namespace WideValley.Experiments;
 
 /// <summary>How `reproduce adine` runs: budget, seeds, networks, data, folders, what the report quotes.</summary>
-public sealed record AdineRunSettings
+public sealed record AdineRunSettings : ReproductionSettings
 {
-    /// <summary>The compute budget (see <see cref="AdineExperiment.DescribeBudget"/>).</summary>
-    public required Budget Budget { get; init; }
-
-    /// <summary>Independent runs per network and arm (the issue asks for 3).</summary>
-    public int Seeds { get; init; } = 3;
-
-    /// <summary>The first run's seed; the others follow consecutively.</summary>
-    public long FirstSeed { get; init; } = 1;
-
     /// <summary>The networks, from <see cref="AdineExperiment.Networks"/>.</summary>
     public IReadOnlyList<string> Networks { get; init; } = AdineExperiment.Networks;
-
-    /// <summary>A Fashion-MNIST folder (default: the usual search).</summary>
-    public string? FashionMnistDir { get; init; }
-
-    /// <summary>libtorch threads per run (0: libtorch's default).</summary>
-    public int Threads { get; init; }
-
-    /// <summary>cpu, cuda or cuda:N.</summary>
-    public string Device { get; init; } = "cpu";
-
-    /// <summary>The folder of the run folders.</summary>
-    public required string RunsRoot { get; init; }
-
-    /// <summary>The report's folder.</summary>
-    public required string OutDir { get; init; }
-
-    /// <summary>Train nothing: report the runs that have finished, the others as pending.</summary>
-    public bool ReportOnly { get; init; }
-
-    /// <summary>The command that reproduces the report.</summary>
-    public required string CommandLine { get; init; }
-
-    /// <summary>The machine in one line.</summary>
-    public required string Machine { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value (with its command-line option).</summary>
     public void Validate()
     {
-        if (Seeds < 1) throw new ArgumentException($"--seeds must be at least 1, got {Seeds}");
-        if (Networks is null || Networks.Count == 0) throw new ArgumentException($"--nets must name at least one of {string.Join(", ", AdineExperiment.Networks)}");
-        foreach (var n in Networks)
-            if (!AdineExperiment.Networks.Contains(n)) throw new ArgumentException($"--nets: unknown network '{n}'; the networks are {string.Join(", ", AdineExperiment.Networks)}");
-        if (Networks.Distinct().Count() != Networks.Count) throw new ArgumentException($"--nets: a network is named twice in {string.Join(",", Networks)}");
-        if (Threads < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or positive, got {Threads}");
+        ValidateShared();
+        ValidateSubset(Networks, AdineExperiment.Networks, "--nets");
     }
 }
 
@@ -238,7 +201,7 @@ public static class AdineExperiment
 
     /// <summary>
     /// Looks at every run folder first (a folder holding another run is an error before anything trains), trains what
-    /// is missing (unless <see cref="AdineRunSettings.ReportOnly"/>), and writes the report from every finished run.
+    /// is missing (unless <see cref="ReproductionSettings.ReportOnly"/>), and writes the report from every finished run.
     /// Cancelling saves the current run's checkpoint and still writes the report of what has finished.
     /// </summary>
     /// <exception cref="ArgumentException">Invalid settings.</exception>

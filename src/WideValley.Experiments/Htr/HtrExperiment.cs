@@ -10,51 +10,17 @@ using WideValley.Training;
 namespace WideValley.Experiments;
 
 /// <summary>How `reproduce htr` runs: budget, seeds, network, data, folders, what the report quotes.</summary>
-public sealed record HtrRunSettings
+public sealed record HtrRunSettings : ReproductionSettings
 {
-    /// <summary>The compute budget (see <see cref="HtrExperiment.DescribeBudget"/>).</summary>
-    public required Budget Budget { get; init; }
-
-    /// <summary>Independent runs per arm (the authors' 3 reruns).</summary>
-    public int Seeds { get; init; } = 3;
-
-    /// <summary>The first run's seed; the others follow consecutively.</summary>
-    public long FirstSeed { get; init; } = 1;
-
     /// <summary>Zoo image classifier (default the authors' LeNet, <see cref="ModelZoo.LeNet5Name"/>).</summary>
     public string Model { get; init; } = ModelZoo.LeNet5Name;
-
-    /// <summary>A Fashion-MNIST folder (default: the usual search).</summary>
-    public string? FashionMnistDir { get; init; }
-
-    /// <summary>libtorch threads per run (0: libtorch's default).</summary>
-    public int Threads { get; init; }
-
-    /// <summary>cpu, cuda or cuda:N.</summary>
-    public string Device { get; init; } = "cpu";
-
-    /// <summary>The folder of the run folders.</summary>
-    public required string RunsRoot { get; init; }
-
-    /// <summary>The report's folder.</summary>
-    public required string OutDir { get; init; }
-
-    /// <summary>Train and measure nothing: report what has finished, the rest as pending.</summary>
-    public bool ReportOnly { get; init; }
-
-    /// <summary>The command that reproduces the report.</summary>
-    public required string CommandLine { get; init; }
-
-    /// <summary>The machine in one line.</summary>
-    public required string Machine { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value (with its command-line option).</summary>
     public void Validate()
     {
-        if (Seeds < 1) throw new ArgumentException($"--seeds must be at least 1, got {Seeds}");
+        ValidateShared();
         if (!ModelZoo.Names.Contains(Model) || ModelZoo.Describe(Model).Kind != ModelKind.Classifier)
             throw new ArgumentException($"--model {Model}: expected a zoo image classifier ({string.Join(", ", ModelZoo.Names.Where(n => ModelZoo.Describe(n).Kind == ModelKind.Classifier))})");
-        if (Threads < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or positive, got {Threads}");
     }
 }
 
@@ -270,7 +236,7 @@ public static class HtrExperiment
     /// <summary>
     /// Looks at every run folder and trace file first (a folder holding another run, or a trace measured with other
     /// settings, is an error before anything trains), trains what is missing and measures each finished run's trace
-    /// (unless <see cref="HtrRunSettings.ReportOnly"/>), then writes the report. Cancelling keeps what has finished and
+    /// (unless <see cref="ReproductionSettings.ReportOnly"/>), then writes the report. Cancelling keeps what has finished and
     /// still writes the report.
     /// </summary>
     /// <exception cref="ArgumentException">Invalid settings.</exception>

@@ -6,51 +6,18 @@ using WideValley.Training;
 namespace WideValley.Experiments;
 
 /// <summary>How `reproduce layerwise-hessian` runs: budget, seeds, model, density preset, data, folders, what the report quotes.</summary>
-public sealed record LayerwiseHessianSettings
+public sealed record LayerwiseHessianSettings : ReproductionSettings
 {
-    /// <summary>The compute budget (see <see cref="LayerwiseHessianExperiment.DescribeBudget"/>).</summary>
-    public required Budget Budget { get; init; }
-
-    /// <summary>Independent training runs (seeds).</summary>
-    public int Seeds { get; init; } = 3;
-
-    /// <summary>The first run's seed; the others follow consecutively.</summary>
-    public long FirstSeed { get; init; } = 1;
-
     /// <summary>A model-zoo image classifier (default our <c>lenet</c>).</summary>
     public string Model { get; init; } = "lenet";
 
     /// <summary>The density preset: the authors' (default, for parity) or ours (with reorthogonalisation).</summary>
     public CurvatureSpectra Density { get; init; } = CurvatureSpectra.Authors;
 
-    /// <summary>A Fashion-MNIST folder (default: the usual search).</summary>
-    public string? FashionMnistDir { get; init; }
-
-    /// <summary>libtorch threads (0: libtorch's default).</summary>
-    public int Threads { get; init; }
-
-    /// <summary>cpu, cuda or cuda:N.</summary>
-    public string Device { get; init; } = "cpu";
-
-    /// <summary>The folder of the run folders.</summary>
-    public required string RunsRoot { get; init; }
-
-    /// <summary>The report's folder.</summary>
-    public required string OutDir { get; init; }
-
-    /// <summary>Train nothing: report the runs that have finished.</summary>
-    public bool ReportOnly { get; init; }
-
-    /// <summary>The command that reproduces the report.</summary>
-    public required string CommandLine { get; init; }
-
-    /// <summary>The machine in one line.</summary>
-    public required string Machine { get; init; }
-
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value (with its command-line option).</summary>
     public void Validate()
     {
-        if (Seeds < 1) throw new ArgumentException($"--seeds must be at least 1, got {Seeds}");
+        ValidateShared();
         if (string.IsNullOrWhiteSpace(Model)) throw new ArgumentException("--model must name a model-zoo image classifier");
         if (Density is not (CurvatureSpectra.Authors or CurvatureSpectra.Ours)) throw new ArgumentException($"--density must be authors or ours, got {Density}");
     }
@@ -195,7 +162,7 @@ public static class LayerwiseHessianExperiment
 
     /// <summary>
     /// Inspects every run folder first (one holding another run is refused naming it), trains what is missing unless
-    /// <see cref="LayerwiseHessianSettings.ReportOnly"/>, analyses every finished run and writes the report. Cancelling
+    /// <see cref="ReproductionSettings.ReportOnly"/>, analyses every finished run and writes the report. Cancelling
     /// keeps the current run's checkpoint and still writes the report of what has finished.
     /// </summary>
     /// <exception cref="ArgumentException">Invalid settings.</exception>

@@ -12,61 +12,23 @@ using static TorchSharp.torch;
 namespace WideValley.Experiments;
 
 /// <summary>How `reproduce saddles` runs: budget, seeds, networks, optimizers, data, folders, what the report quotes.</summary>
-public sealed record SaddlesSettings
+public sealed record SaddlesSettings : ReproductionSettings
 {
-    /// <summary>The compute budget (see <see cref="SaddlesExperiment.DescribeBudget"/>).</summary>
-    public required Budget Budget { get; init; }
-
-    /// <summary>Independent runs per network and optimizer.</summary>
-    public int Seeds { get; init; } = 3;
-
-    /// <summary>The first run's seed; the others follow consecutively.</summary>
-    public long FirstSeed { get; init; } = 1;
-
     /// <summary>The networks (zoo names), from <see cref="SaddlesExperiment.Networks"/> (allcnn needs <see cref="Cifar10Dir"/>).</summary>
     public IReadOnlyList<string> Networks { get; init; } = SaddlesExperiment.ImageNetworks;
 
     /// <summary>The optimizers, from <see cref="SaddlesExperiment.Optimizers"/>.</summary>
     public IReadOnlyList<string> Optimizers { get; init; } = SaddlesExperiment.Optimizers;
 
-    /// <summary>A Fashion-MNIST folder (default: the usual search).</summary>
-    public string? FashionMnistDir { get; init; }
-
     /// <summary>The CIFAR-10 binary folder: adds the allcnn network; without it that network is skipped with the reason.</summary>
     public string? Cifar10Dir { get; init; }
-
-    /// <summary>libtorch threads per run (0: libtorch's default).</summary>
-    public int Threads { get; init; }
-
-    /// <summary>The folder of the run folders.</summary>
-    public required string RunsRoot { get; init; }
-
-    /// <summary>The report's folder.</summary>
-    public required string OutDir { get; init; }
-
-    /// <summary>Train and measure nothing: report what has finished, the rest as pending.</summary>
-    public bool ReportOnly { get; init; }
-
-    /// <summary>The command that reproduces the report.</summary>
-    public required string CommandLine { get; init; }
-
-    /// <summary>The machine in one line.</summary>
-    public required string Machine { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value (with its command-line option).</summary>
     public void Validate()
     {
-        if (Seeds < 1) throw new ArgumentException($"--seeds must be at least 1, got {Seeds}");
-        Check(Networks, SaddlesExperiment.Networks, "--networks");
-        Check(Optimizers, SaddlesExperiment.Optimizers, "--optimizers");
-    }
-
-    static void Check(IReadOnlyList<string> given, IReadOnlyList<string> known, string option)
-    {
-        if (given is null || given.Count == 0) throw new ArgumentException($"{option} must name at least one of {string.Join(", ", known)}");
-        foreach (var n in given)
-            if (!known.Contains(n)) throw new ArgumentException($"{option}: unknown name '{n}'; expected one of {string.Join(", ", known)}");
-        if (given.Distinct().Count() != given.Count) throw new ArgumentException($"{option}: a name is given twice in {string.Join(",", given)}");
+        ValidateShared();
+        ValidateSubset(Networks, SaddlesExperiment.Networks, "--networks", "name");
+        ValidateSubset(Optimizers, SaddlesExperiment.Optimizers, "--optimizers", "name");
     }
 }
 

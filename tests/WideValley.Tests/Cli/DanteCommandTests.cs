@@ -57,7 +57,7 @@ public class DanteCommandTests
 
     [Theory]
     [InlineData(new[] { "--nets", "mlp1-relu,resnet" }, "--nets: unknown network 'resnet'")]
-    [InlineData(new[] { "--nets", "mlp1-relu,mlp1-relu" }, "--nets: a network is named twice")]
+    [InlineData(new[] { "--nets", "mlp1-relu,mlp1-relu" }, "--nets: network 'mlp1-relu' is given twice")]
     [InlineData(new[] { "--seeds", "0" }, "--seeds must be at least 1, got 0")]
     [InlineData(new[] { "--dante-lr", "0" }, "--dante-lr must be a positive number, got 0")]
     [InlineData(new[] { "--budget", "huge" }, "huge")]

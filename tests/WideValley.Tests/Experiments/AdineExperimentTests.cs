@@ -116,7 +116,7 @@ public class AdineExperimentTests
     [Theory]
     [InlineData(new[] { "--seeds", "0" }, "--seeds must be at least 1, got 0")]
     [InlineData(new[] { "--nets", "lenet,resnet" }, "--nets: unknown network 'resnet'")]
-    [InlineData(new[] { "--nets", "lenet,lenet" }, "--nets: a network is named twice")]
+    [InlineData(new[] { "--nets", "lenet,lenet" }, "--nets: network 'lenet' is given twice")]
     public void BadOptionsExitWithAUsageError(string[] options, string message)
     {
         using var dir = new TempDir();

@@ -115,7 +115,7 @@ public class SaddlesExperimentTests
         var s = Settings(Budget.Smoke, dir.Path);
         Assert.Contains("--seeds", Assert.Throws<ArgumentException>(() => (s with { Seeds = 0 }).Validate()).Message);
         Assert.Contains("--networks: unknown name 'resnet'", Assert.Throws<ArgumentException>(() => (s with { Networks = ["resnet"] }).Validate()).Message);
-        Assert.Contains("--optimizers: a name is given twice", Assert.Throws<ArgumentException>(() => (s with { Optimizers = ["sgd", "sgd"] }).Validate()).Message);
+        Assert.Contains("--optimizers: name 'sgd' is given twice", Assert.Throws<ArgumentException>(() => (s with { Optimizers = ["sgd", "sgd"] }).Validate()).Message);
         var (code, _, err) = InProcessCli.Run("reproduce", "saddles", "--budget", "smoke", "--optimizers", "sgd,lbfgs", "--runs", dir.File("r"), "--out", dir.File("o"));
         Assert.Equal(ExitCodes.Usage, code);
         Assert.Contains("--optimizers: unknown name 'lbfgs'", err);
