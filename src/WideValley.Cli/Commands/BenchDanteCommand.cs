@@ -47,29 +47,15 @@ public static class BenchDanteCommand
                 Seed = p.GetValue(seed),
             };
             options.Validate(); // an ArgumentException is a usage error (exit code 2) in CliApp
-            var reportPath = p.GetValue(report) is string given
-                ? given.EndsWith(".md", StringComparison.OrdinalIgnoreCase) ? Path.GetFullPath(given)
-                    : throw new UsageException($"--report {given}: expected a Markdown file name ending in .md (the JSON is written beside it)")
-                : null;
+            var reportPath = BenchOutputs.ReportPath(p.GetValue(report));
             var outPath = p.GetValue(output) is string file ? Path.GetFullPath(file) : null;
             var asJson = p.GetValue(json);
             var progress = asJson ? ctx.Error : ctx.Out;
             progress.WriteLine($"bench dante: {string.Join(", ", options.Models)} on {options.Data}, batch {options.BatchSize}; " +
                                $"{options.WarmupRounds} warm-up + {options.Rounds} timed rounds");
             var result = DanteBenchmark.Run(options, line => progress.WriteLine("  " + line));
-            var node = DanteBenchmark.ToJson(result);
-            if (outPath is not null) AtomicFile.WriteAllText(outPath, node.ToJsonString() + "\n");
-            if (reportPath is not null)
-            {
-                var commandLine = "widevalley " + string.Join(" ", p.Tokens.Select(t => t.Value));
-                var jsonPath = Path.ChangeExtension(reportPath, ".json");
-                AtomicFile.WriteAllText(reportPath, DanteBenchmark.Markdown(result, commandLine, ReproduceOptions.Machine(options.Threads), Path.GetFileName(jsonPath)));
-                AtomicFile.WriteAllText(jsonPath, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-                progress.WriteLine($"report: {reportPath} (JSON: {jsonPath})");
-            }
-            if (asJson) ctx.Out.WriteLine(node.ToJsonString());
-            else
-                foreach (var line in DanteBenchmark.Summary(result)) ctx.Out.WriteLine(line);
+            BenchOutputs.Write(ctx, p, asJson, outPath, reportPath, options.Threads, DanteBenchmark.ToJson(result),
+                (commandLine, machine, jsonName) => DanteBenchmark.Markdown(result, commandLine, machine, jsonName), DanteBenchmark.Summary(result));
             return ExitCodes.Ok;
         });
         return command;
