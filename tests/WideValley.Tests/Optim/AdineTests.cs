@@ -380,35 +380,9 @@ public class AdineTests
     public void ATrainerRunStoppedMidEpochResumesFromItsCheckpointBitIdentical()
     {
         var options = new AdineOptions { LearningRate = 0.05, Window = 3, WeightDecay = 1e-4 };
-        using var dirA = new TempDir();
-        using var dirB = new TempDir();
-        double[] uninterrupted;
-        var (taskA, optA) = BuildRun(options);
-        using (taskA)
-        {
-            Assert.Equal(TrainingStatus.Completed, new Trainer(taskA, optA, TrainerSettings(dirA.Path)).Run().Status);
-            uninterrupted = Synthetic.Flatten(taskA.Model);
-            Assert.Equal(30, ((Adine)optA).Steps);
-        }
-        var (taskB, optB) = BuildRun(options);
-        using (taskB)
-        {
-            var trainer = new Trainer(taskB, optB, TrainerSettings(dirB.Path));
-            trainer.StepCompleted = p => { if (p.Epoch == 2 && p.Step == 4) trainer.RequestStop(); };
-            Assert.Equal(TrainingStatus.Interrupted, trainer.Run().Status);
-            Assert.Equal(14, ((Adine)optB).Steps);
-        }
-        var (taskC, optC) = BuildRun(options);
-        using (taskC)
-        {
-            Assert.Equal(TrainingStatus.Completed, new Trainer(taskC, optC, TrainerSettings(dirB.Path)).Run(resume: true).Status);
-            Assert.Equal(30, ((Adine)optC).Steps);
-            Assert.Equal(uninterrupted, Synthetic.Flatten(taskC.Model));
-        }
-        var a = MetricsLog.Read(Path.Combine(dirA.Path, "metrics.jsonl"));
-        var b = MetricsLog.Read(Path.Combine(dirB.Path, "metrics.jsonl"));
-        Assert.Equal(a.Select(m => (m.Epoch, m.TrainLoss, m.TestError)), b.Select(m => (m.Epoch, m.TrainLoss, m.TestError)));
-        Assert.All(b, m => Assert.True(m.Extra?.ContainsKey("adine_momentum"), "the momentum is logged"));
+        var metrics = TrainerResumeCheck.StopAndResume(() => BuildRun(options), TrainerSettings, stopEpoch: 2, stopStep: 4,
+            uninterrupted: o => Assert.Equal(30, ((Adine)o).Steps), stopped: o => Assert.Equal(14, ((Adine)o).Steps), resumed: o => Assert.Equal(30, ((Adine)o).Steps));
+        Assert.All(metrics, m => Assert.True(m.Extra?.ContainsKey("adine_momentum"), "the momentum is logged"));
     }
 
     [Fact]
@@ -455,13 +429,7 @@ public class AdineTests
         Assert.Equal(40, optimizer.StateElements);
     }
 
-    static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Cli(params string[] args) => InProcessCli.Run(args);
 
     [Theory]
     [InlineData(new[] { "--momentum-low", "1" }, "--momentum-low must be in [0, 1), got 1")]

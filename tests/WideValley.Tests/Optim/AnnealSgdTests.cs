@@ -341,35 +341,9 @@ public class AnnealSgdTests
             LearningRate = 0.05, Momentum = 0.9, Nesterov = true, WeightDecay = 1e-4, FieldSize = 0.05, FieldMode = mode,
             FieldSchedule = schedule, FieldAnnealSteps = 25,
         };
-        using var dirA = new TempDir();
-        using var dirB = new TempDir();
-        double[] uninterrupted;
-        var (taskA, optA) = BuildRun(options);
-        using (taskA)
-        {
-            Assert.Equal(TrainingStatus.Completed, new Trainer(taskA, optA, TrainerSettings(dirA.Path)).Run().Status);
-            uninterrupted = Synthetic.Flatten(taskA.Model);
-            Assert.Equal(30, ((AnnealSgd)optA).Steps);
-        }
-        var (taskB, optB) = BuildRun(options);
-        using (taskB)
-        {
-            var trainer = new Trainer(taskB, optB, TrainerSettings(dirB.Path));
-            trainer.StepCompleted = p => { if (p.Epoch == 2 && p.Step == 3) trainer.RequestStop(); };
-            Assert.Equal(TrainingStatus.Interrupted, trainer.Run().Status);
-            Assert.Equal(13, ((AnnealSgd)optB).Steps);
-        }
-        var (taskC, optC) = BuildRun(options);
-        using (taskC)
-        {
-            Assert.Equal(TrainingStatus.Completed, new Trainer(taskC, optC, TrainerSettings(dirB.Path)).Run(resume: true).Status);
-            Assert.Equal(30, ((AnnealSgd)optC).Steps);
-            Assert.Equal(uninterrupted, Synthetic.Flatten(taskC.Model));
-        }
-        var a = MetricsLog.Read(Path.Combine(dirA.Path, "metrics.jsonl"));
-        var b = MetricsLog.Read(Path.Combine(dirB.Path, "metrics.jsonl"));
-        Assert.Equal(a.Select(m => (m.Epoch, m.TrainLoss, m.TestError)), b.Select(m => (m.Epoch, m.TrainLoss, m.TestError)));
-        Assert.All(b, m => Assert.True(m.Extra?.ContainsKey("annealsgd_field_scale"), "the field scale is logged"));
+        var metrics = TrainerResumeCheck.StopAndResume(() => BuildRun(options), TrainerSettings, stopEpoch: 2, stopStep: 3,
+            uninterrupted: o => Assert.Equal(30, ((AnnealSgd)o).Steps), stopped: o => Assert.Equal(13, ((AnnealSgd)o).Steps), resumed: o => Assert.Equal(30, ((AnnealSgd)o).Steps));
+        Assert.All(metrics, m => Assert.True(m.Extra?.ContainsKey("annealsgd_field_scale"), "the field scale is logged"));
     }
 
     [Fact]
@@ -414,13 +388,7 @@ public class AnnealSgdTests
         Assert.NotEqual(a.Settings.Seed, b.Settings.Seed);
     }
 
-    static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Cli(params string[] args) => InProcessCli.Run(args);
 
     [Theory]
     [InlineData(new[] { "--field-size", "-1" }, "--field-size must be zero or positive, got -1")]

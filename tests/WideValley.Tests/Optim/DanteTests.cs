@@ -422,38 +422,9 @@ public class DanteTests
     public void ATrainerRunStoppedMidEpochResumesFromItsCheckpointBitIdentical()
     {
         var options = new DanteOptions { LearningRate = 0.05 }; // K = one epoch = 10 steps
-        using var dirA = new TempDir();
-        using var dirB = new TempDir();
-        double[] uninterrupted;
-        var (taskA, optA) = BuildRun(options);
-        using (taskA)
-        {
-            Assert.Equal(TrainingStatus.Completed, new Trainer(taskA, optA, TrainerSettings(dirA.Path)).Run().Status);
-            uninterrupted = Synthetic.Flatten(taskA.Model);
-            Assert.Equal((30L, 10L), (((Dante)optA).Steps, ((Dante)optA).StepsPerBlock));
-            optA.Dispose();
-        }
-        var (taskB, optB) = BuildRun(options);
-        using (taskB)
-        {
-            var trainer = new Trainer(taskB, optB, TrainerSettings(dirB.Path));
-            trainer.StepCompleted = p => { if (p.Epoch == 2 && p.Step == 4) trainer.RequestStop(); };
-            Assert.Equal(TrainingStatus.Interrupted, trainer.Run().Status);
-            Assert.Equal(14, ((Dante)optB).Steps);
-            optB.Dispose();
-        }
-        var (taskC, optC) = BuildRun(options);
-        using (taskC)
-        {
-            Assert.Equal(TrainingStatus.Completed, new Trainer(taskC, optC, TrainerSettings(dirB.Path)).Run(resume: true).Status);
-            Assert.Equal(30, ((Dante)optC).Steps);
-            Assert.Equal(uninterrupted, Synthetic.Flatten(taskC.Model));
-            optC.Dispose();
-        }
-        var a = MetricsLog.Read(Path.Combine(dirA.Path, "metrics.jsonl"));
-        var b = MetricsLog.Read(Path.Combine(dirB.Path, "metrics.jsonl"));
-        Assert.Equal(a.Select(m => (m.Epoch, m.TrainLoss, m.TestError)), b.Select(m => (m.Epoch, m.TrainLoss, m.TestError)));
-        Assert.All(b, m => Assert.True(m.Extra?.ContainsKey("dante_active_block"), "the active block is logged"));
+        var metrics = TrainerResumeCheck.StopAndResume(() => BuildRun(options), TrainerSettings, stopEpoch: 2, stopStep: 4,
+            uninterrupted: o => Assert.Equal((30L, 10L), (((Dante)o).Steps, ((Dante)o).StepsPerBlock)), stopped: o => Assert.Equal(14, ((Dante)o).Steps), resumed: o => Assert.Equal(30, ((Dante)o).Steps));
+        Assert.All(metrics, m => Assert.True(m.Extra?.ContainsKey("dante_active_block"), "the active block is logged"));
     }
 
     // ---- options ----
@@ -512,13 +483,7 @@ public class DanteTests
         Assert.Equal((12L, 0L), (optimizer.StepsPerBlock, optimizer.StateElements));
     }
 
-    static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Cli(params string[] args) => InProcessCli.Run(args);
 
     [Theory]
     [InlineData(new[] { "--dante-steps-per-block", "-1" }, "--dante-steps-per-block must be at least 0 (0 = one epoch's steps), got -1")]

@@ -190,8 +190,6 @@ public class PerturbedGradientDescentTests
     public void ATrainerRunStoppedMidEpochResumesBitIdentical()
     {
         var options = new PerturbedGradientDescentOptions { LearningRate = 0.05, GradientThreshold = 10, PerturbationRadius = 0.05, PerturbationInterval = 5 };
-        using var dirA = new TempDir();
-        using var dirB = new TempDir();
         (ClassificationTask, optim.Optimizer) Build()
         {
             var model = Synthetic.Mlp();
@@ -199,29 +197,9 @@ public class PerturbedGradientDescentTests
             return (task, OptimizerFactory.Create("pgd", model.parameters(), options, new OptimizerContext { TrainingSetSize = 320, RunSeed = 6 }));
         }
         TrainerOptions Settings(string dir) => new() { Epochs = 3, OutputDirectory = dir, ModelName = "test-mlp", OptimizerName = "pgd", TensorBoard = false };
-        double[] uninterrupted;
-        var (taskA, optA) = Build();
-        using (taskA)
-        {
-            Assert.Equal(TrainingStatus.Completed, new Trainer(taskA, optA, Settings(dirA.Path)).Run().Status);
-            uninterrupted = Synthetic.Flatten(taskA.Model);
-            Assert.True(((PerturbedGradientDescent)optA).Perturbations >= 2);
-        }
-        var (taskB, optB) = Build();
-        using (taskB)
-        {
-            var trainer = new Trainer(taskB, optB, Settings(dirB.Path));
-            trainer.StepCompleted = p => { if (p.Epoch == 2 && p.Step == 4) trainer.RequestStop(); };
-            Assert.Equal(TrainingStatus.Interrupted, trainer.Run().Status);
-        }
-        var (taskC, optC) = Build();
-        using (taskC)
-        {
-            Assert.Equal(TrainingStatus.Completed, new Trainer(taskC, optC, Settings(dirB.Path)).Run(resume: true).Status);
-            Assert.Equal(uninterrupted, Synthetic.Flatten(taskC.Model));
-        }
-        var b = MetricsLog.Read(Path.Combine(dirB.Path, "metrics.jsonl"));
-        Assert.All(b, m => Assert.True(m.Extra?.ContainsKey("pgd_perturbations"), "the perturbations are logged"));
+        var metrics = TrainerResumeCheck.StopAndResume(Build, Settings, stopEpoch: 2, stopStep: 4,
+            uninterrupted: o => Assert.True(((PerturbedGradientDescent)o).Perturbations >= 2, "the run must cross a perturbation"));
+        Assert.All(metrics, m => Assert.True(m.Extra?.ContainsKey("pgd_perturbations"), "the perturbations are logged"));
     }
 
     [Fact]
@@ -255,13 +233,7 @@ public class PerturbedGradientDescentTests
         Assert.Equal(options, d.FromJson(JsonNode.Parse(json.ToJsonString())!));
     }
 
-    static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Cli(params string[] args) => InProcessCli.Run(args);
 
     [Theory]
     [InlineData(new[] { "--perturb-radius", "0" }, "--perturb-radius must be a positive number, got 0")]
