@@ -63,7 +63,7 @@ public sealed record Seed004BenchmarkOptions
 
 /// <summary>One comparison on one network: the method's block of steps against the baseline's block of the same size.</summary>
 /// <param name="Model">Zoo name.</param>
-/// <param name="Row">"htr-k1-freq1", "htr-k1-amortised", "htr-authors", their finite-difference twins "htr-fd-…", or "adine".</param>
+/// <param name="Row">"htr-k1-freq1", "htr-k1-amortised", "htr-authors", their finite-difference twins "htr-fd-…" and antithetic twins "htr-anti-…", or "adine".</param>
 /// <param name="Description">What the two sides do, in words.</param>
 /// <param name="Steps">Optimizer steps per timed block (both sides).</param>
 /// <param name="Target">The issue's target for <see cref="PairedRatio"/>.</param>
@@ -162,6 +162,13 @@ public static class Seed004Benchmark
                     options.Frequency, HtrAuthorsTarget, Make(sgd, authors), Make(sgd, null)));
                 specs.Add((model, "htr-fd-authors", $"SGD+HTR finite differences (ours; K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
                     options.Frequency, HtrAuthorsTarget, Make(sgd, authors with { Estimator = fd }), Make(sgd, null)));
+                var anti = HessianTraceEstimator.Antithetic;
+                specs.Add((model, "htr-anti-k1-freq1", $"SGD+HTR antithetic (ours; K = 1, freq = 1) vs SGD; blocks of {options.Steps} steps",
+                    options.Steps, HtrEveryStepTarget, Make(sgd, every with { Estimator = anti }), Make(sgd, null)));
+                specs.Add((model, "htr-anti-k1-amortised", $"SGD+HTR antithetic (ours; K = 1, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                    options.Frequency, HtrAuthorsTarget, Make(sgd, amortised with { Estimator = anti }), Make(sgd, null)));
+                specs.Add((model, "htr-anti-authors", $"SGD+HTR antithetic (ours; K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                    options.Frequency, HtrAuthorsTarget, Make(sgd, authors with { Estimator = anti }), Make(sgd, null)));
                 specs.Add((model, "adine", $"ADINE (defaults: m 1.01/0.9, W 50) vs SGD momentum 0.9; blocks of {options.Steps} steps",
                     options.Steps, AdineTarget, Make(new AdineOptions { LearningRate = LearningRate }, null), Make(sgd, null)));
                 parameters[model] = ModelZoo.CountParameters(specs[^1].Method.Task.Model);
@@ -349,6 +356,7 @@ public static class Seed004Benchmark
         md.AppendLine(string.Format(c, "- **htr-authors**: the authors' frequency, freq = {0}, K = {1}, amortised: a block of exactly {0} steps, the first with the penalty, against {0} plain SGD steps: target <= {2}.", o.Frequency, o.Probes, Target(HtrAuthorsTarget)));
         md.AppendLine(string.Format(c, "- **htr-k1-amortised**: K = 1 at freq = {0}, amortised as htr-authors: target <= {1}.", o.Frequency, Target(HtrAuthorsTarget)));
         md.AppendLine("- **htr-fd-…**: the same rows with the finite-difference estimator (ours, `--htr-estimator finite-difference`: (L(θ+εv) − 2L(θ) + L(θ−εv))/ε² and the same difference of gradients, two extra forward+backward passes per probe) instead of the authors' double backward; same targets.");
+        md.AppendLine("- **htr-anti-…**: the same rows with the antithetic estimator (ours, `--htr-estimator antithetic`: the step trains on ½(L(θ+σv) + L(θ−σv)), σ = √(2γ), which is L + γ·vᵀHv up to O(γ²); two forward+backward passes per probe and no backward pass at θ); same targets.");
         md.AppendLine(string.Format(c, "- **adine**: ADINE with its defaults (m_high 1.01, m_low 0.9, window 50, lr {0}) against SGD with momentum 0.9 at the same lr: target <= {1}.", LearningRate, Target(AdineTarget)));
         md.AppendLine();
         md.AppendLine(string.Format(c,
@@ -374,7 +382,7 @@ public static class Seed004Benchmark
         md.AppendLine(string.Format(c, "{0} of {1} targets met{2}.", met, r.Rows.Count,
             met == r.Rows.Count ? "" : ": missed " + string.Join("; ", r.Rows.Where(row => !row.TargetMet).Select(row => $"{row.Model} {row.Row} at {row.PairedRatio.ToString("0.000", c)}"))));
         md.AppendLine();
-        foreach (var (model, prefix, estimator) in o.Models.SelectMany(m => new[] { (m, "htr-", "exact"), (m, "htr-fd-", "finite differences") }))
+        foreach (var (model, prefix, estimator) in o.Models.SelectMany(m => new[] { (m, "htr-", "exact"), (m, "htr-fd-", "finite differences"), (m, "htr-anti-", "antithetic") }))
         {
             var every = r.Rows.First(row => row.Model == model && row.Row == prefix + "k1-freq1");
             var authors = r.Rows.First(row => row.Model == model && row.Row == prefix + "authors");

@@ -125,8 +125,10 @@ public static class TrainCommand
         };
         public readonly Option<string> HtrEstimator = new("--htr-estimator")
         {
-            Description = "HTR: how v^T H v is computed: exact (the authors' double backward, default) or finite-difference " +
-                          "(ours: (L(w+eps v) - 2 L(w) + L(w-eps v))/eps^2 and the same difference of gradients; 2 forward+backward passes per probe, bias O(eps^2)).",
+            Description = "HTR: how v^T H v is computed: exact (the authors' double backward, default), finite-difference " +
+                          "(ours: (L(w+eps v) - 2 L(w) + L(w-eps v))/eps^2 and the same difference of gradients; 2 forward+backward passes per probe, bias O(eps^2)) " +
+                          "or antithetic (ours: trains on (L(w+s v) + L(w-s v))/2 with s = sqrt(2 gamma), the penalised loss up to O(gamma^2); " +
+                          "2 forward+backward passes per probe and no backward pass at w; --htr-fd-step does not apply).",
             DefaultValueFactory = _ => "exact",
         };
         public readonly Option<double> HtrFdStep = new("--htr-fd-step")
@@ -135,12 +137,13 @@ public static class TrainCommand
             DefaultValueFactory = _ => 0.01,
         };
 
-        /// <summary>Reads --htr-estimator: exact or finite-difference.</summary>
+        /// <summary>Reads --htr-estimator: exact, finite-difference or antithetic.</summary>
         static HessianTraceEstimator ParseEstimator(string text) => text.Trim().ToLowerInvariant() switch
         {
             "exact" => HessianTraceEstimator.Exact,
             "finite-difference" or "fd" => HessianTraceEstimator.FiniteDifference,
-            _ => throw new ArgumentException($"--htr-estimator: expected exact or finite-difference; got '{text}'"),
+            "antithetic" => HessianTraceEstimator.Antithetic,
+            _ => throw new ArgumentException($"--htr-estimator: expected exact, finite-difference or antithetic; got '{text}'"),
         };
 
         /// <summary>The --htr-* values given, over <paramref name="stored"/>'s for those not given (unvalidated; for comparing on resume).</summary>

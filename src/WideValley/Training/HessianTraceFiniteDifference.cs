@@ -39,6 +39,57 @@ public sealed partial class HessianTraceRegularizer
     /// <exception cref="ArgumentException">The loss or probes are malformed, or a tensor is not a contiguous CPU tensor.</exception>
     public Tensor FiniteDifferenceEstimate(nn.Module model, Tensor loss, Func<Tensor> reevaluate, Tensor probes)
     {
+        var step = Options.FiniteDifferenceStep;
+        var passes = PerturbedPasses(model, loss, reevaluate, probes, (scale, norm) =>
+        {
+            var epsilon = step * scale / norm;
+            return (epsilon, 1 / (epsilon * epsilon));
+        });
+        // Each probe's −2L(θ)/ε_k²: in the value with L(θ)'s number, in the gradient through the loss's own graph.
+        var count = probes.shape[0];
+        var value = (passes.WeightedLossSum - loss.ToDouble() * passes.WeightSum * 2) / count;
+        return Surrogate(loss, -2 * passes.WeightSum / count, value);
+    }
+
+    /// <summary>
+    /// The antithetic objective of <see cref="HessianTraceEstimator.Antithetic"/> (ours), with the given probes (rows
+    /// of <paramref name="probes"/>, laid out as the selected tensors):
+    /// <code>
+    /// value    = (1/K') Σ_k ½(L(θ+σv_k) + L(θ−σv_k)),   σ = √(2γ)
+    ///          = L(θ) + γ·(1/K') Σ_k v_kᵀHv_k + (γ²/6)·(1/K') Σ_k ∂⁴L[v_k,v_k,v_k,v_k] + O(γ³)
+    /// gradient = (1/K') Σ_k ½(∇L(θ+σv_k) + ∇L(θ−σv_k))
+    /// </code>
+    /// the penalised loss L + γ·vᵀHv to second order in γ (exactly, for a loss whose fourth derivatives vanish), and
+    /// the expansion of the Gaussian-smoothed loss E[L(θ+σv)] when the probes are Gaussian. The returned scalar's graph
+    /// does not reach <paramref name="loss"/> (its value is not used either), so back-propagating it costs nothing at θ:
+    /// ∇L(θ) cancels out of the penalised gradient. A zero probe (θ+σv = θ) contributes L(θ) through
+    /// <paramref name="loss"/>'s graph. Each probe costs two calls of <paramref name="reevaluate"/> and two first-order
+    /// backward passes; the weights and module buffers are restored bit for bit as by <see cref="FiniteDifferenceEstimate"/>.
+    /// CPU tensors only.
+    /// </summary>
+    /// <param name="model">The network; its selection (<see cref="HessianTraceRegularizerOptions.Parameters"/>) is perturbed.</param>
+    /// <param name="loss">The minibatch loss at θ, with its graph.</param>
+    /// <param name="reevaluate">Recomputes the same minibatch's loss at the current weights (same mode and dropout masks).</param>
+    /// <param name="probes">[K', dimension] probes.</param>
+    /// <exception cref="ArgumentException">The loss or probes are malformed, or a tensor is not a contiguous CPU tensor.</exception>
+    public Tensor AntitheticObjective(nn.Module model, Tensor loss, Func<Tensor> reevaluate, Tensor probes)
+    {
+        var sigma = Math.Sqrt(2 * Options.Gamma);
+        var passes = PerturbedPasses(model, loss, reevaluate, probes, (_, _) => (sigma, 0.5));
+        var count = probes.shape[0];
+        var zeroProbes = passes.ZeroProbes;
+        var value = (passes.WeightedLossSum + (zeroProbes > 0 ? zeroProbes * loss.ToDouble() : 0)) / count;
+        return Surrogate(zeroProbes > 0 ? loss : null, (double)zeroProbes / count, value);
+    }
+
+    /// <summary>
+    /// Runs the minibatch at θ ± ε_k v_k for every nonzero probe, adds w_k·∇L(θ ± ε_k v_k) over every trainable tensor
+    /// into the flat gradient sum and returns Σ w_k·L(θ ± ε_k v_k), Σ_k w_k and the number of zero probes skipped;
+    /// <paramref name="stepAndWeight"/> gives (ε_k, w_k) from the selected weights' scale max(‖θ_S‖, 1) and ‖v_k‖.
+    /// </summary>
+    (double WeightedLossSum, double WeightSum, int ZeroProbes) PerturbedPasses(nn.Module model, Tensor loss, Func<Tensor> reevaluate, Tensor probes,
+        Func<double, double, (double Epsilon, double Weight)> stepAndWeight)
+    {
         ArgumentNullException.ThrowIfNull(reevaluate);
         ArgumentNullException.ThrowIfNull(probes);
         var (selection, dimension, dtype) = Checked(model, loss);
@@ -53,9 +104,8 @@ public sealed partial class HessianTraceRegularizer
         var trainable = _fdTrainable;
         var buffers = model.buffers().ToArray();
         var count = probes.shape[0];
-        var step = Options.FiniteDifferenceStep;
-        double sum = 0, lossCoefficient = 0;
-        var loss0 = loss.ToDouble();
+        double sum = 0, weightSum = 0;
+        var zeroProbes = 0;
         using (var scope = NewDisposeScope())
         {
             var v = probes.detach().to(dtype, selected[0].device);
@@ -72,9 +122,12 @@ public sealed partial class HessianTraceRegularizer
                     var row = v[k];
                     double norm;
                     using (no_grad()) norm = row.norm().ToDouble();
-                    if (norm == 0) continue; // vᵀHv = 0: the probe adds nothing but still counts in 1/K'
-                    var epsilon = step * scale / norm;
-                    var weight = 1 / (epsilon * epsilon);
+                    if (norm == 0)
+                    {
+                        zeroProbes++; // vᵀHv = 0: the caller decides what the probe contributes; it still counts in 1/K'
+                        continue;
+                    }
+                    var (epsilon, weight) = stepAndWeight(scale, norm);
                     foreach (var sign in (ReadOnlySpan<double>)[1.0, -1.0])
                     {
                         using (no_grad()) _fdPerturbed!.copy_(_fdSaved!).AddScaled_(row, sign * epsilon);
@@ -88,8 +141,7 @@ public sealed partial class HessianTraceRegularizer
                             for (var t = 0; t < trainable.Count; t++)
                                 if (!gradients[t].IsInvalid) _fdGradientViews[t].AddScaled_(gradients[t], weight);
                     }
-                    sum -= 2 * loss0 * weight;
-                    lossCoefficient += 2 * weight;
+                    weightSum += weight;
                 }
             }
             finally
@@ -99,17 +151,32 @@ public sealed partial class HessianTraceRegularizer
             }
         }
         using (no_grad()) _fdGradientSum!.DivideBy_(count);
+        return (sum, weightSum, zeroProbes);
+    }
+
+    /// <summary>
+    /// The scalar s − stopgrad(s) + <paramref name="value"/>, s = Σ_t ⟨θ_t, stopgrad(G_t)⟩ + c·<paramref name="loss"/>
+    /// with G the flat gradient sum: its value is <paramref name="value"/> and its gradient exactly G + c·∇L, the
+    /// loss's part coming from back-propagating <paramref name="loss"/>'s own graph (left out when null).
+    /// </summary>
+    Tensor Surrogate(Tensor? loss, double lossCoefficient, double value)
+    {
+        var trainable = _fdTrainable;
         Tensor? surrogate = null;
         for (var t = 0; t < trainable.Count; t++)
         {
             var term = trainable[t].mul(_fdGradientViews[t]).sum();
             surrogate = surrogate is null ? term : surrogate.Plus(term);
         }
-        using var coefficient = (-lossCoefficient / count).ToScalar();
-        surrogate = surrogate!.Plus(loss.mul(coefficient));
-        using var value = (sum / count).ToScalar();
-        // Value: the second-difference estimate; gradient: the surrogate's (s − stopgrad(s) is exactly 0).
-        return surrogate.Plus(surrogate.detach().neg()).add(value);
+        if (loss is not null && lossCoefficient != 0)
+        {
+            using var coefficient = lossCoefficient.ToScalar();
+            surrogate = surrogate!.Plus(loss.mul(coefficient));
+        }
+        using var shift = value.ToScalar();
+        // Value: the estimate; gradient: the surrogate's (s − stopgrad(s) is exactly 0). A model has a trainable tensor.
+        var s = surrogate!;
+        return s.Plus(s.detach().neg()).add(shift);
     }
 
     void PrepareFiniteDifference(nn.Module model, IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> selection, long dimension, ScalarType dtype)

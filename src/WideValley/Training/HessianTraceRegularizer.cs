@@ -28,6 +28,15 @@ public enum HessianTraceEstimator
     /// <see cref="HessianTraceRegularizerOptions.FiniteDifferenceStep"/>).
     /// </summary>
     FiniteDifference,
+    /// <summary>
+    /// Ours: the penalised objective L + γ·vᵀHv replaced by its antithetic expansion ½(L(θ+σv) + L(θ−σv)) with
+    /// σ = √(2γ), which equals L + γ·vᵀHv + (γ²/6)·∂⁴L[v,v,v,v] + …, and its gradient by the mean of the two
+    /// perturbed gradients. ∇L(θ) cancels out, so a penalised step costs the trainer's forward pass plus two
+    /// forward+backward passes per probe and no backward pass at θ (<see cref="ILossRegularizer.Objective"/>).
+    /// The step is fixed by γ (no <see cref="HessianTraceRegularizerOptions.FiniteDifferenceStep"/>): the perturbation's
+    /// length is σ‖v‖ ≈ √(2γn) for n penalised weights.
+    /// </summary>
+    Antithetic,
 }
 
 /// <summary>Which kind of parameter selection a <see cref="HessianTraceParameters"/> is.</summary>
@@ -260,7 +269,7 @@ public sealed record HessianTraceRegularizerOptions
         if (StartEpoch < 1)
             throw new ArgumentOutOfRangeException(nameof(StartEpoch), StartEpoch, "HTR: StartEpoch (--htr-start-epoch) is 1-based and must be at least 1");
         if (!Enum.IsDefined(Estimator))
-            throw new ArgumentOutOfRangeException(nameof(Estimator), Estimator, "HTR: Estimator (--htr-estimator) must be exact or finite-difference");
+            throw new ArgumentOutOfRangeException(nameof(Estimator), Estimator, "HTR: Estimator (--htr-estimator) must be exact, finite-difference or antithetic");
         if (!double.IsFinite(FiniteDifferenceStep) || FiniteDifferenceStep <= 0 || FiniteDifferenceStep >= 1)
             throw new ArgumentOutOfRangeException(nameof(FiniteDifferenceStep), FiniteDifferenceStep, "HTR: FiniteDifferenceStep (--htr-fd-step) is the perturbation's length relative to the weights' norm and must lie in (0, 1)");
         if (Parameters is null)
@@ -280,7 +289,9 @@ public sealed record HessianTraceRegularizerOptions
 /// every parameter, selected or not, receives the penalty's gradient. Each application costs K Hessian-vector products
 /// (about 2K extra backward passes). <see cref="HessianTraceRegularizerOptions.Estimator"/> =
 /// <see cref="HessianTraceEstimator.FiniteDifference"/> (ours) replaces the double backward by second differences of the
-/// loss and its gradient (<see cref="FiniteDifferenceEstimate"/>). Plug it into <see cref="TrainerOptions.Regularizer"/>; it composes with any
+/// loss and its gradient (<see cref="FiniteDifferenceEstimate"/>), and <see cref="HessianTraceEstimator.Antithetic"/>
+/// (ours) trains on ½(L(θ+√(2γ)v) + L(θ−√(2γ)v)), which matches the penalised loss to second order in γ
+/// (<see cref="AntitheticObjective"/>). Plug it into <see cref="TrainerOptions.Regularizer"/>; it composes with any
 /// optimizer. Probes are drawn per gradient evaluation from a generator seeded by (Seed, evaluation index), so runs
 /// and resumed runs repeat exactly.
 /// </summary>
@@ -312,16 +323,22 @@ public sealed partial class HessianTraceRegularizer : ILossRegularizer
     public bool AppliesAt(int epoch, long stepInEpoch) => epoch >= Options.StartEpoch && stepInEpoch % Options.Frequency == 0;
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// With <see cref="HessianTraceEstimator.Antithetic"/> the term is the antithetic objective minus the loss: right in
+    /// value and gradient, but back-propagating Loss + term walks the loss's graph for nothing; the trainer calls
+    /// <see cref="Objective"/>, which does not.
+    /// </remarks>
     public Tensor? Penalty(RegularizationContext context)
     {
         if (!AppliesAt(context.Epoch, context.StepInEpoch)) return null;
+        if (Options.Estimator == HessianTraceEstimator.Antithetic)
+            return AntitheticObjectiveAt(context).sub(context.Loss);
         Tensor estimate;
         if (Options.Estimator == HessianTraceEstimator.Exact)
             estimate = TraceEstimate(context.Model, context.Loss, context.GradientEvaluation);
         else
         {
-            var reevaluate = context.ReevaluateLoss ?? throw new InvalidOperationException(
-                "HTR: the finite-difference estimator re-runs the minibatch at perturbed weights, and this task cannot re-evaluate its minibatch (only classification tasks can); use --htr-estimator exact.");
+            var reevaluate = Reevaluation(context);
             var (_, dimension, dtype) = Checked(context.Model, context.Loss);
             using var probes = DrawProbes(context.GradientEvaluation, dimension, dtype);
             estimate = FiniteDifferenceEstimate(context.Model, context.Loss, reevaluate, probes);
@@ -330,6 +347,27 @@ public sealed partial class HessianTraceRegularizer : ILossRegularizer
         using var gamma = Options.Gamma.ToScalar();
         return estimate.mul(gamma);
     }
+
+    /// <inheritdoc/>
+    public Tensor? Objective(RegularizationContext context)
+    {
+        if (Options.Estimator != HessianTraceEstimator.Antithetic)
+            return Penalty(context) is { } term ? context.Loss.add(term) : null;
+        return AppliesAt(context.Epoch, context.StepInEpoch) ? AntitheticObjectiveAt(context) : null;
+    }
+
+    Tensor AntitheticObjectiveAt(RegularizationContext context)
+    {
+        var reevaluate = Reevaluation(context);
+        var (_, dimension, dtype) = Checked(context.Model, context.Loss);
+        using var probes = DrawProbes(context.GradientEvaluation, dimension, dtype);
+        var objective = AntitheticObjective(context.Model, context.Loss, reevaluate, probes);
+        Applications++;
+        return objective;
+    }
+
+    Func<Tensor> Reevaluation(RegularizationContext context) => context.ReevaluateLoss ?? throw new InvalidOperationException(
+        $"HTR: the {(Options.Estimator == HessianTraceEstimator.Antithetic ? "antithetic" : "finite-difference")} estimator re-runs the minibatch at perturbed weights, and this task cannot re-evaluate its minibatch (only classification tasks can); use --htr-estimator exact.");
 
     /// <summary>The names of the tensors <paramref name="model"/>'s selection keeps, in order.</summary>
     public IReadOnlyList<string> SelectedNames(nn.Module model) => Selection(model).Select(p => p.Name).ToList();

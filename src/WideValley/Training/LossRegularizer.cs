@@ -28,4 +28,13 @@ public interface ILossRegularizer
     /// its graph, in the caller's dispose scope), or null when the regulariser does not apply at this step.
     /// </summary>
     Tensor? Penalty(RegularizationContext context);
+
+    /// <summary>
+    /// What the trainer back-propagates for this gradient evaluation: a scalar whose gradient is the regularised
+    /// objective's, or null for the plain loss. The default is <c>Loss + Penalty(context)</c>. A regulariser that
+    /// estimates the whole objective's gradient without ∇<see cref="RegularizationContext.Loss"/> (e.g.
+    /// <see cref="HessianTraceEstimator.Antithetic"/>) returns a tensor whose graph does not reach the loss, so the
+    /// trainer never back-propagates the loss's own graph, a backward pass saved per penalised step.
+    /// </summary>
+    Tensor? Objective(RegularizationContext context) => Penalty(context) is { } term ? context.Loss.add(term) : null;
 }

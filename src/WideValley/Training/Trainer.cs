@@ -431,18 +431,18 @@ public sealed class Trainer
             {
                 SuspectFromOuterStep = _outerSteps, // the weights this step started from gave the non-finite loss
             };
-        var penalty = _options.Regularizer?.Penalty(new RegularizationContext(_task.Model, mb.Loss, _currentEpoch, _currentStep, _gradEvals, mb.Reevaluate));
-        if (penalty is null) mb.Loss.backward();
+        var objective = _options.Regularizer?.Objective(new RegularizationContext(_task.Model, mb.Loss, _currentEpoch, _currentStep, _gradEvals, mb.Reevaluate));
+        if (objective is null) mb.Loss.backward();
         else
         {
-            if (!double.IsFinite(penalty.ToDouble()))
+            if (!double.IsFinite(objective.ToDouble()))
                 throw new TrainingDivergedException(
                     $"training diverged in epoch {_currentEpoch}, step {_currentStep + 1} of {StepsPerEpoch} " +
-                    $"(gradient evaluation {_gradEvals + 1:N0}): the regulariser's term is {penalty.ToDouble()}")
+                    $"(gradient evaluation {_gradEvals + 1:N0}): the minibatch loss is {mb.Value} but the regularised objective is {objective.ToDouble()}")
                 {
                     SuspectFromOuterStep = _outerSteps,
                 };
-            mb.Loss.add(penalty).backward();
+            objective.backward();
         }
         if (_options.ClipGradNorm > 0)
             nn.utils.clip_grad_norm_(_parameters, _options.ClipGradNorm);

@@ -15,7 +15,7 @@ public class BenchSeed004CommandTests
     ];
 
     [Fact]
-    public void ATinyRunHasThreeRowsPenalisesAtTheStatedFrequencyAndWritesItsReport()
+    public void ATinyRunHasTenRowsPenalisesAtTheStatedFrequencyAndWritesItsReport()
     {
         using var dir = new TempDir();
         var report = dir.File("results/bench-seed-004.md");
@@ -25,12 +25,13 @@ public class BenchSeed004CommandTests
         Assert.Equal("seed-004", (string?)json["benchmark"]);
         Assert.Equal(61_706L, (long)json["parameters"]!["lenet5"]!);
         var rows = json["rows"]!.AsArray();
-        Assert.Equal(["htr-k1-freq1", "htr-fd-k1-freq1", "htr-k1-amortised", "htr-fd-k1-amortised", "htr-authors", "htr-fd-authors", "adine"],
+        Assert.Equal(["htr-k1-freq1", "htr-fd-k1-freq1", "htr-k1-amortised", "htr-fd-k1-amortised", "htr-authors", "htr-fd-authors",
+                "htr-anti-k1-freq1", "htr-anti-k1-amortised", "htr-anti-authors", "adine"],
             rows.Select(r => (string)r!["row"]!));
-        Assert.Equal([2, 2, 4, 4, 4, 4, 2], rows.Select(r => (int)r!["steps"]!));
-        Assert.Equal([3.0, 3.0, 1.05, 1.05, 1.05, 1.05, 1.05], rows.Select(r => (double)r!["target_ratio"]!));
+        Assert.Equal([2, 2, 4, 4, 4, 4, 2, 4, 4, 2], rows.Select(r => (int)r!["steps"]!));
+        Assert.Equal([3.0, 3.0, 1.05, 1.05, 1.05, 1.05, 3.0, 1.05, 1.05, 1.05], rows.Select(r => (double)r!["target_ratio"]!));
         // 4 rounds (1 warm-up): every step penalised at freq 1 (4 x 2), one step in each block of 4 at freq 4, none for ADINE.
-        Assert.Equal([8L, 8L, 4L, 4L, 4L, 4L, 0L], rows.Select(r => (long)r!["penalties"]!));
+        Assert.Equal([8L, 8L, 4L, 4L, 4L, 4L, 8L, 4L, 4L, 0L], rows.Select(r => (long)r!["penalties"]!));
         foreach (var row in rows)
         {
             var method = row!["method_times_ms"]!.AsArray().Select(t => (double)t!).ToArray();
@@ -46,6 +47,7 @@ public class BenchSeed004CommandTests
         Assert.Contains("| lenet5 | 61,706 | htr-authors |", markdown);
         Assert.Contains("widevalley bench seed-004 --models lenet5", markdown);
         Assert.Contains("one penalised step with K = 1 costs", markdown);
+        Assert.Contains("lenet5 (antithetic): one penalised step", markdown);
         Assert.Contains("round 4:", err);
     }
 

@@ -221,7 +221,7 @@ public class HessianTraceFiniteDifferenceTests
     }
 
     [Theory]
-    [InlineData(new[] { "--htr-gamma", "1e-3", "--htr-estimator", "secant" }, "--htr-estimator: expected exact or finite-difference; got 'secant'")]
+    [InlineData(new[] { "--htr-gamma", "1e-3", "--htr-estimator", "secant" }, "--htr-estimator: expected exact, finite-difference or antithetic; got 'secant'")]
     [InlineData(new[] { "--htr-gamma", "1e-3", "--htr-fd-step", "0" }, "FiniteDifferenceStep (--htr-fd-step)")]
     [InlineData(new[] { "--htr-estimator", "finite-difference" }, "--htr-estimator sets the Hessian-trace regulariser, which is off")]
     public void BadEstimatorOptionsExitWithCode2AndSayWhy(string[] args, string expected)
