@@ -36,6 +36,8 @@ public sealed record Seed004BenchmarkOptions
     public int Threads { get; init; }
     /// <summary>Seed of the weights, the synthetic data and the minibatch orders.</summary>
     public long Seed { get; init; } = 1;
+    /// <summary>The rows to measure (<see cref="Seed004Benchmark.RowNames"/>); null or empty: all of them.</summary>
+    public IReadOnlyList<string>? Rows { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value by its option.</summary>
     public void Validate()
@@ -58,6 +60,9 @@ public sealed record Seed004BenchmarkOptions
         if (Rounds < 3) throw new ArgumentException($"--rounds must be at least 3 for a median, got {Rounds}");
         if (WarmupRounds < 0) throw new ArgumentException($"--warmup must be zero or positive, got {WarmupRounds}");
         if (Threads < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or positive, got {Threads}");
+        if (Rows?.FirstOrDefault(r => !Seed004Benchmark.RowNames.Contains(r)) is { } unknown)
+            throw new ArgumentException($"--rows: unknown row '{unknown}'; known: {string.Join(", ", Seed004Benchmark.RowNames)}");
+        if (Rows is not null && Rows.Distinct().Count() != Rows.Count) throw new ArgumentException($"--rows: a row is named twice in {string.Join(",", Rows)}");
     }
 }
 
@@ -99,8 +104,8 @@ public sealed record Seed004BenchmarkResult(Seed004BenchmarkOptions Options, IRe
 /// <summary>
 /// Issue 19's speed targets (seed 004), each a block of training steps of the method against the same number of
 /// baseline steps, both through the trainer's own step (the closure <see cref="Trainer"/> hands the optimizer:
-/// zero_grad, <see cref="ClassificationTask.NextTrainingLoss"/>, the regulariser's <see cref="ILossRegularizer.Penalty"/>,
-/// backward, step):
+/// zero_grad, <see cref="ClassificationTask.NextTrainingLoss"/>, the regulariser's <see cref="ILossRegularizer.Objective"/>
+/// (loss + penalty, or the antithetic objective), backward, step):
 /// <list type="bullet">
 /// <item>HTR at K = 1, freq = 1 (a penalty on every step) against plain SGD: at most 3x.</item>
 /// <item>HTR at the authors' freq = 50, K = 10 against plain SGD, amortised: a block of exactly 50 steps, one with
@@ -115,6 +120,13 @@ public static class Seed004Benchmark
 {
     /// <summary>Target of HTR at K = 1, freq = 1.</summary>
     public const double HtrEveryStepTarget = 3.0;
+
+    /// <summary>Every row, in the order measured: per network the exact, finite-difference and antithetic HTR rows, then ADINE.</summary>
+    public static readonly IReadOnlyList<string> RowNames =
+    [
+        "htr-k1-freq1", "htr-fd-k1-freq1", "htr-k1-amortised", "htr-fd-k1-amortised", "htr-authors", "htr-fd-authors",
+        "htr-anti-k1-freq1", "htr-anti-k1-amortised", "htr-anti-authors", "adine",
+    ];
     /// <summary>Target of HTR at the authors' frequency, amortised.</summary>
     public const double HtrAuthorsTarget = 1.05;
     /// <summary>Target of ADINE's step against SGD's.</summary>
@@ -150,28 +162,29 @@ public static class Seed004Benchmark
                 var amortised = every with { Frequency = options.Frequency };
                 var authors = every with { Probes = options.Probes, Frequency = options.Frequency };
                 var fd = HessianTraceEstimator.FiniteDifference;
-                specs.Add((model, "htr-k1-freq1", $"SGD+HTR (K = 1, freq = 1, Gaussian probes, all tensors) vs SGD; blocks of {options.Steps} steps",
+                bool Wanted(string row) => options.Rows is not { Count: > 0 } || options.Rows.Contains(row);
+                if (Wanted("htr-k1-freq1")) specs.Add((model, "htr-k1-freq1", $"SGD+HTR (K = 1, freq = 1, Gaussian probes, all tensors) vs SGD; blocks of {options.Steps} steps",
                     options.Steps, HtrEveryStepTarget, Make(sgd, every), Make(sgd, null)));
-                specs.Add((model, "htr-fd-k1-freq1", $"SGD+HTR finite differences (ours; K = 1, freq = 1) vs SGD; blocks of {options.Steps} steps",
+                if (Wanted("htr-fd-k1-freq1")) specs.Add((model, "htr-fd-k1-freq1", $"SGD+HTR finite differences (ours; K = 1, freq = 1) vs SGD; blocks of {options.Steps} steps",
                     options.Steps, HtrEveryStepTarget, Make(sgd, every with { Estimator = fd }), Make(sgd, null)));
-                specs.Add((model, "htr-k1-amortised", $"SGD+HTR (K = 1, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                if (Wanted("htr-k1-amortised")) specs.Add((model, "htr-k1-amortised", $"SGD+HTR (K = 1, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
                     options.Frequency, HtrAuthorsTarget, Make(sgd, amortised), Make(sgd, null)));
-                specs.Add((model, "htr-fd-k1-amortised", $"SGD+HTR finite differences (ours; K = 1, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                if (Wanted("htr-fd-k1-amortised")) specs.Add((model, "htr-fd-k1-amortised", $"SGD+HTR finite differences (ours; K = 1, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
                     options.Frequency, HtrAuthorsTarget, Make(sgd, amortised with { Estimator = fd }), Make(sgd, null)));
-                specs.Add((model, "htr-authors", $"SGD+HTR (K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                if (Wanted("htr-authors")) specs.Add((model, "htr-authors", $"SGD+HTR (K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
                     options.Frequency, HtrAuthorsTarget, Make(sgd, authors), Make(sgd, null)));
-                specs.Add((model, "htr-fd-authors", $"SGD+HTR finite differences (ours; K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                if (Wanted("htr-fd-authors")) specs.Add((model, "htr-fd-authors", $"SGD+HTR finite differences (ours; K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
                     options.Frequency, HtrAuthorsTarget, Make(sgd, authors with { Estimator = fd }), Make(sgd, null)));
                 var anti = HessianTraceEstimator.Antithetic;
-                specs.Add((model, "htr-anti-k1-freq1", $"SGD+HTR antithetic (ours; K = 1, freq = 1) vs SGD; blocks of {options.Steps} steps",
+                if (Wanted("htr-anti-k1-freq1")) specs.Add((model, "htr-anti-k1-freq1", $"SGD+HTR antithetic (ours; K = 1, freq = 1) vs SGD; blocks of {options.Steps} steps",
                     options.Steps, HtrEveryStepTarget, Make(sgd, every with { Estimator = anti }), Make(sgd, null)));
-                specs.Add((model, "htr-anti-k1-amortised", $"SGD+HTR antithetic (ours; K = 1, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                if (Wanted("htr-anti-k1-amortised")) specs.Add((model, "htr-anti-k1-amortised", $"SGD+HTR antithetic (ours; K = 1, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
                     options.Frequency, HtrAuthorsTarget, Make(sgd, amortised with { Estimator = anti }), Make(sgd, null)));
-                specs.Add((model, "htr-anti-authors", $"SGD+HTR antithetic (ours; K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
+                if (Wanted("htr-anti-authors")) specs.Add((model, "htr-anti-authors", $"SGD+HTR antithetic (ours; K = {options.Probes}, freq = {options.Frequency}) vs SGD; blocks of {options.Frequency} steps, one penalised",
                     options.Frequency, HtrAuthorsTarget, Make(sgd, authors with { Estimator = anti }), Make(sgd, null)));
-                specs.Add((model, "adine", $"ADINE (defaults: m 1.01/0.9, W 50) vs SGD momentum 0.9; blocks of {options.Steps} steps",
+                if (Wanted("adine")) specs.Add((model, "adine", $"ADINE (defaults: m 1.01/0.9, W 50) vs SGD momentum 0.9; blocks of {options.Steps} steps",
                     options.Steps, AdineTarget, Make(new AdineOptions { LearningRate = LearningRate }, null), Make(sgd, null)));
-                parameters[model] = ModelZoo.CountParameters(specs[^1].Method.Task.Model);
+                using (var counted = ModelZoo.Create(model, new ModelOptions())) parameters[model] = ModelZoo.CountParameters(counted);
             }
             var methodTimes = specs.Select(_ => new List<double>()).ToArray();
             var baselineTimes = specs.Select(_ => new List<double>()).ToArray();
@@ -254,13 +267,13 @@ public static class Seed004Benchmark
             _optimizer.zero_grad();
             var mb = Task.NextTrainingLoss();
             // Steps counted within blocks: a block of freq steps starts at a multiple of freq, so it holds one penalised step.
-            var penalty = _regularizer?.Penalty(new RegularizationContext(Task.Model, mb.Loss, 1, _step, _step, mb.Reevaluate));
+            var objective = _regularizer?.Objective(new RegularizationContext(Task.Model, mb.Loss, 1, _step, _step, mb.Reevaluate));
             _step++;
-            if (penalty is null) mb.Loss.backward();
+            if (objective is null) mb.Loss.backward();
             else
             {
-                if (!double.IsFinite(penalty.ToDouble())) throw new InvalidOperationException("the HTR term is not finite");
-                mb.Loss.add(penalty).backward();
+                if (!double.IsFinite(objective.ToDouble())) throw new InvalidOperationException("the HTR objective is not finite");
+                objective.backward();
             }
             return mb.Loss;
         }
@@ -384,8 +397,9 @@ public static class Seed004Benchmark
         md.AppendLine();
         foreach (var (model, prefix, estimator) in o.Models.SelectMany(m => new[] { (m, "htr-", "exact"), (m, "htr-fd-", "finite differences"), (m, "htr-anti-", "antithetic") }))
         {
-            var every = r.Rows.First(row => row.Model == model && row.Row == prefix + "k1-freq1");
-            var authors = r.Rows.First(row => row.Model == model && row.Row == prefix + "authors");
+            var every = r.Rows.FirstOrDefault(row => row.Model == model && row.Row == prefix + "k1-freq1");
+            var authors = r.Rows.FirstOrDefault(row => row.Model == model && row.Row == prefix + "authors");
+            if (every is null || authors is null) continue; // --rows left one of the two out
             // One penalised step at K probes costs (ratio·freq − (freq − 1)) plain steps; at K = 1 it costs the every-step ratio.
             var penalisedStep = authors.PairedRatio * o.Frequency - (o.Frequency - 1);
             md.AppendLine(string.Format(c,

@@ -27,6 +27,7 @@ public static class BenchSeed004Command
         var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => defaults.WarmupRounds };
         var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
         var seed = new Option<long>("--seed") { Description = "Seed of the weights, synthetic data and minibatch orders.", DefaultValueFactory = _ => defaults.Seed };
+        var rows = new Option<string?>("--rows") { Description = $"Comma-separated rows to measure (default all): {string.Join(", ", Seed004Benchmark.RowNames)}." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
         var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
         var report = new Option<string?>("--report") { Description = "Also write a Markdown report to this .md file and the JSON beside it (.json)." };
@@ -34,7 +35,7 @@ public static class BenchSeed004Command
             "Time SGD+HTR (K = 1 on every step; the authors' K = 10 every 50 steps, amortised) and ADINE against plain SGD steps with momentum 0.9 on " +
             "LeNet; the targets are 3x, 1.05x and 1.05x.")
         {
-            models, data, dataDir, batch, steps, freq, probes, rounds, warmup, threads, seed, json, output, report,
+            models, data, dataDir, batch, steps, freq, probes, rounds, warmup, threads, seed, rows, json, output, report,
         };
         command.SetAction(p =>
         {
@@ -51,6 +52,7 @@ public static class BenchSeed004Command
                 WarmupRounds = p.GetValue(warmup),
                 Threads = p.GetValue(threads),
                 Seed = p.GetValue(seed),
+                Rows = p.GetValue(rows)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
             };
             options.Validate(); // an ArgumentException is a usage error (exit code 2) in CliApp
             var reportPath = BenchOutputs.ReportPath(p.GetValue(report));

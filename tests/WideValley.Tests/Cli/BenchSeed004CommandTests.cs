@@ -52,6 +52,24 @@ public class BenchSeed004CommandTests
     }
 
     [Fact]
+    public void RowsPicksTheRowsMeasuredAndTheReportStillReads()
+    {
+        using var dir = new TempDir();
+        var report = dir.File("results/bench-seed-004.md");
+        var (code, output, err) = InProcessCli.Run([.. Tiny, "--rows", "htr-anti-k1-amortised,adine", "--json", "--report", report]);
+        Assert.True(code == ExitCodes.Ok, err);
+        var json = JsonNode.Parse(output.Trim())!;
+        Assert.Equal(["htr-anti-k1-amortised", "adine"], json["rows"]!.AsArray().Select(r => (string)r!["row"]!));
+        Assert.Equal(61_706L, (long)json["parameters"]!["lenet5"]!);
+        var markdown = File.ReadAllText(report);
+        Assert.Contains("| lenet5 | 61,706 | htr-anti-k1-amortised |", markdown);
+        Assert.DoesNotContain("one penalised step with K = 1 costs", markdown); // needs the every-step and authors' rows
+        var (badCode, _, badErr) = InProcessCli.Run([.. Tiny, "--rows", "htr-anti-k1-amortised,sam"]);
+        Assert.Equal(ExitCodes.Usage, badCode);
+        Assert.Contains("--rows: unknown row 'sam'; known: htr-k1-freq1,", badErr);
+    }
+
+    [Fact]
     public void BadOptionsAreUsageErrorsNamingTheOption()
     {
         var (code, _, err) = InProcessCli.Run("bench", "seed-004", "--models", "lenet5,char-lstm", "--data", "synthetic");
