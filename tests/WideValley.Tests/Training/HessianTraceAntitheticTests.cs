@@ -71,16 +71,8 @@ public class HessianTraceAntitheticTests
         Assert.True(plain.Zip(gradient).Max(p => Math.Abs(p.First - p.Second)) > 1e-3 * Norm(plain));
     }
 
-    /// <summary>A float64 tanh network and a fixed minibatch: smooth to all orders.</summary>
-    static (nn.Module<Tensor, Tensor> Model, Func<Tensor> Loss) TinyNetwork()
-    {
-        manual_seed(17);
-        var model = nn.Sequential(nn.Linear(3, 4, dtype: float64), nn.Tanh(), nn.Linear(4, 2, dtype: float64));
-        using var generator = new Generator(23);
-        var x = randn([6, 3], float64, generator: generator).DetachFromDisposeScope();
-        var y = randn([6, 2], float64, generator: generator).DetachFromDisposeScope();
-        return (model, () => nn.functional.mse_loss(model.call(x), y));
-    }
+    /// <summary>A float64 tanh network and a fixed minibatch: smooth to all orders (the finite-difference tests' network).</summary>
+    static (nn.Module<Tensor, Tensor> Model, Func<Tensor> Loss) TinyNetwork() => HessianTraceFiniteDifferenceTests.TinyNetwork();
 
     /// <summary>‖∇_anti − ∇(L + γ vᵀHv)‖ / ‖γ ∇(vᵀHv)‖ on the tanh network, the same probes for both.</summary>
     static double RelativeErrorOfThePenaltysGradient(double gamma, HessianTraceParameters selection)

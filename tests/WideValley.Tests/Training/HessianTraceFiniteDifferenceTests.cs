@@ -20,7 +20,7 @@ public class HessianTraceFiniteDifferenceTests
         });
 
     /// <summary>A float64 tanh network (optionally with BatchNorm) and a fixed minibatch; the MSE loss is smooth to all orders.</summary>
-    static (nn.Module<Tensor, Tensor> Model, Func<Tensor> Loss) TinyNetwork(bool batchNorm = false)
+    internal static (nn.Module<Tensor, Tensor> Model, Func<Tensor> Loss) TinyNetwork(bool batchNorm = false)
     {
         manual_seed(17);
         var model = batchNorm
