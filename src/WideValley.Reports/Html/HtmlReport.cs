@@ -131,7 +131,7 @@ public sealed class HtmlReport
         HtmlFigureFormat format = HtmlFigureFormat.Svg)
     {
         ArgumentNullException.ThrowIfNull(figure);
-        CheckNewId(id, nameof(id));
+        CheckNewFigureId(id);
         if (!PlotFonts.TryEnsureAvailable(out skippedBecause)) return false;
         AddFigure(id, figure, caption, format);
         return true;
@@ -144,13 +144,13 @@ public sealed class HtmlReport
     /// </summary>
     public HtmlReport AddSvg(string id, string svg, string caption)
     {
-        CheckNewId(id, nameof(id));
+        CheckNewFigureId(id);
         ArgumentNullException.ThrowIfNull(caption);
         var (markup, innerIds) = SvgInliner.Inline(svg, id, caption);
         foreach (var inner in innerIds)
             if (_ids.Contains(inner))
                 throw new ArgumentException($"Figure \"{id}\": its inner id \"{inner}\" is already used in this report; choose another figure id.", nameof(id));
-        Register(id, nameof(id));
+        RegisterFigure(id);
         foreach (var inner in innerIds) _ids.Add(inner);
         _blocks.Add(new FigureBlock(id, markup, caption));
         return this;
@@ -160,7 +160,7 @@ public sealed class HtmlReport
     /// <exception cref="ArgumentException">The bytes are not a PNG, or an invalid or repeated id.</exception>
     public HtmlReport AddPng(string id, byte[] png, string caption)
     {
-        CheckNewId(id, nameof(id));
+        CheckNewFigureId(id);
         ArgumentNullException.ThrowIfNull(png);
         ArgumentNullException.ThrowIfNull(caption);
         ReadOnlySpan<byte> signature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
@@ -170,7 +170,7 @@ public sealed class HtmlReport
         var height = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20));
         var markup = string.Create(CultureInfo.InvariantCulture,
             $"<img id=\"{id}\" class=\"plot\" width=\"{width}\" height=\"{height}\" alt=\"{Encode(caption)}\" src=\"data:image/png;base64,{Convert.ToBase64String(png)}\">");
-        Register(id, nameof(id));
+        RegisterFigure(id);
         _blocks.Add(new FigureBlock(id, markup, caption));
         return this;
     }
@@ -248,6 +248,20 @@ public sealed class HtmlReport
     {
         HtmlIds.Check(id, parameter);
         if (_ids.Contains(id)) throw new ArgumentException($"The id \"{id}\" is already used in this report.", parameter);
+    }
+
+    // A figure takes two ids: the plot's own and that of its <figure> wrapper (id + "-figure").
+    private void CheckNewFigureId(string id)
+    {
+        CheckNewId(id, nameof(id));
+        CheckNewId(FigureBlock.WrapperId(id), nameof(id));
+    }
+
+    private void RegisterFigure(string id)
+    {
+        CheckNewFigureId(id);
+        _ids.Add(id);
+        _ids.Add(FigureBlock.WrapperId(id));
     }
 
     private void Register(string id, string parameter)
@@ -328,9 +342,11 @@ public sealed class HtmlReport
 
     private sealed record FigureBlock(string Id, string Markup, string Caption) : Block
     {
+        public static string WrapperId(string id) => id + "-figure";
+
         public override void Append(StringBuilder html)
         {
-            html.Append("<figure id=\"").Append(Id).Append("-figure\">\n").Append(Markup).Append('\n');
+            html.Append("<figure id=\"").Append(WrapperId(Id)).Append("\">\n").Append(Markup).Append('\n');
             if (Caption.Length > 0) html.Append("<figcaption>").Append(Encode(Caption)).Append("</figcaption>\n");
             html.Append("</figure>\n");
         }

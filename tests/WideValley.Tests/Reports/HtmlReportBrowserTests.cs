@@ -76,6 +76,16 @@ public class HtmlReportBrowserTests
         Assert.Equal(0, ImageChecks.DarkPixels(screenshot, rightOfTitle));
     }
 
+    [Theory]
+    [InlineData("CONNECT accounts.google.com:443 HTTP/1.1", "accounts.google.com")]
+    [InlineData("CONNECT [::1]:8080 HTTP/1.1", "::1")]
+    [InlineData("GET http://Example.invalid/x.png HTTP/1.1", "example.invalid")]
+    [InlineData("POST http://update.googleapis.com/service/update2/json?x=1 HTTP/1.1", "update.googleapis.com")]
+    [InlineData("(connection without a request)", null)]
+    [InlineData("GET /relative HTTP/1.1", null)]
+    public void TheProxyReadsTheHostOfEachRequestLine(string requestLine, string? host) =>
+        Assert.Equal(host, HeadlessChromium.ProxyHost(requestLine));
+
     [Fact]
     public void APageThatLoadsFromOutsideIsCaughtByTheProxyTheNetLogAndTheStaticCheck()
     {

@@ -207,6 +207,10 @@ public class HtmlReportTests
         Assert.Contains("\"a b\" is not a valid element id", Assert.Throws<ArgumentException>(() => new HtmlTable("a b", ["x"])).Message);
         report.AddSvg("taken", MinimalSvg(""), "c");
         Assert.Contains("\"taken\" is already used", Assert.Throws<ArgumentException>(() => report.AddTable(new HtmlTable("taken", ["x"]))).Message);
+        Assert.Contains("\"taken-figure\" is already used", Assert.Throws<ArgumentException>(() => report.AddTable(new HtmlTable("taken-figure", ["x"]))).Message);
+        // A figure's <figure> wrapper takes the id "<id>-figure", and that is checked too.
+        report.AddTable(new HtmlTable("plot-figure", ["x"]));
+        Assert.Contains("\"plot-figure\" is already used", Assert.Throws<ArgumentException>(() => report.AddSvg("plot", MinimalSvg(""), "c")).Message);
         Assert.Contains("\"title\" is already used", Assert.Throws<ArgumentException>(() => report.AddSvg("title", MinimalSvg(""), "c")).Message);
         var table = new HtmlTable("t", ["a", "b"]);
         Assert.Contains("Table \"t\" has 2 columns, but row 0 has 3 cells", Assert.Throws<ArgumentException>(() => table.AddRow("1", "2", "3")).Message);

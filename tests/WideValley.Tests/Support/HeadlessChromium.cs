@@ -101,7 +101,9 @@ public static class HeadlessChromium
     {
         var binary = TestMachine.Simulated ? null : Binary.Value;
         TestMachine.Require(binary is not null,
-            $"a headless browser: none of {string.Join(", ", BinaryNames)} is on PATH (sudo apt-get install {AptPackage})");
+            $"a headless browser: none of {string.Join(", ", BinaryNames)} is on PATH" +
+            (TestMachine.Simulated && Binary.Value is not null ? $" ({Binary.Value} is hidden by {TestMachine.SimulateVariable}=1)" : "") +
+            $" (sudo apt-get install {AptPackage})");
         return binary!;
     }
 
@@ -153,6 +155,8 @@ public static class HeadlessChromium
         }
         process.WaitForExit();
         var log = stderr.Result;
+        // Connections Chromium opened just before it exited may still wait in the listener's backlog.
+        Thread.Sleep(300);
         var connections = proxy.Stop();
 
         if (process.ExitCode != 0 || !File.Exists(screenshot))
@@ -209,7 +213,8 @@ public static class HeadlessChromium
             var colon = target.LastIndexOf(':');
             return (colon < 0 ? target : target[..colon]).Trim('[', ']').ToLowerInvariant();
         }
-        return Uri.TryCreate(target, UriKind.Absolute, out var uri) ? uri.Host.ToLowerInvariant() : null;
+        // "/path" parses as an absolute file: URI on Unix; a proxy request names a host.
+        return Uri.TryCreate(target, UriKind.Absolute, out var uri) && uri.Host.Length > 0 ? uri.Host.ToLowerInvariant() : null;
     }
 
     /// <summary>
