@@ -104,7 +104,8 @@ static class TestMachine
         Require(problem is null, $"the plotting font {PlotFonts.Family} (sudo apt-get install {PlotFonts.AptPackage}): {problem}");
     }
 
-    static void Require(bool present, string what)
+    /// <summary>Skips the calling test (or fails it under CI) unless <paramref name="present"/>; <paramref name="what"/> names what is missing and how to get it.</summary>
+    public static void Require(bool present, string what)
     {
         if (present) return;
         if (PackagesRequired)
