@@ -6,19 +6,19 @@ using WideValley.Reports;
 namespace WideValley.Tests.Support;
 
 /// <summary>
-/// What the test machine offers beyond the .NET SDK: Debian's dataset-fashion-mnist, fortunes and fonts-dejavu-core
-/// (.ci/run installs all three). Without the full Fashion-MNIST, tests that only need some Fashion-MNIST-shaped data
+/// What the test machine offers beyond the .NET SDK: Debian's dataset-fashion-mnist, fortunes, fonts-dejavu-core and
+/// chromium (.ci/run installs all four; <see cref="HeadlessChromium"/> checks the browser through <see cref="Require"/>). Without the full Fashion-MNIST, tests that only need some Fashion-MNIST-shaped data
 /// get the CLI's built-in subset (10,000 + 2,000 images) in the system folder's place; tests of the full set itself,
-/// of fortunes or of plots skip, naming the package to install. Under CI (CI=true or
+/// of fortunes, of plots or in the browser skip, naming the package to install. Under CI (CI=true or
 /// WIDEVALLEY_REQUIRE_TEST_DATA=1) a missing package fails those tests instead, so nothing is skipped there that runs.
 /// <para>
-/// WIDEVALLEY_SIMULATE_FRESH_MACHINE=1 plays a machine without the three packages without uninstalling them: the
-/// data search, the fortunes check and the font search all act as if they were absent.
+/// WIDEVALLEY_SIMULATE_FRESH_MACHINE=1 plays a machine without the packages without uninstalling them: the data
+/// search, the fortunes check, the font search and the browser search all act as if they were absent.
 /// </para>
 /// </summary>
 static class TestMachine
 {
-    /// <summary>Set to 1 to play a machine without the three packages.</summary>
+    /// <summary>Set to 1 to play a machine without the packages.</summary>
     public const string SimulateVariable = "WIDEVALLEY_SIMULATE_FRESH_MACHINE";
 
     /// <summary>Set to 1 (or CI=true) to make a missing package fail the tests that need it instead of skipping them.</summary>
