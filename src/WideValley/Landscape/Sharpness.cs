@@ -21,7 +21,7 @@ namespace WideValley.Landscape;
 /// off unless the options say otherwise; each module's own train/eval flag restored), is seeded, counts its passes over
 /// the evaluation set, and leaves the weights bit-identical afterwards, also after an error or a cancellation. The
 /// maxima are found by ascent, so the sharpness values are lower bounds of the true maxima (exact on the closed forms
-/// the tests check). docs/flatness.md states the definitions and which design choices are ours.
+/// the tests check). The flatness documentation in docs/ states the definitions and which design choices are ours.
 /// </summary>
 public static partial class Sharpness
 {
