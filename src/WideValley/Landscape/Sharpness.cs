@@ -195,6 +195,17 @@ public static partial class Sharpness
     {
         using var run = new SharpnessRunner(loss, o, "Sharpness.Adaptive", "adaptive-sharpness", o.Steps + 1L);
         using var scale = run.Origin.abs().Shift_(o.Eta);
+        if (o.ScaleOnlyWeights)
+        {
+            using var noGrad = no_grad();
+            foreach (var block in loss.Layout.Blocks)
+            {
+                if (block.Name.Contains("weight", StringComparison.Ordinal)) continue;
+                using var part = scale.narrow(0, block.Offset, block.Count);
+                using var one = 1.0.ToScalar();
+                part.fill_(one);
+            }
+        }
         return Ball(loss, run, scale, o.Rho, o.Steps, o.StepFraction, o.Seed, "adaptive-sharpness", o.Eta, o.Invariance);
     }
 

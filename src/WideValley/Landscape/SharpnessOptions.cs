@@ -163,6 +163,13 @@ public sealed record AdaptiveSharpnessOptions : SharpnessOptionsBase
     /// <summary>Length of each ascent step after the first, in the scaled coordinates u = T^-1 delta, as a fraction of rho. Default 1.</summary>
     public double StepFraction { get; init; } = 1;
 
+    /// <summary>
+    /// Scale only the parameters whose name contains "weight", as the authors' ASAM code does; every other parameter
+    /// (biases) gets T = 1, i.e. a plain SAM ball. Default false: the paper's element-wise operator on every selected
+    /// parameter. With it on, the measure is no longer invariant when a rescaled layer has a bias.
+    /// </summary>
+    public bool ScaleOnlyWeights { get; init; }
+
     /// <summary>Refuses settings that cannot run, naming the setting.</summary>
     public void Validate()
     {
@@ -177,9 +184,11 @@ public sealed record AdaptiveSharpnessOptions : SharpnessOptionsBase
     /// <summary>
     /// Kwon et al.'s element-wise operator T_x = diag(|x_i|) satisfies T_{Ax}^-1 A = T_x^-1 for every positive diagonal
     /// rescaling A, which covers the per-layer and per-neuron ReLU rescalings: invariant with eta = 0, approximately
-    /// with eta &gt; 0.
+    /// with eta &gt; 0. With <see cref="ScaleOnlyWeights"/> the biases of a rescaled layer keep a fixed ball: not invariant.
     /// </summary>
-    public RescalingInvariance Invariance => Eta == 0 ? RescalingInvariance.Invariant : RescalingInvariance.ApproximatelyInvariant;
+    public RescalingInvariance Invariance => ScaleOnlyWeights
+        ? RescalingInvariance.NotInvariant
+        : Eta == 0 ? RescalingInvariance.Invariant : RescalingInvariance.ApproximatelyInvariant;
 }
 
 /// <summary>Settings of the PAC-Bayes flatness sigma' of Jiang et al. 2020 (<see cref="Sharpness"/>.PacBayes).</summary>

@@ -20,7 +20,8 @@ internal static class SharpnessFixtures
         private readonly Tensor center;
         private readonly double constant;
 
-        public Quadratic(Tensor matrix, Tensor center, Tensor start, int split, double constant = 0, ScalarType dtype = ScalarType.Float64)
+        public Quadratic(Tensor matrix, Tensor center, Tensor start, int split, double constant = 0, ScalarType dtype = ScalarType.Float64,
+            string headName = "head", string tailName = "tail")
             : base("quadratic")
         {
             this.matrix = matrix.to(dtype).DetachFromDisposeScope();
@@ -29,8 +30,8 @@ internal static class SharpnessFixtures
             var n = start.shape[0];
             head = new TorchSharp.Modules.Parameter(start.narrow(0, 0, split).to(dtype).clone().DetachFromDisposeScope());
             tail = new TorchSharp.Modules.Parameter(start.narrow(0, split, n - split).to(dtype).clone().DetachFromDisposeScope());
-            register_parameter("head", head);
-            register_parameter("tail", tail);
+            register_parameter(headName, head);
+            register_parameter(tailName, tail);
         }
 
         public override Tensor forward(Tensor input)

@@ -90,6 +90,25 @@ public sealed class SharpnessTests
     }
 
     [Fact]
+    public void TheAuthorsCodeVariantScalesOnlyTheWeights()
+    {
+        TorchRuntime.EnsureInitialized();
+        var a = MatrixWithSpectrum(Spectrum, 13);
+        var center = RandomPoint(6, 14);
+        var model = new Quadratic(a, center, center, split: 4, headName: "weight", tailName: "bias");
+        const double rho = 0.2, eta = 0.01;
+        var result = Sharpness.Adaptive(model, DummySet(),
+            new AdaptiveSharpnessOptions { Rho = rho, Eta = eta, Steps = 150, ScaleOnlyWeights = true, Landscape = Options() });
+        // T = |x| + eta on the four "weight" coordinates, 1 on the two "bias" coordinates.
+        var t = diag(cat([center.narrow(0, 0, 4).abs().add(eta), ones(2, ScalarType.Float64)], 0));
+        var expected = 0.5 * rho * rho * LambdaMax(t.matmul(a).matmul(t));
+        Assert.Equal(expected, result.Value, 1e-9 * expected);
+        Assert.Equal(RescalingInvariance.NotInvariant, result.Invariance);
+        var everywhere = Sharpness.Adaptive(model, DummySet(), new AdaptiveSharpnessOptions { Rho = rho, Eta = eta, Steps = 150, Landscape = Options() });
+        Assert.True(Math.Abs(everywhere.Value - expected) > 1e-3 * expected, "the variant must differ from the paper's operator here");
+    }
+
+    [Fact]
     public void AdaptiveOneStepOffTheMinimumMatchesItsClosedForm()
     {
         TorchRuntime.EnsureInitialized();
