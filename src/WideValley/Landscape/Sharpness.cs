@@ -128,6 +128,7 @@ public static partial class Sharpness
         var delta = loss.NewVector();
         var gradient = loss.NewVector();
         var best = loss.NewVector();
+        var previous = loss.NewVector();
         var lossAtStart = double.NaN;
         var bestLoss = double.NegativeInfinity;
         var iterations = 0;
@@ -144,11 +145,13 @@ public static partial class Sharpness
                 var uniform = rand(n, ScalarType.Float64, generator: generator).to(loss.Dtype, loss.Device);
                 using (no_grad()) delta.copy_(uniform.Scale_(2 * o.StartFraction).Shift_(-o.StartFraction).mul_(halfWidth));
             }
-            for (var step = 0; step < o.Steps; step++)
+            var stationary = false;
+            for (var step = 0; step < o.Steps && !stationary; step++)
             {
                 var value = run.Gradient(delta, gradient, $"start {s}, step {step}");
                 if (s == 0 && step == 0) lossAtStart = value;
                 Keep(value, delta, ref bestLoss, best);
+                iterations++;
                 using var inner = NewDisposeScope();
                 using (no_grad())
                 {
@@ -156,15 +159,21 @@ public static partial class Sharpness
                     // entry moves StepFraction of a half-width, and mapped back (times w) to delta.
                     var scaled = gradient.mul(halfWidth);
                     var largest = scaled.abs().max().ToDouble();
-                    if (largest > 0)
+                    // A zero gradient (x itself at a minimum), or a step that the box clips away entirely (a corner
+                    // whose gradient points outwards), is a stationary point of the ascent: more steps would not move.
+                    if (!(largest > 0))
                     {
-                        delta.AddMultiplied_(scaled, halfWidth, o.StepFraction / largest);
-                        delta.clamp_(lower, halfWidth);
+                        stationary = true;
+                        break;
                     }
+                    previous.copy_(delta);
+                    delta.AddMultiplied_(scaled, halfWidth, o.StepFraction / largest);
+                    delta.clamp_(lower, halfWidth);
+                    stationary = !delta.ne(previous).any().item<bool>();
                 }
-                iterations++;
             }
-            Keep(run.Evaluate(delta, $"start {s}, final step").Loss, delta, ref bestLoss, best);
+            // The last point was evaluated already when the ascent stopped at a stationary point.
+            if (!stationary) Keep(run.Evaluate(delta, $"start {s}, final step").Loss, delta, ref bestLoss, best);
         }
         var increase = bestLoss - lossAtStart;
         var keskar = 100 * increase / (1 + lossAtStart);

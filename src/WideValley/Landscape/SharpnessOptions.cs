@@ -284,7 +284,7 @@ public abstract record SharpnessResult(string Measure, double Value, double Loss
 /// <param name="Dimension">Selected parameters.</param>
 /// <param name="ForwardEvaluations">Loss-only passes.</param>
 /// <param name="GradientEvaluations">Gradient passes.</param>
-/// <param name="Iterations">Ascent steps over all starts.</param>
+/// <param name="Iterations">Ascent steps (gradient evaluations) over all starts; a start ends early at a stationary point of the ascent.</param>
 /// <param name="Starts">Starts run (1 + random starts).</param>
 /// <param name="Invariance">Not invariant.</param>
 public sealed record EpsilonSharpnessResult(string Measure, double Value, double KeskarSharpness, double Epsilon, double LossAtStart, double LossAtWorst,

@@ -147,8 +147,10 @@ public sealed class SharpnessTests
         Assert.Equal(corner, result.PerturbationNorm, 1e-12);
         Assert.Equal(constant, result.LossAtStart, 1e-15);
         Assert.Equal(3, result.Starts);
-        Assert.Equal(3 * 20, result.GradientEvaluations);
-        Assert.Equal(3, result.ForwardEvaluations);
+        // The start at x* stops after one gradient (it is zero there); the random starts stop once a corner holds.
+        Assert.Equal(result.Iterations, result.GradientEvaluations);
+        Assert.InRange(result.GradientEvaluations, 3, 1 + 2 * 20 - 1);
+        Assert.InRange(result.ForwardEvaluations, 0, 2);
     }
 
     [Fact]
