@@ -309,5 +309,37 @@ public sealed class SharpnessTests
         var eps = Sharpness.Epsilon(model, streamed, new EpsilonSharpnessOptions { Steps = 3, RandomStarts = 1 });
         Assert.Equal(Sharpness.Epsilon(model, data, new EpsilonSharpnessOptions { Steps = 3, RandomStarts = 1 }).Value, eps.Value, 1e-13);
         Assert.Throws<ArgumentException>(() => Sharpness.PacBayes(model, streamed, new PacBayesFlatnessOptions()));
+        var sigma = new PacBayesFlatnessOptions { Criterion = PacBayesCriterion.Loss, Threshold = 0.05, Samples = 3, SigmaHigh = 4 };
+        Assert.Equal(Sharpness.PacBayes(model, data, sigma).Value, Sharpness.PacBayes(model, streamed, sigma).Value, 1e-12);
+    }
+
+    [Fact]
+    public void AFloat32ModelCanBeMeasuredInFloat64ThroughACopy()
+    {
+        TorchRuntime.EnsureInitialized();
+        nn.Module<Tensor, Tensor> Build()
+        {
+            random.manual_seed(17);
+            var net = nn.Sequential(("fc1", nn.Linear(5, 7)), ("relu", nn.ReLU()), ("fc2", nn.Linear(7, 3)));
+            return net;
+        }
+        var single = Build();
+        var reference = ReluNet(); // the same architecture and seed, in float64
+        var data = RandomSet([10], inputs: 5, classes: 3);
+        var dataSingle = data.Select(b => (b.Inputs.to(ScalarType.Float32), b.Labels)).ToList();
+        var before = Snapshot(single);
+        var options = new AdaptiveSharpnessOptions
+        {
+            Steps = 3, Landscape = new LandscapeOptions { ComputeType = ScalarType.Float64, ModelFactory = Build },
+        };
+        var viaCopy = Sharpness.Adaptive(single, dataSingle, options);
+        using (no_grad())
+            foreach (var (p, q) in reference.parameters().Zip(single.parameters())) p.copy_(q.to(ScalarType.Float64));
+        var direct = Sharpness.Adaptive(reference, data, new AdaptiveSharpnessOptions { Steps = 3 });
+        // The float32 weights are exact in float64, so the copy measures the same point; the inputs were rounded to float32.
+        Assert.Equal(direct.Value, viaCopy.Value, 1e-6 * Math.Abs(direct.Value));
+        var after = Snapshot(single);
+        for (var i = 0; i < before.Length; i++) Assert.True(before[i].AsSpan().SequenceEqual(after[i]));
+        Assert.Equal(ScalarType.Float32, single.parameters().First().dtype);
     }
 }
