@@ -650,6 +650,15 @@ public static class RunSetup
             {
                 regularizer = new HessianTraceRegularizer(htr);
                 regularizer.SelectedNames(task.Model); // an unknown --htr-layers name is refused now, not at the first penalised step
+                if (htr.Estimator != HessianTraceEstimator.Exact)
+                {
+                    // Refused now, not at the first penalised step (which may come many epochs in).
+                    var name = htr.Estimator == HessianTraceEstimator.Antithetic ? "antithetic" : "finite-difference";
+                    if (task is not ClassificationTask)
+                        throw new ArgumentException($"--htr-estimator {name} re-runs each penalised minibatch at perturbed weights, which only image classifiers' tasks can do; {c.Model} is a language model: use --htr-estimator exact");
+                    if (device.type != DeviceType.CPU)
+                        throw new ArgumentException($"--htr-estimator {name} writes the perturbed weights through CPU memory; this run is on {device}: use --htr-estimator exact or --device cpu");
+                }
             }
             if (c.CurvatureTracking is { } tracking)
             {

@@ -203,6 +203,22 @@ public class HessianTraceAntitheticTests
         Assert.True(start.Zip(trained).Max(p => Math.Abs(p.First - p.Second)) > 1e-4, "the step should move the weights");
     }
 
+    [Theory]
+    [InlineData("antithetic")]
+    [InlineData("finite-difference")]
+    public void ALanguageModelIsRefusedBeforeTrainingNotAtTheFirstPenalisedStep(string estimator)
+    {
+        using var dir = new TempDir();
+        var corpus = dir.WriteText("corpus.txt", string.Concat(Enumerable.Repeat("the quick brown fox jumps over the lazy dog. ", 300)));
+        var run = dir.File("run");
+        var (code, _, err) = InProcessCli.Run(["train", "--model", "char-lstm", "--data", "text", "--corpus", corpus, "--threads", "1", "--no-tensorboard",
+            "--out", run, "--htr-gamma", "1e-4", "--htr-start-epoch", "3", "--htr-estimator", estimator]);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains($"--htr-estimator {estimator} re-runs each penalised minibatch at perturbed weights", err);
+        Assert.Contains("use --htr-estimator exact", err);
+        Assert.False(File.Exists(Path.Combine(run, "checkpoint.bin")), "nothing should have trained");
+    }
+
     [Fact]
     public void TheCommandLineRecordsTheEstimatorAndItRoundTripsThroughJson()
     {
