@@ -187,6 +187,9 @@ public static class FlatnessReport
     /// <summary>A number for the tables: four significant digits, "NaN" spelled out.</summary>
     internal static string N(double value) => double.IsFinite(value) ? value.ToString("G4", CultureInfo.InvariantCulture) : value.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>Text for a Markdown table cell: a pipe would end the cell.</summary>
+    private static string Escape(string text) => text.Replace("|", "\\|", StringComparison.Ordinal);
+
     private static string Cell(FlatnessValue? value) => value is null ? "–"
         : value.StandardError is double se && double.IsFinite(se) ? $"{N(value.Value)} ± {N(se)}" : N(value.Value);
 
@@ -208,7 +211,7 @@ public static class FlatnessReport
         foreach (var row in results.Comparison)
         {
             var direction = row.Flatter switch { FlatterWhen.Lower => "lower", FlatterWhen.Higher => "higher", _ => "–" };
-            md.Append(CultureInfo.InvariantCulture, $"| {row.Label} | {(row.Rescaling == ReluRescaling.Invariant ? "yes" : "no")} | ")
+            md.Append(CultureInfo.InvariantCulture, $"| {Escape(row.Label)} | {(row.Rescaling == ReluRescaling.Invariant ? "yes" : "no")} | ")
               .Append(string.Join(" | ", row.Values.Select(Cell)))
               .Append(CultureInfo.InvariantCulture, $" | {direction} | {row.Verdict} |\n");
         }
@@ -218,7 +221,7 @@ public static class FlatnessReport
                   "report the same number for both parametrisations; the others can be made as large or small as one likes without changing the function.\n\n");
         md.Append("| measure | invariant | why |\n|---|---|---|\n");
         foreach (var item in models[0].Measurements)
-            md.Append(CultureInfo.InvariantCulture, $"| {item.Title} | {(item.Rescaling == ReluRescaling.Invariant ? "yes" : "no")} | {item.RescalingReason} |\n");
+            md.Append(CultureInfo.InvariantCulture, $"| {Escape(item.Title)} | {(item.Rescaling == ReluRescaling.Invariant ? "yes" : "no")} | {Escape(item.RescalingReason)} |\n");
 
         md.Append("\n## Cost\n\nEstimated before measuring from timed unit costs (upper bounds where a method may stop early), and the work each measure did.\n\n");
         md.Append("| model | measure | estimate | estimated time | work done | time | reused |\n|---|---|---|---|---|---|---|\n");
