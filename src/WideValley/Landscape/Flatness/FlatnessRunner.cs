@@ -29,10 +29,8 @@ public sealed record FlatnessModel
     /// <summary>Loss, parameters, modes and compute type.</summary>
     public LandscapeOptions Landscape { get; init; } = new();
 
-    /// <summary>The hash of the weights (<see cref="FlatnessIdentity.OfModel"/>), computed once.</summary>
-    public string Id => id ??= FlatnessIdentity.OfModel(Module);
-
-    private string? id;
+    /// <summary>The hash of the weights as they are now (<see cref="FlatnessIdentity.OfModel"/>; computed on each call, so the runner takes it once per run).</summary>
+    public string Id => FlatnessIdentity.OfModel(Module);
 
     /// <summary>Sizes for the cost estimate.</summary>
     public FlatnessModelSize Size()
@@ -247,13 +245,14 @@ public static class FlatnessRunner
             settings.Cancellation.ThrowIfCancellationRequested();
             var size = model.Size();
             var units = MeasureUnitTimes(model);
+            var id = model.Id;
             var measures = settings.Measures.Select(m =>
             {
                 var cost = m.Cost(settings.Budget, size);
-                var stored = TryReadStored(StoredPath(settings.OutDir, model.Id, m.Name), SettingsKey(m, model, settings.Budget, settings.Seed), out _) is not null;
+                var stored = TryReadStored(StoredPath(settings.OutDir, id, m.Name), SettingsKey(m, model, settings.Budget, settings.Seed), out _) is not null;
                 return new MeasureEstimate(m.Name, cost, cost.Seconds(units), stored);
             }).ToList();
-            estimates.Add(new ModelEstimate(model.Name, model.Id, size, units, measures));
+            estimates.Add(new ModelEstimate(model.Name, id, size, units, measures));
         }
         return estimates;
     }
@@ -272,17 +271,20 @@ public static class FlatnessRunner
         if (File.Exists(settings.OutDir)) throw new IOException($"the output folder {settings.OutDir} is a file");
         var watch = Stopwatch.StartNew();
         var results = new List<ModelMeasurements>();
-        foreach (var model in models)
+        var ids = models.Select(m => m.Id).ToList();
+        for (var index = 0; index < models.Count; index++)
         {
-            var estimate = estimates?.FirstOrDefault(e => e.Id == model.Id && e.Model == model.Name);
+            var model = models[index];
+            var id = ids[index];
+            var estimate = estimates?.FirstOrDefault(e => e.Id == id && e.Model == model.Name);
             var size = estimate?.Size ?? model.Size();
             var units = estimate?.Units ?? MeasureUnitTimes(model);
-            settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.ModelStarted, model.Name, null, $"{model.Name} (id {model.Id}): {size.Parameters:N0} parameters, {size.TrainSamples:N0} samples"));
+            settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.ModelStarted, model.Name, null, $"{model.Name} (id {id}): {size.Parameters:N0} parameters, {size.TrainSamples:N0} samples"));
             var items = new List<MeasuredItem>();
             foreach (var measure in settings.Measures)
             {
                 settings.Cancellation.ThrowIfCancellationRequested();
-                var path = StoredPath(settings.OutDir, model.Id, measure.Name);
+                var path = StoredPath(settings.OutDir, id, measure.Name);
                 var key = SettingsKey(measure, model, settings.Budget, settings.Seed);
                 var cost = measure.Cost(settings.Budget, size);
                 var stored = TryReadStored(path, key, out var why);
@@ -302,12 +304,12 @@ public static class FlatnessRunner
                     Progress = settings.Progress, Cancellation = settings.Cancellation,
                 };
                 var result = measure.Run(context);
-                Store(path, new StoredMeasurement(measure.Name, model.Id, model.Name, key, measure.Settings(settings.Budget), result));
+                Store(path, new StoredMeasurement(measure.Name, id, model.Name, key, measure.Settings(settings.Budget), result));
                 settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.MeasureFinished, model.Name, measure.Name,
                     $"{model.Name}: {measure.Name} done in {Say(result.Seconds)} ({result.Used})"));
                 items.Add(new MeasuredItem(measure.Name, measure.Title, measure.Rescaling, measure.RescalingReason, cost, false, result));
             }
-            results.Add(new ModelMeasurements(model.Name, model.Source, model.Id, model.Data, size, units, items));
+            results.Add(new ModelMeasurements(model.Name, model.Source, id, model.Data, size, units, items));
         }
 
         var pairs = new List<PairInterpolation>();
@@ -316,7 +318,7 @@ public static class FlatnessRunner
                 for (var j = i + 1; j < models.Count; j++)
                 {
                     settings.Cancellation.ThrowIfCancellationRequested();
-                    if (Interpolate(models[i], models[j], settings) is { } pair) pairs.Add(pair);
+                    if (Interpolate(models[i], ids[i], models[j], ids[j], settings) is { } pair) pairs.Add(pair);
                 }
         return new FlatnessResults
         {
@@ -329,7 +331,7 @@ public static class FlatnessRunner
         };
     }
 
-    private static PairInterpolation? Interpolate(FlatnessModel a, FlatnessModel b, FlatnessRunSettings settings)
+    private static PairInterpolation? Interpolate(FlatnessModel a, string idA, FlatnessModel b, string idB, FlatnessRunSettings settings)
     {
         var name = $"{a.Name} -> {b.Name}";
         var layoutA = a.Module.named_parameters().Select(p => $"{p.name}[{string.Join(",", p.parameter.shape)}]").ToList();
@@ -339,10 +341,10 @@ public static class FlatnessRunner
             settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.PairSkipped, name, "interpolation", $"{name}: no interpolation, the two networks have different parameters"));
             return null;
         }
-        var path = PairPath(settings.OutDir, a.Id, b.Id);
+        var path = PairPath(settings.OutDir, idA, idB);
         var key = new JsonObject
         {
-            ["measure"] = "interpolation", ["to"] = b.Id, ["points"] = settings.Budget.SlicePoints, ["train"] = FlatnessIdentity.OfData(a.Train),
+            ["measure"] = "interpolation", ["to"] = idB, ["points"] = settings.Budget.SlicePoints, ["train"] = FlatnessIdentity.OfData(a.Train),
             ["options"] = a.Landscape.Describe(),
         }.ToJsonString();
         var stored = TryReadStored(path, key, out var why);
@@ -375,7 +377,7 @@ public static class FlatnessRunner
             Used = new MeasureCost(0, points.Count, 0),
             Seconds = watch.Elapsed.TotalSeconds,
         };
-        Store(path, new StoredMeasurement("interpolation", a.Id, name, key, [], result));
+        Store(path, new StoredMeasurement("interpolation", idA, name, key, [], result));
         settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.MeasureFinished, name, "interpolation", $"{name}: interpolation done in {Say(result.Seconds)}"));
         return new PairInterpolation(a.Name, b.Name, false, result);
     }
