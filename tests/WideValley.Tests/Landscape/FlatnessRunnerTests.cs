@@ -243,6 +243,52 @@ public sealed class FlatnessRunnerTests
         Assert.All(FlatnessRunner.Estimate([model], settings)[0].Measures, m => Assert.True(m.Stored));
     }
 
+    [Fact]
+    public void UnderTheReluRescalingOfDinhEtAlTheInvariantMeasuresDoNotMoveAndTheOthersDo()
+    {
+        using var dir = new TempDir();
+        TorchRuntime.EnsureInitialized();
+        nn.Module<Tensor, Tensor> Net()
+        {
+            random.manual_seed(11);
+            return nn.Sequential(("fc1", nn.Linear(6, 5)), ("relu", nn.ReLU()), ("fc2", nn.Linear(5, 3))).to(ScalarType.Float64);
+        }
+        var original = Net();
+        var rescaled = Net();
+        const double a = 4;
+        using (no_grad())
+        {
+            var p = rescaled.named_parameters().ToDictionary(x => x.name, x => x.parameter);
+            p["fc1.weight"].mul_(a);
+            p["fc1.bias"].mul_(a);
+            p["fc2.weight"].div_(a);
+        }
+        var train = LandscapeFixtures.RandomSet([24], seed: 3);
+        var test = LandscapeFixtures.RandomSet([8], seed: 4);
+        FlatnessModel Model(string name, nn.Module<Tensor, Tensor> module) => new() { Name = name, Source = name, Module = module, Train = train, Test = test };
+        var results = FlatnessRunner.Run([Model("original", original), Model("rescaled", rescaled)], new FlatnessRunSettings
+        {
+            Budget = FlatnessBudget.Quick with { LangevinStepTimesGamma = 0.01 }, Seed = 5, OutDir = dir.Path, Interpolations = false,
+        });
+        // Same function, so the same losses: the rescaling is exact.
+        Assert.Equal(results.Models[0].Value("train_loss")!.Value, results.Models[1].Value("train_loss")!.Value, 10);
+        foreach (var measure in FlatnessMeasures.All)
+        {
+            double[] Numbers(int model)
+            {
+                var result = results.Models[model].Measurements.Single(m => m.Measure == measure.Name).Result;
+                return [.. result.Values.Select(v => v.Value), .. result.Tables.SelectMany(t => t.Columns.Last().Values)];
+            }
+            var (x, y) = (Numbers(0), Numbers(1));
+            Assert.Equal(x.Length, y.Length);
+            var largest = Enumerable.Range(0, x.Length).Max(i => Math.Abs(x[i] - y[i]) / Math.Max(1e-3, Math.Abs(x[i])));
+            if (measure.Rescaling == ReluRescaling.Invariant)
+                Assert.True(largest < 1e-6, $"{measure.Name} is said to be invariant but moved by {largest:G3} (relative)");
+            else
+                Assert.True(largest > 1e-2, $"{measure.Name} is said not to be invariant but moved by only {largest:G3} (relative)");
+        }
+    }
+
     [Theory]
     [InlineData("TraceProbes")]
     [InlineData("SliceRadius")]
