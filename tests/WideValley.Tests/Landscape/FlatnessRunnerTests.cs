@@ -289,6 +289,34 @@ public sealed class FlatnessRunnerTests
         }
     }
 
+    [Fact]
+    public void TheFisherTraceIsTheMeanSquaredPerSampleGradientNormWhetherTheSetIsSplitIntoChunksOrNot()
+    {
+        var net = LandscapeFixtures.TanhNet();
+        var train = LandscapeFixtures.RandomSet([7, 6]);
+        // The reference: (1/N) sum_i ||grad of sample i's loss||^2, one autograd call per sample.
+        double reference = 0;
+        var parameters = net.parameters().ToArray();
+        foreach (var (inputs, labels) in train)
+            for (long i = 0; i < inputs.shape[0]; i++)
+            {
+                using var scope = NewDisposeScope();
+                var loss = nn.functional.cross_entropy(net.call(inputs.narrow(0, i, 1)), labels.narrow(0, i, 1));
+                reference += torch.autograd.grad([loss], parameters).Sum(g => g.pow(2).sum().ToDouble());
+            }
+        reference /= 13;
+        var context = new FlatnessContext { Model = net, Train = train, Budget = FlatnessBudget.Quick };
+        var whole = GaussNewtonAndFisher.FisherTrace(context);
+        // 8 bytes x 53 parameters x 3 samples: chunks of 3 samples that cut across the batches.
+        var chunked = GaussNewtonAndFisher.FisherTrace(context, maxBytes: 8 * 53 * 3);
+        Assert.Equal(13, whole.Samples);
+        Assert.Equal(13, chunked.Samples);
+        Assert.Equal(reference, whole.Trace, 10);
+        Assert.Equal(reference, chunked.Trace, 10);
+        Assert.Equal(reference, chunked.Layers.Sum(l => l.Trace), 10);
+        Assert.Equal(["fc1", "fc2"], chunked.Layers.Select(l => l.Name));
+    }
+
     [Theory]
     [InlineData("TraceProbes")]
     [InlineData("SliceRadius")]

@@ -306,6 +306,65 @@ public sealed class GaussNewtonAndFisher : IFlatnessMeasure
     /// <inheritdoc/>
     public MeasureCost Cost(FlatnessBudget budget, FlatnessModelSize size) => new(budget.GaussNewtonProbes, 0, 0, size.TrainSamples);
 
+    /// <summary>
+    /// The exact empirical-Fisher trace (1/N) sum_i ||g_i||^2, total and per layer, from <see cref="EmpiricalFisher"/>
+    /// on chunks of the evaluation set small enough that a chunk's N_c x n gradient matrix stays below
+    /// <see cref="FisherChunks.MaxBytes"/>; chunk traces are combined with weights N_c / N.
+    /// </summary>
+    internal static (double Trace, List<(string Name, double Trace)> Layers, long Samples) FisherTrace(FlatnessContext context, long maxBytes = FisherChunks.MaxBytes)
+    {
+        long dimension;
+        using (var hvp = new Hvp(context.Model, context.Train, context.Landscape)) dimension = hvp.Dimension;
+        var perChunk = Math.Max(1, maxBytes / (8 * dimension));
+        var chunks = new List<List<(Tensor Inputs, Tensor Labels)>>();
+        var current = new List<(Tensor Inputs, Tensor Labels)>();
+        long inCurrent = 0;
+        foreach (var (inputs, labels) in context.Train)
+            for (long start = 0; start < inputs.shape[0];)
+            {
+                var take = Math.Min(inputs.shape[0] - start, perChunk - inCurrent);
+                current.Add((inputs.narrow(0, start, take), labels.narrow(0, start, take)));
+                start += take;
+                inCurrent += take;
+                if (inCurrent == perChunk)
+                {
+                    chunks.Add(current);
+                    current = [];
+                    inCurrent = 0;
+                }
+            }
+        if (current.Count > 0) chunks.Add(current);
+        var total = chunks.Sum(c => c.Sum(b => b.Inputs.shape[0]));
+        double trace = 0;
+        var layers = new List<(string Name, double Trace)>();
+        try
+        {
+            foreach (var chunk in chunks)
+            {
+                context.Cancellation.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                using var fisher = new EmpiricalFisher(context.Model, chunk, context.Landscape);
+                var weight = (double)fisher.SampleCount / total;
+                var diagonal = fisher.Diagonal();
+                trace += weight * diagonal.sum().ToDouble();
+                var groups = fisher.Layout.Groups(LayerGrouping.PerModule);
+                if (layers.Count == 0) layers.AddRange(groups.Select(g => (g.Name, 0.0)));
+                for (var k = 0; k < groups.Count; k++)
+                    layers[k] = (groups[k].Name, layers[k].Trace + weight * diagonal.narrow(0, groups[k].Offset, groups[k].Count).sum().ToDouble());
+            }
+        }
+        finally
+        {
+            foreach (var chunk in chunks)
+                foreach (var (inputs, labels) in chunk)
+                {
+                    inputs.Dispose();
+                    labels.Dispose();
+                }
+        }
+        return (trace, layers, total);
+    }
+
     /// <inheritdoc/>
     public MeasureResult Run(FlatnessContext context)
     {
@@ -323,14 +382,7 @@ public sealed class GaussNewtonAndFisher : IFlatnessMeasure
             applications = gaussNewton.Applications;
         }
         context.Cancellation.ThrowIfCancellationRequested();
-        double fisherTrace;
-        long samples;
-        using (var fisher = new EmpiricalFisher(context.Model, context.Train, context.Landscape))
-        {
-            using var diagonal = fisher.Diagonal();
-            fisherTrace = diagonal.sum().ToDouble();
-            samples = fisher.SampleCount;
-        }
+        var (fisherTrace, fisherLayers, samples) = FisherTrace(context);
         return new MeasureResult
         {
             Measure = Name,
@@ -346,11 +398,19 @@ public sealed class GaussNewtonAndFisher : IFlatnessMeasure
                     new FlatnessColumn("trace", gn.Layers.Select(l => l.Trace).ToArray()),
                     new FlatnessColumn("standard_error", gn.Layers.Select(l => l.StandardError).ToArray()),
                 ], gn.Layers.Select(l => l.Name).ToArray()),
+                new FlatnessTable("fisher-layers", "Empirical-Fisher trace per layer", FlatnessPlotKind.None,
+                    [new FlatnessColumn("trace", fisherLayers.Select(l => l.Trace).ToArray())], fisherLayers.Select(l => l.Name).ToArray()),
             ],
             Used = new MeasureCost(applications, 0, 0, samples),
             Seconds = watch.Elapsed.TotalSeconds,
         };
     }
+}
+
+/// <summary>Most bytes of per-sample gradients held at once by the empirical-Fisher trace (chunks of the evaluation set).</summary>
+internal static class FisherChunks
+{
+    public const long MaxBytes = 256L << 20;
 }
 
 /// <summary>
