@@ -176,7 +176,7 @@ public static class FlatnessCommand
             try
             {
                 var estimates = FlatnessRunner.Estimate(models, settings);
-                SayEstimate(ctx.Out, estimates, s.Budget);
+                SayEstimate(ctx.Out, estimates, s.Budget, FlatnessRunner.InterpolationSeconds(models, estimates, settings));
                 var results = RunWithProgress(ctx, models, settings, estimates);
                 var machine = MachineDescription.Current().OneLine();
                 var files = FlatnessReport.Write(results, outDir, new FlatnessReportContext { Command = s.Command, Machine = machine, Estimates = estimates });
@@ -296,7 +296,7 @@ public static class FlatnessCommand
     }
 
     /// <summary>Prints the cost estimate: per model, each measure's work and time, and the total.</summary>
-    private static void SayEstimate(TextWriter log, IReadOnlyList<ModelEstimate> estimates, FlatnessBudget budget)
+    private static void SayEstimate(TextWriter log, IReadOnlyList<ModelEstimate> estimates, FlatnessBudget budget, double interpolationSeconds)
     {
         log.WriteLine($"flatness: budget {budget.Name}; estimated cost from timed unit costs (upper bounds where a method may stop early):");
         foreach (var e in estimates)
@@ -307,8 +307,10 @@ public static class FlatnessCommand
             foreach (var m in e.Measures)
                 log.WriteLine($"    {m.Measure,-20} {(m.Stored ? "stored, reused" : $"{m.Cost}; about {FlatnessRunner.Say(m.Seconds)}")}");
         }
-        var total = estimates.Sum(e => e.SecondsToSpend);
-        log.WriteLine($"flatness: about {FlatnessRunner.Say(total)} in all (interpolations between models not included: one forward pass per point)");
+        if (estimates.Count > 1)
+            log.WriteLine($"  interpolations between the models ({budget.SlicePoints} forward passes each): about {FlatnessRunner.Say(interpolationSeconds)}");
+        var total = estimates.Sum(e => e.SecondsToSpend) + interpolationSeconds;
+        log.WriteLine($"flatness: about {FlatnessRunner.Say(total)} in all");
     }
 
     /// <summary>Runs with a live Spectre.Console bar per measure on a terminal; plain event lines otherwise.</summary>

@@ -334,19 +334,13 @@ public static class FlatnessRunner
     private static PairInterpolation? Interpolate(FlatnessModel a, string idA, FlatnessModel b, string idB, FlatnessRunSettings settings)
     {
         var name = $"{a.Name} -> {b.Name}";
-        var layoutA = a.Module.named_parameters().Select(p => $"{p.name}[{string.Join(",", p.parameter.shape)}]").ToList();
-        var layoutB = b.Module.named_parameters().Select(p => $"{p.name}[{string.Join(",", p.parameter.shape)}]").ToList();
-        if (!layoutA.SequenceEqual(layoutB))
+        if (!SameArchitecture(a, b))
         {
             settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.PairSkipped, name, "interpolation", $"{name}: no interpolation, the two networks have different parameters"));
             return null;
         }
         var path = PairPath(settings.OutDir, idA, idB);
-        var key = new JsonObject
-        {
-            ["measure"] = "interpolation", ["to"] = idB, ["points"] = settings.Budget.SlicePoints, ["train"] = FlatnessIdentity.OfData(a.Train),
-            ["options"] = a.Landscape.Describe(),
-        }.ToJsonString();
+        var key = PairKey(a, idB, settings.Budget);
         var stored = TryReadStored(path, key, out var why);
         if (stored is not null)
         {
@@ -380,6 +374,40 @@ public static class FlatnessRunner
         Store(path, new StoredMeasurement("interpolation", idA, name, key, [], result));
         settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.MeasureFinished, name, "interpolation", $"{name}: interpolation done in {Say(result.Seconds)}"));
         return new PairInterpolation(a.Name, b.Name, false, result);
+    }
+
+    /// <summary>Whether two models have the same parameters (names and shapes), so that one can be interpolated to the other.</summary>
+    public static bool SameArchitecture(FlatnessModel a, FlatnessModel b)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        static IEnumerable<string> Layout(FlatnessModel m) => m.Module.named_parameters().Select(p => $"{p.name}[{string.Join(",", p.parameter.shape)}]");
+        return Layout(a).SequenceEqual(Layout(b));
+    }
+
+    private static string PairKey(FlatnessModel a, string idB, FlatnessBudget budget) => new JsonObject
+    {
+        ["measure"] = "interpolation", ["to"] = idB, ["points"] = budget.SlicePoints, ["train"] = FlatnessIdentity.OfData(a.Train),
+        ["options"] = a.Landscape.Describe(),
+    }.ToJsonString();
+
+    /// <summary>
+    /// Seconds the interpolations still to measure will take: for every pair of models of the same architecture whose
+    /// interpolation is not stored, <see cref="FlatnessBudget.SlicePoints"/> forward passes at the first model's unit time.
+    /// </summary>
+    public static double InterpolationSeconds(IReadOnlyList<FlatnessModel> models, IReadOnlyList<ModelEstimate> estimates, FlatnessRunSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        ArgumentNullException.ThrowIfNull(estimates);
+        ArgumentNullException.ThrowIfNull(settings);
+        if (!settings.Interpolations) return 0;
+        double seconds = 0;
+        for (var i = 0; i < models.Count; i++)
+            for (var j = i + 1; j < models.Count; j++)
+                if (SameArchitecture(models[i], models[j])
+                    && TryReadStored(PairPath(settings.OutDir, estimates[i].Id, estimates[j].Id), PairKey(models[i], estimates[j].Id, settings.Budget), out _) is null)
+                    seconds += settings.Budget.SlicePoints * estimates[i].Units.ForwardSeconds;
+        return seconds;
     }
 
     /// <summary>A stored measurement: what it measured, under which settings, and the result.</summary>
