@@ -51,13 +51,18 @@ public static class FlatnessCommand
         var threads = Threads();
         var scopes = new Option<string?>("--scopes") { Description = "Local entropy: comma-separated positive scopes gamma (default: the budget's)." };
         var radius = new Option<double?>("--slice-radius") { Description = "Slices and surface: alpha runs over [-R, R] (default: the budget's, 1)." };
+        var measures = new Option<string?>("--measures")
+        {
+            Description = $"Comma-separated measures to run (default all: {string.Join(", ", FlatnessMeasures.All.Select(m => m.Name))}).",
+        };
+        var noInterpolation = new Option<bool>("--no-interpolation") { Description = "Skip the interpolations between pairs of models." };
         var output = Out("next to the first model: DIR/NAME-flatness for a file, RUN/flatness for a run");
         var source = new ModelSourceCommandOptions();
         var command = new Command("flatness",
             "A flatness report for one or more models: loss and gap, Hessian extremes, trace (per layer) and density, Gauss-Newton and Fisher traces, " +
             "local entropy, filter-normalised slices, a surface and the interpolations between the models, compared side by side. Resumes after an interruption.")
         {
-            models, budget, samples, testSamples, batch, dtype, bn, dropout, parameters, seed, threads, scopes, radius, output,
+            models, budget, samples, testSamples, batch, dtype, bn, dropout, parameters, seed, threads, scopes, radius, measures, noInterpolation, output,
         };
         foreach (var option in new Option[] { source.Format, source.Model, source.ModelFactory, source.Inputs, source.Labels, source.Data, source.DataDir, source.Device })
             command.Options.Add(option);
@@ -67,6 +72,8 @@ public static class FlatnessCommand
             {
                 Models = p.GetValue(models)!,
                 Budget = ParseBudget(p.GetValue(budget)!, p.GetValue(scopes), p.GetValue(radius)),
+                Measures = ParseMeasures(p.GetValue(measures)),
+                Interpolations = !p.GetValue(noInterpolation),
                 Samples = p.GetValue(samples),
                 TestSamples = p.GetValue(testSamples),
                 BatchSize = p.GetValue(batch) ?? 500,
@@ -92,6 +99,8 @@ public static class FlatnessCommand
     {
         public required string[] Models { get; init; }
         public required FlatnessBudget Budget { get; init; }
+        public IReadOnlyList<IFlatnessMeasure> Measures { get; init; } = FlatnessMeasures.All;
+        public bool Interpolations { get; init; } = true;
         public int? Samples { get; init; }
         public int? TestSamples { get; init; }
         public int BatchSize { get; init; } = 500;
@@ -138,6 +147,19 @@ public static class FlatnessCommand
         return budget;
     }
 
+    /// <summary>The measures named by --measures (all when null), in the report's order.</summary>
+    internal static IReadOnlyList<IFlatnessMeasure> ParseMeasures(string? text)
+    {
+        if (text is null) return FlatnessMeasures.All;
+        var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+        if (names.Count == 0) throw new UsageException("--measures: name at least one measure, e.g. --measures hessian-trace,slice-random");
+        var unknown = names.Where(n => FlatnessMeasures.All.All(m => m.Name != n)).ToList();
+        if (unknown.Count > 0)
+            throw new UsageException($"--measures: {string.Join(", ", unknown)} {(unknown.Count == 1 ? "is not a measure" : "are not measures")}; " +
+                                     $"the measures are {string.Join(", ", FlatnessMeasures.All.Select(m => m.Name))}");
+        return FlatnessMeasures.All.Where(m => names.Contains(m.Name)).ToList();
+    }
+
     /// <summary>An opened model with its data, owned until the run ends.</summary>
     private sealed class OpenedModel(OpenedModelAndData opened, FlatnessModel model) : IDisposable
     {
@@ -170,7 +192,7 @@ public static class FlatnessCommand
             using var stop = new HessianCommand.StopOnSignal(ctx.Out, "flatness: stopping; finished measurements are kept and the same command resumes");
             var settings = new FlatnessRunSettings
             {
-                Budget = s.Budget, Seed = s.Seed, OutDir = outDir, Cancellation = stop.Token,
+                Budget = s.Budget, Seed = s.Seed, OutDir = outDir, Cancellation = stop.Token, Measures = s.Measures, Interpolations = s.Interpolations,
                 Events = e => { if (e.Kind != FlatnessEventKind.MeasureStarted || !ctx.Interactive) ctx.Out.WriteLine(e.Message); },
             };
             try

@@ -163,6 +163,7 @@ public sealed class FlatnessCommandTests
     [InlineData("--scopes", "-5", "every scope gamma must be positive")]
     [InlineData("--samples", "0", "--samples must be at least 1")]
     [InlineData("--budget", "huge", "--budget must be one of quick, standard, thorough")]
+    [InlineData("--measures", "hessian-trace,flatness-of-soul", "flatness-of-soul is not a measure")]
     public void NonPositiveBudgetsAndRadiiAreRefusedBeforeAnythingIsRead(string option, string value, string message)
     {
         using var dir = new TempDir();
@@ -184,10 +185,11 @@ public sealed class FlatnessCommandTests
         Assert.Contains("is a file", err);
         Assert.Equal("not a folder", File.ReadAllText(file));
 
-        // A finished report, then a run that fails on its input: the report stays byte for byte.
+        // A finished report (two measures only), then a run that fails on its input: the report stays byte for byte.
         var outDir = dir.File("report");
-        var first = Run(["flatness", Fixture("tiny_convnet.pt"), .. FixtureData, "--budget", "quick", "--out", outDir]);
+        var first = Run(["flatness", Fixture("tiny_convnet.pt"), .. FixtureData, "--budget", "quick", "--measures", "slice-random,loss", "--out", outDir]);
         Assert.True(first.Code == ExitCodes.Ok, first.Err);
+        Assert.Equal(["loss.json", "slice-random.json"], StoredFiles(outDir).Keys.Select(Path.GetFileName).Order().ToArray());
         var markdown = File.ReadAllBytes(Path.Combine(outDir, "flatness.md"));
         var json = File.ReadAllBytes(Path.Combine(outDir, "flatness.json"));
         var labels = Labels(dir.File("labels12.npy"), 64, 12);
