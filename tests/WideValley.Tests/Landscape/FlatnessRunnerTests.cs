@@ -323,6 +323,7 @@ public sealed class FlatnessRunnerTests
     [InlineData("Scopes")]
     [InlineData("SlicePoints")]
     [InlineData("Temperature")]
+    [InlineData("LanczosSteps")]
     public void ABudgetWithANonPositiveValueIsRefusedByName(string parameter)
     {
         var budget = parameter switch
@@ -331,6 +332,7 @@ public sealed class FlatnessRunnerTests
             "SliceRadius" => FlatnessBudget.Quick with { SliceRadius = -1 },
             "Scopes" => FlatnessBudget.Quick with { Scopes = [100, 0] },
             "SlicePoints" => FlatnessBudget.Quick with { SlicePoints = 1 },
+            "LanczosSteps" => FlatnessBudget.Quick with { TopEigenvalues = 30 },
             _ => FlatnessBudget.Quick with { Temperature = double.NaN },
         };
         var e = Assert.Throws<ArgumentException>(budget.Validate);

@@ -121,7 +121,7 @@ public sealed record FlatnessBudget
         }
         AtLeast(TopEigenvalues, 1, nameof(TopEigenvalues));
         AtLeast(BottomEigenvalues, 1, nameof(BottomEigenvalues));
-        AtLeast(LanczosSteps, 1, nameof(LanczosSteps));
+        AtLeast(LanczosSteps, Math.Max(TopEigenvalues, BottomEigenvalues), nameof(LanczosSteps) + " (at least as many as the eigenvalues wanted at either end)");
         Positive(LanczosTolerance, nameof(LanczosTolerance));
         AtLeast(TraceProbes, 2, nameof(TraceProbes));
         AtLeast(SlqProbes, 1, nameof(SlqProbes));
