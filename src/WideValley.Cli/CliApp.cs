@@ -52,6 +52,7 @@ public static class CliApp
         root.Add(BenchCommand.Create(context));
         root.Add(HessianCommand.Create(context));
         root.Add(LandscapeCommand.Create(context));
+        root.Add(FlatnessCommand.Create(context));
         root.Add(ConnectCommand.Create(context));
         root.Add(ReproduceCommand.Create(context));
         return root;
