@@ -639,7 +639,7 @@ public static class RunSetup
             description = $"{corpus.Name} ({corpus.Level}-level, vocabulary {corpus.Vocabulary.Count}, {corpus.Train.shape[0]} / {corpus.Validation.shape[0]} / {corpus.Test.shape[0]} tokens; {corpus.Source})";
         }
 
-        var context = new OptimizerContext { TrainingSetSize = task.TrainingSize, RunSeed = c.Seed, StepsPerEpoch = (long)Math.Ceiling(task.MinibatchesPerPass - 1e-9) };
+        var context = new OptimizerContext { TrainingSetSize = task.TrainingSize, RunSeed = c.Seed, StepsPerEpoch = (long)Math.Ceiling(task.MinibatchesPerPass - 1e-9), Model = task.Model };
         optim.Optimizer optimizer;
         HessianTraceRegularizer? regularizer = null;
         CurvatureTracker? tracker = null;
