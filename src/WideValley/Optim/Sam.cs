@@ -205,7 +205,7 @@ public sealed class Sam : OptimizerHelper, IStateOwner, IOptimizerDiagnostics, I
         if (parameters.Select(p => p.Handle).Distinct().Count() != parameters.Length)
             throw new ArgumentException("a parameter appears twice in SAM's parameter groups");
         var first = parameters.FirstOrDefault();
-        if (first is not null && parameters.Any(p => p.dtype != first.dtype || p.device != first.device))
+        if (first is not null && parameters.Any(p => p.dtype != first.dtype || p.device_type != first.device_type || p.device_index != first.device_index))
             throw new NotSupportedException(
                 $"SAM keeps its perturbation in one flat buffer and needs every parameter in one dtype on one device; got " +
                 string.Join(", ", parameters.Select(p => $"{p.dtype} on {p.device}").Distinct()));
