@@ -299,6 +299,7 @@ public static class RunSetup
             EntropySgdOptions entropy => LocalEntropyCopies(entropy.LocalEntropy) + (entropy.Momentum > 0 ? 1 : 0),
             EntropyAdamOptions entropy => LocalEntropyCopies(entropy.LocalEntropy) + 2,
             ILocalEntropyOptimizerOptions entropy => LocalEntropyCopies(entropy.LocalEntropy),
+            SharpnessAwareOptions sam => (sam.IsAdaptive ? 3 : 2) + ParameterCopies(sam.BaseOptions()) - weightsAndGradients, // e, the saved weights (ASAM: T), the base's state
             _ => 0,
         };
     }

@@ -393,6 +393,10 @@ public class SamTests
         using var p = new Parameter(zeros(3));
         using var built = (Sam)OptimizerFactory.Create([p], new SamOptions { Base = "adam", LearningRate = 1e-3, BatchNormStatistics = SamBatchNormStatistics.BothPasses });
         Assert.IsType<AdamOptimizer>(built.BaseOptimizer);
+        // The memory check counts e and the saved weights (ASAM: and T) besides the base's state.
+        Assert.Equal(2 + 2 + 2, RunSetup.ParameterCopies(new SamOptions { Base = "adam" }));
+        Assert.Equal(2 + 3 + 1, RunSetup.ParameterCopies(new AsamOptions { Momentum = 0.9 }));
+        Assert.Equal(2 + 2, RunSetup.ParameterCopies(new SamOptions()));
     }
 
     static (int Code, string Out, string Err) Cli(params string[] args) => InProcessCli.Run(args);
