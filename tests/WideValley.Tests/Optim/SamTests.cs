@@ -399,6 +399,23 @@ public class SamTests
         Assert.Equal(2 + 2, RunSetup.ParameterCopies(new SamOptions()));
     }
 
+    [Fact]
+    public void TheBenchSuiteChecksTheSamTargetOnTheL20RowsOfNetworksWithStatedTargets()
+    {
+        global::WideValley.Benchmarks.OptimizerBenchmarkResult Row(string model, int l, double samMs, double asamMs, double twoSgdMs = 10) => new()
+        {
+            Model = model, L = l, Parameters = 1, BatchSize = 128, SgdStepMs = 5, SgdSingleStepMedianMs = 5, EntropySgdStepMs = 5 * l,
+            Ratio = 1, LangevinUpdateMs = 0.1, EntropySgdStateBuffers = 4, SgdStateBuffers = 1, ResidentGrowthMiB = 0, Rounds = 3,
+            WarmupRounds = 1, Threads = 2, Device = "cpu", Data = "synthetic", Kernel = "fused-cpu",
+            TwoSgdStepsMs = twoSgdMs, SamStepMs = samMs, AsamStepMs = asamMs,
+        };
+        var checks = global::WideValley.Benchmarks.BenchmarkTargets.Check(
+            [Row("mnistfc", 20, 10.9, 11.5), Row("mnistfc", 5, 30, 30), Row("lenet", 20, 10, 10, twoSgdMs: 0), Row("small-mnistfc", 20, 50, 50)], []);
+        Assert.Equal(new[] { "mnistfc sam_ratio met", "mnistfc asam_ratio missed" },
+            checks.Where(c => c.Quantity.Contains("sam")).Select(c => $"{c.Model} {c.Quantity} {(c.Met ? "met" : "missed")}"));
+        Assert.All(checks.Where(c => c.Quantity.Contains("sam")), c => Assert.Equal(1.1, c.AtMost));
+    }
+
     static (int Code, string Out, string Err) Cli(params string[] args) => InProcessCli.Run(args);
 
     [Theory]
