@@ -93,10 +93,21 @@ public sealed record OptimizerBenchmarkResult
     public required string Device { get; init; }
     public required string Data { get; init; }
     public required string Kernel { get; init; }
+    /// <summary>Median over rounds of the time of two consecutive SGD steps (what a SAM step's two gradient evaluations cost as SGD).</summary>
+    public double TwoSgdStepsMs { get; init; }
+    /// <summary>Median SAM step (rho 0.05, base: the same Nesterov SGD, BatchNorm statistics from the first pass).</summary>
+    public double SamStepMs { get; init; }
+    /// <summary>Median ASAM step (rho 0.5, eta 0.01, the same base).</summary>
+    public double AsamStepMs { get; init; }
+    /// <summary><see cref="SamStepMs"/> / <see cref="TwoSgdStepsMs"/> (issue 21's target: at most 1.1).</summary>
+    public double SamRatio => SamStepMs / TwoSgdStepsMs;
+    /// <summary><see cref="AsamStepMs"/> / <see cref="TwoSgdStepsMs"/> (issue 21's target: at most 1.1).</summary>
+    public double AsamRatio => AsamStepMs / TwoSgdStepsMs;
 }
 
 /// <summary>
-/// Measures the cost of an Entropy-SGD step against the L plain SGD steps whose gradient evaluations it contains, in
+/// Measures the cost of an Entropy-SGD step against the L plain SGD steps whose gradient evaluations it contains (and
+/// of a SAM and an ASAM step against two SGD steps, the gradient evaluations they contain), in
 /// one process, on the same network and minibatch pipeline the trainer uses. SGD and Entropy-SGD steps are interleaved
 /// round by round, so that load from elsewhere on a shared machine affects both alike, and medians are reported.
 /// </summary>
@@ -146,6 +157,19 @@ public static class OptimizerBenchmark
         using var esgd = new EntropySgd(esgdModel.parameters(), 0.1, le, momentum: 0.9, nesterov: true);
         var sgdClosure = Closure(sgd, sgdTask);
         var esgdClosure = Closure(esgd, esgdTask);
+        // SAM and ASAM over the same Nesterov SGD, each on its own copy of the network and data, stepped by a closure
+        // that re-evaluates the step's minibatch for the second pass as the trainer's does.
+        using var samModel = NewModel();
+        using var asamModel = NewModel();
+        using var samTask = new ClassificationTask(samModel, SyntheticImages(options, device), options.BatchSize, options.Seed);
+        using var asamTask = new ClassificationTask(asamModel, SyntheticImages(options, device), options.BatchSize, options.Seed);
+        using var sam = new Sam(new SgdOptimizer(samModel.parameters(), 0.1, momentum: 0.9, nesterov: true), rho: 0.05, model: samModel);
+        using var asam = new Sam(new SgdOptimizer(asamModel.parameters(), 0.1, momentum: 0.9, nesterov: true), rho: 0.5, adaptive: true, eta: 0.01, model: asamModel);
+        var samClosure = RepeatingClosure(sam, samTask);
+        var asamClosure = RepeatingClosure(asam, asamTask);
+        var twoSgdTimes = new List<double>();
+        var samTimes = new List<double>();
+        var asamTimes = new List<double>();
 
         var sgdBlockTimes = new List<double>();
         var sgdSingleTimes = new List<double>();
@@ -171,6 +195,19 @@ public static class OptimizerBenchmark
             using (NewDisposeScope()) esgd.step(esgdClosure);
             watch.Stop();
             if (timed) esgdTimes.Add(watch.Elapsed.TotalMilliseconds);
+            block.Restart();
+            for (var l = 0; l < 2; l++)
+                using (NewDisposeScope()) sgd.step(sgdClosure);
+            block.Stop();
+            if (timed) twoSgdTimes.Add(block.Elapsed.TotalMilliseconds);
+            watch.Restart();
+            using (NewDisposeScope()) sam.step(samClosure);
+            watch.Stop();
+            if (timed) samTimes.Add(watch.Elapsed.TotalMilliseconds);
+            watch.Restart();
+            using (NewDisposeScope()) asam.step(asamClosure);
+            watch.Stop();
+            if (timed) asamTimes.Add(watch.Elapsed.TotalMilliseconds);
             progress?.Invoke($"round {round + 1}/{options.WarmupRounds + options.Rounds}{(timed ? "" : " (warm-up)")}");
         }
         var residentGrowth = (ResidentBytesAfterCollection() - residentBefore) / (1024.0 * 1024.0);
@@ -207,6 +244,9 @@ public static class OptimizerBenchmark
             Device = device.ToString(),
             Data = $"synthetic {options.Samples} x {string.Join("x", sampleShape)}",
             Kernel = esgd.Estimator.KernelName,
+            TwoSgdStepsMs = Medians.Of(twoSgdTimes),
+            SamStepMs = Medians.Of(samTimes),
+            AsamStepMs = Medians.Of(asamTimes),
         };
     }
 
@@ -222,6 +262,8 @@ public static class OptimizerBenchmark
                 r.LangevinUpdateMs, r.EntropySgdStateBuffers, r.SgdStateBuffers, r.ResidentGrowthMiB),
             string.Format(c, "langevin update moves {0:0.0} MB per step: {1:0.0} GB/s; copy_ of the same bytes {2:0.000} ms, {3:0.0} GB/s (update / copy time {4:0.00})",
                 r.LangevinBytesPerStep / 1e6, r.LangevinGBPerSecond, r.CopySameBytesMs, r.CopyGBPerSecond, r.LangevinUpdateMs / r.CopySameBytesMs),
+            string.Format(c, "two sgd steps {0:0.000} ms; sam step {1:0.000} ms, ratio {2:0.000}; asam step {3:0.000} ms, ratio {4:0.000} (step / two sgd steps; target <= 1.1)",
+                r.TwoSgdStepsMs, r.SamStepMs, r.SamRatio, r.AsamStepMs, r.AsamRatio),
         ];
     }
 
@@ -237,6 +279,29 @@ public static class OptimizerBenchmark
         mb.Loss.backward();
         return mb.Loss;
     };
+
+    /// <summary>
+    /// The trainer's closure for SAM: the step's first call draws a minibatch, the second (while the optimizer asks for
+    /// a repeat) re-evaluates it at the perturbed weights with the same dropout masks.
+    /// </summary>
+    static Func<Tensor> RepeatingClosure(Sam optimizer, ClassificationTask task)
+    {
+        Func<Tensor>? reevaluate = null;
+        return () =>
+        {
+            optimizer.zero_grad();
+            Tensor loss;
+            if (optimizer.RepeatsMinibatch) loss = reevaluate!();
+            else
+            {
+                var mb = task.NextTrainingLoss();
+                reevaluate = mb.Reevaluate;
+                loss = mb.Loss;
+            }
+            loss.backward();
+            return loss;
+        };
+    }
 
     /// <summary>
     /// The Langevin update alone: L estimator steps whose closure only leaves a fixed gradient in .grad, so that what

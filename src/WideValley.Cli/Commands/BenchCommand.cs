@@ -40,7 +40,8 @@ public static class BenchCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var io = ResultOptions.Create();
         var command = new Command("optimizer",
-            "Time an Entropy-SGD step against L SGD steps on the same network (ratio = entropy_sgd_step / (L x sgd_step)) " +
+            "Time an Entropy-SGD step against L SGD steps on the same network (ratio = entropy_sgd_step / (L x sgd_step)), " +
+            "SAM and ASAM steps against two SGD steps (sam_ratio, asam_ratio; target <= 1.1) " +
             "and report the optimizer state in parameter-sized buffers.")
         {
             model, l, batch, rounds, warmup, io.Threads, device, io.Json, io.Out,
@@ -245,6 +246,8 @@ public static class BenchCommand
         ["device"] = r.Device,
         ["data"] = r.Data,
         ["langevin_kernel"] = r.Kernel,
+        ["two_sgd_steps_ms"] = Math.Round(r.TwoSgdStepsMs, 4), ["sam_step_ms"] = Math.Round(r.SamStepMs, 4), ["sam_ratio"] = Math.Round(r.SamRatio, 4),
+        ["asam_step_ms"] = Math.Round(r.AsamStepMs, 4), ["asam_ratio"] = Math.Round(r.AsamRatio, 4),
         ["processors"] = Environment.ProcessorCount,
     };
 }

@@ -104,6 +104,18 @@ internal static class BenchReport
                 $"{Number(o.LangevinBytesPerStep / 1e6, "0.0")} MB", Number(o.LangevinGBPerSecond, "0.0"), Number(o.CopyGBPerSecond, "0.0"),
                 $"{Number(o.EntropySgdStateBuffers, "0.##")} buffers",
             }));
+        md.AppendLine();
+        md.AppendLine("SAM (rho 0.05) and ASAM (rho 0.5, eta 0.01) over the same Nesterov SGD, timed in the same rounds against two SGD steps " +
+                      "(the two gradient evaluations a SAM step makes; issue 21's target: at most 1.1, checked on the L = 20 rows; docs/sam.md).");
+        md.AppendLine();
+        Table(md, ["model", "L row", "two_sgd_steps_ms", "sam_step_ms", "sam_ratio", "target", "asam_step_ms", "asam_ratio", "target"],
+            // One row per network: its L = 20 row (where the target is checked) when the suite ran one, else every row.
+            r.Optimizer.Where(o => o.TwoSgdStepsMs > 0 && (o.L == 20 || r.Optimizer.All(p => p.Model != o.Model || p.L != 20))).Select(o => new[]
+            {
+                o.Model, o.L.ToString(C), Number(o.TwoSgdStepsMs, "0.00"), Number(o.SamStepMs, "0.00"), $"**{Number(o.SamRatio, "0.000")}**",
+                Target(r, "optimizer", o.Model, null, "sam_ratio"), Number(o.AsamStepMs, "0.00"), $"**{Number(o.AsamRatio, "0.000")}**",
+                Target(r, "optimizer", o.Model, null, "asam_ratio"),
+            }));
     }
 
     static void AppendHessian(StringBuilder md, BenchmarkSuiteResult r)

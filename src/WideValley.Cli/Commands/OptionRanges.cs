@@ -108,6 +108,7 @@ public static class OptionRanges
         ["--perturb-radius"] = Positive,
         ["--perturb-interval"] = AtLeast(1),
         ["--perturb-decrease"] = NonNegative,
+        ["--rho"] = NonNegative, ["--asam-eta"] = NonNegative,
         ["--n"] = AtLeast(2, " (spins of a spin glass)"),
         ["--starts"] = AtLeast(1),
         ["--p"] = AtLeast(2, " (order of a spin glass)"),

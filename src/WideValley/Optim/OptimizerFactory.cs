@@ -134,6 +134,7 @@ public static class OptimizerFactory
         Register(AdineOptions.Descriptor);
         Register(DanteOptions.Descriptor);
         Register(PerturbedGradientDescentOptions.Descriptor);
+        Register(SamOptions.Descriptor); Register(AsamOptions.Descriptor);
     }
 
     /// <summary>Adds (or replaces) an optimizer.</summary>

@@ -21,7 +21,7 @@ public sealed class LanguageModelTask : ITrainingTask
     readonly int _unroll;
     readonly bool _ownsData;
     readonly Device _device;
-    RecurrentState? _state;
+    RecurrentState? _state, _windowStart;
 
     /// <summary>
     /// Trains a recurrent language model on <paramref name="corpus"/>: <paramref name="batchSize"/> rows, BPTT windows of
@@ -92,17 +92,34 @@ public sealed class LanguageModelTask : ITrainingTask
     {
         var (inputs, targets, startsPass) = _train.Next();
         if (startsPass) { _state?.Dispose(); _state = null; }
+        // The generator's state before the forward pass, so that a re-evaluation draws the same dropout masks.
+        var randomBefore = random.get_rng_state();
         var (logits, hidden, cell) = _model.Forward(inputs, _state);
         var old = _state;
         _state = new RecurrentState(hidden.detach().clone(), cell.detach().clone());
-        old?.Dispose();
+        // The state this window started from stays alive until the next window, for a re-evaluation (SAM's second pass).
+        _windowStart?.Dispose();
+        _windowStart = old;
         var flatLogits = logits.reshape(-1, logits.shape[^1]);
         var flatTargets = targets.reshape(-1);
         var loss = F.cross_entropy(flatLogits, flatTargets);
         long errors;
         using (no_grad())
             errors = flatLogits.argmax(1).ne(flatTargets).sum().item<long>();
-        return new MinibatchLoss(loss, loss.ToDouble(), errors, flatTargets.shape[0]);
+        return new MinibatchLoss(loss, loss.ToDouble(), errors, flatTargets.shape[0], () =>
+        {
+            using var randomNow = random.get_rng_state();
+            random.set_rng_state(randomBefore);
+            try
+            {
+                var (again, _, _) = _model.Forward(inputs, old);
+                return F.cross_entropy(again.reshape(-1, again.shape[^1]), flatTargets);
+            }
+            finally
+            {
+                random.set_rng_state(randomNow);
+            }
+        });
     }
 
     /// <inheritdoc/>
@@ -188,6 +205,8 @@ public sealed class LanguageModelTask : ITrainingTask
         _train.Position = TaskHelpers.ReadPosition(reader);
         _state?.Dispose();
         _state = null;
+        _windowStart?.Dispose();
+        _windowStart = null;
         if (reader.ReadBoolean())
         {
             // The static Load creates each tensor with the shape stored in the file; loading into an existing tensor
@@ -202,6 +221,7 @@ public sealed class LanguageModelTask : ITrainingTask
     public void Dispose()
     {
         _state?.Dispose();
+        _windowStart?.Dispose();
         _train.Dispose();
         if (_ownsData) _corpus.Dispose();
     }

@@ -299,6 +299,7 @@ public static class RunSetup
             EntropySgdOptions entropy => LocalEntropyCopies(entropy.LocalEntropy) + (entropy.Momentum > 0 ? 1 : 0),
             EntropyAdamOptions entropy => LocalEntropyCopies(entropy.LocalEntropy) + 2,
             ILocalEntropyOptimizerOptions entropy => LocalEntropyCopies(entropy.LocalEntropy),
+            SharpnessAwareOptions sam => (sam.IsAdaptive ? 3 : 2) + ParameterCopies(sam.BaseOptions()) - weightsAndGradients, // e, the saved weights (ASAM: T), the base's state
             _ => 0,
         };
     }
@@ -639,7 +640,7 @@ public static class RunSetup
             description = $"{corpus.Name} ({corpus.Level}-level, vocabulary {corpus.Vocabulary.Count}, {corpus.Train.shape[0]} / {corpus.Validation.shape[0]} / {corpus.Test.shape[0]} tokens; {corpus.Source})";
         }
 
-        var context = new OptimizerContext { TrainingSetSize = task.TrainingSize, RunSeed = c.Seed, StepsPerEpoch = (long)Math.Ceiling(task.MinibatchesPerPass - 1e-9) };
+        var context = new OptimizerContext { TrainingSetSize = task.TrainingSize, RunSeed = c.Seed, StepsPerEpoch = (long)Math.Ceiling(task.MinibatchesPerPass - 1e-9), Model = task.Model };
         optim.Optimizer optimizer;
         HessianTraceRegularizer? regularizer = null;
         CurvatureTracker? tracker = null;

@@ -403,6 +403,7 @@ public sealed class Trainer
         try
         {
             using var scope = NewDisposeScope();
+            _stepMinibatch = null;
             _optimizer.step(Closure);
             return true;
         }
@@ -423,7 +424,9 @@ public sealed class Trainer
     {
         if (_stopRequested) throw new StopInsideStepException();
         _optimizer.zero_grad();
-        var mb = _task.NextTrainingLoss();
+        // SAM's second call in a step re-evaluates the step's minibatch at the perturbed weights: a gradient evaluation, not new data.
+        var repeat = _optimizer is IMinibatchRepeatingOptimizer { RepeatsMinibatch: true };
+        var mb = repeat ? RepeatStepMinibatch() : (_stepMinibatch = _task.NextTrainingLoss()).Value;
         if (!double.IsFinite(mb.Value))
             throw new TrainingDivergedException(
                 $"training diverged in epoch {_currentEpoch}, step {_currentStep + 1} of {StepsPerEpoch} " +
@@ -447,10 +450,28 @@ public sealed class Trainer
         if (_options.ClipGradNorm > 0)
             nn.utils.clip_grad_norm_(_parameters, _options.ClipGradNorm);
         _gradEvals++;
-        _lossSum += mb.Value * mb.Count;
-        _errors += mb.Errors;
-        _count += mb.Count;
+        if (!repeat)
+        {
+            // The training loss and error are those at the weights kept, not at an optimizer's perturbed point.
+            _lossSum += mb.Value * mb.Count;
+            _errors += mb.Errors;
+            _count += mb.Count;
+        }
         return mb.Loss;
+    }
+
+    /// <summary>The step's first minibatch this step, for optimizers that evaluate it twice (<see cref="IMinibatchRepeatingOptimizer"/>).</summary>
+    MinibatchLoss? _stepMinibatch;
+
+    MinibatchLoss RepeatStepMinibatch()
+    {
+        var first = _stepMinibatch ?? throw new InvalidOperationException(
+            $"{_optimizer.GetType().Name} asked to re-evaluate this step's minibatch before the step evaluated one");
+        var reevaluate = first.Reevaluate ?? throw new NotSupportedException(
+            $"{_optimizer.GetType().Name} evaluates each minibatch twice (at the weights and at a perturbed point), " +
+            $"but this training task ({_task.GetType().Name}) cannot re-evaluate a minibatch");
+        var loss = reevaluate();
+        return first with { Loss = loss, Value = loss.ToDouble() };
     }
 
     EpochMetrics EndOfEpoch(int epoch, double lr, double trainingSeconds, double elapsedBefore)

@@ -85,10 +85,14 @@ public class BenchSuiteTests
 
         // Quick mode: the L = 20 ratios and HVP costs are checked, the Lanczos count (stated for the top 20) is not.
         var checks = json["checks"]!.AsArray();
-        Assert.Equal(new[] { "optimizer mnistfc ratio", "optimizer lenet ratio", "hessian mnistfc hvp_over_grad", "hessian lenet hvp_over_grad" },
+        Assert.Equal(new[]
+            {
+                "optimizer mnistfc ratio", "optimizer lenet ratio", "optimizer mnistfc sam_ratio", "optimizer mnistfc asam_ratio",
+                "optimizer lenet sam_ratio", "optimizer lenet asam_ratio", "hessian mnistfc hvp_over_grad", "hessian lenet hvp_over_grad",
+            },
             checks.Select(c => $"{c!["benchmark"]} {c["model"]} {c["quantity"]}"));
         Assert.Equal(checks.Count(c => (bool)c!["met"]!), (int)json["targets_met"]!);
-        Assert.Equal(4, (int)json["targets_checked"]!);
+        Assert.Equal(8, (int)json["targets_checked"]!);
 
         // The report, and the JSON beside it: the same object as printed.
         var markdown = File.ReadAllText(report);
@@ -97,13 +101,14 @@ public class BenchSuiteTests
                      "## Machine", "**Quick mode**", $"Command: `widevalley bench --quick --json --threads 2 --report {report}`",
                      "| model | parameters | L | sgd_step_ms | entropy_sgd_step_ms | ratio | target |",
                      "| model | parameters | grad_ms | hvp_ms | hvp_over_grad | target | lanczos_hvps | target |",
+                     "| model | L row | two_sgd_steps_ms | sam_step_ms | sam_ratio | target | asam_step_ms | asam_ratio | target |",
                      "| batch | images/s (batcher) |", "| mnistfc | 1,867,786 | 20 |", "| lenet | 132,220 | 5 |",
                      "none (stated for L = 20)", "not checked (quick: not the top 20)", "[bench.json](bench.json)",
                  })
             Assert.Contains(expected, markdown);
         foreach (var check in checks)
             Assert.Contains($"<= {((double)check!["at_most"]!).ToString("0.###", CultureInfo.InvariantCulture)}: {((bool)check["met"]! ? "met" : "**missed**")}", markdown);
-        Assert.Contains($"{(int)json["targets_met"]!} of 4 targets met", markdown);
+        Assert.Contains($"{(int)json["targets_met"]!} of 8 targets met", markdown);
         // The report prints the share to 0.1%; the JSON keeps 4 decimals of it.
         var shareRow = System.Text.RegularExpressions.Regex.Match(markdown, @"\| CPU used by other processes during the suite \| ([0-9.]+)% of the machine \|");
         Assert.True(shareRow.Success, "the machine table has no CPU-share row");

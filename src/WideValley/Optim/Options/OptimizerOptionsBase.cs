@@ -44,4 +44,7 @@ public sealed record OptimizerContext
 
     /// <summary>Optimizer steps in one epoch of the run (DANTE's default block length); 0 = unknown.</summary>
     public long StepsPerEpoch { get; init; }
+
+    /// <summary>The model being trained, for optimizers that must see its buffers (SAM keeps BatchNorm statistics from its second pass); null = not given.</summary>
+    public TorchSharp.torch.nn.Module? Model { get; init; }
 }
