@@ -63,11 +63,12 @@ public static class FlatnessHtmlReport
         var report = new HtmlReport(title, new HtmlReportHeader(context.Machine, ReportHeader.Portable(context.Command).Command, date));
 
         report.AddSection("Models");
+        // Sources are named like the command's inputs: by file name where the path is this machine's.
         report.AddParagraph(string.Create(CultureInfo.InvariantCulture,
             $"Budget {results.Budget.Name}, seed {results.Seed}, {FlatnessRunner.Say(results.Seconds)} wall time."));
         var modelTable = new HtmlTable("models", ["model", "source", "id (weights hash)", "parameters", "samples (train / test)", "data"]) { FirstColumnIsRowHeading = true };
         foreach (var m in models)
-            modelTable.AddRow(m.Name, m.Source, m.Id, HtmlCell.Number(m.Size.Parameters, "N0"),
+            modelTable.AddRow(m.Name, ReportHeader.Portable(m.Source).Command, m.Id, HtmlCell.Number(m.Size.Parameters, "N0"),
                 HtmlCell.Number(string.Create(CultureInfo.InvariantCulture, $"{m.Size.TrainSamples:N0} / {m.Size.TestSamples:N0}")), m.Data);
         report.AddTable(modelTable);
 

@@ -107,4 +107,19 @@ public sealed class FlatnessHtmlTests
         // The title's text renders: dark pixels in its band on the left.
         Assert.True(ImageChecks.DarkPixels(screenshot, new SKRectI(0, 20, WindowWidth / 2, 70)) > 300, "the title's text was not drawn");
     }
+
+    [Theory]
+    // Lower is flatter: model 0 (1.0) beats model 1 (3.0).
+    [InlineData(FlatterWhen.Lower, 1.0, 0.1, 3.0, 0.1, new[] { CellTone.Better, CellTone.Worse })]   // 14 standard errors apart
+    [InlineData(FlatterWhen.Lower, 1.0, 1.0, 3.0, 1.0, new[] { CellTone.Neutral, CellTone.Neutral })] // 1.4 standard errors: within the noise
+    [InlineData(FlatterWhen.Higher, 1.0, double.NaN, 3.0, double.NaN, new[] { CellTone.Worse, CellTone.Better })] // no standard error: the verdict says so, the colours still show it
+    [InlineData(FlatterWhen.Lower, 2.0, 0.1, 2.0, 0.1, new[] { CellTone.Neutral, CellTone.Neutral })] // a tie
+    [InlineData(FlatterWhen.NotJudged, 1.0, 0.1, 3.0, 0.1, new[] { CellTone.None, CellTone.None })]   // a loss: never coloured
+    [InlineData(FlatterWhen.Lower, 1.0, 0.1, double.NaN, 0.1, new[] { CellTone.None, CellTone.None })] // one finite value: nothing to compare
+    public void SummaryCellsAreColouredByTheVerdict(FlatterWhen flatter, double a, double seA, double b, double seB, CellTone[] expected)
+    {
+        FlatnessValue Value(double v, double se) => new("x", "x", v, double.IsNaN(se) ? null : se, flatter);
+        var row = FlatnessComparison.Row("m", Value(a, seA), ReluRescaling.NotInvariant, [Value(a, seA), Value(b, seB)], ["A", "B"]);
+        Assert.Equal(expected, new[] { FlatnessHtmlReport.Tone(row, 0), FlatnessHtmlReport.Tone(row, 1) });
+    }
 }
