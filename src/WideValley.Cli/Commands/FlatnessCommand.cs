@@ -19,7 +19,7 @@ namespace WideValley.Cli.Commands;
 /// measure of the library (<see cref="FlatnessMeasures"/>) for each model on its first N training samples (and test
 /// samples for the gap), the interpolation between every pair, and a comparison with one column per model. States the
 /// cost first (from timed unit costs), stores each finished measurement under OUT/.flatness/ so that a rerun resumes,
-/// and writes flatness.md, flatness.json and CSV files and plots (<see cref="FlatnessReport"/>). Every check of the
+/// and writes flatness.md, flatness.html, flatness.json and CSV files and plots (<see cref="FlatnessReport"/>). Every check of the
 /// input happens before the first measurement.
 /// </summary>
 public static class FlatnessCommand
@@ -205,7 +205,7 @@ public static class FlatnessCommand
                 foreach (var warning in files.Warnings) ctx.Error.WriteLine($"widevalley: warning: {warning}");
                 foreach (var row in results.Comparison.Where(r => r.Flatter != FlatterWhen.NotJudged && results.Models.Count > 1))
                     ctx.Out.WriteLine($"{row.Label}: {row.Verdict}");
-                ctx.Out.WriteLine($"flatness: {results.Models.Count} model(s) in {FlatnessRunner.Say(results.Seconds)}; wrote {outDir}: {FlatnessReport.MarkdownFile}, {FlatnessReport.JsonFile} and {files.Files.Count - 2} CSV and plot files");
+                ctx.Out.WriteLine($"flatness: {results.Models.Count} model(s) in {FlatnessRunner.Say(results.Seconds)}; wrote {outDir}: {FlatnessReport.MarkdownFile}, {FlatnessHtmlReport.FileName}, {FlatnessReport.JsonFile} and {files.Files.Count - 3} CSV and plot files");
                 return ExitCodes.Ok;
             }
             catch (OperationCanceledException)

@@ -27,7 +27,8 @@ public sealed record FlatnessReportFiles(IReadOnlyList<string> Files, IReadOnlyL
 
 /// <summary>
 /// Writes a flatness run's results: CSV files (per-layer traces, densities, slices, surface, interpolations) under
-/// csv/, plots (PNG + SVG) under plots/, flatness.md and the JSON twin flatness.json. Every file is replaced
+/// csv/, plots (PNG + SVG) under plots/, flatness.md, the self-contained page flatness.html
+/// (<see cref="FlatnessHtmlReport"/>, the same plots inline) and the JSON twin flatness.json. Every file is replaced
 /// atomically (written next to its place, then renamed), and flatness.json last, so an interrupted write never
 /// leaves a half-replaced file and the JSON twin only names files that exist.
 /// </summary>
@@ -48,6 +49,7 @@ public static class FlatnessReport
         var files = new List<string>();
         var warnings = new List<string>();
         var plots = new List<(string Title, string File)>();
+        var figures = new List<FlatnessPlot>();
         for (var i = 0; i < results.Models.Count; i++)
         {
             var model = results.Models[i];
@@ -56,7 +58,7 @@ public static class FlatnessReport
                 {
                     var stem = $"{ModelKey(i)}-{item.Measure}-{table.Name}";
                     files.Add(WriteCsv(outDir, stem, table));
-                    if (DrawTable(table, $"{model.Name}: {table.Title}") is { } figure) Save(figure, stem, $"{model.Name}: {table.Title}");
+                    if (DrawTable(table, $"{model.Name}: {table.Title}") is { } figure) Save(figure, stem, $"{model.Name}: {table.Title}", item.Measure);
                 }
         }
         for (var k = 0; k < results.Interpolations.Count; k++)
@@ -65,18 +67,20 @@ public static class FlatnessReport
             var table = pair.Result.Tables[0];
             var stem = $"interpolation-{k + 1}";
             files.Add(WriteCsv(outDir, stem, table));
-            if (DrawTable(table, table.Title) is { } figure) Save(figure, stem, table.Title);
+            if (DrawTable(table, table.Title) is { } figure) Save(figure, stem, table.Title, null);
         }
 
         var markdown = Markdown(results, context, plots);
         AtomicFile.WriteAllText(Path.Combine(outDir, MarkdownFile), markdown);
         files.Add(MarkdownFile);
+        FlatnessHtmlReport.Build(results, context, figures, warnings, DateTimeOffset.UtcNow).Save(Path.Combine(outDir, FlatnessHtmlReport.FileName));
+        files.Add(FlatnessHtmlReport.FileName);
         files.Add(JsonFile);
         var json = Json(results, context, files, warnings);
         AtomicFile.WriteAllText(Path.Combine(outDir, JsonFile), json.ToJsonString(FlatnessJson.Options) + "\n");
         return new FlatnessReportFiles(files, warnings);
 
-        void Save(Figure figure, string stem, string title)
+        void Save(Figure figure, string stem, string title, string? measure)
         {
             Directory.CreateDirectory(Path.Combine(outDir, "plots"));
             if (figure.TrySavePngAndSvg(Path.Combine(outDir, "plots", stem), out var skipped))
@@ -84,6 +88,7 @@ public static class FlatnessReport
                 files.Add($"plots/{stem}.png");
                 files.Add($"plots/{stem}.svg");
                 plots.Add((title, $"plots/{stem}.png"));
+                figures.Add(new FlatnessPlot(stem, title, measure, figure));
             }
             else
             {
@@ -190,7 +195,8 @@ public static class FlatnessReport
     /// <summary>Text for a Markdown table cell: a pipe would end the cell.</summary>
     private static string Escape(string text) => text.Replace("|", "\\|", StringComparison.Ordinal);
 
-    private static string Cell(FlatnessValue? value) => value is null ? "–"
+    /// <summary>A value with its standard error when it has one ("1.2 ± 0.1"); "–" for none.</summary>
+    internal static string Cell(FlatnessValue? value) => value is null ? "–"
         : value.StandardError is double se && double.IsFinite(se) ? $"{N(value.Value)} ± {N(se)}" : N(value.Value);
 
     private static string Markdown(FlatnessResults results, FlatnessReportContext context, IReadOnlyList<(string Title, string File)> plots)

@@ -15,8 +15,8 @@ namespace WideValley.Tests.Cli;
 /// </summary>
 public sealed class FlatnessCommandTests
 {
-    private static readonly string Factory = $"{Path.Combine(AppContext.BaseDirectory, "test-factory", "WideValley.TestFactory.dll")}:WideValley.TestFactory.TinyConvNetFactory";
-    private static readonly string[] FixtureData = ["--inputs", Fixture("inputs.npy"), "--labels", Fixture("labels.npy")];
+    internal static readonly string Factory = $"{Path.Combine(AppContext.BaseDirectory, "test-factory", "WideValley.TestFactory.dll")}:WideValley.TestFactory.TinyConvNetFactory";
+    internal static readonly string[] FixtureData = ["--inputs", Fixture("inputs.npy"), "--labels", Fixture("labels.npy")];
 
     private static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run([.. args, "--threads", "1"]);
 
@@ -198,6 +198,6 @@ public sealed class FlatnessCommandTests
         Assert.Equal(markdown, File.ReadAllBytes(Path.Combine(outDir, "flatness.md")));
         Assert.Equal(json, File.ReadAllBytes(Path.Combine(outDir, "flatness.json")));
         // No temporary file is left beside them.
-        Assert.Equal(["flatness.json", "flatness.md"], Directory.GetFiles(outDir).Select(Path.GetFileName).Order().ToArray());
+        Assert.Equal(["flatness.html", "flatness.json", "flatness.md"], Directory.GetFiles(outDir).Select(Path.GetFileName).Order().ToArray());
     }
 }
