@@ -33,7 +33,7 @@ public sealed class EpsilonSharpnessMeasure : IFlatnessMeasure
     public string Name => "epsilon-sharpness";
 
     /// <inheritdoc/>
-    public string Title => "ε-sharpness (Keskar et al. 2017), projected ascent in the box ε(|x|+1)";
+    public string Title => "ε-sharpness (Keskar et al. 2017), projected ascent in the box ε (1 + abs x_i)";
 
     /// <inheritdoc/>
     public ReluRescaling Rescaling => SharpnessMeasureParts.ToReport(new EpsilonSharpnessOptions().Invariance);
@@ -160,7 +160,7 @@ public sealed class AdaptiveSharpnessMeasure(double eta = 0.01) : IFlatnessMeasu
     public string Name => Eta == 0.01 ? "adaptive-sharpness" : $"adaptive-sharpness-eta-{SharpnessMeasureParts.Key(Eta)}";
 
     /// <inheritdoc/>
-    public string Title => $"Adaptive sharpness (ASAM, Kwon et al. 2021), ball ‖δ/(|x|+η)‖ ≤ ρ, η = {SharpnessMeasureParts.Key(Eta)}";
+    public string Title => $"Adaptive sharpness (ASAM, Kwon et al. 2021), ball of radius ρ scaled by abs x_i + η, η = {SharpnessMeasureParts.Key(Eta)}";
 
     /// <inheritdoc/>
     public ReluRescaling Rescaling => SharpnessMeasureParts.ToReport(Invariance);
