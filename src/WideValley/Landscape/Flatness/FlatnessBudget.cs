@@ -148,7 +148,9 @@ public sealed record FlatnessBudget
     /// <summary>
     /// Refuses a budget that cannot be measured: every count must be at least 1 (at least 2 for the points of an axis,
     /// 2 directions for a standard error of the random slices), radii, scopes, tolerance, temperature and step size
-    /// positive and finite. The message names the parameter and its value.
+    /// positive and finite; the sharpness settings likewise (epsilon and both rho positive, at least 2 few-step ascent
+    /// steps and 2 PAC-Bayes noise pairs, the error threshold and relative tolerance in (0, 1), a bracket 0 &lt; low &lt; high).
+    /// The message names the parameter and its value.
     /// </summary>
     /// <exception cref="ArgumentException">The first parameter out of range.</exception>
     public void Validate()
