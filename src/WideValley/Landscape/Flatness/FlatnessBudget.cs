@@ -65,12 +65,53 @@ public sealed record FlatnessBudget
     /// <summary>Points per axis of the 2-D surface.</summary>
     public int SurfacePoints { get; init; }
 
+    /// <summary>epsilon of Keskar et al.'s box |delta_i| &lt;= epsilon (|x_i| + 1). 1e-3 in every budget (Keskar et al. report 1e-3 and 5e-4).</summary>
+    public double SharpnessEpsilon { get; init; } = 1e-3;
+
+    /// <summary>Projected-ascent steps (gradients) per start of the epsilon-sharpness.</summary>
+    public int EpsilonSharpnessSteps { get; init; }
+
+    /// <summary>Uniform random starts in the box besides the start at x (epsilon-sharpness).</summary>
+    public int EpsilonSharpnessRandomStarts { get; init; }
+
+    /// <summary>rho of the SAM sharpness's L2 ball. 0.05 in every budget (Foret et al.'s default).</summary>
+    public double SamRho { get; init; } = 0.05;
+
+    /// <summary>
+    /// rho of the adaptive (ASAM) ball ||T_x^-1 delta|| &lt;= rho, T_x = diag(|x_i| + eta). 0.5 in every budget: Kwon et
+    /// al.'s recommended value (their code's default; SAM's 0.05 is far too small once the ball is measured relative to
+    /// each weight's magnitude, which is why ASAM needs a larger rho), so the value is the sharpness ASAM trains against.
+    /// </summary>
+    public double AsamRho { get; init; } = 0.5;
+
+    /// <summary>Ascent steps (gradients) of the few-step SAM and ASAM values (the one-step values are always measured too).</summary>
+    public int SharpnessAscentSteps { get; init; }
+
+    /// <summary>Largest expected increase of the error rate (a fraction) that the PAC-Bayes sigma' allows. 0.1 (Jiang et al.).</summary>
+    public double PacBayesThreshold { get; init; } = 0.1;
+
+    /// <summary>Noise draws per sigma of the PAC-Bayes bisection (each evaluated as an antithetic pair).</summary>
+    public int PacBayesSamples { get; init; }
+
+    /// <summary>The PAC-Bayes bisection stops when its bracket is narrower than this fraction of its upper end.</summary>
+    public double PacBayesRelativeTolerance { get; init; }
+
+    /// <summary>
+    /// Lower end of the PAC-Bayes bracket. Jiang et al. search [0, 2]; a positive floor (1e-4) bounds the bisection's
+    /// steps, so the cost estimate is an upper bound: a sigma' below it is reported as at most the floor.
+    /// </summary>
+    public double PacBayesSigmaLow { get; init; } = 1e-4;
+
+    /// <summary>Upper end of the PAC-Bayes bracket: 2, as Jiang et al.</summary>
+    public double PacBayesSigmaHigh { get; init; } = 2;
+
     /// <summary>A smoke test: seconds on a small network; the numbers are rough.</summary>
     public static FlatnessBudget Quick { get; } = new()
     {
         Name = "quick", TopEigenvalues = 3, BottomEigenvalues = 1, LanczosSteps = 20, LanczosTolerance = 1e-3, TraceProbes = 10, SlqProbes = 2, SlqSteps = 16,
         GaussNewtonProbes = 10, Scopes = [1e3, 1e4], EntropySamples = 16, LangevinSteps = 20, LangevinBurnIn = 10,
         SliceDirections = 2, SlicePoints = 9, SliceRadius = 1, SurfacePoints = 5,
+        EpsilonSharpnessSteps = 5, EpsilonSharpnessRandomStarts = 1, SharpnessAscentSteps = 3, PacBayesSamples = 3, PacBayesRelativeTolerance = 0.05,
     };
 
     /// <summary>The report's default.</summary>
@@ -79,6 +120,7 @@ public sealed record FlatnessBudget
         Name = "standard", TopEigenvalues = 5, BottomEigenvalues = 3, LanczosSteps = 60, LanczosTolerance = 1e-4, TraceProbes = 50, SlqProbes = 5, SlqSteps = 40,
         GaussNewtonProbes = 50, Scopes = [1e2, 1e3, 1e4], EntropySamples = 64, LangevinSteps = 100, LangevinBurnIn = 50,
         SliceDirections = 4, SlicePoints = 21, SliceRadius = 1, SurfacePoints = 11,
+        EpsilonSharpnessSteps = 20, EpsilonSharpnessRandomStarts = 2, SharpnessAscentSteps = 5, PacBayesSamples = 10, PacBayesRelativeTolerance = 0.01,
     };
 
     /// <summary>Tighter estimates and finer slices.</summary>
@@ -87,6 +129,7 @@ public sealed record FlatnessBudget
         Name = "thorough", TopEigenvalues = 10, BottomEigenvalues = 5, LanczosSteps = 150, LanczosTolerance = 1e-5, TraceProbes = 200, SlqProbes = 10, SlqSteps = 90,
         GaussNewtonProbes = 200, Scopes = [1e1, 1e2, 1e3, 1e4, 1e5], EntropySamples = 256, LangevinSteps = 400, LangevinBurnIn = 100,
         SliceDirections = 8, SlicePoints = 41, SliceRadius = 1, SurfacePoints = 21,
+        EpsilonSharpnessSteps = 50, EpsilonSharpnessRandomStarts = 4, SharpnessAscentSteps = 10, PacBayesSamples = 32, PacBayesRelativeTolerance = 0.005,
     };
 
     /// <summary>The budget names, as the command line spells them.</summary>
@@ -105,7 +148,9 @@ public sealed record FlatnessBudget
     /// <summary>
     /// Refuses a budget that cannot be measured: every count must be at least 1 (at least 2 for the points of an axis,
     /// 2 directions for a standard error of the random slices), radii, scopes, tolerance, temperature and step size
-    /// positive and finite. The message names the parameter and its value.
+    /// positive and finite; the sharpness settings likewise (epsilon and both rho positive, at least 2 few-step ascent
+    /// steps and 2 PAC-Bayes noise pairs, the error threshold and relative tolerance in (0, 1), a bracket 0 &lt; low &lt; high).
+    /// The message names the parameter and its value.
     /// </summary>
     /// <exception cref="ArgumentException">The first parameter out of range.</exception>
     public void Validate()
@@ -138,5 +183,22 @@ public sealed record FlatnessBudget
         AtLeast(SlicePoints, 2, nameof(SlicePoints));
         Positive(SliceRadius, nameof(SliceRadius));
         AtLeast(SurfacePoints, 2, nameof(SurfacePoints));
+        Positive(SharpnessEpsilon, nameof(SharpnessEpsilon));
+        AtLeast(EpsilonSharpnessSteps, 1, nameof(EpsilonSharpnessSteps));
+        AtLeast(EpsilonSharpnessRandomStarts, 0, nameof(EpsilonSharpnessRandomStarts));
+        Positive(SamRho, nameof(SamRho));
+        Positive(AsamRho, nameof(AsamRho));
+        AtLeast(SharpnessAscentSteps, 2, nameof(SharpnessAscentSteps) + " (the few-step values; the one-step values are measured anyway)");
+        Positive(PacBayesThreshold, nameof(PacBayesThreshold));
+        if (PacBayesThreshold >= 1)
+            throw new ArgumentException($"flatness budget '{Name}': {nameof(PacBayesThreshold)} is an increase of the error rate (a fraction) and must be below 1, got {PacBayesThreshold.ToString(CultureInfo.InvariantCulture)}");
+        AtLeast(PacBayesSamples, 2, nameof(PacBayesSamples) + " (two draws give a standard error)");
+        Positive(PacBayesRelativeTolerance, nameof(PacBayesRelativeTolerance));
+        if (PacBayesRelativeTolerance >= 1)
+            throw new ArgumentException($"flatness budget '{Name}': {nameof(PacBayesRelativeTolerance)} must lie in (0, 1), got {PacBayesRelativeTolerance.ToString(CultureInfo.InvariantCulture)}");
+        Positive(PacBayesSigmaLow, nameof(PacBayesSigmaLow) + " (a positive floor bounds the bisection)");
+        Positive(PacBayesSigmaHigh, nameof(PacBayesSigmaHigh));
+        if (!(PacBayesSigmaHigh > PacBayesSigmaLow))
+            throw new ArgumentException($"flatness budget '{Name}': the PAC-Bayes bracket [{PacBayesSigmaLow.ToString(CultureInfo.InvariantCulture)}, {PacBayesSigmaHigh.ToString(CultureInfo.InvariantCulture)}] needs {nameof(PacBayesSigmaHigh)} > {nameof(PacBayesSigmaLow)}");
     }
 }

@@ -21,6 +21,11 @@ public static class FlatnessMeasures
         new RandomSlices(),
         new EigenvectorSlice(),
         new Surface(),
+        new EpsilonSharpnessMeasure(),
+        new SamSharpnessMeasure(),
+        new AdaptiveSharpnessMeasure(),
+        new PacBayesSigmaMeasure(magnitudeAware: false),
+        new PacBayesSigmaMeasure(magnitudeAware: true),
     ];
 
     /// <summary>The measure called <paramref name="name"/>.</summary>
