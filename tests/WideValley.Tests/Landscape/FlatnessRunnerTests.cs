@@ -35,7 +35,8 @@ public sealed class FlatnessRunnerTests
 
     private static Func<Tensor, Tensor, Tensor> QuadraticLoss(Tensor h) => (output, _) => output.matmul(h).mul(output).sum(1).mul(0.5).mean();
 
-    private static FlatnessModel Quadratic(string name, double[] eigenvalues, long seed, double[]? start = null)
+    /// <summary>A flatness model whose loss is 0.5 w^T H w with H = Q diag(<paramref name="eigenvalues"/>) Q^T (seeded Q), at w = <paramref name="start"/> (default 0, the minimum).</summary>
+    internal static FlatnessModel Quadratic(string name, double[] eigenvalues, long seed, double[]? start = null)
     {
         TorchRuntime.EnsureInitialized();
         var h = Hessian(eigenvalues, seed).DetachFromDisposeScope();

@@ -14,40 +14,8 @@ namespace WideValley.Tests.Landscape;
 /// </summary>
 public sealed class FlatnessSharpnessTests
 {
-    // The fixture of FlatnessRunnerTests (private there): a "network" whose output is its weights, and the loss 0.5 w^T H w.
-    private sealed class WeightsAsOutput : nn.Module<Tensor, Tensor>
-    {
-        public WeightsAsOutput(double[] start) : base("quadratic") =>
-            register_parameter("w", new TorchSharp.Modules.Parameter(tensor(start, ScalarType.Float64)));
-
-        public override Tensor forward(Tensor input) => get_parameter("w")!.unsqueeze(0).expand(input.shape[0], -1);
-    }
-
-    private static Tensor Hessian(double[] eigenvalues, long seed)
-    {
-        using var scope = NewDisposeScope();
-        using var generator = new Generator((ulong)seed);
-        var n = eigenvalues.Length;
-        var (q, _) = linalg.qr(randn(n, n, ScalarType.Float64, generator: generator));
-        return q.matmul(diag(tensor(eigenvalues, ScalarType.Float64))).matmul(q.t()).MoveToOuterDisposeScope();
-    }
-
-    private static FlatnessModel Quadratic(string name, double[] eigenvalues, long seed)
-    {
-        TorchRuntime.EnsureInitialized();
-        var h = Hessian(eigenvalues, seed).DetachFromDisposeScope();
-        var module = new WeightsAsOutput(new double[eigenvalues.Length]);
-        var inputs = zeros(1, 1, ScalarType.Float64).DetachFromDisposeScope();
-        var labels = zeros(1, ScalarType.Int64).DetachFromDisposeScope();
-        return new FlatnessModel
-        {
-            Name = name, Source = name, Module = module, Train = [(inputs, labels)],
-            Landscape = new LandscapeOptions
-            {
-                Loss = (output, _) => output.matmul(h).mul(output).sum(1).mul(0.5).mean(), LossName = $"quadratic-{name}",
-            },
-        };
-    }
+    /// <summary>The runner tests' quadratic 0.5 w^T H w with a chosen rotated Hessian, at its minimum.</summary>
+    private static FlatnessModel Quadratic(string name, double[] eigenvalues, long seed) => FlatnessRunnerTests.Quadratic(name, eigenvalues, seed);
 
     /// <summary>19 eigenvalues in [0.05, 0.95] x scale and a top one 2 x scale, well apart so that a few ascent steps reach it.</summary>
     private static double[] Spectrum(double scale) => [.. Enumerable.Range(1, 19).Select(i => scale * 0.05 * i), 2 * scale];
