@@ -15,23 +15,9 @@ namespace WideValley.Tests.Optim;
 /// </summary>
 public class SamLanguageModelTests
 {
-    const int Vocabulary = 7;
+    const int Vocabulary = Training.LanguageModelResumeTests.Vocabulary;
 
-    static TokenCorpus Corpus()
-    {
-        var generator = new torch.Generator(17);
-        Tensor Tokens(int n) => randint(0, Vocabulary, [n], dtype: int64, generator: generator);
-        return new TokenCorpus
-        {
-            Name = "random-tokens",
-            Vocabulary = new Vocabulary(Enumerable.Range(0, Vocabulary).Select(i => ((char)('a' + i)).ToString())),
-            Train = Tokens(1200),
-            Validation = Tokens(200),
-            Test = Tokens(200),
-            Source = "test",
-            Level = "char",
-        };
-    }
+    static TokenCorpus Corpus() => Training.LanguageModelResumeTests.Corpus();
 
     static (LanguageModelTask Task, optim.Optimizer Optimizer) Build(OptimizerOptionsBase settings)
     {

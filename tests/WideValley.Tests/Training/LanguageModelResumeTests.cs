@@ -15,9 +15,10 @@ namespace WideValley.Tests.Training;
 /// </summary>
 public class LanguageModelResumeTests
 {
-    const int Vocabulary = 7;
+    internal const int Vocabulary = 7;
 
-    static TokenCorpus Corpus()
+    /// <summary>1,200 / 200 / 200 random tokens over a 7-letter vocabulary (seeded).</summary>
+    internal static TokenCorpus Corpus()
     {
         var generator = new torch.Generator(17);
         Tensor Tokens(int n) => randint(0, Vocabulary, [n], dtype: int64, generator: generator);
