@@ -26,6 +26,7 @@ public static class BenchCommand
         command.Add(BenchConnectCommand.Create(ctx));
         command.Add(BenchDanteCommand.Create(ctx));
         command.Add(BenchSeed004Command.Create(ctx));
+        command.Add(BenchFlatnessCommand.Create(ctx));
         BenchSuiteCommand.Configure(command, ctx);
         return command.WithRanges();
     }
