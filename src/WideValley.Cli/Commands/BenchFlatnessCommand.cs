@@ -58,6 +58,7 @@ public static class BenchFlatnessCommand
         public long Seed { get; init; }
         public int Threads { get; init; }
         public int Rounds { get; init; } = 1;
+        public int UnitRepeats { get; init; } = 5;
 
         /// <summary>Refuses what cannot be run, naming the option; returns the budget and measures.</summary>
         /// <exception cref="UsageException">The first bad option.</exception>
@@ -73,6 +74,7 @@ public static class BenchFlatnessCommand
             if (Samples < 1) throw new UsageException($"--samples must be at least 1, got {Samples}");
             if (Epochs < 1) throw new UsageException($"--epochs must be at least 1 (the network is trained briefly so that the point is not a random initialisation), got {Epochs}");
             if (Rounds < 1) throw new UsageException($"--rounds must be at least 1, got {Rounds}");
+            if (UnitRepeats < 1) throw new UsageException($"--unit-repeats must be at least 1, got {UnitRepeats}");
             if (Threads < 0) throw new UsageException($"--threads must be 0 (libtorch's default) or positive, got {Threads}");
             return (FlatnessCommand.ParseBudget(Budget, null, null), FlatnessCommand.ParseMeasures(Measures));
         }
@@ -103,12 +105,13 @@ public static class BenchFlatnessCommand
     }
 
     /// <summary>One round of the whole report: its parts' seconds.</summary>
-    /// <param name="Units">The unit times measured at its start.</param>
+    /// <param name="Units">The unit times the bench measured before it (medians of <see cref="Options.UnitRepeats"/> timings): they predict each measure's seconds.</param>
     /// <param name="UnitSeconds">Seconds of sizing, hashing and timing the units (FlatnessRunner.Estimate).</param>
     /// <param name="MeasureSeconds">Seconds of FlatnessRunner.Run (every measure, storing, comparing).</param>
     /// <param name="WriteSeconds">Seconds of writing the report files (Markdown, HTML, JSON, CSV, plots).</param>
     /// <param name="Files">Files the report wrote.</param>
-    internal sealed record ReportRound(UnitTimes Units, double UnitSeconds, double MeasureSeconds, double WriteSeconds, int Files)
+    /// <param name="RunnerUnits">The unit times the report itself measured (once each, as `widevalley flatness` does for its estimate).</param>
+    internal sealed record ReportRound(UnitTimes Units, double UnitSeconds, double MeasureSeconds, double WriteSeconds, int Files, UnitTimes RunnerUnits)
     {
         /// <summary>The whole report's wall seconds.</summary>
         public double TotalSeconds => UnitSeconds + MeasureSeconds + WriteSeconds;
@@ -166,6 +169,7 @@ public static class BenchFlatnessCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the weights, the training order, synthetic data and every probe.", DefaultValueFactory = _ => defaults.Seed };
         var threads = new Option<int>("--threads") { Description = "libtorch threads (0 = default).", DefaultValueFactory = _ => 0 };
         var rounds = new Option<int>("--rounds") { Description = "Whole reports made and timed (medians); each takes minutes at the standard budget.", DefaultValueFactory = _ => defaults.Rounds };
+        var unitRepeats = new Option<int>("--unit-repeats") { Description = "Unit timings (FlatnessRunner.MeasureUnitTimes) before each round whose medians predict each measure's seconds (not part of the report's time).", DefaultValueFactory = _ => defaults.UnitRepeats };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
         var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
         var report = new Option<string?>("--report") { Description = "Also write a Markdown report to this .md file and the JSON beside it (.json)." };
@@ -174,7 +178,7 @@ public static class BenchFlatnessCommand
             $"HVPs, forward passes and gradients take at the measured unit times (target <= {CostTarget.ToString(CultureInfo.InvariantCulture)}x), and the whole report " +
             $"(target <= {WallTargetSeconds.ToString(CultureInfo.InvariantCulture)} s for LeNet at the standard budget on 1,000 samples).")
         {
-            model, data, dataDir, samples, budget, measures, epochs, seed, threads, rounds, json, output, report,
+            model, data, dataDir, samples, budget, measures, epochs, seed, threads, rounds, unitRepeats, json, output, report,
         };
         command.SetAction(p =>
         {
@@ -190,6 +194,7 @@ public static class BenchFlatnessCommand
                 Seed = p.GetValue(seed),
                 Threads = p.GetValue(threads),
                 Rounds = p.GetValue(rounds),
+                UnitRepeats = p.GetValue(unitRepeats),
             };
             var (flatnessBudget, chosen) = options.Validate();
             var reportPath = BenchOutputs.ReportPath(p.GetValue(report));
@@ -246,7 +251,8 @@ public static class BenchFlatnessCommand
         var share = CpuShare.Start();
         for (var round = 0; round < o.Rounds; round++)
         {
-            var (report, items) = TimeOneReport(model, budget, measures, o.Seed, machine, log, round + 1);
+            var units = MedianUnitTimes(model, o.UnitRepeats);
+            var (report, items) = TimeOneReport(model, units, budget, measures, o.Seed, machine, log, round + 1);
             reports.Add(report);
             foreach (var (name, timed) in items) perMeasure[name].Add(timed);
         }
@@ -259,7 +265,7 @@ public static class BenchFlatnessCommand
     /// One whole report into a fresh temporary folder (deleted afterwards): unit times, every measure, the report files.
     /// Each measure's wall seconds run from the runner's MeasureStarted event to its MeasureFinished event.
     /// </summary>
-    static (ReportRound Report, List<(string Measure, MeasureRound Timed)> Items) TimeOneReport(FlatnessModel model, FlatnessBudget budget,
+    static (ReportRound Report, List<(string Measure, MeasureRound Timed)> Items) TimeOneReport(FlatnessModel model, UnitTimes units, FlatnessBudget budget,
         IReadOnlyList<IFlatnessMeasure> measures, long seed, string machine, Action<string> log, int round)
     {
         var outDir = Directory.CreateTempSubdirectory("widevalley-bench-flatness-").FullName;
@@ -275,15 +281,20 @@ public static class BenchFlatnessCommand
                 {
                     if (e.Measure is null) return;
                     if (e.Kind == FlatnessEventKind.MeasureStarted) started[e.Measure] = clock.Elapsed.TotalSeconds;
-                    else if (e.Kind == FlatnessEventKind.MeasureFinished) seconds[e.Measure] = clock.Elapsed.TotalSeconds - started[e.Measure];
+                    else if (e.Kind == FlatnessEventKind.MeasureFinished)
+                    {
+                        seconds[e.Measure] = clock.Elapsed.TotalSeconds - started[e.Measure];
+                        log($"round {round}: {e.Message}");
+                    }
                 },
             };
             var estimates = FlatnessRunner.Estimate([model], settings);
             var unitSeconds = clock.Elapsed.TotalSeconds;
-            var units = estimates[0].Units;
-            log(FormattableString.Invariant($"round {round}: unit times HVP {units.HvpSeconds * 1e3:0.0} ms, forward {units.ForwardSeconds * 1e3:0.0} ms, ") +
+            var runnerUnits = estimates[0].Units;
+            log(FormattableString.Invariant($"round {round}: unit times (medians of the bench's timings) HVP {units.HvpSeconds * 1e3:0.0} ms, forward {units.ForwardSeconds * 1e3:0.0} ms, ") +
                 FormattableString.Invariant($"gradient {units.GradientSeconds * 1e3:0.0} ms, sample gradient {units.SampleGradientSeconds * 1e3:0.00} ms; ") +
-                $"estimated {FlatnessRunner.Say(estimates[0].SecondsToSpend)}");
+                FormattableString.Invariant($"the report's own timing: HVP {runnerUnits.HvpSeconds * 1e3:0.0} ms, forward {runnerUnits.ForwardSeconds * 1e3:0.0} ms, ") +
+                FormattableString.Invariant($"gradient {runnerUnits.GradientSeconds * 1e3:0.0} ms; estimated {FlatnessRunner.Say(estimates[0].SecondsToSpend)}"));
             var results = FlatnessRunner.Run([model], settings, estimates);
             var measured = clock.Elapsed.TotalSeconds;
             var files = FlatnessReport.Write(results, outDir, new FlatnessReportContext { Command = "widevalley bench flatness", Machine = machine, Estimates = estimates });
@@ -294,9 +305,9 @@ public static class BenchFlatnessCommand
                 var timed = new MeasureRound(item.Estimate, item.Result.Used, seconds[item.Measure], item.Result.Seconds, units);
                 items.Add((item.Measure, timed));
                 var predicted = timed.Used.Seconds(units);
-                log(FormattableString.Invariant($"round {round}: {item.Measure}: {timed.Seconds:0.00} s for {timed.Used}; predicted {predicted:0.00} s, ratio {Ratio(timed.Seconds, predicted):0.000}"));
+                log(FormattableString.Invariant($"round {round}: {item.Measure}: {timed.Seconds:0.00} s wall; predicted {predicted:0.00} s from the work done, ratio {Ratio(timed.Seconds, predicted):0.000}"));
             }
-            var report = new ReportRound(units, unitSeconds, measured - unitSeconds, total - measured, files.Files.Count);
+            var report = new ReportRound(units, unitSeconds, measured - unitSeconds, total - measured, files.Files.Count, runnerUnits);
             log(FormattableString.Invariant($"round {round}: whole report {report.TotalSeconds:0.0} s (unit times {report.UnitSeconds:0.0} s, measures {report.MeasureSeconds:0.0} s, files {report.WriteSeconds:0.0} s)"));
             return (report, items);
         }
@@ -304,6 +315,17 @@ public static class BenchFlatnessCommand
         {
             Directory.Delete(outDir, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// The median of <paramref name="repeats"/> unit timings, per unit: the report's own timing (two repetitions after a
+    /// warm-up) moves by several times when other processes share the machine, and would make a ratio measure the noise.
+    /// </summary>
+    static UnitTimes MedianUnitTimes(FlatnessModel model, int repeats)
+    {
+        var timings = Enumerable.Range(0, repeats).Select(_ => FlatnessRunner.MeasureUnitTimes(model)).ToList();
+        return new UnitTimes(Median(timings.Select(t => t.HvpSeconds).ToList()), Median(timings.Select(t => t.ForwardSeconds).ToList()),
+            Median(timings.Select(t => t.GradientSeconds).ToList()), Median(timings.Select(t => t.SampleGradientSeconds).ToList()));
     }
 
     /// <summary>SGD with momentum over the evaluation samples in a seeded random order; returns the loss and error (%) afterwards in eval mode.</summary>
@@ -408,6 +430,14 @@ public static class BenchFlatnessCommand
             ["forward_seconds"] = Numbers(r.Rounds.Select(x => x.Units.ForwardSeconds), 6),
             ["gradient_seconds"] = Numbers(r.Rounds.Select(x => x.Units.GradientSeconds), 6),
             ["sample_gradient_seconds"] = Numbers(r.Rounds.Select(x => x.Units.SampleGradientSeconds), 7),
+            ["repeats"] = r.Options.UnitRepeats,
+        },
+        ["runner_unit_times"] = new JsonObject
+        {
+            ["hvp_seconds"] = Numbers(r.Rounds.Select(x => x.RunnerUnits.HvpSeconds), 6),
+            ["forward_seconds"] = Numbers(r.Rounds.Select(x => x.RunnerUnits.ForwardSeconds), 6),
+            ["gradient_seconds"] = Numbers(r.Rounds.Select(x => x.RunnerUnits.GradientSeconds), 6),
+            ["sample_gradient_seconds"] = Numbers(r.Rounds.Select(x => x.RunnerUnits.SampleGradientSeconds), 7),
         },
         ["target_ratio"] = CostTarget,
         ["measures"] = new JsonArray(r.Rows.Select(row => (JsonNode)new JsonObject
@@ -473,9 +503,10 @@ public static class BenchFlatnessCommand
         md.AppendLine(string.Format(c,
             "Issue 20's speed targets: the {0} flatness report of {1} on {2:N0} samples within {3:0} s ({4:0} minutes), and each measure's wall time within " +
             "{5:0.0}x of the seconds its work takes: the Hessian-vector products, forward passes, gradients and per-sample gradients it did " +
-            "(counted by the operators, `MeasureResult.Used`) at the unit times measured before the report, as `widevalley flatness` measures them " +
-            "(each unit timed twice after a warm-up).",
-            r.Budget.Name, o.Model, o.Samples, WallTargetSeconds, WallTargetSeconds / 60, CostTarget));
+            "(counted by the operators, `MeasureResult.Used`) at the unit times: before each round the bench times the units as `widevalley flatness` " +
+            "does (`FlatnessRunner.MeasureUnitTimes`: each unit twice after a warm-up) {6} times and takes the medians, outside the report's time; " +
+            "the report's own single timing is shown beside them.",
+            r.Budget.Name, o.Model, o.Samples, WallTargetSeconds, WallTargetSeconds / 60, CostTarget, o.UnitRepeats));
         md.AppendLine();
         md.AppendLine(string.Format(c,
             "The network: zoo {0} ({1:N0} parameters), initialised with seed {2}, then trained for {3} epoch(s) of SGD (lr {4}, momentum {5}, batch {6}) on the " +
@@ -496,12 +527,14 @@ public static class BenchFlatnessCommand
         md.AppendLine();
 
         md.AppendLine("## Unit times").AppendLine();
-        md.AppendLine("| unit | seconds (median over rounds) |");
-        md.AppendLine("|---|---|");
-        md.AppendLine($"| HVP over the evaluation set | {F(Median(r.Rounds.Select(x => x.Units.HvpSeconds).ToList()), "0.0000")} |");
-        md.AppendLine($"| forward pass over it | {F(Median(r.Rounds.Select(x => x.Units.ForwardSeconds).ToList()), "0.0000")} |");
-        md.AppendLine($"| gradient over it | {F(Median(r.Rounds.Select(x => x.Units.GradientSeconds).ToList()), "0.0000")} |");
-        md.AppendLine($"| one sample's gradient | {F(Median(r.Rounds.Select(x => x.Units.SampleGradientSeconds).ToList()), "0.000000")} |");
+        md.AppendLine("| unit | seconds (the bench's medians; median over rounds) | the report's own timing |");
+        md.AppendLine("|---|---|---|");
+        string Unit(Func<UnitTimes, double> pick, string format) =>
+            $"{F(Median(r.Rounds.Select(x => pick(x.Units)).ToList()), format)} | {F(Median(r.Rounds.Select(x => pick(x.RunnerUnits)).ToList()), format)}";
+        md.AppendLine($"| HVP over the evaluation set | {Unit(u => u.HvpSeconds, "0.0000")} |");
+        md.AppendLine($"| forward pass over it | {Unit(u => u.ForwardSeconds, "0.0000")} |");
+        md.AppendLine($"| gradient over it | {Unit(u => u.GradientSeconds, "0.0000")} |");
+        md.AppendLine($"| one sample's gradient | {Unit(u => u.SampleGradientSeconds, "0.000000")} |");
         md.AppendLine();
 
         md.AppendLine("## Per measure and the whole report").AppendLine();
