@@ -104,7 +104,7 @@ public static class WideValleysReport
                 {
                     var w = v.Wider;
                     var k = v.Correlation;
-                    md.AppendLine($"| {v.Label} | {(v.Flatter == FlatterWhen.Lower ? "lower" : "higher")} | {(v.Rescaling == ReluRescaling.Invariant ? "invariant" : "not invariant")} | " +
+                    md.AppendLine($"| {v.Label.Replace("|", "\\|", StringComparison.Ordinal)} | {(v.Flatter == FlatterWhen.Lower ? "lower" : "higher")} | {(v.Rescaling == ReluRescaling.Invariant ? "invariant" : "not invariant")} | " +
                                   $"{MeanSd(w.EntropyMean, w.EntropyStd)} ({w.EntropyCount}) | {MeanSd(w.AdamMean, w.AdamStd)} ({w.AdamCount}) | {Number(w.Z)} | **{Say(w.Verdict)}** | " +
                                   $"{Number(k.Rho)} | {Number(k.P)}{(k.Exact ? "" : " (MC)")} | **{Say(k.Verdict)}** |");
                 }

@@ -246,5 +246,5 @@ public static class WideValleysStatistics
 
     /// <summary>A number for a report: four significant digits, "n/a" for NaN.</summary>
     internal static string Number(double value) =>
-        double.IsNaN(value) ? "n/a" : double.IsInfinity(value) ? (value > 0 ? "∞" : "-∞") : value.ToString("G4", CultureInfo.InvariantCulture);
+        double.IsNaN(value) ? "n/a" : double.IsInfinity(value) ? (value > 0 ? "∞" : "-∞") : Reports.PlotStyle.Number(value);
 }
