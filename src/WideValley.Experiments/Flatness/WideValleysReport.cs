@@ -150,8 +150,8 @@ public static class WideValleysReport
         var e = n.MeasuredRuns(true);
         var a = n.MeasuredRuns(false);
         var text = $"Measured runs: Entropy-SGD {e} of {n.SeedsWanted}, Adam {a} of {n.SeedsWanted}.";
-        if (e < n.SeedsWanted || a < n.SeedsWanted)
-            text += " Fewer than the wanted seeds are measured: the verdicts judge what finished" + (e < 2 || a < 2 ? "; with fewer than two per optimizer, (a) is not testable." : ".");
+        if (e < n.SeedsWanted || a < n.SeedsWanted) text += " Fewer than the wanted seeds are measured: the verdicts judge what finished.";
+        if (e < 2 || a < 2) text += " With fewer than two per optimizer, (a) is not testable" + (e + a < 3 ? ", and with fewer than three runs (b) is not either." : ".");
         return text;
     }
 

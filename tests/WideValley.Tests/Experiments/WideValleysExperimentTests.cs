@@ -53,7 +53,7 @@ public class WideValleysExperimentTests
         Assert.Contains("widevalley reproduce wide-valleys --networks mnistfc --seeds 1 --budget smoke", md);
         Assert.Contains("| Hessian trace | lower | not invariant |", md);
         Assert.Contains("`table1-smoke/mnistfc/adam/seed-1`", md);
-        Assert.Contains("with fewer than two per optimizer, (a) is not testable", md);
+        Assert.Contains("With fewer than two per optimizer, (a) is not testable, and with fewer than three runs (b) is not either.", md);
         Assert.Contains("Six points is little", md);
         Assert.Contains(@"fraction of \|λ\| < 0.1", md);
         ReproduceReportChecks.AssertImagesExist(dir.File("report/wide-valleys-smoke.md"));
