@@ -21,7 +21,14 @@ string? markerDir = Option("--marker-dir");
 int? crashRank = Option("--crash-rank") is { } c ? int.Parse(c) : null;
 
 set_num_threads(1);
-using var collectives = useMpi ? MpiCollectives.Initialize() : Collectives.Create();
+ICollectives created;
+try { created = useMpi ? MpiCollectives.Initialize() : Collectives.Create(); }
+catch (MpiLibraryNotFoundException e)
+{
+    Console.Error.WriteLine($"probe: {nameof(MpiLibraryNotFoundException)}: {e.Message}");
+    return 2;
+}
+using var collectives = created;
 var (rank, size) = (collectives.Rank, collectives.Size);
 
 var mpi = collectives as MpiCollectives;
@@ -53,6 +60,7 @@ foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
     OffsetView(dtype);
     if (mpi is not null) Split(mpi, dtype);
     for (var root = 0; root < Math.Min(size, 2); root++) Broadcast(dtype, 1000, root);
+    FlatAverage(dtype);
 }
 Barrier();
 if (timing) Timing();
@@ -124,6 +132,22 @@ void Broadcast(ScalarType dtype, long n, int root)
     var t = Values(rank, n, dtype);
     collectives.Broadcast(t, root);
     Report("broadcast", dtype, n, t, Values(root, n, ScalarType.Float64), new JsonObject { ["root"] = root });
+}
+
+// A model's parameters adopted into one flat buffer travel as one allreduce: every parameter is then the mean.
+void FlatAverage(ScalarType dtype)
+{
+    using var scope = NewDisposeScope();
+    var model = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3));
+    model.to(dtype);
+    var parameters = model.parameters().ToList();
+    using var buffer = FlatBuffer.AdoptParameters(parameters);
+    using (no_grad()) buffer.Flat.fill_(rank + 1);
+    collectives.AllReduceAverage(buffer.Flat);
+    var mean = (size + 1) / 2.0;
+    var parametersMatch = parameters.All(p => p.eq(mean).all().item<bool>());
+    Report("flat-buffer-average", dtype, buffer.ElementCount, buffer.Flat, full(buffer.ElementCount, mean, dtype: ScalarType.Float64),
+        new JsonObject { ["tensors"] = parameters.Count, ["parameters_match"] = parametersMatch });
 }
 
 void Barrier()

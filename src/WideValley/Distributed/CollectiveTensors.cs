@@ -46,6 +46,9 @@ internal static unsafe class CollectiveTensors
         return (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(first.bytes));
     }
 
+    /// <summary><see cref="Pointer"/> as a number (0 for an empty tensor), for comparisons.</summary>
+    public static nint Address(Tensor tensor) => tensor.numel() == 0 ? 0 : (nint)Pointer(tensor);
+
     /// <summary>Bytes per element.</summary>
     public static int ElementBytes(MpiElement element) => element == MpiElement.Float32 ? 4 : 8;
 

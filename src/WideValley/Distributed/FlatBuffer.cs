@@ -107,12 +107,12 @@ public sealed class FlatBuffer : IDisposable
     public bool GradientsAreViews(IReadOnlyList<Parameter> parameters)
     {
         CheckLayout(parameters, nameof(parameters));
-        var start = Address(Flat);
+        var start = CollectiveTensors.Address(Flat);
         var bytes = Flat.element_size();
         for (var i = 0; i < parameters.Count; i++)
         {
             using var grad = parameters[i].grad;
-            if (grad is null || !grad.is_contiguous() || Address(grad) != start + Offsets[i] * bytes) return false;
+            if (grad is null || !grad.is_contiguous() || CollectiveTensors.Address(grad) != start + Offsets[i] * bytes) return false;
         }
         return true;
     }
@@ -176,8 +176,6 @@ public sealed class FlatBuffer : IDisposable
         foreach (var v in _views) v.Dispose();
         Flat.Dispose();
     }
-
-    static unsafe nint Address(Tensor t) => t.numel() == 0 ? 0 : (nint)CollectiveTensors.Pointer(t);
 
     static (ScalarType, Device) Common(IReadOnlyList<Tensor> tensors, string name)
     {

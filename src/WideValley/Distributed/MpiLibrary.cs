@@ -146,7 +146,9 @@ internal abstract unsafe class MpiLibrary
         var length = 0;
         Check(_libraryVersion(buffer, &length), "MPI_Get_library_version");
         var text = Encoding.UTF8.GetString(buffer, Math.Clamp(length, 0, TextBufferBytes)).TrimEnd('\0');
-        return text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "";
+        var first = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "";
+        // MPICH writes "MPICH Version:\t4.0.2": one line of single spaces reads better in a log.
+        return string.Join(' ', first.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
     }
 
     /// <summary>MPI_Initialized.</summary>
