@@ -62,6 +62,7 @@ foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
     for (var root = 0; root < Math.Min(size, 2); root++) Broadcast(dtype, 1000, root);
     FlatAverage(dtype);
 }
+if (mpi is not null) MpiError(mpi);
 Barrier();
 if (timing) Timing();
 Emit(new JsonObject { ["check"] = "done" });
@@ -148,6 +149,17 @@ void FlatAverage(ScalarType dtype)
     var parametersMatch = parameters.All(p => p.eq(mean).all().item<bool>());
     Report("flat-buffer-average", dtype, buffer.ElementCount, buffer.Flat, full(buffer.ElementCount, mean, dtype: ScalarType.Float64),
         new JsonObject { ["tensors"] = parameters.Count, ["parameters_match"] = parametersMatch });
+}
+
+// A call MPI itself rejects (a broadcast from a rank that does not exist, past the class's own root check): with
+// MPI_ERRORS_RETURN set it must come back as an MpiException naming the call, and MPI must stay usable.
+unsafe void MpiError(MpiCollectives m)
+{
+    using var t = Values(rank, 10, ScalarType.Float32);
+    string? call = null, message = null;
+    try { m.Native.Broadcast(CollectiveTensors.Pointer(t), 10, MpiElement.Float32, size + 5); }
+    catch (MpiException e) { (call, message) = (e.Call, e.Message); }
+    Emit(new JsonObject { ["check"] = "mpi-error", ["call"] = call, ["message"] = message });
 }
 
 void Barrier()

@@ -101,6 +101,9 @@ public sealed unsafe class MpiCollectives : ICollectives
     /// </summary>
     internal int MaxElementsPerCall { get; set; } = int.MaxValue;
 
+    /// <summary>The bound library, for tests that call MPI past this class's own argument checks.</summary>
+    internal MpiLibrary Native => _mpi;
+
     /// <summary>In-place MPI_Allreduce with MPI_SUM.</summary>
     public void AllReduceSum(Tensor tensor) => SumInPlace(tensor, nameof(AllReduceSum));
 

@@ -187,6 +187,7 @@ public class MpiLaunchTests(ITestOutputHelper output)
                 Assert.Equal(4, (int)r["tensors"]!);
                 Assert.True((bool)r["parameters_match"]!, "the parameters are not the averaged flat buffer");
             });
+            VerifyMpiError(Assert.Single(records, r => (string)r["check"]! == "mpi-error"));
             // Rank 1 writes its marker 0.7 s late and only then enters the barrier: rank 0 sees it only if it waited.
             Assert.True((bool)Assert.Single(records, r => (string)r["check"]! == "barrier")["marker_seen"]!,
                 $"rank {rank} left the barrier before rank 1 reached it");
@@ -228,7 +229,17 @@ public class MpiLaunchTests(ITestOutputHelper output)
         // One rank: no broadcast from rank 1; everything else as under mpirun, including the split calls.
         Assert.Equal(2 * (ChecksPerDtype.Length - 1), checks.Count);
         Assert.All(checks, r => Verify(r, 1));
+        VerifyMpiError(Assert.Single(run.Records, r => (string)r["check"]! == "mpi-error"));
         Assert.Single(run.Records, r => (string)r["check"]! == "done");
+    }
+
+    /// <summary>A broadcast from a rank that does not exist, passed to MPI unchecked, comes back as an MpiException naming MPI_Bcast.</summary>
+    static void VerifyMpiError(JsonObject record)
+    {
+        Assert.True((string?)record["call"] == "MPI_Bcast", $"no MpiException for MPI_Bcast from a missing root: {record.ToJsonString()}");
+        var message = (string)record["message"]!;
+        Assert.StartsWith("MPI_Bcast failed with MPI error code ", message);
+        Assert.Contains("root", message, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]
