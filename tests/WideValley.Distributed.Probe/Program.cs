@@ -13,6 +13,7 @@ using static TorchSharp.torch;
 // --mpi          MPI even without a launcher (singleton MPI_Init); otherwise Collectives.Create() decides.
 // --marker-dir   where rank 1 leaves a file just before the barrier, which rank 0 looks for just after it.
 // --crash-rank   that rank dies of an unhandled exception while the others wait in a barrier (the job must end).
+// --leave-open   start, meet at a barrier and return without disposing the collectives.
 // --timing       also times in-place allreduces of 1M elements (sanity numbers, not a benchmark).
 
 var useMpi = args.Contains("--mpi");
@@ -28,7 +29,7 @@ catch (MpiLibraryNotFoundException e)
     Console.Error.WriteLine($"probe: {nameof(MpiLibraryNotFoundException)}: {e.Message}");
     return 2;
 }
-using var collectives = created;
+var collectives = created;
 var (rank, size) = (collectives.Rank, collectives.Size);
 
 var mpi = collectives as MpiCollectives;
@@ -41,6 +42,15 @@ Emit(new JsonObject
     ["thread_level"] = mpi?.ThreadLevel,
     ["description"] = collectives.Description,
 });
+
+if (args.Contains("--leave-open"))
+{
+    // Never disposed: MPI must be finalised by the process-exit hook, or mpirun reports a rank that exited without it.
+    collectives.Barrier();
+    Emit(new JsonObject { ["check"] = "left-open" });
+    return 0;
+}
+using var disposeAtTheEnd = collectives;
 
 if (crashRank is { } dying)
 {

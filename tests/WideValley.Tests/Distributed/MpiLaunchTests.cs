@@ -212,6 +212,18 @@ public class MpiLaunchTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void RanksThatNeverDisposeTheirCollectivesAreFinalisedAtExit()
+    {
+        var mpirun = Mpirun();
+        var run = Launch(mpirun, [.. MpirunArguments(Ranks), Probe(), "--leave-open"]);
+        var all = run.Output + run.Errors;
+        // Without MPI_Finalize, Open MPI's mpirun fails the job ("exited ... without calling finalize").
+        Assert.True(run.ExitCode == 0, $"mpirun exited with {run.ExitCode}:\n{all}");
+        Assert.DoesNotContain("finalize", all, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(Ranks, run.Records.Count(r => (string)r["check"]! == "left-open"));
+    }
+
+    [Fact]
     public void MpichIsDetectedAndWorksAsASingleton()
     {
         var installed = NativeLibrary.TryLoad("libmpich.so.12", out var handle);
