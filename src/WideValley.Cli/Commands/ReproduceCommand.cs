@@ -29,6 +29,7 @@ public static class ReproduceCommand
         command.Add(HtrCommand.Create(ctx));
         command.Add(AdineCommand.Create(ctx));
         command.Add(NoiseRankCommand.Create(ctx));
+        command.Add(FlatMinimaCommand.Create(ctx));
         return command.WithRanges();
     }
 }
