@@ -117,10 +117,10 @@ public static class FlatMinimaDesign
         (true, _, Budget.Smoke) => new(null, null, 0.02, 0.02, 0.01, 0),
         (true, _, Budget.Small) => new(null, null, 1, 2, 0.25, 0),
         (true, _, Budget.Paper) => new(null, null, 1, 10, 0.5, 0),
-        (false, "allcnn", Budget.Smoke) => new(256, 256, 0.5, 1, 0.25, 64),
+        (false, "allcnn", Budget.Smoke) => new(256, 256, 0.5, 1, 0.5, 64),
         (false, "allcnn", Budget.Small) => new(10_000, 10_000, 5, 10, 1, 1000),
         (false, "allcnn", Budget.Paper) => new(null, 10_000, 5, 60, 2, 1000),
-        (false, _, Budget.Smoke) => new(512, 512, 0.5, 1, 0.25, 64),
+        (false, _, Budget.Smoke) => new(512, 512, 0.5, 1, 0.5, 64),
         (false, _, Budget.Small) => new(12_000, 12_000, 5, 10, 1, 1000),
         (false, _, Budget.Paper) => new(null, 12_000, 5, 30, 1, 1000),
         _ => throw new ArgumentOutOfRangeException(nameof(budget), budget, "unknown budget"),
@@ -129,7 +129,7 @@ public static class FlatMinimaDesign
     /// <summary>What a budget means, for reports and --help.</summary>
     public static string DescribeBudget(Budget budget) => budget switch
     {
-        Budget.Smoke => "LeNet/mnistfc: 512 training images, search trials 0.5 effective epochs, final runs 1, evaluated every 0.25; the char-LSTM 0.02 effective epochs; for checking that everything runs, not for results",
+        Budget.Smoke => "LeNet/mnistfc: 512 training images, search trials 0.5 effective epochs, final runs 1, evaluated every 0.5; the char-LSTM 0.02 effective epochs; for checking that everything runs, not for results",
         Budget.Small => "LeNet/mnistfc: the search on 12,000 training images (10% held out) for 5 effective epochs, final runs on the first 12,000 for 10, evaluated every effective epoch; " +
                         "All-CNN-BN 10,000 images, 5 and 10; the char-LSTM 1 and 2 effective epochs",
         Budget.Paper => "the search as at the small budget; final runs on the whole training set: LeNet/mnistfc 30 effective epochs (evaluated every one), All-CNN-BN 60 (every 2), the char-LSTM 10 (every 0.5)",
