@@ -55,6 +55,31 @@ public class FlatMinimaTests
     }
 
     [Fact]
+    public void TheLanguageModelAndCifarNetworksRunWhenTheirDataIsGivenAndAreSkippedWithAReasonOtherwise()
+    {
+        var s = Settings(Budget.Paper) with { Networks = ["char-lstm", "allcnn"] };
+        Assert.Empty(FlatMinimaExperiment.PlanSearch(s));
+        Assert.Contains("--corpus", FlatMinimaDesign.SkipReason(FlatMinimaDesign.Network("char-lstm"), s.Data));
+        Assert.Contains("--cifar10-dir", FlatMinimaDesign.SkipReason(FlatMinimaDesign.Network("allcnn"), s.Data));
+
+        // With data named, every arm's every candidate is a valid run (checked without reading the data).
+        var given = s with { Corpus = "/usr/share/games/fortunes/fortunes", Cifar10Dir = "/tmp/cifar10" };
+        var trials = FlatMinimaExperiment.PlanSearch(given);
+        Assert.Equal(2 * FlatMinimaDesign.Arms.Count * FlatMinimaDesign.GridSize, trials.Count);
+        var lstm = trials.Where(t => t.Network.Name == "char-lstm").ToList();
+        Assert.All(lstm, t => Assert.Equal((RunSetup.Text, 0L, (long?)null), (t.Config.Data, t.Config.ValidationSize, t.Config.MaxTrainSamples)));
+        // Entropy-Adam on the LSTM; HTR's exact estimator there (the antithetic one needs an image task), at its cost.
+        Assert.IsType<EntropyAdamOptions>(lstm.First(t => t.Arm.Key == "entropy").Config.ResolvedOptimizerOptions);
+        Assert.Equal("Entropy-Adam", FlatMinimaDesign.Title(FlatMinimaDesign.Arm("entropy"), FlatMinimaDesign.Network("char-lstm")));
+        var htr = lstm.First(t => t.Arm.Key == "sgd-htr").Config;
+        Assert.Equal(HessianTraceEstimator.Exact, htr.HessianTrace!.Estimator);
+        Assert.Equal(1.2, FlatMinimaDesign.CostPerCountedGradient(htr), 12);
+        var allcnn = FlatMinimaExperiment.PlanFinal(given, FlatMinimaDesign.Network("allcnn"), FlatMinimaDesign.Arm("sgd"), 0);
+        Assert.Equal([1L, 2, 3], allcnn.Select(r => r.Seed));
+        Assert.All(allcnn, r => Assert.Equal((60.0, (long?)null), (r.Config.EffectiveEpochBudget!.Value, r.Config.MaxTrainSamples)));
+    }
+
+    [Fact]
     public void EqualCostCountsEveryGradientEvaluation()
     {
         // SAM's two gradients per step are two closure calls: at one effective epoch it takes half of SGD's steps.
