@@ -30,6 +30,7 @@ public static class ReproduceCommand
         command.Add(AdineCommand.Create(ctx));
         command.Add(NoiseRankCommand.Create(ctx));
         command.Add(WideValleysCommand.Create(ctx));
+        command.Add(FlatMinimaCommand.Create(ctx));
         return command.WithRanges();
     }
 }

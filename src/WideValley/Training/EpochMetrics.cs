@@ -46,6 +46,13 @@ public sealed class EpochMetrics
     public double Seconds { get; set; }
     /// <summary>Wall time since the run started, summed over resumed sessions.</summary>
     public double TotalSeconds { get; set; }
+    /// <summary>
+    /// True for an evaluation inside an epoch (<see cref="TrainerOptions.EvaluateEveryEffectiveEpochs"/>): <see cref="Epoch"/>
+    /// is the epoch in progress, the training loss and error average the epoch's minibatches so far, and no optimizer
+    /// diagnostics are taken. Null (not written) for the end-of-epoch line.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? WithinEpoch { get; set; }
     /// <summary>Optimizer diagnostics (see IOptimizerDiagnostics), written as top-level fields.</summary>
     [JsonExtensionData]
     public Dictionary<string, object>? Extra { get; set; }

@@ -22,12 +22,16 @@ public sealed class MetricsLog : IDisposable
     /// logging but before checkpointing) and are dropped, so each epoch appears once. Null starts a new file.
     /// </param>
     /// <param name="tensorboard">Also write TensorBoard event files.</param>
-    public MetricsLog(string directory, int? keepEpochsUpTo, bool tensorboard)
+    /// <param name="keepWithinEpochUpToGradEvals">
+    /// On resume: the checkpoint's gradient evaluations; within-epoch lines (<see cref="EpochMetrics.WithinEpoch"/>)
+    /// measured at or before them are kept, later ones dropped (see <see cref="RepairForResume"/>).
+    /// </param>
+    public MetricsLog(string directory, int? keepEpochsUpTo, bool tensorboard, long? keepWithinEpochUpToGradEvals = null)
     {
         Directory.CreateDirectory(directory);
         _path = System.IO.Path.Combine(directory, "metrics.jsonl");
         if (keepEpochsUpTo is int keep)
-            RepairForResume(_path, keep);
+            RepairForResume(_path, keep, keepWithinEpochUpToGradEvals);
         else
             AtomicFile.WriteAllText(_path, "");
         if (tensorboard)
@@ -45,7 +49,8 @@ public sealed class MetricsLog : IDisposable
             writer.Flush();
             stream.Flush(flushToDisk: true);
         }
-        if (_tensorboard is null) return;
+        // TensorBoard's step is the epoch; a within-epoch point would collide with its epoch's end.
+        if (_tensorboard is null || m.WithinEpoch == true) return;
         void Scalar(string tag, double? v)
         {
             if (v is double x) _tensorboard!.add_scalar(tag, (float)x, m.Epoch);
@@ -79,7 +84,12 @@ public sealed class MetricsLog : IDisposable
     /// </summary>
     /// <param name="path">The metrics.jsonl file (need not exist).</param>
     /// <param name="keepEpochsUpTo">The checkpoint's completed epochs.</param>
-    public static MetricsRepair RepairForResume(string path, int keepEpochsUpTo)
+    /// <param name="keepWithinEpochUpToGradEvals">
+    /// The checkpoint's gradient evaluations: a within-epoch line (<see cref="EpochMetrics.WithinEpoch"/>) of an epoch
+    /// after <paramref name="keepEpochsUpTo"/> is kept when it was measured at or before them (the checkpoint lies
+    /// inside that epoch, after the evaluation), and dropped otherwise. Null: such lines are judged by their epoch only.
+    /// </param>
+    public static MetricsRepair RepairForResume(string path, int keepEpochsUpTo, long? keepWithinEpochUpToGradEvals = null)
     {
         if (!File.Exists(path)) return new MetricsRepair([], null);
         var text = File.ReadAllText(path);
@@ -106,9 +116,11 @@ public sealed class MetricsLog : IDisposable
                     : $"line {i + 1}, which is not valid JSON");
                 changed = true;
             }
-            else if (m.Epoch > keepEpochsUpTo)
+            else if (m.Epoch > keepEpochsUpTo && !(m.WithinEpoch == true && m.GradEvals <= keepWithinEpochUpToGradEvals))
             {
-                dropped.Add($"line {i + 1} (epoch {m.Epoch}, logged after the checkpoint was written)");
+                dropped.Add(m.WithinEpoch == true
+                    ? $"line {i + 1} (an evaluation inside epoch {m.Epoch} at {m.GradEvals:N0} gradient evaluations, logged after the checkpoint was written)"
+                    : $"line {i + 1} (epoch {m.Epoch}, logged after the checkpoint was written)");
                 changed = true;
             }
             else

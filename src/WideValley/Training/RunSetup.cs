@@ -59,6 +59,13 @@ public sealed record RunConfig : IJsonOnDeserialized
     public int Epochs { get; init; } = 10;
     /// <summary>Stop once this many effective epochs are done (null = no budget).</summary>
     public double? EffectiveEpochBudget { get; init; }
+    /// <summary>
+    /// Also evaluate every this many effective epochs, inside long outer epochs too
+    /// (<see cref="TrainerOptions.EvaluateEveryEffectiveEpochs"/>); null = at epoch ends only. Left out of the JSON when
+    /// null, so that runs without it store what they stored before.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? EvalEveryEffectiveEpochs { get; init; }
     /// <summary>Learning-rate schedule (<see cref="LearningRateSchedule.Syntax"/>).</summary>
     public string LrSchedule { get; init; } = "const";
     /// <summary>Hidden-layer dropout (null = the model's).</summary>
@@ -424,6 +431,8 @@ public static class RunSetup
         if (c.Epochs < 1) throw new ArgumentException($"--epochs must be at least 1, got {c.Epochs}");
         if (c.EffectiveEpochBudget is double b && (!(b > 0) || double.IsInfinity(b)))
             throw new ArgumentException($"--effective-epochs must be a positive number, got {b}");
+        if (c.EvalEveryEffectiveEpochs is double interval && (!(interval > 0) || double.IsInfinity(interval)))
+            throw new ArgumentException($"the evaluation interval in effective epochs must be a positive number, got {interval}");
         if (c.Threads < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or positive, got {c.Threads}");
         if (c.Threads > MaxThreads)
             throw new ArgumentException($"--threads must be at most {MaxThreads} (4 x this machine's {Environment.ProcessorCount} logical cores), got {c.Threads}");
@@ -683,6 +692,7 @@ public static class RunSetup
         {
             Epochs = c.Epochs,
             MaxEffectiveEpochs = c.EffectiveEpochBudget,
+            EvaluateEveryEffectiveEpochs = c.EvalEveryEffectiveEpochs,
             Schedule = LearningRateSchedule.Parse(c.LrSchedule),
             ClipGradNorm = c.ClipGradNorm,
             Divergence = c.Divergence,

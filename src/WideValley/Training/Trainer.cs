@@ -14,6 +14,15 @@ public sealed record TrainerOptions
     public int Epochs { get; init; } = 1;
     /// <summary>Stop early once this many effective epochs (gradient evaluations x batch / set size) are done.</summary>
     public double? MaxEffectiveEpochs { get; init; }
+    /// <summary>
+    /// Also evaluate every this many effective epochs (null: at epoch ends only): after the optimizer step at which the
+    /// effective-epoch count first reaches a multiple of it, also inside an outer epoch of many effective epochs (an
+    /// Entropy-SGD epoch is L of them), so that runs of different optimizers are seen on the same grid. Such points are
+    /// logged like epoch ends, marked <see cref="EpochMetrics.WithinEpoch"/>; a point that falls on the epoch's last
+    /// step is the epoch end's evaluation. They do not change the training: BatchNorm statistics recalibrated for them
+    /// are put back, and no optimizer diagnostics are taken.
+    /// </summary>
+    public double? EvaluateEveryEffectiveEpochs { get; init; }
     /// <summary>Factor applied to each parameter group's initial learning rate at the start of each epoch.</summary>
     public LearningRateSchedule Schedule { get; init; } = new ConstantSchedule();
     /// <summary>Clip the global gradient norm of every gradient evaluation to this (0 = off).</summary>
@@ -92,6 +101,12 @@ public sealed record TrainingResult(
     double EffectiveEpochs,
     double TotalSeconds)
 {
+    /// <summary>
+    /// The evaluations inside epochs (<see cref="TrainerOptions.EvaluateEveryEffectiveEpochs"/>), including those of
+    /// earlier sessions of a resumed run; empty without that setting.
+    /// </summary>
+    public IReadOnlyList<EpochMetrics> WithinEpochEvaluations { get; init; } = [];
+
     /// <summary>The last epoch's metrics, or null when none finished.</summary>
     public EpochMetrics? Last => Epochs.Count > 0 ? Epochs[^1] : null;
 }
@@ -153,6 +168,8 @@ public sealed class Trainer
         if (options.Epochs < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Epochs, "--epochs must be at least 1");
         if (options.MaxEffectiveEpochs is double b && !(b > 0))
             throw new ArgumentOutOfRangeException(nameof(options), b, "the effective-epoch budget must be positive");
+        if (options.EvaluateEveryEffectiveEpochs is double every && (!(every > 0) || double.IsInfinity(every)))
+            throw new ArgumentOutOfRangeException(nameof(options), every, "the evaluation interval in effective epochs must be a positive number");
         if (options.ClipGradNorm < 0) throw new ArgumentOutOfRangeException(nameof(options), options.ClipGradNorm, "--clip-grad-norm must be 0 (off) or positive");
         _task = task;
         _optimizer = optimizer;
@@ -187,6 +204,7 @@ public sealed class Trainer
     public TrainingResult Run(bool resume = false)
     {
         var history = new List<EpochMetrics>();
+        _withinEpoch.Clear();
         double priorSeconds = 0, partialEpochSeconds = 0;
         var startEpoch = 1;
         if (_options.OutputDirectory is string folder)
@@ -210,9 +228,10 @@ public sealed class Trainer
             _errors = meta.PartialErrors;
             _count = meta.PartialCount;
             partialEpochSeconds = meta.PartialSeconds;
-            var repair = MetricsLog.RepairForResume(OutPath("metrics.jsonl")!, meta.CompletedEpochs);
+            var repair = MetricsLog.RepairForResume(OutPath("metrics.jsonl")!, meta.CompletedEpochs, meta.GradEvals);
             if (repair.Message is string repaired) Notice?.Invoke(repaired);
-            history.AddRange(repair.Kept);
+            history.AddRange(repair.Kept.Where(m => m.WithinEpoch != true));
+            _withinEpoch.AddRange(repair.Kept.Where(m => m.WithinEpoch == true));
         }
         else if (OutPath(CheckpointFileName) is string path && _options.WriteCheckpoints)
         {
@@ -222,7 +241,7 @@ public sealed class Trainer
 
         if (_options.EpochEndHook?.Start(_task.Model, _options.OutputDirectory, startEpoch - 1, resume) is string hookNotice) Notice?.Invoke(hookNotice);
         using var log = _options.OutputDirectory is null ? null
-            : new MetricsLog(_options.OutputDirectory, resume ? startEpoch - 1 : null, _options.TensorBoard);
+            : new MetricsLog(_options.OutputDirectory, resume ? startEpoch - 1 : null, _options.TensorBoard, resume ? _gradEvals : null);
         var total = Stopwatch.StartNew();
         _sinceCheckpoint.Restart();
         double Elapsed() => priorSeconds + total.Elapsed.TotalSeconds;
@@ -244,13 +263,19 @@ public sealed class Trainer
                 _task.Model.train();
                 while (_currentStep < StepsPerEpoch && !BudgetReached())
                 {
-                    var (lossBefore, countBefore) = (_lossSum, _count);
+                    var (lossBefore, countBefore, gradEvalsBefore) = (_lossSum, _count, _gradEvals);
                     var stepTaken = TryStep();
                     if (stepTaken)
                     {
                         _currentStep++;
                         _outerSteps++;
                         GuardDivergence(epoch, _lossSum - lossBefore, _count - countBefore);
+                        if (_currentStep < StepsPerEpoch && !BudgetReached() && CrossedEvaluationPoint(gradEvalsBefore))
+                        {
+                            var point = EvaluateWithinEpoch(epoch, lr, partialEpochSeconds + epochWatch.Elapsed.TotalSeconds, Elapsed());
+                            _withinEpoch.Add(point);
+                            log?.Append(point);
+                        }
                         StepCompleted?.Invoke(new StepProgress(epoch, _options.Epochs, _currentStep, StepsPerEpoch,
                             _count > 0 ? _lossSum / _count : double.NaN, EffectiveEpochs));
                     }
@@ -355,6 +380,52 @@ public sealed class Trainer
             ? $" Resume it with a smaller learning rate or clipping: --resume --lr-schedule custom:{lastGoodEpoch + 1}=0.1 (a tenth of the learning rate from epoch {lastGoodEpoch + 1} on), " +
               "--clip-grad-norm 1, or both; or start again with a smaller --lr or more weight decay."
             : " Start again with a smaller --lr, --clip-grad-norm 1, or more weight decay.";
+    }
+
+    /// <summary>Evaluations inside epochs so far (<see cref="TrainerOptions.EvaluateEveryEffectiveEpochs"/>).</summary>
+    readonly List<EpochMetrics> _withinEpoch = [];
+
+    /// <summary>
+    /// Whether the step that began at <paramref name="gradEvalsBefore"/> gradient evaluations carried the effective-epoch
+    /// count onto or past a multiple of the evaluation interval. Judged from the counters alone, so that a resumed run
+    /// evaluates exactly where an uninterrupted one would.
+    /// </summary>
+    bool CrossedEvaluationPoint(long gradEvalsBefore)
+    {
+        if (_options.EvaluateEveryEffectiveEpochs is not double every) return false;
+        // A small tolerance: 0.1 + 0.1 + 0.1 must reach 0.3.
+        static long Index(double effective, double every) => (long)Math.Floor(effective / every + 1e-9);
+        return Index(_gradEvals / _task.MinibatchesPerPass, every) > Index(gradEvalsBefore / _task.MinibatchesPerPass, every);
+    }
+
+    /// <summary>
+    /// An evaluation inside epoch <paramref name="epoch"/>, as at an epoch end but leaving the training untouched:
+    /// BatchNorm statistics recalibrated for it are put back, optimizer diagnostics stay where they accumulate, and the
+    /// epoch-end hook is not called.
+    /// </summary>
+    EpochMetrics EvaluateWithinEpoch(int epoch, double lr, double epochSeconds, double elapsedBefore)
+    {
+        Tensor[]? saved = null;
+        if (_options.RecalibrateBatchNorm)
+            saved = _task.Model.buffers().Select(b => b.detach().clone()).ToArray();
+        try
+        {
+            var m = Evaluate(epoch, lr, epochSeconds, elapsedBefore, takeDiagnostics: false);
+            m.WithinEpoch = true;
+            return m;
+        }
+        finally
+        {
+            if (saved is not null)
+            {
+                using (no_grad())
+                {
+                    var buffers = _task.Model.buffers().ToArray();
+                    for (var i = 0; i < buffers.Length; i++) buffers[i].copy_(saved[i]);
+                }
+                foreach (var t in saved) t.Dispose();
+            }
+        }
     }
 
     bool BudgetReached() => _options.MaxEffectiveEpochs is double budget && EffectiveEpochs >= budget - 1e-9;
@@ -474,7 +545,10 @@ public sealed class Trainer
         return first with { Loss = loss, Value = loss.ToDouble() };
     }
 
-    EpochMetrics EndOfEpoch(int epoch, double lr, double trainingSeconds, double elapsedBefore)
+    EpochMetrics EndOfEpoch(int epoch, double lr, double trainingSeconds, double elapsedBefore) =>
+        Evaluate(epoch, lr, trainingSeconds, elapsedBefore, takeDiagnostics: true);
+
+    EpochMetrics Evaluate(int epoch, double lr, double trainingSeconds, double elapsedBefore, bool takeDiagnostics)
     {
         var watch = Stopwatch.StartNew();
         if (_options.RecalibrateBatchNorm)
@@ -506,7 +580,7 @@ public sealed class Trainer
             var t = _task.Evaluate(EvaluationSplit.Train);
             (m.TrainEvalLoss, m.TrainEvalError) = (t.Loss, t.ErrorPercent);
         }
-        if (_optimizer is IOptimizerDiagnostics diagnostics)
+        if (takeDiagnostics && _optimizer is IOptimizerDiagnostics diagnostics)
         {
             var d = diagnostics.TakeDiagnostics();
             if (d.Count > 0) m.Extra = d.ToDictionary(kv => kv.Key, kv => (object)kv.Value);
@@ -585,7 +659,7 @@ public sealed class Trainer
     TrainingResult Finish(List<EpochMetrics> history, TrainingStatus status, string? message, double elapsed)
     {
         WriteSummary(history, status, message, elapsed, finished: status == TrainingStatus.Completed);
-        return new TrainingResult(status, message, history, _gradEvals, EffectiveEpochs, elapsed);
+        return new TrainingResult(status, message, history, _gradEvals, EffectiveEpochs, elapsed) { WithinEpochEvaluations = _withinEpoch.ToList() };
     }
 
     /// <summary>
