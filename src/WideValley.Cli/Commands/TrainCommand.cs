@@ -82,6 +82,10 @@ public static class TrainCommand
             DefaultValueFactory = _ => "auto",
         };
         public readonly Option<int> BnRecalibrateBatches = new("--bn-recalibrate-batches") { Description = "Minibatches fed for that (0 = a full pass).", DefaultValueFactory = _ => 0 };
+        public readonly Option<double?> EvalEvery = new("--eval-every")
+        {
+            Description = "Also evaluate every E effective epochs, inside long epochs too (an Entropy-SGD epoch is L effective epochs); such points are marked within_epoch in metrics.jsonl. Default: at epoch ends only.",
+        };
         public readonly Option<bool> EvalTrain = new("--eval-train") { Description = "Also evaluate the whole training set at the end of each epoch." };
         public readonly Option<string> Scaling = new("--scaling")
         {
@@ -257,7 +261,7 @@ public static class TrainCommand
         public IEnumerable<Option> RunLevel =>
         [
             Model, Data, DataDir, Corpus, Optimizer, BatchSize, Epochs, EffectiveEpochs, LrSchedule, Dropout, InputDropout, HiddenSize,
-            Layers, Seed, Threads, Device, MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain,
+            Layers, Seed, Threads, Device, MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain, EvalEvery,
             Scaling, Unroll, EvalBatchSize, NoTensorBoard, DivergenceFactor, DivergencePatience, CheckpointEvery,
             HtrGamma, HtrProbes, HtrFreq, HtrStartEpoch, HtrProbe, HtrLayers, HtrEstimator, HtrFdStep,
             TrackCurvature, TrackExamplesPerClass, TrackLanczosIterations, TrackHutchinsonProbes, TrackLayers, TrackSpectra, TrackSeed,
@@ -293,6 +297,7 @@ public static class TrainCommand
             BnRecalibrate = Enum.Parse<BatchNormRecalibrationMode>(p.GetValue(BnRecalibrate)!, ignoreCase: true),
             BnRecalibrateBatches = p.GetValue(BnRecalibrateBatches),
             EvalTrain = p.GetValue(EvalTrain),
+            EvalEveryEffectiveEpochs = p.GetValue(EvalEvery),
             Scaling = p.GetValue(Scaling)!,
             Unroll = p.GetValue(Unroll),
             EvalBatchSize = p.GetValue(EvalBatchSize),

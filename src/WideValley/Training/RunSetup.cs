@@ -432,7 +432,7 @@ public static class RunSetup
         if (c.EffectiveEpochBudget is double b && (!(b > 0) || double.IsInfinity(b)))
             throw new ArgumentException($"--effective-epochs must be a positive number, got {b}");
         if (c.EvalEveryEffectiveEpochs is double interval && (!(interval > 0) || double.IsInfinity(interval)))
-            throw new ArgumentException($"the evaluation interval in effective epochs must be a positive number, got {interval}");
+            throw new ArgumentException($"--eval-every (the evaluation interval in effective epochs) must be a positive number, got {interval}");
         if (c.Threads < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or positive, got {c.Threads}");
         if (c.Threads > MaxThreads)
             throw new ArgumentException($"--threads must be at most {MaxThreads} (4 x this machine's {Environment.ProcessorCount} logical cores), got {c.Threads}");

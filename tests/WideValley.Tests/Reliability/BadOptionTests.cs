@@ -123,6 +123,8 @@ public sealed class BadOptionTests(BadOptionRunFixture fixture) : IClassFixture<
             { $"{Train} --unroll 0", 2, "--unroll must be at least 1, got 0" },
             { $"{Train} --eval-batch-size 0", 2, "--eval-batch-size must be at least 1, got 0" },
             { $"{Train} --validation-size -1", 2, "--validation-size must be at least 0 (0 = none), got -1" },
+            { $"{Train} --eval-every 0", 2, "--eval-every (the evaluation interval in effective epochs) must be a positive number, got 0" },
+            { $"{Train} --eval-every abc", 2, "abc|--eval-every" },
             { $"{Train} --bn-recalibrate-batches -1", 2, "--bn-recalibrate-batches must be at least 0 (0 = a full pass), got -1" },
             { $"{Train} --seed abc", 2, "abc|--seed" },
             { $"{Train} -o entropy-sgd -L 0", 2, "-L (Langevin steps) must be at least 1, got 0" },
