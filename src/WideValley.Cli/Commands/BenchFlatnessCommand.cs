@@ -292,7 +292,7 @@ public static class BenchFlatnessCommand
             var unitSeconds = clock.Elapsed.TotalSeconds;
             var runnerUnits = estimates[0].Units;
             log(FormattableString.Invariant($"round {round}: unit times (medians of the bench's timings) HVP {units.HvpSeconds * 1e3:0.0} ms, forward {units.ForwardSeconds * 1e3:0.0} ms, ") +
-                FormattableString.Invariant($"gradient {units.GradientSeconds * 1e3:0.0} ms, sample gradient {units.SampleGradientSeconds * 1e3:0.00} ms; ") +
+                FormattableString.Invariant($"gradient {units.GradientSeconds * 1e3:0.0} ms, sample gradient {units.SampleGradientSeconds * 1e3:0.00} ms, Gauss-Newton product {units.GaussNewtonSeconds * 1e3:0.0} ms; ") +
                 FormattableString.Invariant($"the report's own timing: HVP {runnerUnits.HvpSeconds * 1e3:0.0} ms, forward {runnerUnits.ForwardSeconds * 1e3:0.0} ms, ") +
                 FormattableString.Invariant($"gradient {runnerUnits.GradientSeconds * 1e3:0.0} ms; estimated {FlatnessRunner.Say(estimates[0].SecondsToSpend)}"));
             var results = FlatnessRunner.Run([model], settings, estimates);
@@ -325,7 +325,8 @@ public static class BenchFlatnessCommand
     {
         var timings = Enumerable.Range(0, repeats).Select(_ => FlatnessRunner.MeasureUnitTimes(model)).ToList();
         return new UnitTimes(Median(timings.Select(t => t.HvpSeconds).ToList()), Median(timings.Select(t => t.ForwardSeconds).ToList()),
-            Median(timings.Select(t => t.GradientSeconds).ToList()), Median(timings.Select(t => t.SampleGradientSeconds).ToList()));
+            Median(timings.Select(t => t.GradientSeconds).ToList()), Median(timings.Select(t => t.SampleGradientSeconds).ToList()),
+            Median(timings.Select(t => t.GaussNewtonSeconds).ToList()));
     }
 
     /// <summary>SGD with momentum over the evaluation samples in a seeded random order; returns the loss and error (%) afterwards in eval mode.</summary>
@@ -400,7 +401,7 @@ public static class BenchFlatnessCommand
 
     static JsonObject Cost(MeasureCost c) => new()
     {
-        ["hvps"] = c.Hvps, ["forward_passes"] = Math.Round(c.ForwardPasses, 4), ["gradients"] = c.Gradients, ["sample_gradients"] = c.SampleGradients,
+        ["hvps"] = c.Hvps, ["forward_passes"] = Math.Round(c.ForwardPasses, 4), ["gradients"] = c.Gradients, ["sample_gradients"] = c.SampleGradients, ["gauss_newton_products"] = c.GaussNewtonProducts,
     };
 
     static JsonNode? Number(double value, int digits) => double.IsFinite(value) ? JsonValue.Create(Math.Round(value, digits)) : null;
@@ -430,6 +431,7 @@ public static class BenchFlatnessCommand
             ["forward_seconds"] = Numbers(r.Rounds.Select(x => x.Units.ForwardSeconds), 6),
             ["gradient_seconds"] = Numbers(r.Rounds.Select(x => x.Units.GradientSeconds), 6),
             ["sample_gradient_seconds"] = Numbers(r.Rounds.Select(x => x.Units.SampleGradientSeconds), 7),
+            ["gauss_newton_seconds"] = Numbers(r.Rounds.Select(x => x.Units.GaussNewtonSeconds), 6),
             ["repeats"] = r.Options.UnitRepeats,
         },
         ["runner_unit_times"] = new JsonObject
@@ -438,6 +440,7 @@ public static class BenchFlatnessCommand
             ["forward_seconds"] = Numbers(r.Rounds.Select(x => x.RunnerUnits.ForwardSeconds), 6),
             ["gradient_seconds"] = Numbers(r.Rounds.Select(x => x.RunnerUnits.GradientSeconds), 6),
             ["sample_gradient_seconds"] = Numbers(r.Rounds.Select(x => x.RunnerUnits.SampleGradientSeconds), 7),
+            ["gauss_newton_seconds"] = Numbers(r.Rounds.Select(x => x.RunnerUnits.GaussNewtonSeconds), 6),
         },
         ["target_ratio"] = CostTarget,
         ["measures"] = new JsonArray(r.Rows.Select(row => (JsonNode)new JsonObject
@@ -481,6 +484,7 @@ public static class BenchFlatnessCommand
         if (c.ForwardPasses > 0) parts.Add($"{F(c.ForwardPasses, "0.##")} fwd");
         if (c.Gradients > 0) parts.Add($"{F(c.Gradients, "0")} grad");
         if (c.SampleGradients > 0) parts.Add($"{F(c.SampleGradients, "0")} sample grad");
+        if (c.GaussNewtonProducts > 0) parts.Add($"{F(c.GaussNewtonProducts, "0")} GN");
         return parts.Count == 0 ? "none" : string.Join(" + ", parts);
     }
 
@@ -535,6 +539,7 @@ public static class BenchFlatnessCommand
         md.AppendLine($"| forward pass over it | {Unit(u => u.ForwardSeconds, "0.0000")} |");
         md.AppendLine($"| gradient over it | {Unit(u => u.GradientSeconds, "0.0000")} |");
         md.AppendLine($"| one sample's gradient | {Unit(u => u.SampleGradientSeconds, "0.000000")} |");
+        md.AppendLine($"| Gauss-Newton product over the evaluation set | {Unit(u => u.GaussNewtonSeconds, "0.0000")} |");
         md.AppendLine();
 
         md.AppendLine("## Per measure and the whole report").AppendLine();

@@ -238,6 +238,7 @@ public static class FlatnessHtmlReport
         report.AddTable(table);
         report.AddParagraph(string.Join("\n", models.Select(m => string.Create(CultureInfo.InvariantCulture,
             $"{m.Name}: one HVP {FlatnessReport.N(m.Units.HvpSeconds * 1e3)} ms, one forward pass {FlatnessReport.N(m.Units.ForwardSeconds * 1e3)} ms, " +
-            $"one gradient {FlatnessReport.N(m.Units.GradientSeconds * 1e3)} ms, one single-sample gradient {FlatnessReport.N(m.Units.SampleGradientSeconds * 1e3)} ms."))));
+            $"one gradient {FlatnessReport.N(m.Units.GradientSeconds * 1e3)} ms, one single-sample gradient {FlatnessReport.N(m.Units.SampleGradientSeconds * 1e3)} ms, " +
+            $"one Gauss-Newton product {FlatnessReport.N(m.Units.GaussNewtonSeconds * 1e3)} ms."))));
     }
 }

@@ -237,7 +237,7 @@ public static class FlatnessReport
                     $"| {m.Name} | {item.Measure} | {item.Estimate} | {FlatnessRunner.Say(item.Estimate.Seconds(m.Units))} | {item.Result.Used} | {FlatnessRunner.Say(item.Result.Seconds)} | {(item.Reused ? "yes" : "no")} |\n");
         foreach (var m in models)
             md.Append(CultureInfo.InvariantCulture,
-                $"\n{m.Name}: one HVP {N(m.Units.HvpSeconds * 1e3)} ms, one forward pass {N(m.Units.ForwardSeconds * 1e3)} ms, one gradient {N(m.Units.GradientSeconds * 1e3)} ms, one single-sample gradient {N(m.Units.SampleGradientSeconds * 1e3)} ms.\n");
+                $"\n{m.Name}: one HVP {N(m.Units.HvpSeconds * 1e3)} ms, one forward pass {N(m.Units.ForwardSeconds * 1e3)} ms, one gradient {N(m.Units.GradientSeconds * 1e3)} ms, one single-sample gradient {N(m.Units.SampleGradientSeconds * 1e3)} ms, one Gauss-Newton product {N(m.Units.GaussNewtonSeconds * 1e3)} ms.\n");
 
         md.Append("\n## Per-layer traces\n\n");
         for (var i = 0; i < models.Count; i++)

@@ -18,10 +18,10 @@ public class BenchFlatnessCommandTests
         "bench", "flatness", "--model", "small-mnistfc", "--data", "synthetic", "--samples", "32", "--budget", "quick", "--epochs", "1", "--threads", "1",
     ];
 
-    static readonly UnitTimes Units = new(HvpSeconds: 0.5, ForwardSeconds: 0.1, GradientSeconds: 0.2, SampleGradientSeconds: 0.001);
+    static readonly UnitTimes Units = new(HvpSeconds: 0.5, ForwardSeconds: 0.1, GradientSeconds: 0.2, SampleGradientSeconds: 0.001, GaussNewtonSeconds: 1.5);
 
-    // 10 HVPs x 0.5 + 5 passes x 0.1 + 2 gradients x 0.2 + 100 sample gradients x 0.001 = 6 s.
-    static readonly MeasureCost Used = new(10, 5, 2, 100);
+    // 10 HVPs x 0.5 + 5 passes x 0.1 + 2 gradients x 0.2 + 100 sample gradients x 0.001 + 2 Gauss-Newton products x 1.5 = 9 s.
+    static readonly MeasureCost Used = new(10, 5, 2, 100, 2);
 
     [Theory]
     [InlineData(new[] { "--model", "char-lstm" }, "--model: 'char-lstm' is a language model")]
@@ -57,28 +57,28 @@ public class BenchFlatnessCommandTests
     [Fact]
     public void TheRatioIsMeasuredOverTheUsedWorkAtTheUnitTimesAndItsMedianOverRoundsIsJudged()
     {
-        Assert.Equal(6.0, Used.Seconds(Units), 12);
+        Assert.Equal(9.0, Used.Seconds(Units), 12);
         // Three rounds at the same unit times: ratios 1.1, 1.3 and 1.5; the median 1.3 misses 1.2.
-        var missed = BenchFlatnessCommand.Row("x", [Round(6.6, Units), Round(7.8, Units), Round(9.0, Units)]);
-        Assert.Equal(7.8, missed.Seconds, 12);
-        Assert.Equal(6.0, missed.PredictedSeconds, 12);
+        var missed = BenchFlatnessCommand.Row("x", [Round(9.9, Units), Round(11.7, Units), Round(13.5, Units)]);
+        Assert.Equal(11.7, missed.Seconds, 12);
+        Assert.Equal(9.0, missed.PredictedSeconds, 12);
         Assert.Equal([1.1, 1.3, 1.5], missed.RoundRatios.Select(r => Math.Round(r, 12)));
         Assert.Equal(1.3, missed.Ratio, 12);
         Assert.False(missed.Met);
         Assert.Equal("missed", missed.Status);
 
-        // The ratio is taken round by round at that round's unit times (twice as slow units: 12 s predicted), then the median.
-        var slower = Units with { HvpSeconds = 1.0, ForwardSeconds = 0.2, GradientSeconds = 0.4, SampleGradientSeconds = 0.002 };
-        var met = BenchFlatnessCommand.Row("y", [Round(12.6, slower), Round(6.6, Units)]);
+        // The ratio is taken round by round at that round's unit times (twice as slow units: 18 s predicted), then the median.
+        var slower = Units with { HvpSeconds = 1.0, ForwardSeconds = 0.2, GradientSeconds = 0.4, SampleGradientSeconds = 0.002, GaussNewtonSeconds = 3.0 };
+        var met = BenchFlatnessCommand.Row("y", [Round(18.9, slower), Round(9.9, Units)]);
         Assert.Equal([1.05, 1.1], met.RoundRatios.Select(r => Math.Round(r, 12)));
         Assert.Equal(1.075, met.Ratio, 12);
-        Assert.Equal(9.0, met.PredictedSeconds, 12);
-        Assert.Equal(9.6, met.Seconds, 12);
+        Assert.Equal(13.5, met.PredictedSeconds, 12);
+        Assert.Equal(14.4, met.Seconds, 12);
         Assert.True(met.Met);
         Assert.Equal("met", met.Status);
 
-        // The estimate (what is stated up front: 10 more HVPs, 11 s and 22 s) is reported beside, but the ratio uses the work done.
-        Assert.Equal(16.5, met.EstimatedSeconds, 12);
+        // The estimate (what is stated up front: 10 more HVPs, 14 s and 28 s) is reported beside, but the ratio uses the work done.
+        Assert.Equal(21.0, met.EstimatedSeconds, 12);
 
         var nothing = BenchFlatnessCommand.Row("z", [new BenchFlatnessCommand.MeasureRound(MeasureCost.None, MeasureCost.None, 0.3, 0.3, Units)]);
         Assert.True(double.IsNaN(nothing.Ratio));
@@ -127,9 +127,9 @@ public class BenchFlatnessCommandTests
         {
             var used = row!["used"]!;
             var estimate = row["estimate"]!;
-            foreach (var unit in new[] { "hvps", "forward_passes", "gradients", "sample_gradients" })
+            foreach (var unit in new[] { "hvps", "forward_passes", "gradients", "sample_gradients", "gauss_newton_products" })
                 Assert.True((double)used[unit]! <= (double)estimate[unit]! + 1e-9, $"{row["measure"]}: {unit} used {used[unit]}, estimated {estimate[unit]}");
-            Assert.True((double)used["hvps"]! + (double)used["forward_passes"]! + (double)used["gradients"]! > 0, $"{row["measure"]} counted no work");
+            Assert.True((double)used["hvps"]! + (double)used["forward_passes"]! + (double)used["gradients"]! + (double)used["gauss_newton_products"]! > 0, $"{row["measure"]} counted no work");
             var seconds = (double)row["seconds"]!;
             Assert.Equal(seconds, (double)row["round_seconds"]![0]!);
             Assert.Equal((double)row["ratio"]!, (double)row["round_ratios"]![0]!);

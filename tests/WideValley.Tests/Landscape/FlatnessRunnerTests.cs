@@ -232,8 +232,13 @@ public sealed class FlatnessRunnerTests
             var estimate = estimates[0].Measures.Single(e => e.Measure == m.Measure).Cost;
             var used = m.Result.Used;
             Assert.True(used.Hvps <= estimate.Hvps && used.ForwardPasses <= estimate.ForwardPasses + 1e-9 && used.Gradients <= estimate.Gradients
-                        && used.SampleGradients <= estimate.SampleGradients, $"{m.Measure}: used {used}, estimated {estimate}");
+                        && used.SampleGradients <= estimate.SampleGradients && used.GaussNewtonProducts <= estimate.GaussNewtonProducts,
+                $"{m.Measure}: used {used}, estimated {estimate}");
         }
+        // The Gauss-Newton products are their own unit: counted, timed, and not mixed into the HVPs.
+        var gaussNewton = measured.Single(m => m.Measure == "gauss-newton-fisher").Result.Used;
+        Assert.True(gaussNewton.GaussNewtonProducts == FlatnessBudget.Quick.GaussNewtonProbes && gaussNewton.Hvps == 0, $"gauss-newton-fisher used {gaussNewton}");
+        Assert.True(estimates[0].Units.GaussNewtonSeconds > 0);
         var usedHvps = measured.Sum(m => m.Result.Used.Hvps);
         var estimatedHvps = estimates[0].Measures.Sum(m => m.Cost.Hvps);
         Assert.True(usedHvps >= estimatedHvps / 2, $"{usedHvps} HVPs used, {estimatedHvps} estimated");

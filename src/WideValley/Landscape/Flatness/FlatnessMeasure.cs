@@ -29,33 +29,40 @@ public enum FlatterWhen
 
 /// <summary>
 /// The work of a measure in the units the runner times before measuring: Hessian-vector products over the evaluation
-/// set, forward passes over it (one loss evaluation), gradients over it, and per-sample gradients (each one sample's
-/// backward pass).
+/// set, forward passes over it (one loss evaluation), gradients over it, per-sample gradients (each one sample's
+/// backward pass) and Gauss-Newton-vector products over it.
 /// </summary>
-/// <param name="Hvps">Hessian-vector (or Gauss-Newton-vector) products over the evaluation set.</param>
+/// <param name="Hvps">Hessian-vector products over the evaluation set.</param>
 /// <param name="ForwardPasses">Loss evaluations over the evaluation set (test-set passes are counted in evaluation-set sizes).</param>
 /// <param name="Gradients">Gradients of the loss over the evaluation set.</param>
 /// <param name="SampleGradients">Single-sample gradients (the empirical Fisher's per-sample rows).</param>
-public sealed record MeasureCost(double Hvps, double ForwardPasses, double Gradients, double SampleGradients = 0)
+/// <param name="GaussNewtonProducts">
+/// Gauss-Newton-vector products over the evaluation set: a forward pass and four backward passes, two of them through
+/// a backward graph, so on a convolutional network one costs several HVPs (about 3.8 on LeNet) and is timed as its own unit.
+/// </param>
+public sealed record MeasureCost(double Hvps, double ForwardPasses, double Gradients, double SampleGradients = 0, double GaussNewtonProducts = 0)
 {
     /// <summary>No work.</summary>
     public static MeasureCost None { get; } = new(0, 0, 0);
 
     /// <summary>The sum of two costs.</summary>
     public static MeasureCost operator +(MeasureCost a, MeasureCost b) =>
-        new(a.Hvps + b.Hvps, a.ForwardPasses + b.ForwardPasses, a.Gradients + b.Gradients, a.SampleGradients + b.SampleGradients);
+        new(a.Hvps + b.Hvps, a.ForwardPasses + b.ForwardPasses, a.Gradients + b.Gradients, a.SampleGradients + b.SampleGradients,
+            a.GaussNewtonProducts + b.GaussNewtonProducts);
 
     /// <summary>Seconds this work takes at the measured unit times.</summary>
     public double Seconds(UnitTimes times)
     {
         ArgumentNullException.ThrowIfNull(times);
-        return Hvps * times.HvpSeconds + ForwardPasses * times.ForwardSeconds + Gradients * times.GradientSeconds + SampleGradients * times.SampleGradientSeconds;
+        return Hvps * times.HvpSeconds + ForwardPasses * times.ForwardSeconds + Gradients * times.GradientSeconds
+            + SampleGradients * times.SampleGradientSeconds + GaussNewtonProducts * times.GaussNewtonSeconds;
     }
 
-    /// <summary>One line: "120 HVPs, 30 forward passes, 0 gradients".</summary>
+    /// <summary>One line: "120 HVPs, 30 forward passes, 0 gradients" (per-sample gradients and Gauss-Newton products when there are any).</summary>
     public override string ToString() =>
         FormattableString.Invariant($"{Hvps:N0} HVPs, {ForwardPasses:N0} forward passes, {Gradients:N0} gradients") +
-        (SampleGradients > 0 ? FormattableString.Invariant($", {SampleGradients:N0} per-sample gradients") : "");
+        (SampleGradients > 0 ? FormattableString.Invariant($", {SampleGradients:N0} per-sample gradients") : "") +
+        (GaussNewtonProducts > 0 ? FormattableString.Invariant($", {GaussNewtonProducts:N0} Gauss-Newton products") : "");
 }
 
 /// <summary>Measured seconds of one unit of work on one model's evaluation set (see <see cref="MeasureCost"/>).</summary>
@@ -63,7 +70,8 @@ public sealed record MeasureCost(double Hvps, double ForwardPasses, double Gradi
 /// <param name="ForwardSeconds">One loss evaluation over the evaluation set.</param>
 /// <param name="GradientSeconds">One gradient over the evaluation set.</param>
 /// <param name="SampleGradientSeconds">One single-sample gradient.</param>
-public sealed record UnitTimes(double HvpSeconds, double ForwardSeconds, double GradientSeconds, double SampleGradientSeconds);
+/// <param name="GaussNewtonSeconds">One Gauss-Newton-vector product over the evaluation set.</param>
+public sealed record UnitTimes(double HvpSeconds, double ForwardSeconds, double GradientSeconds, double SampleGradientSeconds, double GaussNewtonSeconds);
 
 /// <summary>One number a measure reports.</summary>
 /// <param name="Name">Stable key, e.g. "lambda_max" (the JSON and CSV name).</param>

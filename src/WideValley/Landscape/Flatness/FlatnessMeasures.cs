@@ -309,7 +309,7 @@ public sealed class GaussNewtonAndFisher : IFlatnessMeasure
     public JsonObject Settings(FlatnessBudget budget) => new() { ["gauss_newton_probes"] = budget.GaussNewtonProbes, ["fisher"] = "exact" };
 
     /// <inheritdoc/>
-    public MeasureCost Cost(FlatnessBudget budget, FlatnessModelSize size) => new(budget.GaussNewtonProbes, 0, 0, size.TrainSamples);
+    public MeasureCost Cost(FlatnessBudget budget, FlatnessModelSize size) => new(0, 0, 0, size.TrainSamples, budget.GaussNewtonProbes);
 
     /// <summary>
     /// The exact empirical-Fisher trace (1/N) sum_i ||g_i||^2, total and per layer, from <see cref="EmpiricalFisher"/>
@@ -406,7 +406,7 @@ public sealed class GaussNewtonAndFisher : IFlatnessMeasure
                 new FlatnessTable("fisher-layers", "Empirical-Fisher trace per layer", FlatnessPlotKind.None,
                     [new FlatnessColumn("trace", fisherLayers.Select(l => l.Trace).ToArray())], fisherLayers.Select(l => l.Name).ToArray()),
             ],
-            Used = new MeasureCost(applications, 0, 0, samples),
+            Used = new MeasureCost(0, 0, 0, samples, applications),
             Seconds = watch.Elapsed.TotalSeconds,
         };
     }

@@ -187,8 +187,8 @@ public static class FlatnessRunner
     public static string PairPath(string outDir, string fromId, string toId) => Path.Combine(outDir, StoreFolder, "pairs", $"{fromId}-{toId}", "interpolation.json");
 
     /// <summary>
-    /// Times one forward pass, one gradient and one Hessian-vector product over the model's evaluation set (after a
-    /// warm-up of each), and one single-sample gradient.
+    /// Times one forward pass, one gradient, one Hessian-vector product and one Gauss-Newton-vector product over the
+    /// model's evaluation set (after a warm-up of each), and one single-sample gradient.
     /// </summary>
     public static UnitTimes MeasureUnitTimes(FlatnessModel model)
     {
@@ -210,7 +210,9 @@ public static class FlatnessRunner
         var (inputs, labels) = model.Train[0];
         using var single = new Hvp(model.Module, [(inputs.narrow(0, 0, 1), labels.narrow(0, 0, 1))], model.Landscape);
         var sampleGradient = Time(() => single.Gradient().Gradient.Dispose());
-        return new UnitTimes(product, forward, gradient, sampleGradient);
+        using var gaussNewton = new GaussNewton(model.Module, model.Train, model.Landscape);
+        var gaussNewtonProduct = Time(() => gaussNewton.Apply(v).Dispose());
+        return new UnitTimes(product, forward, gradient, sampleGradient, gaussNewtonProduct);
     }
 
     /// <summary>The settings key a stored measurement must match to be reused: the measure's budget parameters, the seed, the data and the options.</summary>
