@@ -506,7 +506,7 @@ public static class BenchFlatnessCommand
         md.AppendLine("# The flatness report's speed (`bench flatness`)").AppendLine();
         md.AppendLine(string.Format(c,
             "Issue 20's speed targets: the {0} flatness report of {1} on {2:N0} samples within {3:0} s ({4:0} minutes), and each measure's wall time within " +
-            "{5:0.0}x of the seconds its work takes: the Hessian-vector products, forward passes, gradients and per-sample gradients it did " +
+            "{5:0.0}x of the seconds its work takes: the Hessian-vector products, forward passes, gradients, per-sample gradients and Gauss-Newton products it did " +
             "(counted by the operators, `MeasureResult.Used`) at the unit times: before each round the bench times the units as `widevalley flatness` " +
             "does (`FlatnessRunner.MeasureUnitTimes`: each unit twice after a warm-up) {6} times and takes the medians, outside the report's time; " +
             "the report's own single timing is shown beside them.",

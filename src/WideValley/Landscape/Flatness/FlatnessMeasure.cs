@@ -38,7 +38,7 @@ public enum FlatterWhen
 /// <param name="SampleGradients">Single-sample gradients (the empirical Fisher's per-sample rows).</param>
 /// <param name="GaussNewtonProducts">
 /// Gauss-Newton-vector products over the evaluation set: a forward pass and four backward passes, two of them through
-/// a backward graph, so on a convolutional network one costs several HVPs (about 3.8 on LeNet) and is timed as its own unit.
+/// a backward graph, so one costs more than an HVP (about 1.7 on LeNet) and is timed as its own unit.
 /// </param>
 public sealed record MeasureCost(double Hvps, double ForwardPasses, double Gradients, double SampleGradients = 0, double GaussNewtonProducts = 0)
 {
