@@ -208,7 +208,9 @@ public class MpiLaunchTests(ITestOutputHelper output)
         Assert.Contains("rank 1 of 2", all);
         Assert.Contains("aborting the MPI job", all);
         Assert.DoesNotContain(run.Records, r => (string)r["check"]! == "crash-survived");
-        Assert.Contains(run.Records, r => (string)r["check"]! == "start" && (int)r["rank"]! == 1);
+        // Not asserted: the ranks' JSON lines on stdout. MPI_Abort kills the job while mpirun may still hold their
+        // output unforwarded (a clean-clone CI run lost rank 1's "start" line); the crash message above is on stderr,
+        // written before the abort.
     }
 
     [Fact]
