@@ -180,7 +180,9 @@ public static class WideValleysReport
         for (var i = 0; i < n.Verdicts.Count; i++)
         {
             var v = n.Verdicts[i];
-            var plot = PlotStyle.NewPlot(Shorten(v.Label), i / columns == rows - 1 ? "test error (%)" : null, null);
+            // rho and p go under the axis, not inside it, where a label box hid the points in its corner.
+            var correlation = $"rho {Number(v.Correlation.Rho)}, p {Number(v.Correlation.P)}";
+            var plot = PlotStyle.NewPlot(Shorten(v.Label), i / columns == rows - 1 ? $"test error (%); {correlation}" : correlation, null);
             var any = false;
             foreach (var (entropy, color) in new[] { (true, 0), (false, 1) })
             {
@@ -192,18 +194,13 @@ public static class WideValleysReport
                 var scatter = plot.Add.Scatter(points.Select(p => p.X).ToArray(), points.Select(p => p.Y).ToArray(), PlotStyle.SeriesColor(color));
                 scatter.LineWidth = 0;
                 scatter.MarkerSize = 9;
-                scatter.LegendText = i == 0 ? (entropy ? "Entropy-SGD" : "Adam") : "";
             }
             if (!any) PlotStyle.ShowNothingToPlot(plot, "no finite value");
-            else
-            {
-                PlotStyle.Annotate(plot, $"rho {Number(v.Correlation.Rho)}, p {Number(v.Correlation.P)}", Alignment.LowerRight);
-                if (i == 0) plot.ShowLegend(Alignment.UpperLeft);
-            }
             PlotStyle.ApplyFont(plot);
             panels.Add(new FigurePanel(plot, (float)(i % columns) / columns, (float)(i / columns) / rows, 1f / columns, 1f / rows));
         }
-        return new Figure($"{n.Row.Title}: flatness against test error ({(n.Verdicts.Count > 0 ? "lower or higher = flatter as the table says" : "")})",
+        // The colours are named in the title: a legend inside a panel hid points in its corner.
+        return new Figure($"{n.Row.Title}: flatness against test error, one point per run (blue: Entropy-SGD, red: Adam; flatter is lower or higher as the table says)",
             columns * 380, Math.Max(1, rows) * 300, panels);
     }
 
