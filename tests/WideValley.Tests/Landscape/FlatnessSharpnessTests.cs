@@ -70,21 +70,7 @@ public sealed class FlatnessSharpnessTests
     {
         using var dir = new TempDir();
         TorchRuntime.EnsureInitialized();
-        nn.Module<Tensor, Tensor> Net()
-        {
-            random.manual_seed(11);
-            return nn.Sequential(("fc1", nn.Linear(6, 5)), ("relu", nn.ReLU()), ("fc2", nn.Linear(5, 3))).to(ScalarType.Float64);
-        }
-        var original = Net();
-        var rescaled = Net();
-        const double a = 4;
-        using (no_grad())
-        {
-            var p = rescaled.named_parameters().ToDictionary(x => x.name, x => x.parameter);
-            p["fc1.weight"].mul_(a);
-            p["fc1.bias"].mul_(a);
-            p["fc2.weight"].div_(a);
-        }
+        var (original, rescaled) = LandscapeFixtures.ReluRescaledPair();
         var train = LandscapeFixtures.RandomSet([24], seed: 3);
         FlatnessModel Model(string name, nn.Module<Tensor, Tensor> module) => new() { Name = name, Source = name, Module = module, Train = train };
         IFlatnessMeasure[] measures =

@@ -59,6 +59,29 @@ internal static class LandscapeFixtures
         return h.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// A 6-5-3 ReLU network in float64 and its copy with Dinh et al.'s rescaling: fc1 (weight and bias) times
+    /// <paramref name="a"/>, fc2's weight over it. Both compute the same function.
+    /// </summary>
+    public static (nn.Module<Tensor, Tensor> Original, nn.Module<Tensor, Tensor> Rescaled) ReluRescaledPair(double a = 4)
+    {
+        nn.Module<Tensor, Tensor> Net()
+        {
+            random.manual_seed(11);
+            return nn.Sequential(("fc1", nn.Linear(6, 5)), ("relu", nn.ReLU()), ("fc2", nn.Linear(5, 3))).to(ScalarType.Float64);
+        }
+        var original = Net();
+        var rescaled = Net();
+        using (no_grad())
+        {
+            var p = rescaled.named_parameters().ToDictionary(x => x.name, x => x.parameter);
+            p["fc1.weight"].mul_(a);
+            p["fc1.bias"].mul_(a);
+            p["fc2.weight"].div_(a);
+        }
+        return (original, rescaled);
+    }
+
     /// <summary>A symmetric matrix Q diag(eigenvalues) Q^T with a seeded random orthogonal Q (float64).</summary>
     public static Tensor MatrixWithSpectrum(double[] eigenvalues, long seed = 11)
     {
