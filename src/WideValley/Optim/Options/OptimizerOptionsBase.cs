@@ -47,4 +47,10 @@ public sealed record OptimizerContext
 
     /// <summary>The model being trained, for optimizers that must see its buffers (SAM keeps BatchNorm statistics from its second pass); null = not given.</summary>
     public TorchSharp.torch.nn.Module? Model { get; init; }
+
+    /// <summary>
+    /// The ranks this run is spread over, for optimizers that couple replicas (Parle, Elastic-SGD); null = one process.
+    /// Data-parallel training does not need it: the trainer averages gradients before any optimizer sees them.
+    /// </summary>
+    public Distributed.ICollectives? Collectives { get; init; }
 }
