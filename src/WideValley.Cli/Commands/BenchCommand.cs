@@ -27,6 +27,7 @@ public static class BenchCommand
         command.Add(BenchDanteCommand.Create(ctx));
         command.Add(BenchSeed004Command.Create(ctx));
         command.Add(BenchFlatnessCommand.Create(ctx));
+        command.Add(BenchDistributedCommand.Create(ctx));
         BenchSuiteCommand.Configure(command, ctx);
         return command.WithRanges();
     }
