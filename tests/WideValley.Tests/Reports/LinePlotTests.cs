@@ -27,6 +27,24 @@ public class LinePlotTests
     }
 
     [Fact]
+    public void SvgDrawsDashedLinesSolidAndLeavesThePngsDashes()
+    {
+        // Skia's SVG device has no path effects (it drew dashes solid and printed a warning per line); the figure
+        // draws them solid for the SVG only and puts the dash pattern back.
+        TestMachine.RequireDejaVu();
+        Figure Make(bool dashed) => LinePlot.Create(
+            [new LineSeries("baseline", Epochs, Epochs.Select(e => 1.5 + 4 * Math.Exp(-e / 6)).ToArray()) { Dashed = dashed }],
+            "epoch", "error", new LinePlotOptions { Width = 400, Height = 300 });
+        var figure = Make(dashed: true);
+        var before = figure.ToPng();
+        ImageChecks.AssertSvg(figure.ToSvg(), 400, 300);
+        Assert.Equal(before, figure.ToPng());
+        var line = Assert.Single(figure.Panels.SelectMany(p => p.Plot.GetPlottables()).OfType<ScottPlot.IHasLine>());
+        Assert.Equal(ScottPlot.LinePattern.Dashed.Name, line.LineStyle.Pattern.Name);
+        Assert.NotEqual(before, Make(dashed: false).ToPng());
+    }
+
+    [Fact]
     public void InterpolationHasLossAboveErrorAndMarksBothEnds()
     {
         TestMachine.RequireDejaVu();
