@@ -249,6 +249,26 @@ public sealed class DistributedLandscapeTests
     }
 
     [Fact]
+    public void TheHessianMeasurementOverRanksTakesOneWorkerPerRankAndRefusesMore()
+    {
+        var model = TanhNet();
+        var data = RandomSet(BatchSizes);
+        using var columns = new Support.TempDir("widevalley-exact-measurement");
+        var share = new ShareOfRank(1, 2);
+        using var hvp = new Hvp(model, data, new LandscapeOptions { Collectives = share });
+        var settings = new HessianMeasurementSettings { Method = HessianMethod.Exact, ColumnsFolder = columns.Path, Workers = 2 };
+        var e = Assert.Throws<HessianSettingException>(() => HessianMeasurement.Measure(hvp, settings));
+        Assert.Equal("Workers", e.Setting);
+        Assert.Contains("cannot be combined with 2 ranks", e.Problem);
+        // Without Workers, one per rank: the default of the libtorch thread count would be refused by ExactHessian.
+        var measured = HessianMeasurement.Measure(hvp, settings with { Workers = null });
+        Assert.Equal(hvp.Dimension, measured.Dimension);
+        Assert.NotNull(measured.Eigenvalues);
+        // Rank 1 wrote no column block (rank 0 writes them).
+        Assert.Empty(Directory.EnumerateFiles(columns.Path, "columns-*.bin"));
+    }
+
+    [Fact]
     public void TheExactHessianOverRanksSumsEachColumnOnceAndOnlyRankZeroWritesTheColumnFolder()
     {
         var model = TanhNet();
