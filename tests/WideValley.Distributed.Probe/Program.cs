@@ -51,6 +51,7 @@ if (args.Contains("--leave-open"))
     return 0;
 }
 using var disposeAtTheEnd = collectives;
+if (args.Contains("--landscape")) return WideValley.Distributed.Probe.LandscapeChecks.Run(collectives, args, Emit);
 
 if (crashRank is { } dying)
 {

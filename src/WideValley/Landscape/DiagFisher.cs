@@ -144,6 +144,14 @@ public static class DiagFisher
                 sum.Accumulate_(g64);
                 sumSquares.AddMultiplied_(g64, g64, 1.0);
             });
+            if (loss.Ranks is not null)
+            {
+                // Each rank summed its own share of the minibatches: one allreduce of both sums and the count.
+                using var both = cat([sum, sumSquares]);
+                count = (int)Math.Round(loss.SumOverRanks(both, count)[0]);
+                using (var first = both.narrow(0, 0, n)) sum.copy_(first);
+                using (var second = both.narrow(0, n, n)) sumSquares.copy_(second);
+            }
             if (count < 2)
                 throw new InvalidOperationException(
                     $"DiagFisher: the streamed loss gave {count} batch(es) on its second pass, after {loss.BatchCount} on its first; it must give the same batches on every pass.");

@@ -200,6 +200,12 @@ public static class ExactHessian
                 $"{HessianMemoryPlan.Size(n * n * ElementSize(hvp.Dtype))} in {hvp.Dtype}; use Lanczos or Slq, select fewer parameters, or raise MaxDimension.");
         if (o.ColumnsPerBlock < 0) throw new ArgumentException($"ExactHessian: ColumnsPerBlock must be 0 (automatic) or positive; got {o.ColumnsPerBlock}.", nameof(options));
         if (o.Workers < 1) throw new ArgumentException($"ExactHessian: Workers must be at least 1; got {o.Workers}.", nameof(options));
+        var ranks = hvp.Loss.Ranks;
+        if (o.Workers > 1 && ranks is not null)
+            throw new ArgumentException(
+                $"ExactHessian: Workers = {o.Workers} with {ranks.Size} ranks sharing the evaluation set. Every column is summed over the ranks by one " +
+                "allreduce, which every rank must make in the same order, and worker threads take columns in whatever order they finish. Use Workers = 1 " +
+                "and run more ranks (each rank's libtorch threads still work on its products).", nameof(options));
         if (o.Workers > 1 && hvp.Device.type != DeviceType.CPU)
             throw new ArgumentException($"ExactHessian: parallel workers are for CPU; on {hvp.Device} use Workers = 1 (the device already runs each product in parallel).", nameof(options));
         var plan = PlanMemory(n, hvp.Dtype, o);
@@ -220,13 +226,17 @@ public static class ExactHessian
         {
             var done = new bool[blockCount];
             if (o.CheckpointFolder is { } folder)
-                PrepareCheckpoint(folder, hvp, n, perBlock, o.UseSymmetry, hessian, done);
+            {
+                if (ranks is null) PrepareCheckpoint(folder, hvp, n, perBlock, o.UseSymmetry, hessian, done);
+                else PrepareCheckpointOnRanks(ranks, folder, hvp, n, perBlock, o.UseSymmetry, hessian, done);
+            }
             var resumed = Enumerable.Range(0, (int)blockCount).Where(b => done[b]).Sum(b => BlockLength(b, perBlock, n));
             o.Progress?.Invoke(new ExactHessianProgress(resumed, n, resumed, watch.Elapsed, null));
             var pending = Enumerable.Range(0, (int)blockCount).Where(b => !done[b]).ToArray();
             var workers = (int)Math.Min(o.Workers, Math.Max(1, pending.Length));
             for (var w = 1; w < workers; w++) replicas.Add(hvp.Replicate());
-            var work = new ColumnWork(hessian, n, perBlock, pending, resumed, o, watch, hvp.Layout);
+            // Over several ranks every rank holds every finished column; rank 0 alone writes them.
+            var work = new ColumnWork(hessian, n, perBlock, pending, resumed, o, watch, hvp.Layout, writesBlocks: ranks is null || ranks.Rank == 0);
             if (workers == 1)
             {
                 work.Run(hvp, singleThreaded: false);
@@ -330,7 +340,7 @@ public static class ExactHessian
 
     /// <summary>The pending blocks of columns, handed out one at a time to whichever product source asks next.</summary>
     private sealed class ColumnWork(Tensor hessian, long n, int perBlock, int[] pending, long resumed, ExactHessianOptions options, Stopwatch watch,
-        ParameterLayout layout)
+        ParameterLayout layout, bool writesBlocks)
     {
         private int next = -1;
         private long computed;
@@ -382,7 +392,7 @@ public static class ExactHessian
                         lock (progressLock) report(new ExactHessianProgress(available, n, resumed, elapsed, elapsed / count * (n - available)));
                     }
                 }
-                if (options.CheckpointFolder is { } f) WriteBlock(f, block, start, length, n, hessian);
+                if (writesBlocks && options.CheckpointFolder is { } f) WriteBlock(f, block, start, length, n, hessian);
             }
         }
     }
@@ -608,6 +618,54 @@ public static class ExactHessian
         }
         for (long b = 0; b < done.Length; b++)
             done[b] = TryReadBlock(BlockPath(folder, b), b * perBlock, BlockLength(b, perBlock, n), n, hessian);
+    }
+
+    /// <summary>
+    /// <see cref="PrepareCheckpoint"/> for ranks sharing the evaluation set: rank 0 alone checks or writes the manifest
+    /// and reads the finished blocks (the folder need not be shared), then broadcasts which blocks are done and, when
+    /// any are, the matrix, so every rank resumes from the same columns. A folder rank 0 refuses stops every rank:
+    /// rank 0 with its own message, the others with one that points to it.
+    /// </summary>
+    private static void PrepareCheckpointOnRanks(Distributed.ICollectives ranks, string folder, Hvp hvp, long n, int perBlock, bool useSymmetry,
+        Tensor hessian, bool[] done)
+    {
+        // Flags: one per block (1 = done), then rank 0's outcome (0 = ready, 1 = a foreign folder, 2 = any other failure).
+        using var flags = zeros(done.Length + 1, ScalarType.Float64);
+        Exception? failure = null;
+        if (ranks.Rank == 0)
+        {
+            try
+            {
+                PrepareCheckpoint(folder, hvp, n, perBlock, useSymmetry, hessian, done);
+                using var marks = tensor(done.Select(d => d ? 1.0 : 0.0).ToArray(), ScalarType.Float64);
+                using var head = flags.narrow(0, 0, done.Length);
+                head.copy_(marks);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+                flags[done.Length] = tensor(e is ColumnStoreMismatchException ? 1.0 : 2.0, ScalarType.Float64);
+            }
+        }
+        ranks.Broadcast(flags, 0);
+        var values = flags.data<double>().ToArray();
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        var outcome = values[done.Length];
+        if (outcome == 1)
+            throw new ColumnStoreMismatchException(
+                $"ExactHessian: rank 0 refused the checkpoint folder {folder} (it holds columns of another measurement; rank 0's message says which).");
+        if (outcome != 0)
+            throw new InvalidOperationException($"ExactHessian: rank 0 could not prepare the checkpoint folder {folder}; its message says why.");
+        for (var b = 0; b < done.Length; b++) done[b] = values[b] == 1;
+        if (!done.Any(d => d)) return;
+        if (hessian.device_type == DeviceType.CPU)
+        {
+            ranks.Broadcast(hessian, 0);
+            return;
+        }
+        using var staged = hessian.cpu();
+        ranks.Broadcast(staged, 0);
+        hessian.copy_(staged);
     }
 
     private static void WriteBlock(string folder, long block, long start, long length, long n, Tensor hessian)

@@ -450,7 +450,12 @@ public static class HessianMeasurement
         if (s.Workers is > 1 && !onCpu)
             throw new HessianSettingException("Workers", s.Workers.Value.ToString(CultureInfo.InvariantCulture),
                 $"applies on the CPU; on {hvp.Device} each product already runs in parallel, so leave it out");
-        var workers = s.Workers ?? (onCpu ? Math.Max(1, get_num_threads()) : 1);
+        var ranks = hvp.Loss.Ranks;
+        if (s.Workers is > 1 && ranks is not null)
+            throw new HessianSettingException("Workers", s.Workers.Value.ToString(CultureInfo.InvariantCulture),
+                $"cannot be combined with {ranks.Size} ranks: every column is summed over the ranks in the same order on each, which worker threads would not keep; leave it out and run more ranks");
+        // Over ranks, the ranks are the parallelism (and must take the columns in one order): one worker each.
+        var workers = s.Workers ?? (ranks is not null ? 1 : onCpu ? Math.Max(1, get_num_threads()) : 1);
         var options = new ExactHessianOptions
         {
             Workers = workers,

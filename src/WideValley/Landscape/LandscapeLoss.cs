@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using WideValley.Distributed;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -9,7 +10,9 @@ namespace WideValley.Landscape;
 /// The mean loss of a model over a fixed evaluation set, as a function of the selected parameters: the object every
 /// landscape measurement differentiates. Owns the mode handling (BatchNorm, dropout, restoring the caller's per-module
 /// train/eval flags and BatchNorm buffers), the optional copy of the model in another floating type, and the flat
-/// layout of the selected parameters.
+/// layout of the selected parameters. With <see cref="LandscapeOptions.Collectives"/> of more than one rank, each rank
+/// evaluates only its share of the batches (batch b on rank b mod K) and every product is summed over the ranks by one
+/// allreduce (see <see cref="LandscapeOptions.Collectives"/>).
 /// </summary>
 internal sealed class LandscapeLoss : IDisposable
 {
@@ -24,6 +27,9 @@ internal sealed class LandscapeLoss : IDisposable
     private readonly IStreamedLoss? streamed;
     // Batches of the streamed loss's first pass (each later pass is expected to give the same).
     private readonly int streamedBatchCount;
+    // The ranks sharing the batches; null for a single process (no collectives, or a job of one), which keeps the
+    // single-process code path exactly.
+    private readonly ICollectives? ranks;
 
     public LandscapeLoss(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Inputs, Tensor Labels)> evaluationSet,
         LandscapeOptions? options, string where)
@@ -132,6 +138,7 @@ internal sealed class LandscapeLoss : IDisposable
         parameters = selected.ToArray();
         Layout = new ParameterLayout(blocks);
         if (Options.Loss is not null) loss = Options.Loss;
+        ranks = Options.Collectives is { Size: > 1 } shared ? shared : null;
     }
 
     public LandscapeOptions Options { get; }
@@ -144,6 +151,67 @@ internal sealed class LandscapeLoss : IDisposable
     public long SampleCount { get; }
     public int BatchCount => streamed is null ? batches.Count : streamedBatchCount;
     public long BatchSize(int index) => batches[index].Count;
+
+    /// <summary>The ranks sharing the batches, or null for a single process.</summary>
+    public ICollectives? Ranks => ranks;
+
+    /// <summary>Whether this rank evaluates batch <paramref name="index"/>: every batch for a single process, else b mod K = rank.</summary>
+    public bool IsMine(int index) => ranks is null || index % ranks.Size == ranks.Rank;
+
+    /// <summary>The batches this rank evaluates (all of them for a single process).</summary>
+    public int LocalBatchCount => Enumerable.Range(0, BatchCount).Count(IsMine);
+
+    /// <summary>
+    /// Sums <paramref name="product"/> over the ranks in place (one allreduce); nothing for a single process. A tensor
+    /// the collectives cannot take as it is (not contiguous, not on the CPU) goes through one contiguous CPU copy.
+    /// </summary>
+    public void SumOverRanks(Tensor product)
+    {
+        if (ranks is null) return;
+        if (product.is_contiguous() && product.device_type == DeviceType.CPU)
+        {
+            ranks.AllReduceSum(product);
+            return;
+        }
+        using var staged = empty(product.shape, product.dtype, CPU);
+        staged.copy_(product);
+        ranks.AllReduceSum(staged);
+        product.copy_(staged);
+    }
+
+    /// <summary>Sums each value over the ranks (one float64 allreduce); the values themselves for a single process.</summary>
+    public double[] SumScalarsOverRanks(params double[] values)
+    {
+        if (ranks is null) return values;
+        using var buffer = tensor(values, ScalarType.Float64);
+        ranks.AllReduceSum(buffer);
+        return buffer.data<double>().ToArray();
+    }
+
+    /// <summary>
+    /// Sums a flat <paramref name="product"/> and the scalars <paramref name="values"/> over the ranks, in ONE allreduce
+    /// when the product is float64 (the scalars ride at its end); a float32 product takes a second, float64 allreduce
+    /// for the scalars, which float32 would round. Returns the summed scalars.
+    /// </summary>
+    public double[] SumOverRanks(Tensor product, params double[] values)
+    {
+        if (ranks is null) return values;
+        if (product.dtype != ScalarType.Float64)
+        {
+            SumOverRanks(product);
+            return SumScalarsOverRanks(values);
+        }
+        var n = product.numel();
+        using var buffer = empty(n + values.Length, ScalarType.Float64, CPU);
+        using (var head = buffer.narrow(0, 0, n)) head.copy_(product.reshape(-1));
+        using (var tail = buffer.narrow(0, n, values.Length))
+        using (var given = tensor(values, ScalarType.Float64))
+            tail.copy_(given);
+        ranks.AllReduceSum(buffer);
+        using (var head = buffer.narrow(0, 0, n)) product.copy_(head.view(product.shape));
+        using var summed = buffer.narrow(0, n, values.Length);
+        return summed.data<double>().ToArray();
+    }
 
     /// <summary>A new zero vector of the layout's length, in the working type and device.</summary>
     public Tensor NewVector() => zeros(Layout.Dimension, Dtype, Device);
@@ -226,13 +294,16 @@ internal sealed class LandscapeLoss : IDisposable
     private bool KeepsGraph => Options.ReuseGradientGraph && Options.Dropout == DropoutMode.Off && streamed is null;
 
     /// <summary>
-    /// One pass over a streamed loss: for each batch, a function that evaluates its weighted (n_b / N) mean loss with
-    /// its graph. Call each inside the caller's dispose scope.
+    /// One pass over a streamed loss: for each of this rank's batches, a function that evaluates its weighted (n_b / N)
+    /// mean loss with its graph. Call each inside the caller's dispose scope.
     /// </summary>
     private IEnumerable<Func<Tensor>> StreamedTerms()
     {
+        var index = -1;
         foreach (var (count, meanLoss) in streamed!.Pass())
         {
+            // Another rank's batch: its closure is never called, so nothing of it is computed here.
+            if (!IsMine(++index)) continue;
             var inverseWeight = (double)SampleCount / count;
             yield return () =>
             {
@@ -302,13 +373,14 @@ internal sealed class LandscapeLoss : IDisposable
                 using var scope = NewDisposeScope();
                 streamedSum += term().ToDouble();
             }
-            return (streamedSum, double.NaN);
+            return (SumScalarsOverRanks(streamedSum)[0], double.NaN);
         }
         double sum = 0;
         long errors = 0;
         var classification = true;
         for (var i = 0; i < batches.Count; i++)
         {
+            if (!IsMine(i)) continue;
             using var scope = NewDisposeScope();
             var (l, output) = WeightedBatchLoss(i, weighted: true);
             sum += l.ToDouble();
@@ -317,6 +389,12 @@ internal sealed class LandscapeLoss : IDisposable
                 errors += output.argmax(1).ne(labels).sum().ToInt64();
             else
                 classification = false;
+        }
+        if (ranks is not null)
+        {
+            // Loss, errors and whether every rank's outputs were classifier logits, in one allreduce.
+            var summed = SumScalarsOverRanks(sum, errors, classification ? 0 : 1);
+            (sum, errors, classification) = (summed[0], (long)Math.Round(summed[1]), summed[2] == 0);
         }
         return (sum, classification ? 100.0 * errors / SampleCount : double.NaN);
     });
@@ -335,21 +413,23 @@ internal sealed class LandscapeLoss : IDisposable
                 using var scope = NewDisposeScope();
                 total += AccumulateGradient(term(), views);
             }
-            return total;
+            return SumOverRanks(result, total)[0];
         }
         for (var i = 0; i < batches.Count; i++)
         {
+            if (!IsMine(i)) continue;
             using var scope = NewDisposeScope();
             var (l, _) = WeightedBatchLoss(i, weighted: true);
             total += AccumulateGradient(l, views);
         }
-        return total;
+        return SumOverRanks(result, total)[0];
     });
 
     /// <summary>
     /// The gradient of each batch's own (unweighted) mean loss in turn, over either form of loss: writes it into
     /// <paramref name="gradient"/> and hands it to <paramref name="consume"/> (inside the batch's dispose scope).
-    /// Returns the number of batches.
+    /// Returns the number of batches. Over several ranks, only this rank's batches (the caller sums what it
+    /// accumulated with <see cref="SumOverRanks(Tensor, double[])"/>).
     /// </summary>
     public int ForEachBatchGradient(Tensor gradient, Action<Tensor> consume) => InMode(() =>
     {
@@ -358,8 +438,10 @@ internal sealed class LandscapeLoss : IDisposable
         var count = 0;
         if (streamed is not null)
         {
+            var index = -1;
             foreach (var (_, meanLoss) in streamed.Pass())
             {
+                if (!IsMine(++index)) continue;
                 using var scope = NewDisposeScope();
                 gradient.zero_();
                 var l = meanLoss(Model) ?? throw new InvalidOperationException("StreamedLoss: the loss function returned null.");
@@ -371,6 +453,7 @@ internal sealed class LandscapeLoss : IDisposable
         }
         for (var i = 0; i < batches.Count; i++)
         {
+            if (!IsMine(i)) continue;
             using var scope = NewDisposeScope();
             gradient.zero_();
             var (l, _) = WeightedBatchLoss(i, weighted: false);
@@ -420,6 +503,7 @@ internal sealed class LandscapeLoss : IDisposable
                 var grads = autograd.grad([l], parameters, create_graph: true, retain_graph: true, allow_unused: true);
                 AddInto(resultViews, SecondBackward(grads, vViews, retain: false));
             }
+            SumOverRanks(result);
             return 0;
         }
         if (KeepsGraph)
@@ -430,10 +514,12 @@ internal sealed class LandscapeLoss : IDisposable
                 using var scope = NewDisposeScope();
                 AddInto(resultViews, SecondBackward(gradients[i], vViews, retain: true));
             }
+            SumOverRanks(result);
             return 0;
         }
         for (var i = 0; i < batches.Count; i++)
         {
+            if (!IsMine(i)) continue;
             using var scope = NewDisposeScope();
             var (l, _) = WeightedBatchLoss(i, weighted: true);
             CheckDifferentiable(l);
@@ -442,6 +528,7 @@ internal sealed class LandscapeLoss : IDisposable
             var grads = autograd.grad([l], parameters, create_graph: true, retain_graph: true, allow_unused: true);
             AddInto(resultViews, SecondBackward(grads, vViews, retain: false));
         }
+        SumOverRanks(result);
         return 0;
     });
 
@@ -483,9 +570,10 @@ internal sealed class LandscapeLoss : IDisposable
                 for (var q = 0; q < rows.Count; q++)
                     if (!rows[q].IsInvalid) tailViews[q].Accumulate_(rows[q]);
             }
+            SumOverRanks(tail);
             return 0;
         }
-        // Without a kept graph (dropout on, or the option off) a full product does the work.
+        // Without a kept graph (dropout on, or the option off) a full product does the work (summed over the ranks in it).
         using var unit = NewVector();
         using var column = NewVector();
         using (var one = 1.0.ToScalar())
@@ -509,8 +597,10 @@ internal sealed class LandscapeLoss : IDisposable
         result.zero_();
         var vViews = Layout.Views(v);
         var resultViews = Layout.Views(result);
+        var index = -1;
         foreach (var term in OutputTerms("The Gauss-Newton matrix"))
         {
+            if (!IsMine(++index)) continue;
             using var scope = NewDisposeScope();
             var output = term.Forward();
             if (!output.requires_grad)
@@ -539,6 +629,7 @@ internal sealed class LandscapeLoss : IDisposable
             for (var p = 0; p < gv.Count; p++)
                 if (!gv[p].IsInvalid) resultViews[p].Accumulate_(gv[p]);
         }
+        SumOverRanks(result);
         return 0;
     });
 
@@ -559,12 +650,19 @@ internal sealed class LandscapeLoss : IDisposable
         long row = 0;
         var total = rows.shape[0];
         var samplesIndependent = Options.BatchNorm == BatchNormMode.RunningStatistics && Options.Dropout == DropoutMode.Off;
+        var index = -1;
         foreach (var term in OutputTerms("Per-sample gradients"))
         {
             using var scope = NewDisposeScope();
             if (row + term.Count > total)
                 throw new InvalidOperationException(
                     $"The batches hold more than the {total:N0} samples they held when the operator was built; a streamed loss must give the same batches on every pass.");
+            // Another rank's batch: its rows stay zero here and arrive in the allreduce below.
+            if (!IsMine(++index))
+            {
+                row += term.Count;
+                continue;
+            }
             if (samplesIndependent && term.SampleLoss is { } sampleLoss && OneSampleGradients(term, sampleLoss, rows, row))
             {
                 row += term.Count;
@@ -585,6 +683,7 @@ internal sealed class LandscapeLoss : IDisposable
         if (row != total)
             throw new InvalidOperationException(
                 $"The batches held {row:N0} samples, not the {total:N0} they held when the operator was built; a streamed loss must give the same batches on every pass.");
+        SumOverRanks(rows);
         return 0;
     });
 
@@ -655,6 +754,7 @@ internal sealed class LandscapeLoss : IDisposable
         {
             for (var i = 0; i < batches.Count; i++)
             {
+                if (!IsMine(i)) continue;
                 using var scope = NewDisposeScope();
                 var (l, _) = WeightedBatchLoss(i, weighted: true);
                 CheckDifferentiable(l);

@@ -1,4 +1,5 @@
 using TorchSharp;
+using WideValley.Distributed;
 using static TorchSharp.torch;
 using Parameter = TorchSharp.Modules.Parameter;
 
@@ -169,6 +170,20 @@ public sealed record LandscapeOptions
     /// where each product draws fresh masks. Default: on.
     /// </summary>
     public bool ReuseGradientGraph { get; init; } = true;
+
+    /// <summary>
+    /// The ranks that share the evaluation set (our design, docs/distributed.md "Landscape measurements over ranks").
+    /// Null (default) or a job of one process: today's single-process computation, bit for bit. With K &gt; 1 ranks every
+    /// rank holds the same whole evaluation set (or streamed loss) and evaluates only batches b with b mod K = its rank;
+    /// each product (loss value, gradient, Hessian-vector product, Gauss-Newton product, per-sample gradients, a
+    /// Hessian column) is that share's part of the sample-weighted mean (weights n_b / N with N the whole set's size),
+    /// summed over ranks by ONE allreduce on one flat buffer. Every rank then holds the whole set's product, equal to
+    /// one process's up to the order of summation, and runs the same outer algorithm (Lanczos, SLQ, Hutchinson, the
+    /// exact Hessian) on identical vectors; random probes come from the same seed on every rank, so nothing else is
+    /// sent. Every rank must make the same calls in the same order (MPI's rule): build the same operator with the same
+    /// options on every rank. Not part of <see cref="Describe"/>: the split does not change the quantity measured.
+    /// </summary>
+    public ICollectives? Collectives { get; init; }
 
     /// <summary>One line describing the options (for fingerprints and reports).</summary>
     public string Describe() =>
