@@ -88,6 +88,10 @@ public sealed class OptimizerFlags
         Number<int>("--perturb-interval", "PerturbationInterval", "PGD t_thres: steps between perturbations, and until the escape test.");
         Number<double>("--perturb-decrease", "LossDecreaseThreshold", "PGD f_thres: loss decrease within t_thres steps that counts as an escape.");
         Number<double>("--rho", "Rho", "SAM/ASAM rho: radius of the neighbourhood the perturbation reaches (0 = the base optimizer exactly)."); var samBase = new Option<string>("--sam-base") { Description = $"SAM/ASAM base optimizer ({string.Join(", ", SharpnessAwareOptions.BaseOptimizers)}): --lr, --momentum, --nesterov, --weight-decay, --beta1, --beta2, --adam-eps set it." + DefaultsOf("Base", v => v) }; samBase.AcceptOnlyFromAmong([.. SharpnessAwareOptions.BaseOptimizers]); _flags.Add(new Flag(samBase, "Base", p => JsonValue.Create(p.GetValue(samBase)))); Number<double>("--asam-eta", "Eta", "ASAM eta in T = |w| + eta (0 = exactly scale invariant)."); Choice("--sam-bn-stats", "BatchNormStatistics", "SAM/ASAM: which pass updates BatchNorm running statistics: first (at w only) or both (also at the perturbed point).", ("first", SamBatchNormStatistics.FirstPass), ("both", SamBatchNormStatistics.BothPasses));
+        Number<double>("--elastic-rho", "ElasticRho", "Parle/Elastic-SGD rho_0: the elastic coupling of each replica to the replicas' mean at the first outer step (0 = uncoupled).");
+        Number<double>("--elastic-rho-growth", "ElasticRhoGrowth", "Parle/Elastic-SGD: rho_t = min(rho_0 (1 + growth)^t, max), t = outer steps (the authors' 0.5 / minibatches per epoch).");
+        Number<double>("--elastic-rho-max", "ElasticRhoMax", "Parle/Elastic-SGD: the cap on rho_t.");
+        Number<double>("--gamma-max", "GammaMax", "Parle: the cap on the scope gamma(t).");
         // Last: it overrides the individual reference-code switches above, as it always has.
         var reference = new Option<bool>(ReferenceCode)
         {

@@ -109,6 +109,7 @@ public static class OptionRanges
         ["--perturb-interval"] = AtLeast(1),
         ["--perturb-decrease"] = NonNegative,
         ["--rho"] = NonNegative, ["--asam-eta"] = NonNegative,
+        ["--elastic-rho"] = NonNegative, ["--elastic-rho-growth"] = NonNegative, ["--elastic-rho-max"] = Positive, ["--gamma-max"] = Positive,
         ["--n"] = AtLeast(2, " (spins of a spin glass)"),
         ["--starts"] = AtLeast(1),
         ["--p"] = AtLeast(2, " (order of a spin glass)"),

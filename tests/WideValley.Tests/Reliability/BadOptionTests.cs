@@ -182,6 +182,10 @@ public sealed class BadOptionTests(BadOptionRunFixture fixture) : IClassFixture<
             { $"{Train} -o entropy-sgd --scoping-schedule cubic", 2, "cubic|--scoping-schedule" },
             { $"{Train} -o sgd --nesterov", 2, "--nesterov needs --momentum greater than 0" },
             { $"{Train} -o sgd --langevin-lr 0.2", 2, "--langevin-lr does not apply to --optimizer sgd" },
+            { $"{Train} -o parle --elastic-rho -1", 2, "--elastic-rho must be zero or positive, got -1" },
+            { $"{Train} -o elastic-sgd --elastic-rho 20 --elastic-rho-max 10", 2, "--elastic-rho-max must be at least --elastic-rho (20), got 10" },
+            { $"{Train} -o parle --gamma-max 0", 2, "--gamma-max must be a positive number, got 0" },
+            { $"{Train} -o elastic-sgd --gamma-max 2", 2, "--gamma-max does not apply to --optimizer elastic-sgd" },
 
             // ---- evaluate ----
             { "evaluate {RUN} --threads 100000", 2, $"--threads must be {threadsAbove}" },
