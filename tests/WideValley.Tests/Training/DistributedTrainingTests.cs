@@ -144,15 +144,95 @@ public class DistributedTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void ResumingADistributedCheckpointInAnotherModeIsRefused()
+    public void ADataParallelCheckpointResumesOnOtherRankCountsWithANoticeButNotInAnotherMode()
     {
         using var dir = new TempDir("widevalley-dtrain-mode");
         var folder = dir.File("run");
         TwoRanks([.. Common(1), "--batch-size", "32", "--distributed", "data-parallel", "--out", folder]);
-        // The same folder resumed by one plain process: the checkpoint holds a data-parallel run of 2 ranks.
-        var plain = MpiJob.Run(MpiJob.Widevalley(), ["train", "--resume", "--out", folder, "--epochs", "2", "--data-dir", TestMachine.FashionMnistFolder], Timeout, output);
-        Assert.NotEqual(0, plain.ExitCode);
-        Assert.Contains("holds a data-parallel run of 2 ranks", plain.Errors + plain.Output);
+        // Another mode: refused before anything runs (one process, no mpirun needed for the refusal).
+        var otherMode = MpiJob.Run(MpiJob.Widevalley(), ["train", "--resume", "--out", folder, "--epochs", "2", "--distributed", "parle"], Timeout, output);
+        Assert.NotEqual(0, otherMode.ExitCode);
+        Assert.Contains("--distributed", otherMode.Errors + otherMode.Output);
+        Assert.Contains("the run has \"data-parallel\"", otherMode.Errors + otherMode.Output);
+        // One process continues the data-parallel run (the global minibatch halves), saying so.
+        var one = MpiJob.Run(MpiJob.Widevalley(), ["train", "--resume", "--out", folder, "--epochs", "2"], Timeout, output);
+        Assert.True(one.ExitCode == 0, $"exit code {one.ExitCode}: {one.Errors}");
+        Assert.Contains("the checkpoint was written by 2 ranks and this job has 1", one.Errors);
+    }
+
+    /// <summary>
+    /// A test-only replica optimizer: plain SGD per rank whose reference is the allreduce-average of the replicas'
+    /// weights, put back afterwards.
+    /// </summary>
+    sealed class AveragingSgd(IEnumerable<TorchSharp.Modules.Parameter> parameters, double lr, ICollectives collectives)
+        : TorchSharp.Modules.SGD([new TorchSharp.Modules.SGD.ParamGroup { Parameters = parameters }], lr), WideValley.Optim.IReplicaOptimizer
+    {
+        readonly List<TorchSharp.Modules.Parameter> _weights = parameters.ToList();
+        public ICollectives Collectives => collectives;
+        public int ReferenceCalls { get; private set; }
+
+        public IDisposable UseReference()
+        {
+            ReferenceCalls++;
+            var flat = FlatBuffer.LayoutOf(_weights);
+            var own = FlatBuffer.LayoutOf(_weights);
+            own.CopyFrom(_weights);
+            flat.CopyFrom(_weights);
+            collectives.AllReduceAverage(flat.Flat);
+            flat.CopyTo(_weights);
+            return new Restore(() => { own.CopyTo(_weights); own.Dispose(); flat.Dispose(); });
+        }
+
+        sealed class Restore(Action undo) : IDisposable
+        {
+            public void Dispose() => undo();
+        }
+    }
+
+    /// <summary>Collectives of rank 0 of 2 whose operations move nothing (a checkpoint of a 2-replica job, made in one process).</summary>
+    sealed class LoneRankZero : ICollectives
+    {
+        public int Rank => 0;
+        public int Size => 2;
+        public string Description => "rank 0 of 2 (test)";
+        public void AllReduceSum(Tensor tensor) { }
+        public void AllReduceAverage(Tensor tensor) { }
+        public void Broadcast(Tensor tensor, int root) { }
+        public void Barrier() { }
+        [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+        public void Abort(string reason, int exitCode = 1) => throw new InvalidOperationException(reason);
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public void AReplicaCheckpointOfTwoRanksIsRefusedByAJobOfOneAndReplicasAreEvaluatedAtTheReference()
+    {
+        using var dir = new TempDir("widevalley-dtrain-replicas");
+        var config = new RunConfig
+        {
+            Model = "small-mnistfc", Data = "fashion-mnist", DataDir = TestMachine.FashionMnistFolder, MaxTrainSamples = 256,
+            BatchSize = 32, Epochs = 1, Threads = 1,
+        };
+        using (var prepared = RunSetup.Prepare(config, null))
+        {
+            var twoRanks = new LoneRankZero();
+            var optimizer = new AveragingSgd(prepared.Task.Model.parameters(), 0.1, twoRanks);
+            var options = prepared.TrainerOptions with { OutputDirectory = dir.Path, Collectives = twoRanks, Distributed = DistributedMode.Replicas, TensorBoard = false };
+            var result = new Trainer(prepared.Task, optimizer, options).Run();
+            Assert.Equal(TrainingStatus.Completed, result.Status);
+            Assert.True(optimizer.ReferenceCalls >= 1, "the epoch's evaluation did not use the replicas' reference");
+            var meta = Checkpoint.ReadMeta(Path.Combine(dir.Path, Trainer.CheckpointFileName));
+            Assert.Equal(("replicas", 2), (meta.Distributed, meta.WorldSize));
+        }
+        using (var prepared = RunSetup.Prepare(config with { Epochs = 2 }, null))
+        {
+            var one = new SingleProcessCollectives();
+            var optimizer = new AveragingSgd(prepared.Task.Model.parameters(), 0.1, one);
+            var options = prepared.TrainerOptions with { Epochs = 2, OutputDirectory = dir.Path, Collectives = one, Distributed = DistributedMode.Replicas, TensorBoard = false };
+            var refused = Assert.Throws<InvalidOperationException>(() => new Trainer(prepared.Task, optimizer, options).Run(resume: true));
+            Assert.Contains("holds 2 replicas (one per rank); this job has 1 rank", refused.Message);
+            Assert.Contains("mpirun -np 2", refused.Message);
+        }
     }
 
     [Fact]
