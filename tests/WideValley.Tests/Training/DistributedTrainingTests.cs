@@ -144,6 +144,38 @@ public class DistributedTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ATwoRankRunStoppedBySigtermMidEpochAndResumedEndsBitIdentical()
+    {
+        using var dir = new TempDir("widevalley-dtrain-sigterm");
+        var (whole, stopped) = (dir.File("whole"), dir.File("stopped"));
+        string[] run = [.. Common(12, dropout: true), "--batch-size", "32", "--distributed", "data-parallel"];
+        TwoRanks([.. run, "--out", whole]);
+        var job = TwoRanks([.. run, "--out", stopped], mustSucceed: false, started: mpirun =>
+        {
+            // As soon as epoch 1 is logged, SIGTERM both ranks: each asks to stop, and the ranks agree on one step.
+            var waited = Stopwatch.StartNew();
+            var metrics = Path.Combine(stopped, "metrics.jsonl");
+            while (!File.Exists(metrics) && waited.Elapsed < TimeSpan.FromMinutes(2) && !mpirun.HasExited) Thread.Sleep(50);
+            var ranks = MpiJob.ChildrenOf(mpirun.Id).ToList();
+            Assert.Equal(2, ranks.Count);
+            using var kill = Process.Start("kill", ["-TERM", .. ranks.Select(r => r.ToString())])!;
+            kill.WaitForExit();
+        });
+        Assert.Equal(130, job.ExitCode);
+        var meta = Checkpoint.ReadMeta(Path.Combine(stopped, Trainer.CheckpointFileName));
+        output.WriteLine($"stopped at {Checkpoint.DescribePosition(meta)} ({meta.Reason})");
+        Assert.Equal("interrupted", meta.Reason);
+        Assert.True(meta.CompletedEpochs < 12);
+        TwoRanks(["train", "--resume", "--out", stopped]);
+        Assert.Equal(Weights(whole), Weights(stopped));
+        var (a, b) = (Metrics(whole), Metrics(stopped));
+        Assert.Equal(a.Count, b.Count);
+        for (var i = 0; i < a.Count; i++)
+            foreach (var key in new[] { "train_loss", "train_error", "test_loss", "test_error", "grad_evals" })
+                Assert.Equal(a[i][key]!.ToJsonString(), b[i][key]!.ToJsonString());
+    }
+
+    [Fact]
     public void ADataParallelCheckpointResumesOnOtherRankCountsWithANoticeButNotInAnotherMode()
     {
         using var dir = new TempDir("widevalley-dtrain-mode");
