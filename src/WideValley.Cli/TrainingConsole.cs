@@ -12,9 +12,15 @@ namespace WideValley.Cli;
 /// </summary>
 public static class TrainingConsole
 {
-    public static TrainingResult Train(CliContext ctx, PreparedRun run, bool resume, string label)
+    /// <summary>Trains <paramref name="run"/>; with <paramref name="quiet"/> (a distributed run's ranks above 0) nothing is printed but signal notices.</summary>
+    public static TrainingResult Train(CliContext ctx, PreparedRun run, bool resume, string label, bool quiet = false)
     {
         var trainer = run.CreateTrainer();
+        if (quiet)
+        {
+            using var quietSignals = new StopSignals(trainer, ctx);
+            return trainer.Run(resume);
+        }
         var epochs = run.TrainerOptions.Epochs;
         trainer.EpochCompleted = m => WriteLine(ctx, FormatEpoch(label, m, epochs));
         trainer.Notice = message => ctx.Error.WriteLine($"widevalley: {message}");

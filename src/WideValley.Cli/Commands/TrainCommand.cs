@@ -104,6 +104,11 @@ public static class TrainCommand
         {
             Description = "Also checkpoint every N optimizer steps (500) or every so long (90s, 10m, 2h), besides epoch ends, so that a crash loses at most that much (default: epoch ends only).",
         };
+        public readonly Option<string?> Distributed = new("--distributed")
+        {
+            Description = "Train over the ranks of an MPI job (mpirun -np K widevalley train ...): data-parallel (--batch-size per rank, " +
+                          "gradients averaged every minibatch), parle or elastic (one replica per rank, coupled by that optimizer). See docs/distributed.md.",
+        };
         public readonly Option<int> DivergencePatience = new("--divergence-patience")
         {
             Description = "Stop as diverged when the training loss grew at this many consecutive checks (10 per epoch; 0 = off).",
@@ -253,6 +258,7 @@ public static class TrainCommand
             Optimizer.AcceptOnlyFromAmong([.. OptimizerFactory.Names]);
             BnRecalibrate.AcceptOnlyFromAmong("auto", "on", "off");
             Scaling.AcceptOnlyFromAmong([.. PixelScaling.All]);
+            Distributed.AcceptOnlyFromAmong([.. DistributedTraining.Names]);
             HtrProbe.AcceptOnlyFromAmong("gaussian", "rademacher");
             TrackSpectra.AcceptOnlyFromAmong("none", "ours", "authors");
         }
@@ -262,7 +268,7 @@ public static class TrainCommand
         [
             Model, Data, DataDir, Corpus, Optimizer, BatchSize, Epochs, EffectiveEpochs, LrSchedule, Dropout, InputDropout, HiddenSize,
             Layers, Seed, Threads, Device, MaxTrainSamples, ValidationSize, ClipGradNorm, BnRecalibrate, BnRecalibrateBatches, EvalTrain, EvalEvery,
-            Scaling, Unroll, EvalBatchSize, NoTensorBoard, DivergenceFactor, DivergencePatience, CheckpointEvery,
+            Scaling, Unroll, EvalBatchSize, NoTensorBoard, DivergenceFactor, DivergencePatience, CheckpointEvery, Distributed,
             HtrGamma, HtrProbes, HtrFreq, HtrStartEpoch, HtrProbe, HtrLayers, HtrEstimator, HtrFdStep,
             TrackCurvature, TrackExamplesPerClass, TrackLanczosIterations, TrackHutchinsonProbes, TrackLayers, TrackSpectra, TrackSeed,
         ];
@@ -279,7 +285,8 @@ public static class TrainCommand
             Data = p.GetValue(Data),
             DataDir = p.GetValue(DataDir),
             Corpus = p.GetValue(Corpus),
-            Optimizer = p.GetValue(Optimizer)!,
+            Optimizer = OptimizerFor(p),
+            Distributed = p.GetValue(Distributed),
             BatchSize = p.GetValue(BatchSize),
             Epochs = p.GetValue(Epochs),
             EffectiveEpochBudget = p.GetValue(EffectiveEpochs),
@@ -308,6 +315,21 @@ public static class TrainCommand
             HessianTrace = HessianTraceFrom(p, resuming),
             CurvatureTracking = CurvatureTrackingFrom(p, resuming),
         };
+
+        /// <summary>
+        /// --optimizer, or the optimizer a replica mode trains with (--distributed parle: parle, elastic: elastic-sgd); an
+        /// explicit other --optimizer with a replica mode is refused.
+        /// </summary>
+        string OptimizerFor(ParseResult p)
+        {
+            var given = p.GetValue(Optimizer)!;
+            if (DistributedTraining.OptimizerOf(p.GetValue(Distributed)) is not string required) return given;
+            if (p.GetResult(Optimizer) is OptionResult { Implicit: false } && given != required)
+                throw new UsageException(
+                    $"--distributed {p.GetValue(Distributed)} trains with the optimizer {required}, but --optimizer {given} was given; " +
+                    $"leave --optimizer out, or use --distributed {DistributedTraining.DataParallelName} to train {given} over the ranks");
+            return required;
+        }
 
         /// <summary>The run the command line describes: run-level settings and the optimizer's options with the given flags applied.</summary>
         public RunConfig ToConfig(ParseResult p)
@@ -344,6 +366,27 @@ public static class TrainCommand
 
     static int Execute(CliContext ctx, RunOptions options, ParseResult p, string? outDir, bool resume)
     {
+        // Under an MPI launcher every rank runs this command; MPI is started only then (a plain run never loads it).
+        var collectives = WideValley.Distributed.Collectives.LaunchedByMpi ? WideValley.Distributed.Collectives.Create()
+            : p.GetValue(options.Distributed) is not null ? new WideValley.Distributed.SingleProcessCollectives() : null;
+        if (collectives is not { Size: > 1 }) return Execute(ctx, options, p, outDir, resume, collectives);
+        try
+        {
+            return Execute(ctx, options, p, outDir, resume, collectives);
+        }
+        catch (Exception e)
+        {
+            // One rank failing alone would leave the others waiting in their next collective for ever: end the whole job.
+            collectives.Abort(e is UsageException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            return ExitCodes.Failure; // Abort does not return
+        }
+    }
+
+    static int Execute(CliContext ctx, RunOptions options, ParseResult p, string? outDir, bool resume, WideValley.Distributed.ICollectives? collectives)
+    {
+        var rank = collectives?.Rank ?? 0;
+        if (collectives is { Size: > 1 } && string.IsNullOrWhiteSpace(outDir))
+            throw new UsageException($"a training job of {collectives.Size} ranks needs --out RUN_FOLDER (one folder that every rank names alike; rank 0 writes into it)");
         RunConfig? fresh = null;
         if (resume)
         {
@@ -358,19 +401,19 @@ public static class TrainCommand
             outDir ??= Path.Combine("runs", $"{fresh.Model}-{fresh.Optimizer}-{DateTime.Now:yyyyMMdd-HHmmss}");
         }
         outDir = Path.GetFullPath(outDir!);
-        var created = !Directory.Exists(outDir);
+        var created = !Directory.Exists(outDir) && rank == 0;
         try
         {
             // One trainer per run folder, for the whole run, checks included: a second one is refused before it reads
-            // or writes anything (RunFolderLockedException: exit 1, naming the holder).
-            using var claim = RunFolderLock.Acquire(outDir);
+            // or writes anything (RunFolderLockedException: exit 1, naming the holder). Rank 0 holds it for the job.
+            using var claim = rank == 0 ? RunFolderLock.Acquire(outDir) : null;
             RunConfig config;
             IReadOnlyList<string> changes = [];
             if (resume) (config, changes) = ResumedConfig(outDir, options, p);
             else
             {
                 config = fresh!;
-                if (File.Exists(Path.Combine(outDir, Trainer.CheckpointFileName)))
+                if (File.Exists(Path.Combine(outDir, Trainer.CheckpointFileName)) && rank == 0)
                     throw new UsageException($"{outDir} already holds a run ({Trainer.CheckpointFileName}); pass --resume to continue it, or choose another --out");
             }
             try
@@ -381,7 +424,7 @@ public static class TrainCommand
             {
                 throw new UsageException(e.Describe(OptimizerFlags.FlagFor));
             }
-            return RunAndReport(ctx, config, outDir, resume, label: "", changes);
+            return RunAndReport(ctx, config, outDir, resume, label: "", changes, collectives);
         }
         finally
         {
@@ -409,18 +452,29 @@ public static class TrainCommand
     /// <param name="resume">Continue the run in <paramref name="outDir"/> from its checkpoint.</param>
     /// <param name="label">Prefix of the progress lines.</param>
     /// <param name="resumeChanges">Settings changed on resume ("--clip-grad-norm 1 (was none)"): printed, and logged in the run folder once the run is set up.</param>
-    public static int RunAndReport(CliContext ctx, RunConfig config, string outDir, bool resume, string label, IReadOnlyList<string>? resumeChanges = null)
+    /// <param name="collectives">The ranks of a distributed run (--distributed); null: one process. Only rank 0 prints and writes.</param>
+    public static int RunAndReport(CliContext ctx, RunConfig config, string outDir, bool resume, string label, IReadOnlyList<string>? resumeChanges = null,
+        WideValley.Distributed.ICollectives? collectives = null)
     {
         PreparedRun run;
+        var rank = collectives?.Rank ?? 0;
         try
         {
-            run = RunSetup.Prepare(config, outDir, message => ctx.Out.WriteLine(message));
+            run = RunSetup.Prepare(config, outDir, message => { if (rank == 0) ctx.Out.WriteLine(message); }, collectives);
         }
         catch (OptionsException e)
         {
             throw new UsageException(e.Describe(OptimizerFlags.FlagFor));
         }
         using var _ = run;
+        if (rank > 0)
+        {
+            // The other ranks train and stay quiet: rank 0 prints, logs and checkpoints for the job.
+            var quiet = TrainingConsole.Train(ctx, run, resume, label, quiet: true);
+            return quiet.Status == TrainingStatus.Diverged ? ExitCodes.Failure : quiet.Status == TrainingStatus.Interrupted ? ExitCodes.Interrupted : ExitCodes.Ok;
+        }
+        if (collectives is not null)
+            ctx.Out.WriteLine($"distributed: --distributed {config.Distributed} on {collectives.Size} rank{(collectives.Size == 1 ? "" : "s")} ({collectives.Description})");
         ctx.Out.WriteLine($"model {config.Model} ({run.Parameters:N0} parameters), optimizer {config.Optimizer}, device {run.Device}, threads {TorchSharp.torch.get_num_threads()}, {TorchRuntime.CpuBackendNote}");
         ctx.Out.WriteLine($"data {run.DataDescription}");
         ctx.Out.WriteLine($"run folder {outDir}{(resume ? " (resuming)" : "")}");

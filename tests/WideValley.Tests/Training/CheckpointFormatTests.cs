@@ -164,7 +164,7 @@ public class CheckpointFormatTests
         File.WriteAllBytes(path, [.. "WVCKPT\0"u8.ToArray(), 9, 0]);
         var e = Assert.Throws<InvalidDataException>(() => Checkpoint.ReadMeta(path));
         Assert.Contains("checkpoint format 9", e.Message);
-        Assert.Contains("formats 1 to 3", e.Message);
+        Assert.Contains("formats 1 to 4", e.Message);
     }
 
     [Fact]
