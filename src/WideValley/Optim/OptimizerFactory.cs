@@ -135,6 +135,8 @@ public static class OptimizerFactory
         Register(DanteOptions.Descriptor);
         Register(PerturbedGradientDescentOptions.Descriptor);
         Register(SamOptions.Descriptor); Register(AsamOptions.Descriptor);
+        Register(ParleOptions.Descriptor);
+        Register(ElasticSgdOptions.Descriptor);
     }
 
     /// <summary>Adds (or replaces) an optimizer.</summary>

@@ -48,6 +48,15 @@ public sealed class CheckpointMeta
     public string SavedAtUtc { get; set; } = "";
     /// <summary>Version of the WideValley assembly that wrote it.</summary>
     public string WideValleyVersion { get; set; } = "";
+    /// <summary>
+    /// How the run was spread over processes (format 4): "data-parallel" or "replicas"; null for a run of one process
+    /// without --distributed.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Distributed { get; set; }
+    /// <summary>The number of ranks (processes) that wrote it (format 4); null for a run without --distributed.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? WorldSize { get; set; }
     /// <summary>What was trained, as far as the trainer could tell (format 2; null in format-1 checkpoints).</summary>
     public RunDescription? Run { get; set; }
     /// <summary>
@@ -158,8 +167,15 @@ public sealed record IntactCheckpoint(string Path, CheckpointMeta Meta, Checkpoi
 /// </summary>
 public static class Checkpoint
 {
-    /// <summary>The format this code writes.</summary>
+    /// <summary>The format this code writes for a run of one process.</summary>
     public const int FormatVersion = 3;
+    /// <summary>
+    /// The format of a distributed run's checkpoint (<c>train --distributed</c>): format 3 with one more section, the
+    /// serialised states of ranks 1 to K - 1 (the main sections hold rank 0's).
+    /// </summary>
+    public const int DistributedFormatVersion = 4;
+    /// <summary>The newest format this code reads.</summary>
+    public const int NewestReadableFormat = DistributedFormatVersion;
     /// <summary>The oldest format this code reads.</summary>
     public const int OldestReadableFormat = 1;
     static readonly byte[] MagicPrefix = Encoding.ASCII.GetBytes("WVCKPT\0");
@@ -173,6 +189,11 @@ public static class Checkpoint
     const string DataStreamSection = "data stream";
     /// <summary>Format 3's sections, in file order.</summary>
     static readonly string[] Sections = [HeaderSection, RunConfigSection, WeightsSection, OptimizerSection, GeneratorSection, DataStreamSection];
+    const string RankStatesSection = "other ranks";
+    /// <summary>Format 4's sections: format 3's, then the other ranks' states.</summary>
+    static readonly string[] DistributedSections = [.. Sections, RankStatesSection];
+
+    static string[] SectionsOf(int version) => version >= DistributedFormatVersion ? DistributedSections : Sections;
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -207,18 +228,23 @@ public static class Checkpoint
     /// Keep the replaced checkpoint as the previous generation. False for the first save of a new run, whose folder
     /// may still hold another run's checkpoint.
     /// </param>
+    /// <param name="otherRanks">
+    /// A distributed run's states of ranks 1 to K - 1 (<see cref="CaptureRankState"/>), written as format 4; null for
+    /// a run of one process (format 3).
+    /// </param>
     public static void Save(string path, CheckpointMeta meta, nn.Module model, optim.Optimizer optimizer, ITrainingTask task,
-        bool keepPreviousGeneration = true)
+        bool keepPreviousGeneration = true, IReadOnlyList<byte[]>? otherRanks = null)
     {
         var helper = optimizer as TorchSharp.Modules.OptimizerHelper
                      ?? throw new NotSupportedException($"optimizer {optimizer.GetType().Name} cannot save its state");
-        meta.FormatVersion = FormatVersion;
+        var version = otherRanks is null ? FormatVersion : DistributedFormatVersion;
+        meta.FormatVersion = version;
         var header = JsonSerializer.Serialize(meta, Json);
         var runConfig = meta.RunConfig is RunConfig config ? config.ToJson().ToJsonString(RunConfig.Json) : "";
         AtomicFile.Write(path, stream =>
         {
             stream.Write(MagicPrefix);
-            stream.WriteByte((byte)FormatVersion);
+            stream.WriteByte((byte)version);
             WriteSection(stream, HeaderSection, w => w.Write(header));
             WriteSection(stream, RunConfigSection, w => w.Write(runConfig));
             WriteSection(stream, WeightsSection, w => model.save(w));
@@ -231,6 +257,16 @@ public static class Checkpoint
                 w.Write(bytes);
             });
             WriteSection(stream, DataStreamSection, task.SaveState);
+            if (otherRanks is not null)
+                WriteSection(stream, RankStatesSection, w =>
+                {
+                    w.Write(otherRanks.Count);
+                    foreach (var state in otherRanks)
+                    {
+                        w.Write(state.Length);
+                        w.Write(state);
+                    }
+                });
             using var end = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
             end.Write(EndMarker);
         }, beforeReplace: () =>
@@ -295,8 +331,8 @@ public static class Checkpoint
         using var r = new BinaryReader(stream, Encoding.UTF8);
         var version = ReadMagic(path, r);
         if (version < 3) return ReadLegacyHeader(path, r, version);
-        var layout = ReadLayout(path, stream, r, Sections.Length, requireEnd: true);
-        return ReadHeader(path, stream, r, layout);
+        var layout = ReadLayout(path, stream, r, SectionsOf(version), SectionsOf(version).Length, requireEnd: true);
+        return ReadHeader(path, stream, r, layout, version);
     }
 
     /// <summary>
@@ -308,9 +344,9 @@ public static class Checkpoint
         Verify(path);
         using var stream = OpenChecked(path);
         using var r = new BinaryReader(stream, Encoding.UTF8);
-        ReadMagic(path, r);
+        var version = ReadMagic(path, r);
         var sections = new List<(string, long, long, long)>();
-        foreach (var _ in Sections)
+        foreach (var _ in SectionsOf(version))
         {
             var frame = stream.Position;
             var name = r.ReadString();
@@ -480,8 +516,8 @@ public static class Checkpoint
         using var r = new BinaryReader(stream, Encoding.UTF8);
         var version = ReadMagic(path, r);
         if (version < 3) return ReadLegacyHeader(path, r, version);
-        var layout = ReadLayout(path, stream, r, sectionsToVerify: 2, requireEnd: false);
-        return ReadHeader(path, stream, r, layout);
+        var layout = ReadLayout(path, stream, r, SectionsOf(version), sectionsToVerify: 2, requireEnd: false);
+        return ReadHeader(path, stream, r, layout, version);
     }
 
     /// <summary>
@@ -500,8 +536,8 @@ public static class Checkpoint
             LoadModel(path, r, legacy, model);
             return legacy;
         }
-        var layout = ReadLayout(path, stream, r, Sections.Length, requireEnd: true);
-        var meta = ReadHeader(path, stream, r, layout);
+        var layout = ReadLayout(path, stream, r, SectionsOf(version), SectionsOf(version).Length, requireEnd: true);
+        var meta = ReadHeader(path, stream, r, layout, version);
         stream.Position = layout[WeightsSection];
         LoadModel(path, r, meta, model);
         return meta;
@@ -539,8 +575,8 @@ public static class Checkpoint
             meta = ReadLegacyHeader(path, r, version);
         else
         {
-            layout = ReadLayout(path, stream, r, Sections.Length, requireEnd: true);
-            meta = ReadHeader(path, stream, r, layout);
+            layout = ReadLayout(path, stream, r, SectionsOf(version), SectionsOf(version).Length, requireEnd: true);
+            meta = ReadHeader(path, stream, r, layout, version);
             stream.Position = layout[WeightsSection];
         }
         LoadModel(path, r, meta, model);
@@ -583,6 +619,79 @@ public static class Checkpoint
         return meta;
     }
 
+    /// <summary>
+    /// The states of ranks 1 to K - 1 stored in a distributed run's checkpoint (format 4), in rank order; empty for a
+    /// checkpoint of one process. Every section's checksum is verified first.
+    /// </summary>
+    public static IReadOnlyList<byte[]> ReadOtherRanks(string path)
+    {
+        using var stream = OpenChecked(path);
+        using var r = new BinaryReader(stream, Encoding.UTF8);
+        var version = ReadMagic(path, r);
+        if (version < DistributedFormatVersion) return [];
+        var layout = ReadLayout(path, stream, r, SectionsOf(version), SectionsOf(version).Length, requireEnd: true);
+        stream.Position = layout[RankStatesSection];
+        try
+        {
+            var count = r.ReadInt32();
+            var states = new List<byte[]>(count);
+            for (var i = 0; i < count; i++)
+            {
+                var n = r.ReadInt32();
+                var bytes = r.ReadBytes(n);
+                if (bytes.Length != n) throw new EndOfStreamException();
+                states.Add(bytes);
+            }
+            return states;
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException($"{path}: the other ranks' states end early although their checksum matched: the writer wrote something this code cannot read", e);
+        }
+    }
+
+    /// <summary>
+    /// This process's training state as one byte array, for a distributed run's checkpoint: the model's parameters and
+    /// buffers, the optimizer state, the global random generator and the task's stream, as the main sections hold them.
+    /// </summary>
+    public static byte[] CaptureRankState(nn.Module model, optim.Optimizer optimizer, ITrainingTask task)
+    {
+        var helper = optimizer as TorchSharp.Modules.OptimizerHelper
+                     ?? throw new NotSupportedException($"optimizer {optimizer.GetType().Name} cannot save its state");
+        using var memory = new MemoryStream();
+        using (var w = new BinaryWriter(memory, Encoding.UTF8, leaveOpen: true))
+        {
+            model.save(w);
+            helper.save_state_dict(w);
+            using (var rng = random.get_rng_state())
+            {
+                var bytes = rng.data<byte>().ToArray();
+                w.Write(bytes.Length);
+                w.Write(bytes);
+            }
+            task.SaveState(w);
+        }
+        return memory.ToArray();
+    }
+
+    /// <summary>Restores what <see cref="CaptureRankState"/> captured (the model and optimizer must be built as the writer's).</summary>
+    public static void RestoreRankState(byte[] state, nn.Module model, optim.Optimizer optimizer, ITrainingTask task)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var helper = optimizer as TorchSharp.Modules.OptimizerHelper
+                     ?? throw new NotSupportedException($"optimizer {optimizer.GetType().Name} cannot load state");
+        using var memory = new MemoryStream(state, writable: false);
+        using var r = new BinaryReader(memory, Encoding.UTF8);
+        model.load(r, strict: true);
+        helper.load_state_dict(r);
+        var n = r.ReadInt32();
+        using (var rng = tensor(r.ReadBytes(n), ScalarType.Byte))
+            random.set_rng_state(rng);
+        task.LoadState(r);
+        if (memory.Position != memory.Length)
+            throw new InvalidDataException($"a rank's stored state has {memory.Length - memory.Position:N0} bytes more than this rank's model, optimizer and task read: it was written by another configuration");
+    }
+
     /// <summary>Elements in all of <paramref name="model"/>'s parameters.</summary>
     public static long CountParameters(nn.Module model) => model.parameters().Sum(p => p.numel());
 
@@ -599,9 +708,9 @@ public static class Checkpoint
         if (magic.Length != MagicPrefix.Length + 1 || !magic.AsSpan(0, MagicPrefix.Length).SequenceEqual(MagicPrefix))
             throw new CheckpointDamagedException(path, "magic bytes", $"{path}: not a WideValley checkpoint (wrong magic bytes)");
         int version = magic[^1];
-        if (version < OldestReadableFormat || version > FormatVersion)
+        if (version < OldestReadableFormat || version > NewestReadableFormat)
             throw new InvalidDataException(
-                $"{path}: checkpoint format {version}; this WideValley reads formats {OldestReadableFormat} to {FormatVersion}");
+                $"{path}: checkpoint format {version}; this WideValley reads formats {OldestReadableFormat} to {NewestReadableFormat}");
         return version;
     }
 
@@ -610,14 +719,14 @@ public static class Checkpoint
     /// <paramref name="sectionsToVerify"/> sections (the rest are only skipped), and with <paramref name="requireEnd"/>
     /// checks the end marker and that nothing follows it. Returns each section's payload offset.
     /// </summary>
-    static Dictionary<string, long> ReadLayout(string path, FileStream stream, BinaryReader r, int sectionsToVerify, bool requireEnd)
+    static Dictionary<string, long> ReadLayout(string path, FileStream stream, BinaryReader r, string[] sections, int sectionsToVerify, bool requireEnd)
     {
         var layout = new Dictionary<string, long>();
         var fileLength = stream.Length;
         var buffer = new byte[1 << 20];
-        for (var i = 0; i < Sections.Length; i++)
+        for (var i = 0; i < sections.Length; i++)
         {
-            var expected = Sections[i];
+            var expected = sections[i];
             if (i >= sectionsToVerify && !requireEnd) break;
             string name;
             long length;
@@ -682,12 +791,12 @@ public static class Checkpoint
         new string(s.Take(40).Select(c => char.IsControl(c) || char.IsSurrogate(c) ? '?' : c).ToArray());
 
     /// <summary>Format 3's header and run-configuration sections (already verified).</summary>
-    static CheckpointMeta ReadHeader(string path, FileStream stream, BinaryReader r, IReadOnlyDictionary<string, long> layout)
+    static CheckpointMeta ReadHeader(string path, FileStream stream, BinaryReader r, IReadOnlyDictionary<string, long> layout, int version)
     {
         try
         {
             stream.Position = layout[HeaderSection];
-            var meta = ParseHeader(path, r.ReadString(), 3, out _);
+            var meta = ParseHeader(path, r.ReadString(), version, out _);
             stream.Position = layout[RunConfigSection];
             var document = r.ReadString();
             meta.RunConfig = document.Length == 0 ? null : RunConfig.FromJson(JsonNode.Parse(document)!);

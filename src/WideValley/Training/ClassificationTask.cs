@@ -16,18 +16,26 @@ public sealed class ClassificationTask : ITrainingTask
     readonly MinibatchStream _stream;
     readonly int _evalBatchSize;
     readonly bool _ownsData;
+    readonly DataShard _shard;
+    readonly int _shardBatchSize;
 
     /// <summary>
     /// Trains <paramref name="model"/> on <paramref name="data"/> in minibatches of <paramref name="batchSize"/>, shuffled by
     /// <paramref name="seed"/>; evaluates <paramref name="evalBatchSize"/> samples per forward pass. With
-    /// <paramref name="ownsData"/>, disposing the task disposes the data.
+    /// <paramref name="ownsData"/>, disposing the task disposes the data. With a <paramref name="shard"/> of K ranks
+    /// (data-parallel training), the stream is the one a single process would draw with batches of K x
+    /// <paramref name="batchSize"/>, and this rank trains on rows [rank x batchSize, (rank + 1) x batchSize) of each.
     /// </summary>
     public ClassificationTask(nn.Module<Tensor, Tensor> model, ClassificationDataset data, int batchSize, long seed,
-        int evalBatchSize = 1000, bool ownsData = true)
+        int evalBatchSize = 1000, bool ownsData = true, DataShard? shard = null)
     {
         _model = model;
         _data = data;
-        _stream = new MinibatchStream(data.Train, batchSize, seed);
+        _shard = shard ?? DataShard.Whole;
+        if (_shard.Size < 1 || _shard.Rank < 0 || _shard.Rank >= _shard.Size)
+            throw new ArgumentOutOfRangeException(nameof(shard), shard, "a data shard is rank r of K ranks, 0 <= r < K");
+        _shardBatchSize = batchSize;
+        _stream = new MinibatchStream(data.Train, checked(batchSize * _shard.Size), seed);
         _evalBatchSize = evalBatchSize;
         _ownsData = ownsData;
     }
@@ -44,13 +52,21 @@ public sealed class ClassificationTask : ITrainingTask
     public bool HasValidation => _data.Validation is not null;
     /// <summary>The dataset.</summary>
     public ClassificationDataset Data => _data;
-    /// <summary>The training minibatch stream.</summary>
+    /// <summary>Which rows of each global minibatch this process trains on (<see cref="DataShard.Whole"/> outside data-parallel runs).</summary>
+    public DataShard Shard => _shard;
+    /// <summary>The training minibatch stream (of global minibatches when <see cref="Shard"/> has several ranks).</summary>
     public MinibatchStream Stream => _stream;
 
     /// <inheritdoc/>
     public MinibatchLoss NextTrainingLoss()
     {
         var (x, y) = _stream.Next();
+        if (_shard.Size > 1)
+        {
+            // Every global minibatch has exactly K x b rows (the stream straddles passes instead of cutting one short).
+            x = x.narrow(0, (long)_shard.Rank * _shardBatchSize, _shardBatchSize);
+            y = y.narrow(0, (long)_shard.Rank * _shardBatchSize, _shardBatchSize);
+        }
         // The generator's state before the forward pass, so that a re-evaluation draws the same dropout masks.
         var randomBefore = random.get_rng_state();
         var logits = _model.forward(x);
@@ -121,4 +137,16 @@ public sealed class ClassificationTask : ITrainingTask
         _stream.Dispose();
         if (_ownsData) _data.Dispose();
     }
+}
+
+/// <summary>
+/// This process's part of each global minibatch in data-parallel training: rank <see cref="Rank"/> of
+/// <see cref="Size"/> takes the <see cref="Rank"/>-th of <see cref="Size"/> equal slices.
+/// </summary>
+/// <param name="Rank">The slice, 0 to <see cref="Size"/> - 1.</param>
+/// <param name="Size">The number of slices (ranks); 1 = the whole minibatch.</param>
+public readonly record struct DataShard(int Rank, int Size)
+{
+    /// <summary>The whole minibatch (a single process).</summary>
+    public static DataShard Whole => new(0, 1);
 }

@@ -133,6 +133,12 @@ public sealed record RunConfig : IJsonOnDeserialized
     /// Curvature recorded after every epoch (<see cref="CurvatureTracker"/>, <c>--track-curvature</c>); null = none.
     /// </summary>
     public CurvatureTrackingOptions? CurvatureTracking { get; init; }
+    /// <summary>
+    /// How the run is spread over the ranks of an MPI job (<c>--distributed</c>: data-parallel, parle or elastic;
+    /// <see cref="DistributedTraining"/>); null = one process. Left out of the JSON when null.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Distributed { get; init; }
 
     /// <summary>The divergence guard's settings, for <see cref="TrainerOptions.Divergence"/>.</summary>
     [JsonIgnore]
@@ -450,6 +456,7 @@ public static class RunSetup
         c.CurvatureTracking?.Validate();
         if (c.CurvatureTracking is not null && info.Kind != ModelKind.Classifier)
             throw new ArgumentException($"--track-curvature measures an image classifier's Hessian over examples of every class; --model {c.Model} is a language model");
+        ValidateDistributed(c, info);
         if (c.Unroll is < 1) throw new ArgumentException($"--unroll must be at least 1, got {c.Unroll}");
         if (c.EvalBatchSize is < 1) throw new ArgumentException($"--eval-batch-size must be at least 1, got {c.EvalBatchSize}");
         if (c.Dropout is double d && !(d >= 0 && d < 1)) throw new ArgumentException($"--dropout must be in [0, 1), got {d}");
@@ -573,7 +580,15 @@ public static class RunSetup
     /// Loads data, builds the model (seeded), moves it to the device, then builds the optimizer (TorchSharp keys
     /// optimizer state by tensor handle, so the optimizer must see the moved parameters).
     /// </summary>
-    public static PreparedRun Prepare(RunConfig c, string? outputDirectory, Action<string>? log = null)
+    /// <param name="c">The run.</param>
+    /// <param name="outputDirectory">The run folder (null: nothing written).</param>
+    /// <param name="log">Progress messages of data loading.</param>
+    /// <param name="collectives">
+    /// The ranks of the job for a distributed run (<see cref="RunConfig.Distributed"/>); null: one process. Rank r &gt;
+    /// 0 seeds its global generator (dropout) with <see cref="DistributedTraining.RankSeed"/>; in replica runs its data
+    /// order and the optimizer's noise too.
+    /// </param>
+    public static PreparedRun Prepare(RunConfig c, string? outputDirectory, Action<string>? log = null, Distributed.ICollectives? collectives = null)
     {
         Validate(c);
         // Data paths are stored absolute, so that the run folder can be resumed and evaluated from anywhere.
@@ -590,6 +605,13 @@ public static class RunSetup
         var info = ModelZoo.Describe(c.Model);
         var data = c.Data ?? DefaultData(c.Model);
         var descriptor = OptimizerFactory.Describe(c.Optimizer);
+        var mode = DistributedTraining.ModeOf(c.Distributed);
+        var (rank, ranks) = (collectives?.Rank ?? 0, collectives?.Size ?? 1);
+        if (mode == DistributedMode.None && ranks > 1)
+            throw new ArgumentException($"this process is rank {rank} of an MPI job of {ranks}; pass --distributed data-parallel, parle or elastic (or run one process without mpirun)");
+        // Replicas see their own data order and draw their own noise; data-parallel ranks share both (identical steps).
+        var rankSeed = DistributedTraining.RankSeed(c.Seed, rank);
+        var streamSeed = mode == DistributedMode.Replicas ? rankSeed : c.Seed;
 
         ITrainingTask task;
         string description;
@@ -609,6 +631,10 @@ public static class RunSetup
             {
                 RequireSameData(c, fingerprint, $"{dataset.Train.Count} train, {dataset.Test.Count} test samples; {dataset.Source}");
                 ValidateBatchAgainstTrainingSet(c, dataset.Train.Count);
+                if (mode == DistributedMode.DataParallel && (long)c.BatchSize * ranks > dataset.Train.Count)
+                    throw new ArgumentException(
+                        $"--batch-size {c.BatchSize} per rank on {ranks} ranks makes a global minibatch of {(long)c.BatchSize * ranks:N0}, larger than the training set ({dataset.Train.Count:N0} samples); " +
+                        $"use --batch-size {Math.Max(1, dataset.Train.Count / ranks)} or less");
                 EnsureTrainingFits(c, ClassifierOptions(c, dataset));
             }
             catch
@@ -620,8 +646,11 @@ public static class RunSetup
             TorchRuntime.Seed(c.Seed);
             var model = ModelZoo.Create(c.Model, ClassifierOptions(c, dataset));
             model.to(device);
+            // Initialisation drew from the run seed on every rank (rank 0's weights are broadcast anyway); dropout masks differ per rank.
+            if (rank > 0) TorchRuntime.Seed(rankSeed);
             var onDevice = device.type == DeviceType.CPU ? dataset : MoveTo(dataset, device);
-            task = new ClassificationTask((nn.Module<Tensor, Tensor>)model, onDevice, c.BatchSize, c.Seed, c.EvalBatchSize ?? 1000);
+            task = new ClassificationTask((nn.Module<Tensor, Tensor>)model, onDevice, c.BatchSize, streamSeed, c.EvalBatchSize ?? 1000,
+                shard: mode == DistributedMode.DataParallel ? new DataShard(rank, ranks) : null);
             description = $"{data} ({dataset.Train.Count} train, {dataset.Validation?.Count ?? 0} validation, {dataset.Test.Count} test; {dataset.Source}; {dataset.Preprocessing})";
         }
         else
@@ -649,7 +678,14 @@ public static class RunSetup
             description = $"{corpus.Name} ({corpus.Level}-level, vocabulary {corpus.Vocabulary.Count}, {corpus.Train.shape[0]} / {corpus.Validation.shape[0]} / {corpus.Test.shape[0]} tokens; {corpus.Source})";
         }
 
-        var context = new OptimizerContext { TrainingSetSize = task.TrainingSize, RunSeed = c.Seed, StepsPerEpoch = (long)Math.Ceiling(task.MinibatchesPerPass - 1e-9), Model = task.Model };
+        var context = new OptimizerContext
+        {
+            TrainingSetSize = task.TrainingSize,
+            RunSeed = mode == DistributedMode.Replicas ? rankSeed : c.Seed,
+            StepsPerEpoch = (long)Math.Ceiling(task.MinibatchesPerPass - 1e-9),
+            Model = task.Model,
+            Collectives = collectives,
+        };
         optim.Optimizer optimizer;
         HessianTraceRegularizer? regularizer = null;
         CurvatureTracker? tracker = null;
@@ -708,6 +744,8 @@ public static class RunSetup
             DataDescription = description,
             Regularizer = regularizer,
             EpochEndHook = tracker,
+            Collectives = collectives,
+            Distributed = mode,
         };
         return new PreparedRun
         {
@@ -730,6 +768,21 @@ public static class RunSetup
         HiddenSize = c.HiddenSize,
         Layers = c.Layers,
     };
+
+    static void ValidateDistributed(RunConfig c, ModelInfo info)
+    {
+        if (c.Distributed is not string name) return;
+        DistributedTraining.ModeOf(name); // an unknown mode is refused with the list of known ones
+        if (DistributedTraining.OptimizerOf(name) is string required && c.Optimizer != required)
+            throw new ArgumentException($"--distributed {name} trains with the optimizer {required}; the run asks for --optimizer {c.Optimizer}. " +
+                                        $"Leave --optimizer out (or give --optimizer {required}), or use --distributed {DistributedTraining.DataParallelName} for {c.Optimizer}");
+        if (info.Kind != ModelKind.Classifier)
+            throw new ArgumentException($"--distributed trains image classifiers for now; --model {c.Model} is a language model (its sequential BPTT stream is not sharded yet)");
+        if (!c.Device.StartsWith("cpu", StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException($"--distributed moves tensors through MPI in CPU memory; --device {c.Device} is not supported with it yet (use --device cpu)");
+        if (c.HessianTrace is not null || c.CurvatureTracking is not null)
+            throw new ArgumentException("--distributed does not yet combine with the Hessian-trace regulariser (--htr-*) or --track-curvature");
+    }
 
     /// <summary>PTB has no default location: --data-dir, else $WIDEVALLEY_DATA/ptb.</summary>
     static string ResolvePtbFolder(string? dataDir)

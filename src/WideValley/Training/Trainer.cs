@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
+using WideValley.Distributed;
 using WideValley.Optim;
 using static TorchSharp.torch;
 
@@ -70,6 +71,13 @@ public sealed record TrainerOptions
     /// null: none. Not stored in the checkpoint: a resumed run must be given the same hook.
     /// </summary>
     public IEpochEndHook? EpochEndHook { get; init; }
+    /// <summary>
+    /// The ranks of the job (<c>train --distributed</c>); null: one process. Every rank runs a trainer with the same
+    /// options; only rank 0 writes into <see cref="OutputDirectory"/>.
+    /// </summary>
+    public ICollectives? Collectives { get; init; }
+    /// <summary>How the ranks share the training (<see cref="DistributedMode"/>); None without --distributed.</summary>
+    public DistributedMode Distributed { get; init; }
 }
 
 /// <summary>How a <see cref="Trainer.Run"/> ended.</summary>
@@ -141,6 +149,14 @@ public sealed class Trainer
     volatile bool _stopRequested;
     RunDescription? _description;
     readonly DivergenceGuard _divergenceGuard;
+    readonly ICollectives _collectives;
+    readonly bool _isRoot;
+    readonly IReplicaOptimizer? _replicas;
+    GradientAverager? _gradientAverager;
+    // Set by a stop request only after every rank has agreed on it (distributed runs), so all ranks stop at one step.
+    bool _stopAgreed;
+    // Why this rank's replica diverged inside a step (replica runs), told to the other ranks after the step.
+    string? _localDivergence;
 
     // Counters and accumulators of the current run (restored from a checkpoint on resume).
     long _gradEvals, _outerSteps;
@@ -176,7 +192,30 @@ public sealed class Trainer
         _options = options;
         _parameters = task.Model.parameters().Where(p => p.requires_grad).ToList();
         _divergenceGuard = new DivergenceGuard(options.Divergence, StepsPerEpoch);
+        _collectives = options.Collectives ?? new SingleProcessCollectives();
+        _isRoot = _collectives.Rank == 0;
+        _replicas = optimizer as IReplicaOptimizer;
+        switch (options.Distributed)
+        {
+            case DistributedMode.Replicas when _replicas is null:
+                throw new ArgumentException(
+                    $"replica training (--distributed parle or elastic) needs an optimizer that keeps one replica per rank (IReplicaOptimizer); {optimizer.GetType().Name} is not one");
+            case DistributedMode.DataParallel when _replicas is not null:
+                throw new ArgumentException(
+                    $"{optimizer.GetType().Name} couples replicas of different weights; data-parallel training keeps the weights of all ranks identical. " +
+                    "Use --distributed parle or elastic for it");
+            case DistributedMode.None when _collectives.Size > 1:
+                throw new ArgumentException($"the job has {_collectives.Size} ranks but no distributed mode was chosen; pass --distributed data-parallel, parle or elastic");
+        }
+        if (options.Distributed != DistributedMode.None && (options.Regularizer is not null || options.EpochEndHook is not null))
+            throw new ArgumentException("distributed training does not yet support a loss regulariser (--htr-*) or an epoch-end measurement (--track-curvature)");
     }
+
+    /// <summary>Whether the ranks must agree after every step (a job of several ranks).</summary>
+    bool Coordinated => _collectives.Size > 1;
+
+    /// <summary>The stop request every rank acts on: this process's own, or in a job of several ranks the agreed one.</summary>
+    bool StopNow => Coordinated ? _stopAgreed : _stopRequested;
 
     /// <summary>Gradient evaluations (closure calls) so far.</summary>
     public long GradEvals => _gradEvals;
@@ -195,7 +234,8 @@ public sealed class Trainer
     /// </summary>
     public void RequestStop() => _stopRequested = true;
 
-    string? OutPath(string name) => _options.OutputDirectory is null ? null : Path.Combine(_options.OutputDirectory, name);
+    /// <summary>Where rank 0 writes <paramref name="name"/>; null on other ranks (they write nothing) and without an output folder.</summary>
+    string? OutPath(string name) => _options.OutputDirectory is null || !_isRoot ? null : Path.Combine(_options.OutputDirectory, name);
 
     /// <summary>
     /// Trains until the configured epochs (or effective-epoch budget) are done. With <paramref name="resume"/>, first
@@ -207,7 +247,7 @@ public sealed class Trainer
         _withinEpoch.Clear();
         double priorSeconds = 0, partialEpochSeconds = 0;
         var startEpoch = 1;
-        if (_options.OutputDirectory is string folder)
+        if (_options.OutputDirectory is string folder && _isRoot)
         {
             var stale = AtomicFile.RemoveStaleTemporaries(folder, [CheckpointFileName, Path.GetFileName(Checkpoint.PreviousGenerationPath(CheckpointFileName)), SummaryFileName, "metrics.jsonl"]);
             if (stale.Count > 0)
@@ -215,10 +255,19 @@ public sealed class Trainer
         }
         if (resume)
         {
-            var path = OutPath(CheckpointFileName) ?? throw new InvalidOperationException("resuming needs an output folder");
+            var path = _options.OutputDirectory is string runFolder ? Path.Combine(runFolder, CheckpointFileName)
+                : throw new InvalidOperationException("resuming needs an output folder");
+            // Every rank reads the same file (the run folder is on a file system all ranks see).
             var generation = Checkpoint.SelectIntact(path);
-            if (generation.FallbackMessage is string fallback) Notice?.Invoke(fallback);
+            if (generation.FallbackMessage is string fallback && _isRoot) Notice?.Invoke(fallback);
+            RequireResumableHere(generation.Path, Checkpoint.ReadMeta(generation.Path));
             var meta = Checkpoint.Load(generation.Path, _task.Model, _optimizer, _task);
+            if (_collectives.Rank > 0)
+            {
+                var others = Checkpoint.ReadOtherRanks(generation.Path);
+                if (_collectives.Rank - 1 < others.Count)
+                    Checkpoint.RestoreRankState(others[_collectives.Rank - 1], _task.Model, _optimizer, _task);
+            }
             _gradEvals = meta.GradEvals;
             _outerSteps = meta.OuterSteps;
             priorSeconds = meta.ElapsedSeconds;
@@ -228,10 +277,13 @@ public sealed class Trainer
             _errors = meta.PartialErrors;
             _count = meta.PartialCount;
             partialEpochSeconds = meta.PartialSeconds;
-            var repair = MetricsLog.RepairForResume(OutPath("metrics.jsonl")!, meta.CompletedEpochs, meta.GradEvals);
-            if (repair.Message is string repaired) Notice?.Invoke(repaired);
-            history.AddRange(repair.Kept.Where(m => m.WithinEpoch != true));
-            _withinEpoch.AddRange(repair.Kept.Where(m => m.WithinEpoch == true));
+            if (_isRoot)
+            {
+                var repair = MetricsLog.RepairForResume(OutPath("metrics.jsonl")!, meta.CompletedEpochs, meta.GradEvals);
+                if (repair.Message is string repaired) Notice?.Invoke(repaired);
+                history.AddRange(repair.Kept.Where(m => m.WithinEpoch != true));
+                _withinEpoch.AddRange(repair.Kept.Where(m => m.WithinEpoch == true));
+            }
         }
         else if (OutPath(CheckpointFileName) is string path && _options.WriteCheckpoints)
         {
@@ -240,7 +292,9 @@ public sealed class Trainer
         }
 
         if (_options.EpochEndHook?.Start(_task.Model, _options.OutputDirectory, startEpoch - 1, resume) is string hookNotice) Notice?.Invoke(hookNotice);
-        using var log = _options.OutputDirectory is null ? null
+        // A fresh distributed run starts every rank from rank 0's weights (a resumed one from each rank's stored state).
+        if (Coordinated && !resume) DistributedTraining.BroadcastModel(_collectives, _task.Model);
+        using var log = _options.OutputDirectory is null || !_isRoot ? null
             : new MetricsLog(_options.OutputDirectory, resume ? startEpoch - 1 : null, _options.TensorBoard, resume ? _gradEvals : null);
         var total = Stopwatch.StartNew();
         _sinceCheckpoint.Restart();
@@ -264,7 +318,9 @@ public sealed class Trainer
                 while (_currentStep < StepsPerEpoch && !BudgetReached())
                 {
                     var (lossBefore, countBefore, gradEvalsBefore) = (_lossSum, _count, _gradEvals);
+                    var errorsBefore = _errors;
                     var stepTaken = TryStep();
+                    if (stepTaken) AgreeAfterStep(lossBefore, errorsBefore, countBefore);
                     if (stepTaken)
                     {
                         _currentStep++;
@@ -279,13 +335,13 @@ public sealed class Trainer
                         StepCompleted?.Invoke(new StepProgress(epoch, _options.Epochs, _currentStep, StepsPerEpoch,
                             _count > 0 ? _lossSum / _count : double.NaN, EffectiveEpochs));
                     }
-                    if (stepTaken && _options.CheckpointEvery is CheckpointInterval every && !_stopRequested && _currentStep < StepsPerEpoch
-                        && every.IsDue(_outerSteps, _sinceCheckpoint.Elapsed))
+                    if (stepTaken && _options.CheckpointEvery is CheckpointInterval && !StopNow && _currentStep < StepsPerEpoch
+                        && _checkpointDue)
                     {
                         RequireFiniteWeights(epoch);
                         SaveCheckpoint(epoch - 1, _currentStep, Elapsed(), partialEpochSeconds + epochWatch.Elapsed.TotalSeconds, "periodic");
                     }
-                    if (_stopRequested && (!stepTaken || _currentStep < StepsPerEpoch))
+                    if (StopNow && (!stepTaken || _currentStep < StepsPerEpoch))
                     {
                         RequireFiniteWeights(epoch);
                         SaveCheckpoint(epoch - 1, _currentStep, Elapsed(), partialEpochSeconds + epochWatch.Elapsed.TotalSeconds, "interrupted");
@@ -304,7 +360,7 @@ public sealed class Trainer
                 SaveCheckpoint(epoch, 0, Elapsed(), 0, "epoch-end");
                 EpochCompleted?.Invoke(metrics);
                 WriteSummary(history, TrainingStatus.Completed, null, Elapsed(), finished: false);
-                if (_stopRequested && epoch < _options.Epochs)
+                if (StopNow && epoch < _options.Epochs)
                 {
                     status = TrainingStatus.Interrupted;
                     message = $"stopped on request after epoch {epoch}; resume with --resume";
@@ -493,12 +549,20 @@ public sealed class Trainer
     /// <summary>The closure handed to the optimizer: one fresh minibatch, one gradient evaluation.</summary>
     Tensor Closure()
     {
-        if (_stopRequested) throw new StopInsideStepException();
+        // In a job of several ranks a stop waits for the end of the step, where the ranks agree on it (AgreeAfterStep).
+        if (_stopRequested && !Coordinated) throw new StopInsideStepException();
         _optimizer.zero_grad();
         // SAM's second call in a step re-evaluates the step's minibatch at the perturbed weights: a gradient evaluation, not new data.
         var repeat = _optimizer is IMinibatchRepeatingOptimizer { RepeatsMinibatch: true };
         var mb = repeat ? RepeatStepMinibatch() : (_stepMinibatch = _task.NextTrainingLoss()).Value;
-        if (!double.IsFinite(mb.Value))
+        var dataParallel = Coordinated && _options.Distributed == DistributedMode.DataParallel;
+        if (!double.IsFinite(mb.Value) && Coordinated && _options.Distributed == DistributedMode.Replicas)
+        {
+            // The other replicas are inside the same step and will meet this one in its collectives: the step is
+            // finished, and all ranks stop together after it (AgreeAfterStep).
+            _localDivergence ??= $"rank {_collectives.Rank}'s minibatch loss is {mb.Value} (gradient evaluation {_gradEvals + 1:N0})";
+        }
+        else if (!double.IsFinite(mb.Value) && !dataParallel)
             throw new TrainingDivergedException(
                 $"training diverged in epoch {_currentEpoch}, step {_currentStep + 1} of {StepsPerEpoch} " +
                 $"(gradient evaluation {_gradEvals + 1:N0}): the minibatch loss is {mb.Value}")
@@ -518,6 +582,22 @@ public sealed class Trainer
                 };
             objective.backward();
         }
+        Tensor returned = mb.Loss;
+        if (dataParallel)
+        {
+            // One allreduce: every rank's gradient becomes the global minibatch's, and every rank sees its loss, so
+            // that all ranks stop together on a non-finite one and optimizers that read the loss decide alike.
+            _gradientAverager ??= new GradientAverager(_collectives, _parameters);
+            var global = _gradientAverager.Average(mb.Value, mb.Count, mb.Count * _collectives.Size);
+            if (!double.IsFinite(global))
+                throw new TrainingDivergedException(
+                    $"training diverged in epoch {_currentEpoch}, step {_currentStep + 1} of {StepsPerEpoch} " +
+                    $"(gradient evaluation {_gradEvals + 1:N0}): the global minibatch loss over {_collectives.Size} ranks is {global}")
+                {
+                    SuspectFromOuterStep = _outerSteps,
+                };
+            returned = tensor(global, dtype: mb.Loss.dtype);
+        }
         if (_options.ClipGradNorm > 0)
             nn.utils.clip_grad_norm_(_parameters, _options.ClipGradNorm);
         _gradEvals++;
@@ -528,7 +608,77 @@ public sealed class Trainer
             _errors += mb.Errors;
             _count += mb.Count;
         }
-        return mb.Loss;
+        return returned;
+    }
+
+    /// <summary>Whether a periodic checkpoint is due after the step just taken (agreed by all ranks in a distributed run).</summary>
+    bool _checkpointDue;
+
+    /// <summary>
+    /// After every step: in a job of several ranks, one small allreduce sums the step's training-loss sums, errors and
+    /// samples over the ranks (the metrics are those of the global minibatches, or of all replicas) and agrees on what
+    /// only some ranks may know: a stop request (a signal reaches ranks at different times), a due periodic checkpoint
+    /// (time-based intervals run on each rank's clock) and a diverged replica. Every rank then takes the same branch.
+    /// </summary>
+    void AgreeAfterStep(double lossBefore, long errorsBefore, long countBefore)
+    {
+        var due = _options.CheckpointEvery is CheckpointInterval every && every.IsDue(_outerSteps + 1, _sinceCheckpoint.Elapsed);
+        if (!Coordinated)
+        {
+            _checkpointDue = due;
+            return;
+        }
+        double[] agreed;
+        using (var values = tensor(new[]
+               {
+                   _lossSum - lossBefore, _errors - errorsBefore, _count - countBefore,
+                   _stopRequested ? 1.0 : 0.0, due ? 1.0 : 0.0, _localDivergence is null ? 0.0 : 1.0,
+               }, ScalarType.Float64))
+        {
+            _collectives.AllReduceSum(values);
+            agreed = values.data<double>().ToArray();
+        }
+        _lossSum = lossBefore + agreed[0];
+        _errors = errorsBefore + (long)Math.Round(agreed[1]);
+        _count = countBefore + (long)Math.Round(agreed[2]);
+        _stopAgreed = agreed[3] > 0;
+        _checkpointDue = agreed[4] > 0;
+        if (agreed[5] > 0)
+        {
+            var why = _localDivergence ?? "another rank's replica had a non-finite minibatch loss";
+            _localDivergence = null;
+            throw new TrainingDivergedException(
+                $"training diverged in epoch {_currentEpoch}, step {_currentStep + 1} of {StepsPerEpoch} ({_collectives.Size} ranks): {why}")
+            {
+                SuspectFromOuterStep = _outerSteps,
+            };
+        }
+    }
+
+    /// <summary>
+    /// Refuses to resume a checkpoint this job cannot continue: another distributed mode, or replicas of another number
+    /// of ranks. A data-parallel run may resume with another number of ranks (the global minibatch changes; said in a
+    /// notice), and ranks beyond the stored ones start from rank 0's state. Every rank reads the same header, so all
+    /// refuse alike.
+    /// </summary>
+    void RequireResumableHere(string path, CheckpointMeta meta)
+    {
+        var mode = DistributedTraining.CheckpointName(_options.Distributed);
+        var storedMode = meta.Distributed;
+        var storedRanks = meta.WorldSize ?? 1;
+        string Describe(string? m, int ranks) => m is null ? "a run without --distributed" : $"a {m} run of {ranks} rank{(ranks == 1 ? "" : "s")}";
+        if (storedMode != mode)
+            throw new InvalidOperationException(
+                $"{path} holds {Describe(storedMode, storedRanks)}; this job is {Describe(mode, _collectives.Size)}. A run resumes in the mode it was started in");
+        if (_options.Distributed == DistributedMode.Replicas && storedRanks != _collectives.Size)
+            throw new InvalidOperationException(
+                $"{path} holds {storedRanks} replicas (one per rank); this job has {_collectives.Size} rank{(_collectives.Size == 1 ? "" : "s")}. " +
+                $"Resume it with mpirun -np {storedRanks}: every replica's state is in the checkpoint and none can be dropped or invented");
+        if (_options.Distributed == DistributedMode.DataParallel && storedRanks != _collectives.Size && _isRoot)
+            Notice?.Invoke(
+                $"the checkpoint was written by {storedRanks} ranks and this job has {_collectives.Size}: the global minibatch changes from " +
+                $"{storedRanks} to {_collectives.Size} times --batch-size, so the run goes on, but not as the original job would have" +
+                (_collectives.Size > storedRanks ? $"; ranks {storedRanks} and above start from rank 0's state" : ""));
     }
 
     /// <summary>The step's first minibatch this step, for optimizers that evaluate it twice (<see cref="IMinibatchRepeatingOptimizer"/>).</summary>
@@ -551,6 +701,9 @@ public sealed class Trainer
     EpochMetrics Evaluate(int epoch, double lr, double trainingSeconds, double elapsedBefore, bool takeDiagnostics)
     {
         var watch = Stopwatch.StartNew();
+        // Replicas are judged by their mean (a collective call: every rank evaluates, rank 0 reports); the replica's own
+        // weights come back bit for bit afterwards.
+        using var reference = _options.Distributed == DistributedMode.Replicas ? _replicas!.UseReference() : null;
         if (_options.RecalibrateBatchNorm)
             BatchNormRecalibration.Recalibrate(_task, _options.RecalibrationMinibatches);
         var trainLoss = _count > 0 ? _lossSum / _count : double.NaN;
@@ -592,18 +745,32 @@ public sealed class Trainer
 
     void RequireFiniteWeights(int epoch)
     {
+        string? bad = null;
         foreach (var (name, p) in _task.Model.named_parameters())
         {
             using var finite = isfinite(p).all();
-            if (!finite.item<bool>())
-                throw new TrainingDivergedException($"training diverged in epoch {epoch}: parameter '{name}' has non-finite values");
+            if (!finite.item<bool>()) { bad = name; break; }
         }
+        // Replicas differ: all ranks stop if any replica went bad (one stopping alone would leave the others waiting).
+        if (!_collectives.AnyRank(bad is not null)) return;
+        throw new TrainingDivergedException(bad is not null
+            ? $"training diverged in epoch {epoch}: parameter '{bad}' has non-finite values{(Coordinated ? $" on rank {_collectives.Rank}" : "")}"
+            : $"training diverged in epoch {epoch}: another rank's weights have non-finite values");
     }
 
     void SaveCheckpoint(int completedEpochs, long stepInEpoch, double elapsed, double partialSeconds, string reason)
     {
+        if (_options.OutputDirectory is null || !_options.WriteCheckpoints) return;
+        // Every rank sends its state to rank 0 (a collective call), which writes the one checkpoint.
+        var states = _options.Distributed != DistributedMode.None
+            ? _collectives.GatherBytes(Checkpoint.CaptureRankState(_task.Model, _optimizer, _task), 0)
+            : null;
         var path = OutPath(CheckpointFileName);
-        if (path is null || !_options.WriteCheckpoints) return;
+        if (path is null)
+        {
+            _sinceCheckpoint.Restart();
+            return;
+        }
         var meta = new CheckpointMeta
         {
             CompletedEpochs = completedEpochs,
@@ -623,8 +790,11 @@ public sealed class Trainer
             WideValleyVersion = typeof(Trainer).Assembly.GetName().Version?.ToString() ?? "",
             Run = _description ??= Describe(),
             RunConfig = _options.RunConfig,
+            Distributed = DistributedTraining.CheckpointName(_options.Distributed),
+            WorldSize = _options.Distributed != DistributedMode.None ? _collectives.Size : null,
         };
-        Checkpoint.Save(path, meta, _task.Model, _optimizer, _task, keepPreviousGeneration: _keepPreviousCheckpoint);
+        Checkpoint.Save(path, meta, _task.Model, _optimizer, _task, keepPreviousGeneration: _keepPreviousCheckpoint,
+            otherRanks: states?.Skip(1).ToList());
         _keepPreviousCheckpoint = true;
         _sinceCheckpoint.Restart();
     }
