@@ -215,6 +215,69 @@ public static class DistributedBenchmark
         return (dp, dp * parleL);
     }
 
+    /// <summary>The training modes whose throughput the benchmark measures.</summary>
+    public static IReadOnlyList<string> TrainingModes { get; } = ["single", DistributedTraining.DataParallelName, DistributedTraining.ParleName];
+
+    /// <summary>
+    /// Trains <paramref name="network"/> through the library's own run set-up and trainer (as `train` does, no files
+    /// written, no test evaluation) on the first <paramref name="trainSamples"/> Fashion-MNIST images, and times the
+    /// gradient evaluations after the first <paramref name="warmupEvaluations"/>: mode "single" is one process with
+    /// SGD, "data-parallel" shards each minibatch of <paramref name="batchSize"/> per rank over the ranks of
+    /// <paramref name="collectives"/>, "parle" runs one Parle replica per rank (its defaults, L = 25). Returns the
+    /// images all ranks processed in the timed part and its wall seconds (rank 0's clock); every rank must call it.
+    /// </summary>
+    public static (double Images, double Seconds) MeasureTrainingThroughput(ICollectives collectives, string network, string mode, int batchSize,
+        int timedEvaluations, int warmupEvaluations, int trainSamples, string? dataDir, long seed)
+    {
+        if (!TrainingModes.Contains(mode)) throw new ArgumentException($"--mode {mode}: expected {string.Join(", ", TrainingModes)}");
+        var ranks = collectives.Size;
+        var parle = mode == DistributedTraining.ParleName;
+        // A Parle step makes L gradient evaluations (plus a diagnostic one every 10th step), and the timing starts and
+        // stops on step boundaries: one step's worth of slack keeps at least the asked-for evaluations timed.
+        var evaluationsPerStep = parle ? new ParleOptions().LocalEntropy.L + 1 : 1;
+        var evaluations = warmupEvaluations + timedEvaluations + 2 * evaluationsPerStep;
+        // Gradient evaluations to effective epochs: a data-parallel evaluation covers K minibatches of the shared
+        // stream, a replica's covers one of its own.
+        var imagesPerEvaluation = mode == DistributedTraining.DataParallelName ? (double)ranks * batchSize : batchSize;
+        var config = new RunConfig
+        {
+            Model = network,
+            Optimizer = parle ? "parle" : "sgd",
+            BatchSize = batchSize,
+            Epochs = 1_000,
+            EffectiveEpochBudget = evaluations * imagesPerEvaluation / trainSamples,
+            MaxTrainSamples = trainSamples,
+            DataDir = dataDir,
+            Seed = seed,
+            Threads = 1,
+            TensorBoard = false,
+            Distributed = mode == "single" ? null : mode,
+        };
+        using var run = RunSetup.Prepare(config, null, null, mode == "single" ? null : collectives);
+        var trainer = new Trainer(run.Task, run.Optimizer, run.TrainerOptions with { EvaluateTest = false, EvaluateTrainingSet = false, WriteCheckpoints = false });
+        var watch = new Stopwatch();
+        long startEvaluations = -1, endEvaluations = 0;
+        double lastReading = 0;
+        trainer.StepCompleted = _ =>
+        {
+            if (startEvaluations < 0)
+            {
+                if (trainer.GradEvals < warmupEvaluations) return;
+                startEvaluations = trainer.GradEvals;
+                watch.Restart();
+                return;
+            }
+            endEvaluations = trainer.GradEvals;
+            lastReading = watch.Elapsed.TotalSeconds;
+        };
+        trainer.Run();
+        if (startEvaluations < 0 || endEvaluations <= startEvaluations)
+            throw new InvalidOperationException($"{network} {mode}: too few steps to time ({trainer.GradEvals} gradient evaluations, {warmupEvaluations} of them warm-up)");
+        // Data-parallel counts global evaluations (K shards each); replicas count their own, K of them side by side.
+        var images = (endEvaluations - startEvaluations) * (double)batchSize * ranks;
+        return (images, lastReading);
+    }
+
     /// <summary>The allreduce timings as JSON.</summary>
     public static JsonArray ToJson(IReadOnlyList<AllreduceTiming> timings) =>
         new(timings.Select(t => (JsonNode)new JsonObject

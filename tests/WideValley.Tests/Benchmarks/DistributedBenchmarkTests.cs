@@ -82,7 +82,7 @@ public class DistributedBenchmarkTests
     {
         using var dir = new TempDir();
         var (code, output, err) = InProcessCli.Run("bench", "distributed", "--sizes", "1,4096", "--repetitions", "3", "--warmup", "1",
-            "--steps", "3", "--networks", "mnistfc", "--batch-size", "16", "--report", dir.File("bench-distributed.md"));
+            "--steps", "3", "--networks", "mnistfc", "--batch-size", "16", "--train-evaluations", "0", "--report", dir.File("bench-distributed.md"));
         Assert.True(code == ExitCodes.Ok, err + output);
         var json = JsonNode.Parse(File.ReadAllText(dir.File("bench-distributed.json")))!;
         Assert.Equal(2, json["ranks"]!.GetValue<int>());
@@ -97,5 +97,44 @@ public class DistributedBenchmarkTests
         Assert.Contains("## Allreduce over 2 ranks", md);
         Assert.Contains("| mnistfc | 100 Gbit/s RDMA", md);
         Assert.Contains("allreduce over 2 ranks: latency", output);
+        Assert.Empty(json["throughput"]!.AsArray());
+        Assert.DoesNotContain("## Training throughput", md);
+    }
+
+    [Fact]
+    public void ThroughputRunsTrainEveryConfigurationThroughTheLibraryUnderMpirun()
+    {
+        using var dir = new TempDir();
+        var (code, output, err) = InProcessCli.Run("bench", "distributed", "--sizes", "1,16", "--repetitions", "3", "--warmup", "1",
+            "--steps", "3", "--networks", "mnistfc", "--batch-size", "16", "--train-samples", "512", "--train-evaluations", "3", "--rounds", "1",
+            "--report", dir.File("bench-distributed.md"));
+        Assert.True(code == ExitCodes.Ok, err + output);
+        var json = JsonNode.Parse(File.ReadAllText(dir.File("bench-distributed.json")))!;
+        var runs = json["throughput"]!.AsArray();
+        Assert.Equal(["single/1", "data-parallel/1", "data-parallel/2", "parle/1", "parle/2"],
+            runs.Select(r => $"{r!["mode"]!.GetValue<string>()}/{r["ranks"]!.GetValue<int>()}"));
+        foreach (var r in runs)
+        {
+            // At least the timed evaluations, on every rank: 3 x 16 images per rank.
+            Assert.True(r!["images"]!.GetValue<double>() >= 3 * 16 * r["ranks"]!.GetValue<int>(), r.ToJsonString());
+            Assert.True(r["seconds"]!.GetValue<double>() > 0);
+        }
+        var medians = json["throughput_medians"]!.AsArray();
+        Assert.Equal(1.0, medians.Single(m => m!["mode"]!.GetValue<string>() == "single")!["speedup_over_single"]!.GetValue<double>());
+        var md = File.ReadAllText(dir.File("bench-distributed.md"));
+        Assert.Contains("## Training throughput on this machine", md);
+        Assert.Contains("| mnistfc | parle | 2 |", md);
+        Assert.Contains("mnistfc data-parallel on 2 ranks:", output);
+    }
+
+    [Theory]
+    [InlineData("--train-evaluations", "-1", "--train-evaluations must be 0")]
+    [InlineData("--rounds", "0", "--rounds must be at least 1")]
+    [InlineData("--train-samples", "0", "--train-samples must be at least 1")]
+    public void BadThroughputOptionsAreRefused(string option, string value, string expected)
+    {
+        var (code, output, err) = InProcessCli.Run("bench", "distributed", option, value);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains(expected, err + output);
     }
 }
