@@ -293,6 +293,11 @@ public static class DistributedBenchmark
         array.Select(n => new AllreduceTiming(n!["elements"]!.GetValue<long>(),
             n["seconds"]!.AsArray().Select(s => s!.GetValue<double>()).ToList())).ToList();
 
+    /// <summary>A fitted bandwidth for people: GB/s, or why there is none (the times did not grow with the size).</summary>
+    public static string Bandwidth(double bytesPerSecond) => double.IsFinite(bytesPerSecond)
+        ? (bytesPerSecond / 1e9).ToString("0.##", C) + " GB/s"
+        : "not measurable (the times did not grow with the message size: time larger messages)";
+
     /// <summary>Seconds as a short human unit.</summary>
     public static string Time(double seconds) => seconds switch
     {
@@ -312,7 +317,7 @@ public static class DistributedBenchmark
     /// <summary>The allreduce table and fit as Markdown lines.</summary>
     public static IEnumerable<string> AllreduceMarkdown(IReadOnlyList<AllreduceTiming> timings, AllreduceFit fit, int ranks)
     {
-        yield return $"Fit: T(bytes) = {Time(fit.LatencySeconds)} + bytes / ({(fit.BytesPerSecond / 1e9).ToString("0.##", C)} GB/s), " +
+        yield return $"Fit: T(bytes) = {Time(fit.LatencySeconds)} + bytes / bandwidth, bandwidth {Bandwidth(fit.BytesPerSecond)}; " +
                      $"least squares on the relative error of the medians; {ranks} ranks.";
         yield return "";
         yield return "| message | median | fit | fit / median | effective bandwidth |";

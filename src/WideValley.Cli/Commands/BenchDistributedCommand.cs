@@ -170,7 +170,7 @@ public static class BenchDistributedCommand
             progress.WriteLine($"bench distributed: allreduce over {k} ranks ({launcher}), {sizeList.Count} sizes x {reps} repetitions");
             var timings = LaunchAllreduce(launcher, k, sizeList, reps, warm, progress);
             var fit = AllreduceFit.Of(timings);
-            progress.WriteLine($"  latency {DistributedBenchmark.Time(fit.LatencySeconds)}, bandwidth {(fit.BytesPerSecond / 1e9).ToString("0.##", CultureInfo.InvariantCulture)} GB/s");
+            progress.WriteLine($"  latency {DistributedBenchmark.Time(fit.LatencySeconds)}, bandwidth {DistributedBenchmark.Bandwidth(fit.BytesPerSecond)}");
 
             TorchRuntime.EnsureInitialized();
             TorchRuntime.SetThreads(1);
@@ -203,7 +203,7 @@ public static class BenchDistributedCommand
             {
                 ["ranks"] = k,
                 ["allreduce"] = DistributedBenchmark.ToJson(timings),
-                ["fit"] = new JsonObject { ["latency_seconds"] = fit.LatencySeconds, ["bytes_per_second"] = fit.BytesPerSecond },
+                ["fit"] = new JsonObject { ["latency_seconds"] = fit.LatencySeconds, ["bytes_per_second"] = double.IsFinite(fit.BytesPerSecond) ? fit.BytesPerSecond : null },
                 ["batch_size"] = b,
                 ["parle_L"] = l,
                 ["compute"] = new JsonArray(computes.Select(c => (JsonNode)new JsonObject
@@ -234,7 +234,7 @@ public static class BenchDistributedCommand
             };
             var summary = new List<string>
             {
-                $"allreduce over {k} ranks: latency {DistributedBenchmark.Time(fit.LatencySeconds)}, bandwidth {(fit.BytesPerSecond / 1e9).ToString("0.##", CultureInfo.InvariantCulture)} GB/s",
+                $"allreduce over {k} ranks: latency {DistributedBenchmark.Time(fit.LatencySeconds)}, bandwidth {DistributedBenchmark.Bandwidth(fit.BytesPerSecond)}",
             };
             summary.AddRange(ThroughputMedians(throughput).Where(x => x.Ranks > 1).Select(x =>
                 $"{x.Network} {x.Mode} on {x.Ranks} ranks: {x.ImagesPerSecond:N0} images/s, {x.Speedup.ToString("0.00", CultureInfo.InvariantCulture)}x one process"));

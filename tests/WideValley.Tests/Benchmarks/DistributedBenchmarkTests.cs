@@ -36,6 +36,17 @@ public class DistributedBenchmarkTests
     }
 
     [Fact]
+    public void TimesThatDoNotGrowWithSizeGiveNoBandwidthAndSayWhy()
+    {
+        // Two tiny messages timed alike (latency only): the slope is zero, the bandwidth infinite, and the report says so.
+        var fit = AllreduceFit.Of([new(1, [4e-3, 4e-3, 4e-3]), new(16, [4e-3, 4e-3, 4e-3])]);
+        Assert.Equal(4e-3, fit.LatencySeconds, 1e-12);
+        Assert.True(double.IsPositiveInfinity(fit.BytesPerSecond));
+        Assert.Contains("not measurable", DistributedBenchmark.Bandwidth(fit.BytesPerSecond));
+        Assert.Equal("2.5 GB/s", DistributedBenchmark.Bandwidth(2.5e9));
+    }
+
+    [Fact]
     public void RingAllreduceFollowsItsClosedForm()
     {
         var link = new NetworkLink("test", 10e9, 25e-6);
@@ -89,7 +100,10 @@ public class DistributedBenchmarkTests
         var sizes = json["allreduce"]!.AsArray();
         Assert.Equal([1L, 4096L], sizes.Select(s => s!["elements"]!.GetValue<long>()));
         foreach (var s in sizes) Assert.Equal(3, s!["seconds"]!.AsArray().Count);
-        Assert.True(json["fit"]!["bytes_per_second"]!.GetValue<double>() > 0);
+        // On a loaded machine two small sizes may time alike (the ranks' scheduling, not the copy): then the bandwidth
+        // is null, never a non-positive number.
+        Assert.True(json["fit"]!["bytes_per_second"] is null || json["fit"]!["bytes_per_second"]!.GetValue<double>() > 0);
+        Assert.True(json["fit"]!["latency_seconds"]!.GetValue<double>() >= 0);
         var compute = Assert.Single(json["compute"]!.AsArray())!;
         Assert.Equal(1_867_786, compute["parameters"]!.GetValue<long>());
         Assert.Equal(2 * DistributedBenchmark.ModelRanks.Count, json["predictions"]!.AsArray().Count);
