@@ -31,6 +31,7 @@ public static class ReproduceCommand
         command.Add(NoiseRankCommand.Create(ctx));
         command.Add(WideValleysCommand.Create(ctx));
         command.Add(FlatMinimaCommand.Create(ctx));
+        command.Add(ParleCommand.Create(ctx));
         return command.WithRanges();
     }
 }
