@@ -329,8 +329,8 @@ public static class ParleReport
             "weights (the seed; rank 0's broadcast), Parle and Elastic-SGD evaluated at the replicas' mean with BatchNorm statistics recollected.",
             $"**Equal cost.** Every arm makes the same number of gradient evaluations of {ParleReproduction.BatchSize} images on every rank, so the same number in " +
             $"total: the x axis is effective epochs summed over the ranks (gradient evaluations x {ParleReproduction.BatchSize} / training images, all ranks). " +
-            $"Data-parallel SGD thus makes {k} times as many passes of its {k}-times larger minibatch as each replica makes over the data. Every arm is evaluated on the test set every {(1 / ParleReproduction.EvaluationsPerEffectiveEpoch).ToString("0.##", C)} effective epoch(s) " +
-            "on this grid (Parle at its first outer step past each point), and its wall time includes those evaluations.",
+            $"Data-parallel SGD thus makes {k} times as many passes of its {k}-times larger minibatch as each replica makes over the data. Every arm is evaluated on the test set every {ParleReproduction.EvaluationSpacing.ToString("0.##", C)} effective epoch(s) " +
+            "on this grid (data-parallel SGD at its epoch ends when they are the grid, Parle at its first outer step past each point), and its wall time includes those evaluations.",
             $"Budget `{Budgets.Name(s.Budget)}`: {ParleReproduction.DescribeBudget(s.Budget)}. {s.Seeds} seed(s) from {s.FirstSeed}. Fashion-MNIST stands in for MNIST.",
         };
         ReportHeader.AppendMarkdown(md, Title(s), intro, s.Budget, "A smoke run: these numbers only show that every step ran; they judge nothing.", s.CommandLine, s.Machine);

@@ -112,7 +112,10 @@ public static class ParleCommand
                 throw new UsageException($"--replicas {k} needs an MPI job of {k} ranks (mpirun -np {k}); this job has {collectives.Size}");
             var root = collectives.Rank == 0;
             if (root) ReportFolders.CheckWritable(settings.OutDir, ParleReproduction.Name);
-            var outcome = ExperimentConsole.Run(ctx, (progress, cancellation) =>
+            // Plain lines, no live progress display: mpirun gives each rank a pseudo-terminal but forwards its output line by
+            // line, interleaved with the other ranks'; only rank 0 prints the experiment's log.
+            var plain = new CliContext { Out = root ? ctx.Out : TextWriter.Null, Error = ctx.Error, Console = ctx.Console, Interactive = false };
+            var outcome = ExperimentConsole.Run(Collectives.LaunchedByMpi ? plain : ctx, (progress, cancellation) =>
                 ParleReproduction.Run(settings, collectives, root ? progress : null, cancellation));
             if (!root) return outcome.Interrupted ? ExitCodes.Interrupted : ExitCodes.Ok;
             var results = ParleReport.Results(settings, outcome.Runs);
