@@ -349,7 +349,7 @@ public static class ParleReport
             {
                 var reach = n.Reaches.FirstOrDefault(r => r.Arm == a.Arm);
                 var at = reach is null ? "n/a" : reach.Reached is Point p ? $"{F(p.EffectiveEpochs, "0.0")} / {F(p.Seconds, "0")}" : "not reached";
-                var speed = reach is null || a.Arm == ParleReproduction.DataParallelArm ? "–" : $"{F(reach.EpochSpeedup, "0.00")}x / {F(reach.WallSpeedup, "0.00")}x";
+                var speed = reach?.Reached is null || a.Arm == ParleReproduction.DataParallelArm ? "–" : $"{F(reach.EpochSpeedup, "0.00")}x / {F(reach.WallSpeedup, "0.00")}x";
                 md.AppendLine($"| {ParleReproduction.Title(n.Network)} | {ParleReproduction.ArmTitle(a.Arm)} | {MeanStd(a.Error, "0.00")} | " +
                               $"{(a.Time is Stat t ? F(t.Mean, "0") : "n/a")} | {at} | {speed} |");
             }
