@@ -13,7 +13,7 @@ public static class ReproduceCommand
 {
     public static Command Create(CliContext ctx)
     {
-        var command = new Command("reproduce", "Reproduce the seed papers' experiments (Entropy-SGD; Choromanska et al.'s loss surfaces; AnnealSGD; Freeman & Bruna's level sets; seed 004: layerwise Hessian spectra, HTR, ADINE, DANTE, noise and rank, degenerate saddles) and write reports (Markdown, PNG, JSON).");
+        var command = new Command("reproduce", "Reproduce the seed papers' experiments (Entropy-SGD; Choromanska et al.'s loss surfaces; AnnealSGD; Freeman & Bruna's level sets; seed 004: layerwise Hessian spectra, HTR, ADINE, DANTE, noise and rank, degenerate saddles; Parle over MPI ranks) and write reports (Markdown, PNG, JSON).");
         command.Add(Table1Command.Create(ctx));
         command.Add(HessianUniversalityCommand.Create(ctx));
         command.Add(LocalEntropyToyCommand.Create(ctx));
@@ -31,6 +31,7 @@ public static class ReproduceCommand
         command.Add(NoiseRankCommand.Create(ctx));
         command.Add(WideValleysCommand.Create(ctx));
         command.Add(FlatMinimaCommand.Create(ctx));
+        command.Add(ParleCommand.Create(ctx));
         return command.WithRanges();
     }
 }
