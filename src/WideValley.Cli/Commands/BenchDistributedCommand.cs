@@ -64,7 +64,7 @@ public static class BenchDistributedCommand
         {
             string[] workerArguments = ["bench", "distributed", "--worker", TrainWorker, "--worker-out", outFile, "--network", network, "--mode", mode,
                 "--batch-size", batch.ToString(CultureInfo.InvariantCulture), "--train-evaluations", timedEvaluations.ToString(CultureInfo.InvariantCulture),
-                "--warmup", warmup.ToString(CultureInfo.InvariantCulture), "--train-samples", samples.ToString(CultureInfo.InvariantCulture),
+                "--train-warmup", warmup.ToString(CultureInfo.InvariantCulture), "--train-samples", samples.ToString(CultureInfo.InvariantCulture),
                 "--seed", seed.ToString(CultureInfo.InvariantCulture), .. (dataDir is null ? Array.Empty<string>() : ["--data-dir", dataDir])];
             // One process alone runs without a launcher, as a user without MPI would; every rank count of the
             // distributed modes (1 included) runs under mpirun, so their MPI costs are in the numbers.
@@ -118,7 +118,11 @@ public static class BenchDistributedCommand
         var output = new Option<string?>("--out") { Description = "Also write the JSON object to this file (atomically)." };
         var report = new Option<string?>("--report") { Description = "Also write a Markdown report to this .md file and the JSON beside it (.json)." };
         var trainSamples = new Option<int>("--train-samples") { Description = "Fashion-MNIST training images the throughput runs draw from (the first ones).", DefaultValueFactory = _ => 12_000 };
-        var trainEvaluations = new Option<int>("--train-evaluations") { Description = "Timed gradient evaluations per rank in each throughput run (0 = no throughput runs).", DefaultValueFactory = _ => 100 };
+        var trainEvaluations = new Option<int>("--train-evaluations") { Description = "Timed gradient evaluations per rank in each throughput run (0 = no throughput runs).", DefaultValueFactory = _ => 200 };
+        // Long enough for .NET's tiered compilation to finish rewriting the hot methods: its background compiles take a
+        // core, and on a machine with one core per rank they stall data-parallel's per-step synchronisation (5
+        // warm-up evaluations gave LeNet 1.57x on 2 ranks, 40 gave 1.78x).
+        var trainWarmup = new Option<int>("--train-warmup") { Description = "Untimed gradient evaluations per rank before a throughput run's timing starts.", DefaultValueFactory = _ => 50 };
         var rounds = new Option<int>("--rounds") { Description = "Throughput rounds (every configuration once per round, interleaved; medians).", DefaultValueFactory = _ => 3 };
         var dataDir = new Option<string?>("--data-dir") { Description = "Folder holding Fashion-MNIST's files (default: the usual search, see 'widevalley data list')." };
         var mode = new Option<string?>("--mode") { Description = "Internal: the training mode of a throughput worker.", Hidden = true };
@@ -128,7 +132,7 @@ public static class BenchDistributedCommand
         var command = new Command("distributed",
             "Time allreduces over MPI ranks (latency and bandwidth fitted) and each network's compute per step, and predict data-parallel and Parle throughput at 8, 64 and 512 ranks.")
         {
-            ranks, sizes, repetitions, warmup, networks, batch, steps, parleL, mpirun, seed, json, output, report, trainSamples, trainEvaluations, rounds, dataDir,
+            ranks, sizes, repetitions, warmup, networks, batch, steps, parleL, mpirun, seed, json, output, report, trainSamples, trainEvaluations, trainWarmup, rounds, dataDir,
             mode, network, worker, workerOut,
         };
         command.SetAction(p =>
@@ -144,9 +148,11 @@ public static class BenchDistributedCommand
             if (samples < 1) throw new UsageException($"--train-samples must be at least 1, got {samples}");
             if (timedEvaluations < 0) throw new UsageException($"--train-evaluations must be 0 (no throughput runs) or positive, got {timedEvaluations}");
             if (throughputRounds < 1) throw new UsageException($"--rounds must be at least 1, got {throughputRounds}");
+            var trainWarm = p.GetValue(trainWarmup);
+            if (trainWarm < 0) throw new UsageException($"--train-warmup must be zero or positive, got {trainWarm}");
             if (p.GetValue(worker) is string role)
                 return role == TrainWorker
-                    ? RunTrainWorker(ctx, p.GetValue(workerOut), p.GetValue(network), p.GetValue(mode), p.GetValue(batch), timedEvaluations, warm, samples, p.GetValue(dataDir), p.GetValue(seed))
+                    ? RunTrainWorker(ctx, p.GetValue(workerOut), p.GetValue(network), p.GetValue(mode), p.GetValue(batch), timedEvaluations, trainWarm, samples, p.GetValue(dataDir), p.GetValue(seed))
                     : RunWorker(ctx, role, p.GetValue(workerOut), sizeList, reps, warm);
 
             var k = p.GetValue(ranks);
@@ -193,7 +199,7 @@ public static class BenchDistributedCommand
                     foreach (var n in nets)
                         foreach (var (m, r) in configurations)
                         {
-                            var (images, seconds) = LaunchTraining(launcher, n, m, r, b, timedEvaluations, warm, samples, p.GetValue(dataDir), p.GetValue(seed));
+                            var (images, seconds) = LaunchTraining(launcher, n, m, r, b, timedEvaluations, trainWarm, samples, p.GetValue(dataDir), p.GetValue(seed));
                             throughput.Add(new ThroughputRun(n, m, r, round, images, seconds));
                             progress.WriteLine($"    round {round + 1}: {n} {m} x{r}: {images / seconds:N0} images/s");
                         }

@@ -120,7 +120,7 @@ public class DistributedBenchmarkTests
     {
         using var dir = new TempDir();
         var (code, output, err) = InProcessCli.Run("bench", "distributed", "--sizes", "1,16", "--repetitions", "3", "--warmup", "1",
-            "--steps", "3", "--networks", "mnistfc", "--batch-size", "16", "--train-samples", "512", "--train-evaluations", "3", "--rounds", "1",
+            "--steps", "3", "--networks", "mnistfc", "--batch-size", "16", "--train-samples", "512", "--train-evaluations", "3", "--train-warmup", "1", "--rounds", "1",
             "--report", dir.File("bench-distributed.md"));
         Assert.True(code == ExitCodes.Ok, err + output);
         var json = JsonNode.Parse(File.ReadAllText(dir.File("bench-distributed.json")))!;
@@ -144,6 +144,7 @@ public class DistributedBenchmarkTests
     [Theory]
     [InlineData("--train-evaluations", "-1", "--train-evaluations must be 0")]
     [InlineData("--rounds", "0", "--rounds must be at least 1")]
+    [InlineData("--train-warmup", "-1", "--train-warmup must be zero or positive")]
     [InlineData("--train-samples", "0", "--train-samples must be at least 1")]
     public void BadThroughputOptionsAreRefused(string option, string value, string expected)
     {
