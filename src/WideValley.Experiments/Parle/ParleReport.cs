@@ -397,7 +397,7 @@ public static class ParleReport
             foreach (var a in n.Arms)
             {
                 var config = runs.First(x => x.Run.Network == n.Network && x.Run.Arm == a.Arm).Run.Config;
-                md.AppendLine($"{ParleReproduction.ArmTitle(a.Arm)} (`--distributed {config.Distributed}`): {ComparisonReport.Settings(config)}{Coupling(config)}" +
+                md.AppendLine($"{ParleReproduction.ArmTitle(a.Arm)} (`--distributed {config.Distributed}`): {ComparisonReport.Settings(config).TrimEnd('.')}{Coupling(config)}." +
                               (a.Pending > 0 ? $" **{a.Pending} seed(s) not finished yet.**" : "") + (a.Diverged > 0 ? $" {a.Diverged} seed(s) diverged (left out)." : ""));
                 md.AppendLine();
                 for (var i = 0; i < a.Runs.Count; i++)
