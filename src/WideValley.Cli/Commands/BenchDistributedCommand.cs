@@ -316,27 +316,11 @@ public static class BenchDistributedCommand
         var outFile = Path.Combine(Path.GetTempPath(), $"widevalley-allreduce-{Environment.ProcessId}-{Guid.NewGuid():N}.json");
         try
         {
-            var info = new ProcessStartInfo(launcher) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in LauncherArguments(ranks)) info.ArgumentList.Add(a);
-            foreach (var a in SelfCommand()) info.ArgumentList.Add(a);
-            foreach (var a in new[] { "bench", "distributed", "--worker", AllreduceWorker, "--worker-out", outFile,
-                         "--sizes", string.Join(",", sizes), "--repetitions", repetitions.ToString(CultureInfo.InvariantCulture),
-                         "--warmup", warmup.ToString(CultureInfo.InvariantCulture) })
-                info.ArgumentList.Add(a);
-            // Containers and CI run as root, which Open MPI refuses unless told; harmless otherwise.
-            info.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
-            info.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
-            info.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-            using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {launcher}");
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(TimeSpan.FromMinutes(15)))
-            {
-                process.Kill(entireProcessTree: true);
-                throw new IOException($"the allreduce worker ({launcher} -np {ranks}) did not finish within 15 minutes and was stopped");
-            }
-            if (process.ExitCode != 0 || !File.Exists(outFile))
-                throw new IOException($"the allreduce worker ({launcher} -np {ranks}) failed with exit code {process.ExitCode}:\n{stdout.Result}\n{stderr.Result}".TrimEnd());
+            string[] workerArguments = ["bench", "distributed", "--worker", AllreduceWorker, "--worker-out", outFile,
+                "--sizes", string.Join(",", sizes), "--repetitions", repetitions.ToString(CultureInfo.InvariantCulture),
+                "--warmup", warmup.ToString(CultureInfo.InvariantCulture)];
+            RunToCompletion(launcher, [.. LauncherArguments(ranks), .. SelfCommand(), .. workerArguments], $"the allreduce worker ({launcher} -np {ranks})");
+            if (!File.Exists(outFile)) throw new IOException($"the allreduce worker ({launcher} -np {ranks}) ended without writing its timings to {outFile}");
             var timings = DistributedBenchmark.AllreduceFromJson(JsonNode.Parse(File.ReadAllText(outFile))!.AsArray());
             foreach (var t in timings)
                 progress.WriteLine($"  {DistributedBenchmark.Size(t.Bytes),10}: {DistributedBenchmark.Time(t.MedianSeconds)}");

@@ -1,9 +1,8 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using WideValley.Cli;
 using WideValley.Cli.Commands;
-using WideValley.Distributed;
 using WideValley.Experiments;
+using WideValley.Tests.Distributed;
 using WideValley.Tests.Support;
 
 namespace WideValley.Tests.Cli;
@@ -17,35 +16,11 @@ public class ParleCommandTests(ITestOutputHelper output)
 {
     static readonly TimeSpan Timeout = TimeSpan.FromMinutes(15);
 
-    static string Mpirun() =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, "mpirun")).FirstOrDefault(File.Exists)
-        ?? throw new InvalidOperationException("mpirun is not on the PATH: reproduce parle's test launches 3 ranks with it. Install Open MPI (Debian: apt-get install openmpi-bin)");
-
-    /// <summary>`mpirun -np K widevalley ARGS` as bench distributed launches its ranks.</summary>
+    /// <summary>`mpirun -np K widevalley ARGS` as bench distributed launches its ranks (a missing mpirun fails).</summary>
     (int Code, string Out, string Err) UnderMpi(int ranks, params string[] args)
     {
-        var info = new ProcessStartInfo(Mpirun()) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in BenchDistributedCommand.LauncherArguments(ranks)) info.ArgumentList.Add(a);
-        foreach (var a in BenchDistributedCommand.SelfCommand()) info.ArgumentList.Add(a);
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
-        info.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
-        info.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-        info.Environment.Remove(Collectives.LibraryVariable);
-        using var process = Process.Start(info)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(Timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            Assert.Fail($"mpirun did not end within {Timeout.TotalMinutes} minutes:\n{stdout.Result}\n{stderr.Result}");
-        }
-        process.WaitForExit();
-        output.WriteLine($"$ mpirun {string.Join(' ', info.ArgumentList)}\nexit code {process.ExitCode}\n{stdout.Result}\n{stderr.Result}");
-        return (process.ExitCode, stdout.Result, stderr.Result);
+        var run = MpiJob.Run(MpiJob.Mpirun(), [.. BenchDistributedCommand.LauncherArguments(ranks), .. BenchDistributedCommand.SelfCommand(), .. args], Timeout, output);
+        return (run.ExitCode, run.Output, run.Errors);
     }
 
     [Fact]

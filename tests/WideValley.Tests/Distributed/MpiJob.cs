@@ -38,6 +38,19 @@ static class MpiJob
         return path;
     }
 
+    /// <summary>
+    /// The MPI probe program as its project builds it (the test project references it):
+    /// tests/WideValley.Tests/bin/CONFIG/TFM/ -> tests/WideValley.Distributed.Probe/bin/CONFIG/TFM/.
+    /// </summary>
+    public static string Probe()
+    {
+        var folder = new DirectoryInfo(AppContext.BaseDirectory);
+        var (tfm, config, tests) = (folder.Name, folder.Parent!.Name, folder.Parent!.Parent!.Parent!.Parent!.FullName);
+        var path = Path.Combine(tests, "WideValley.Distributed.Probe", "bin", config, tfm, "WideValley.Distributed.Probe");
+        Assert.True(File.Exists(path), $"expected the MPI probe program at {path} (the test project builds it)");
+        return path;
+    }
+
     /// <summary>How a launched process ended.</summary>
     public sealed record Outcome(int ExitCode, string Output, string Errors, TimeSpan Elapsed);
 

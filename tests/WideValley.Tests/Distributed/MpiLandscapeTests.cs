@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
-using WideValley.Distributed;
 using WideValley.Tests.Support;
 
 namespace WideValley.Tests.Distributed;
@@ -42,7 +40,7 @@ public class MpiLandscapeTests(ITestOutputHelper output)
     public void TwoRanksMeasureTheHessianOfTheWholeSetAsOneProcessDoes()
     {
         using var work = new TempDir("widevalley-mpi-landscape");
-        var records = Launch([.. MpirunArguments(Ranks), Probe(), "--landscape", "--work-dir", work.Path]);
+        var records = Launch([.. MpiJob.MpirunArguments(Ranks), MpiJob.Probe(), "--landscape", "--work-dir", work.Path]);
         JsonObject Of(int rank, string check)
         {
             var found = records.Where(r => (int)r["rank"]! == rank && (string)r["check"]! == check).ToList();
@@ -94,62 +92,12 @@ public class MpiLandscapeTests(ITestOutputHelper output)
         Assert.NotEmpty(Directory.EnumerateFiles(columns, "columns-*.bin"));
     }
 
-    /// <summary>The probe as its project builds it: tests/WideValley.Tests/bin/CONFIG/TFM/ -> tests/WideValley.Distributed.Probe/bin/CONFIG/TFM/.</summary>
-    static string Probe()
-    {
-        var folder = new DirectoryInfo(AppContext.BaseDirectory);
-        var (tfm, config, tests) = (folder.Name, folder.Parent!.Name, folder.Parent!.Parent!.Parent!.Parent!.FullName);
-        var path = Path.Combine(tests, "WideValley.Distributed.Probe", "bin", config, tfm, "WideValley.Distributed.Probe");
-        Assert.True(File.Exists(path), $"expected the MPI probe program at {path} (the test project builds it)");
-        return path;
-    }
-
-    /// <summary>mpirun on the PATH, or a failure saying what to install.</summary>
-    static string Mpirun()
-    {
-        var found = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, "mpirun")).FirstOrDefault(File.Exists);
-        Assert.True(found is not null,
-            "mpirun is not on the PATH: the distributed landscape test launches 2 ranks with it. Install Open MPI " +
-            "(Debian/Ubuntu: sudo apt-get install openmpi-bin; .ci/run installs it). This is a failure, not a skip, so that " +
-            "the distributed tests never pass without having run.");
-        return found!;
-    }
-
-    /// <summary>The launcher line of docs/distributed.md: root allowed, oversubscription, no binding, shared memory.</summary>
-    static string[] MpirunArguments(int ranks) =>
-        ["--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", ranks.ToString()];
-
     /// <summary>Runs mpirun with the arguments and returns every rank's "probe {...}" records; a non-zero exit fails.</summary>
     List<JsonObject> Launch(IEnumerable<string> arguments)
     {
-        var info = new ProcessStartInfo(Mpirun())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in arguments) info.ArgumentList.Add(a);
-        // Containers and CI run as root, which Open MPI refuses without both of these.
-        info.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
-        info.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
-        info.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-        info.Environment.Remove(Collectives.LibraryVariable);
-        using var process = Process.Start(info)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(Timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            Assert.Fail($"mpirun did not end within {Timeout.TotalMinutes} minutes; output so far:\n{stdout.Result}\n{stderr.Result}");
-        }
-        process.WaitForExit();
-        output.WriteLine($"$ mpirun {string.Join(' ', info.ArgumentList)}\nexit code {process.ExitCode}\n{stderr.Result}");
-        Assert.True(process.ExitCode == 0, $"mpirun exited with {process.ExitCode}:\n{stdout.Result}\n{stderr.Result}");
-        return Records(stdout.Result);
+        var run = MpiJob.Run(MpiJob.Mpirun(), arguments, Timeout, output);
+        Assert.True(run.ExitCode == 0, $"mpirun exited with {run.ExitCode}:\n{run.Output}\n{run.Errors}");
+        return Records(run.Output);
     }
 
     /// <summary>

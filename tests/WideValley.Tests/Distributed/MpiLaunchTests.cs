@@ -18,31 +18,10 @@ public class MpiLaunchTests(ITestOutputHelper output)
     const int Ranks = 2;
     static readonly TimeSpan Timeout = TimeSpan.FromMinutes(5);
 
-    /// <summary>The probe as its project builds it: tests/WideValley.Tests/bin/CONFIG/TFM/ -> tests/WideValley.Distributed.Probe/bin/CONFIG/TFM/.</summary>
-    static string Probe()
-    {
-        var folder = new DirectoryInfo(AppContext.BaseDirectory);
-        var (tfm, config, tests) = (folder.Name, folder.Parent!.Name, folder.Parent!.Parent!.Parent!.Parent!.FullName);
-        var path = Path.Combine(tests, "WideValley.Distributed.Probe", "bin", config, tfm, "WideValley.Distributed.Probe");
-        Assert.True(File.Exists(path), $"expected the MPI probe program at {path} (the test project builds it)");
-        return path;
-    }
-
-    /// <summary>mpirun on the PATH, or a failure saying what to install.</summary>
-    static string Mpirun()
-    {
-        var found = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, "mpirun")).FirstOrDefault(File.Exists);
-        Assert.True(found is not null,
-            "mpirun is not on the PATH: the MPI tests launch 2 ranks with it. Install Open MPI " +
-            "(Debian/Ubuntu: sudo apt-get install openmpi-bin; .ci/run installs it). This is a failure, not a skip, so that " +
-            "the distributed tests never pass without having run.");
-        return found!;
-    }
-
-    /// <summary>The launcher line of docs/distributed.md: root allowed, oversubscription, no binding, shared memory.</summary>
-    static string[] MpirunArguments(int ranks) =>
-        ["--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader", "-np", ranks.ToString()];
+    // The probe, mpirun and its flags: one definition for every MPI test (MpiJob).
+    static string Probe() => MpiJob.Probe();
+    static string Mpirun() => MpiJob.Mpirun();
+    static string[] MpirunArguments(int ranks) => MpiJob.MpirunArguments(ranks);
 
     sealed record Run(int ExitCode, string Output, string Errors, List<JsonObject> Records)
     {
