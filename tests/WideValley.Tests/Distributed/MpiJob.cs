@@ -51,6 +51,33 @@ static class MpiJob
         return path;
     }
 
+    /// <summary>
+    /// Every "probe {...}" record in the output. Found by scanning, not by lines: mpirun forwards each rank's output
+    /// through a pseudo-terminal, so .NET adds terminal escapes, and when a rank is killed its last line can be cut
+    /// and run into another rank's.
+    /// </summary>
+    public static List<System.Text.Json.Nodes.JsonObject> ProbeRecords(string text)
+    {
+        var records = new List<System.Text.Json.Nodes.JsonObject>();
+        for (var at = text.IndexOf("probe {", StringComparison.Ordinal); at >= 0; at = text.IndexOf("probe {", at + 1, StringComparison.Ordinal))
+        {
+            var start = at + "probe ".Length;
+            var (depth, inString, end) = (0, false, -1);
+            for (var i = start; i < text.Length && end < 0; i++)
+            {
+                var ch = text[i];
+                if (inString) { if (ch == '\\') i++; else if (ch == '"') inString = false; }
+                else if (ch == '"') inString = true;
+                else if (ch == '{') depth++;
+                else if (ch == '}' && --depth == 0) end = i;
+            }
+            // A record cut short by a killed rank, or by another rank's output, is no record (the tests count the records they expect).
+            try { if (end > 0) records.Add(System.Text.Json.Nodes.JsonNode.Parse(text[start..(end + 1)])!.AsObject()); }
+            catch (System.Text.Json.JsonException) { }
+        }
+        return records;
+    }
+
     /// <summary>How a launched process ended.</summary>
     public sealed record Outcome(int ExitCode, string Output, string Errors, TimeSpan Elapsed);
 

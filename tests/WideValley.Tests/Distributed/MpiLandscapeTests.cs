@@ -100,30 +100,5 @@ public class MpiLandscapeTests(ITestOutputHelper output)
         return Records(run.Output);
     }
 
-    /// <summary>
-    /// Every "probe {...}" record in the output, found by scanning for balanced braces: mpirun forwards each rank's
-    /// output through a pseudo-terminal, so .NET adds terminal escapes around the lines (the probe keeps its lines short,
-    /// as two ranks' long lines can interleave).
-    /// </summary>
-    static List<JsonObject> Records(string text)
-    {
-        var records = new List<JsonObject>();
-        for (var at = text.IndexOf("probe {", StringComparison.Ordinal); at >= 0; at = text.IndexOf("probe {", at + 1, StringComparison.Ordinal))
-        {
-            var start = at + "probe ".Length;
-            var (depth, inString, end) = (0, false, -1);
-            for (var i = start; i < text.Length && end < 0; i++)
-            {
-                var ch = text[i];
-                if (inString) { if (ch == '\\') i++; else if (ch == '"') inString = false; }
-                else if (ch == '"') inString = true;
-                else if (ch == '{') depth++;
-                else if (ch == '}' && --depth == 0) end = i;
-            }
-            // A record cut by another rank's output is no record: the test names the one it misses.
-            try { if (end > 0) records.Add(JsonNode.Parse(text[start..(end + 1)])!.AsObject()); }
-            catch (System.Text.Json.JsonException) { }
-        }
-        return records;
-    }
+    static List<JsonObject> Records(string text) => MpiJob.ProbeRecords(text);
 }

@@ -62,32 +62,7 @@ public class MpiLaunchTests(ITestOutputHelper output)
         return new Run(process.ExitCode, text, errors, Records(text));
     }
 
-    /// <summary>
-    /// Every "probe {...}" record in the output. Found by scanning, not by lines: mpirun forwards each rank's output
-    /// through a pseudo-terminal, so .NET adds terminal escapes, and when a rank is killed its last line can be cut
-    /// and run into another rank's.
-    /// </summary>
-    static List<JsonObject> Records(string text)
-    {
-        var records = new List<JsonObject>();
-        for (var at = text.IndexOf("probe {", StringComparison.Ordinal); at >= 0; at = text.IndexOf("probe {", at + 1, StringComparison.Ordinal))
-        {
-            var start = at + "probe ".Length;
-            var (depth, inString, end) = (0, false, -1);
-            for (var i = start; i < text.Length && end < 0; i++)
-            {
-                var ch = text[i];
-                if (inString) { if (ch == '\\') i++; else if (ch == '"') inString = false; }
-                else if (ch == '"') inString = true;
-                else if (ch == '{') depth++;
-                else if (ch == '}' && --depth == 0) end = i;
-            }
-            // A record cut short by a killed rank is no record (the tests count the records they expect).
-            try { if (end > 0) records.Add(JsonNode.Parse(text[start..(end + 1)])!.AsObject()); }
-            catch (System.Text.Json.JsonException) { }
-        }
-        return records;
-    }
+    static List<JsonObject> Records(string text) => MpiJob.ProbeRecords(text);
 
     /// <summary>Sum over i &lt; n of (i mod 13).</summary>
     static double ModuloSum(long n) => n / 13 * 78 + n % 13 * (n % 13 - 1) / 2;

@@ -221,12 +221,16 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Collectives of rank 0 of 2 whose operations move nothing (a checkpoint of a 2-replica job, made in one process).</summary>
-    sealed class LoneRankZero : ICollectives
+    /// <summary>
+    /// Collectives of one rank of a 2-rank job whose operations move nothing: the trainer behaves as that rank does in
+    /// a real job (agreements and gathers are made, results are its own), so what it writes is what that rank writes,
+    /// and a checkpoint it makes is one of a 2-rank job, made in one process.
+    /// </summary>
+    sealed class LoneRank(int rank) : ICollectives
     {
-        public int Rank => 0;
+        public int Rank => rank;
         public int Size => 2;
-        public string Description => "rank 0 of 2 (test)";
+        public string Description => $"rank {rank} of 2 (test)";
         public void AllReduceSum(Tensor tensor) { }
         public void AllReduceAverage(Tensor tensor) { }
         public void Broadcast(Tensor tensor, int root) { }
@@ -247,7 +251,7 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         };
         using (var prepared = RunSetup.Prepare(config, null))
         {
-            var twoRanks = new LoneRankZero();
+            var twoRanks = new LoneRank(0);
             var optimizer = new AveragingSgd(prepared.Task.Model.parameters(), 0.1, twoRanks);
             var options = prepared.TrainerOptions with { OutputDirectory = dir.Path, Collectives = twoRanks, Distributed = DistributedMode.Replicas, TensorBoard = false };
             var result = new Trainer(prepared.Task, optimizer, options).Run();
@@ -301,24 +305,6 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         Assert.Contains("finished", resumed.Output);
     }
 
-    /// <summary>
-    /// Collectives of a lone rank 1 of 2 whose operations move nothing: the trainer behaves as rank 1 does in a real
-    /// job (agreements and gathers are made, results are its own), so what it writes is what rank 1 writes.
-    /// </summary>
-    sealed class LoneRankOne : ICollectives
-    {
-        public int Rank => 1;
-        public int Size => 2;
-        public string Description => "rank 1 of 2 (test)";
-        public void AllReduceSum(Tensor tensor) { }
-        public void AllReduceAverage(Tensor tensor) { }
-        public void Broadcast(Tensor tensor, int root) { }
-        public void Barrier() { }
-        [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-        public void Abort(string reason, int exitCode = 1) => throw new InvalidOperationException(reason);
-        public void Dispose() { }
-    }
-
     [Fact]
     public void RankOneWritesNothingIntoTheRunFolder()
     {
@@ -328,7 +314,7 @@ public class DistributedTrainingTests(ITestOutputHelper output)
             Model = "small-mnistfc", Data = "fashion-mnist", DataDir = TestMachine.FashionMnistFolder, MaxTrainSamples = 256,
             BatchSize = 32, Epochs = 2, Threads = 1, Distributed = DistributedTraining.DataParallelName, CheckpointEvery = "2",
         };
-        using var run = RunSetup.Prepare(config, dir.Path, collectives: new LoneRankOne());
+        using var run = RunSetup.Prepare(config, dir.Path, collectives: new LoneRank(1));
         var result = run.CreateTrainer().Run();
         Assert.Equal(TrainingStatus.Completed, result.Status);
         Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path));
