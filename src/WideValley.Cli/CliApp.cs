@@ -58,9 +58,18 @@ public static class CliApp
         return root;
     }
 
+    /// <summary>
+    /// Whether the output is a person's terminal, where live progress bars and colours make sense: the process's own
+    /// standard output, not redirected, and not a rank of an MPI job (Open MPI gives each rank a pseudo-terminal and
+    /// forwards it, so a rank's output looks like a terminal but lands interleaved in mpirun's, where redrawn bars
+    /// become escape codes).
+    /// </summary>
+    public static bool IsInteractive(bool writesToConsole, bool outputRedirected, bool launchedByMpi) =>
+        writesToConsole && !outputRedirected && !launchedByMpi;
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var interactive = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected;
+        var interactive = IsInteractive(ReferenceEquals(stdout, System.Console.Out), System.Console.IsOutputRedirected, Distributed.Collectives.LaunchedByMpi);
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(stdout),

@@ -8,6 +8,14 @@ namespace WideValley.Tests.Cli;
 /// <summary>The widevalley command, run in-process.</summary>
 public class CliTests
 {
+    [Theory]
+    [InlineData(true, false, false, true)]
+    [InlineData(false, false, false, false)]
+    [InlineData(true, true, false, false)]
+    [InlineData(true, false, true, false)]
+    public void ProgressBarsOnlyOnAPersonsTerminalNotUnderMpirun(bool console, bool redirected, bool mpi, bool expected) =>
+        Assert.Equal(expected, CliApp.IsInteractive(console, redirected, mpi));
+
     static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     [Theory]
