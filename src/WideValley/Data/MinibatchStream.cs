@@ -48,8 +48,18 @@ public sealed class MinibatchStream : IDisposable
     }
 
     /// <summary>Draws the next minibatch. The tensors belong to the caller's dispose scope.</summary>
-    public (Tensor Inputs, Tensor Labels) Next()
+    public (Tensor Inputs, Tensor Labels) Next() => Next(0, BatchSize);
+
+    /// <summary>
+    /// Draws the next minibatch but gathers only its rows [<paramref name="first"/>, <paramref name="first"/> +
+    /// <paramref name="count"/>): a data-parallel rank's slice, without copying the other ranks' samples. The stream
+    /// advances by a whole minibatch, exactly as <see cref="Next()"/> does. The tensors belong to the caller's dispose scope.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The rows do not lie inside one minibatch, or <paramref name="count"/> is below 1.</exception>
+    public (Tensor Inputs, Tensor Labels) Next(long first, long count)
     {
+        if (count < 1 || first < 0 || first + count > BatchSize)
+            throw new ArgumentOutOfRangeException(nameof(count), $"rows [{first}, {first + count}) of a minibatch: they must lie inside its {BatchSize} rows and be at least one");
         using var scope = NewDisposeScope();
         Tensor indices;
         var (pass, offset) = Position;
@@ -75,6 +85,7 @@ public sealed class MinibatchStream : IDisposable
             indices = cat(parts, 0);
             Position = new StreamPosition(pass, offset);
         }
+        if (count < BatchSize) indices = indices.narrow(0, first, count);
         var x = _data.Inputs.index_select(0, indices);
         var y = _data.Labels.index_select(0, indices);
         return (x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope());

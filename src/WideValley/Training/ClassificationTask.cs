@@ -60,13 +60,9 @@ public sealed class ClassificationTask : ITrainingTask
     /// <inheritdoc/>
     public MinibatchLoss NextTrainingLoss()
     {
-        var (x, y) = _stream.Next();
-        if (_shard.Size > 1)
-        {
-            // Every global minibatch has exactly K x b rows (the stream straddles passes instead of cutting one short).
-            x = x.narrow(0, (long)_shard.Rank * _shardBatchSize, _shardBatchSize);
-            y = y.narrow(0, (long)_shard.Rank * _shardBatchSize, _shardBatchSize);
-        }
+        // Every global minibatch has exactly K x b rows (the stream straddles passes instead of cutting one short), and
+        // this rank gathers only its b of them.
+        var (x, y) = _stream.Next((long)_shard.Rank * _shardBatchSize, _shardBatchSize);
         // The generator's state before the forward pass, so that a re-evaluation draws the same dropout masks.
         var randomBefore = random.get_rng_state();
         var logits = _model.forward(x);

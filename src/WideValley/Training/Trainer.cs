@@ -531,6 +531,8 @@ public sealed class Trainer
         {
             using var scope = NewDisposeScope();
             _stepMinibatch = null;
+            _stepAgreement = null;
+            _globalInStep = default;
             _optimizer.step(Closure);
             return true;
         }
@@ -588,7 +590,14 @@ public sealed class Trainer
             // One allreduce: every rank's gradient becomes the global minibatch's, and every rank sees its loss, so
             // that all ranks stop together on a non-finite one and optimizers that read the loss decide alike.
             _gradientAverager ??= new GradientAverager(_collectives, _parameters);
-            var global = _gradientAverager.Average(mb.Value, mb.Count, mb.Count * _collectives.Size);
+            var agreement = _gradientAverager.Average(mb.Value, mb.Count, mb.Count * _collectives.Size, mb.Errors, _stopRequested, CheckpointDueAfterThisStep());
+            var global = agreement.MeanLoss;
+            if (!repeat)
+            {
+                // The step's metrics are the global minibatches' (AgreeAfterStep needs no collective of its own).
+                _globalInStep = (_globalInStep.LossSum + agreement.LossSum, _globalInStep.Errors + agreement.Errors, _globalInStep.Count + agreement.Count);
+            }
+            _stepAgreement = agreement;
             if (!double.IsFinite(global))
                 throw new TrainingDivergedException(
                     $"training diverged in epoch {_currentEpoch}, step {_currentStep + 1} of {StepsPerEpoch} " +
@@ -614,18 +623,38 @@ public sealed class Trainer
     /// <summary>Whether a periodic checkpoint is due after the step just taken (agreed by all ranks in a distributed run).</summary>
     bool _checkpointDue;
 
+    /// <summary>The last data-parallel gradient allreduce of the current step (null before the first, and outside data-parallel runs).</summary>
+    DataParallelAgreement? _stepAgreement;
+    /// <summary>The current step's global minibatch loss sums, errors and samples, from its data-parallel gradient allreduces.</summary>
+    (double LossSum, long Errors, long Count) _globalInStep;
+
+    /// <summary>Whether the periodic checkpoint interval has run out at the end of the step under way (this rank's clock).</summary>
+    bool CheckpointDueAfterThisStep() => _options.CheckpointEvery is CheckpointInterval every && every.IsDue(_outerSteps + 1, _sinceCheckpoint.Elapsed);
+
     /// <summary>
     /// After every step: in a job of several ranks, one small allreduce sums the step's training-loss sums, errors and
     /// samples over the ranks (the metrics are those of the global minibatches, or of all replicas) and agrees on what
     /// only some ranks may know: a stop request (a signal reaches ranks at different times), a due periodic checkpoint
     /// (time-based intervals run on each rank's clock) and a diverged replica. Every rank then takes the same branch.
+    /// Data-parallel steps need no collective here: their gradient allreduces carried the same sums and flags.
     /// </summary>
     void AgreeAfterStep(double lossBefore, long errorsBefore, long countBefore)
     {
-        var due = _options.CheckpointEvery is CheckpointInterval every && every.IsDue(_outerSteps + 1, _sinceCheckpoint.Elapsed);
+        var due = CheckpointDueAfterThisStep();
         if (!Coordinated)
         {
             _checkpointDue = due;
+            return;
+        }
+        if (_stepAgreement is DataParallelAgreement last)
+        {
+            // Data-parallel: the step's gradient allreduces already summed the metrics and carried the flags (the last
+            // one's flags count), so the ranks agree without a second collective per step.
+            _lossSum = lossBefore + _globalInStep.LossSum;
+            _errors = errorsBefore + _globalInStep.Errors;
+            _count = countBefore + _globalInStep.Count;
+            _stopAgreed = last.StopRequested;
+            _checkpointDue = last.CheckpointDue;
             return;
         }
         double[] agreed;

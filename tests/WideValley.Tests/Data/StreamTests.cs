@@ -30,6 +30,46 @@ public class StreamTests
             Assert.Equal(Enumerable.Range(0, n).Select(i => (long)i), seen.Skip(pass * n).Take(n).Order());
     }
 
+    [Theory]
+    [InlineData(10, 6, 3)] // minibatches straddle passes
+    [InlineData(12, 4, 2)]
+    [InlineData(5, 8, 4)] // minibatches larger than the set
+    public void ShardSlicesAreTheWholeMinibatchesRows(int n, int batch, int ranks)
+    {
+        // A data-parallel rank gathers only its rows: together the ranks see exactly the minibatches of one stream.
+        using var data = Indexed(n);
+        using var whole = new MinibatchStream(data, batch, seed: 5);
+        var shards = Enumerable.Range(0, ranks).Select(_ => new MinibatchStream(data, batch, seed: 5)).ToArray();
+        var per = batch / ranks;
+        for (var i = 0; i < 4 * n; i++)
+        {
+            using var scope = NewDisposeScope();
+            var expected = whole.Next().Labels.data<long>().ToArray();
+            var got = shards.SelectMany((s, r) =>
+            {
+                var (x, y) = s.Next(r * per, per);
+                Assert.Equal(y.data<long>().ToArray(), x.squeeze(1).to(ScalarType.Int64).data<long>().ToArray());
+                return y.data<long>().ToArray();
+            }).ToArray();
+            Assert.Equal(expected.Take(per * ranks), got);
+            Assert.All(shards, s => Assert.Equal(whole.Position, s.Position));
+        }
+        foreach (var s in shards) s.Dispose();
+    }
+
+    [Theory]
+    [InlineData(-1, 2)]
+    [InlineData(0, 0)]
+    [InlineData(3, 2)]
+    public void ShardRowsOutsideTheMinibatchAreRefused(long first, long count)
+    {
+        using var data = Indexed(10);
+        using var stream = new MinibatchStream(data, 4, seed: 1);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => stream.Next(first, count));
+        Assert.Contains("inside its 4 rows", e.Message);
+        Assert.Equal(new StreamPosition(0, 0), stream.Position); // nothing drawn
+    }
+
     [Fact]
     public void OrderDiffersBetweenPassesAndIsReproducible()
     {
