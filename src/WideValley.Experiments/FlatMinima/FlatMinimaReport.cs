@@ -272,7 +272,7 @@ public static class FlatMinimaReport
         json["table1_reuse"] = Table1Reuse;
         json["networks"] = new JsonArray(networks.Select(n =>
         {
-            var o = new JsonObject { ["network"] = n.Network.Name, ["title"] = n.Network.Title, ["skipped"] = n.SkipReason };
+            var o = new JsonObject { ["network"] = n.Network.Name, ["model"] = n.Network.Model, ["title"] = n.Network.Title, ["skipped"] = n.SkipReason };
             if (n.SkipReason is not null) return (JsonNode)o;
             var scale = FlatMinimaDesign.Scale(n.Network, s.Budget);
             o["training_images"] = scale.TrainingImages;

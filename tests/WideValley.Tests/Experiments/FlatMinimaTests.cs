@@ -261,7 +261,7 @@ public class FlatMinimaTests
         var json = ReproduceReportChecks.ReadJson(dir.File("report/flat-minima-smoke.json"));
         Assert.Contains("runs only on the one-hidden-layer network `mlp1`", json["dante"]!.GetValue<string>());
         var network = json["networks"]!.AsArray().Single()!;
-        Assert.Equal("mlp1", network["network"]!.GetValue<string>());
+        Assert.Equal(("mlp1", "mlp1-grelu"), (network["network"]!.GetValue<string>(), network["model"]!.GetValue<string>()));
         var runs = network["runs"]!.AsArray();
         Assert.Equal(["sgd", "dante"], runs.Select(r => r!["arm"]!.GetValue<string>()));
         foreach (var run in runs)
