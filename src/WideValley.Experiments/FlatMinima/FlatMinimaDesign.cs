@@ -6,10 +6,15 @@ using WideValley.Training;
 namespace WideValley.Experiments;
 
 /// <summary>One network of the flat-minima benchmark: the zoo model, its data and its budgets.</summary>
-/// <param name="Name">The name the CLI takes (the zoo's model name).</param>
+/// <param name="Name">The name the CLI takes (the zoo's model name unless <paramref name="ZooModel"/> says otherwise).</param>
 /// <param name="Title">The name in reports.</param>
 /// <param name="IsLanguageModel">Char-level language model (reports perplexity; no flatness report).</param>
-public sealed record FlatMinimaNetwork(string Name, string Title, bool IsLanguageModel);
+/// <param name="ZooModel">The zoo's model name when it differs from <paramref name="Name"/> (null: the same).</param>
+public sealed record FlatMinimaNetwork(string Name, string Title, bool IsLanguageModel, string? ZooModel = null)
+{
+    /// <summary>The zoo model the runs train.</summary>
+    public string Model => ZooModel ?? Name;
+}
 
 /// <summary>How much one network trains at one budget.</summary>
 /// <param name="TrainingImages">Training images the final runs use (null: the whole training set, or the corpus's training text).</param>
@@ -29,7 +34,9 @@ public sealed record FlatMinimaCandidate(string Description, Func<RunConfig, Run
 /// <param name="Key">Folder and CLI name (sgd, adam, entropy, ...).</param>
 /// <param name="Title">The name in reports (for the language model the local-entropy arm is Entropy-Adam).</param>
 /// <param name="IsBaseline">SGD (Nesterov) and Adam: the arms every other arm is judged against.</param>
-public sealed record FlatMinimaArm(string Key, string Title, bool IsBaseline);
+/// <param name="OnlyOn">The one network the arm is defined for (null: every network); on the others it is not applicable.</param>
+/// <param name="DefinedFor">What the arm is defined for, in words (reports say "not applicable (defined for ...)"); with <paramref name="OnlyOn"/>.</param>
+public sealed record FlatMinimaArm(string Key, string Title, bool IsBaseline, string? OnlyOn = null, string? DefinedFor = null);
 
 /// <summary>
 /// The design of <c>widevalley reproduce flat-minima</c> (ours throughout; see docs/flat-minima.md): the networks, the
@@ -37,6 +44,8 @@ public sealed record FlatMinimaArm(string Key, string Title, bool IsBaseline);
 /// effective epochs (gradient evaluations x batch / training-set size) for every arm: SAM and ASAM evaluate two
 /// gradients per step and the trainer counts both; the Hessian-trace regulariser's extra passes are not closure calls,
 /// so its runs are given proportionally fewer counted gradient evaluations (<see cref="CostPerCountedGradient"/>).
+/// DANTE evaluates one gradient per step (its active block's: one closure call, counted as one whole gradient, as
+/// every arm's) and runs only on the one-hidden-layer network it is defined for (<see cref="NotApplicable"/>).
 /// </summary>
 public static class FlatMinimaDesign
 {
@@ -71,6 +80,7 @@ public static class FlatMinimaDesign
     [
         new("lenet", "LeNet", false),
         new("mnistfc", "mnistfc", false),
+        new(OneHiddenLayerNetwork, "MLP with one hidden layer (784-100-10, generalised ReLU, Fashion-MNIST)", false, OneHiddenLayerModel),
         new("char-lstm", "char-LSTM", true),
         new("allcnn", "All-CNN-BN", false),
     ];
@@ -88,13 +98,40 @@ public static class FlatMinimaDesign
         new("sgd-htr", "SGD+HTR", false),
         new("adine", "ADINE", false),
         new("noise", "gradient noise", false),
+        new("dante", "DANTE", false, OneHiddenLayerNetwork, "one hidden layer"),
     ];
 
-    /// <summary>Why DANTE is not an arm (stated in the report).</summary>
-    public const string DanteOmission =
-        "DANTE is defined for networks with one hidden layer (`reproduce dante` trains it on the zoo's `mlp`); none of this benchmark's networks has one hidden layer, " +
-        "and on them its block-cyclic normalised steps would be our extension, not DANTE. Adding the one-hidden-layer network as a fifth network for one arm " +
-        "would give a table with a single comparable column, so DANTE is left out; its own comparison is `widevalley reproduce dante`.";
+    /// <summary>The CLI name of the one-hidden-layer network, the only one DANTE is defined for.</summary>
+    public const string OneHiddenLayerNetwork = "mlp1";
+
+    /// <summary>Its zoo model: 784-100-10 with the generalised ReLU, one of the networks `reproduce dante` trains.</summary>
+    public const string OneHiddenLayerModel = "mlp1-grelu";
+
+    /// <summary>
+    /// DANTE's eta grid (ours): the pilot's grid of `reproduce dante` in search order, its choice
+    /// (<see cref="DanteComparison.DefaultDanteLearningRate"/>, 0.1) first, then the SGD arms' order around it.
+    /// </summary>
+    public static IReadOnlyList<double> DanteRates { get; } = [DanteComparison.DefaultDanteLearningRate, 0.03, 0.3, 0.01];
+
+    /// <summary>Where DANTE runs and why (stated in the report; ours).</summary>
+    public const string DanteScope =
+        "DANTE is defined for networks with one hidden layer (alternating minimisation over the layers, each layer's sub-problem solved by normalised SGD, " +
+        "quasi-convex for one layer of a one-hidden-layer network), so it runs only on the one-hidden-layer network `mlp1` (the zoo's `mlp1-grelu`, 784-100-10 with " +
+        "the generalised ReLU, one of the networks `reproduce dante` trains); on the other networks its cells read \"not applicable (defined for one hidden layer)\". " +
+        "Our design choice: every other arm runs on `mlp1` too, so DANTE has both baselines and every method a comparable column there. DANTE is the optimizer as " +
+        "registered and as `reproduce dante` runs it (one block per layer's weight and bias, forward sweeps, K = one epoch of the run's own training split per block), " +
+        "with its eta searched like every arm's step size.";
+
+    /// <summary>Null when <paramref name="arm"/> applies to <paramref name="network"/>, else "not applicable (defined for ...)".</summary>
+    public static string? NotApplicable(FlatMinimaArm arm, FlatMinimaNetwork network)
+    {
+        ArgumentNullException.ThrowIfNull(arm);
+        ArgumentNullException.ThrowIfNull(network);
+        return arm.OnlyOn is { } only && only != network.Name ? $"not applicable (defined for {arm.DefinedFor})" : null;
+    }
+
+    /// <summary>True when <paramref name="arm"/> runs on <paramref name="network"/>.</summary>
+    public static bool Applies(FlatMinimaArm arm, FlatMinimaNetwork network) => NotApplicable(arm, network) is null;
 
     /// <summary>The network named <paramref name="name"/>.</summary>
     /// <exception cref="ArgumentException">Unknown name; lists the networks.</exception>
@@ -104,8 +141,7 @@ public static class FlatMinimaDesign
     /// <summary>The arm named <paramref name="key"/>.</summary>
     /// <exception cref="ArgumentException">Unknown name; lists the arms.</exception>
     public static FlatMinimaArm Arm(string key) => Arms.FirstOrDefault(a => a.Key == key)
-        ?? throw new ArgumentException($"--arms: unknown arm '{key}'; the arms are {string.Join(", ", Arms.Select(a => a.Key))}" +
-                                       (key == "dante" ? $" (DANTE is left out: {DanteOmission})" : ""));
+        ?? throw new ArgumentException($"--arms: unknown arm '{key}'; the arms are {string.Join(", ", Arms.Select(a => a.Key))}");
 
     /// <summary>The arm's name in reports for a network (Entropy-Adam on the language model).</summary>
     public static string Title(FlatMinimaArm arm, FlatMinimaNetwork network) =>
@@ -129,10 +165,10 @@ public static class FlatMinimaDesign
     /// <summary>What a budget means, for reports and --help.</summary>
     public static string DescribeBudget(Budget budget) => budget switch
     {
-        Budget.Smoke => "LeNet/mnistfc: 512 training images, search trials 0.5 effective epochs, final runs 1, evaluated every 0.5; the char-LSTM 0.02 effective epochs; for checking that everything runs, not for results",
-        Budget.Small => "LeNet/mnistfc: the search on 12,000 training images (10% held out) for 5 effective epochs, final runs on the first 12,000 for 10, evaluated every effective epoch; " +
+        Budget.Smoke => "LeNet/mnistfc/mlp1: 512 training images, search trials 0.5 effective epochs, final runs 1, evaluated every 0.5; the char-LSTM 0.02 effective epochs; for checking that everything runs, not for results",
+        Budget.Small => "LeNet/mnistfc/mlp1: the search on 12,000 training images (10% held out) for 5 effective epochs, final runs on the first 12,000 for 10, evaluated every effective epoch; " +
                         "All-CNN-BN 10,000 images, 5 and 10; the char-LSTM 1 and 2 effective epochs",
-        Budget.Paper => "the search as at the small budget; final runs on the whole training set: LeNet/mnistfc 30 effective epochs (evaluated every one), All-CNN-BN 60 (every 2), the char-LSTM 10 (every 0.5)",
+        Budget.Paper => "the search as at the small budget; final runs on the whole training set: LeNet/mnistfc/mlp1 30 effective epochs (evaluated every one), All-CNN-BN 60 (every 2), the char-LSTM 10 (every 0.5)",
         _ => throw new ArgumentOutOfRangeException(nameof(budget)),
     };
 
@@ -179,7 +215,7 @@ public static class FlatMinimaDesign
     {
         var common = new RunConfig
         {
-            Model = network.Name,
+            Model = network.Model,
             Seed = seed,
             Threads = threads,
             Device = device,
@@ -207,8 +243,13 @@ public static class FlatMinimaDesign
     /// The grid of an arm on a network: <see cref="GridSize"/> candidates, the first of them our default; a search with
     /// fewer trials takes the first ones. Every setting is ours (docs/flat-minima.md).
     /// </summary>
+    /// <exception cref="ArgumentException">The arm is not applicable to the network (DANTE off the one-hidden-layer network).</exception>
     public static IReadOnlyList<FlatMinimaCandidate> Grid(FlatMinimaArm arm, FlatMinimaNetwork network)
     {
+        ArgumentNullException.ThrowIfNull(arm);
+        ArgumentNullException.ThrowIfNull(network);
+        if (NotApplicable(arm, network) is { } reason)
+            throw new ArgumentException($"{arm.Title} on {network.Name}: {reason}; it runs only on {arm.OnlyOn}");
         var text = network.IsLanguageModel;
         // The step sizes of plain SGD-like arms: the LSTM (clipped gradients) takes larger ones.
         double[] sgdRates = text ? [1, 0.3, 3, 0.1] : [0.1, 0.03, 0.3, 0.01];
@@ -258,6 +299,9 @@ public static class FlatMinimaDesign
                 })).ToList(),
             "adine" => (text ? new[] { 0.3, 0.1, 1, 0.03 } : [0.01, 0.003, 0.03, 0.001]).Select(lr => Candidate($"lr {L(lr)}",
                 c => c.WithOptimizer(new AdineOptions { LearningRate = lr }))).ToList(),
+            // DANTE as registered: StepsPerBlock 0 takes K = one epoch from the run (the trainer passes its steps per
+            // epoch of the run's own training split), forward sweeps; one counted gradient (closure call) per step.
+            "dante" => DanteRates.Select(eta => Candidate($"eta {L(eta)}", c => c.WithOptimizer(new DanteOptions { LearningRate = eta }))).ToList(),
             _ => throw new ArgumentException($"unknown flat-minima arm '{arm.Key}'"),
         };
 

@@ -33,13 +33,22 @@ public sealed record FlatMinimaSettings : ReproductionSettings
     /// <summary>The arms asked for, in the design's order.</summary>
     public IReadOnlyList<FlatMinimaArm> ArmList => FlatMinimaDesign.Arms.Where(a => Arms.Contains(a.Key)).ToList();
 
+    /// <summary>The arms asked for that apply to none of the networks asked for (reported as not applicable, with a warning).</summary>
+    public IReadOnlyList<FlatMinimaArm> ArmsApplyingNowhere => ArmList.Where(a => !NetworkList.Any(n => FlatMinimaDesign.Applies(a, n))).ToList();
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value with its command-line option.</summary>
     public void Validate()
     {
         ValidateShared();
         ValidateSubset(Networks, FlatMinimaDesign.Networks.Select(n => n.Name).ToList(), "--networks");
-        foreach (var a in Arms ?? []) FlatMinimaDesign.Arm(a); // names DANTE's omission when asked for
         ValidateSubset(Arms, FlatMinimaDesign.Arms.Select(a => a.Key).ToList(), "--arms", "arm");
+        // An arm that applies to none of the networks asked for is reported as not applicable; asking for nothing that
+        // can run at all (e.g. --networks lenet --arms dante) is an error.
+        if (NetworkList.Count > 0 && ArmList.Count > 0 && !NetworkList.Any(n => ArmList.Any(a => FlatMinimaDesign.Applies(a, n))))
+            throw new ArgumentException(
+                $"--arms {string.Join(",", Arms)} with --networks {string.Join(",", Networks)}: nothing to run; " +
+                string.Join("; ", ArmList.Select(a => $"{a.Key} is defined for {a.DefinedFor} and runs only on {a.OnlyOn}")) +
+                $" (add {string.Join(",", ArmList.Select(a => a.OnlyOn).Distinct())} to --networks, or ask for other arms)");
         if (SearchTrials < 1 || SearchTrials > FlatMinimaDesign.GridSize)
             throw new ArgumentException($"--search-trials must be between 1 and {FlatMinimaDesign.GridSize} (the size of every arm's grid), got {SearchTrials}");
     }
@@ -154,14 +163,17 @@ public static class FlatMinimaExperiment
     public static string FlatnessFolder(FlatMinimaSettings s, FlatMinimaNetwork network) =>
         Path.Combine(s.RunsRoot, $"{FlatMinimaDesign.Name}-{Budgets.Name(s.Budget)}", network.Name, "flatness");
 
-    /// <summary>Every search trial of the networks that can run, trial index outermost (a partial search has every arm's first trials).</summary>
+    /// <summary>
+    /// Every search trial of the networks that can run, trial index outermost (a partial search has every arm's first
+    /// trials); an arm not applicable to a network (DANTE off the one-hidden-layer network) has none there.
+    /// </summary>
     public static IReadOnlyList<FlatMinimaTrial> PlanSearch(FlatMinimaSettings s)
     {
         s.Validate();
         var trials = new List<FlatMinimaTrial>();
         foreach (var network in s.NetworkList.Where(n => FlatMinimaDesign.SkipReason(n, s.Data) is null))
             for (var k = 0; k < s.SearchTrials; k++)
-                foreach (var arm in s.ArmList)
+                foreach (var arm in s.ArmList.Where(a => FlatMinimaDesign.Applies(a, network)))
                 {
                     var candidate = FlatMinimaDesign.Grid(arm, network)[k];
                     var config = FlatMinimaDesign.SearchConfig(network, candidate, s.Budget, s.Data, s.Threads, s.Device);
@@ -205,6 +217,8 @@ public static class FlatMinimaExperiment
     public static FlatMinimaOutcome Run(FlatMinimaSettings s, IProgress<ExperimentEvent>? progress = null, CancellationToken cancellation = default)
     {
         var trials = PlanSearch(s);
+        foreach (var arm in s.ArmsApplyingNowhere)
+            progress?.Report(new ExperimentWarning($"{arm.Title} is defined for {arm.DefinedFor} and runs only on {arm.OnlyOn}, which is not among --networks: not applicable here"));
         var states = trials.ToDictionary(t => t, t => RunFolders.Inspect(t.Folder, t.Config));
         var todo = trials.Where(t => states[t] is RunFolderState.Empty or RunFolderState.Resumable).ToList();
         progress?.Report(new ComparisonPlanned($"{FlatMinimaDesign.Name} search", trials.Count, trials.Count - todo.Count, todo.Count, s.ReportOnly));
@@ -223,7 +237,7 @@ public static class FlatMinimaExperiment
         var trialResults = trials.Select(t => new FlatMinimaTrialResult(t, ReadFinished(t.Folder, t.Config))).ToList();
         var finals = new List<FlatMinimaRun>();
         foreach (var network in s.NetworkList.Where(n => FlatMinimaDesign.SkipReason(n, s.Data) is null))
-            foreach (var arm in s.ArmList)
+            foreach (var arm in s.ArmList.Where(a => FlatMinimaDesign.Applies(a, network)))
                 if (Choose(trialResults.Where(t => t.Trial.Network == network && t.Trial.Arm == arm).ToList()) is int chosen)
                     finals.AddRange(PlanFinal(s, network, arm, chosen));
         // Seeds outermost: a partial benchmark has every arm at the first seeds.
@@ -269,7 +283,7 @@ public static class FlatMinimaExperiment
         {
             var skip = FlatMinimaDesign.SkipReason(n, s.Data);
             var mine = trialResults.Where(t => t.Trial.Network == n).ToList();
-            var awaiting = skip is not null ? [] : s.ArmList.Where(a => Choose(mine.Where(t => t.Trial.Arm == a).ToList()) is null).ToList();
+            var awaiting = skip is not null ? [] : s.ArmList.Where(a => FlatMinimaDesign.Applies(a, n) && Choose(mine.Where(t => t.Trial.Arm == a).ToList()) is null).ToList();
             return new FlatMinimaNetworkResult(n, skip, mine, runResults.Where(r => r.Run.Network == n).ToList(), awaiting);
         }).ToList();
         var files = FlatMinimaReport.Write(s, networks, message => progress?.Report(new ExperimentWarning(message)));

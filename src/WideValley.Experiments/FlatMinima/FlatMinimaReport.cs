@@ -63,8 +63,9 @@ public static class FlatMinimaReport
     /// <param name="ReachSgd">Effective epochs (at cost) at which the arm's mean curve first reached SGD's final mean; null never.</param>
     /// <param name="SecondsPerEffectiveEpoch">Mean wall time per effective epoch (training and the evaluations, all arms on the same grid).</param>
     /// <param name="Measures">Mean of each flatness column over the measured seeds.</param>
+    /// <param name="NotApplicable">"not applicable (defined for ...)" when the arm does not run on this network (then every other cell is empty); null when it does.</param>
     public sealed record ArmRow(FlatMinimaArm Arm, string Title, FlatMinimaCandidate? Chosen, IReadOnlyList<double> Scores, FlatMinimaVerdict? VersusSgd,
-        FlatMinimaVerdict? VersusAdam, double? ReachSgd, double? SecondsPerEffectiveEpoch, IReadOnlyDictionary<string, double?> Measures);
+        FlatMinimaVerdict? VersusAdam, double? ReachSgd, double? SecondsPerEffectiveEpoch, IReadOnlyDictionary<string, double?> Measures, string? NotApplicable = null);
 
     /// <summary>A flatness measure's rank correlation with the generalisation gap over a network's measured runs.</summary>
     public sealed record Correlation(FlatMinimaMeasureColumn Measure, int Runs, double Spearman);
@@ -83,7 +84,7 @@ public static class FlatMinimaReport
             .ToList();
     }
 
-    /// <summary>The final table of a network.</summary>
+    /// <summary>The final table of a network: a row per arm asked for, a not-applicable one where the arm does not run.</summary>
     public static IReadOnlyList<ArmRow> Rows(FlatMinimaSettings s, FlatMinimaNetworkResult network)
     {
         var judge = s.Budget != Budget.Smoke;
@@ -94,6 +95,12 @@ public static class FlatMinimaReport
         var rows = new List<ArmRow>();
         foreach (var arm in s.ArmList)
         {
+            if (FlatMinimaDesign.NotApplicable(arm, network.Network) is { } notApplicable)
+            {
+                rows.Add(new ArmRow(arm, FlatMinimaDesign.Title(arm, network.Network), null, [], null, null, null, null,
+                    MeasureColumns.ToDictionary(m => m.Key, _ => (double?)null), notApplicable));
+                continue;
+            }
             var mine = network.Runs.Where(r => r.Run.Arm == arm).ToList();
             var scores = Scores(arm.Key);
             var finished = mine.Where(r => r.Result is { Diverged: false }).ToList();
@@ -261,11 +268,11 @@ public static class FlatMinimaReport
         json["search_seed"] = FlatMinimaDesign.SearchSeed;
         json["verdict_threshold_standard_errors"] = FlatMinimaStatistics.Threshold;
         json["flatness_budget"] = FlatMinimaExperiment.FlatnessBudget.Name;
-        json["dante"] = FlatMinimaDesign.DanteOmission;
+        json["dante"] = FlatMinimaDesign.DanteScope;
         json["table1_reuse"] = Table1Reuse;
         json["networks"] = new JsonArray(networks.Select(n =>
         {
-            var o = new JsonObject { ["network"] = n.Network.Name, ["title"] = n.Network.Title, ["skipped"] = n.SkipReason };
+            var o = new JsonObject { ["network"] = n.Network.Name, ["model"] = n.Network.Model, ["title"] = n.Network.Title, ["skipped"] = n.SkipReason };
             if (n.SkipReason is not null) return (JsonNode)o;
             var scale = FlatMinimaDesign.Scale(n.Network, s.Budget);
             o["training_images"] = scale.TrainingImages;
@@ -285,6 +292,7 @@ public static class FlatMinimaReport
             {
                 ["arm"] = r.Arm.Key,
                 ["title"] = r.Title,
+                ["not_applicable"] = r.NotApplicable,
                 ["chosen"] = r.Chosen?.Description,
                 ["seeds_finished"] = r.Scores.Count,
                 ["test_mean"] = r.Scores.Count > 0 ? Number(r.Scores.Average()) : null,
@@ -349,7 +357,7 @@ public static class FlatMinimaReport
             "λ_max (Lanczos), the Hessian trace (Hutchinson), Keskar's ε-sharpness, Jiang's PAC-Bayes σ', and the local entropy F − F_flat (direct estimate at the budget's " +
             $"widest scope γ = {F(FlatMinimaExperiment.FlatnessBudget.Scopes[0], "G6")}), on the first training images and as many test images (stated per network). The generalisation gap is the test minus training loss on that set. " +
             "The char-LSTM gets no flatness report (the runner measures classifiers).",
-            $"**DANTE.** {FlatMinimaDesign.DanteOmission}",
+            $"**DANTE (where it runs: ours).** {FlatMinimaDesign.DanteScope}",
             $"**Table 1's runs.** {Table1Reuse}",
         };
         ReportHeader.AppendMarkdown(md, Title(s), intro, s.Budget, "A smoke run: these numbers only show that every step ran; they judge nothing.", s.CommandLine, s.Machine);
@@ -376,9 +384,11 @@ public static class FlatMinimaReport
             md.AppendLine($"| arm | chosen | {MetricName(n.Network)} | vs SGD | vs Adam | eff. epochs to SGD's final | s per eff. epoch | {string.Join(" | ", MeasureColumns.Select(m => m.Label))} |");
             md.AppendLine($"|---|---|---|---|---|---|---|{string.Concat(MeasureColumns.Select(_ => "---|"))}");
             foreach (var r in rows)
-                md.AppendLine($"| {r.Title} | {r.Chosen?.Description ?? "search pending"} | {MeanStd(r.Scores, n.Network.IsLanguageModel ? "0.000" : "0.00")} | {Verdict(r.VersusSgd)} | {Verdict(r.VersusAdam)} | " +
-                              $"{(r.ReachSgd is double reach ? F(reach, "0.##") : r.Scores.Count == 0 ? "–" : "never")} | {F(r.SecondsPerEffectiveEpoch, "0.0")} | " +
-                              string.Join(" | ", MeasureColumns.Select(m => F(r.Measures[m.Key], "G3"))) + " |");
+                md.AppendLine(r.NotApplicable is not null
+                    ? $"| {r.Title} | – | {r.NotApplicable} | – | – | – | – |{string.Concat(MeasureColumns.Select(_ => " – |"))}"
+                    : $"| {r.Title} | {r.Chosen?.Description ?? "search pending"} | {MeanStd(r.Scores, n.Network.IsLanguageModel ? "0.000" : "0.00")} | {Verdict(r.VersusSgd)} | {Verdict(r.VersusAdam)} | " +
+                      $"{(r.ReachSgd is double reach ? F(reach, "0.##") : r.Scores.Count == 0 ? "–" : "never")} | {F(r.SecondsPerEffectiveEpoch, "0.0")} | " +
+                      string.Join(" | ", MeasureColumns.Select(m => F(r.Measures[m.Key], "G3"))) + " |");
             md.AppendLine();
             md.AppendLine("Test: mean ± sample standard deviation (finished seeds). vs SGD / Adam: difference of the means (in standard errors): verdict. " +
                           "Flatness columns: means over the measured seeds (λ_max, trace, ε-sharpness: lower is flatter; σ', local entropy: higher is flatter).");
@@ -413,10 +423,16 @@ public static class FlatMinimaReport
             md.AppendLine();
             md.AppendLine($"| arm | {string.Join(" | ", Enumerable.Range(1, s.SearchTrials).Select(k => $"trial {k}"))} |");
             md.AppendLine($"|---|{string.Concat(Enumerable.Range(0, s.SearchTrials).Select(_ => "---|"))}");
-            foreach (var group in n.Trials.GroupBy(t => t.Trial.Arm))
+            foreach (var arm in s.ArmList)
             {
-                var chosen = FlatMinimaExperiment.Choose(group.ToList());
-                md.AppendLine($"| {FlatMinimaDesign.Title(group.Key, n.Network)} | " + string.Join(" | ", group.OrderBy(t => t.Trial.Index).Select(t =>
+                if (FlatMinimaDesign.NotApplicable(arm, n.Network) is { } notApplicable)
+                {
+                    md.AppendLine($"| {FlatMinimaDesign.Title(arm, n.Network)} | {notApplicable} |{string.Concat(Enumerable.Repeat(" – |", s.SearchTrials - 1))}");
+                    continue;
+                }
+                var group = n.Trials.Where(t => t.Trial.Arm == arm).ToList();
+                var chosen = FlatMinimaExperiment.Choose(group);
+                md.AppendLine($"| {FlatMinimaDesign.Title(arm, n.Network)} | " + string.Join(" | ", group.OrderBy(t => t.Trial.Index).Select(t =>
                 {
                     var score = t.Result is null ? "pending" : t.Result.Diverged ? "diverged" : F(t.ValidationScore, "0.00");
                     var cell = $"{t.Trial.Candidate.Description}: {score}";

@@ -1,5 +1,7 @@
 using WideValley.Cli;
+using WideValley.Data;
 using WideValley.Experiments;
+using WideValley.Models;
 using WideValley.Optim;
 using WideValley.Tests.Cli;
 using WideValley.Tests.Support;
@@ -36,11 +38,13 @@ public class FlatMinimaTests
         Assert.Null(FlatMinimaExperiment.Choose([Trial(sam, 0, 10), Trial(sam, 1, null)])); // a pending trial: no choice yet
 
         foreach (var network in FlatMinimaDesign.Networks)
-            foreach (var arm in FlatMinimaDesign.Arms)
+            foreach (var arm in FlatMinimaDesign.Arms.Where(a => FlatMinimaDesign.Applies(a, network)))
                 Assert.Equal(FlatMinimaDesign.GridSize, FlatMinimaDesign.Grid(arm, network).Count);
         var s = Settings(Budget.Small) with { Networks = ["lenet", "mnistfc"], SearchTrials = 3 };
         var trials = FlatMinimaExperiment.PlanSearch(s);
-        Assert.Equal(2 * FlatMinimaDesign.Arms.Count * 3, trials.Count);
+        // Every arm but DANTE (defined for one hidden layer only) on both networks.
+        Assert.Equal(2 * (FlatMinimaDesign.Arms.Count - 1) * 3, trials.Count);
+        Assert.DoesNotContain(trials, t => t.Arm.Key == "dante");
         Assert.All(trials.GroupBy(t => (t.Network, t.Arm)), g => Assert.Equal(3, g.Count()));
         // Every trial: the same seed, the same split (10% of 12,000 held out) and the same cost.
         Assert.All(trials, t =>
@@ -65,7 +69,7 @@ public class FlatMinimaTests
         // With data named, every arm's every candidate is a valid run (checked without reading the data).
         var given = s with { Corpus = "/usr/share/games/fortunes/fortunes", Cifar10Dir = "/tmp/cifar10" };
         var trials = FlatMinimaExperiment.PlanSearch(given);
-        Assert.Equal(2 * FlatMinimaDesign.Arms.Count * FlatMinimaDesign.GridSize, trials.Count);
+        Assert.Equal(2 * (FlatMinimaDesign.Arms.Count - 1) * FlatMinimaDesign.GridSize, trials.Count); // no DANTE on either
         var lstm = trials.Where(t => t.Network.Name == "char-lstm").ToList();
         Assert.All(lstm, t => Assert.Equal((RunSetup.Text, 0L, (long?)null), (t.Config.Data, t.Config.ValidationSize, t.Config.MaxTrainSamples)));
         // Entropy-Adam on the LSTM; HTR's exact estimator there (the antithetic one needs an image task), at its cost.
@@ -80,6 +84,52 @@ public class FlatMinimaTests
     }
 
     [Fact]
+    public void DanteRunsOnlyOnTheOneHiddenLayerNetworkWithTheSameSearchAndBudgetsAsEveryArm()
+    {
+        var mlp1 = FlatMinimaDesign.Network("mlp1");
+        var lenet = FlatMinimaDesign.Network("lenet");
+        var dante = FlatMinimaDesign.Arm("dante");
+        // The zoo's one-hidden-layer MLP with the generalised ReLU, one of the networks `reproduce dante` trains.
+        Assert.Equal(Mlp.ZooNameOf(1, MlpActivation.GeneralizedRelu), mlp1.Model);
+        Assert.Contains(mlp1.Model, DanteComparison.Networks);
+        Assert.Contains("mlp1", Settings(Budget.Small).Networks); // in the default --networks
+
+        // DANTE applies to mlp1 only; every other arm to every network.
+        Assert.Null(FlatMinimaDesign.NotApplicable(dante, mlp1));
+        foreach (var network in FlatMinimaDesign.Networks.Where(n => n != mlp1))
+        {
+            Assert.Equal("not applicable (defined for one hidden layer)", FlatMinimaDesign.NotApplicable(dante, network));
+            Assert.Contains("runs only on mlp1", Assert.Throws<ArgumentException>(() => FlatMinimaDesign.Grid(dante, network)).Message);
+        }
+        Assert.All(FlatMinimaDesign.Arms.Where(a => a != dante), a => Assert.All(FlatMinimaDesign.Networks, n => Assert.True(FlatMinimaDesign.Applies(a, n))));
+
+        // Its grid: as many candidates as every arm's, eta around the reproduction's 0.1 (first), DANTE as registered.
+        var grid = FlatMinimaDesign.Grid(dante, mlp1);
+        Assert.Equal(FlatMinimaDesign.GridSize, grid.Count);
+        Assert.Equal(["eta 0.1", "eta 0.03", "eta 0.3", "eta 0.01"], grid.Select(c => c.Description));
+        var options = grid.Select(c => Assert.IsType<DanteOptions>(c.Apply(new RunConfig()).ResolvedOptimizerOptions)).ToList();
+        Assert.Equal([DanteComparison.DefaultDanteLearningRate, 0.03, 0.3, 0.01], options.Select(o => o.LearningRate));
+        // K = one epoch of the run's own training split (0: the trainer passes its steps per epoch), forward sweeps.
+        Assert.All(options, o => Assert.Equal((0L, DanteOrder.Forward, true), (o.StepsPerBlock, o.SweepOrder, o.FreezeInactive)));
+
+        // Every arm runs on mlp1 with the same trials; DANTE on no other network.
+        var s = Settings(Budget.Small) with { Networks = ["lenet", "mlp1"] };
+        var trials = FlatMinimaExperiment.PlanSearch(s);
+        Assert.Equal(FlatMinimaDesign.Arms.Count * FlatMinimaDesign.GridSize, trials.Count(t => t.Network == mlp1));
+        Assert.Equal((FlatMinimaDesign.Arms.Count - 1) * FlatMinimaDesign.GridSize, trials.Count(t => t.Network == lenet));
+        Assert.All(trials.Where(t => t.Arm == dante), t => Assert.Equal(mlp1, t.Network));
+        Assert.All(trials.Where(t => t.Network == mlp1), t => Assert.Equal(("mlp1-grelu", DatasetCatalog.FashionMnist, 10_800L, 1_200L),
+            (t.Config.Model, t.Config.Data, t.Config.MaxTrainSamples!.Value, t.Config.ValidationSize)));
+        // The same image budgets as LeNet and mnistfc, and DANTE's runs cost what every arm's cost.
+        foreach (var budget in new[] { Budget.Smoke, Budget.Small, Budget.Paper })
+            Assert.Equal(FlatMinimaDesign.Scale(lenet, budget), FlatMinimaDesign.Scale(mlp1, budget));
+        var final = FlatMinimaExperiment.PlanFinal(s with { Budget = Budget.Paper }, mlp1, dante, 2);
+        Assert.All(final, r => Assert.Equal((30.0, 1.0, (long?)null, 0.3), (r.Config.EffectiveEpochBudget!.Value, r.Config.EvalEveryEffectiveEpochs!.Value,
+            r.Config.MaxTrainSamples, r.Config.ResolvedOptimizerOptions.LearningRate)));
+        Assert.Equal(1, FlatMinimaDesign.CostPerCountedGradient(final[0].Config));
+    }
+
+    [Fact]
     public void EqualCostCountsEveryGradientEvaluation()
     {
         // SAM's two gradients per step are two closure calls: at one effective epoch it takes half of SGD's steps.
@@ -87,12 +137,15 @@ public class FlatMinimaTests
         {
             var model = Synthetic.Mlp();
             using var task = new ClassificationTask(model, Synthetic.Blobs(train: 320), 32, seed: 3, evalBatchSize: 100);
-            var created = OptimizerFactory.Create(optimizer, model.parameters(), options, new OptimizerContext { TrainingSetSize = 320, Model = model });
+            var created = OptimizerFactory.Create(optimizer, model.parameters(), options,
+                new OptimizerContext { TrainingSetSize = 320, StepsPerEpoch = 10, Model = model });
             var result = new Trainer(task, created, new TrainerOptions { Epochs = 100, MaxEffectiveEpochs = 1, TensorBoard = false, EvaluateTest = false }).Run();
             return (result.Epochs[^1].OuterSteps, result.GradEvals);
         }
         Assert.Equal((10L, 10L), Train("sgd", new SgdOptions { LearningRate = 0.05, Momentum = 0.9, Nesterov = true }));
         Assert.Equal((5L, 10L), Train("sam", new SamOptions { LearningRate = 0.05, Rho = 0.05, Momentum = 0.9, Nesterov = true }));
+        // DANTE's step evaluates its active block's gradient in one closure call: one counted gradient per step, as SGD.
+        Assert.Equal((10L, 10L), Train("dante", new DanteOptions { LearningRate = 0.1 }));
 
         // HTR's passes are not closure calls: antithetic, K = 1, every 10 steps costs 1 + (2K - 1)/10 per counted gradient.
         var network = FlatMinimaDesign.Network("lenet");
@@ -102,7 +155,7 @@ public class FlatMinimaTests
         Assert.Equal(10 / 1.1, htr.EffectiveEpochBudget!.Value, 12);
         Assert.Equal(1 / 1.1, htr.EvalEveryEffectiveEpochs!.Value, 12);
         // Every arm's final run costs the same gradient evaluations per sample and is evaluated on the same grid.
-        foreach (var arm in FlatMinimaDesign.Arms)
+        foreach (var arm in FlatMinimaDesign.Arms.Where(a => FlatMinimaDesign.Applies(a, network)))
         {
             var c = FlatMinimaDesign.FinalConfig(network, FlatMinimaDesign.Grid(arm, network)[0], Budget.Small, 1, new FlatMinimaData(), 0, "cpu");
             var factor = FlatMinimaDesign.CostPerCountedGradient(c);
@@ -196,10 +249,60 @@ public class FlatMinimaTests
         Assert.All(store, kv => Assert.Equal(kv.Value, File.GetLastWriteTimeUtc(kv.Key)));
     }
 
+    [Fact]
+    public void SmokeRunOfTheOneHiddenLayerNetworkTrainsDanteAndTheReportMarksItNotApplicableElsewhere()
+    {
+        using var dir = new TempDir();
+        string[] common = ["reproduce", "flat-minima", "--budget", "smoke", "--seeds", "1", "--search-trials", "1", "--threads", "2",
+            "--runs", dir.File("runs"), "--out", dir.File("report")];
+        var (code, output, err) = InProcessCli.Run([.. common, "--networks", "mlp1", "--arms", "sgd,dante"]);
+        Assert.True(code == ExitCodes.Ok, err + output);
+        Assert.Equal(2, output.Split("2 runs planned, 0 finished already, 2 to train").Length - 1);
+        var json = ReproduceReportChecks.ReadJson(dir.File("report/flat-minima-smoke.json"));
+        Assert.Contains("runs only on the one-hidden-layer network `mlp1`", json["dante"]!.GetValue<string>());
+        var network = json["networks"]!.AsArray().Single()!;
+        Assert.Equal(("mlp1", "mlp1-grelu"), (network["network"]!.GetValue<string>(), network["model"]!.GetValue<string>()));
+        var runs = network["runs"]!.AsArray();
+        Assert.Equal(["sgd", "dante"], runs.Select(r => r!["arm"]!.GetValue<string>()));
+        foreach (var run in runs)
+        {
+            Assert.Equal("finished", run!["status"]!.GetValue<string>());
+            Assert.InRange(run["test_score"]!.GetValue<double>(), 0, 100);
+            Assert.Equal(1, run["effective_epochs_at_cost"]!.GetValue<double>(), 6);
+            Assert.True(run["flatness"]!["lambda_max"] is not null);
+        }
+        var md = File.ReadAllText(dir.File("report/flat-minima-smoke.md"));
+        Assert.Contains("| DANTE | eta 0.1 |", md);
+        Assert.Contains("| DANTE | **eta 0.1: ", md); // its search trial, chosen
+        Assert.DoesNotContain("not applicable", md.Split("## MLP with one hidden layer")[1]);
+        Assert.DoesNotContain("left out", md);
+
+        // With LeNet asked for too (report only: nothing trains), DANTE's LeNet cells say why they are empty, not "pending".
+        (code, output, err) = InProcessCli.Run([.. common, "--networks", "lenet,mlp1", "--arms", "sgd,dante", "--report-only"]);
+        Assert.True(code == ExitCodes.Ok, err + output);
+        md = File.ReadAllText(dir.File("report/flat-minima-smoke.md"));
+        var lenet = md.Split("## LeNet")[1].Split("## MLP with one hidden layer")[0];
+        Assert.Contains("| SGD (Nesterov) | search pending | pending |", lenet);
+        Assert.Contains("| DANTE | – | not applicable (defined for one hidden layer) | – |", lenet);
+        Assert.Contains("| DANTE | not applicable (defined for one hidden layer) |", lenet.Split("### Search")[1]);
+        Assert.DoesNotContain("DANTE", lenet.Split("Search not finished for:").Skip(1).FirstOrDefault() ?? "");
+        var arms = ReproduceReportChecks.ReadJson(dir.File("report/flat-minima-smoke.json"))["networks"]!.AsArray()
+            .Single(n => n!["network"]!.GetValue<string>() == "lenet")!["arms"]!.AsArray();
+        Assert.Equal("not applicable (defined for one hidden layer)", arms.Single(a => a!["arm"]!.GetValue<string>() == "dante")!["not_applicable"]!.GetValue<string>());
+        Assert.Null(arms.Single(a => a!["arm"]!.GetValue<string>() == "sgd")!["not_applicable"]);
+
+        // DANTE asked for beside a network it does not apply to, and no network it does: a warning, and its cells as above.
+        (code, output, err) = InProcessCli.Run([.. common, "--networks", "lenet", "--arms", "sgd,dante", "--report-only"]);
+        Assert.True(code == ExitCodes.Ok, err + output);
+        Assert.Contains("DANTE is defined for one hidden layer and runs only on mlp1, which is not among --networks: not applicable here", err + output);
+    }
+
     [Theory]
     [InlineData(new[] { "--seeds", "0" }, "--seeds must be at least 1, got 0")]
     [InlineData(new[] { "--networks", "resnet" }, "--networks: unknown network 'resnet'")]
-    [InlineData(new[] { "--arms", "sgd,dante" }, "DANTE is left out")]
+    [InlineData(new[] { "--networks", "lenet", "--arms", "dante" },
+        "--arms dante with --networks lenet: nothing to run; dante is defined for one hidden layer and runs only on mlp1 (add mlp1 to --networks")]
+    [InlineData(new[] { "--arms", "sgd,dante,adam,dante" }, "--arms: arm 'dante' is given twice")]
     [InlineData(new[] { "--arms", "sgd,sgd" }, "--arms: arm 'sgd' is given twice")]
     [InlineData(new[] { "--search-trials", "5" }, "--search-trials must be between 1 and 4")]
     [InlineData(new[] { "--corpus", "/nonexistent/corpus.txt" }, "--corpus /nonexistent/corpus.txt: no such file")]

@@ -18,12 +18,13 @@ public static class FlatMinimaCommand
     {
         var networks = new Option<string>("--networks")
         {
-            Description = $"Comma-separated networks: {string.Join(", ", FlatMinimaDesign.Networks.Select(n => n.Name))} (char-lstm needs --corpus, allcnn --cifar10-dir; skipped with the reason otherwise).",
+            Description = $"Comma-separated networks: {string.Join(", ", FlatMinimaDesign.Networks.Select(n => n.Name))} (mlp1 is the one-hidden-layer MLP mlp1-grelu, the only network DANTE runs on; char-lstm needs --corpus, allcnn --cifar10-dir; skipped with the reason otherwise).",
             DefaultValueFactory = _ => string.Join(",", FlatMinimaDesign.Networks.Select(n => n.Name)),
         };
         var arms = new Option<string>("--arms")
         {
-            Description = $"Comma-separated arms: {string.Join(", ", FlatMinimaDesign.Arms.Select(a => a.Key))} (entropy is Entropy-Adam on the char-LSTM; noise is annealed gradient noise).",
+            Description = $"Comma-separated arms: {string.Join(", ", FlatMinimaDesign.Arms.Select(a => a.Key))} (entropy is Entropy-Adam on the char-LSTM; noise is annealed gradient noise; dante runs only on mlp1, it is defined for one hidden layer: " +
+                          "not applicable on the other networks, and an error when no arm asked for can run on any network asked for).",
             DefaultValueFactory = _ => string.Join(",", FlatMinimaDesign.Arms.Select(a => a.Key)),
         };
         var seeds = new Option<int>("--seeds") { Description = "Final runs per arm with the chosen hyper-parameters.", DefaultValueFactory = _ => 3 };
@@ -44,8 +45,9 @@ public static class FlatMinimaCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var reportOnly = new Option<bool>("--report-only") { Description = "Train and measure nothing; write the report from what has finished." };
         var command = new Command(FlatMinimaDesign.Name,
-            "Every flat-minima method (SGD and Adam baselines, Entropy-SGD/Entropy-Adam, SGLD, AnnealSGD, SAM, ASAM, SGD+HTR, ADINE, gradient noise) at equal cost " +
-            "(effective epochs) on LeNet and mnistfc (Fashion-MNIST), the char-LSTM and All-CNN-BN when their data is given: a search per arm on a validation split, " +
+            "Every flat-minima method (SGD and Adam baselines, Entropy-SGD/Entropy-Adam, SGLD, AnnealSGD, SAM, ASAM, SGD+HTR, ADINE, gradient noise, DANTE) at equal cost " +
+            "(effective epochs) on LeNet, mnistfc and the one-hidden-layer MLP mlp1 (Fashion-MNIST; DANTE on mlp1 only), the char-LSTM and All-CNN-BN when their data is given: " +
+            "a search per arm on a validation split, " +
             "3 seeds of the chosen values, test error, wall time and flatness measures; writes flat-minima[-BUDGET].md/.json, CSV files and plots.")
         {
             networks, arms, seeds, firstSeed, trials, budget, runs, output, corpus, cifarDir, fashionDir, threads, device, reportOnly,
@@ -89,7 +91,7 @@ public static class FlatMinimaCommand
             {
                 settings.Validate();
                 if (File.Exists(settings.RunsRoot)) throw new ArgumentException($"--runs {settings.RunsRoot} is a file; give a folder for the run folders");
-                if (!settings.ReportOnly && settings.NetworkList.Any(n => n.Name is "lenet" or "mnistfc"))
+                if (!settings.ReportOnly && settings.NetworkList.Any(n => FlatMinimaDesign.Base(n, settings.Data, 0, 0, "cpu").Data == DatasetCatalog.FashionMnist))
                     DatasetCatalog.Locate(DatasetCatalog.FashionMnist, settings.FashionMnistDir);
                 FlatMinimaExperiment.PlanSearch(settings); // every run's configuration is checked before anything trains
             }
