@@ -387,7 +387,7 @@ public static class FlatMinimaReport
                 md.AppendLine(r.NotApplicable is not null
                     ? $"| {r.Title} | – | {r.NotApplicable} | – | – | – | – |{string.Concat(MeasureColumns.Select(_ => " – |"))}"
                     : $"| {r.Title} | {r.Chosen?.Description ?? "search pending"} | {MeanStd(r.Scores, n.Network.IsLanguageModel ? "0.000" : "0.00")} | {Verdict(r.VersusSgd)} | {Verdict(r.VersusAdam)} | " +
-                      $"{(r.ReachSgd is double reach ? F(reach, "0.##") : r.Scores.Count == 0 ? "–" : "never")} | {F(r.SecondsPerEffectiveEpoch, "0.0")} | " +
+                      $"{(r.ReachSgd is double reach ? F(reach, "0.##") : r.Scores.Count == 0 ? "–" : "never")} | {F(r.SecondsPerEffectiveEpoch, r.SecondsPerEffectiveEpoch < 1 ? "0.00#" : "0.0")} | " +
                       string.Join(" | ", MeasureColumns.Select(m => F(r.Measures[m.Key], "G3"))) + " |");
             md.AppendLine();
             md.AppendLine("Test: mean ± sample standard deviation (finished seeds). vs SGD / Adam: difference of the means (in standard errors): verdict. " +
