@@ -63,6 +63,13 @@ public static class EvaluateCommand
 
             using var prepared = RunSetup.Prepare(config, outputDirectory: null);
             Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);
+            // A replica run (Parle, Elastic-SGD) reports its replicas' mean, which its checkpoints hold; older ones held
+            // rank 0's own replica, which is all there is to evaluate then.
+            var weights = meta.WeightsAreReplicaMean == true ? $"the mean of {meta.WorldSize} replicas"
+                : meta.Distributed == DistributedTraining.CheckpointName(DistributedMode.Replicas) ? "rank 0's replica" : null;
+            if (weights == "rank 0's replica")
+                ctx.Error.WriteLine($"warning: {checkpoint} was written by a replica run before checkpoints held the replicas' mean: " +
+                                    "evaluating rank 0's replica, not the mean the run reported");
             var result = new JsonObject
             {
                 ["run"] = folder,
@@ -72,6 +79,11 @@ public static class EvaluateCommand
                 ["checkpoint"] = checkpoint,
                 ["effective_epochs"] = meta.GradEvals / prepared.Task.MinibatchesPerPass,
             };
+            if (weights is not null)
+            {
+                result["weights"] = weights;
+                if (!p.GetValue(json)) ctx.Out.WriteLine($"weights    {weights}");
+            }
             foreach (var split in wanted)
             {
                 if (split == EvaluationSplit.Validation && !prepared.Task.HasValidation)

@@ -57,6 +57,13 @@ public sealed class CheckpointMeta
     /// <summary>The number of ranks (processes) that wrote it (format 4); null for a run without --distributed.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? WorldSize { get; set; }
+    /// <summary>
+    /// True when the weights section holds the replicas' mean, the model a replica run evaluates and reports, and the
+    /// rank-states section holds every rank's own replica, rank 0's included (replica runs since this field exists);
+    /// null otherwise: the weights are rank 0's own and the rank-states section holds ranks 1 to K - 1.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? WeightsAreReplicaMean { get; set; }
     /// <summary>What was trained, as far as the trainer could tell (format 2; null in format-1 checkpoints).</summary>
     public RunDescription? Run { get; set; }
     /// <summary>
@@ -229,8 +236,8 @@ public static class Checkpoint
     /// may still hold another run's checkpoint.
     /// </param>
     /// <param name="otherRanks">
-    /// A distributed run's states of ranks 1 to K - 1 (<see cref="CaptureRankState"/>), written as format 4; null for
-    /// a run of one process (format 3).
+    /// A distributed run's states of ranks 1 to K - 1 (<see cref="CaptureRankState"/>), or of every rank when
+    /// <see cref="CheckpointMeta.WeightsAreReplicaMean"/>, written as format 4; null for a run of one process (format 3).
     /// </param>
     public static void Save(string path, CheckpointMeta meta, nn.Module model, optim.Optimizer optimizer, ITrainingTask task,
         bool keepPreviousGeneration = true, IReadOnlyList<byte[]>? otherRanks = null)

@@ -260,14 +260,20 @@ public sealed class Trainer
             // Every rank reads the same file (the run folder is on a file system all ranks see).
             var generation = Checkpoint.SelectIntact(path);
             if (generation.FallbackMessage is string fallback && _isRoot) Notice?.Invoke(fallback);
-            RequireResumableHere(generation.Path, Checkpoint.ReadMeta(generation.Path));
-            var meta = Checkpoint.Load(generation.Path, _task.Model, _optimizer, _task);
-            if (_collectives.Rank > 0)
-            {
-                var others = Checkpoint.ReadOtherRanks(generation.Path);
-                if (_collectives.Rank - 1 < others.Count)
-                    Checkpoint.RestoreRankState(others[_collectives.Rank - 1], _task.Model, _optimizer, _task);
-            }
+            var meta = Checkpoint.ReadMeta(generation.Path);
+            RequireResumableHere(generation.Path, meta);
+            // The main sections are rank 0's own state, except in a replica checkpoint, whose weights are the replicas'
+            // mean and which stores every rank's own state beside them; the stored states are those of ranks 1 to K - 1
+            // otherwise. A rank loads only its own state: a replica optimizer refuses another rank's.
+            var everyRankStored = meta.WeightsAreReplicaMean == true;
+            var index = everyRankStored ? _collectives.Rank : _collectives.Rank - 1;
+            var others = index >= 0 ? Checkpoint.ReadOtherRanks(generation.Path) : [];
+            if (index >= 0 && index < others.Count)
+                Checkpoint.RestoreRankState(others[index], _task.Model, _optimizer, _task);
+            else if (everyRankStored)
+                throw new InvalidDataException($"{generation.Path} holds {others.Count} replica states; rank {_collectives.Rank} has none");
+            else
+                Checkpoint.Load(generation.Path, _task.Model, _optimizer, _task); // rank 0, or a data-parallel rank the writer did not have
             _gradEvals = meta.GradEvals;
             _outerSteps = meta.OuterSteps;
             priorSeconds = meta.ElapsedSeconds;
@@ -794,6 +800,11 @@ public sealed class Trainer
         var states = _options.Distributed != DistributedMode.None
             ? _collectives.GatherBytes(Checkpoint.CaptureRankState(_task.Model, _optimizer, _task), 0)
             : null;
+        // A replica run's checkpoint holds the model it evaluates, the replicas' mean (a collective call), so that
+        // `evaluate`, `hessian`, `flatness` and every reader of the weights measure what the run reported; each rank's own
+        // replica, rank 0's too, is in the rank states.
+        var replicaMean = _options.Distributed == DistributedMode.Replicas;
+        using var reference = replicaMean ? _replicas!.UseReference() : null;
         var path = OutPath(CheckpointFileName);
         if (path is null)
         {
@@ -821,9 +832,10 @@ public sealed class Trainer
             RunConfig = _options.RunConfig,
             Distributed = DistributedTraining.CheckpointName(_options.Distributed),
             WorldSize = _options.Distributed != DistributedMode.None ? _collectives.Size : null,
+            WeightsAreReplicaMean = replicaMean ? true : null,
         };
         Checkpoint.Save(path, meta, _task.Model, _optimizer, _task, keepPreviousGeneration: _keepPreviousCheckpoint,
-            otherRanks: states?.Skip(1).ToList());
+            otherRanks: replicaMean ? states : states?.Skip(1).ToList());
         _keepPreviousCheckpoint = true;
         _sinceCheckpoint.Restart();
     }

@@ -178,6 +178,34 @@ public class DistributedTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AParleRunOfTwoRanksResumesBitIdenticallyAndItsCheckpointHoldsTheReplicasMeanThatEvaluateMeasures()
+    {
+        using var dir = new TempDir("widevalley-dtrain-parle");
+        var (whole, resumed) = (dir.File("whole"), dir.File("resumed"));
+        // Dropout on: each replica draws its own masks, so rank 0's generator must come back from its own stored state.
+        string[] parle = ["--batch-size", "32", "--distributed", "parle", "-L", "4"];
+        TwoRanks([.. Common(2, dropout: true), .. parle, "--out", whole]);
+        TwoRanks([.. Common(1, dropout: true), .. parle, "--out", resumed]);
+        var checkpoint = Path.Combine(resumed, Trainer.CheckpointFileName);
+        var meta = Checkpoint.ReadMeta(checkpoint);
+        Assert.Equal(("replicas", 2, true), (meta.Distributed, meta.WorldSize, meta.WeightsAreReplicaMean));
+        Assert.Equal(2, Checkpoint.ReadOtherRanks(checkpoint).Count); // every replica, rank 0's included
+        TwoRanks(["train", "--resume", "--out", resumed, "--epochs", "2"]);
+        Assert.Equal(Weights(whole), Weights(resumed));
+        var (a, b) = (Metrics(whole), Metrics(resumed));
+        Assert.Equal(a.Count, b.Count);
+        for (var i = 0; i < a.Count; i++)
+            foreach (var key in new[] { "train_loss", "train_error", "test_loss", "test_error", "grad_evals" })
+                Assert.Equal(a[i][key]!.ToJsonString(), b[i][key]!.ToJsonString());
+        // The checkpoint's weights are the model the run reported: evaluate measures the replicas' mean, bit for bit.
+        var evaluated = OneProcess(["evaluate", whole, "--splits", "test", "--threads", "1", "--json"]);
+        var result = JsonNode.Parse(evaluated.Output)!.AsObject();
+        Assert.Equal("the mean of 2 replicas", (string?)result["weights"]);
+        Assert.Equal(a[^1]["test_error"]!.ToJsonString(), result["test_error"]!.ToJsonString());
+        Assert.Equal((double)a[^1]["test_loss"]!, (double)result["test_loss"]!, 1e-6);
+    }
+
+    [Fact]
     public void ADataParallelCheckpointResumesOnOtherRankCountsWithANoticeButNotInAnotherMode()
     {
         using var dir = new TempDir("widevalley-dtrain-mode");
