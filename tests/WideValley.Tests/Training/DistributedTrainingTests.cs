@@ -86,6 +86,17 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Two runs that must have taken the same steps: the same weights and the same logged metrics, bit for bit.</summary>
+    static void AssertBitIdenticalRuns(string expected, string actual)
+    {
+        Assert.Equal(Weights(expected), Weights(actual));
+        var (a, b) = (Metrics(expected), Metrics(actual));
+        Assert.Equal(a.Count, b.Count);
+        for (var i = 0; i < a.Count; i++)
+            foreach (var key in new[] { "train_loss", "train_error", "test_loss", "test_error", "grad_evals" })
+                Assert.Equal(a[i][key]!.ToJsonString(), b[i][key]!.ToJsonString());
+    }
+
     [Fact]
     public void DataParallelSgdOnTwoRanksOfBatch32TakesTheStepsOfOneProcessWithBatch64()
     {
@@ -136,12 +147,7 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         // Stopped after epoch 1, then resumed by a new job for epoch 2.
         TwoRanks([.. Common(1, dropout: true), "--batch-size", "32", "--distributed", "data-parallel", "--out", resumed]);
         var job = TwoRanks(["train", "--resume", "--out", resumed, "--epochs", "2"]);
-        Assert.Equal(Weights(whole), Weights(resumed));
-        var (a, b) = (Metrics(whole), Metrics(resumed));
-        Assert.Equal(a.Count, b.Count);
-        for (var i = 0; i < a.Count; i++)
-            foreach (var key in new[] { "train_loss", "train_error", "test_loss", "test_error", "grad_evals" })
-                Assert.Equal(a[i][key]!.ToJsonString(), b[i][key]!.ToJsonString());
+        AssertBitIdenticalRuns(whole, resumed);
         Assert.DoesNotContain("error", job.Errors, StringComparison.OrdinalIgnoreCase);
     }
 
@@ -169,12 +175,7 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         Assert.Equal("interrupted", meta.Reason);
         Assert.True(meta.CompletedEpochs < 12);
         TwoRanks(["train", "--resume", "--out", stopped]);
-        Assert.Equal(Weights(whole), Weights(stopped));
-        var (a, b) = (Metrics(whole), Metrics(stopped));
-        Assert.Equal(a.Count, b.Count);
-        for (var i = 0; i < a.Count; i++)
-            foreach (var key in new[] { "train_loss", "train_error", "test_loss", "test_error", "grad_evals" })
-                Assert.Equal(a[i][key]!.ToJsonString(), b[i][key]!.ToJsonString());
+        AssertBitIdenticalRuns(whole, stopped);
     }
 
     [Fact]
@@ -191,18 +192,14 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         Assert.Equal(("replicas", 2, true), (meta.Distributed, meta.WorldSize, meta.WeightsAreReplicaMean));
         Assert.Equal(2, Checkpoint.ReadOtherRanks(checkpoint).Count); // every replica, rank 0's included
         TwoRanks(["train", "--resume", "--out", resumed, "--epochs", "2"]);
-        Assert.Equal(Weights(whole), Weights(resumed));
-        var (a, b) = (Metrics(whole), Metrics(resumed));
-        Assert.Equal(a.Count, b.Count);
-        for (var i = 0; i < a.Count; i++)
-            foreach (var key in new[] { "train_loss", "train_error", "test_loss", "test_error", "grad_evals" })
-                Assert.Equal(a[i][key]!.ToJsonString(), b[i][key]!.ToJsonString());
+        AssertBitIdenticalRuns(whole, resumed);
+        var last = Metrics(whole)[^1];
         // The checkpoint's weights are the model the run reported: evaluate measures the replicas' mean, bit for bit.
         var evaluated = OneProcess(["evaluate", whole, "--splits", "test", "--threads", "1", "--json"]);
         var result = JsonNode.Parse(evaluated.Output)!.AsObject();
         Assert.Equal("the mean of 2 replicas", (string?)result["weights"]);
-        Assert.Equal(a[^1]["test_error"]!.ToJsonString(), result["test_error"]!.ToJsonString());
-        Assert.Equal((double)a[^1]["test_loss"]!, (double)result["test_loss"]!, 1e-6);
+        Assert.Equal(last["test_error"]!.ToJsonString(), result["test_error"]!.ToJsonString());
+        Assert.Equal((double)last["test_loss"]!, (double)result["test_loss"]!, 1e-6);
     }
 
     [Fact]
