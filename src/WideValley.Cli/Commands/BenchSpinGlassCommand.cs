@@ -77,8 +77,8 @@ public static class BenchSpinGlassCommand
         ["ratio"] = Math.Round(r.Ratio, 4),
         ["target_ratio"] = 2,
         ["target_met"] = r.Ratio <= 2,
-        ["step_gflops"] = Math.Round(r.StepGflops, 2),
-        ["product_gflops"] = Math.Round(r.ProductGflops, 2),
+        ["step_gflops"] = Significant(r.StepGflops, 4),
+        ["product_gflops"] = Significant(r.ProductGflops, 4),
         ["step_times_ms"] = new JsonArray(r.StepTimesMs.Select(t => (JsonNode?)JsonValue.Create(Math.Round(t, 3))).ToArray()),
         ["product_times_ms"] = new JsonArray(r.ProductTimesMs.Select(t => (JsonNode?)JsonValue.Create(Math.Round(t, 3))).ToArray()),
         ["workspace_bytes"] = r.WorkspaceBytes,
@@ -87,4 +87,12 @@ public static class BenchSpinGlassCommand
         ["warmup_rounds"] = r.WarmupRounds,
         ["threads"] = r.Threads,
     };
+
+    /// <summary>
+    /// <paramref name="value"/> to <paramref name="digits"/> significant digits: small problems run at a few MFLOP/s,
+    /// which a fixed number of decimals of GFLOP/s would round to zero.
+    /// </summary>
+    static double Significant(double value, int digits) =>
+        value == 0 || !double.IsFinite(value) ? value
+            : Math.Round(value, Math.Clamp(digits - 1 - (int)Math.Floor(Math.Log10(Math.Abs(value))), 0, 15));
 }

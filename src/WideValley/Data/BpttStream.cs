@@ -53,13 +53,24 @@ public sealed class BpttStream : IDisposable
     /// The next window. <c>StartsPass</c> is true for the first window of a pass, where a model should start from a
     /// fresh hidden state. Tensors belong to the caller's dispose scope.
     /// </summary>
-    public (Tensor Inputs, Tensor Targets, bool StartsPass) Next()
+    public (Tensor Inputs, Tensor Targets, bool StartsPass) Next() => Next(0, BatchSize);
+
+    /// <summary>
+    /// The next window's rows [<paramref name="firstRow"/>, <paramref name="firstRow"/> + <paramref name="rowCount"/>):
+    /// a data-parallel rank's share of the rows, whose hidden state it carries itself. The stream advances by a whole
+    /// window, exactly as <see cref="Next()"/> does. Tensors belong to the caller's dispose scope.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The rows do not lie inside the stream's, or <paramref name="rowCount"/> is below 1.</exception>
+    public (Tensor Inputs, Tensor Targets, bool StartsPass) Next(int firstRow, int rowCount)
     {
+        if (rowCount < 1 || firstRow < 0 || (long)firstRow + rowCount > BatchSize)
+            throw new ArgumentOutOfRangeException(nameof(rowCount), $"rows [{firstRow}, {(long)firstRow + rowCount}) of a window: they must lie inside its {BatchSize} rows and be at least one");
         var (pass, window) = Position;
         var start = window * Unroll;
         var len = Math.Min(Unroll, Columns - 1 - start);
-        var inputs = _rows.narrow(1, start, len);
-        var targets = _rows.narrow(1, start + 1, len);
+        var rows = rowCount == BatchSize ? _rows : _rows.narrow(0, firstRow, rowCount);
+        var inputs = rows.narrow(1, start, len);
+        var targets = rows.narrow(1, start + 1, len);
         Position = window + 1 == WindowsPerPass ? new StreamPosition(pass + 1, 0) : new StreamPosition(pass, window + 1);
         return (inputs, targets, window == 0);
     }

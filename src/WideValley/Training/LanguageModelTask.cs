@@ -22,6 +22,8 @@ public sealed class LanguageModelTask : ITrainingTask
     readonly bool _ownsData;
     readonly Device _device;
     RecurrentState? _state, _windowStart;
+    readonly DataShard _shard;
+    readonly int _shardBatchSize;
 
     /// <summary>
     /// Trains a recurrent language model on <paramref name="corpus"/>: <paramref name="batchSize"/> rows, BPTT windows of
@@ -30,19 +32,29 @@ public sealed class LanguageModelTask : ITrainingTask
     /// </summary>
     /// <exception cref="ArgumentException">The model's vocabulary is not the corpus's, or the batch leaves rows too short for
     /// one window of <paramref name="unroll"/> (<see cref="ValidateBatchAgainstCorpus"/>).</exception>
+    /// <remarks>
+    /// With a <paramref name="shard"/> of K ranks (data-parallel training) the training tokens are cut into K x
+    /// <paramref name="batchSize"/> rows, as one process with K times the batch cuts them, and this rank trains on rows
+    /// [r b, (r + 1) b) of every window and carries their hidden state: the ranks together take that process's steps.
+    /// </remarks>
     public LanguageModelTask(nn.Module model, TokenCorpus corpus, int batchSize, int unroll, Device device,
-        int? evalBatchSize = null, bool ownsData = true)
+        int? evalBatchSize = null, bool ownsData = true, DataShard? shard = null)
     {
+        _shard = shard ?? DataShard.Whole;
+        if (_shard.Size < 1 || _shard.Rank < 0 || _shard.Rank >= _shard.Size)
+            throw new ArgumentOutOfRangeException(nameof(shard), shard, "a data shard is rank r of K ranks, 0 <= r < K");
+        _shardBatchSize = batchSize;
         _module = model;
         _model = model as IRecurrentLanguageModel
                  ?? throw new ArgumentException($"model {model.GetName()} is not a recurrent language model", nameof(model));
         if (_model.VocabularySize != corpus.Vocabulary.Count)
             throw new ArgumentException(
                 $"the model predicts {_model.VocabularySize} tokens but the corpus '{corpus.Name}' has a vocabulary of {corpus.Vocabulary.Count}");
-        ValidateBatchAgainstCorpus(corpus.Train.shape[0], batchSize, unroll, corpus.Name);
+        var rows = checked(batchSize * _shard.Size);
+        ValidateBatchAgainstCorpus(corpus.Train.shape[0], rows, unroll, corpus.Name);
         _corpus = corpus;
         _device = device;
-        _train = new BpttStream(corpus.Train.to(device), batchSize, unroll, $"{corpus.Name} training tokens");
+        _train = new BpttStream(corpus.Train.to(device), rows, unroll, $"{corpus.Name} training tokens");
         _evalBatchSize = evalBatchSize ?? batchSize;
         _unroll = unroll;
         _ownsData = ownsData;
@@ -90,7 +102,7 @@ public sealed class LanguageModelTask : ITrainingTask
     /// <inheritdoc/>
     public MinibatchLoss NextTrainingLoss()
     {
-        var (inputs, targets, startsPass) = _train.Next();
+        var (inputs, targets, startsPass) = _train.Next(_shard.Rank * _shardBatchSize, _shardBatchSize);
         if (startsPass) { _state?.Dispose(); _state = null; }
         // The generator's state before the forward pass, so that a re-evaluation draws the same dropout masks.
         var randomBefore = random.get_rng_state();

@@ -662,7 +662,9 @@ public static class RunSetup
             try
             {
                 RequireSameData(c, fingerprint, $"{corpus.Name}, {corpus.Train.shape[0]} training tokens; {corpus.Source}");
-                LanguageModelTask.ValidateBatchAgainstCorpus(corpus.Train.shape[0], c.BatchSize, c.Unroll ?? DefaultUnroll(c.Model), corpus.Name);
+                // A data-parallel job cuts the text into --batch-size rows per rank, as one process with the K-times batch would.
+                var rows = mode == DistributedMode.DataParallel ? c.BatchSize * ranks : c.BatchSize;
+                LanguageModelTask.ValidateBatchAgainstCorpus(corpus.Train.shape[0], rows, c.Unroll ?? DefaultUnroll(c.Model), corpus.Name);
                 EnsureTrainingFits(c, LanguageModelOptions(c, corpus.Vocabulary.Count));
             }
             catch
@@ -674,7 +676,13 @@ public static class RunSetup
             TorchRuntime.Seed(c.Seed);
             var model = ModelZoo.Create(c.Model, LanguageModelOptions(c, corpus.Vocabulary.Count));
             model.to(device);
-            task = new LanguageModelTask(model, corpus, c.BatchSize, c.Unroll ?? DefaultUnroll(c.Model), device, c.EvalBatchSize);
+            // Initialisation drew from the run seed on every rank (rank 0's weights are broadcast anyway); dropout masks differ per rank.
+            if (rank > 0) TorchRuntime.Seed(rankSeed);
+            // Evaluation cuts a split into as many rows as training does (the state carried along a row depends on the
+            // cut): a data-parallel job evaluates with its global batch, as one process with that batch would.
+            var dataParallel = mode == DistributedMode.DataParallel;
+            task = new LanguageModelTask(model, corpus, c.BatchSize, c.Unroll ?? DefaultUnroll(c.Model), device,
+                c.EvalBatchSize ?? (dataParallel ? c.BatchSize * ranks : null), shard: dataParallel ? new DataShard(rank, ranks) : null);
             description = $"{corpus.Name} ({corpus.Level}-level, vocabulary {corpus.Vocabulary.Count}, {corpus.Train.shape[0]} / {corpus.Validation.shape[0]} / {corpus.Test.shape[0]} tokens; {corpus.Source})";
         }
 
@@ -776,8 +784,9 @@ public static class RunSetup
         if (DistributedTraining.OptimizerOf(name) is string required && c.Optimizer != required)
             throw new ArgumentException($"--distributed {name} trains with the optimizer {required}; the run asks for --optimizer {c.Optimizer}. " +
                                         $"Leave --optimizer out (or give --optimizer {required}), or use --distributed {DistributedTraining.DataParallelName} for {c.Optimizer}");
-        if (info.Kind != ModelKind.Classifier)
-            throw new ArgumentException($"--distributed trains image classifiers for now; --model {c.Model} is a language model (its sequential BPTT stream is not sharded yet)");
+        if (info.Kind != ModelKind.Classifier && DistributedTraining.ModeOf(name) == DistributedMode.Replicas)
+            throw new ArgumentException($"--distributed {name} trains image classifiers for now; --model {c.Model} is a language model, whose BPTT stream has no " +
+                                        $"shuffled order to give each replica its own (use --distributed {DistributedTraining.DataParallelName}, which shares its rows out)");
         if (!c.Device.StartsWith("cpu", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--distributed moves tensors through MPI in CPU memory; --device {c.Device} is not supported with it yet (use --device cpu)");
         if (c.HessianTrace is not null || c.CurvatureTracking is not null)

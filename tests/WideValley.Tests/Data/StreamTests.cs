@@ -126,6 +126,26 @@ public class StreamTests
     }
 
     [Fact]
+    public void BpttRowSlicesAreTheWholeWindowsRows()
+    {
+        using var tokens = arange(200, ScalarType.Int64);
+        using var whole = new BpttStream(tokens, 6, 7);
+        using var shard = new BpttStream(tokens, 6, 7);
+        for (var i = 0; i < 2 * whole.WindowsPerPass; i++)
+        {
+            using var scope = NewDisposeScope();
+            var (x, y, starts) = whole.Next();
+            var (xs, ys, startsToo) = shard.Next(2, 3);
+            Assert.Equal(starts, startsToo);
+            Assert.Equal(x.narrow(0, 2, 3).data<long>().ToArray(), xs.data<long>().ToArray());
+            Assert.Equal(y.narrow(0, 2, 3).data<long>().ToArray(), ys.data<long>().ToArray());
+            Assert.Equal(whole.Position, shard.Position);
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => shard.Next(4, 3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => shard.Next(0, 0));
+    }
+
+    [Fact]
     public void BpttRejectsTooShortStreams()
     {
         using var tokens = arange(0L, 5L, 1L, ScalarType.Int64);

@@ -45,12 +45,15 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         return outcome;
     }
 
-    /// <summary>The final weights of the run in <paramref name="folder"/>, as one vector.</summary>
+    /// <summary>The final weights of the run in <paramref name="folder"/>, as one vector (image classifiers and language models alike).</summary>
     static double[] Weights(string folder)
     {
-        using var loaded = RunCheckpoints.Open(folder, TestMachine.FashionMnistFolder);
+        var checkpoint = Path.Combine(folder, Trainer.CheckpointFileName);
+        var config = Checkpoint.ReadMeta(checkpoint).RequireRunConfig(checkpoint);
+        using var prepared = RunSetup.Prepare(config with { Threads = 1, TensorBoard = false, Distributed = null }, outputDirectory: null);
+        Checkpoint.LoadWeights(checkpoint, prepared.Task.Model);
         using var scope = NewDisposeScope();
-        return cat(loaded.Module.parameters().Select(p => p.detach().flatten().to(ScalarType.Float64)).ToList()).data<double>().ToArray();
+        return cat(prepared.Task.Model.parameters().Select(p => p.detach().flatten().to(ScalarType.Float64)).ToList()).data<double>().ToArray();
     }
 
     static List<JsonObject> Metrics(string folder) =>
@@ -122,6 +125,26 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         OneProcess([.. Common(2), .. entropy, "--batch-size", "64", "--out", single]);
         TwoRanks([.. Common(2), .. entropy, "--batch-size", "32", "--distributed", "data-parallel", "--out", distributed]);
         AssertSameTraining(single, distributed, "data-parallel Entropy-SGD");
+    }
+
+    [Fact]
+    public void DataParallelCharLstmOnTwoRanksMatchesOneProcessWithTheDoubleBatch()
+    {
+        // Each rank trains its half of the BPTT rows and carries their hidden state: together they take the steps of one
+        // process whose batch has all the rows (the text is cut into the same 16 rows either way).
+        using var dir = new TempDir("widevalley-dtrain-lstm");
+        var corpus = dir.File("corpus.txt");
+        File.WriteAllText(corpus, string.Concat(Enumerable.Range(0, 400).Select(i => $"line {i % 37}: the {(i % 3 == 0 ? "quick" : "lazy")} fox {i * 7 % 11}. ")));
+        var (single, distributed) = (dir.File("one"), dir.File("two"));
+        string[] lstm = ["train", "--model", "small-char-lstm", "--data", "text", "--corpus", corpus, "--lr", "0.5",
+            "--epochs", "2", "--threads", "1", "--no-tensorboard", "--dropout", "0"];
+        OneProcess([.. lstm, "--optimizer", "sgd", "--batch-size", "16", "--out", single]);
+        TwoRanks([.. lstm, "--optimizer", "sgd", "--batch-size", "8", "--distributed", "data-parallel", "--out", distributed]);
+        AssertSameTraining(single, distributed, "data-parallel char-LSTM");
+        // Replicas of a language model would read one unshuffled stream in the same order: refused, saying why.
+        var refused = MpiJob.Run(MpiJob.Widevalley(), [.. lstm, "--batch-size", "8", "--distributed", "parle", "--out", dir.File("parle")], Timeout, output);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("--distributed data-parallel, which shares its rows out", refused.Errors + refused.Output);
     }
 
     [Fact]
