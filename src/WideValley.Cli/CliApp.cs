@@ -86,6 +86,7 @@ public static class CliApp
             stderr.WriteLine("Run 'widevalley --help' (or '<command> --help') for usage.");
             return ExitCodes.Usage;
         }
+        if (RunsACommand(root, parse) && RefusedUnderMpi(parse, stderr)) return ExitCodes.Usage;
         try
         {
             if (RunsACommand(root, parse)) ConfigureTorch();
@@ -132,6 +133,29 @@ public static class CliApp
             _ => null,
         };
         return option is null || error.Message.Contains(option.Name, StringComparison.Ordinal) ? error.Message : $"{option.Name}: {error.Message}";
+    }
+
+    /// <summary>The commands that use the ranks of an MPI job (each rank its part; rank 0 writes): the others run as one process.</summary>
+    public static readonly string[] RankAwareCommands = ["train", "hessian", "reproduce parle", "bench distributed"];
+
+    /// <summary>
+    /// Refuses a command that does not use ranks when an MPI launcher started several copies of it: each copy would
+    /// compute the same thing and write the same files at once (a folder's lock would stop all but one, after the
+    /// others had loaded everything). Decided from the launcher's environment (OMPI_COMM_WORLD_SIZE, PMI_SIZE) before
+    /// MPI or torch start; a launcher that does not state the size is let through. Rank 0 says why; every rank exits 2.
+    /// </summary>
+    static bool RefusedUnderMpi(ParseResult parse, TextWriter stderr)
+    {
+        if (Distributed.Collectives.LauncherWorldSize is not (> 1 and var size)) return false;
+        var path = new List<string>();
+        for (var result = parse.CommandResult; result is not null && result.Parent is System.CommandLine.Parsing.CommandResult parent; result = parent)
+            path.Insert(0, result.Command.Name);
+        var command = string.Join(' ', path);
+        if (RankAwareCommands.Contains(command)) return false;
+        if (Distributed.Collectives.LauncherRank is null or 0)
+            stderr.WriteLine($"widevalley: {command} does not run over MPI ranks, and the launcher started {size} of it: every copy would compute the same " +
+                             $"thing and write the same files. Run it as one process, without mpirun. Over ranks run: {string.Join(", ", RankAwareCommands.Select(c => "widevalley " + c))}.");
+        return true;
     }
 
     /// <summary>False for --help and --version, which print text and need no torch.</summary>

@@ -49,13 +49,15 @@ internal static class HessianClassification
             ["semicircle"] = fit?.ToJson(),
             ["semicircle_error"] = fitError,
         };
-        AtomicFile.WriteAllText(Path.Combine(measured.OutDir, FileName), node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        var files = measured.Files.Where(f => f != "hessian.json").Append(FileName).Append("hessian.json").ToArray();
+        // Over ranks every rank classifies the same numbers; rank 0 alone writes (HessianFolders.WritesFiles).
+        var writes = HessianFolders.WritesFiles(options);
+        if (writes) AtomicFile.WriteAllText(Path.Combine(measured.OutDir, FileName), node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        var files = writes ? measured.Files.Where(f => f != "hessian.json").Append(FileName).Append("hessian.json").ToArray() : [];
         var json = JsonNode.Parse(measured.Json)!.AsObject();
         json["classification"] = node.DeepClone();
-        json["files"] = new JsonArray(files.Select(f => (JsonNode?)JsonValue.Create(f)).ToArray());
+        if (writes) json["files"] = new JsonArray(files.Select(f => (JsonNode?)JsonValue.Create(f)).ToArray());
         var text = json.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
-        AtomicFile.WriteAllText(Path.Combine(measured.OutDir, "hessian.json"), text + "\n");
+        if (writes) AtomicFile.WriteAllText(Path.Combine(measured.OutDir, "hessian.json"), text + "\n");
         m.Lines.Add(classification.Describe());
         m.Lines.Add(fit?.Describe() ?? $"semicircle: not fitted ({fitError})");
         return measured with { Json = text, Files = files };

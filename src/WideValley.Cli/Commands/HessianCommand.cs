@@ -272,8 +272,14 @@ public static class HessianCommand
     /// </summary>
     /// <exception cref="UsageException">An option that does not fit the run (names the flag).</exception>
     /// <exception cref="OperationCanceledException">Interrupted; the exact route keeps its finished column blocks.</exception>
+    /// <remarks>
+    /// With <paramref name="ranks"/> of more than one process (the command under mpirun), every rank opens the same run
+    /// and evaluates its share of the batches; every product is summed over the ranks, so every rank measures the same
+    /// numbers, and rank 0 alone writes the folder (docs/distributed.md, "Landscape measurements over ranks").
+    /// </remarks>
     internal static HessianFolder MeasureRun(HessianSettings s, TextWriter log, CancellationToken cancellation = default,
-        IProgress<CurvatureProgress>? progress = null, Action<ExactHessianProgress>? columnProgress = null, TextWriter? warnings = null)
+        IProgress<CurvatureProgress>? progress = null, Action<ExactHessianProgress>? columnProgress = null, TextWriter? warnings = null,
+        WideValley.Distributed.ICollectives? ranks = null)
     {
         s.Validate();
         var batchSize = s.BatchSize ?? HessianFolders.DefaultBatchSize(ParseMethod(s.Method));
@@ -283,6 +289,14 @@ public static class HessianCommand
                 batchSize, s.Overrides, s.LanguageModels, warnings);
         var outDir = Path.GetFullPath(s.Out ?? run.DefaultOut($"hessian-{s.Method}"));
         var settings = ToMeasurementSettings(s, ColumnsFolder(s, outDir), log, cancellation, progress, columnProgress);
+        if (settings.Method == HessianMethod.Exact && s.MemoryLimitGib is null && ranks is { Size: > 1 }
+            && WideValley.Distributed.Collectives.RanksOnThisHost is > 1 and var sharing)
+        {
+            // Every rank holds the whole matrix: ranks on one machine each take their share of its memory, not all of it.
+            var share = Math.Max(0, (ExactHessian.AvailableMemoryBytes() - new ExactHessianOptions().MemoryMarginBytes) / sharing);
+            settings = settings with { MemoryLimitBytes = share };
+            log.WriteLine($"exact: {sharing} ranks on this machine each hold the whole matrix; each may use {share / (double)(1L << 30):0.0} GiB (set --memory-limit to change it)");
+        }
         var landscape = new LandscapeOptions
         {
             Parameters = ParseParams(s.ParamsText),
@@ -292,6 +306,7 @@ public static class HessianCommand
             Loss = run.Loss,
             LossName = run.LossName,
             ModelFactory = run.ModelFactory,
+            Collectives = ranks,
         };
         try
         {
@@ -323,21 +338,54 @@ public static class HessianCommand
         }
     }
 
-    /// <summary>Measures, writes the output folder (hessian.json last) and prints; returns the exit code.</summary>
+    /// <summary>
+    /// Measures, writes the output folder (hessian.json last) and prints; returns the exit code. Under an MPI launcher
+    /// (`mpirun -np K widevalley hessian ...`) the K ranks share the evaluation set: rank 0 prints and writes, the others
+    /// stay silent, and a rank that fails or is interrupted ends the whole job (the others would wait in their next
+    /// product for ever); an exact measurement's finished column blocks stay in rank 0's column folder for a rerun.
+    /// </summary>
     internal static int Execute(CliContext ctx, HessianSettings s)
     {
         s.Validate();
+        // MPI is started only under a launcher: a plain run never loads it.
+        if (!WideValley.Distributed.Collectives.LaunchedByMpi) return Execute(ctx, s, null);
+        using var ranks = WideValley.Distributed.Collectives.Create();
+        if (ranks.Size == 1) return Execute(ctx, s, null);
+        int code;
+        try
+        {
+            code = Execute(ctx, s, ranks);
+        }
+        catch (Exception e)
+        {
+            // As CliApp says them: a bad option or input by its message (exit 2), a failure to read or write by its message, anything else with its type.
+            var usage = e is UsageException or ArgumentException or FormatException;
+            var known = usage || e is IOException or InvalidDataException or UnauthorizedAccessException or NotSupportedException;
+            ranks.Abort(known ? e.Message : $"{e.GetType().Name}: {e.Message}", usage ? ExitCodes.Usage : ExitCodes.Failure);
+            return ExitCodes.Failure; // Abort does not return
+        }
+        if (code != ExitCodes.Ok) ranks.Abort($"hessian --method {s.Method} stopped with exit code {code} (said above)", code);
+        return code;
+    }
+
+    private static int Execute(CliContext ctx, HessianSettings s, WideValley.Distributed.ICollectives? ranks)
+    {
+        // Rank 0 (or the one process) speaks; the other ranks of a job compute the same numbers silently but still say their errors.
+        var speaks = ranks is not { Rank: > 0 };
         // With --json, stdout carries exactly one object; everything said along the way goes to stderr.
-        var log = s.Json ? ctx.Error : ctx.Out;
+        var log = !speaks ? TextWriter.Null : s.Json ? ctx.Error : ctx.Out;
+        var warnings = speaks ? ctx.Error : TextWriter.Null;
+        if (ranks is { Size: > 1 } && speaks)
+            log.WriteLine($"hessian: {ranks.Size} MPI ranks share the evaluation set (each evaluates every {Ordinal(ranks.Size)} batch; every product is summed over the ranks); rank 0 writes");
         HessianFolder measured;
         using (var stop = new StopOnSignal(log))
         {
             try
             {
-                // With --json, stdout carries exactly one object: no live display there.
+                // With --json, stdout carries exactly one object: no live display there (nor on an MPI rank: CliContext.Interactive).
                 measured = s.Json
-                    ? MeasureRun(s, log, stop.Token, warnings: ctx.Error)
-                    : ProgressDisplay.Run(ctx, s.Method, (progress, columns) => MeasureRun(s, log, stop.Token, progress, columns, ctx.Error));
+                    ? MeasureRun(s, log, stop.Token, warnings: warnings, ranks: ranks)
+                    : ProgressDisplay.Run(ctx, s.Method, (progress, columns) => MeasureRun(s, log, stop.Token, progress, columns, warnings, ranks));
             }
             catch (OperationCanceledException e)
             {
@@ -362,6 +410,7 @@ public static class HessianCommand
                 return ExitCodes.Failure;
             }
         }
+        if (!speaks) return ExitCodes.Ok;
         var m = measured.Result;
         if (measured.PlotsSkipped is { } skippedPlots) ctx.Error.WriteLine($"widevalley: warning: {skippedPlots}");
         if (s.Json)
@@ -378,6 +427,9 @@ public static class HessianCommand
         }
         return ExitCodes.Ok;
     }
+
+    /// <summary>"2nd", "3rd", "4th", ...: for "every Kth batch".</summary>
+    private static string Ordinal(int k) => (k % 100) is >= 11 and <= 13 ? $"{k}th" : (k % 10) switch { 1 => $"{k}st", 2 => $"{k}nd", 3 => $"{k}rd", _ => $"{k}th" };
 
     private static string ColumnsFolder(HessianSettings s, string outDir) =>
         Path.GetFullPath(s.ColumnsDir ?? Path.Combine(outDir, "hessian-columns"));

@@ -60,7 +60,11 @@ public static class HessianFolders
     /// <summary>The default batch size of a method: 100 minibatch gradients for the diagonal Fisher, 500 samples per forward pass otherwise.</summary>
     public static int DefaultBatchSize(HessianMethod method) => method == HessianMethod.DiagFisher ? 100 : 500;
 
-    /// <summary>Measures <paramref name="request"/>'s network and writes the folder. Logs one line on what is measured to the settings' log.</summary>
+    /// <summary>
+    /// Measures <paramref name="request"/>'s network and writes the folder. Logs one line on what is measured to the
+    /// settings' log. Over several ranks (<see cref="LandscapeOptions.Collectives"/>), call it on every rank with the same
+    /// request: every rank returns the same result and JSON, and rank 0 alone writes (the others' <see cref="HessianFolder.Files"/> is empty).
+    /// </summary>
     /// <exception cref="ArgumentException">The diagonal Fisher with fewer than two minibatches.</exception>
     /// <exception cref="HessianSettingException">A setting that does not fit this network (names the setting).</exception>
     /// <exception cref="OperationCanceledException">
@@ -109,14 +113,28 @@ public static class HessianFolders
             ["parameter_names"] = new JsonArray(names.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
             ["seed"] = settings.Seed,
         };
+        // Over several ranks every rank holds the same result; the split does not change the quantity, but the record says it.
+        if (options.Collectives is { Size: > 1 } ranks) context["ranks"] = ranks.Size;
         request.Describe(context);
         context["out"] = request.OutDir;
+        if (!WritesFiles(options))
+        {
+            // Another rank of the job: the same numbers, nothing written (rank 0 writes the folder and deletes the column store).
+            var unwritten = HessianMeasurement.ToJson(m, context, []).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = false });
+            return new HessianFolder(request.OutDir, unwritten, [], m);
+        }
         Directory.CreateDirectory(request.OutDir);
         var (plots, plotsSkipped) = WritePlots(request.OutDir, m, request.Name, request.EvaluationSet[0].Inputs.shape[0]);
         var text = HessianMeasurement.Write(request.OutDir, m, context, plots);
         var files = m.Tables.Select(t => t.Name).Concat(plots).Append("hessian.json").ToArray();
         return new HessianFolder(request.OutDir, text, files, m, plotsSkipped);
     }
+
+    /// <summary>
+    /// Whether this process writes the folder: a single process, or rank 0 of the ranks in
+    /// <see cref="LandscapeOptions.Collectives"/> (every rank computes the same result; the others write nothing).
+    /// </summary>
+    public static bool WritesFiles(LandscapeOptions options) => options.Collectives is not { Size: > 1, Rank: > 0 };
 
     /// <summary>
     /// The figures of a measurement (PNG + SVG each); returns the file names written, and why none were when the

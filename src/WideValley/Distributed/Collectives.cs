@@ -21,6 +21,31 @@ public static class Collectives
         LauncherVariables.Any(v => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(v)));
 
     /// <summary>
+    /// The job's size as the launcher states it in this process's environment (OMPI_COMM_WORLD_SIZE, or PMI_SIZE), without
+    /// starting MPI; null when not launched by MPI or when the launcher does not say (PMIx-only launchers). For deciding,
+    /// before any command runs, whether a command that does not use ranks was started as several of them.
+    /// </summary>
+    public static int? LauncherWorldSize => EnvironmentInteger("OMPI_COMM_WORLD_SIZE", "PMI_SIZE");
+
+    /// <summary>This process's rank as the launcher states it (OMPI_COMM_WORLD_RANK, PMI_RANK or PMIX_RANK), without starting MPI; null when unstated.</summary>
+    public static int? LauncherRank => EnvironmentInteger("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK");
+
+    /// <summary>
+    /// How many ranks of the job run on this machine (OMPI_COMM_WORLD_LOCAL_SIZE, or MPICH's MPI_LOCALNRANKS); null when
+    /// the launcher does not say. They share its memory: a rank that sizes a buffer by the available memory takes its share.
+    /// </summary>
+    public static int? RanksOnThisHost => EnvironmentInteger("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS");
+
+    private static int? EnvironmentInteger(params string[] names)
+    {
+        foreach (var name in names)
+            if (int.TryParse(Environment.GetEnvironmentVariable(name), System.Globalization.NumberStyles.Integer,
+                    System.Globalization.CultureInfo.InvariantCulture, out var value) && value >= 0)
+                return value;
+        return null;
+    }
+
+    /// <summary>
     /// <see cref="MpiCollectives.Initialize()"/> when <see cref="LaunchedByMpi"/>, else a
     /// <see cref="SingleProcessCollectives"/>: a user without MPI sees no change, and a run under mpirun gets MPI.
     /// </summary>
