@@ -168,8 +168,20 @@ public static class FlatnessCommand
         public void Dispose() => opened.Dispose();
     }
 
-    internal static int Execute(CliContext ctx, Settings s, Func<string, ModelSourceRequest> request)
+    /// <summary>
+    /// Measures and writes the report; returns the exit code. Under an MPI launcher (`mpirun -np K widevalley flatness
+    /// ...`) the K ranks share every evaluation set (training and test samples, each rank every Kth batch): rank 0 prints,
+    /// keeps the store and writes the report, the others stay silent, and a rank that fails or is interrupted ends the
+    /// whole job (the measurements finished so far stay stored, and the same command resumes after them).
+    /// </summary>
+    internal static int Execute(CliContext ctx, Settings s, Func<string, ModelSourceRequest> request) =>
+        OverRanks.Run("flatness", ranks => Execute(ctx, ranks is null ? s : s with { Landscape = s.Landscape with { Collectives = ranks } }, request, ranks));
+
+    private static int Execute(CliContext ctx, Settings s, Func<string, ModelSourceRequest> request, WideValley.Distributed.ICollectives? ranks)
     {
+        // Rank 0 (or the one process) speaks and writes; the other ranks of a job measure the same numbers silently but still say their errors.
+        var speaks = ranks is not { Rank: > 0 };
+        var say = speaks ? ctx.Out : TextWriter.Null;
         // The output folder first: a file in its place is refused before anything is loaded.
         var outArgument = s.Out;
         if (outArgument is not null && File.Exists(outArgument))
@@ -189,17 +201,19 @@ public static class FlatnessCommand
             if (names.Count > 0)
                 models = models.Select((m, i) => names.Contains(m.Name) ? m with { Name = $"{m.Name} ({i + 1})" } : m).ToList();
 
-            using var stop = new HessianCommand.StopOnSignal(ctx.Out, "flatness: stopping; finished measurements are kept and the same command resumes");
+            using var stop = new HessianCommand.StopOnSignal(say, "flatness: stopping; finished measurements are kept and the same command resumes");
             var settings = new FlatnessRunSettings
             {
                 Budget = s.Budget, Seed = s.Seed, OutDir = outDir, Cancellation = stop.Token, Measures = s.Measures, Interpolations = s.Interpolations,
-                Events = e => { if (e.Kind != FlatnessEventKind.MeasureStarted || !ctx.Interactive) ctx.Out.WriteLine(e.Message); },
+                Events = e => { if (e.Kind != FlatnessEventKind.MeasureStarted || !ctx.Interactive) say.WriteLine(e.Message); },
             };
             try
             {
+                if (ranks is not null) say.WriteLine(OverRanks.Sharing("flatness", ranks));
                 var estimates = FlatnessRunner.Estimate(models, settings);
-                SayEstimate(ctx.Out, estimates, s.Budget, FlatnessRunner.InterpolationSeconds(models, estimates, settings));
+                SayEstimate(say, estimates, s.Budget, FlatnessRunner.InterpolationSeconds(models, estimates, settings));
                 var results = RunWithProgress(ctx, models, settings, estimates);
+                if (!speaks) return ExitCodes.Ok;
                 var machine = MachineDescription.Current().OneLine();
                 var files = FlatnessReport.Write(results, outDir, new FlatnessReportContext { Command = s.Command, Machine = machine, Estimates = estimates });
                 foreach (var warning in files.Warnings) ctx.Error.WriteLine($"widevalley: warning: {warning}");
@@ -263,7 +277,8 @@ public static class FlatnessCommand
                 Train = batches,
                 Test = testBatches,
                 Data = $"{opened.DataDescription}; {count:N0} {trainName} samples{(test is null ? "" : $", {testCount:N0} test samples")}",
-                Landscape = s.Landscape with { ModelFactory = opened.Model.CreateCopy },
+                // A run's zoo network has no CreateCopy: its copies (float64, parallel workers) come from the zoo, as for hessian.
+                Landscape = s.Landscape with { ModelFactory = opened.Model.CreateCopy ?? ZooCopies.FactoryFor(opened.Model.Module) },
             };
             return new OpenedModel(opened, model);
         }

@@ -347,25 +347,7 @@ public static class HessianCommand
     internal static int Execute(CliContext ctx, HessianSettings s)
     {
         s.Validate();
-        // MPI is started only under a launcher: a plain run never loads it.
-        if (!WideValley.Distributed.Collectives.LaunchedByMpi) return Execute(ctx, s, null);
-        using var ranks = WideValley.Distributed.Collectives.Create();
-        if (ranks.Size == 1) return Execute(ctx, s, null);
-        int code;
-        try
-        {
-            code = Execute(ctx, s, ranks);
-        }
-        catch (Exception e)
-        {
-            // As CliApp says them: a bad option or input by its message (exit 2), a failure to read or write by its message, anything else with its type.
-            var usage = e is UsageException or ArgumentException or FormatException;
-            var known = usage || e is IOException or InvalidDataException or UnauthorizedAccessException or NotSupportedException;
-            ranks.Abort(known ? e.Message : $"{e.GetType().Name}: {e.Message}", usage ? ExitCodes.Usage : ExitCodes.Failure);
-            return ExitCodes.Failure; // Abort does not return
-        }
-        if (code != ExitCodes.Ok) ranks.Abort($"hessian --method {s.Method} stopped with exit code {code} (said above)", code);
-        return code;
+        return OverRanks.Run($"hessian --method {s.Method}", ranks => Execute(ctx, s, ranks));
     }
 
     private static int Execute(CliContext ctx, HessianSettings s, WideValley.Distributed.ICollectives? ranks)
@@ -376,7 +358,7 @@ public static class HessianCommand
         var log = !speaks ? TextWriter.Null : s.Json ? ctx.Error : ctx.Out;
         var warnings = speaks ? ctx.Error : TextWriter.Null;
         if (ranks is { Size: > 1 } && speaks)
-            log.WriteLine($"hessian: {ranks.Size} MPI ranks share the evaluation set (each evaluates every {Ordinal(ranks.Size)} batch; every product is summed over the ranks); rank 0 writes");
+            log.WriteLine(OverRanks.Sharing("hessian", ranks));
         HessianFolder measured;
         using (var stop = new StopOnSignal(log))
         {
@@ -427,9 +409,6 @@ public static class HessianCommand
         }
         return ExitCodes.Ok;
     }
-
-    /// <summary>"2nd", "3rd", "4th", ...: for "every Kth batch".</summary>
-    private static string Ordinal(int k) => (k % 100) is >= 11 and <= 13 ? $"{k}th" : (k % 10) switch { 1 => $"{k}st", 2 => $"{k}nd", 3 => $"{k}rd", _ => $"{k}th" };
 
     private static string ColumnsFolder(HessianSettings s, string outDir) =>
         Path.GetFullPath(s.ColumnsDir ?? Path.Combine(outDir, "hessian-columns"));

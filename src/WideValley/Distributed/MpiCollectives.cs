@@ -149,7 +149,8 @@ public sealed unsafe class MpiCollectives : ICollectives
     [DoesNotReturn]
     public void Abort(string reason, int exitCode = 1)
     {
-        Console.Error.WriteLine($"error: rank {Rank} of {Size}: {reason}; aborting the MPI job");
+        // A reason's closing full stop is dropped: "reason.; aborting" reads as a typo.
+        Console.Error.WriteLine($"error: rank {Rank} of {Size}: {reason.TrimEnd().TrimEnd('.')}; aborting the MPI job");
         Console.Error.Flush();
         Console.Out.Flush();
         var code = _mpi.Abort(exitCode);

@@ -56,7 +56,7 @@ public class MpiHessianCommandTests(ITestOutputHelper output)
     public void TwoRanksWriteWhatOneProcessWritesAndRankOneWritesNothing(string method, string[] sizes)
     {
         using var dir = new TempDir("widevalley-mpi-hessian");
-        var run = Train(dir);
+        var run = MpiJob.TrainSmallMnistFc(dir.File("run"), output);
         var (one, two, ghost) = (dir.File("one"), dir.File("two"), dir.File("rank1"));
         var single = MpiJob.Run(MpiJob.Widevalley(), [.. Measure(run, method, one), .. sizes], Timeout, output);
         Assert.True(single.ExitCode == 0, $"one process exited with {single.ExitCode}:\n{single.Errors}");
@@ -81,16 +81,15 @@ public class MpiHessianCommandTests(ITestOutputHelper output)
         // The folders hold the same files (tables, plots, classification), so rank 0 wrote everything one process writes.
         Assert.Equal(Directory.GetFiles(one).Select(Path.GetFileName).Order(), Directory.GetFiles(two).Select(Path.GetFileName).Order());
 
-        var (compared, worst, where) = (0, 0.0, "");
-        Compare(reference, written, "", ref compared, ref worst, ref where);
+        var (compared, worst, where) = SameNumbers.Json(reference, written, Unequal);
         output.WriteLine($"{method}: {compared} numbers compared; largest relative difference {worst:E2} at {where}");
         Assert.True(compared >= 5, $"{method}: only {compared} numbers compared");
         Assert.True(worst <= Tolerance, $"{method}: {where} differs from one process's by {worst:E3} relative (tolerance {Tolerance:E0})");
         foreach (var table in Directory.GetFiles(one, "*.csv").Select(Path.GetFileName))
         {
-            var (rows, tableWorst) = CompareTable(Path.Combine(one, table!), Path.Combine(two, table!));
-            output.WriteLine($"{method}: {table}, {rows} rows; largest relative difference {tableWorst:E2} (to its column's largest magnitude)");
-            Assert.True(tableWorst <= Tolerance, $"{method}: {table} differs from one process's by {tableWorst:E3} relative (tolerance {Tolerance:E0})");
+            var (rows, tableWorst, at) = SameNumbers.Table(Path.Combine(one, table!), Path.Combine(two, table!));
+            output.WriteLine($"{method}: {table}, {rows} rows; largest relative difference {tableWorst:E2} (to its column's largest magnitude) at {at}");
+            Assert.True(tableWorst <= Tolerance, $"{method}: {table} differs from one process's by {tableWorst:E3} relative at {at} (tolerance {Tolerance:E0})");
         }
         if (method == "exact")
         {
@@ -104,7 +103,7 @@ public class MpiHessianCommandTests(ITestOutputHelper output)
     public void ARankThatFailsAloneEndsTheWholeJobWithItsMessage()
     {
         using var dir = new TempDir("widevalley-mpi-hessian-fail");
-        var run = Train(dir);
+        var run = MpiJob.TrainSmallMnistFc(dir.File("run"), output);
         // The run trained on 512 samples: rank 1 asks for 600 and fails before its first product, while rank 0 goes on
         // into the products and would wait for rank 1 for ever if the failure did not end the job.
         var job = MpiJob.Run(MpiJob.Mpirun(),
@@ -129,75 +128,4 @@ public class MpiHessianCommandTests(ITestOutputHelper output)
         Assert.DoesNotContain("mnistfc", said, StringComparison.Ordinal); // the model table was never printed
     }
 
-    /// <summary>A small mnistfc trained one epoch on 512 Fashion-MNIST images, as one process.</summary>
-    string Train(TempDir dir)
-    {
-        var run = dir.File("run");
-        var trained = MpiJob.Run(MpiJob.Widevalley(),
-            ["train", "--model", "small-mnistfc", "--data", "fashion-mnist", "--data-dir", TestMachine.FashionMnistFolder, "--max-train-samples", "512",
-             "--epochs", "1", "--threads", "1", "--no-tensorboard", "--out", run], Timeout, output);
-        Assert.True(trained.ExitCode == 0, $"train exited with {trained.ExitCode}:\n{trained.Errors}");
-        return run;
-    }
-
-    /// <summary>Two CSV tables of the same shape: text cells equal, numbers within the tolerance of their column's largest magnitude.</summary>
-    static (int Rows, double Worst) CompareTable(string reference, string other)
-    {
-        var (a, b) = (File.ReadAllLines(reference), File.ReadAllLines(other));
-        Assert.True(a.Length == b.Length, $"{Path.GetFileName(reference)}: {a.Length} lines against {b.Length}");
-        Assert.Equal(a[0], b[0]);
-        var cells = a.Skip(1).Select(l => l.Split(',')).ToArray();
-        var others = b.Skip(1).Select(l => l.Split(',')).ToArray();
-        static double? Number(string text) =>
-            double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var x) ? x : null;
-        var columns = cells.Length == 0 ? 0 : cells[0].Length;
-        var scale = Enumerable.Range(0, columns).Select(c => cells.Select(r => Math.Abs(Number(r[c]) ?? 0)).DefaultIfEmpty(0).Max()).ToArray();
-        var worst = 0.0;
-        for (var r = 0; r < cells.Length; r++)
-        {
-            Assert.True(cells[r].Length == others[r].Length, $"{Path.GetFileName(reference)} line {r + 2}: {cells[r].Length} cells against {others[r].Length}");
-            for (var c = 0; c < cells[r].Length; c++)
-            {
-                if (Number(cells[r][c]) is double x && Number(others[r][c]) is double y)
-                    worst = Math.Max(worst, scale[c] == 0 ? Math.Abs(x - y) : Math.Abs(x - y) / scale[c]);
-                else Assert.Equal(cells[r][c], others[r][c]);
-            }
-        }
-        return (cells.Length, worst);
-    }
-
-    /// <summary>Walks both objects together: same keys and shapes, equal strings and flags, numbers within the tolerance.</summary>
-    static void Compare(JsonNode? a, JsonNode? b, string path, ref int compared, ref double worst, ref string where, double scale = 0)
-    {
-        switch (a)
-        {
-            case JsonObject x:
-                var y = Assert.IsType<JsonObject>(b);
-                Assert.Equal(x.Select(p => p.Key).Where(k => !Unequal(k)).Order(), y.Select(p => p.Key).Where(k => !Unequal(k)).Order());
-                // A Ritz value's residual is a rounding-sized number: measured against the eigenvalues it belongs to.
-                var eigenvalueScale = x["eigenvalues"] is JsonArray values ? values.Select(v => Math.Abs((double)v!)).DefaultIfEmpty(0).Max() : 0;
-                // So is an eigenvalue at zero (the last layer's logit shift): the spectrum's extent is its scale.
-                var spectralScale = new[] { "lambda_max", "lambda_min" }.Select(k => x[k] is JsonValue v && v.TryGetValue<double>(out var d) ? Math.Abs(d) : 0).Max();
-                foreach (var (key, value) in x)
-                    if (!Unequal(key))
-                        Compare(value, y[key], $"{path}/{key}", ref compared, ref worst, ref where,
-                            key == "residuals" ? eigenvalueScale : key is "lambda_max" or "lambda_min" ? spectralScale : 0);
-                break;
-            case JsonArray x:
-                var z = Assert.IsType<JsonArray>(b);
-                Assert.True(x.Count == z.Count, $"{path}: {x.Count} entries against {z.Count}");
-                var magnitude = Math.Max(scale, x.OfType<JsonValue>().Select(v => v.TryGetValue<double>(out var d) ? Math.Abs(d) : 0).DefaultIfEmpty(0).Max());
-                for (var i = 0; i < x.Count; i++) Compare(x[i], z[i], $"{path}[{i}]", ref compared, ref worst, ref where, magnitude);
-                break;
-            case JsonValue x when x.TryGetValue<double>(out var p) && b is JsonValue w && w.TryGetValue<double>(out var q):
-                compared++;
-                var size = Math.Max(scale, Math.Max(Math.Abs(p), Math.Abs(q)));
-                var relative = size == 0 ? 0 : Math.Abs(p - q) / size;
-                if (relative > worst) (worst, where) = (relative, path);
-                break;
-            default:
-                Assert.True(a?.ToJsonString() == b?.ToJsonString(), $"{path}: {a?.ToJsonString()} against {b?.ToJsonString()}");
-                break;
-        }
-    }
 }

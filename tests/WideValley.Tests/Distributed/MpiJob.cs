@@ -78,6 +78,19 @@ static class MpiJob
         return records;
     }
 
+    /// <summary>
+    /// Trains the small mnistfc (784-64-10) one epoch on the first 512 Fashion-MNIST images into <paramref name="folder"/>,
+    /// as one process: a run for the measurement commands to measure over ranks. Returns the folder.
+    /// </summary>
+    public static string TrainSmallMnistFc(string folder, ITestOutputHelper output)
+    {
+        var trained = Run(Widevalley(),
+            ["train", "--model", "small-mnistfc", "--data", "fashion-mnist", "--data-dir", Support.TestMachine.FashionMnistFolder, "--max-train-samples", "512",
+             "--epochs", "1", "--threads", "1", "--no-tensorboard", "--out", folder], TimeSpan.FromMinutes(4), output);
+        Assert.True(trained.ExitCode == 0, $"train exited with {trained.ExitCode}:\n{trained.Errors}");
+        return folder;
+    }
+
     /// <summary>How a launched process ended.</summary>
     public sealed record Outcome(int ExitCode, string Output, string Errors, TimeSpan Elapsed);
 

@@ -173,7 +173,10 @@ public sealed record FlatnessResults
 /// Measures models one measure at a time, storing each finished measurement atomically as
 /// OUT/.flatness/MODEL-ID/MEASURE.json with the settings that produced it. A rerun with the same settings reuses
 /// what is stored; a measurement stored under other settings (or damaged) is measured again and replaced, and an
-/// event says so. An interruption (the cancellation token) keeps every finished measurement.
+/// event says so. An interruption (the cancellation token) keeps every finished measurement. Over several ranks (the
+/// models' <see cref="LandscapeOptions.Collectives"/>; every rank calls with the same models and settings), each rank
+/// evaluates its share of every evaluation set, rank 0 reads the store and tells the others what it holds, every rank
+/// returns the same results, and rank 0 alone stores (<see cref="WritesFiles"/>).
 /// </summary>
 public static class FlatnessRunner
 {
@@ -251,7 +254,7 @@ public static class FlatnessRunner
             var measures = settings.Measures.Select(m =>
             {
                 var cost = m.Cost(settings.Budget, size);
-                var stored = TryReadStored(StoredPath(settings.OutDir, id, m.Name), SettingsKey(m, model, settings.Budget, settings.Seed), out _) is not null;
+                var stored = ReadStored(model, StoredPath(settings.OutDir, id, m.Name), SettingsKey(m, model, settings.Budget, settings.Seed), out _) is not null;
                 return new MeasureEstimate(m.Name, cost, cost.Seconds(units), stored);
             }).ToList();
             estimates.Add(new ModelEstimate(model.Name, id, size, units, measures));
@@ -289,7 +292,7 @@ public static class FlatnessRunner
                 var path = StoredPath(settings.OutDir, id, measure.Name);
                 var key = SettingsKey(measure, model, settings.Budget, settings.Seed);
                 var cost = measure.Cost(settings.Budget, size);
-                var stored = TryReadStored(path, key, out var why);
+                var stored = ReadStored(model, path, key, out var why);
                 if (stored is not null)
                 {
                     settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.MeasureReused, model.Name, measure.Name, $"{model.Name}: {measure.Name} already measured under these settings ({path})"));
@@ -306,7 +309,7 @@ public static class FlatnessRunner
                     Progress = settings.Progress, Cancellation = settings.Cancellation,
                 };
                 var result = measure.Run(context);
-                Store(path, new StoredMeasurement(measure.Name, id, model.Name, key, measure.Settings(settings.Budget), result));
+                if (WritesFiles(model)) Store(path, new StoredMeasurement(measure.Name, id, model.Name, key, measure.Settings(settings.Budget), result));
                 settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.MeasureFinished, model.Name, measure.Name,
                     $"{model.Name}: {measure.Name} done in {Say(result.Seconds)} ({result.Used})"));
                 items.Add(new MeasuredItem(measure.Name, measure.Title, measure.Rescaling, measure.RescalingReason, cost, false, result));
@@ -343,7 +346,7 @@ public static class FlatnessRunner
         }
         var path = PairPath(settings.OutDir, idA, idB);
         var key = PairKey(a, idB, settings.Budget);
-        var stored = TryReadStored(path, key, out var why);
+        var stored = ReadStored(a, path, key, out var why);
         if (stored is not null)
         {
             settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.MeasureReused, name, "interpolation", $"{name}: interpolation already measured ({path})"));
@@ -373,7 +376,7 @@ public static class FlatnessRunner
             Used = new MeasureCost(0, points.Count, 0),
             Seconds = watch.Elapsed.TotalSeconds,
         };
-        Store(path, new StoredMeasurement("interpolation", idA, name, key, [], result));
+        if (WritesFiles(a)) Store(path, new StoredMeasurement("interpolation", idA, name, key, [], result));
         settings.Events?.Invoke(new FlatnessEvent(FlatnessEventKind.MeasureFinished, name, "interpolation", $"{name}: interpolation done in {Say(result.Seconds)}"));
         return new PairInterpolation(a.Name, b.Name, false, result);
     }
@@ -425,6 +428,40 @@ public static class FlatnessRunner
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         AtomicFile.WriteAllText(path, JsonSerializer.Serialize(stored, FlatnessJson.Options) + "\n");
+    }
+
+    /// <summary>
+    /// Whether this process writes the store (and, in the command, the report): a single process, or rank 0 of the ranks
+    /// in the model's <see cref="LandscapeOptions.Collectives"/>. Every rank measures the same numbers (each product is
+    /// summed over the ranks and every probe and direction comes from the same seed); the others write nothing.
+    /// </summary>
+    public static bool WritesFiles(FlatnessModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.Landscape.Collectives is not { Size: > 1, Rank: > 0 };
+    }
+
+    /// <summary>What every rank is told about a stored measurement: rank 0's reading of the store.</summary>
+    private sealed record StoredOnRanks(MeasureResult? Result, string? Why);
+
+    /// <summary>
+    /// <see cref="TryReadStored"/> for every rank of the model's collectives alike: rank 0 reads the store and broadcasts
+    /// the result (or why there is none), so that every rank reuses or measures the same measurements, which keeps their
+    /// collective calls in step. The store need not be visible to the other ranks.
+    /// </summary>
+    private static MeasureResult? ReadStored(FlatnessModel model, string path, string key, out string? why)
+    {
+        if (model.Landscape.Collectives is not { Size: > 1 } ranks) return TryReadStored(path, key, out why);
+        byte[]? message = null;
+        if (ranks.Rank == 0)
+        {
+            var result = TryReadStored(path, key, out var reason);
+            message = JsonSerializer.SerializeToUtf8Bytes(new StoredOnRanks(result, reason), FlatnessJson.Options);
+        }
+        var shared = JsonSerializer.Deserialize<StoredOnRanks>(Distributed.CollectiveBytes.BroadcastBytes(ranks, message, 0), FlatnessJson.Options)
+                     ?? throw new InvalidDataException("FlatnessRunner: rank 0's reading of the store did not arrive");
+        why = shared.Why;
+        return shared.Result;
     }
 
     /// <summary>The stored result at <paramref name="path"/> if it was made under <paramref name="key"/>; otherwise null and why (null when there is no file).</summary>
