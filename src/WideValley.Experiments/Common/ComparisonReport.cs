@@ -334,6 +334,8 @@ public static class ComparisonReport
             EntropyAdamOptions a => (0, false, a.WeightDecay, a.Beta1),
             SgldOptions s => (0, false, s.WeightDecay, null),
             AnnealSgdOptions s => (s.Momentum, s.Nesterov, s.WeightDecay, null),
+            ParleOptions s => (s.Momentum, s.Nesterov, s.WeightDecay, null),
+            ElasticSgdOptions s => (s.Momentum, s.Nesterov, s.WeightDecay, null),
             _ => (0.0, false, 0.0, null),
         };
         if (momentum > 0) parts.Add($"momentum {momentum.ToString("G3", C)}{(nesterov ? " (Nesterov)" : "")}");
@@ -348,6 +350,13 @@ public static class ComparisonReport
                       (le.Scope is ConstantScope ? " (fixed)" : $", scoping `{le.Scope.Spec}`"));
             if (le.LangevinMomentum > 0) parts.Add($"Langevin momentum {le.LangevinMomentum.ToString("G3", C)}{(le.LangevinNesterov ? " (Nesterov)" : "")}");
         }
+        // The replicas' coupling (Parle, Elastic-SGD): what makes one replica run differ from another.
+        static string Rho(double rho0, double growth, double cap, string step) => growth == 0
+            ? string.Create(C, $"rho {rho0:G3} (constant)")
+            : string.Create(C, $"rho {rho0:G3} growing by {growth:G4} per {step} to at most {cap:G3}");
+        if (o is ParleOptions parle)
+            parts.Add(string.Create(C, $"gamma capped at {parle.GammaMax:G3}, ") + Rho(parle.ElasticRho, parle.ElasticRhoGrowth, parle.ElasticRhoMax, "outer step"));
+        if (o is ElasticSgdOptions elastic) parts.Add(Rho(elastic.ElasticRho, elastic.ElasticRhoGrowth, elastic.ElasticRhoMax, "step"));
         if (c.Dropout is double d) parts.Add($"dropout {d.ToString("G3", C)}");
         if (c.ClipGradNorm > 0) parts.Add($"gradient norm clipped at {c.ClipGradNorm.ToString("G3", C)}");
         if (c.MaxTrainSamples is long n) parts.Add($"first {n:N0} training samples");

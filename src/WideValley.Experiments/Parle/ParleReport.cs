@@ -303,13 +303,6 @@ public static class ParleReport
     }
 
     /// <summary>What the shared settings line leaves out of the replica optimizers: the outer momentum and the elastic coupling.</summary>
-    static string Coupling(RunConfig config) => config.OptimizerOptions switch
-    {
-        ParleOptions p => string.Create(C, $", outer momentum {p.Momentum:G3}{(p.Nesterov ? " (Nesterov)" : "")}, gamma capped at {p.GammaMax:G3}, rho {p.ElasticRho:G3} growing by {p.ElasticRhoGrowth:G4} per outer step to at most {p.ElasticRhoMax:G3}"),
-        ElasticSgdOptions e => string.Create(C, $", momentum {e.Momentum:G3}{(e.Nesterov ? " (Nesterov)" : "")}, rho {e.ElasticRho:G3} growing by {e.ElasticRhoGrowth:G4} per step to at most {e.ElasticRhoMax:G3}"),
-        _ => "",
-    };
-
     static string MeanStd(Stat? stat, string format)
     {
         if (stat is not Stat st) return "n/a";
@@ -397,7 +390,7 @@ public static class ParleReport
             foreach (var a in n.Arms)
             {
                 var config = runs.First(x => x.Run.Network == n.Network && x.Run.Arm == a.Arm).Run.Config;
-                md.AppendLine($"{ParleReproduction.ArmTitle(a.Arm)} (`--distributed {config.Distributed}`): {ComparisonReport.Settings(config).TrimEnd('.')}{Coupling(config)}." +
+                md.AppendLine($"{ParleReproduction.ArmTitle(a.Arm)} (`--distributed {config.Distributed}`): {ComparisonReport.Settings(config)}" +
                               (a.Pending > 0 ? $" **{a.Pending} seed(s) not finished yet.**" : "") + (a.Diverged > 0 ? $" {a.Diverged} seed(s) diverged (left out)." : ""));
                 md.AppendLine();
                 for (var i = 0; i < a.Runs.Count; i++)

@@ -297,7 +297,8 @@ public static class RunSetup
     /// a momentum buffer when momentum is on. Adam: the two moment estimates. SGLD: none (its noise is drawn per
     /// tensor). Entropy-SGD and Entropy-Adam: the local-entropy estimator's anchor x0 and average mu, the Langevin
     /// velocity when Langevin momentum is on (<see cref="LocalEntropy.BufferElements"/>), plus the outer SGD's
-    /// momentum or Adam's moments. An optimizer registered elsewhere counts as none (the check is not meant to refuse
+    /// momentum or Adam's moments. Parle (per replica): Entropy-SGD's copies plus the coupling's reference buffer;
+    /// Elastic-SGD: SGD's plus the reference buffer. An optimizer registered elsewhere counts as none (the check is not meant to refuse
     /// on a guess). Transient copies inside a step (a weight-decay term, the noise) are not counted.
     /// </summary>
     public static int ParameterCopies(OptimizerOptionsBase options)
@@ -311,6 +312,9 @@ public static class RunSetup
             SgldOptions => 0,
             EntropySgdOptions entropy => LocalEntropyCopies(entropy.LocalEntropy) + (entropy.Momentum > 0 ? 1 : 0),
             EntropyAdamOptions entropy => LocalEntropyCopies(entropy.LocalEntropy) + 2,
+            // Each replica: the local-entropy buffers, the outer momentum, and the coupling's reference (the replicas' mean).
+            ParleOptions parle => LocalEntropyCopies(parle.LocalEntropy) + (parle.Momentum > 0 ? 1 : 0) + 1,
+            ElasticSgdOptions elastic => (elastic.Momentum > 0 ? 1 : 0) + 1,
             ILocalEntropyOptimizerOptions entropy => LocalEntropyCopies(entropy.LocalEntropy),
             SharpnessAwareOptions sam => (sam.IsAdaptive ? 3 : 2) + ParameterCopies(sam.BaseOptions()) - weightsAndGradients, // e, the saved weights (ASAM: T), the base's state
             _ => 0,

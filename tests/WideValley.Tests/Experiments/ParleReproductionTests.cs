@@ -179,4 +179,18 @@ public class ParleReproductionTests
         Assert.Equal("folder holds another run", e.Message);
         Assert.Throws<InvalidOperationException>(() => RankAgreement.FromRoot(single, 2, () => [1.0]));
     }
+
+    [Fact]
+    public void TheSettingsLineSaysTheReplicasCoupling()
+    {
+        var parle = new RunConfig { Model = "lenet", Optimizer = "parle", OptimizerOptions = new ParleOptions(), Distributed = "parle" };
+        var said = ComparisonReport.Settings(parle);
+        Assert.Contains("momentum 0.9 (Nesterov)", said);
+        Assert.Contains("L = 25", said);
+        Assert.Contains("gamma capped at 1, rho 1 growing by 0.001 per outer step to at most 10", said);
+        var elastic = new RunConfig { Model = "lenet", Optimizer = "elastic-sgd", OptimizerOptions = new ElasticSgdOptions { ElasticRhoGrowth = 0 }, Distributed = "elastic" };
+        Assert.Contains("rho 1 (constant)", ComparisonReport.Settings(elastic));
+        Assert.Contains("rho 1 growing by 0.001 per step to at most 10", ComparisonReport.Settings(elastic with { OptimizerOptions = new ElasticSgdOptions() }));
+        Assert.DoesNotContain("rho", ComparisonReport.Settings(new RunConfig { Model = "lenet", Optimizer = "sgd" }));
+    }
 }

@@ -112,6 +112,10 @@ public sealed class MemoryBudgetTests
         Assert.Equal(4, RunSetup.ParameterCopies(new EntropySgdOptions()));
         Assert.Equal(6, RunSetup.ParameterCopies(new EntropySgdOptions { Momentum = 0.9, LocalEntropy = new LocalEntropyOptions { LangevinMomentum = 0.9 } }));
         Assert.Equal(6, RunSetup.ParameterCopies(new EntropyAdamOptions()));
+        // Each replica of Parle: x0, mu, the Langevin velocity, the outer momentum and the coupling's reference.
+        Assert.Equal(2 + 5, RunSetup.ParameterCopies(new ParleOptions()));
+        Assert.Equal(2 + 1, RunSetup.ParameterCopies(new ElasticSgdOptions()));
+        Assert.Equal(2 + 2, RunSetup.ParameterCopies(new ElasticSgdOptions { Momentum = 0.9 }));
     }
 
     [Fact]
