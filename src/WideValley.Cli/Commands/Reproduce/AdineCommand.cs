@@ -57,16 +57,11 @@ public static class AdineCommand
                 CommandLine = commandLine,
                 Machine = ReproduceOptions.Machine(threadCount),
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
                 if (!settings.ReportOnly) DatasetCatalog.Locate(DatasetCatalog.FashionMnist, settings.FashionMnistDir);
-            }
-            catch (Exception e) when (e is ArgumentException or DatasetNotFoundException)
-            {
-                throw new UsageException(e.Message);
-            }
-            ReportFolders.CheckWritable(settings.OutDir, AdineExperiment.Name);
+            }, settings.OutDir, AdineExperiment.Name);
             TorchRuntime.EnsureInitialized();
             var outcome = ExperimentConsole.Run(ctx, (progress, cancellation) => AdineExperiment.Run(settings, progress, cancellation));
             foreach (var v in AdineReport.Verdicts(settings, outcome.Runs))

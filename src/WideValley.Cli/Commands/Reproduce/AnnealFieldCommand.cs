@@ -51,14 +51,10 @@ public static class AnnealFieldCommand
                 FieldDirections = p.GetValue(directions) ?? defaults.FieldDirections,
                 Seed = p.GetValue(seed),
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
+            });
             var threadCount = p.GetValue(threads);
             if (threadCount < 0) throw new UsageException($"--threads must be 0 (libtorch's default) or positive, got {threadCount}");
             var outDir = Path.GetFullPath(p.GetValue(output)!);

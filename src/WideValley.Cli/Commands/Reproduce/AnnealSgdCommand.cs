@@ -72,15 +72,10 @@ public static class AnnealSgdCommand
                 CommandLine = commandLine,
                 Machine = ReproduceOptions.Machine(threadCount),
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
-            ReportFolders.CheckWritable(settings.OutDir, AnnealSgdComparison.Name);
+            }, settings.OutDir, AnnealSgdComparison.Name);
             TorchRuntime.EnsureInitialized();
             var outcome = ExperimentConsole.Run(ctx, (progress, cancellation) => AnnealSgdComparison.Run(settings, progress, cancellation));
             foreach (var v in AnnealSgdReport.Verdicts(settings, outcome.Runs))

@@ -71,17 +71,12 @@ public static class DanteCommand
                 CommandLine = commandLine,
                 Machine = ReproduceOptions.Machine(threadCount),
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
                 // Missing data is a usage error found before anything trains (a report-only call needs none).
                 if (!settings.ReportOnly) DatasetCatalog.Locate(DatasetCatalog.FashionMnist, settings.FashionMnistDir);
-            }
-            catch (Exception e) when (e is ArgumentException or DatasetNotFoundException)
-            {
-                throw new UsageException(e.Message);
-            }
-            ReportFolders.CheckWritable(settings.OutDir, DanteComparison.Name);
+            }, settings.OutDir, DanteComparison.Name);
             TorchRuntime.EnsureInitialized();
             var outcome = ExperimentConsole.Run(ctx, (progress, cancellation) => DanteComparison.Run(settings, progress, cancellation));
             foreach (var v in DanteReport.Verdicts(settings, outcome.Runs))

@@ -87,19 +87,14 @@ public static class FlatMinimaCommand
                 CommandLine = commandLine,
                 Machine = ReproduceOptions.Machine(threadCount),
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
                 if (File.Exists(settings.RunsRoot)) throw new ArgumentException($"--runs {settings.RunsRoot} is a file; give a folder for the run folders");
                 if (!settings.ReportOnly && settings.NetworkList.Any(n => FlatMinimaDesign.Base(n, settings.Data, 0, 0, "cpu").Data == DatasetCatalog.FashionMnist))
                     DatasetCatalog.Locate(DatasetCatalog.FashionMnist, settings.FashionMnistDir);
                 FlatMinimaExperiment.PlanSearch(settings); // every run's configuration is checked before anything trains
-            }
-            catch (Exception e) when (e is ArgumentException or DatasetNotFoundException)
-            {
-                throw new UsageException(e.Message);
-            }
-            ReportFolders.CheckWritable(settings.OutDir, FlatMinimaDesign.Name);
+            }, settings.OutDir, FlatMinimaDesign.Name);
             TorchRuntime.EnsureInitialized();
             var outcome = ExperimentConsole.Run(ctx, (progress, cancellation) => FlatMinimaExperiment.Run(settings, progress, cancellation));
             foreach (var n in outcome.Networks)

@@ -59,16 +59,11 @@ public static class HtrCommand
                 CommandLine = commandLine,
                 Machine = ReproduceOptions.Machine(threadCount),
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
                 if (!settings.ReportOnly) DatasetCatalog.Locate(DatasetCatalog.FashionMnist, settings.FashionMnistDir);
-            }
-            catch (Exception e) when (e is ArgumentException or DatasetNotFoundException)
-            {
-                throw new UsageException(e.Message);
-            }
-            ReportFolders.CheckWritable(settings.OutDir, HtrExperiment.Name);
+            }, settings.OutDir, HtrExperiment.Name);
             TorchRuntime.EnsureInitialized();
             var outcome = ExperimentConsole.Run(ctx, (progress, cancellation) => HtrExperiment.Run(settings, progress, cancellation));
             var c = CultureInfo.InvariantCulture;

@@ -67,16 +67,11 @@ public static class LayerwiseHessianCommand
                 CommandLine = commandLine,
                 Machine = ReproduceOptions.Machine(threadCount),
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
                 LayerwiseHessianExperiment.Plan(settings);
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
-            ReportFolders.CheckWritable(settings.OutDir, LayerwiseHessianReport.Stem(settings));
+            }, settings.OutDir, LayerwiseHessianReport.Stem(settings));
             TorchRuntime.EnsureInitialized();
             var outcome = ExperimentConsole.Run(ctx, (progress, cancellation) => LayerwiseHessianExperiment.Run(settings, progress, cancellation));
             var finished = outcome.Runs.Where(r => r.Analysis is not null).Select(r => r.Analysis!).ToList();

@@ -92,16 +92,12 @@ public static class LevelSetsCommand
                 Seed = (ulong)s, FashionMnistDir = Path.GetFullPath(p.GetValue(fashionMnist)!), Corpus = Path.GetFullPath(p.GetValue(corpus)!),
             };
             if (p.GetValue(ptb) is string ptbDir) networkSettings = networkSettings.WithPtb(Path.GetFullPath(ptbDir));
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
                 // Before anything runs: a missing data folder or corpus is named now, not after the toys' part.
                 if (runNetworks) networkSettings.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
+            });
             var t = p.GetValue(threads);
             if (t < 0) throw new UsageException($"--threads must be 0 (libtorch's default) or positive, got {t}");
             var outDir = Path.GetFullPath(p.GetValue(output)!);

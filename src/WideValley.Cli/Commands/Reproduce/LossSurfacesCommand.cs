@@ -57,14 +57,10 @@ public static class LossSurfacesCommand
                 DataDir = ReproduceOptions.ExistingFolder(p.GetValue(fashionDir), "--fashion-mnist-dir"),
                 Threads = t,
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
+            });
             var outDir = Path.GetFullPath(p.GetValue(output)!);
             var stem = Budgets.ReportStem(Name, b);
             ReportFolders.CheckWritable(outDir, stem);

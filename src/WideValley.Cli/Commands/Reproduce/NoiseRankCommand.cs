@@ -90,14 +90,10 @@ public static class NoiseRankCommand
                 FirstSeed = p.GetValue(firstSeed),
                 Dtype = p.GetValue(dtype) == "float32" ? ScalarType.Float32 : ScalarType.Float64,
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
+            });
             var outDir = Path.GetFullPath(p.GetValue(output)!);
             var stem = Budgets.ReportStem(Name, b);
             ReportFolders.CheckWritable(outDir, stem);

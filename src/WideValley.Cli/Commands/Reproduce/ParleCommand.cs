@@ -85,7 +85,7 @@ public static class ParleCommand
                 CommandLine = commandLine,
                 Machine = ReproduceOptions.Machine(threadCount),
             };
-            try
+            ReproduceOptions.CheckBeforeTraining(() =>
             {
                 settings.Validate();
                 if (threadCount < 0) throw new ArgumentException($"--threads must be 0 (libtorch's default) or positive, got {threadCount}");
@@ -101,11 +101,7 @@ public static class ParleCommand
                     if (settings.Networks.Contains("allcnn") && settings.Cifar10Dir is not null) DatasetCatalog.Locate(DatasetCatalog.Cifar10Name, settings.Cifar10Dir);
                 }
                 ParleReproduction.Plan(settings); // every run's configuration is checked before anything trains
-            }
-            catch (Exception e) when (e is ArgumentException or DatasetNotFoundException)
-            {
-                throw new UsageException(e.Message);
-            }
+            });
             TorchRuntime.EnsureInitialized();
             using var collectives = settings.ReportOnly && !Collectives.LaunchedByMpi ? new SingleProcessCollectives() : Collectives.Create();
             if (!settings.ReportOnly && collectives.Size != k)

@@ -39,6 +39,26 @@ public static class ReproduceOptions
         return (threads > 0 ? machine with { Threads = threads } : machine).OneLine();
     }
 
+    /// <summary>
+    /// Runs a reproduction's checks before anything trains (its settings, the data it needs, the plan of its runs): a
+    /// check that fails is a usage error (exit 2) with the check's own message. Then, when <paramref name="outDir"/> is
+    /// given, the report folder must be writable.
+    /// </summary>
+    /// <exception cref="UsageException">A check failed (an <see cref="ArgumentException"/> or missing data).</exception>
+    public static void CheckBeforeTraining(Action checks, string? outDir = null, string? experiment = null)
+    {
+        ArgumentNullException.ThrowIfNull(checks);
+        try
+        {
+            checks();
+        }
+        catch (Exception e) when (e is ArgumentException or WideValley.Data.DatasetNotFoundException)
+        {
+            throw new UsageException(e.Message);
+        }
+        if (outDir is not null) ReportFolders.CheckWritable(outDir, experiment ?? throw new ArgumentNullException(nameof(experiment)));
+    }
+
     /// <summary>The full path of an optional folder that must exist.</summary>
     /// <exception cref="UsageException">Given but missing.</exception>
     public static string? ExistingFolder(string? path, string option)
