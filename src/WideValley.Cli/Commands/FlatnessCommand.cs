@@ -214,7 +214,8 @@ public static class FlatnessCommand
                 SayEstimate(say, estimates, s.Budget, FlatnessRunner.InterpolationSeconds(models, estimates, settings));
                 var results = RunWithProgress(ctx, models, settings, estimates);
                 if (!speaks) return ExitCodes.Ok;
-                var machine = MachineDescription.Current().OneLine();
+                // The split does not change the numbers, but the report says how they were computed.
+                var machine = MachineDescription.Current().OneLine() + (ranks is { Size: > 1 } job ? $"; {job.Size} MPI ranks sharing the evaluation sets" : "");
                 var files = FlatnessReport.Write(results, outDir, new FlatnessReportContext { Command = s.Command, Machine = machine, Estimates = estimates });
                 foreach (var warning in files.Warnings) ctx.Error.WriteLine($"widevalley: warning: {warning}");
                 foreach (var row in results.Comparison.Where(r => r.Flatter != FlatterWhen.NotJudged && results.Models.Count > 1))

@@ -70,6 +70,8 @@ public class MpiFlatnessCommandTests(ITestOutputHelper output)
         var job = TwoRanks(run, two, dir.File("rank1"));
         Assert.Equal(14, Regex.Matches(job.Output, @"^run: \S+ done in", RegexOptions.Multiline).Count);
         AssertSameReport(one, two, "2 ranks");
+        Assert.EndsWith("; 2 MPI ranks sharing the evaluation sets", (string)JsonNode.Parse(File.ReadAllText(Path.Combine(two, "flatness.json")))!["machine"]!);
+        Assert.DoesNotContain("MPI ranks", (string)JsonNode.Parse(File.ReadAllText(Path.Combine(one, "flatness.json")))!["machine"]!);
 
         // A 2-rank job resumes one process's store: rank 0 reads it, and both ranks measure only the two that are missing.
         var three = dir.File("three");
