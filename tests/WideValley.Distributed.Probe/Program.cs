@@ -17,6 +17,7 @@ using static TorchSharp.torch;
 // --timing       also times in-place allreduces of 1M elements (sanity numbers, not a benchmark).
 
 var useMpi = args.Contains("--mpi");
+var standardOutput = Console.OpenStandardOutput();
 var timing = args.Contains("--timing");
 string? markerDir = Option("--marker-dir");
 int? crashRank = Option("--crash-rank") is { } c ? int.Parse(c) : null;
@@ -75,6 +76,7 @@ foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
 }
 if (mpi is not null) MpiError(mpi);
 Barrier();
+LongRecords();
 if (timing) Timing();
 Emit(new JsonObject { ["check"] = "done" });
 return 0;
@@ -233,13 +235,32 @@ void Emit(JsonObject record)
 {
     record["rank"] = rank;
     record["size"] = size;
-    // One write per line: mpirun forwards each rank's output line by line.
-    Console.Out.Write("probe " + record.ToJsonString(new JsonSerializerOptions { WriteIndented = false }) + "\n");
-    Console.Out.Flush();
+    // One write(2) per record, straight to the standard output's file: Console.Out's writer hands its stream 256
+    // characters at a time, and under mpirun (whose pseudo-terminal forwards a rank's output in whatever pieces it
+    // reads) every piece is a chance for the other rank's output to land inside the record. The tests do not rely on
+    // this (they read each rank's own file, MpiJob.OutputPerRank); it keeps the console readable, and without
+    // Console.Out .NET never sends the terminal escapes it writes to a pseudo-terminal.
+    var bytes = System.Text.Encoding.UTF8.GetBytes("probe " + record.ToJsonString(new JsonSerializerOptions { WriteIndented = false }) + "\n");
+    standardOutput.Write(bytes);
+    standardOutput.Flush();
 }
+
+// Both ranks leave a barrier and at once print records of about 3,000 bytes each. On mpirun's console they come out
+// cut into each other; the test reads each rank's own output file and must find all 40 whole, in order.
+void LongRecords()
+{
+    collectives.Barrier();
+    for (var i = 0; i < 40; i++)
+        Emit(new JsonObject { ["check"] = "long-record", ["index"] = i, ["payload"] = LongRecordPayload(rank, i) });
+}
+
+// What rank r prints in its record i: 3,000 characters that MpiLaunchTests rebuilds by the same rule.
+static string LongRecordPayload(int rank, int index) =>
+    string.Concat(Enumerable.Repeat($"r{rank}i{index:D2}-", 3000 / 7)).PadRight(3000, '.');
 
 string? Option(string name)
 {
     var i = Array.IndexOf(args, name);
     return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 }
+

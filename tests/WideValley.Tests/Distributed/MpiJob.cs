@@ -52,6 +52,22 @@ static class MpiJob
     }
 
     /// <summary>
+    /// The mpirun flag that also writes each rank's output to its own file, FOLDER/JOB/rank.N/stdout. Tests that parse
+    /// what several ranks print read those files (<see cref="ProbeRecordsOfRanks"/>): on the console, mpirun forwards
+    /// each rank's output in whatever pieces its pseudo-terminal hands over, so two ranks printing at once can cut each
+    /// other's lines (a clean-clone CI run lost a Lanczos record that way; 3,000-byte records are cut even when
+    /// written in one call).
+    /// </summary>
+    public static string[] OutputPerRank(string folder) => ["--output-filename", folder];
+
+    /// <summary>Every rank's "probe {...}" records from the files <see cref="OutputPerRank"/> had mpirun write.</summary>
+    public static List<System.Text.Json.Nodes.JsonObject> ProbeRecordsOfRanks(string folder) =>
+        Directory.Exists(folder)
+            ? [.. Directory.EnumerateFiles(folder, "stdout", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
+                .SelectMany(file => ProbeRecords(File.ReadAllText(file)))]
+            : [];
+
+    /// <summary>
     /// Every "probe {...}" record in the output. Found by scanning, not by lines: mpirun forwards each rank's output
     /// through a pseudo-terminal, so .NET adds terminal escapes, and when a rank is killed its last line can be cut
     /// and run into another rank's.

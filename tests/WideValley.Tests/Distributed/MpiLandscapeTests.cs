@@ -40,7 +40,7 @@ public class MpiLandscapeTests(ITestOutputHelper output)
     public void TwoRanksMeasureTheHessianOfTheWholeSetAsOneProcessDoes()
     {
         using var work = new TempDir("widevalley-mpi-landscape");
-        var records = Launch([.. MpiJob.MpirunArguments(Ranks), MpiJob.Probe(), "--landscape", "--work-dir", work.Path]);
+        var records = Launch(Path.Combine(work.Path, "output"), [.. MpiJob.MpirunArguments(Ranks), MpiJob.Probe(), "--landscape", "--work-dir", work.Path]);
         JsonObject Of(int rank, string check)
         {
             var found = records.Where(r => (int)r["rank"]! == rank && (string)r["check"]! == check).ToList();
@@ -92,13 +92,14 @@ public class MpiLandscapeTests(ITestOutputHelper output)
         Assert.NotEmpty(Directory.EnumerateFiles(columns, "columns-*.bin"));
     }
 
-    /// <summary>Runs mpirun with the arguments and returns every rank's "probe {...}" records; a non-zero exit fails.</summary>
-    List<JsonObject> Launch(IEnumerable<string> arguments)
+    /// <summary>
+    /// Runs mpirun with the arguments and returns every rank's "probe {...}" records, read from the rank's own output
+    /// file under <paramref name="outputFolder"/> (<see cref="MpiJob.OutputPerRank"/>); a non-zero exit fails.
+    /// </summary>
+    List<JsonObject> Launch(string outputFolder, IEnumerable<string> arguments)
     {
-        var run = MpiJob.Run(MpiJob.Mpirun(), arguments, Timeout, output);
+        var run = MpiJob.Run(MpiJob.Mpirun(), [.. MpiJob.OutputPerRank(outputFolder), .. arguments], Timeout, output);
         Assert.True(run.ExitCode == 0, $"mpirun exited with {run.ExitCode}:\n{run.Output}\n{run.Errors}");
-        return Records(run.Output);
+        return MpiJob.ProbeRecordsOfRanks(outputFolder);
     }
-
-    static List<JsonObject> Records(string text) => MpiJob.ProbeRecords(text);
 }

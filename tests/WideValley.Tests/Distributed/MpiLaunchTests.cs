@@ -28,8 +28,15 @@ public class MpiLaunchTests(ITestOutputHelper output)
         public IEnumerable<JsonObject> Of(int rank) => Records.Where(r => (int)r["rank"]! == rank);
     }
 
+    /// <summary>
+    /// Runs the program; the records come from each rank's own output file when it is mpirun (see
+    /// <see cref="MpiJob.OutputPerRank"/>), from its standard output otherwise.
+    /// </summary>
     Run Launch(string program, IEnumerable<string> arguments, IDictionary<string, string?>? environment = null)
     {
+        var underMpirun = Path.GetFileName(program) == "mpirun";
+        using var perRank = new TempDir("widevalley-mpi-output");
+        if (underMpirun) arguments = [.. MpiJob.OutputPerRank(perRank.Path), .. arguments];
         var info = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
@@ -59,10 +66,8 @@ public class MpiLaunchTests(ITestOutputHelper output)
         var (text, errors) = (stdout.Result, stderr.Result);
         output.WriteLine($"$ {Path.GetFileName(program)} {string.Join(' ', info.ArgumentList)}\nexit code {process.ExitCode}");
         output.WriteLine(errors);
-        return new Run(process.ExitCode, text, errors, Records(text));
+        return new Run(process.ExitCode, text, errors, underMpirun ? MpiJob.ProbeRecordsOfRanks(perRank.Path) : MpiJob.ProbeRecords(text));
     }
-
-    static List<JsonObject> Records(string text) => MpiJob.ProbeRecords(text);
 
     /// <summary>Sum over i &lt; n of (i mod 13).</summary>
     static double ModuloSum(long n) => n / 13 * 78 + n % 13 * (n % 13 - 1) / 2;
@@ -146,6 +151,12 @@ public class MpiLaunchTests(ITestOutputHelper output)
             Assert.True((bool)Assert.Single(records, r => (string)r["check"]! == "barrier")["marker_seen"]!,
                 $"rank {rank} left the barrier before rank 1 reached it");
             Assert.Single(records, r => (string)r["check"]! == "done");
+            // 40 records of 3,000 bytes each, printed by both ranks at once: all of them whole (none cut by the other
+            // rank's output), in order. The payload rule is the probe's LongRecordPayload.
+            var longRecords = records.Where(r => (string)r["check"]! == "long-record").ToList();
+            Assert.Equal(Enumerable.Range(0, 40), longRecords.Select(r => (int)r["index"]!));
+            Assert.All(longRecords, r => Assert.Equal(
+                string.Concat(Enumerable.Repeat($"r{rank}i{(int)r["index"]!:D2}-", 3000 / 7)).PadRight(3000, '.'), (string)r["payload"]!));
             foreach (var t in records.Where(r => (string)r["check"]! == "timing"))
                 output.WriteLine($"rank {rank}: in-place allreduce of 1M {t["dtype"]}: median {t["median_ms"]} ms, min {t["min_ms"]} ms (2 ranks, loaded machine; not a benchmark)");
         }
