@@ -99,18 +99,24 @@ public static class CliApp
                 ProcessTerminationTimeout = null,
             });
         }
-        catch (Exception e) when (e is UsageException or ArgumentException or FormatException)
+        catch (Exception e) when (ExpectedFailure(e) is { } code)
         {
             stderr.WriteLine($"widevalley: {e.Message}");
-            return ExitCodes.Usage;
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or NotSupportedException
-                                      or TorchLoadException)
-        {
-            stderr.WriteLine($"widevalley: {e.Message}");
-            return ExitCodes.Failure;
+            return code;
         }
     }
+
+    /// <summary>
+    /// The exit code of an exception that a command throws for a reason its message says in full: a bad option or input
+    /// (exit 2), or data, a file or torch that could not be read or written (exit 1). Null for anything else, a bug,
+    /// which is reported with its type and stack. One list for the whole tool, ranks included (OverRanks).
+    /// </summary>
+    internal static int? ExpectedFailure(Exception e) => e switch
+    {
+        UsageException or ArgumentException or FormatException => ExitCodes.Usage,
+        IOException or InvalidDataException or UnauthorizedAccessException or NotSupportedException or TorchLoadException => ExitCodes.Failure,
+        _ => null,
+    };
 
     /// <summary>
     /// The command's process-wide set-up, explicit here rather than hidden in the library: oneDNN and NNPACK off and

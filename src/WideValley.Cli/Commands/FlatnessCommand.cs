@@ -180,7 +180,7 @@ public static class FlatnessCommand
     private static int Execute(CliContext ctx, Settings s, Func<string, ModelSourceRequest> request, WideValley.Distributed.ICollectives? ranks)
     {
         // Rank 0 (or the one process) speaks and writes; the other ranks of a job measure the same numbers silently but still say their errors.
-        var speaks = ranks is not { Rank: > 0 };
+        var speaks = WideValley.Distributed.Collectives.SpeaksForTheJob(ranks);
         var say = speaks ? ctx.Out : TextWriter.Null;
         // The output folder first: a file in its place is refused before anything is loaded.
         var outArgument = s.Out;

@@ -353,7 +353,7 @@ public static class HessianCommand
     private static int Execute(CliContext ctx, HessianSettings s, WideValley.Distributed.ICollectives? ranks)
     {
         // Rank 0 (or the one process) speaks; the other ranks of a job compute the same numbers silently but still say their errors.
-        var speaks = ranks is not { Rank: > 0 };
+        var speaks = WideValley.Distributed.Collectives.SpeaksForTheJob(ranks);
         // With --json, stdout carries exactly one object; everything said along the way goes to stderr.
         var log = !speaks ? TextWriter.Null : s.Json ? ctx.Error : ctx.Out;
         var warnings = speaks ? ctx.Error : TextWriter.Null;

@@ -24,10 +24,9 @@ internal static class OverRanks
         }
         catch (Exception e)
         {
-            // As CliApp says them: a bad option or input by its message (exit 2), a failure to read or write by its message, anything else with its type.
-            var usage = e is UsageException or ArgumentException or FormatException;
-            var known = usage || e is IOException or InvalidDataException or UnauthorizedAccessException or NotSupportedException;
-            ranks.Abort(known ? e.Message : $"{e.GetType().Name}: {e.Message}", usage ? ExitCodes.Usage : ExitCodes.Failure);
+            // As CliApp says them: an expected failure by its message and exit code, anything else with its type.
+            var expected = CliApp.ExpectedFailure(e);
+            ranks.Abort(expected is null ? $"{e.GetType().Name}: {e.Message}" : e.Message, expected ?? ExitCodes.Failure);
             return ExitCodes.Failure; // Abort does not return
         }
         if (code != ExitCodes.Ok) ranks.Abort($"{command} stopped with exit code {code} (said above)", code);

@@ -134,7 +134,7 @@ public static class HessianFolders
     /// Whether this process writes the folder: a single process, or rank 0 of the ranks in
     /// <see cref="LandscapeOptions.Collectives"/> (every rank computes the same result; the others write nothing).
     /// </summary>
-    public static bool WritesFiles(LandscapeOptions options) => options.Collectives is not { Size: > 1, Rank: > 0 };
+    public static bool WritesFiles(LandscapeOptions options) => WideValley.Distributed.Collectives.SpeaksForTheJob(options.Collectives);
 
     /// <summary>
     /// The figures of a measurement (PNG + SVG each); returns the file names written, and why none were when the

@@ -11,6 +11,13 @@ public static class Collectives
     public const string LibraryVariable = "WIDEVALLEY_MPI_LIBRARY";
 
     /// <summary>
+    /// Whether this process speaks for the job and writes its files: a single process (<paramref name="ranks"/> null or
+    /// of size 1), or rank 0. Measurements over ranks compute the same numbers on every rank, so the others write
+    /// nothing and print nothing but their errors.
+    /// </summary>
+    public static bool SpeaksForTheJob(ICollectives? ranks) => ranks is not { Size: > 1, Rank: > 0 };
+
+    /// <summary>
     /// The variables a launcher sets in each rank's environment: OMPI_COMM_WORLD_SIZE (Open MPI's mpirun), PMI_SIZE
     /// (MPICH's mpiexec and Slurm's srun with PMI-1/PMI-2), PMIX_RANK (srun --mpi=pmix and other PMIx launchers).
     /// </summary>

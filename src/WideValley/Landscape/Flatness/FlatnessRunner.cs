@@ -438,7 +438,7 @@ public static class FlatnessRunner
     public static bool WritesFiles(FlatnessModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return model.Landscape.Collectives is not { Size: > 1, Rank: > 0 };
+        return WideValley.Distributed.Collectives.SpeaksForTheJob(model.Landscape.Collectives);
     }
 
     /// <summary>What every rank is told about a stored measurement: rank 0's reading of the store.</summary>
