@@ -66,6 +66,30 @@ public sealed class FlatnessSharpnessTests
     }
 
     [Fact]
+    public void ARiseWithoutSpreadAcrossTheDrawsGetsNoStandardErrorRatherThanZero()
+    {
+        using var dir = new TempDir();
+        TorchRuntime.EnsureInitialized();
+        // All-zero inputs and a linear network without bias: every logit is 0 whatever the noise, so every prediction
+        // is class 0 at every sigma and every draw's error rise is exactly 0 (sigma' at the upper end of the bracket).
+        var labels = tensor(new long[] { 0, 1, 2, 1, 0, 2, 1, 1 });
+        List<(Tensor, Tensor)> train = [(zeros(8, 6, ScalarType.Float64), labels)];
+        random.manual_seed(3);
+        var net = nn.Sequential(("fc", nn.Linear(6, 3, hasBias: false))).to(ScalarType.Float64);
+        var budget = FlatnessBudget.Quick with { PacBayesSamples = 8 };
+        var results = FlatnessRunner.Run([new FlatnessModel { Name = "blind", Source = "blind", Module = net, Train = train }], new FlatnessRunSettings
+        {
+            Budget = budget, Seed = 5, OutDir = dir.Path, Interpolations = false, Measures = [new PacBayesSigmaMeasure(magnitudeAware: false)],
+        });
+        var model = results.Models[0];
+        Assert.Equal(budget.PacBayesSigmaHigh, model.Value("pac_bayes_sigma")!.Value);
+        var rise = model.Value("pac_bayes_sigma_rise")!;
+        Assert.Equal(0, rise.Value);
+        Assert.Null(rise.StandardError);
+        Assert.Contains(model.Measurements.Single().Result.Notes, n => n.StartsWith("all 8 antithetic pairs gave the same error rise", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void UnderTheReluRescalingOfDinhEtAlTheSharpnessMeasuresStatedInvariantDoNotMoveAndTheOthersDo()
     {
         using var dir = new TempDir();

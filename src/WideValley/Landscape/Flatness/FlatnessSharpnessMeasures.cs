@@ -326,6 +326,12 @@ public sealed class PacBayesSigmaMeasure(bool magnitudeAware, PacBayesCriterion 
             notes.Add($"even σ = {SharpnessMeasureParts.Key(result.BracketHigh)} keeps the {CriterionWord} rise below {threshold}: {symbol} is at least that (reported as it)");
         if (result.Outcome == BracketOutcome.AtMostLower)
             notes.Add($"even σ = {SharpnessMeasureParts.Key(result.BracketLow)} raises the {CriterionWord} above {threshold}: {symbol} is at most that (reported as it)");
+        // Every draw gave the same rise (typical of the error criterion, whose rise takes few values, when the noise
+        // flips no prediction): the sample's spread is zero, which says nothing about the estimator's. An error of
+        // 0 would read as an exact number, so none is given.
+        var noSpread = result.StandardError == 0;
+        if (noSpread)
+            notes.Add($"all {result.Samples} antithetic pairs gave the same {CriterionWord} rise at {symbol}: the sample has no spread to estimate a standard error from, so none is given");
         return new MeasureResult
         {
             Measure = Name,
@@ -333,7 +339,7 @@ public sealed class PacBayesSigmaMeasure(bool magnitudeAware, PacBayesCriterion 
             [
                 new(Key, $"PAC-Bayes {symbol} ({CriterionWord} rise ≤ {threshold})", result.Value, null, FlatterWhen.Higher),
                 new($"{Key}_rise", $"mean {CriterionWord} rise at {symbol} (Monte Carlo)", result.IncreaseAtSigma,
-                    double.IsFinite(result.StandardError) ? result.StandardError : null, FlatterWhen.NotJudged),
+                    double.IsFinite(result.StandardError) && !noSpread ? result.StandardError : null, FlatterWhen.NotJudged),
             ],
             Used = SharpnessMeasureParts.Used(result),
             Seconds = watch.Elapsed.TotalSeconds,
