@@ -142,7 +142,7 @@ public static class CliApp
     }
 
     /// <summary>The commands that use the ranks of an MPI job (each rank its part; rank 0 writes): the others run as one process.</summary>
-    public static readonly string[] RankAwareCommands = ["train", "hessian", "flatness", "reproduce parle", "bench distributed"];
+    public static readonly string[] RankAwareCommands = ["train", "hessian", "flatness", "landscape", "reproduce parle", "bench distributed"];
 
     /// <summary>
     /// Refuses a command that does not use ranks when an MPI launcher started several copies of it: each copy would

@@ -16,7 +16,9 @@ namespace WideValley.Cli.Commands;
 /// directions (Li et al. 2018), over the run's first N training samples. Writes CSV, PNG + SVG and a JSON summary.
 /// With `--model-file A [--other B]` (<see cref="ModelSourceCommandOptions"/>) the same for a user's network
 /// (TorchScript from PyTorch, TorchSharp weights with a zoo or factory architecture) over the first N samples of the
-/// data named; B is read the same way as A.
+/// data named; B is read the same way as A. Under an MPI launcher (`mpirun -np K widevalley landscape ...`) the K
+/// ranks share the evaluation set (each evaluates every Kth batch, every loss and error is summed over the ranks), so
+/// every rank computes the same slice; rank 0 alone prints and writes (docs/distributed.md).
 /// </summary>
 public static class LandscapeCommand
 {
@@ -71,11 +73,11 @@ public static class LandscapeCommand
             checkpoint, other, slice, points, range, samples, batch, dtype, bn, dropout, parameters, seed, threads, output, json,
         };
         source.AddTo(command);
-        command.SetAction(p =>
+        command.SetAction(p => OverRanks.Run("landscape", ranks =>
         {
             try
             {
-                return Execute(ctx, p);
+                return Execute(ctx, p, ranks);
             }
             catch (NonFiniteValuesException e)
             {
@@ -88,11 +90,13 @@ public static class LandscapeCommand
                 ctx.Error.WriteLine("widevalley: interrupted; nothing was written.");
                 return ExitCodes.Interrupted;
             }
-        });
+        }));
         return command.WithRanges();
 
-        int Execute(CliContext ctx, ParseResult p)
+        int Execute(CliContext ctx, ParseResult p, WideValley.Distributed.ICollectives? ranks)
         {
+            // Rank 0 (or the one process) speaks and writes; the other ranks of a job compute the same slice silently but still say their errors.
+            var speaks = WideValley.Distributed.Collectives.SpeaksForTheJob(ranks);
             var kind = p.GetValue(slice)!.ToLowerInvariant();
             if (!SliceKinds.Contains(kind)) throw new UsageException($"--slice must be one of {string.Join(", ", SliceKinds)}, got '{p.GetValue(slice)}'");
             var otherPath = p.GetValue(other);
@@ -115,9 +119,12 @@ public static class LandscapeCommand
                 BatchNorm = ParseBatchNorm(p.GetValue(bn)!),
                 Dropout = ParseDropout(p.GetValue(dropout)!),
                 ComputeType = ParseDtype(p.GetValue(dtype)!),
+                Collectives = ranks,
             };
             var overrides = new RunOverrides(p.GetValue(threads), p.GetValue(source.Device), p.GetValue(source.DataDir));
-            var log = p.GetValue(json) ? ctx.Error : ctx.Out;
+            var log = !speaks ? TextWriter.Null : p.GetValue(json) ? ctx.Error : ctx.Out;
+            var warnings = speaks ? ctx.Error : TextWriter.Null;
+            if (ranks is { Size: > 1 } && speaks) log.WriteLine(OverRanks.Sharing("landscape", ranks, "every point's loss and error"));
 
             // Check B's path before A's data is loaded: a typo should not cost a data load.
             string? otherFile = null;
@@ -125,14 +132,14 @@ public static class LandscapeCommand
             {
                 // A run folder's damaged newest checkpoint falls back to its previous generation, as for --checkpoint (a
                 // run read as a model source is read as named, like the --model-file it goes with).
-                if (request is null) otherFile = MeasuredRun.SelectCheckpoint(otherPath, "--other", ctx.Error).Path;
+                if (request is null) otherFile = MeasuredRun.SelectCheckpoint(otherPath, "--other", warnings).Path;
                 else if (request.Format == ModelFormat.Run) otherFile = MeasuredRun.ResolveCheckpoint(otherPath, "--other");
                 else if (File.Exists(otherPath)) otherFile = Path.GetFullPath(otherPath);
                 else throw new UsageException($"--other {otherPath}: no such file (expected another model file of the same network as {thisArgument})");
             }
             using var run = request is null
-                ? MeasuredRun.Open(checkpointArgument!, "--checkpoint", p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides, warnings: ctx.Error)
-                : MeasuredRun.OpenModel(request, p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides.Threads, ctx.Error);
+                ? MeasuredRun.Open(checkpointArgument!, "--checkpoint", p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides, warnings: warnings)
+                : MeasuredRun.OpenModel(request, p.GetValue(samples), DefaultSamples, p.GetValue(batch) ?? 500, overrides.Threads, warnings);
             // A float64 measurement computes on a copy of the network, built by the model source's or the zoo's factory.
             options = options with { ModelFactory = run.ModelFactory };
             var outDir = Path.GetFullPath(p.GetValue(output) ?? run.DefaultOut($"landscape-{kind}"));
@@ -162,6 +169,8 @@ public static class LandscapeCommand
             }
             var seconds = watch.Elapsed.TotalSeconds;
             RequireFiniteSlice(kind, result);
+            // Every rank holds the same points; the others end here, having written nothing.
+            if (!speaks) return ExitCodes.Ok;
 
             Directory.CreateDirectory(outDir);
             var files = new List<string>();
@@ -211,6 +220,7 @@ public static class LandscapeCommand
                 ["bn"] = options.BatchNorm == BatchNormMode.RunningStatistics ? "running" : "batch",
                 ["params"] = p.GetValue(parameters) ?? "all",
             };
+            if (ranks is { Size: > 1 }) summary["ranks"] = ranks.Size;
             run.Describe(summary);
             summary["other"] = otherFile;
             summary["out"] = outDir;

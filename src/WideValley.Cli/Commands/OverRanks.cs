@@ -36,7 +36,7 @@ internal static class OverRanks
     /// <summary>"2nd", "3rd", "4th", ...: for "every Kth batch".</summary>
     public static string Ordinal(int k) => (k % 100) is >= 11 and <= 13 ? $"{k}th" : (k % 10) switch { 1 => $"{k}st", 2 => $"{k}nd", 3 => $"{k}rd", _ => $"{k}th" };
 
-    /// <summary>The line rank 0 says first: how the evaluation sets are shared.</summary>
-    public static string Sharing(string command, ICollectives ranks) =>
-        $"{command}: {ranks.Size} MPI ranks share the evaluation set (each evaluates every {Ordinal(ranks.Size)} batch; every product is summed over the ranks); rank 0 writes";
+    /// <summary>The line rank 0 says first: how the evaluation sets are shared, and what is summed over the ranks.</summary>
+    public static string Sharing(string command, ICollectives ranks, string summed = "every product") =>
+        $"{command}: {ranks.Size} MPI ranks share the evaluation set (each evaluates every {Ordinal(ranks.Size)} batch; {summed} is summed over the ranks); rank 0 writes";
 }

@@ -96,13 +96,14 @@ static class MpiJob
 
     /// <summary>
     /// Trains the small mnistfc (784-64-10) one epoch on the first 512 Fashion-MNIST images into <paramref name="folder"/>,
-    /// as one process: a run for the measurement commands to measure over ranks. Returns the folder.
+    /// as one process: a run for the measurement commands to measure over ranks (another <paramref name="seed"/> gives
+    /// another network of the same architecture). Returns the folder.
     /// </summary>
-    public static string TrainSmallMnistFc(string folder, ITestOutputHelper output)
+    public static string TrainSmallMnistFc(string folder, ITestOutputHelper output, int seed = 1)
     {
         var trained = Run(Widevalley(),
             ["train", "--model", "small-mnistfc", "--data", "fashion-mnist", "--data-dir", Support.TestMachine.FashionMnistFolder, "--max-train-samples", "512",
-             "--epochs", "1", "--threads", "1", "--no-tensorboard", "--out", folder], TimeSpan.FromMinutes(4), output);
+             "--epochs", "1", "--seed", seed.ToString(), "--threads", "1", "--no-tensorboard", "--out", folder], TimeSpan.FromMinutes(4), output);
         Assert.True(trained.ExitCode == 0, $"train exited with {trained.ExitCode}:\n{trained.Errors}");
         return folder;
     }
