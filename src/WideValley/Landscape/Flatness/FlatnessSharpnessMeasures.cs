@@ -318,20 +318,20 @@ public sealed class PacBayesSigmaMeasure(bool magnitudeAware, PacBayesCriterion 
         var result = Sharpness.PacBayes(context.Model, context.Train, options);
         var symbol = MagnitudeAware ? "σ'_mag" : "σ'";
         var threshold = SharpnessMeasureParts.Key(context.Budget.PacBayesThreshold);
+        // Every draw gave the same rise (typical of the error criterion, whose rise takes few values, when the noise
+        // flips no prediction): the sample's spread is zero, which says nothing about the estimator's. An error of
+        // 0 would read as an exact number, so none is given.
+        var noSpread = result.StandardError == 0;
         var notes = new List<string>
         {
-            $"{symbol} comes from a bisection on common random numbers and has no standard error; the {CriterionWord} rise at {symbol} has its Monte Carlo one ({result.Samples} antithetic pairs)",
+            noSpread
+                ? $"{symbol} comes from a bisection on common random numbers and has no standard error; all {result.Samples} antithetic pairs gave the same {CriterionWord} rise at {symbol}: the sample has no spread to estimate a standard error from, so none is given"
+                : $"{symbol} comes from a bisection on common random numbers and has no standard error; the {CriterionWord} rise at {symbol} has its Monte Carlo one ({result.Samples} antithetic pairs)",
         };
         if (result.Outcome == BracketOutcome.AtLeastUpper)
             notes.Add($"even σ = {SharpnessMeasureParts.Key(result.BracketHigh)} keeps the {CriterionWord} rise below {threshold}: {symbol} is at least that (reported as it)");
         if (result.Outcome == BracketOutcome.AtMostLower)
             notes.Add($"even σ = {SharpnessMeasureParts.Key(result.BracketLow)} raises the {CriterionWord} above {threshold}: {symbol} is at most that (reported as it)");
-        // Every draw gave the same rise (typical of the error criterion, whose rise takes few values, when the noise
-        // flips no prediction): the sample's spread is zero, which says nothing about the estimator's. An error of
-        // 0 would read as an exact number, so none is given.
-        var noSpread = result.StandardError == 0;
-        if (noSpread)
-            notes.Add($"all {result.Samples} antithetic pairs gave the same {CriterionWord} rise at {symbol}: the sample has no spread to estimate a standard error from, so none is given");
         return new MeasureResult
         {
             Measure = Name,
