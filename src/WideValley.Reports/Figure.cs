@@ -11,9 +11,15 @@ namespace WideValley.Reports;
 /// </summary>
 public sealed class Figure
 {
-    /// <summary>Height in pixels of the band that holds the figure title, when there is one.</summary>
+    /// <summary>Height in pixels of the band that holds a one-line figure title, when there is one.</summary>
     private const float TitleBandHeight = 44;
     private const float TitleFontSize = 20;
+
+    /// <summary>Smallest font a long title is shrunk to before its two lines are allowed to run past the edges.</summary>
+    private const float MinimumTitleFontSize = 11;
+
+    /// <summary>Room kept free left and right of the title, in pixels.</summary>
+    private const float TitleMargin = 12;
 
     private readonly IReadOnlyList<FigurePanel> _panels;
 
@@ -158,6 +164,38 @@ public sealed class Figure
         managed.Flush();
     }
 
+    /// <summary>How a figure title is drawn: its lines, their font size and the height of the band above the panels.</summary>
+    internal sealed record TitleLayout(IReadOnlyList<string> Lines, float FontSize, float BandHeight);
+
+    /// <summary>
+    /// Fits <paramref name="title"/> across a figure <paramref name="width"/> pixels wide: one line at the house size when
+    /// it fits; otherwise two lines broken at the space that balances them best (the band grows by a line); and when the
+    /// longer of the two still does not fit, both shrink together, to no less than 11 pixels. A long network name in a
+    /// generated title (a scatter of one measure of one network, say) would otherwise run off both edges.
+    /// </summary>
+    internal static TitleLayout LayOutTitle(string title, int width)
+    {
+        PlotFonts.EnsureAvailable();
+        using var font = new SKFont(PlotFonts.Typeface(bold: true), TitleFontSize);
+        var room = Math.Max(1f, width - 2 * TitleMargin);
+        if (font.MeasureText(title) <= room) return new TitleLayout([title], TitleFontSize, TitleBandHeight);
+
+        IReadOnlyList<string> lines = [title];
+        var longest = font.MeasureText(title);
+        for (var i = title.IndexOf(' '); i > 0; i = title.IndexOf(' ', i + 1))
+        {
+            string first = title[..i].TrimEnd(), second = title[(i + 1)..].TrimStart();
+            if (first.Length == 0 || second.Length == 0) continue;
+            var wider = Math.Max(font.MeasureText(first), font.MeasureText(second));
+            if (wider < longest) (lines, longest) = ([first, second], wider);
+        }
+        var size = longest <= room ? TitleFontSize : Math.Max(MinimumTitleFontSize, TitleFontSize * room / longest);
+        // A one-line title keeps the 44-pixel band (20-pixel text, 12 free above and below); two lines keep that
+        // room around them.
+        var band = lines.Count == 1 ? TitleBandHeight : TitleBandHeight - TitleFontSize + 2 * size * 1.3f;
+        return new TitleLayout(lines, size, band);
+    }
+
     private void Draw(SKCanvas canvas)
     {
         PlotFonts.EnsureAvailable();
@@ -165,11 +203,16 @@ public sealed class Figure
         float top = 0;
         if (Title is not null)
         {
-            using var font = new SKFont(PlotFonts.Typeface(bold: true), TitleFontSize);
+            var layout = LayOutTitle(Title, Width);
+            using var font = new SKFont(PlotFonts.Typeface(bold: true), layout.FontSize);
             using var paint = new SKPaint { Color = SKColors.Black, IsAntialias = true };
-            // Baseline placed so the cap height sits centred in the band.
-            canvas.DrawText(Title, Width / 2f, TitleBandHeight / 2f + TitleFontSize * 0.36f, SKTextAlign.Center, font, paint);
-            top = TitleBandHeight;
+            // Each line's baseline placed so its cap height sits centred in its line; the lines centred in the band.
+            var lineHeight = layout.FontSize * 1.3f;
+            var firstLineTop = (layout.BandHeight - lineHeight * layout.Lines.Count) / 2f;
+            for (var i = 0; i < layout.Lines.Count; i++)
+                canvas.DrawText(layout.Lines[i], Width / 2f, firstLineTop + lineHeight * (i + 0.5f) + layout.FontSize * 0.36f,
+                    SKTextAlign.Center, font, paint);
+            top = layout.BandHeight;
         }
 
         float areaWidth = Width, areaHeight = Height - top;

@@ -65,6 +65,11 @@ public enum LegendCorner
     LowerRight,
     /// <summary>Bottom left.</summary>
     LowerLeft,
+    /// <summary>
+    /// Outside the data area, right of it: for many series over data that leave no corner free (eleven optimizers'
+    /// curves, or a scatter of thirty runs). The data area narrows to make room.
+    /// </summary>
+    OutsideRight,
 }
 
 /// <summary>
@@ -111,7 +116,7 @@ public static class LinePlot
             // Only the bottom panel carries the x label; the stack reads as one figure with one x axis.
             var plot = PlotStyle.NewPlot(panel.Title, p == panels.Count - 1 ? xLabel : null, panel.YLabel);
             var colorIndex = 0;
-            foreach (var series in panel.Series) AddSeries(plot, series, panel.LogY, PlotStyle.SeriesColor(series.ColorIndex ?? colorIndex++));
+            foreach (var series in panel.Series) AddSeries(plot, series, panel.LogY, series.ColorIndex ?? colorIndex++);
             foreach (var marker in options.Markers)
             {
                 var line = plot.Add.VerticalLine(marker.X, 1.5f, Colors.Gray, LinePattern.Dotted);
@@ -122,7 +127,11 @@ public static class LinePlot
                 var logs = panel.Series.SelectMany(s => s.Y).Select(Math.Log10).ToArray();
                 PlotStyle.UseLogTicks(plot.Axes.Left, logs.Min(), logs.Max());
             }
-            if (panel.Series.Any(s => !string.IsNullOrWhiteSpace(s.Name))) plot.ShowLegend(ToAlignment(panel.Legend ?? options.Legend));
+            if (panel.Series.Any(s => !string.IsNullOrWhiteSpace(s.Name)))
+            {
+                if ((panel.Legend ?? options.Legend) == LegendCorner.OutsideRight) plot.ShowLegend(Edge.Right);
+                else plot.ShowLegend(ToAlignment(panel.Legend ?? options.Legend));
+            }
             plot.Axes.AutoScale();
             plot.Axes.SetLimitsX(xMin - pad, xMax + pad);
             // Marker labels go inside the data area, just below its top edge: ScottPlot's own line labels sit outside
@@ -177,13 +186,17 @@ public static class LinePlot
         }
     }
 
-    private static void AddSeries(Plot plot, LineSeries series, bool logY, Color color)
+    private static void AddSeries(Plot plot, LineSeries series, bool logY, int colorIndex)
     {
         var ys = logY ? series.Y.Select(Math.Log10).ToArray() : series.Y.ToArray();
-        var line = plot.Add.Scatter(series.X.ToArray(), ys, color);
+        var line = plot.Add.Scatter(series.X.ToArray(), ys, PlotStyle.SeriesColor(colorIndex));
         line.LineWidth = series.MarkersOnly ? 0 : 2;
         line.MarkerSize = series.ShowMarkers || series.MarkersOnly || series.X.Count == 1 ? 6 : 0;
+        // Past the palette's ten colours a colour comes round again: the marker shape, and a dotted line where the
+        // series has no pattern of its own, keep the eleventh series apart from the first.
+        line.MarkerShape = PlotStyle.SeriesMarker(colorIndex);
         if (series.Dashed) line.LinePattern = LinePattern.Dashed;
+        else if (PlotStyle.ColorRound(colorIndex) > 0) line.LinePattern = LinePattern.Dotted;
         if (!string.IsNullOrWhiteSpace(series.Name)) line.LegendText = series.Name;
     }
 

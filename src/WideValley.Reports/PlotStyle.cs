@@ -22,6 +22,16 @@ internal static class PlotStyle
 
     public static Color SeriesColor(int index) => Palette[index % Palette.Length];
 
+    /// <summary>How many times the palette has come round before series <paramref name="index"/>: 0 for the first ten.</summary>
+    public static int ColorRound(int index) => index / Palette.Length;
+
+    /// <summary>Marker shapes by palette round: series that share a colour never share a shape.</summary>
+    static readonly MarkerShape[] MarkerRounds =
+        [MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.Cross];
+
+    /// <summary>The marker shape of series <paramref name="index"/>: filled circles for the first ten, then other shapes.</summary>
+    public static MarkerShape SeriesMarker(int index) => MarkerRounds[ColorRound(index) % MarkerRounds.Length];
+
     /// <summary>A plot with the house font on every element it has so far, and the given labels.</summary>
     public static Plot NewPlot(string? panelTitle, string? xLabel, string? yLabel)
     {

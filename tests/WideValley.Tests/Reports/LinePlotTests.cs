@@ -80,6 +80,32 @@ public class LinePlotTests
     }
 
     [Fact]
+    public void EleventhSeriesSharesTheFirstsColourButNotItsMarkerOrLineAndTheLegendCanSitOutside()
+    {
+        TestMachine.RequireDejaVu();
+        var series = Enumerable.Range(0, 11).Select(i => new LineSeries($"arm {i}", Epochs, Epochs.Select(e => i + 10 / e).ToArray())).ToList();
+        Figure Make(LegendCorner legend) => LinePlot.Create(series, "effective epochs", "test error (%)",
+            new LinePlotOptions { Width = 700, Height = 450, Legend = legend });
+
+        var lines = Make(LegendCorner.OutsideRight).Panels[0].Plot.GetPlottables<ScottPlot.Plottables.Scatter>().ToList();
+        Assert.Equal(11, lines.Count);
+        Assert.Equal(lines[0].Color, lines[10].Color);
+        Assert.NotEqual(lines[0].MarkerShape, lines[10].MarkerShape);
+        Assert.Equal(ScottPlot.LinePattern.Solid.Name, lines[0].LinePattern.Name);
+        Assert.Equal(ScottPlot.LinePattern.Dotted.Name, lines[10].LinePattern.Name);
+        Assert.Equal(10, lines.Take(10).Select(l => l.Color).Distinct().Count());
+
+        // Outside, the legend takes a strip right of the data area: the rightmost tenth of the image has ink (the
+        // legend's text) that the inside legend leaves blank, and its text is in the image either way.
+        using var outside = ImageChecks.Decode(Make(LegendCorner.OutsideRight).ToPng());
+        using var inside = ImageChecks.Decode(Make(LegendCorner.UpperRight).ToPng());
+        var strip = new SkiaSharp.SKRectI(630, 0, 700, 450);
+        Assert.True(ImageChecks.DarkPixels(outside, strip) > 100, "no legend right of the data area");
+        Assert.Equal(0, ImageChecks.DarkPixels(inside, strip with { Left = 690 }));
+        Assert.Contains("arm 10", ImageChecks.Texts(ImageChecks.AssertSvg(Make(LegendCorner.OutsideRight).ToSvg(), 700, 450)));
+    }
+
+    [Fact]
     public void BadSeriesAreRejectedWithNameAndIndex()
     {
         var mismatch = Assert.Throws<ArgumentException>(() =>

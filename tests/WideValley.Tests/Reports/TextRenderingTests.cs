@@ -58,6 +58,37 @@ public class TextRenderingTests
     }
 
     [Fact]
+    public void ALongTitleBreaksIntoTwoLinesAndShrinksRatherThanRunOffTheEdges()
+    {
+        TestMachine.RequireDejaVu();
+        const string longTitle = "MLP with one hidden layer (784-100-10, generalised ReLU, Fashion-MNIST): PAC-Bayes σ' against the gap, Spearman ρ = 0.43 (33 runs)";
+        var one = Figure.LayOutTitle("A figure title", Width);
+        Assert.Equal(["A figure title"], one.Lines);
+        Assert.Equal((20f, 44f), (one.FontSize, one.BandHeight));
+
+        var two = Figure.LayOutTitle(longTitle, Width);
+        Assert.Equal(2, two.Lines.Count);
+        Assert.Equal(longTitle, string.Join(" ", two.Lines));
+        Assert.InRange(two.FontSize, 11f, 20f);
+        Assert.True(two.BandHeight > 44);
+        using (var font = new SKFont(PlotFonts.Typeface(bold: true), two.FontSize))
+            foreach (var line in two.Lines) Assert.True(font.MeasureText(line) <= Width - 24, $"\"{line}\" is wider than the figure");
+
+        // No space to break at: one line, shrunk (to no less than 11 pixels).
+        var unbroken = Figure.LayOutTitle(new string('W', 200), Width);
+        Assert.Single(unbroken.Lines);
+        Assert.Equal(11f, unbroken.FontSize);
+
+        // In the image: ink in both lines' rows, none in the outermost columns, and the panels start below the band.
+        using var image = ImageChecks.Decode(LinePlotWithFixedLayout(longTitle, "x", "y").ToPng());
+        var band = (int)two.BandHeight;
+        Assert.True(ImageChecks.DarkPixels(image, new SKRectI(0, 0, Width, band / 2)) > 200, "no first title line");
+        Assert.True(ImageChecks.DarkPixels(image, new SKRectI(0, band / 2, Width, band)) > 200, "no second title line");
+        Assert.Equal(0, ImageChecks.DarkPixels(image, new SKRectI(0, 0, 6, band)));
+        Assert.Equal(0, ImageChecks.DarkPixels(image, new SKRectI(Width - 6, 0, Width, band)));
+    }
+
+    [Fact]
     public void DifferentLabelTextGivesDifferentInkOfPlausibleWidth()
     {
         TestMachine.RequireDejaVu();
