@@ -168,6 +168,13 @@ public static class FlatMinimaReport
 
     static JsonNode? Number(double? v) => v is double d && double.IsFinite(d) ? JsonValue.Create(d) : null;
 
+    /// <summary>
+    /// True when a baseline's seeds spread by more than their mean (sample standard deviation above the mean): one seed
+    /// blew up without diverging, as SGD at lr 3 can on the char-LSTM, and a comparison with the mean says little.
+    /// </summary>
+    internal static bool SpreadExceedsMean(IReadOnlyList<double> scores) =>
+        scores.Count > 1 && SeedStatistic.Of(scores) is { } s && s.Std > Math.Abs(s.Mean);
+
     static string MeanStd(IReadOnlyList<double> values, string format) => values.Count switch
     {
         0 => "pending",
@@ -193,8 +200,11 @@ public static class FlatMinimaReport
                 ShowMarkers = x.Count <= 40, Dashed = arm.IsBaseline,
             });
         }
-        return series.Count == 0 ? null : LinePlot.Create(series, "effective epochs (gradient evaluations per training sample)", MetricName(network.Network),
-            new LinePlotOptions { Title = $"{network.Network.Title}: {MetricName(network.Network)} against effective epochs, mean over seeds" });
+        // Perplexity on a log axis: one blown-up seed (SGD at lr 3 reached 1e20 on the char-LSTM) would otherwise flatten
+        // every other curve onto the x axis.
+        return series.Count == 0 ? null : LinePlot.Stacked([new LinePanel(MetricName(network.Network), series) { LogY = network.Network.IsLanguageModel }],
+            "effective epochs (gradient evaluations per training sample)",
+            new LinePlotOptions { Title = $"{network.Network.Title}: {MetricName(network.Network)} against effective epochs, mean over seeds", Legend = LegendCorner.OutsideRight });
     }
 
     static Figure? ScatterPlot(FlatMinimaNetworkResult network, FlatMinimaMeasureColumn measure)
@@ -213,7 +223,7 @@ public static class FlatMinimaReport
         if (series.Count == 0) return null;
         var rho = Correlations(network).First(c => c.Measure == measure);
         return LinePlot.Create(series, measure.Label, "generalisation gap (test − train loss)",
-            new LinePlotOptions { Title = $"{network.Network.Title}: {measure.Label} against the gap, Spearman ρ = {F(rho.Spearman, "0.00")} ({rho.Runs} runs)" });
+            new LinePlotOptions { Title = $"{network.Network.Title}: {measure.Label} against the gap, Spearman ρ = {F(rho.Spearman, "0.00")} ({rho.Runs} runs)", Legend = LegendCorner.OutsideRight });
     }
 
     static string Csv(string? text) => text is null ? "" : text.Contains(',') || text.Contains('"') ? "\"" + text.Replace("\"", "\"\"") + "\"" : text;
@@ -391,8 +401,15 @@ public static class FlatMinimaReport
                       string.Join(" | ", MeasureColumns.Select(m => F(r.Measures[m.Key], "G3"))) + " |");
             md.AppendLine();
             md.AppendLine("Test: mean ± sample standard deviation (finished seeds). vs SGD / Adam: difference of the means (in standard errors): verdict. " +
+                          string.Create(C, $"Eff. epochs to SGD's final: the first evaluated effective epoch (at cost) at which the arm's mean curve came within {ComparisonReport.ReachTolerance:P0} of SGD's final mean; never: not by the end. ") +
                           "Flatness columns: means over the measured seeds (λ_max, trace, ε-sharpness: lower is flatter; σ', local entropy: higher is flatter).");
             md.AppendLine();
+            foreach (var wild in rows.Where(r => r.Arm.Key is "sgd" or "adam" && SpreadExceedsMean(r.Scores)))
+            {
+                md.AppendLine($"**{wild.Title}'s seeds disagree by more than their mean** ({string.Join(", ", wild.Scores.Select(v => F(v, "0.00")))}): " +
+                              $"a verdict against {wild.Title}{(wild.Arm.Key == "sgd" ? " and the column of effective epochs to its final" : "")} says little on this network.");
+                md.AppendLine();
+            }
             if (curvePlots.GetValueOrDefault(n.Network.Name) is string curve)
             {
                 md.AppendLine($"![test error against effective epochs]({curve})");

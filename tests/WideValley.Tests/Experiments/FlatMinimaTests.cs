@@ -183,6 +183,16 @@ public class FlatMinimaTests
     }
 
     [Fact]
+    public void ABaselineWhoseSeedsSpreadMoreThanTheirMeanIsFlagged()
+    {
+        // The char-LSTM's SGD at lr 3 at the paper budget: two seeds near 13, one blown up to about 1,820.
+        Assert.True(FlatMinimaReport.SpreadExceedsMean([13.1, 14.9, 1820.0]));
+        Assert.False(FlatMinimaReport.SpreadExceedsMean([10.52, 10.53, 10.54]));
+        Assert.False(FlatMinimaReport.SpreadExceedsMean([1820.0])); // one seed has no spread
+        Assert.False(FlatMinimaReport.SpreadExceedsMean([]));
+    }
+
+    [Fact]
     public void SpearmanAndTheReachAreComputedOnHandMadeNumbers()
     {
         Assert.Equal(1, FlatMinimaStatistics.Spearman([1, 2, 3, 4], [10, 20, 30, 400]), 12);
