@@ -401,7 +401,7 @@ public static class FlatMinimaReport
                       string.Join(" | ", MeasureColumns.Select(m => F(r.Measures[m.Key], "G3"))) + " |");
             md.AppendLine();
             md.AppendLine("Test: mean ± sample standard deviation (finished seeds). vs SGD / Adam: difference of the means (in standard errors): verdict. " +
-                          string.Create(C, $"Eff. epochs to SGD's final: the first evaluated effective epoch (at cost) at which the arm's mean curve came within {ComparisonReport.ReachTolerance:P0} of SGD's final mean; never: not by the end. ") +
+                          string.Create(C, $"Eff. epochs to SGD's final: the first evaluated effective epoch (at cost) at which the arm's mean curve came within {ComparisonReport.ReachTolerance * 100:0.##}% of SGD's final mean; never: not by the end. ") +
                           "Flatness columns: means over the measured seeds (λ_max, trace, ε-sharpness: lower is flatter; σ', local entropy: higher is flatter).");
             md.AppendLine();
             foreach (var wild in rows.Where(r => r.Arm.Key is "sgd" or "adam" && SpreadExceedsMean(r.Scores)))
